@@ -1,0 +1,133 @@
+#pragma once
+// The configuration file (contract section 7) and the workflow definitions
+// (section 6), loaded and validated once into immutable structs. Nothing else
+// in brickwork parses YAML or reads the environment for settings.
+#include <boost/json.hpp>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/core/result.hpp"
+#include "daemon/core/time.hpp"
+
+namespace brickwork {
+
+namespace json = boost::json;
+
+struct KafkaTopics {
+  std::string commands = "brickwork.commands";
+  std::string events = "brickwork.events";
+  std::string status = "brickwork.status";
+  std::string dead_letter = "brickwork.dlq";
+};
+
+struct KafkaConfig {
+  std::string brokers = "localhost:9092";
+  std::string group = "brickwork";
+  KafkaTopics topics;
+  // Passed to librdkafka as they are (SASL, TLS, ...). Applied to consumer and producer.
+  std::map<std::string, std::string> properties;
+};
+
+struct PostgresConfig {
+  std::string url = "postgresql://brickwork@localhost:5432/brickwork";
+};
+
+struct DatabricksConfig {
+  std::string host;           // "https://..." (verified) or "http://127.0.0.1:P" (simulator)
+  std::string token;          // PAT, or empty
+  std::string client_id;      // OAuth M2M, with client_secret
+  std::string client_secret;
+  Duration request_timeout{std::chrono::seconds(60)};
+  Duration retry_budget{std::chrono::seconds(300)};  // total time spent retrying one call
+};
+
+struct CallbacksConfig {
+  std::string secret;  // HMAC key for completion tokens and idempotency tokens
+};
+
+// Knobs of the daemon itself; every one has a default and may be left out.
+struct DaemonConfig {
+  int32_t batch_max_messages = 500;                 // inputs per Postgres transaction
+  Duration batch_max_wait{std::chrono::milliseconds(50)};
+  int32_t effect_workers = 8;                       // concurrent Databricks calls
+  Duration lease{std::chrono::seconds(30)};         // an effect claimed but not finished is retried after this
+  Duration shutdown_grace{std::chrono::seconds(30)};
+  std::string metrics_listen;                       // "127.0.0.1:9464", empty = off
+  std::string log_format = "json";                  // json | text
+  std::string log_level = "info";
+};
+
+enum class CompletionMode { kEvent, kPoll };
+
+struct RetryPolicy {
+  int32_t max_attempts = 1;
+  Duration backoff{std::chrono::seconds(30)};
+};
+
+struct StepDefinition {
+  std::string name;
+  std::string type;               // the action key: run_job, submit_run, sql, ...
+  json::object action;            // the action's own fields, as JSON (templates unexpanded)
+  std::vector<std::string> depends_on;  // effective: the previous step unless given
+  CompletionMode completion = CompletionMode::kEvent;
+  Duration poll_every{std::chrono::seconds(60)};
+  std::optional<Duration> timeout;
+  RetryPolicy retry;
+  std::string source_location;    // "file:line:col" of the step, for messages
+};
+
+struct WorkflowDefinition {
+  std::string name;
+  std::vector<StepDefinition> steps;
+
+  const StepDefinition* find_step(std::string_view step_name) const;
+};
+
+// A definition travels with each workflow instance (a running workflow keeps the
+// definition it started with), so it round-trips through JSON for the store.
+json::value to_json(const WorkflowDefinition& def);
+Result<WorkflowDefinition> workflow_definition_from_json(const json::value& v);
+
+struct Config {
+  std::string source_path;  // the file it was read from, for messages
+  KafkaConfig kafka;
+  PostgresConfig postgres;
+  DatabricksConfig databricks;
+  CallbacksConfig callbacks;
+  DaemonConfig daemon;
+  std::map<std::string, WorkflowDefinition> workflows;
+};
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+// Checks one step's action fields (the step registry provides it, so this
+// library does not depend on the step types). Returns a message on error.
+using ActionValidator =
+    std::function<std::optional<std::string>(const std::string& type, const json::object& action)>;
+// The action keys a step may use; others are rejected at load.
+using ActionKeys = std::vector<std::string>;
+
+struct LoadOptions {
+  ActionValidator validate_action;  // may be empty: then actions are not checked
+  ActionKeys action_keys = {"run_job", "submit_run", "sql", "upload", "emit",
+                            "wait_for_signal", "sleep", "postgres"};
+};
+
+// Reads `path`, substitutes ${VAR} and ${VAR:-default} from the environment,
+// reads workflow files from `workflows_dir:` if given, and validates it all.
+// The error message names file, line and column and what was expected.
+Result<Config> load_config(const std::string& path, const LoadOptions& options = {});
+// Same, from text (tests); `source_name` is used in messages.
+Result<Config> load_config_from_string(const std::string& yaml_text,
+                                       const std::string& source_name = "<string>",
+                                       const LoadOptions& options = {});
+
+// ${VAR} / ${VAR:-default} substitution; an unset ${VAR} without default is an error.
+Result<std::string> substitute_env(const std::string& text);
+
+}  // namespace brickwork

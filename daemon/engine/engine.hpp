@@ -1,0 +1,127 @@
+#pragma once
+// The workflow engine: a pure function from (state, input, now) to
+// (new state, effects, status events). No I/O, no clock, no randomness.
+// The shell persists the decision atomically (state + effects + outbox) and
+// performs the effects; their results come back as inputs.
+#include <boost/json.hpp>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "daemon/engine/workflow_state.hpp"
+
+namespace brickwork {
+
+// ---------------------------------------------------------------- inputs
+
+struct StartCommand {
+  std::string id;
+  std::string workflow;
+  json::object input;
+  // Resolved by the shell from the configuration; absent when the name is unknown.
+  std::optional<WorkflowDefinition> definition;
+};
+struct CancelCommand { std::string reason; };
+struct RetryCommand {};
+struct SignalCommand { std::string name; json::value value; };
+
+enum class RunResult { kSuccess, kFailed, kCanceled, kTimedOut };
+const char* to_string(RunResult r);
+std::optional<RunResult> run_result_from_string(std::string_view s);
+
+// A job_completed event whose token the shell has already verified and bound
+// to the attempt it was issued for.
+struct CompletionEvent {
+  std::string step;
+  int32_t attempt = 0;
+  RunResult state = RunResult::kSuccess;
+  std::optional<int64_t> run_id;
+  json::object output;
+  std::string message;
+};
+
+// What performing a step's action (or checking on it) found out.
+struct StepOutcome {
+  enum class Kind {
+    kSucceeded,     // done, with output
+    kFailed,        // done, with error (retry policy applies)
+    kStarted,       // accepted and running elsewhere (a Databricks run): now waiting
+    kStillRunning,  // a poll saw it still running
+  };
+  Kind kind = Kind::kSucceeded;
+  json::object output;
+  StepError error;
+  std::optional<int64_t> run_id;
+  std::string run_page_url;
+  json::value handle;  // kept on the step for later polls / cancel
+};
+
+struct StepExecuted { std::string step; int32_t attempt = 0; StepOutcome outcome; };
+struct StepPolled { std::string step; int32_t attempt = 0; StepOutcome outcome; };
+
+enum class TimerKind { kRetryBackoff, kTimeout, kSleep };
+const char* to_string(TimerKind k);
+std::optional<TimerKind> timer_kind_from_string(std::string_view s);
+struct TimerFired { std::string step; int32_t attempt = 0; TimerKind kind = TimerKind::kTimeout; };
+
+using Input = std::variant<StartCommand, CancelCommand, RetryCommand, SignalCommand,
+                           CompletionEvent, StepExecuted, StepPolled, TimerFired>;
+
+// ---------------------------------------------------------------- effects
+
+// Perform the step's action for this attempt (for run_job: jobs/run-now with
+// the attempt's idempotency token). Result: StepExecuted.
+struct ExecuteStep { std::string step; int32_t attempt = 0; };
+// Check on a waiting step at `due` (for run_job: jobs/runs/get). Result: StepPolled.
+struct PollStep { std::string step; int32_t attempt = 0; TimePoint due{}; };
+// Cancel what the attempt has in flight (jobs/runs/cancel). No result input.
+struct CancelStep { std::string step; int32_t attempt = 0; std::optional<int64_t> run_id; json::value handle; };
+// Fire TimerFired at `due`.
+struct StartTimer { std::string step; int32_t attempt = 0; TimerKind kind = TimerKind::kTimeout; TimePoint due{}; };
+
+using Effect = std::variant<ExecuteStep, PollStep, CancelStep, StartTimer>;
+
+// ---------------------------------------------------------------- status
+
+// One status event (contract section 4). `seq` is assigned by the engine.
+struct StatusEvent {
+  std::string type;  // workflow_started, step_started, ...
+  int64_t seq = 0;
+  TimePoint at{};
+  std::optional<std::string> step;
+  std::optional<int32_t> attempt;
+  std::optional<int64_t> run_id;
+  std::string run_page_url;
+  std::optional<json::object> output;
+  std::optional<StepError> error;
+  std::string reason;  // command_rejected
+  std::string state;   // workflow state after the event (convenience for consumers)
+};
+
+// The JSON of a status event for `workflow_id` / `workflow` (contract section 4).
+json::object to_json(const StatusEvent& e, const std::string& workflow_id,
+                     const std::string& workflow);
+
+// ---------------------------------------------------------------- decisions
+
+// Why a command could not be applied (contract section 2 reason codes).
+struct Rejection {
+  std::string reason;  // conflict, unknown_workflow, not_failed, invalid
+  std::string message;
+};
+
+struct Decision {
+  std::optional<WorkflowState> state;  // new state; empty if none exists (rejected start)
+  std::vector<Effect> effects;
+  std::vector<StatusEvent> events;     // seq already assigned, in order
+  std::optional<Rejection> rejection;  // the input was refused
+  bool changed = false;                // state must be written
+};
+
+// Apply one input to a workflow's state. `current` is empty when no workflow
+// with that id exists yet. Inputs that no longer apply (a completion for an
+// older attempt, a timer for a finished step) yield an unchanged Decision.
+Decision decide(const std::optional<WorkflowState>& current, const Input& input, TimePoint now);
+
+}  // namespace brickwork

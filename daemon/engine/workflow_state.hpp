@@ -1,0 +1,59 @@
+#pragma once
+// The state of one workflow instance and its steps: plain values, persisted by
+// the store and transformed only by the engine.
+#include <boost/json.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "daemon/core/time.hpp"
+
+namespace brickwork {
+
+enum class WorkflowStatus { kRunning, kSucceeded, kFailed, kCanceled };
+enum class StepStatus { kPending, kRunning, kWaiting, kSucceeded, kFailed, kCanceled, kSkipped };
+
+const char* to_string(WorkflowStatus s);
+const char* to_string(StepStatus s);
+std::optional<WorkflowStatus> workflow_status_from_string(std::string_view s);
+std::optional<StepStatus> step_status_from_string(std::string_view s);
+bool is_terminal(WorkflowStatus s);
+bool is_terminal(StepStatus s);
+
+struct StepError {
+  std::string code;
+  std::string message;
+  bool operator==(const StepError&) const = default;
+};
+
+struct StepState {
+  std::string name;
+  StepStatus status = StepStatus::kPending;
+  int32_t attempt = 0;                  // 0 until first started
+  std::optional<int64_t> run_id;        // Databricks run of the current attempt
+  std::string run_page_url;
+  json::value handle;                   // step-type specific (statement id, ...); null if none
+  std::optional<json::object> output;   // set on success
+  std::optional<StepError> error;       // set on failure
+  std::optional<TimePoint> started_at;  // of the current attempt
+  std::optional<TimePoint> finished_at;
+};
+
+struct WorkflowState {
+  std::string id;
+  std::string workflow;            // definition name
+  WorkflowDefinition definition;   // the definition it started with
+  json::object input;
+  WorkflowStatus status = WorkflowStatus::kRunning;
+  int64_t seq = 0;                 // last status event's seq
+  TimePoint created_at{};
+  TimePoint updated_at{};
+  std::vector<StepState> steps;    // in definition order
+
+  StepState* find_step(std::string_view name);
+  const StepState* find_step(std::string_view name) const;
+};
+
+}  // namespace brickwork

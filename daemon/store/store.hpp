@@ -1,0 +1,104 @@
+#pragma once
+// Durable state in Postgres (libpqxx): workflows, steps, pending effects
+// (including timers and polls), the status/dead-letter outbox, and the input
+// offsets already applied. One Store per thread: a connection is not shared.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "daemon/core/result.hpp"
+#include "daemon/core/time.hpp"
+#include "daemon/engine/engine.hpp"
+
+namespace brickwork {
+
+// An effect waiting in the effects table.
+struct StoredEffect {
+  int64_t id = 0;
+  std::string workflow_id;
+  Effect effect;
+  int32_t tries = 0;  // how often it was claimed before
+};
+
+struct OutboxMessage {
+  int64_t id = 0;
+  std::string topic;
+  std::string key;
+  std::string payload;
+};
+
+// Operations valid inside Store::transact. They throw on database errors;
+// transact converts those to an Error and rolls back.
+class StoreTx {
+ public:
+  virtual ~StoreTx() = default;
+  // Loads a workflow with its steps and locks its row until commit.
+  virtual std::optional<WorkflowState> load_workflow_for_update(const std::string& id) = 0;
+  // Inserts or updates the workflow row and all its step rows.
+  virtual void save_workflow(const WorkflowState& state) = 0;
+  // Queues an effect to be performed at `due`.
+  virtual void add_effect(const std::string& workflow_id, const Effect& effect, TimePoint due) = 0;
+  // Removes an effect that has been performed (its result is applied in the same transaction).
+  virtual void delete_effect(int64_t effect_id) = 0;
+  // Queues a message for the outbox publisher (status events, dead letters).
+  virtual void add_outbox(const std::string& topic, const std::string& key,
+                          const std::string& payload) = 0;
+  // The next input offset to apply for a topic-partition (-1 if none yet),
+  // locked until commit so two consumers never apply the same input.
+  virtual int64_t input_offset_for_update(const std::string& topic, int32_t partition) = 0;
+  virtual void set_input_offset(const std::string& topic, int32_t partition, int64_t next_offset) = 0;
+};
+
+struct WorkflowSummary {
+  std::string id;
+  std::string workflow;
+  WorkflowStatus status = WorkflowStatus::kRunning;
+  TimePoint created_at{};
+  TimePoint updated_at{};
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Connects lazily: construction never touches the network.
+  static std::unique_ptr<Store> open(const std::string& url);
+
+  // Creates or upgrades the schema. Safe to run twice and concurrently
+  // (an advisory lock serialises migrators).
+  virtual Status migrate() = 0;
+  // Runs `body` in one transaction and commits. A lost connection or a
+  // serialization failure comes back as a transient Error (the caller may
+  // retry); an in-doubt commit as an internal Error.
+  virtual Status transact(const std::function<void(StoreTx&)>& body) = 0;
+
+  // Claims up to `limit` effects due at `now` that no one holds, leasing them
+  // to `owner` until now + lease (FOR UPDATE SKIP LOCKED).
+  virtual Result<std::vector<StoredEffect>> claim_due_effects(const std::string& owner, int32_t limit,
+                                                              TimePoint now, Duration lease) = 0;
+  // Gives a claimed effect back to be tried again at `due` (after a transient failure).
+  virtual Status reschedule_effect(int64_t effect_id, TimePoint due) = 0;
+  // The earliest due time of any effect, for the scheduler's sleep.
+  virtual Result<std::optional<TimePoint>> next_effect_due() = 0;
+
+  // Publishes the oldest outbox messages, in id order, and deletes them once
+  // `publish` succeeds, all in one transaction. Only one publisher at a time
+  // across all daemons (a transaction-level advisory lock), so per-workflow
+  // order holds. Returns how many were published (0 when another holds the lock).
+  virtual Result<int32_t> drain_outbox(
+      int32_t limit, const std::function<Status(const std::vector<OutboxMessage>&)>& publish) = 0;
+
+  virtual Result<std::optional<WorkflowState>> get_workflow(const std::string& id) = 0;
+  // Newest first.
+  virtual Result<std::vector<WorkflowSummary>> list_workflows(std::optional<WorkflowStatus> state,
+                                                              int32_t limit) = 0;
+  // Cheap liveness check (SELECT 1), reconnecting if needed.
+  virtual Status ping() = 0;
+};
+
+}  // namespace brickwork

@@ -1,0 +1,68 @@
+#pragma once
+// One interface for every step type (run_job, submit_run, sql, ...). Each type
+// lives in its own file and is registered in registry.cpp.
+#include <boost/json.hpp>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+#include "daemon/core/result.hpp"
+#include "daemon/engine/engine.hpp"
+
+namespace brickwork {
+
+class DatabricksApi;
+
+// Everything a step's action may need, prepared by the shell.
+struct StepContext {
+  const WorkflowState& workflow;
+  const StepDefinition& definition;
+  const StepState& step;
+  int32_t attempt = 0;
+  // Values for {{ ... }} templates: input, workflow, steps (see templates.hpp).
+  const json::object& template_scope;
+  std::string callback_token;     // brickwork_token for this attempt
+  std::string idempotency_token;  // for run-now / submit (<= 64 chars)
+};
+
+// The outside world as step types see it. Pointers may be null when a service
+// is not configured; a step type that needs one fails the attempt clearly.
+struct StepServices {
+  DatabricksApi* databricks = nullptr;
+};
+
+class StepType {
+ public:
+  virtual ~StepType() = default;
+  // The action key in YAML, e.g. "run_job".
+  virtual std::string_view action_key() const = 0;
+  // Checks the action's fields at configuration time. Returns a message on error.
+  virtual std::optional<std::string> validate(const json::object& action) const = 0;
+  // Performs the action for one attempt. A transient Error makes the shell try
+  // again later (so this must be safe to repeat); any other Error fails the attempt.
+  virtual Result<StepOutcome> execute(const StepContext& context, StepServices& services) const = 0;
+  // Checks on a waiting attempt. Same error rules as execute.
+  virtual Result<StepOutcome> poll(const StepContext& context, StepServices& services) const = 0;
+  // Stops what the attempt has in flight (best effort, safe to repeat).
+  virtual Status cancel(const StepContext& context, StepServices& services) const = 0;
+};
+
+// The step types brickwork knows, by action key.
+class StepRegistry {
+ public:
+  // All built-in step types, registered in registry.cpp.
+  static const StepRegistry& builtin();
+
+  const StepType* find(std::string_view action_key) const;
+  // Rejects a duplicate key (an invariant: crash).
+  void add(std::unique_ptr<StepType> type);
+  std::vector<std::string> keys() const;
+
+ private:
+  std::map<std::string, std::unique_ptr<StepType>, std::less<>> types_;
+};
+
+}  // namespace brickwork
