@@ -1,0 +1,80 @@
+#include "daemon/core/tokens.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+namespace brickwork {
+namespace {
+
+std::string base64url(const unsigned char* data, size_t size) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < size; i += 3) {
+    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i + 1 == size) {
+    const uint32_t v = uint32_t{data[i]} << 16;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+  } else if (i + 2 == size) {
+    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string TokenMinter::mac(std::string_view purpose, std::string_view workflow_id,
+                             std::string_view step, int32_t attempt) const {
+  // Length-prefixed fields: no two (id, step) pairs can produce the same message.
+  std::string message;
+  for (std::string_view part : {purpose, workflow_id, step}) {
+    message += std::to_string(part.size());
+    message += ':';
+    message += part;
+  }
+  message += std::to_string(attempt);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &digest_len);
+  return std::string(reinterpret_cast<const char*>(digest), digest_len);
+}
+
+std::string TokenMinter::callback_token(std::string_view workflow_id, std::string_view step,
+                                        int32_t attempt) const {
+  const std::string raw = mac("callback", workflow_id, step, attempt);
+  return base64url(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
+}
+
+bool TokenMinter::verify_callback_token(std::string_view token, std::string_view workflow_id,
+                                        std::string_view step, int32_t attempt) const {
+  const std::string expected = callback_token(workflow_id, step, attempt);
+  return token.size() == expected.size() &&
+         CRYPTO_memcmp(token.data(), expected.data(), expected.size()) == 0;
+}
+
+std::string TokenMinter::idempotency_token(std::string_view workflow_id, std::string_view step,
+                                           int32_t attempt) const {
+  const std::string raw = mac("idempotency", workflow_id, step, attempt);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "bw1-";
+  for (size_t i = 0; i < 20; ++i) {
+    const auto byte = static_cast<unsigned char>(raw[i]);
+    out += kHex[byte >> 4];
+    out += kHex[byte & 15];
+  }
+  return out;
+}
+
+}  // namespace brickwork

@@ -1,0 +1,482 @@
+#include "daemon/kafka/kafka.hpp"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace brickwork {
+namespace {
+
+using RdKafkaPtr = std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)>;
+
+Error kafka_error(std::string code, std::string message) {
+  return Error{ErrorKind::kTransient, std::move(code), std::move(message)};
+}
+
+// Builds a librdkafka configuration; every conf_set result is checked.
+Result<rd_kafka_conf_t*> make_conf(const KafkaConfig& config, const std::string& client_id,
+                                   const std::map<std::string, std::string>& settings) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char errstr[512];
+  auto set = [&](const std::string& name, const std::string& value) -> bool {
+    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof errstr) !=
+        RD_KAFKA_CONF_OK) {
+      return false;
+    }
+    return true;
+  };
+  std::map<std::string, std::string> all = {{"bootstrap.servers", config.brokers},
+                                            {"client.id", client_id}};
+  for (const auto& [k, v] : settings) all[k] = v;
+  // The user's properties come last so SASL/TLS and tuning can be set from the file.
+  for (const auto& [k, v] : config.properties) all[k] = v;
+  for (const auto& [k, v] : all) {
+    if (!set(k, v)) {
+      rd_kafka_conf_destroy(conf);
+      return Error{ErrorKind::kPermanent, "kafka_config",
+                   "kafka property '" + k + "': " + errstr};
+    }
+  }
+  return conf;
+}
+
+class RdKafkaConsumer final : public KafkaConsumer {
+ public:
+  // Two-phase: the object is the rebalance callback's opaque, so it exists
+  // before the handle does.
+  RdKafkaConsumer() = default;
+  void attach(rd_kafka_t* rk) { rk_ = rk; }
+  ~RdKafkaConsumer() override {
+    if (rk_ == nullptr) return;
+    close();
+    rd_kafka_destroy(rk_);
+  }
+
+  static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+    auto* self = static_cast<RdKafkaConsumer*>(opaque);
+    const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      spdlog::info("kafka: assigned {} partition(s)", partitions->cnt);
+      if (cooperative) {
+        if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, partitions)) {
+          spdlog::warn("kafka: incremental assign failed: {}", rd_kafka_error_string(e));
+          rd_kafka_error_destroy(e);
+        }
+      } else {
+        rd_kafka_assign(rk, partitions);
+      }
+      // Partitions that arrive while intake is paused stay paused.
+      if (self->paused_) rd_kafka_pause_partitions(rk, partitions);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      spdlog::info("kafka: revoked {} partition(s)", partitions->cnt);
+      if (cooperative) {
+        if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, partitions)) {
+          rd_kafka_error_destroy(e);
+        }
+      } else {
+        rd_kafka_assign(rk, nullptr);
+      }
+    } else {
+      spdlog::warn("kafka: rebalance error: {}", rd_kafka_err2str(err));
+      rd_kafka_assign(rk, nullptr);
+    }
+  }
+
+  std::vector<KafkaMessage> poll_batch(int32_t max_messages, Duration wait) override {
+    std::vector<KafkaMessage> batch;
+    auto timeout = static_cast<int>(wait.count());
+    while (static_cast<int32_t>(batch.size()) < max_messages) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, timeout);
+      if (m == nullptr) break;
+      timeout = 0;  // after the first message take only what is already here
+      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+          spdlog::warn("kafka: consumer: {}", rd_kafka_message_errstr(m));
+          char errstr[512];
+          if (rd_kafka_fatal_error(rk_, errstr, sizeof errstr) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            std::lock_guard lock(mutex_);
+            fatal_ = errstr;
+          }
+        }
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      KafkaMessage msg;
+      msg.topic = rd_kafka_topic_name(m->rkt);
+      msg.partition = m->partition;
+      msg.offset = m->offset;
+      if (m->key != nullptr) msg.key.emplace(static_cast<const char*>(m->key), m->key_len);
+      if (m->payload != nullptr) msg.payload.assign(static_cast<const char*>(m->payload), m->len);
+      batch.push_back(std::move(msg));
+      rd_kafka_message_destroy(m);
+    }
+    return batch;
+  }
+
+  void commit(const std::vector<KafkaMessage>& messages) override {
+    if (messages.empty() || closed_) return;
+    std::map<std::pair<std::string, int32_t>, int64_t> next;
+    for (const auto& m : messages) {
+      auto& value = next[{m.topic, m.partition}];
+      value = std::max(value, m.offset + 1);
+    }
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(
+        static_cast<int>(next.size()));
+    for (const auto& [tp, offset] : next) {
+      rd_kafka_topic_partition_list_add(list, tp.first.c_str(), tp.second)->offset = offset;
+    }
+    // Async: Postgres holds the authoritative offsets; this one only saves re-reads.
+    const rd_kafka_resp_err_t err = rd_kafka_commit(rk_, list, 1);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      spdlog::debug("kafka: commit: {}", rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+
+  void pause() override { set_paused(true); }
+  void resume() override { set_paused(false); }
+  bool paused() const override { return paused_; }
+
+  int32_t assigned_partitions() override {
+    rd_kafka_topic_partition_list_t* list = nullptr;
+    if (rd_kafka_assignment(rk_, &list) != RD_KAFKA_RESP_ERR_NO_ERROR || list == nullptr) return 0;
+    const int32_t count = list->cnt;
+    rd_kafka_topic_partition_list_destroy(list);
+    return count;
+  }
+
+  void close() override {
+    if (closed_) return;
+    closed_ = true;
+    // Leaves the group so the others take over at once instead of after a session timeout.
+    const rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk_);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      spdlog::warn("kafka: consumer close: {}", rd_kafka_err2str(err));
+    }
+  }
+
+  std::optional<std::string> fatal_error() const override {
+    std::lock_guard lock(mutex_);
+    return fatal_;
+  }
+
+ private:
+  void set_paused(bool paused) {
+    if (paused_ == paused) return;
+    paused_ = paused;
+    rd_kafka_topic_partition_list_t* list = nullptr;
+    if (rd_kafka_assignment(rk_, &list) != RD_KAFKA_RESP_ERR_NO_ERROR || list == nullptr) return;
+    if (paused) {
+      rd_kafka_pause_partitions(rk_, list);
+    } else {
+      rd_kafka_resume_partitions(rk_, list);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+
+  rd_kafka_t* rk_ = nullptr;
+  bool paused_ = false;
+  bool closed_ = false;
+  mutable std::mutex mutex_;
+  std::optional<std::string> fatal_;
+};
+
+// Shared by the producer and every record of one produce_and_wait call; each
+// in-flight record holds a reference, so a late delivery report stays safe.
+struct DeliveryBatch {
+  std::atomic<int32_t> remaining{0};
+  std::mutex mutex;
+  std::string first_error;
+};
+
+void delivery_report(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
+  auto* holder = static_cast<std::shared_ptr<DeliveryBatch>*>(m->_private);
+  if (holder == nullptr) {
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      spdlog::warn("kafka: delivery to {} failed: {}", rd_kafka_topic_name(m->rkt),
+                   rd_kafka_err2str(m->err));
+    }
+    return;
+  }
+  std::shared_ptr<DeliveryBatch> batch = std::move(*holder);
+  delete holder;
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::lock_guard lock(batch->mutex);
+    if (batch->first_error.empty()) batch->first_error = rd_kafka_err2str(m->err);
+  }
+  batch->remaining.fetch_sub(1);
+}
+
+class RdKafkaProducer final : public KafkaProducer {
+ public:
+  explicit RdKafkaProducer(rd_kafka_t* rk) : rk_(rk) {}
+  ~RdKafkaProducer() override {
+    rd_kafka_flush(rk_, 5000);
+    rd_kafka_destroy(rk_);
+  }
+
+  Status produce_and_wait(const std::vector<ProducerRecord>& records, Duration timeout) override {
+    std::lock_guard lock(mutex_);
+    auto batch = std::make_shared<DeliveryBatch>();
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (const auto& record : records) {
+      batch->remaining.fetch_add(1);
+      auto* holder = new std::shared_ptr<DeliveryBatch>(batch);
+      Status s = produce_one(record, holder, deadline);
+      if (!s) {
+        delete holder;
+        batch->remaining.fetch_sub(1);
+        return s;
+      }
+    }
+    while (batch->remaining.load() > 0) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        // Do not let queued records go out later and duplicate the retry.
+        rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE);
+        rd_kafka_poll(rk_, 0);
+        return kafka_error("kafka_timeout", "delivery not confirmed within " +
+                                                format_duration(timeout));
+      }
+      rd_kafka_poll(rk_, 20);
+    }
+    std::lock_guard batch_lock(batch->mutex);
+    if (!batch->first_error.empty()) return kafka_error("kafka_delivery", batch->first_error);
+    return ok_status();
+  }
+
+  Status produce_async(const ProducerRecord& record) override {
+    std::lock_guard lock(mutex_);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    Status s = produce_one(record, nullptr, deadline);
+    rd_kafka_poll(rk_, 0);
+    return s;
+  }
+
+  Status flush(Duration timeout) override {
+    std::lock_guard lock(mutex_);
+    const rd_kafka_resp_err_t err = rd_kafka_flush(rk_, static_cast<int>(timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error("kafka_flush", rd_kafka_err2str(err));
+    return ok_status();
+  }
+
+ private:
+  Status produce_one(const ProducerRecord& record, void* opaque,
+                     std::chrono::steady_clock::time_point deadline) {
+    for (;;) {
+      const rd_kafka_resp_err_t err = rd_kafka_producev(
+          rk_, RD_KAFKA_V_TOPIC(record.topic.c_str()),
+          RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+          RD_KAFKA_V_VALUE(const_cast<char*>(record.payload.data()), record.payload.size()),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return ok_status();
+      if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && std::chrono::steady_clock::now() < deadline) {
+        rd_kafka_poll(rk_, 50);  // make room by serving delivery reports
+        continue;
+      }
+      return kafka_error("kafka_produce", rd_kafka_err2str(err));
+    }
+  }
+
+  rd_kafka_t* rk_;
+  std::mutex mutex_;
+};
+
+class RdKafkaMockCluster final : public MockKafkaCluster {
+ public:
+  RdKafkaMockCluster(rd_kafka_t* rk, rd_kafka_mock_cluster_t* cluster, int32_t brokers)
+      : rk_(rk), cluster_(cluster), brokers_(brokers) {}
+  ~RdKafkaMockCluster() override {
+    rd_kafka_mock_cluster_destroy(cluster_);
+    rd_kafka_destroy(rk_);
+  }
+  std::string bootstrap_servers() const override {
+    return rd_kafka_mock_cluster_bootstraps(cluster_);
+  }
+  Status create_topic(const std::string& topic, int32_t partitions) override {
+    const int32_t replication = std::min<int32_t>(brokers_, 3);
+    const rd_kafka_resp_err_t err =
+        rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, replication);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error("kafka_mock", rd_kafka_err2str(err));
+    return ok_status();
+  }
+  Status set_broker_down(int32_t broker_id) override {
+    const rd_kafka_resp_err_t err = rd_kafka_mock_broker_set_down(cluster_, broker_id);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error("kafka_mock", rd_kafka_err2str(err));
+    return ok_status();
+  }
+  Status set_broker_up(int32_t broker_id) override {
+    const rd_kafka_resp_err_t err = rd_kafka_mock_broker_set_up(cluster_, broker_id);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error("kafka_mock", rd_kafka_err2str(err));
+    return ok_status();
+  }
+  int32_t broker_count() const override { return brokers_; }
+  void push_request_errors(int16_t api_key, int32_t count, int32_t error) override {
+    std::vector<rd_kafka_resp_err_t> errors(static_cast<size_t>(count),
+                                            static_cast<rd_kafka_resp_err_t>(error));
+    rd_kafka_mock_push_request_errors_array(cluster_, api_key, errors.size(), errors.data());
+  }
+
+ private:
+  rd_kafka_t* rk_;
+  rd_kafka_mock_cluster_t* cluster_;
+  int32_t brokers_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::create(const KafkaConfig& config,
+                                                             const std::vector<std::string>& topics,
+                                                             const std::string& client_id) {
+  auto conf = make_conf(config, client_id,
+                        {{"group.id", config.group},
+                         {"enable.auto.commit", "false"},
+                         {"enable.auto.offset.store", "false"},
+                         {"auto.offset.reset", "earliest"},
+                         {"session.timeout.ms", "10000"},
+                         {"heartbeat.interval.ms", "1000"},
+                         {"topic.metadata.refresh.interval.ms", "10000"}});
+  if (!conf) return conf.error();
+  rd_kafka_conf_t* c = *conf;
+  auto consumer = std::make_unique<RdKafkaConsumer>();
+  rd_kafka_conf_set_opaque(c, consumer.get());
+  rd_kafka_conf_set_rebalance_cb(c, &RdKafkaConsumer::rebalance_cb);
+  char errstr[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof errstr);
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(c);
+    return Error{ErrorKind::kPermanent, "kafka_config", errstr};
+  }
+  consumer->attach(rk);
+  rd_kafka_poll_set_consumer(rk);
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()));
+  for (const auto& t : topics) {
+    rd_kafka_topic_partition_list_add(list, t.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  const rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Error{ErrorKind::kPermanent, "kafka_subscribe", rd_kafka_err2str(err)};
+  }
+  return std::unique_ptr<KafkaConsumer>(std::move(consumer));
+}
+
+Result<std::unique_ptr<KafkaProducer>> KafkaProducer::create(const KafkaConfig& config,
+                                                             bool idempotent,
+                                                             const std::string& client_id) {
+  std::map<std::string, std::string> settings = {{"acks", "all"},
+                                                 {"linger.ms", "5"},
+                                                 {"message.timeout.ms", "60000"},
+                                                 {"retry.backoff.ms", "100"}};
+  if (idempotent) settings["enable.idempotence"] = "true";
+  auto conf = make_conf(config, client_id, settings);
+  if (!conf) return conf.error();
+  rd_kafka_conf_t* c = *conf;
+  rd_kafka_conf_set_dr_msg_cb(c, delivery_report);
+  char errstr[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, sizeof errstr);
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(c);
+    return Error{ErrorKind::kPermanent, "kafka_config", errstr};
+  }
+  return std::unique_ptr<KafkaProducer>(std::make_unique<RdKafkaProducer>(rk));
+}
+
+Result<std::unique_ptr<MockKafkaCluster>> MockKafkaCluster::create(int32_t brokers) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char errstr[512];
+  rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return Error{ErrorKind::kInternal, "kafka_mock", errstr};
+  }
+  rd_kafka_mock_cluster_t* cluster = rd_kafka_mock_cluster_new(rk, brokers);
+  if (cluster == nullptr) {
+    rd_kafka_destroy(rk);
+    return Error{ErrorKind::kInternal, "kafka_mock", "could not start the mock cluster"};
+  }
+  return std::unique_ptr<MockKafkaCluster>(
+      std::make_unique<RdKafkaMockCluster>(rk, cluster, brokers));
+}
+
+Result<std::vector<KafkaMessage>> read_topic(const std::string& brokers, const std::string& topic,
+                                             Duration timeout) {
+  KafkaConfig config;
+  config.brokers = brokers;
+  auto conf = make_conf(config, "brickwork-reader",
+                        {{"group.id", "brickwork-reader"}, {"enable.auto.commit", "false"}});
+  if (!conf) return conf.error();
+  char errstr[512];
+  RdKafkaPtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, *conf, errstr, sizeof errstr), &rd_kafka_destroy);
+  if (!rk) return Error{ErrorKind::kPermanent, "kafka_config", errstr};
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const rd_kafka_metadata_t* metadata = nullptr;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
+  const rd_kafka_resp_err_t merr =
+      rd_kafka_metadata(rk.get(), 0, rkt, &metadata, static_cast<int>(timeout.count()));
+  rd_kafka_topic_destroy(rkt);
+  if (merr != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error("kafka_metadata", rd_kafka_err2str(merr));
+  std::vector<int32_t> partitions;
+  for (int i = 0; i < metadata->topic_cnt; ++i) {
+    for (int p = 0; p < metadata->topics[i].partition_cnt; ++p) {
+      partitions.push_back(metadata->topics[i].partitions[p].id);
+    }
+  }
+  rd_kafka_metadata_destroy(metadata);
+  std::map<int32_t, int64_t> high;
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size()));
+  for (int32_t p : partitions) {
+    int64_t lo = 0;
+    int64_t hi = 0;
+    if (rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), p, &lo, &hi,
+                                         static_cast<int>(timeout.count())) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_topic_partition_list_destroy(list);
+      return kafka_error("kafka_watermarks", "could not read watermarks of " + topic);
+    }
+    if (hi > lo) {
+      high[p] = hi;
+      rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = lo;
+    }
+  }
+  rd_kafka_assign(rk.get(), list);
+  rd_kafka_topic_partition_list_destroy(list);
+  std::vector<KafkaMessage> out;
+  std::map<int32_t, int64_t> next;
+  auto done = [&] {
+    for (const auto& [p, hi] : high) {
+      if (next[p] < hi) return false;
+    }
+    return true;
+  };
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk.get(), 100);
+    if (m == nullptr) continue;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      KafkaMessage msg;
+      msg.topic = topic;
+      msg.partition = m->partition;
+      msg.offset = m->offset;
+      if (m->key != nullptr) msg.key.emplace(static_cast<const char*>(m->key), m->key_len);
+      if (m->payload != nullptr) msg.payload.assign(static_cast<const char*>(m->payload), m->len);
+      next[m->partition] = m->offset + 1;
+      out.push_back(std::move(msg));
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(rk.get());
+  if (!done()) return kafka_error("kafka_timeout", "could not read all of " + topic);
+  return out;
+}
+
+}  // namespace brickwork
