@@ -39,6 +39,12 @@ struct StepState {
   std::optional<StepError> error;       // set on failure
   std::optional<TimePoint> started_at;  // of the current attempt
   std::optional<TimePoint> finished_at;
+  // Attempts made before the last retry command. The retry policy counts only
+  // attempts above this, so a retried workflow gets its steps' full retry
+  // budget again while attempt numbers (and idempotency tokens) keep growing.
+  // Persist it with the step; a store that does not falls back to counting
+  // all attempts (fewer automatic retries, never more).
+  int32_t attempts_before_retry = 0;
 };
 
 struct WorkflowState {

@@ -1,0 +1,605 @@
+#include "daemon/engine/engine.hpp"
+
+#include <cassert>
+#include <set>
+#include <string_view>
+#include <utility>
+
+namespace brickwork {
+
+// ------------------------------------------------------------ enum strings
+
+const char* to_string(RunResult r) {
+  switch (r) {
+    case RunResult::kSuccess: return "SUCCESS";
+    case RunResult::kFailed: return "FAILED";
+    case RunResult::kCanceled: return "CANCELED";
+    case RunResult::kTimedOut: return "TIMEDOUT";
+  }
+  return "FAILED";
+}
+
+std::optional<RunResult> run_result_from_string(std::string_view s) {
+  for (RunResult r : {RunResult::kSuccess, RunResult::kFailed, RunResult::kCanceled,
+                      RunResult::kTimedOut}) {
+    if (s == to_string(r)) return r;
+  }
+  return std::nullopt;
+}
+
+const char* to_string(TimerKind k) {
+  switch (k) {
+    case TimerKind::kRetryBackoff: return "retry_backoff";
+    case TimerKind::kTimeout: return "timeout";
+    case TimerKind::kSleep: return "sleep";
+  }
+  return "timeout";
+}
+
+std::optional<TimerKind> timer_kind_from_string(std::string_view s) {
+  for (TimerKind k : {TimerKind::kRetryBackoff, TimerKind::kTimeout, TimerKind::kSleep}) {
+    if (s == to_string(k)) return k;
+  }
+  return std::nullopt;
+}
+
+// ------------------------------------------------------------ status JSON
+
+json::object to_json(const StatusEvent& e, const std::string& workflow_id,
+                     const std::string& workflow) {
+  json::object o;
+  o["v"] = 1;
+  o["type"] = e.type;
+  o["workflow_id"] = workflow_id;
+  o["workflow"] = workflow;
+  o["seq"] = e.seq;
+  o["at"] = format_iso8601(e.at);
+  if (e.step) o["step"] = *e.step;
+  if (e.attempt) o["attempt"] = *e.attempt;
+  if (e.run_id) o["run_id"] = *e.run_id;
+  if (!e.run_page_url.empty()) o["run_page_url"] = e.run_page_url;
+  if (e.output) o["output"] = *e.output;
+  if (e.error) o["error"] = json::object{{"code", e.error->code}, {"message", e.error->message}};
+  if (!e.reason.empty()) o["reason"] = e.reason;
+  if (!e.state.empty()) o["state"] = e.state;
+  return o;
+}
+
+// ------------------------------------------------------------ the engine
+
+namespace {
+
+// Step types the engine resolves itself; every other type is performed by the
+// shell through ExecuteStep.
+constexpr std::string_view kSleepType = "sleep";
+constexpr std::string_view kWaitForSignalType = "wait_for_signal";
+
+const StepDefinition* find_definition(const WorkflowDefinition& def, std::string_view name) {
+  for (const auto& step : def.steps) {
+    if (step.name == name) return &step;
+  }
+  return nullptr;
+}
+
+bool is_active(StepStatus s) { return s == StepStatus::kRunning || s == StepStatus::kWaiting; }
+
+bool has_run(const StepState& step) { return step.run_id.has_value() || !step.handle.is_null(); }
+
+// Unique names, known dependencies, no cycle: otherwise some step could never
+// start and the workflow would hang instead of failing loudly.
+std::optional<std::string> check_definition(const WorkflowDefinition& def) {
+  std::set<std::string_view> names;
+  for (const auto& step : def.steps) {
+    if (!names.insert(step.name).second) return "duplicate step name '" + step.name + "'";
+  }
+  for (const auto& step : def.steps) {
+    for (const auto& dep : step.depends_on) {
+      if (!names.contains(dep)) {
+        return "step '" + step.name + "' depends on unknown step '" + dep + "'";
+      }
+    }
+  }
+  std::set<std::string_view> placed;
+  while (placed.size() < def.steps.size()) {
+    bool progress = false;
+    for (const auto& step : def.steps) {
+      if (placed.contains(step.name)) continue;
+      bool ready = true;
+      for (const auto& dep : step.depends_on) ready = ready && placed.contains(dep);
+      if (ready) {
+        placed.insert(step.name);
+        progress = true;
+      }
+    }
+    if (!progress) return "the steps' depends_on form a cycle";
+  }
+  return std::nullopt;
+}
+
+std::optional<Duration> sleep_duration(const json::object& action) {
+  const auto* d = action.if_contains("duration");
+  if (d == nullptr) return std::nullopt;
+  if (d->is_string()) return parse_duration(std::string_view(d->get_string()));
+  if (d->is_int64() && d->get_int64() >= 0) return std::chrono::seconds(d->get_int64());
+  if (d->is_uint64()) return std::chrono::seconds(static_cast<int64_t>(d->get_uint64()));
+  return std::nullopt;
+}
+
+// The signal a wait_for_signal step waits for: action.name, else the step's name.
+std::string_view signal_name(const StepDefinition& def) {
+  if (const auto* n = def.action.if_contains("name"); n != nullptr && n->is_string()) {
+    return n->get_string();
+  }
+  return def.name;
+}
+
+// One decision in the making: a working copy of the state plus what it emits.
+class Transition {
+ public:
+  Transition(WorkflowState state, TimePoint now) : now_(now) { d_.state = std::move(state); }
+
+  WorkflowState& wf() { return *d_.state; }
+
+  Decision finish() && {
+    if (d_.changed) wf().updated_at = now_;
+    return std::move(d_);
+  }
+
+  void mark_changed() { d_.changed = true; }
+  void add_effect(Effect e) { d_.effects.push_back(std::move(e)); }
+  void reject(std::string reason, std::string message) {
+    d_.rejection = Rejection{std::move(reason), std::move(message)};
+  }
+
+  StatusEvent& emit(std::string type) {
+    StatusEvent e;
+    e.type = std::move(type);
+    e.seq = ++wf().seq;
+    e.at = now_;
+    e.state = to_string(wf().status);
+    d_.changed = true;
+    d_.events.push_back(std::move(e));
+    return d_.events.back();
+  }
+
+  StatusEvent& emit_for(std::string type, const StepState& step) {
+    auto& e = emit(std::move(type));
+    e.step = step.name;
+    e.attempt = step.attempt;
+    return e;
+  }
+
+  void emit_rejected(std::string reason, std::string message) {
+    emit("command_rejected").reason = reason;
+    reject(std::move(reason), std::move(message));
+  }
+
+  const StepDefinition& definition_of(const StepState& step) {
+    const auto* def = find_definition(wf().definition, step.name);
+    // The state's steps are created from its definition and never renamed.
+    assert(def != nullptr);
+    if (def == nullptr) {
+      // Release builds: behave as a plain step the shell will refuse to run,
+      // rather than read through a null pointer.
+      static const StepDefinition kUnknown;
+      return kUnknown;
+    }
+    return *def;
+  }
+
+  bool dependencies_succeeded(const StepDefinition& def) {
+    for (const auto& dep : def.depends_on) {
+      const auto* s = wf().find_step(dep);
+      if (s == nullptr || s->status != StepStatus::kSucceeded) return false;
+    }
+    return true;
+  }
+
+  // Starts, in definition order, every pending step whose dependencies have
+  // all succeeded, then checks whether the workflow is done.
+  void start_ready_steps() {
+    for (size_t i = 0; i < wf().steps.size(); ++i) {
+      if (wf().status != WorkflowStatus::kRunning) return;
+      auto& step = wf().steps[i];
+      if (step.status != StepStatus::kPending) continue;
+      if (!dependencies_succeeded(definition_of(step))) continue;
+      start_step(wf().steps[i]);
+    }
+    complete_if_done();
+  }
+
+  void start_step(StepState& step) {
+    const StepDefinition& def = definition_of(step);
+    step.status = StepStatus::kRunning;
+    step.attempt += 1;
+    step.run_id.reset();
+    step.run_page_url.clear();
+    step.handle = nullptr;
+    step.output.reset();
+    step.error.reset();
+    step.started_at = now_;
+    step.finished_at.reset();
+    emit_for("step_started", step);
+
+    if (def.type == kSleepType) {
+      const auto duration = sleep_duration(def.action);
+      if (!duration) {
+        fail_attempt(step, StepError{"invalid_action",
+                                     "sleep needs a duration such as \"30s\""},
+                     /*retryable=*/false);
+        return;
+      }
+      step.status = StepStatus::kWaiting;
+      emit_for("step_waiting", step);
+      add_effect(StartTimer{step.name, step.attempt, TimerKind::kSleep, now_ + *duration});
+    } else if (def.type == kWaitForSignalType) {
+      step.status = StepStatus::kWaiting;
+      emit_for("step_waiting", step);
+    } else {
+      add_effect(ExecuteStep{step.name, step.attempt});
+    }
+    if (def.timeout) {
+      add_effect(StartTimer{step.name, step.attempt, TimerKind::kTimeout, now_ + *def.timeout});
+    }
+  }
+
+  void succeed_step(StepState& step, json::object output, std::optional<int64_t> run_id,
+                    std::string run_page_url) {
+    if (run_id) step.run_id = run_id;
+    if (!run_page_url.empty()) step.run_page_url = std::move(run_page_url);
+    step.status = StepStatus::kSucceeded;
+    step.output = std::move(output);
+    step.error.reset();
+    step.finished_at = now_;
+    auto& e = emit_for("step_succeeded", step);
+    e.run_id = step.run_id;
+    e.run_page_url = step.run_page_url;
+    e.output = step.output;
+    start_ready_steps();
+  }
+
+  void complete_if_done() {
+    if (wf().status != WorkflowStatus::kRunning) return;
+    for (const auto& s : wf().steps) {
+      if (s.status != StepStatus::kSucceeded && s.status != StepStatus::kSkipped) return;
+    }
+    wf().status = WorkflowStatus::kSucceeded;
+    emit("workflow_succeeded");
+  }
+
+  // One attempt failed: retry after the backoff if the policy allows,
+  // otherwise the step and with it the workflow fail.
+  void fail_attempt(StepState& step, StepError error, bool retryable = true) {
+    if (error.code.empty()) error.code = "FAILED";
+    const RetryPolicy& policy = definition_of(step).retry;
+    step.error = error;
+    if (retryable && step.attempt - step.attempts_before_retry < policy.max_attempts) {
+      // The error stays on the pending step so `status` shows why it is waiting.
+      step.status = StepStatus::kPending;
+      auto& e = emit_for("step_retrying", step);
+      e.error = error;
+      add_effect(StartTimer{step.name, step.attempt, TimerKind::kRetryBackoff,
+                            now_ + policy.backoff});
+      return;
+    }
+    step.status = StepStatus::kFailed;
+    step.finished_at = now_;
+    auto& e = emit_for("step_failed", step);
+    e.run_id = step.run_id;
+    e.run_page_url = step.run_page_url;
+    e.error = error;
+    fail_workflow(step, error);
+  }
+
+  // Ends the workflow as failed. The other steps change without events of
+  // their own (the contract has no step_canceled/step_skipped): workflow_failed
+  // implies them, and `status` shows each step's final state.
+  void fail_workflow(const StepState& failed, const StepError& error) {
+    for (auto& s : wf().steps) {
+      if (&s == &failed) continue;
+      if (is_active(s.status)) {
+        // A step whose run is not known yet is caught when its StepExecuted
+        // arrives (see cancel_orphaned_run).
+        if (has_run(s)) add_effect(CancelStep{s.name, s.attempt, s.run_id, s.handle});
+        s.status = StepStatus::kCanceled;
+        s.finished_at = now_;
+      } else if (s.status == StepStatus::kPending) {
+        s.status = StepStatus::kSkipped;
+      }
+    }
+    wf().status = WorkflowStatus::kFailed;
+    auto& e = emit_for("workflow_failed", failed);
+    e.error = error;
+  }
+
+  // An attempt was abandoned (canceled, timed out, failed) before the shell
+  // told us what it had started: cancel that run so it is not left behind.
+  // A duplicate result for the live attempt must not cancel it, nor one for an
+  // attempt that already succeeded.
+  void cancel_orphaned_run(const StepState& step, int32_t attempt, const StepOutcome& outcome) {
+    if (outcome.kind != StepOutcome::Kind::kStarted &&
+        outcome.kind != StepOutcome::Kind::kStillRunning) {
+      return;
+    }
+    if (!outcome.run_id && outcome.handle.is_null()) return;
+    const bool abandoned =
+        attempt < step.attempt ||
+        (attempt == step.attempt && step.status != StepStatus::kRunning &&
+         step.status != StepStatus::kWaiting && step.status != StepStatus::kSucceeded);
+    if (abandoned) add_effect(CancelStep{step.name, attempt, outcome.run_id, outcome.handle});
+  }
+
+ private:
+  TimePoint now_;
+  Decision d_;
+};
+
+Decision unchanged(const std::optional<WorkflowState>& current) {
+  Decision d;
+  d.state = current;
+  return d;
+}
+
+bool is_current(const StepState* step, int32_t attempt) {
+  return step != nullptr && step->attempt == attempt;
+}
+
+StepError completion_error(const CompletionEvent& ev) {
+  StepError err;
+  err.code = to_string(ev.state);
+  err.message = ev.message.empty()
+                    ? "the job run ended " + err.code + " without a message"
+                    : ev.message;
+  return err;
+}
+
+class Decider {
+ public:
+  Decider(const std::optional<WorkflowState>& current, TimePoint now)
+      : current_(current), now_(now) {}
+
+  Decision operator()(const StartCommand& cmd) {
+    if (current_) {
+      if (current_->workflow == cmd.workflow && current_->input == cmd.input) {
+        return unchanged(current_);
+      }
+      Transition t(*current_, now_);
+      t.emit_rejected("conflict", "workflow '" + cmd.id + "' already exists as '" +
+                                      current_->workflow +
+                                      "' with a different workflow or input");
+      return std::move(t).finish();
+    }
+    if (!cmd.definition) {
+      Decision d;
+      d.rejection = Rejection{"unknown_workflow", "no workflow named '" + cmd.workflow + "'"};
+      return d;
+    }
+    if (auto problem = check_definition(*cmd.definition)) {
+      Decision d;
+      d.rejection = Rejection{"invalid", "workflow '" + cmd.workflow + "': " + *problem};
+      return d;
+    }
+    WorkflowState state;
+    state.id = cmd.id;
+    state.workflow = cmd.workflow;
+    state.definition = *cmd.definition;
+    state.input = cmd.input;
+    state.status = WorkflowStatus::kRunning;
+    state.created_at = now_;
+    for (const auto& def : cmd.definition->steps) {
+      StepState step;
+      step.name = def.name;
+      state.steps.push_back(std::move(step));
+    }
+    Transition t(std::move(state), now_);
+    t.emit("workflow_started");
+    t.start_ready_steps();
+    return std::move(t).finish();
+  }
+
+  // The reason goes into the event's `reason` field (free text, "canceled"
+  // when the command gave none); `error` is kept for failures.
+  Decision operator()(const CancelCommand& cmd) {
+    if (!running()) return unchanged(current_);
+    Transition t(*current_, now_);
+    for (auto& s : t.wf().steps) {
+      if (is_active(s.status)) {
+        // Sent even without a run id: the shell may know of a call in flight.
+        t.add_effect(CancelStep{s.name, s.attempt, s.run_id, s.handle});
+        s.status = StepStatus::kCanceled;
+        s.finished_at = now_;
+      } else if (s.status == StepStatus::kPending) {
+        s.status = StepStatus::kSkipped;
+      }
+    }
+    t.wf().status = WorkflowStatus::kCanceled;
+    t.emit("workflow_canceled").reason = cmd.reason.empty() ? "canceled" : cmd.reason;
+    return std::move(t).finish();
+  }
+
+  // A retry is announced as workflow_started with reason "retry" (the
+  // contract has no workflow_retried): consumers see the workflow running again.
+  Decision operator()(const RetryCommand&) {
+    if (!current_) {
+      Decision d;
+      d.rejection = Rejection{"not_failed", "no such workflow"};
+      return d;
+    }
+    Transition t(*current_, now_);
+    if (current_->status != WorkflowStatus::kFailed) {
+      t.emit_rejected("not_failed", std::string("workflow is ") + to_string(current_->status) +
+                                        ", only a failed workflow can be retried");
+      return std::move(t).finish();
+    }
+    for (auto& s : t.wf().steps) {
+      if (s.status == StepStatus::kFailed || s.status == StepStatus::kCanceled ||
+          s.status == StepStatus::kSkipped) {
+        s.status = StepStatus::kPending;
+        s.attempts_before_retry = s.attempt;
+        s.run_id.reset();
+        s.run_page_url.clear();
+        s.handle = nullptr;
+        s.output.reset();
+        s.error.reset();
+        s.started_at.reset();
+        s.finished_at.reset();
+      }
+    }
+    t.wf().status = WorkflowStatus::kRunning;
+    t.emit("workflow_started").reason = "retry";
+    t.start_ready_steps();
+    return std::move(t).finish();
+  }
+
+  // Resolves every wait_for_signal step of that name that is waiting when the
+  // signal arrives; a step that only starts because of it waits for the next one.
+  Decision operator()(const SignalCommand& cmd) {
+    if (!running()) return unchanged(current_);
+    Transition t(*current_, now_);
+    std::vector<size_t> waiting;
+    for (size_t i = 0; i < t.wf().steps.size(); ++i) {
+      const auto& s = t.wf().steps[i];
+      const auto& def = t.definition_of(s);
+      if (s.status == StepStatus::kWaiting && def.type == kWaitForSignalType &&
+          signal_name(def) == cmd.name) {
+        waiting.push_back(i);
+      }
+    }
+    if (waiting.empty()) return unchanged(current_);
+    for (size_t i : waiting) {
+      if (t.wf().status != WorkflowStatus::kRunning) break;
+      t.succeed_step(t.wf().steps[i], json::object{{"value", cmd.value}}, std::nullopt, {});
+    }
+    return std::move(t).finish();
+  }
+
+  Decision operator()(const CompletionEvent& ev) {
+    if (!running()) return unchanged(current_);
+    const auto* step = current_->find_step(ev.step);
+    if (!is_current(step, ev.attempt) || !is_active(step->status)) return unchanged(current_);
+    Transition t(*current_, now_);
+    auto& s = *t.wf().find_step(ev.step);
+    if (ev.state == RunResult::kSuccess) {
+      t.succeed_step(s, ev.output, ev.run_id, {});
+    } else {
+      if (ev.run_id) s.run_id = ev.run_id;
+      t.fail_attempt(s, completion_error(ev));
+    }
+    return std::move(t).finish();
+  }
+
+  Decision operator()(const StepExecuted& ev) {
+    if (!running()) return orphan(ev.step, ev.attempt, ev.outcome);
+    const auto* step = current_->find_step(ev.step);
+    if (!is_current(step, ev.attempt) || step->status != StepStatus::kRunning) {
+      return orphan(ev.step, ev.attempt, ev.outcome);
+    }
+    Transition t(*current_, now_);
+    apply_outcome(t, *t.wf().find_step(ev.step), ev.outcome);
+    return std::move(t).finish();
+  }
+
+  Decision operator()(const StepPolled& ev) {
+    if (!running()) return unchanged(current_);
+    const auto* step = current_->find_step(ev.step);
+    if (!is_current(step, ev.attempt) || step->status != StepStatus::kWaiting) {
+      return unchanged(current_);
+    }
+    Transition t(*current_, now_);
+    auto& s = *t.wf().find_step(ev.step);
+    switch (ev.outcome.kind) {
+      case StepOutcome::Kind::kStarted:
+      case StepOutcome::Kind::kStillRunning:
+        // Nothing changed; only the next poll is scheduled.
+        t.add_effect(PollStep{s.name, s.attempt, now_ + t.definition_of(s).poll_every});
+        break;
+      case StepOutcome::Kind::kSucceeded:
+      case StepOutcome::Kind::kFailed:
+        apply_outcome(t, s, ev.outcome);
+        break;
+    }
+    return std::move(t).finish();
+  }
+
+  Decision operator()(const TimerFired& ev) {
+    if (!running()) return unchanged(current_);
+    const auto* step = current_->find_step(ev.step);
+    if (!is_current(step, ev.attempt)) return unchanged(current_);
+    Transition t(*current_, now_);
+    auto& s = *t.wf().find_step(ev.step);
+    const auto& def = t.definition_of(s);
+    switch (ev.kind) {
+      case TimerKind::kRetryBackoff:
+        if (s.status != StepStatus::kPending) return unchanged(current_);
+        t.start_step(s);
+        break;
+      case TimerKind::kSleep:
+        if (s.status != StepStatus::kWaiting || def.type != kSleepType) {
+          return unchanged(current_);
+        }
+        t.succeed_step(s, json::object{}, std::nullopt, {});
+        break;
+      case TimerKind::kTimeout: {
+        if (!is_active(s.status)) return unchanged(current_);
+        const Duration limit = def.timeout.value_or(Duration::zero());
+        // Engine-resolved steps have nothing in flight to cancel.
+        if (def.type != kSleepType && def.type != kWaitForSignalType) {
+          t.add_effect(CancelStep{s.name, s.attempt, s.run_id, s.handle});
+        }
+        t.fail_attempt(s, StepError{"TIMEDOUT", "step timed out after " + format_duration(limit)});
+        break;
+      }
+    }
+    return std::move(t).finish();
+  }
+
+ private:
+  bool running() const { return current_ && current_->status == WorkflowStatus::kRunning; }
+
+  // A StepExecuted that no longer applies: no state change, but a run it
+  // reports may need canceling.
+  Decision orphan(const std::string& step_name, int32_t attempt, const StepOutcome& outcome) {
+    if (!current_) return unchanged(current_);
+    const auto* step = current_->find_step(step_name);
+    if (step == nullptr) return unchanged(current_);
+    Transition t(*current_, now_);
+    t.cancel_orphaned_run(*step, attempt, outcome);
+    return std::move(t).finish();
+  }
+
+  void apply_outcome(Transition& t, StepState& s, const StepOutcome& outcome) {
+    switch (outcome.kind) {
+      case StepOutcome::Kind::kSucceeded:
+        t.succeed_step(s, outcome.output, outcome.run_id, outcome.run_page_url);
+        break;
+      case StepOutcome::Kind::kFailed:
+        if (outcome.run_id) s.run_id = outcome.run_id;
+        if (!outcome.run_page_url.empty()) s.run_page_url = outcome.run_page_url;
+        t.fail_attempt(s, outcome.error);
+        break;
+      case StepOutcome::Kind::kStarted:
+      case StepOutcome::Kind::kStillRunning: {
+        s.status = StepStatus::kWaiting;
+        s.run_id = outcome.run_id;
+        s.run_page_url = outcome.run_page_url;
+        s.handle = outcome.handle;
+        auto& e = t.emit_for("step_waiting", s);
+        e.run_id = s.run_id;
+        e.run_page_url = s.run_page_url;
+        t.add_effect(PollStep{s.name, s.attempt, now_ + t.definition_of(s).poll_every});
+        break;
+      }
+    }
+  }
+
+  const std::optional<WorkflowState>& current_;
+  TimePoint now_;
+};
+
+}  // namespace
+
+Decision decide(const std::optional<WorkflowState>& current, const Input& input, TimePoint now) {
+  return std::visit(Decider(current, now), input);
+}
+
+}  // namespace brickwork

@@ -1,0 +1,869 @@
+#include "daemon/engine/engine.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace brickwork {
+namespace {
+
+using namespace std::chrono_literals;
+
+const TimePoint kT0 = from_epoch_ms(1'795'000'000'000);  // 2026-11-18
+
+TimePoint at(Duration d) { return kT0 + d; }
+
+StepDefinition job(std::string name, std::vector<std::string> depends_on = {}) {
+  StepDefinition s;
+  s.name = std::move(name);
+  s.type = "run_job";
+  s.action = json::object{{"job_id", 123}};
+  s.depends_on = std::move(depends_on);
+  s.poll_every = 60s;
+  return s;
+}
+
+StepDefinition with_retry(StepDefinition s, int32_t max_attempts, Duration backoff) {
+  s.retry = RetryPolicy{max_attempts, backoff};
+  return s;
+}
+
+StepDefinition with_timeout(StepDefinition s, Duration timeout) {
+  s.timeout = timeout;
+  return s;
+}
+
+WorkflowDefinition workflow(std::vector<StepDefinition> steps) {
+  WorkflowDefinition d;
+  d.name = "daily_ingest";
+  d.steps = std::move(steps);
+  return d;
+}
+
+StartCommand start_cmd(const WorkflowDefinition& def,
+                       json::object input = json::object{{"url", "s3://x"}}) {
+  return StartCommand{"order-4711", def.name, std::move(input), def};
+}
+
+StepOutcome started(int64_t run_id) {
+  StepOutcome o;
+  o.kind = StepOutcome::Kind::kStarted;
+  o.run_id = run_id;
+  o.run_page_url = "https://db/#job/1/run/" + std::to_string(run_id);
+  return o;
+}
+
+StepOutcome succeeded(json::object output) {
+  StepOutcome o;
+  o.kind = StepOutcome::Kind::kSucceeded;
+  o.output = std::move(output);
+  return o;
+}
+
+StepOutcome failed(std::string code, std::string message) {
+  StepOutcome o;
+  o.kind = StepOutcome::Kind::kFailed;
+  o.error = StepError{std::move(code), std::move(message)};
+  return o;
+}
+
+StepOutcome still_running() {
+  StepOutcome o;
+  o.kind = StepOutcome::Kind::kStillRunning;
+  return o;
+}
+
+CompletionEvent completion(std::string step, int32_t attempt, RunResult state,
+                           json::object output = {}, std::string message = {}) {
+  CompletionEvent e;
+  e.step = std::move(step);
+  e.attempt = attempt;
+  e.state = state;
+  e.output = std::move(output);
+  e.message = std::move(message);
+  return e;
+}
+
+std::vector<std::string> types(const std::vector<StatusEvent>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events) out.push_back(e.type);
+  return out;
+}
+
+using Strings = std::vector<std::string>;
+
+// Drives one workflow through the engine like the shell would, keeping the
+// latest state and every event.
+struct Harness {
+  std::optional<WorkflowState> state;
+  std::vector<StatusEvent> all_events;
+
+  Decision apply(const Input& input, TimePoint now) {
+    Decision d = decide(state, input, now);
+    if (d.changed) {
+      EXPECT_TRUE(d.state.has_value());
+    } else {
+      EXPECT_TRUE(d.events.empty()) << "an unchanged decision emitted events";
+    }
+    state = d.state;
+    all_events.insert(all_events.end(), d.events.begin(), d.events.end());
+    return d;
+  }
+
+  const StepState& step(std::string_view name) const {
+    const auto* s = state->find_step(name);
+    EXPECT_NE(s, nullptr) << name;
+    return *s;
+  }
+};
+
+void expect_gap_free(const std::vector<StatusEvent>& events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].seq, static_cast<int64_t>(i + 1)) << "event " << events[i].type;
+  }
+}
+
+template <class E>
+std::vector<E> effects_of(const Decision& d) {
+  std::vector<E> out;
+  for (const auto& e : d.effects) {
+    if (const auto* x = std::get_if<E>(&e)) out.push_back(*x);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------ start
+
+TEST(EngineStart, CreatesStateStartsFirstStep) {
+  const auto def = workflow({with_timeout(job("extract"), 2h), job("transform", {"extract"})});
+  const Decision d = decide(std::nullopt, start_cmd(def), kT0);
+
+  ASSERT_TRUE(d.state);
+  EXPECT_TRUE(d.changed);
+  EXPECT_FALSE(d.rejection);
+  const WorkflowState& s = *d.state;
+  EXPECT_EQ(s.id, "order-4711");
+  EXPECT_EQ(s.workflow, "daily_ingest");
+  EXPECT_EQ(s.status, WorkflowStatus::kRunning);
+  EXPECT_EQ(s.input, (json::object{{"url", "s3://x"}}));
+  EXPECT_EQ(s.created_at, kT0);
+  EXPECT_EQ(s.updated_at, kT0);
+  EXPECT_EQ(s.seq, 2);
+  ASSERT_EQ(s.steps.size(), 2u);
+  EXPECT_EQ(s.steps[0].name, "extract");
+  EXPECT_EQ(s.steps[0].status, StepStatus::kRunning);
+  EXPECT_EQ(s.steps[0].attempt, 1);
+  EXPECT_EQ(s.steps[0].started_at, kT0);
+  EXPECT_EQ(s.steps[1].status, StepStatus::kPending);
+  EXPECT_EQ(s.steps[1].attempt, 0);
+
+  EXPECT_EQ(types(d.events), (Strings{"workflow_started", "step_started"}));
+  EXPECT_EQ(d.events[0].seq, 1);
+  EXPECT_EQ(d.events[0].at, kT0);
+  EXPECT_EQ(d.events[0].state, "running");
+  EXPECT_FALSE(d.events[0].step);
+  EXPECT_EQ(d.events[1].seq, 2);
+  EXPECT_EQ(d.events[1].step, "extract");
+  EXPECT_EQ(d.events[1].attempt, 1);
+
+  ASSERT_EQ(d.effects.size(), 2u);
+  const auto& exec = std::get<ExecuteStep>(d.effects[0]);
+  EXPECT_EQ(exec.step, "extract");
+  EXPECT_EQ(exec.attempt, 1);
+  const auto& timer = std::get<StartTimer>(d.effects[1]);
+  EXPECT_EQ(timer.step, "extract");
+  EXPECT_EQ(timer.attempt, 1);
+  EXPECT_EQ(timer.kind, TimerKind::kTimeout);
+  EXPECT_EQ(timer.due, at(2h));
+}
+
+TEST(EngineStart, DuplicateStartIsNoOp) {
+  Harness h;
+  const auto def = workflow({job("extract")});
+  h.apply(start_cmd(def), kT0);
+  const auto before = *h.state;
+
+  const Decision d = h.apply(start_cmd(def), at(5s));
+  EXPECT_FALSE(d.changed);
+  EXPECT_FALSE(d.rejection);
+  EXPECT_TRUE(d.events.empty());
+  EXPECT_TRUE(d.effects.empty());
+  EXPECT_EQ(h.state->seq, before.seq);
+  EXPECT_EQ(h.state->updated_at, kT0);
+}
+
+TEST(EngineStart, ConflictingStartIsRejectedWithEvent) {
+  Harness h;
+  const auto def = workflow({job("extract")});
+  h.apply(start_cmd(def), kT0);
+
+  const Decision d = h.apply(start_cmd(def, json::object{{"url", "s3://other"}}), at(5s));
+  EXPECT_TRUE(d.changed);
+  ASSERT_TRUE(d.rejection);
+  EXPECT_EQ(d.rejection->reason, "conflict");
+  EXPECT_FALSE(d.rejection->message.empty());
+  ASSERT_EQ(types(d.events), (Strings{"command_rejected"}));
+  EXPECT_EQ(d.events[0].reason, "conflict");
+  EXPECT_EQ(d.events[0].seq, 3);
+  EXPECT_EQ(d.events[0].state, "running");
+  EXPECT_TRUE(d.effects.empty());
+  EXPECT_EQ(h.state->updated_at, at(5s));
+  EXPECT_EQ(h.state->input, (json::object{{"url", "s3://x"}}));  // unchanged
+
+  // A different workflow name with the same input conflicts too.
+  auto other = start_cmd(def);
+  other.workflow = "weekly";
+  EXPECT_EQ(h.apply(other, at(6s)).rejection->reason, "conflict");
+}
+
+TEST(EngineStart, UnknownWorkflowIsRejectedWithoutState) {
+  StartCommand cmd{"order-1", "nope", {}, std::nullopt};
+  const Decision d = decide(std::nullopt, cmd, kT0);
+  EXPECT_FALSE(d.state);
+  EXPECT_FALSE(d.changed);
+  ASSERT_TRUE(d.rejection);
+  EXPECT_EQ(d.rejection->reason, "unknown_workflow");
+  EXPECT_TRUE(d.events.empty());
+  EXPECT_TRUE(d.effects.empty());
+}
+
+TEST(EngineStart, BrokenDependenciesAreRejectedAsInvalid) {
+  const Decision unknown = decide(std::nullopt, start_cmd(workflow({job("a", {"ghost"})})), kT0);
+  ASSERT_TRUE(unknown.rejection);
+  EXPECT_EQ(unknown.rejection->reason, "invalid");
+  EXPECT_FALSE(unknown.state);
+
+  const Decision cycle =
+      decide(std::nullopt, start_cmd(workflow({job("a", {"b"}), job("b", {"a"})})), kT0);
+  ASSERT_TRUE(cycle.rejection);
+  EXPECT_EQ(cycle.rejection->reason, "invalid");
+}
+
+// ------------------------------------------------------------ happy paths
+
+TEST(EngineFlow, TwoSequentialStepsToSuccessWithGapFreeSeq) {
+  Harness h;
+  const auto def = workflow({job("extract"), job("transform", {"extract"})});
+  h.apply(start_cmd(def), kT0);
+
+  Decision d = h.apply(StepExecuted{"extract", 1, started(11)}, at(1s));
+  EXPECT_EQ(types(d.events), (Strings{"step_waiting"}));
+  EXPECT_EQ(d.events[0].run_id, 11);
+  EXPECT_EQ(d.events[0].run_page_url, "https://db/#job/1/run/11");
+  EXPECT_EQ(h.step("extract").status, StepStatus::kWaiting);
+  EXPECT_EQ(h.step("extract").run_id, 11);
+  auto polls = effects_of<PollStep>(d);
+  ASSERT_EQ(polls.size(), 1u);
+  EXPECT_EQ(polls[0].due, at(61s));
+
+  d = h.apply(completion("extract", 1, RunResult::kSuccess, {{"rows", 42}}), at(30s));
+  EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "step_started"}));
+  EXPECT_EQ(d.events[0].output, (json::object{{"rows", 42}}));
+  EXPECT_EQ(d.events[0].run_id, 11);
+  EXPECT_EQ(d.events[0].attempt, 1);
+  EXPECT_EQ(d.events[1].step, "transform");
+  EXPECT_EQ(h.step("extract").finished_at, at(30s));
+  ASSERT_EQ(d.effects.size(), 1u);
+  EXPECT_EQ(std::get<ExecuteStep>(d.effects[0]).step, "transform");
+
+  d = h.apply(StepExecuted{"transform", 1, succeeded({{"ok", true}})}, at(31s));
+  EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "workflow_succeeded"}));
+  EXPECT_EQ(d.events[1].state, "succeeded");
+  EXPECT_EQ(h.state->status, WorkflowStatus::kSucceeded);
+  EXPECT_EQ(h.step("transform").output, (json::object{{"ok", true}}));
+
+  EXPECT_EQ(types(h.all_events),
+            (Strings{"workflow_started", "step_started", "step_waiting", "step_succeeded",
+                     "step_started", "step_succeeded", "workflow_succeeded"}));
+  expect_gap_free(h.all_events);
+  EXPECT_EQ(h.state->seq, 7);
+}
+
+TEST(EngineFlow, ParallelStepsWithDependsOn) {
+  Harness h;
+  // a and b run together; c waits for both.
+  const auto def = workflow({job("a"), job("b"), job("c", {"a", "b"})});
+  Decision d = h.apply(start_cmd(def), kT0);
+  EXPECT_EQ(types(d.events), (Strings{"workflow_started", "step_started", "step_started"}));
+  ASSERT_EQ(d.effects.size(), 2u);
+  EXPECT_EQ(std::get<ExecuteStep>(d.effects[0]).step, "a");
+  EXPECT_EQ(std::get<ExecuteStep>(d.effects[1]).step, "b");
+
+  d = h.apply(StepExecuted{"b", 1, succeeded({})}, at(1s));
+  EXPECT_EQ(types(d.events), (Strings{"step_succeeded"}));
+  EXPECT_EQ(h.step("c").status, StepStatus::kPending);
+
+  d = h.apply(StepExecuted{"a", 1, succeeded({})}, at(2s));
+  EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "step_started"}));
+  EXPECT_EQ(d.events[1].step, "c");
+
+  h.apply(StepExecuted{"c", 1, succeeded({})}, at(3s));
+  EXPECT_EQ(h.state->status, WorkflowStatus::kSucceeded);
+  expect_gap_free(h.all_events);
+}
+
+TEST(EngineFlow, EmptyWorkflowSucceedsAtOnce) {
+  const Decision d = decide(std::nullopt, start_cmd(workflow({})), kT0);
+  EXPECT_EQ(types(d.events), (Strings{"workflow_started", "workflow_succeeded"}));
+  EXPECT_EQ(d.state->status, WorkflowStatus::kSucceeded);
+}
+
+// ------------------------------------------------------------ failures and retries
+
+TEST(EngineFailure, FailingJobFailsWorkflowAndSkipsPending) {
+  Harness h;
+  const auto def = workflow({job("a"), job("b"), job("c", {"a", "b"})});
+  h.apply(start_cmd(def), kT0);
+  h.apply(StepExecuted{"b", 1, started(22)}, at(1s));
+
+  const Decision d = h.apply(StepExecuted{"a", 1, failed("INVALID_PARAMETER_VALUE", "bad")}, at(2s));
+  EXPECT_EQ(types(d.events), (Strings{"step_failed", "workflow_failed"}));
+  EXPECT_EQ(d.events[0].error, (StepError{"INVALID_PARAMETER_VALUE", "bad"}));
+  EXPECT_EQ(d.events[0].state, "running");
+  EXPECT_EQ(d.events[1].step, "a");
+  EXPECT_EQ(d.events[1].error, (StepError{"INVALID_PARAMETER_VALUE", "bad"}));
+  EXPECT_EQ(d.events[1].state, "failed");
+
+  EXPECT_EQ(h.state->status, WorkflowStatus::kFailed);
+  EXPECT_EQ(h.step("a").status, StepStatus::kFailed);
+  EXPECT_EQ(h.step("a").finished_at, at(2s));
+  EXPECT_EQ(h.step("b").status, StepStatus::kCanceled);
+  EXPECT_EQ(h.step("c").status, StepStatus::kSkipped);
+
+  // b's run is canceled.
+  const auto cancels = effects_of<CancelStep>(d);
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0].step, "b");
+  EXPECT_EQ(cancels[0].run_id, 22);
+
+  // Anything later is a no-op.
+  EXPECT_FALSE(h.apply(completion("b", 1, RunResult::kSuccess), at(3s)).changed);
+  EXPECT_FALSE(h.apply(SignalCommand{"x", {}}, at(3s)).changed);
+  expect_gap_free(h.all_events);
+}
+
+TEST(EngineFailure, RunningStepWithoutRunIdIsCanceledWhenItsRunShowsUp) {
+  Harness h;
+  // No depends_on given: both start together.
+  const auto parallel = workflow({job("a"), job("b")});
+  h.apply(start_cmd(parallel), kT0);
+  Decision d = h.apply(StepExecuted{"a", 1, failed("X", "boom")}, at(1s));
+  EXPECT_TRUE(effects_of<CancelStep>(d).empty());  // b has nothing known to cancel yet
+  EXPECT_EQ(h.step("b").status, StepStatus::kCanceled);
+
+  d = h.apply(StepExecuted{"b", 1, started(99)}, at(2s));
+  EXPECT_FALSE(d.changed);
+  const auto cancels = effects_of<CancelStep>(d);
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0].step, "b");
+  EXPECT_EQ(cancels[0].run_id, 99);
+}
+
+TEST(EngineRetry, RetryPolicyBackoffAndStaleTimer) {
+  Harness h;
+  const auto def = workflow({with_retry(job("a"), 3, 30s)});
+  h.apply(start_cmd(def), kT0);
+  h.apply(StepExecuted{"a", 1, started(1)}, at(1s));
+
+  Decision d = h.apply(completion("a", 1, RunResult::kFailed, {}, "driver crashed"), at(10s));
+  ASSERT_EQ(types(d.events), (Strings{"step_retrying"}));
+  EXPECT_EQ(d.events[0].attempt, 1);
+  EXPECT_EQ(d.events[0].error, (StepError{"FAILED", "driver crashed"}));
+  EXPECT_EQ(h.step("a").status, StepStatus::kPending);
+  EXPECT_EQ(h.step("a").attempt, 1);
+  ASSERT_EQ(d.effects.size(), 1u);
+  const auto& timer = std::get<StartTimer>(d.effects[0]);
+  EXPECT_EQ(timer.kind, TimerKind::kRetryBackoff);
+  EXPECT_EQ(timer.attempt, 1);
+  EXPECT_EQ(timer.due, at(40s));
+
+  // A timer for another attempt does nothing.
+  EXPECT_FALSE(h.apply(TimerFired{"a", 2, TimerKind::kRetryBackoff}, at(40s)).changed);
+  // A completion for the failed attempt does nothing now either.
+  EXPECT_FALSE(h.apply(completion("a", 1, RunResult::kSuccess), at(41s)).changed);
+
+  d = h.apply(TimerFired{"a", 1, TimerKind::kRetryBackoff}, at(40s));
+  EXPECT_EQ(types(d.events), (Strings{"step_started"}));
+  EXPECT_EQ(d.events[0].attempt, 2);
+  EXPECT_EQ(h.step("a").attempt, 2);
+  EXPECT_EQ(h.step("a").status, StepStatus::kRunning);
+  EXPECT_FALSE(h.step("a").error);
+  EXPECT_FALSE(h.step("a").run_id);
+  ASSERT_EQ(d.effects.size(), 1u);
+  EXPECT_EQ(std::get<ExecuteStep>(d.effects[0]).attempt, 2);
+
+  // The same timer delivered again is stale.
+  EXPECT_FALSE(h.apply(TimerFired{"a", 1, TimerKind::kRetryBackoff}, at(41s)).changed);
+
+  h.apply(StepExecuted{"a", 2, failed("X", "again")}, at(50s));
+  EXPECT_EQ(h.step("a").status, StepStatus::kPending);
+  h.apply(TimerFired{"a", 2, TimerKind::kRetryBackoff}, at(80s));
+  d = h.apply(StepExecuted{"a", 3, failed("X", "third")}, at(90s));
+  EXPECT_EQ(types(d.events), (Strings{"step_failed", "workflow_failed"}));
+  EXPECT_EQ(h.state->status, WorkflowStatus::kFailed);
+  expect_gap_free(h.all_events);
+}
+
+TEST(EngineRetry, TimeoutCancelsRunAndRetries) {
+  Harness h;
+  const auto def = workflow({with_timeout(with_retry(job("a"), 2, 10s), 1h)});
+  h.apply(start_cmd(def), kT0);
+  h.apply(StepExecuted{"a", 1, started(5)}, at(1s));
+
+  Decision d = h.apply(TimerFired{"a", 1, TimerKind::kTimeout}, at(1h));
+  ASSERT_EQ(d.effects.size(), 2u);
+  const auto& cancel = std::get<CancelStep>(d.effects[0]);
+  EXPECT_EQ(cancel.step, "a");
+  EXPECT_EQ(cancel.attempt, 1);
+  EXPECT_EQ(cancel.run_id, 5);
+  const auto& backoff = std::get<StartTimer>(d.effects[1]);
+  EXPECT_EQ(backoff.kind, TimerKind::kRetryBackoff);
+  EXPECT_EQ(backoff.due, at(1h + 10s));
+  ASSERT_EQ(types(d.events), (Strings{"step_retrying"}));
+  EXPECT_EQ(d.events[0].error, (StepError{"TIMEDOUT", "step timed out after 1h"}));
+
+  // The timed-out attempt's timer again: stale. A poll result for it: no-op.
+  EXPECT_FALSE(h.apply(TimerFired{"a", 1, TimerKind::kTimeout}, at(1h + 1s)).changed);
+  EXPECT_FALSE(h.apply(StepPolled{"a", 1, succeeded({})}, at(1h + 2s)).changed);
+
+  d = h.apply(TimerFired{"a", 1, TimerKind::kRetryBackoff}, at(1h + 10s));
+  const auto timers = effects_of<StartTimer>(d);
+  ASSERT_EQ(timers.size(), 1u);
+  EXPECT_EQ(timers[0].kind, TimerKind::kTimeout);
+  EXPECT_EQ(timers[0].attempt, 2);
+  EXPECT_EQ(timers[0].due, at(2h + 10s));
+
+  // Second timeout: no attempts left.
+  d = h.apply(TimerFired{"a", 2, TimerKind::kTimeout}, at(2h + 10s));
+  EXPECT_EQ(types(d.events), (Strings{"step_failed", "workflow_failed"}));
+  EXPECT_EQ(effects_of<CancelStep>(d).size(), 1u);
+  EXPECT_EQ(h.state->status, WorkflowStatus::kFailed);
+  expect_gap_free(h.all_events);
+}
+
+TEST(EngineRetry, LateRunOfTimedOutAttemptIsCanceled) {
+  Harness h;
+  const auto def = workflow({with_timeout(with_retry(job("a"), 2, 10s), 1min)});
+  h.apply(start_cmd(def), kT0);
+  h.apply(TimerFired{"a", 1, TimerKind::kTimeout}, at(1min));  // run-now never answered
+
+  const Decision d = h.apply(StepExecuted{"a", 1, started(77)}, at(61s));
+  EXPECT_FALSE(d.changed);
+  const auto cancels = effects_of<CancelStep>(d);
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0].run_id, 77);
+  EXPECT_EQ(cancels[0].attempt, 1);
+}
+
+TEST(EngineRetry, DuplicateResultForLiveAttemptCancelsNothing) {
+  Harness h;
+  h.apply(start_cmd(workflow({job("a")})), kT0);
+  h.apply(StepExecuted{"a", 1, started(8)}, at(1s));
+  const Decision d = h.apply(StepExecuted{"a", 1, started(8)}, at(2s));
+  EXPECT_FALSE(d.changed);
+  EXPECT_TRUE(d.effects.empty());
+  EXPECT_EQ(h.step("a").status, StepStatus::kWaiting);
+}
+
+TEST(EngineRetry, CancelDuringBackoffSkipsStepAndTimerIsStale) {
+  Harness h;
+  h.apply(start_cmd(workflow({with_retry(job("a"), 3, 30s)})), kT0);
+  h.apply(StepExecuted{"a", 1, failed("X", "y")}, at(1s));
+  const Decision c = h.apply(CancelCommand{"stop"}, at(2s));
+  EXPECT_TRUE(effects_of<CancelStep>(c).empty());  // nothing in flight
+  EXPECT_EQ(h.step("a").status, StepStatus::kSkipped);
+  EXPECT_FALSE(h.apply(TimerFired{"a", 1, TimerKind::kRetryBackoff}, at(31s)).changed);
+}
+
+TEST(EngineRetry, SignalTimeoutFailsWithoutCancelEffect) {
+  Harness h;
+  StepDefinition gate;
+  gate.name = "gate";
+  gate.type = "wait_for_signal";
+  gate.action = json::object{{"name", "approved"}};
+  gate.timeout = 10min;
+  const Decision s = h.apply(StartCommand{"w", "wf", {}, workflow({gate})}, kT0);
+  ASSERT_EQ(effects_of<StartTimer>(s).size(), 1u);
+  EXPECT_EQ(effects_of<StartTimer>(s)[0].kind, TimerKind::kTimeout);
+  EXPECT_TRUE(effects_of<ExecuteStep>(s).empty());
+
+  const Decision d = h.apply(TimerFired{"gate", 1, TimerKind::kTimeout}, at(10min));
+  EXPECT_TRUE(effects_of<CancelStep>(d).empty());
+  ASSERT_EQ(types(d.events), (Strings{"step_failed", "workflow_failed"}));
+  EXPECT_EQ(d.events[0].error, (StepError{"TIMEDOUT", "step timed out after 10m"}));
+}
+
+// ------------------------------------------------------------ completion events
+
+TEST(EngineCompletion, OldAttemptIsNoOp) {
+  Harness h;
+  const auto def = workflow({with_retry(job("a"), 2, 5s)});
+  h.apply(start_cmd(def), kT0);
+  h.apply(StepExecuted{"a", 1, failed("X", "y")}, at(1s));
+  h.apply(TimerFired{"a", 1, TimerKind::kRetryBackoff}, at(6s));
+  h.apply(StepExecuted{"a", 2, started(2)}, at(7s));
+
+  const Decision d = h.apply(completion("a", 1, RunResult::kSuccess), at(8s));
+  EXPECT_FALSE(d.changed);
+  EXPECT_TRUE(d.events.empty());
+  EXPECT_FALSE(d.rejection);
+  EXPECT_EQ(h.step("a").status, StepStatus::kWaiting);
+
+  // Unknown step: no-op as well.
+  EXPECT_FALSE(h.apply(completion("ghost", 2, RunResult::kSuccess), at(8s)).changed);
+}
+
+TEST(EngineCompletion, AcceptedWhileRunningBeforeStepExecuted) {
+  Harness h;
+  const auto def = workflow({job("a")});
+  h.apply(start_cmd(def), kT0);
+  auto ev = completion("a", 1, RunResult::kSuccess, {{"rows", 3}});
+  ev.run_id = 1234;
+
+  Decision d = h.apply(ev, at(1s));
+  EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "workflow_succeeded"}));
+  EXPECT_EQ(d.events[0].run_id, 1234);
+  EXPECT_EQ(h.step("a").run_id, 1234);
+  EXPECT_EQ(h.step("a").output, (json::object{{"rows", 3}}));
+
+  // The late StepExecuted for the same attempt changes nothing and cancels nothing.
+  d = h.apply(StepExecuted{"a", 1, started(1234)}, at(2s));
+  EXPECT_FALSE(d.changed);
+  EXPECT_TRUE(d.effects.empty());
+}
+
+TEST(EngineCompletion, FailureStatesMapToErrorCodes) {
+  for (const auto& [state, code] : {std::pair{RunResult::kFailed, "FAILED"},
+                                    std::pair{RunResult::kCanceled, "CANCELED"},
+                                    std::pair{RunResult::kTimedOut, "TIMEDOUT"}}) {
+    Harness h;
+    h.apply(start_cmd(workflow({job("a")})), kT0);
+    const Decision d = h.apply(completion("a", 1, state), at(1s));
+    ASSERT_EQ(types(d.events), (Strings{"step_failed", "workflow_failed"}));
+    ASSERT_TRUE(d.events[0].error);
+    EXPECT_EQ(d.events[0].error->code, code);
+    EXPECT_FALSE(d.events[0].error->message.empty());
+  }
+}
+
+// ------------------------------------------------------------ polling
+
+TEST(EnginePoll, StillRunningReschedules) {
+  Harness h;
+  auto step = job("a");
+  step.poll_every = 15s;
+  h.apply(start_cmd(workflow({step})), kT0);
+  h.apply(StepExecuted{"a", 1, started(3)}, at(1s));
+  const auto seq = h.state->seq;
+
+  Decision d = h.apply(StepPolled{"a", 1, still_running()}, at(16s));
+  EXPECT_FALSE(d.changed);
+  EXPECT_TRUE(d.events.empty());
+  ASSERT_EQ(d.effects.size(), 1u);
+  const auto& poll = std::get<PollStep>(d.effects[0]);
+  EXPECT_EQ(poll.step, "a");
+  EXPECT_EQ(poll.attempt, 1);
+  EXPECT_EQ(poll.due, at(31s));
+  EXPECT_EQ(h.state->seq, seq);
+
+  d = h.apply(StepPolled{"a", 1, succeeded({{"n", 1}})}, at(31s));
+  EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "workflow_succeeded"}));
+  EXPECT_EQ(h.step("a").run_id, 3);  // kept from StepExecuted
+
+  // A poll after the end does nothing, not even reschedule.
+  d = h.apply(StepPolled{"a", 1, still_running()}, at(46s));
+  EXPECT_FALSE(d.changed);
+  EXPECT_TRUE(d.effects.empty());
+}
+
+TEST(EnginePoll, StepExecutedStillRunningActsLikeStarted) {
+  Harness h;
+  h.apply(start_cmd(workflow({job("a")})), kT0);
+  auto outcome = still_running();
+  outcome.handle = json::object{{"statement_id", "s-1"}};
+  const Decision d = h.apply(StepExecuted{"a", 1, outcome}, at(1s));
+  EXPECT_EQ(types(d.events), (Strings{"step_waiting"}));
+  EXPECT_EQ(h.step("a").status, StepStatus::kWaiting);
+  EXPECT_EQ(h.step("a").handle, json::value(json::object{{"statement_id", "s-1"}}));
+  EXPECT_EQ(effects_of<PollStep>(d).size(), 1u);
+}
+
+// ------------------------------------------------------------ commands
+
+TEST(EngineCancel, MidRunCancelsStepsAndSkipsRest) {
+  Harness h;
+  const auto def = workflow({job("a"), job("b"), job("c", {"a", "b"})});
+  h.apply(start_cmd(def), kT0);
+  h.apply(StepExecuted{"a", 1, started(10)}, at(1s));
+
+  const Decision d = h.apply(CancelCommand{"user asked"}, at(2s));
+  EXPECT_TRUE(d.changed);
+  ASSERT_EQ(types(d.events), (Strings{"workflow_canceled"}));
+  EXPECT_EQ(d.events[0].reason, "user asked");
+  EXPECT_EQ(d.events[0].state, "canceled");
+  const auto cancels = effects_of<CancelStep>(d);
+  ASSERT_EQ(cancels.size(), 2u);
+  EXPECT_EQ(cancels[0].step, "a");
+  EXPECT_EQ(cancels[0].run_id, 10);
+  EXPECT_EQ(cancels[1].step, "b");
+  EXPECT_FALSE(cancels[1].run_id);
+  EXPECT_EQ(h.state->status, WorkflowStatus::kCanceled);
+  EXPECT_EQ(h.step("a").status, StepStatus::kCanceled);
+  EXPECT_EQ(h.step("b").status, StepStatus::kCanceled);
+  EXPECT_EQ(h.step("c").status, StepStatus::kSkipped);
+
+  // Cancel on a terminal workflow or no workflow: no-op, no rejection.
+  const Decision again = h.apply(CancelCommand{"again"}, at(3s));
+  EXPECT_FALSE(again.changed);
+  EXPECT_FALSE(again.rejection);
+  const Decision none = decide(std::nullopt, CancelCommand{"x"}, kT0);
+  EXPECT_FALSE(none.changed);
+  EXPECT_FALSE(none.rejection);
+  EXPECT_FALSE(none.state);
+  expect_gap_free(h.all_events);
+}
+
+TEST(EngineRetryCommand, ResumesFromFailedStepOnly) {
+  Harness h;
+  const auto def = workflow({job("a"), job("b", {"a"}), job("c", {"b"})});
+  h.apply(start_cmd(def), kT0);
+  h.apply(StepExecuted{"a", 1, succeeded({{"x", 1}})}, at(1s));
+  h.apply(StepExecuted{"b", 1, failed("X", "bad")}, at(2s));
+  ASSERT_EQ(h.state->status, WorkflowStatus::kFailed);
+  EXPECT_EQ(h.step("c").status, StepStatus::kSkipped);
+
+  Decision d = h.apply(RetryCommand{}, at(3s));
+  EXPECT_FALSE(d.rejection);
+  ASSERT_EQ(types(d.events), (Strings{"workflow_started", "step_started"}));
+  EXPECT_EQ(d.events[0].reason, "retry");
+  EXPECT_EQ(d.events[1].step, "b");
+  EXPECT_EQ(d.events[1].attempt, 2);
+  ASSERT_EQ(d.effects.size(), 1u);
+  EXPECT_EQ(std::get<ExecuteStep>(d.effects[0]).step, "b");
+  EXPECT_EQ(std::get<ExecuteStep>(d.effects[0]).attempt, 2);
+  EXPECT_EQ(h.state->status, WorkflowStatus::kRunning);
+  EXPECT_EQ(h.step("a").status, StepStatus::kSucceeded);
+  EXPECT_EQ(h.step("a").attempt, 1);
+  EXPECT_EQ(h.step("a").output, (json::object{{"x", 1}}));
+  EXPECT_EQ(h.step("c").status, StepStatus::kPending);
+  EXPECT_EQ(h.step("c").attempt, 0);
+
+  h.apply(StepExecuted{"b", 2, succeeded({})}, at(4s));
+  EXPECT_EQ(h.step("c").status, StepStatus::kRunning);
+  h.apply(StepExecuted{"c", 1, succeeded({})}, at(5s));
+  EXPECT_EQ(h.state->status, WorkflowStatus::kSucceeded);
+  expect_gap_free(h.all_events);
+}
+
+TEST(EngineRetryCommand, RetriedStepGetsItsRetryBudgetAgain) {
+  Harness h;
+  h.apply(start_cmd(workflow({with_retry(job("a"), 2, 5s)})), kT0);
+  h.apply(StepExecuted{"a", 1, failed("X", "1")}, at(1s));
+  h.apply(TimerFired{"a", 1, TimerKind::kRetryBackoff}, at(6s));
+  h.apply(StepExecuted{"a", 2, failed("X", "2")}, at(7s));
+  ASSERT_EQ(h.state->status, WorkflowStatus::kFailed);
+
+  h.apply(RetryCommand{}, at(8s));
+  EXPECT_EQ(h.step("a").attempt, 3);
+  const Decision d = h.apply(StepExecuted{"a", 3, failed("X", "3")}, at(9s));
+  EXPECT_EQ(types(d.events), (Strings{"step_retrying"}));
+}
+
+TEST(EngineRetryCommand, RejectedUnlessFailed) {
+  Harness h;
+  h.apply(start_cmd(workflow({job("a")})), kT0);
+  const Decision d = h.apply(RetryCommand{}, at(1s));
+  ASSERT_TRUE(d.rejection);
+  EXPECT_EQ(d.rejection->reason, "not_failed");
+  ASSERT_EQ(types(d.events), (Strings{"command_rejected"}));
+  EXPECT_EQ(d.events[0].reason, "not_failed");
+  EXPECT_EQ(d.events[0].seq, 3);
+  EXPECT_TRUE(d.changed);
+  EXPECT_EQ(h.state->status, WorkflowStatus::kRunning);
+  EXPECT_TRUE(d.effects.empty());
+
+  h.apply(CancelCommand{""}, at(2s));
+  EXPECT_EQ(h.apply(RetryCommand{}, at(3s)).rejection->reason, "not_failed");
+
+  const Decision none = decide(std::nullopt, RetryCommand{}, kT0);
+  ASSERT_TRUE(none.rejection);
+  EXPECT_EQ(none.rejection->reason, "not_failed");
+  EXPECT_TRUE(none.events.empty());
+  EXPECT_FALSE(none.state);
+  expect_gap_free(h.all_events);
+}
+
+// ------------------------------------------------------------ sleep and signals
+
+TEST(EngineSleep, WaitsForTimerThenSucceeds) {
+  Harness h;
+  StepDefinition nap;
+  nap.name = "nap";
+  nap.type = "sleep";
+  nap.action = json::object{{"duration", "30s"}};
+  h.apply(StartCommand{"w", "wf", {}, workflow({nap, job("after", {"nap"})})}, kT0);
+
+  EXPECT_EQ(types(h.all_events), (Strings{"workflow_started", "step_started", "step_waiting"}));
+  EXPECT_EQ(h.step("nap").status, StepStatus::kWaiting);
+  const Decision first = decide(std::nullopt, StartCommand{"w", "wf", {}, workflow({nap})}, kT0);
+  ASSERT_EQ(first.effects.size(), 1u);
+  const auto& timer = std::get<StartTimer>(first.effects[0]);
+  EXPECT_EQ(timer.kind, TimerKind::kSleep);
+  EXPECT_EQ(timer.due, at(30s));
+
+  EXPECT_FALSE(h.apply(TimerFired{"nap", 0, TimerKind::kSleep}, at(30s)).changed);
+  const Decision d = h.apply(TimerFired{"nap", 1, TimerKind::kSleep}, at(30s));
+  EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "step_started"}));
+  EXPECT_EQ(h.step("nap").output, json::object{});
+  EXPECT_EQ(h.step("after").status, StepStatus::kRunning);
+  expect_gap_free(h.all_events);
+}
+
+TEST(EngineSleep, BadDurationFailsStep) {
+  StepDefinition nap;
+  nap.name = "nap";
+  nap.type = "sleep";
+  nap.action = json::object{{"duration", "soon"}};
+  const Decision d = decide(std::nullopt, StartCommand{"w", "wf", {}, workflow({nap})}, kT0);
+  EXPECT_EQ(types(d.events),
+            (Strings{"workflow_started", "step_started", "step_failed", "workflow_failed"}));
+  EXPECT_EQ(d.state->status, WorkflowStatus::kFailed);
+}
+
+TEST(EngineSignal, ResolvesWaitingStep) {
+  Harness h;
+  StepDefinition gate;
+  gate.name = "gate";
+  gate.type = "wait_for_signal";
+  gate.action = json::object{{"name", "approved"}};
+  h.apply(StartCommand{"w", "wf", {}, workflow({gate, job("after", {"gate"})})}, kT0);
+  EXPECT_EQ(h.step("gate").status, StepStatus::kWaiting);
+  EXPECT_EQ(types(h.all_events), (Strings{"workflow_started", "step_started", "step_waiting"}));
+
+  // Wrong name: no-op.
+  EXPECT_FALSE(h.apply(SignalCommand{"rejected", json::value("x")}, at(1s)).changed);
+
+  const Decision d = h.apply(SignalCommand{"approved", json::object{{"by", "ana"}}}, at(2s));
+  EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "step_started"}));
+  EXPECT_EQ(h.step("gate").output,
+            (json::object{{"value", json::object{{"by", "ana"}}}}));
+  EXPECT_EQ(d.events[0].output, (json::object{{"value", json::object{{"by", "ana"}}}}));
+
+  // Again: nothing waits for it any more.
+  EXPECT_FALSE(h.apply(SignalCommand{"approved", nullptr}, at(3s)).changed);
+  // On no workflow: no-op.
+  EXPECT_FALSE(decide(std::nullopt, SignalCommand{"approved", nullptr}, kT0).changed);
+  expect_gap_free(h.all_events);
+}
+
+TEST(EngineSignal, OneSignalDoesNotPassTwoSequentialGates) {
+  Harness h;
+  StepDefinition g1;
+  g1.name = "g1";
+  g1.type = "wait_for_signal";
+  g1.action = json::object{{"name", "go"}};
+  StepDefinition g2 = g1;
+  g2.name = "g2";
+  g2.depends_on = {"g1"};
+  h.apply(StartCommand{"w", "wf", {}, workflow({g1, g2})}, kT0);
+  h.apply(SignalCommand{"go", 1}, at(1s));
+  EXPECT_EQ(h.step("g1").status, StepStatus::kSucceeded);
+  EXPECT_EQ(h.step("g2").status, StepStatus::kWaiting);
+  h.apply(SignalCommand{"go", 2}, at(2s));
+  EXPECT_EQ(h.state->status, WorkflowStatus::kSucceeded);
+}
+
+// ------------------------------------------------------------ JSON and strings
+
+TEST(EngineJson, StatusEventShape) {
+  StatusEvent e;
+  e.type = "step_succeeded";
+  e.seq = 7;
+  e.at = from_epoch_ms(1'795'000'000'120);
+  e.step = "transform";
+  e.attempt = 1;
+  e.run_id = 1234;
+  e.run_page_url = "https://db/#job/1/run/1234";
+  e.output = json::object{{"rows", 42}};
+  e.state = "running";
+  const json::object o = to_json(e, "order-4711", "daily_ingest");
+
+  const json::object expected{{"v", 1},
+                              {"type", "step_succeeded"},
+                              {"workflow_id", "order-4711"},
+                              {"workflow", "daily_ingest"},
+                              {"seq", 7},
+                              {"at", format_iso8601(e.at)},
+                              {"step", "transform"},
+                              {"attempt", 1},
+                              {"run_id", 1234},
+                              {"run_page_url", "https://db/#job/1/run/1234"},
+                              {"output", json::object{{"rows", 42}}},
+                              {"state", "running"}};
+  EXPECT_EQ(o, expected);
+  EXPECT_EQ(o.at("at").as_string(), "2026-11-18T11:06:40.120Z");
+  // Insertion order follows the contract's example.
+  std::vector<std::string> keys;
+  for (const auto& kv : o) keys.emplace_back(kv.key());
+  EXPECT_EQ(keys, (Strings{"v", "type", "workflow_id", "workflow", "seq", "at", "step", "attempt",
+                           "run_id", "run_page_url", "output", "state"}));
+}
+
+TEST(EngineJson, ErrorAndReasonOnlyWhenPresent) {
+  StatusEvent e;
+  e.type = "workflow_failed";
+  e.seq = 3;
+  e.at = kT0;
+  e.error = StepError{"FAILED", "boom"};
+  e.state = "failed";
+  json::object o = to_json(e, "w", "wf");
+  EXPECT_EQ(o.at("error"), (json::object{{"code", "FAILED"}, {"message", "boom"}}));
+  EXPECT_FALSE(o.contains("step"));
+  EXPECT_FALSE(o.contains("attempt"));
+  EXPECT_FALSE(o.contains("run_id"));
+  EXPECT_FALSE(o.contains("run_page_url"));
+  EXPECT_FALSE(o.contains("output"));
+  EXPECT_FALSE(o.contains("reason"));
+
+  StatusEvent r;
+  r.type = "command_rejected";
+  r.seq = 4;
+  r.at = kT0;
+  r.reason = "conflict";
+  r.state = "running";
+  o = to_json(r, "w", "wf");
+  EXPECT_EQ(o.at("reason"), "conflict");
+  EXPECT_FALSE(o.contains("error"));
+}
+
+TEST(EngineJson, EventsFromDecisionSerialize) {
+  const Decision d = decide(std::nullopt, start_cmd(workflow({job("a")})), kT0);
+  const json::object o = to_json(d.events[1], d.state->id, d.state->workflow);
+  EXPECT_EQ(o.at("type"), "step_started");
+  EXPECT_EQ(o.at("seq"), 2);
+  EXPECT_EQ(o.at("step"), "a");
+  EXPECT_EQ(o.at("attempt"), 1);
+  EXPECT_EQ(o.at("state"), "running");
+}
+
+TEST(EngineStrings, RunResultAndTimerKindRoundTrip) {
+  for (auto r : {RunResult::kSuccess, RunResult::kFailed, RunResult::kCanceled,
+                 RunResult::kTimedOut}) {
+    EXPECT_EQ(run_result_from_string(to_string(r)), r);
+  }
+  EXPECT_STREQ(to_string(RunResult::kSuccess), "SUCCESS");
+  EXPECT_STREQ(to_string(RunResult::kTimedOut), "TIMEDOUT");
+  EXPECT_FALSE(run_result_from_string("success"));
+  EXPECT_FALSE(run_result_from_string(""));
+
+  for (auto k : {TimerKind::kRetryBackoff, TimerKind::kTimeout, TimerKind::kSleep}) {
+    EXPECT_EQ(timer_kind_from_string(to_string(k)), k);
+  }
+  EXPECT_STREQ(to_string(TimerKind::kRetryBackoff), "retry_backoff");
+  EXPECT_FALSE(timer_kind_from_string("later"));
+}
+
+}  // namespace
+}  // namespace brickwork
