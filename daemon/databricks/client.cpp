@@ -1,0 +1,520 @@
+// The Databricks REST client: auth header, retries by kind of error, and the
+// jobs calls. Transport (and every Beast template) is in http.cpp.
+#include "daemon/databricks/client.hpp"
+
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <limits>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "daemon/databricks/http.hpp"
+
+namespace brickwork {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::string trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+std::string truncate(std::string s, size_t max = 1000) {
+  if (s.size() > max) {
+    s.resize(max);
+    s += "...";
+  }
+  return s;
+}
+
+std::string number_text(const json::value& v) {
+  if (v.is_int64()) return std::to_string(v.get_int64());
+  if (v.is_uint64()) return std::to_string(v.get_uint64());
+  if (v.is_double()) return std::to_string(static_cast<int64_t>(v.get_double()));
+  return {};
+}
+
+std::optional<int64_t> as_int64(const json::value& v) {
+  if (v.is_int64()) return v.get_int64();
+  if (v.is_uint64() && v.get_uint64() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return static_cast<int64_t>(v.get_uint64());
+  }
+  return std::nullopt;
+}
+
+std::string base64(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+bool is_retriable_message(std::string_view message) {
+  static constexpr std::array<std::string_view, 9> kPatterns = {
+      "UnknownWorkerEnvironmentException",
+      "does not have any associated worker environments",
+      "There is no worker environment with id",
+      "Unknown worker environment",
+      "ClusterNotReadyException",
+      "Timed out after ",
+      "deadline exceeded",
+      "Please try again later or try a faster operation.",
+      "RPC token bucket limit has been exceeded",
+  };
+  return std::any_of(kPatterns.begin(), kPatterns.end(),
+                     [&](std::string_view p) { return message.find(p) != std::string_view::npos; });
+}
+
+Result<json::value> parse_json_body(const std::string& body, std::string_view what) {
+  if (trim(body).empty()) return json::value(json::object());
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) {
+    return Error{ErrorKind::kInvalidInput, "bad_response",
+                 std::string(what) + ": response is not JSON: " + ec.message()};
+  }
+  return v;
+}
+
+struct Call {
+  std::string method;
+  std::string path_and_query;  // "/api/..."
+  std::optional<std::string> body;
+  std::string content_type = "application/json";
+  bool retry = true;
+  bool with_auth = true;
+  std::string basic_auth;  // for the token endpoint
+};
+
+}  // namespace
+
+std::optional<Duration> parse_retry_after(std::string_view value) {
+  const std::string t = trim(value);
+  if (t.empty()) return std::nullopt;
+  int64_t seconds = 0;
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), seconds);
+  if (ec != std::errc() || p != t.data() + t.size() || seconds < 0) return std::nullopt;
+  return std::chrono::seconds(std::min<int64_t>(seconds, 3600));
+}
+
+Error error_from_http(int status, std::string_view reason, std::string_view body) {
+  std::string code;
+  std::string message;
+  boost::system::error_code ec;
+  const json::value v = json::parse(body, ec);
+  if (!ec && v.is_object()) {
+    const json::object& o = v.get_object();
+    auto str = [&](const json::object& obj, std::string_view key) -> std::string {
+      const json::value* f = obj.if_contains(key);
+      return f != nullptr && f->is_string() ? std::string(f->get_string()) : std::string();
+    };
+    if (const json::value* c = o.if_contains("error_code")) {
+      code = c->is_string() ? std::string(c->get_string()) : number_text(*c);
+    }
+    message = str(o, "message");
+    if (const json::value* e = o.if_contains("error")) {
+      if (e->is_string()) {
+        const std::string description = str(o, "error_description");
+        if (!description.empty()) {
+          if (code.empty()) code = std::string(e->get_string());
+          if (message.empty()) message = description;
+        } else if (message.empty()) {
+          message = std::string(e->get_string());
+        }
+      } else if (e->is_object()) {
+        const json::object& inner = e->get_object();
+        if (code.empty()) code = str(inner, "error_code");
+        if (code.empty()) code = str(inner, "code");
+        if (message.empty()) message = str(inner, "message");
+      }
+    }
+    if (code.empty()) code = str(o, "errorCode");
+    if (message.empty()) message = str(o, "errorSummary");
+    if (message.empty()) message = str(o, "detail");  // SCIM
+  } else {
+    const std::string text = trim(body);
+    if (!text.empty() && text.front() == '<') {
+      const auto open = text.find("<pre>");
+      const auto close = text.find("</pre>");
+      if (open != std::string::npos && close != std::string::npos && close > open) {
+        message = trim(std::string_view(text).substr(open + 5, close - open - 5));
+      }
+    } else if (!text.empty()) {
+      const auto colon = text.find(": ");
+      const bool code_like =
+          colon != std::string::npos && colon > 0 &&
+          std::all_of(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(colon), [](char ch) {
+            return std::isupper(static_cast<unsigned char>(ch)) || ch == '_' ||
+                   std::isdigit(static_cast<unsigned char>(ch));
+          });
+      if (code_like) {
+        code = text.substr(0, colon);
+        message = trim(std::string_view(text).substr(colon + 2));
+      } else {
+        message = text;
+      }
+    }
+  }
+  if (code.empty()) code = "http_" + std::to_string(status);
+  if (message.empty()) {
+    message = reason.empty() ? "HTTP " + std::to_string(status) : std::string(reason);
+  }
+  message = truncate(std::move(message));
+
+  ErrorKind kind = ErrorKind::kPermanent;
+  if (status == 429 || status == 500 || status == 502 || status == 503 || status == 504) {
+    kind = ErrorKind::kTransient;
+  } else if (status == 404) {
+    kind = ErrorKind::kNotFound;
+  } else if (status == 409) {
+    kind = ErrorKind::kConflict;
+  }
+  if (code == "REQUEST_LIMIT_EXCEEDED" || code == "TEMPORARILY_UNAVAILABLE" ||
+      is_retriable_message(message)) {
+    kind = ErrorKind::kTransient;
+  } else if (code == "RESOURCE_DOES_NOT_EXIST" && kind == ErrorKind::kPermanent) {
+    kind = ErrorKind::kNotFound;
+  } else if ((code == "ALREADY_EXISTS" || code == "RESOURCE_ALREADY_EXISTS") &&
+             kind == ErrorKind::kPermanent) {
+    kind = ErrorKind::kConflict;
+  }
+  return Error{kind, std::move(code), std::move(message)};
+}
+
+namespace {
+
+// Jittered exponential backoff, shared by the call retries and token refresh.
+class Backoff {
+ public:
+  Backoff(Duration initial, Duration max) : initial_(initial), max_(max), rng_(std::random_device{}()) {}
+
+  Duration delay(int attempt) {
+    int64_t d = std::max<int64_t>(initial_.count(), 1);
+    for (int i = 1; i < attempt && d < max_.count(); ++i) d *= 2;
+    d = std::min<int64_t>(d, std::max<int64_t>(max_.count(), 1));
+    std::lock_guard lock(mu_);
+    std::uniform_int_distribution<int64_t> half(0, d / 2);
+    return Duration(d - d / 2 + half(rng_));
+  }
+
+ private:
+  Duration initial_;
+  Duration max_;
+  std::mutex mu_;
+  std::mt19937_64 rng_;
+};
+
+class DatabricksClient;
+
+// OAuth M2M access token, cached and renewed when its remaining life drops
+// below min(TTL/2, 20 min). A failed renewal keeps the still-valid token and
+// is retried after a growing pause; an expired token makes the call fail
+// (transiently, if the failure was) so the caller's retry loop backs off.
+class OAuthTokenSource {
+ public:
+  OAuthTokenSource(DatabricksClient& client, std::string client_id, std::string client_secret,
+                   Backoff& backoff)
+      : client_(client),
+        basic_("Basic " + base64(client_id + ":" + client_secret)),
+        backoff_(backoff) {}
+
+  Result<std::string> authorization(const std::shared_ptr<DatabricksClientCounters>& counters);
+  void invalidate() {
+    std::lock_guard lock(mu_);
+    have_ = false;
+  }
+
+ private:
+  Result<std::string> fetch();
+
+  DatabricksClient& client_;
+  const std::string basic_;  // never logged
+  Backoff& backoff_;
+  std::mutex mu_;
+  bool have_ = false;
+  std::string header_;
+  SteadyClock::time_point expires_{};
+  SteadyClock::time_point renew_at_{};
+  SteadyClock::time_point next_try_{};
+  int failures_ = 0;
+};
+
+class DatabricksClient final : public DatabricksApi {
+ public:
+  DatabricksClient(ResolvedDatabricksConfig config, const DatabricksClientOptions& options)
+      : config_(std::move(config)),
+        counters_(options.counters ? options.counters : std::make_shared<DatabricksClientCounters>()),
+        backoff_(options.backoff_initial, options.backoff_max) {
+    if (config_.auth == DatabricksAuth::kOAuthM2M) {
+      oauth_ = std::make_unique<OAuthTokenSource>(*this, config_.client_id, config_.client_secret,
+                                                  backoff_);
+    }
+  }
+
+  Result<int64_t> run_now(const RunNowRequest& request) override {
+    if (request.idempotency_token.size() > 64) {
+      return Error{ErrorKind::kInvalidInput, "bad_idempotency_token",
+                   "idempotency_token is longer than 64 characters"};
+    }
+    json::object body = request.extra;
+    body["job_id"] = request.job_id;
+    if (!request.job_parameters.empty()) {
+      json::object params;
+      for (const auto& [k, v] : request.job_parameters) params[k] = v;
+      body["job_parameters"] = std::move(params);
+    }
+    if (!request.idempotency_token.empty()) body["idempotency_token"] = request.idempotency_token;
+    return run_id_of(json_call("POST", "/api/2.2/jobs/run-now", json::value(std::move(body)), true),
+                     "jobs/run-now");
+  }
+
+  Result<int64_t> submit_run(const json::object& body) override {
+    return run_id_of(json_call("POST", "/api/2.2/jobs/runs/submit", json::value(body), true),
+                     "jobs/runs/submit");
+  }
+
+  Result<RunInfo> get_run(int64_t run_id) override {
+    auto r = json_call("GET", "/api/2.2/jobs/runs/get?run_id=" + std::to_string(run_id),
+                       std::nullopt, true);
+    if (!r) return r.error();
+    return parse_run_info(*r);
+  }
+
+  Status cancel_run(int64_t run_id) override {
+    json::object body;
+    body["run_id"] = run_id;
+    auto r = json_call("POST", "/api/2.2/jobs/runs/cancel", json::value(std::move(body)), true);
+    if (!r) return r.error();
+    return ok_status();
+  }
+
+  Result<json::value> call(const std::string& method, const std::string& path_and_query,
+                           const json::value* body, bool idempotent) override {
+    if (path_and_query.empty() || path_and_query.front() != '/') {
+      return Error{ErrorKind::kInvalidInput, "bad_path", "path must start with '/'"};
+    }
+    std::optional<json::value> b;
+    if (body != nullptr) b = *body;
+    return json_call(method, path_and_query, std::move(b), idempotent);
+  }
+
+  std::string host() const override { return config_.host; }
+
+  // One logical call: attempts with backoff until success, a non-transient
+  // error, or the retry budget is spent. Returns only 2xx responses.
+  Result<http::Response> execute(const Call& call) {
+    const auto start = SteadyClock::now();
+    const auto budget_end = start + config_.retry_budget;
+    bool reauthorized = false;
+    for (int attempt = 1;; ++attempt) {
+      std::optional<Duration> retry_after;
+      Error error;
+      auto outcome = attempt_once(call, budget_end);
+      if (outcome.ok()) {
+        const http::Response& response = *outcome;
+        if (response.status >= 200 && response.status < 300) return std::move(*outcome);
+        error = error_from_http(response.status, response.reason, response.body);
+        if (response.status == 429 || response.status == 503) {
+          retry_after = parse_retry_after(response.header("Retry-After"));
+        }
+        if (response.status == 401 && oauth_ && call.with_auth && !reauthorized) {
+          // The cached token may have been revoked: fetch a new one once.
+          reauthorized = true;
+          oauth_->invalidate();
+          spdlog::warn("databricks {} {}: 401, renewing the OAuth token", call.method,
+                       path_only(call.path_and_query));
+          continue;
+        }
+      } else {
+        error = outcome.error();
+      }
+      if (!error.transient()) return error;
+      counters_->transient_errors.fetch_add(1);
+      if (!call.retry) return error;
+      const Duration wait =
+          retry_after && retry_after->count() > 0 ? *retry_after : backoff_.delay(attempt);
+      if (SteadyClock::now() + wait >= budget_end) {
+        spdlog::warn("databricks {} {}: giving up after {} attempt(s): {} {}", call.method,
+                     path_only(call.path_and_query), attempt, error.code, error.message);
+        error.message += " (retry budget of " + format_duration(config_.retry_budget) +
+                         " spent after " + std::to_string(attempt) + " attempt(s))";
+        return error;
+      }
+      spdlog::warn("databricks {} {}: {} ({}), retry {} in {} ms", call.method,
+                   path_only(call.path_and_query), error.code, error.message, attempt,
+                   wait.count());
+      counters_->retries.fetch_add(1);
+      std::this_thread::sleep_for(wait);
+    }
+  }
+
+ private:
+  static std::string path_only(const std::string& path_and_query) {
+    return path_and_query.substr(0, path_and_query.find('?'));
+  }
+
+  Result<http::Response> attempt_once(const Call& call, SteadyClock::time_point budget_end) {
+    http::Request request;
+    request.method = call.method;
+    request.url = config_.host + call.path_and_query;
+    request.headers.emplace_back("Accept", "application/json");
+    if (call.body) {
+      request.headers.emplace_back("Content-Type", call.content_type);
+      request.body = *call.body;
+    }
+    if (!call.basic_auth.empty()) {
+      request.headers.emplace_back("Authorization", call.basic_auth);
+    } else if (call.with_auth) {
+      if (config_.auth == DatabricksAuth::kPat) {
+        request.headers.emplace_back("Authorization", "Bearer " + config_.token);
+      } else if (oauth_) {
+        auto header = oauth_->authorization(counters_);
+        if (!header) return header.error();
+        request.headers.emplace_back("Authorization", std::move(*header));
+      }
+    }
+    // Each attempt gets the request timeout, cut to what is left of the budget.
+    const auto left = std::chrono::duration_cast<Duration>(budget_end - SteadyClock::now());
+    request.timeout = config_.request_timeout;
+    if (left.count() > 0 && left < request.timeout) request.timeout = left;
+    if (request.timeout.count() <= 0) request.timeout = Duration(1);
+    counters_->requests.fetch_add(1);
+    return http_.send(request);
+  }
+
+  Result<json::value> json_call(const std::string& method, const std::string& path,
+                                std::optional<json::value> body, bool retry) {
+    Call call;
+    call.method = method;
+    call.path_and_query = path;
+    if (body) call.body = json::serialize(*body);
+    call.retry = retry;
+    auto response = execute(call);
+    if (!response) return response.error();
+    return parse_json_body(response->body, path_only(path));
+  }
+
+  static Result<int64_t> run_id_of(const Result<json::value>& r, std::string_view what) {
+    if (!r) return r.error();
+    const json::value* id = r->is_object() ? r->get_object().if_contains("run_id") : nullptr;
+    auto v = id != nullptr ? as_int64(*id) : std::nullopt;
+    if (!v) {
+      return Error{ErrorKind::kInvalidInput, "bad_response",
+                   std::string(what) + ": response has no integer run_id"};
+    }
+    return *v;
+  }
+
+  friend class OAuthTokenSource;
+
+  const ResolvedDatabricksConfig config_;
+  std::shared_ptr<DatabricksClientCounters> counters_;
+  Backoff backoff_;
+  http::Client http_;
+  std::unique_ptr<OAuthTokenSource> oauth_;
+};
+
+Result<std::string> OAuthTokenSource::authorization(
+    const std::shared_ptr<DatabricksClientCounters>& counters) {
+  std::lock_guard lock(mu_);
+  const auto now = SteadyClock::now();
+  if (have_ && now < renew_at_) return header_;
+  if (have_ && now < expires_ && now < next_try_) return header_;
+  auto fetched = fetch();
+  if (fetched) {
+    counters->token_fetches.fetch_add(1);
+    failures_ = 0;
+    return header_;
+  }
+  counters->token_failures.fetch_add(1);
+  const Error& e = fetched.error();
+  if (have_ && now < expires_) {
+    const Duration pause = backoff_.delay(++failures_);
+    next_try_ = now + pause;
+    spdlog::warn("databricks OAuth token renewal failed ({}: {}); keeping the current token, "
+                 "next try in {} ms",
+                 e.code, e.message, pause.count());
+    return header_;
+  }
+  spdlog::warn("databricks OAuth token request failed: {}: {}", e.code, e.message);
+  return e;
+}
+
+Result<std::string> OAuthTokenSource::fetch() {
+  Call call;
+  call.method = "POST";
+  call.path_and_query = "/oidc/v1/token";
+  call.body = "grant_type=client_credentials&scope=all-apis";
+  call.content_type = "application/x-www-form-urlencoded";
+  call.retry = false;  // the caller's loop retries; a nested loop would double the budget
+  call.with_auth = false;
+  call.basic_auth = basic_;
+  auto response = client_.execute(call);
+  if (!response) {
+    Error e = response.error();
+    e.message = "OAuth token request: " + e.message;
+    return e;
+  }
+  auto body = parse_json_body(response->body, "oidc/v1/token");
+  if (!body) return body.error();
+  const json::object* o = body->if_object();
+  const json::value* token = o != nullptr ? o->if_contains("access_token") : nullptr;
+  if (token == nullptr || !token->is_string() || token->get_string().empty()) {
+    return Error{ErrorKind::kInvalidInput, "bad_token_response",
+                 "OAuth token response has no access_token"};
+  }
+  std::string type = "Bearer";
+  if (const json::value* t = o->if_contains("token_type"); t != nullptr && t->is_string() &&
+                                                           !t->get_string().empty()) {
+    type = std::string(t->get_string());
+    if (type == "bearer") type = "Bearer";
+  }
+  int64_t expires_in = 3600;
+  if (const json::value* ei = o->if_contains("expires_in")) {
+    if (auto v = as_int64(*ei)) {
+      expires_in = *v;
+    } else if (ei->is_string()) {
+      const std::string s(ei->get_string());
+      int64_t parsed = 0;
+      auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), parsed);
+      if (ec == std::errc() && p == s.data() + s.size()) expires_in = parsed;
+    }
+  }
+  const auto now = SteadyClock::now();
+  const auto ttl = std::chrono::seconds(std::max<int64_t>(expires_in, 1));
+  const auto margin = std::min<SteadyClock::duration>(ttl / 2, std::chrono::minutes(20));
+  header_ = type + " " + std::string(token->get_string());
+  have_ = true;
+  expires_ = now + ttl;
+  renew_at_ = expires_ - margin;
+  next_try_ = {};
+  return header_;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DatabricksApi>> make_databricks_api(const DatabricksConfig& config,
+                                                           const DatabricksClientOptions& options) {
+  auto resolved = resolve_databricks_config(config, options.env);
+  if (!resolved) return resolved.error();
+  return std::unique_ptr<DatabricksApi>(
+      std::make_unique<DatabricksClient>(std::move(*resolved), options));
+}
+
+Result<std::unique_ptr<DatabricksApi>> make_databricks_api(const DatabricksConfig& config) {
+  return make_databricks_api(config, DatabricksClientOptions{});
+}
+
+}  // namespace brickwork

@@ -1,0 +1,89 @@
+#pragma once
+// The pieces behind make_databricks_api(), exposed for tests and for callers
+// that need to tune them: credential resolution, retry options and counters,
+// and the error-body parser.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+#include "daemon/core/result.hpp"
+#include "daemon/core/time.hpp"
+#include "daemon/databricks/api.hpp"
+
+namespace brickwork {
+
+// Reads one environment variable; nullopt when unset. Tests pass a map.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+// ::getenv.
+EnvLookup process_environment();
+
+enum class DatabricksAuth {
+  kNone,      // only allowed for an http:// loopback host (the simulator)
+  kPat,       // Authorization: Bearer <token>
+  kOAuthM2M,  // client credentials against {host}/oidc/v1/token
+};
+
+struct ResolvedDatabricksConfig {
+  std::string host;  // "https://..." or "http://127.0.0.1:P", no trailing '/'
+  DatabricksAuth auth = DatabricksAuth::kNone;
+  std::string token;
+  std::string client_id;
+  std::string client_secret;
+  std::string profile;      // the ~/.databrickscfg profile used, "" if none
+  std::string config_file;  // the file read, "" if none
+  Duration request_timeout{std::chrono::seconds(60)};
+  Duration retry_budget{std::chrono::seconds(300)};
+};
+
+// Fills host and credentials as the Databricks SDKs do: explicit `config`
+// fields first, then DATABRICKS_HOST / _TOKEN / _CLIENT_ID / _CLIENT_SECRET /
+// _AUTH_TYPE, then a profile of DATABRICKS_CONFIG_FILE (default
+// $HOME/.databrickscfg): the one named by DATABRICKS_CONFIG_PROFILE, else
+// [__settings__] default_profile, else [DEFAULT]. The file only fills empty
+// attributes and is skipped when no profile is named and a host or any
+// credential is already set. A host without scheme gets "https://".
+// Errors (kInvalidInput): no host, no credentials for a remote host, half an
+// OAuth pair, a named profile that does not exist, http:// to a remote host.
+Result<ResolvedDatabricksConfig> resolve_databricks_config(const DatabricksConfig& config,
+                                                           const EnvLookup& env);
+
+// Counters of one client, for metrics and tests. Every degraded path counts.
+struct DatabricksClientCounters {
+  std::atomic<int64_t> requests{0};          // HTTP exchanges attempted (API + token)
+  std::atomic<int64_t> retries{0};           // attempts repeated after a transient error
+  std::atomic<int64_t> transient_errors{0};  // transient outcomes seen (before any retry)
+  std::atomic<int64_t> token_fetches{0};     // OAuth token requests that succeeded
+  std::atomic<int64_t> token_failures{0};    // OAuth token requests that failed
+};
+
+struct DatabricksClientOptions {
+  Duration backoff_initial{std::chrono::milliseconds(200)};  // doubles per retry, with jitter
+  Duration backoff_max{std::chrono::seconds(10)};
+  EnvLookup env;  // empty: the process environment
+  std::shared_ptr<DatabricksClientCounters> counters;  // empty: a private one
+};
+
+// make_databricks_api() with tuned options (tests use short backoffs).
+Result<std::unique_ptr<DatabricksApi>> make_databricks_api(const DatabricksConfig& config,
+                                                           const DatabricksClientOptions& options);
+
+// Turns a non-2xx response into an Error. Parses the body defensively:
+// {"error_code": "X" | 123, "message": ...}, {"error": "..."} (also OAuth's
+// error/error_description), {"detail": ...} (SCIM), "CODE: message" text,
+// HTML (<pre> text), or nothing (then the reason phrase). code is the
+// error_code or "http_<status>". Kind: 429/500/502/503/504 → kTransient,
+// 404 → kNotFound, 409 → kConflict, other 4xx → kPermanent; some error codes
+// and messages refine it (REQUEST_LIMIT_EXCEEDED, TEMPORARILY_UNAVAILABLE and
+// the SDKs' retriable worker-environment messages → kTransient;
+// RESOURCE_DOES_NOT_EXIST → kNotFound; ALREADY_EXISTS → kConflict).
+Error error_from_http(int status, std::string_view reason, std::string_view body);
+
+// Retry-After as integer seconds (the only form Databricks sends); nullopt if absent/unparseable.
+std::optional<Duration> parse_retry_after(std::string_view value);
+
+}  // namespace brickwork

@@ -1,0 +1,470 @@
+// The only translation unit with Boost.Beast/Asio templates (client and
+// server), so the rest of the project compiles quickly.
+#include "daemon/databricks/http.hpp"
+
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
+#include <cctype>
+#include <future>
+#include <map>
+#include <thread>
+
+#ifndef BRICKWORK_VERSION
+#define BRICKWORK_VERSION "dev"
+#endif
+
+namespace brickwork::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+using boost::system::error_code;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+struct Target {
+  bool tls = false;
+  std::string host;         // without brackets
+  std::string port;
+  std::string host_header;  // host[:port] as it goes on the wire
+  std::string target;       // path?query
+  std::string key;          // pool key
+};
+
+Result<Target> parse_target(std::string_view url) {
+  auto parsed = boost::urls::parse_uri(url);
+  if (!parsed) {
+    return Error{ErrorKind::kInvalidInput, "bad_url",
+                 "not an absolute URL: '" + std::string(url) + "'"};
+  }
+  Target t;
+  const std::string scheme = lower(parsed->scheme());
+  if (scheme == "https") {
+    t.tls = true;
+  } else if (scheme != "http") {
+    return Error{ErrorKind::kInvalidInput, "bad_url",
+                 "unsupported URL scheme '" + scheme + "' (use https://)"};
+  }
+  t.host = parsed->host_address();
+  if (t.host.empty()) {
+    return Error{ErrorKind::kInvalidInput, "bad_url", "URL has no host: '" + std::string(url) + "'"};
+  }
+  if (!t.tls && !is_loopback_host(t.host)) {
+    return Error{ErrorKind::kInvalidInput, "insecure_url",
+                 "http:// is allowed only for a loopback host (the local simulator); host '" +
+                     t.host + "' needs https://"};
+  }
+  t.port = parsed->has_port() ? std::string(parsed->port()) : (t.tls ? "443" : "80");
+  const std::string bracketed =
+      t.host.find(':') != std::string::npos ? "[" + t.host + "]" : t.host;
+  t.host_header = parsed->has_port() ? bracketed + ":" + t.port : bracketed;
+  t.target = std::string(parsed->encoded_path());
+  if (t.target.empty()) t.target = "/";
+  if (parsed->has_query()) t.target += "?" + std::string(parsed->encoded_query());
+  t.key = (t.tls ? "https://" : "http://") + bracketed + ":" + t.port;
+  return t;
+}
+
+bool is_timeout(const error_code& ec) {
+  return ec == beast::error::timeout || ec == asio::error::timed_out;
+}
+
+Error transport_error(const error_code& ec, std::string_view stage, const Target& t) {
+  const std::string where = std::string(stage) + " " + t.key;
+  if (is_timeout(ec)) {
+    return Error{ErrorKind::kTransient, "timeout", where + ": deadline passed"};
+  }
+  if (stage == "handshake" && ec.category() == asio::error::get_ssl_category()) {
+    return Error{ErrorKind::kPermanent, "tls_error", where + ": " + ec.message()};
+  }
+  return Error{ErrorKind::kTransient, "connection_error", where + ": " + ec.message()};
+}
+
+// A server closing an idle keep-alive connection shows up like this on reuse.
+bool is_stale_connection(const error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+         ec == ssl::error::stream_truncated;
+}
+
+struct Connection {
+  std::unique_ptr<beast::tcp_stream> plain;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  beast::flat_buffer buffer;
+  SteadyTime idle_since{};
+
+  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+};
+
+constexpr auto kIdleLimit = std::chrono::seconds(30);
+constexpr size_t kMaxIdlePerHost = 16;
+constexpr uint64_t kBodyLimit = 64ull << 20;
+
+template <class Stream>
+asio::awaitable<error_code> exchange(Stream& stream, beast::tcp_stream& lowest,
+                                     beast::flat_buffer& buffer,
+                                     bhttp::request<bhttp::string_body>& request,
+                                     bhttp::response_parser<bhttp::string_body>& parser,
+                                     SteadyTime deadline, std::string& stage) {
+  error_code ec;
+  stage = "write";
+  lowest.expires_at(deadline);
+  co_await bhttp::async_write(stream, request, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return ec;
+  stage = "read";
+  lowest.expires_at(deadline);
+  co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec == ssl::error::stream_truncated && parser.is_header_done() && parser.need_eof()) {
+    // A body delimited by end of stream whose peer skipped close_notify: the
+    // short read is how it ends, not a failure.
+    ec = {};
+    parser.put_eof(ec);
+  }
+  co_return ec;
+}
+
+// Ends a connection; the peer's missing close_notify or an early EOF is
+// expected here and ignored.
+asio::awaitable<void> close_connection(std::unique_ptr<Connection> conn) {
+  if (conn->tls) {
+    error_code ec;
+    conn->lowest().expires_after(std::chrono::seconds(2));
+    co_await conn->tls->async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  error_code ignored;
+  conn->lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+  conn->lowest().close();
+}
+
+}  // namespace
+
+std::string find_header(const Headers& headers, std::string_view name) {
+  for (const auto& [k, v] : headers) {
+    if (iequals(k, name)) return v;
+  }
+  return {};
+}
+
+bool is_loopback_host(std::string_view host) {
+  std::string h(host);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  h = lower(h);
+  if (h == "localhost") return true;
+  error_code ec;
+  const auto addr = asio::ip::make_address(h, ec);
+  return !ec && addr.is_loopback();
+}
+
+Status check_url(std::string_view url) {
+  auto t = parse_target(url);
+  if (!t) return t.error();
+  return ok_status();
+}
+
+// ---------------------------------------------------------------- client
+
+struct Client::Impl {
+  asio::io_context ioc{1};
+  ssl::context tls_context{ssl::context::tls_client};
+  asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
+  // Touched only on the I/O thread, so no lock.
+  std::map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
+  std::thread thread;
+
+  Impl() {
+    tls_context.set_default_verify_paths();
+    tls_context.set_verify_mode(ssl::verify_peer);
+    SSL_CTX_set_min_proto_version(tls_context.native_handle(), TLS1_2_VERSION);
+    thread = std::thread([this] { ioc.run(); });
+  }
+
+  ~Impl() {
+    work.reset();
+    ioc.stop();
+    if (thread.joinable()) thread.join();
+    idle.clear();
+  }
+
+  std::unique_ptr<Connection> take_idle(const std::string& key) {
+    auto it = idle.find(key);
+    if (it == idle.end()) return nullptr;
+    const auto now = std::chrono::steady_clock::now();
+    while (!it->second.empty()) {
+      auto conn = std::move(it->second.back());
+      it->second.pop_back();
+      if (now - conn->idle_since < kIdleLimit && conn->lowest().socket().is_open()) return conn;
+    }
+    return nullptr;
+  }
+
+  void give_back(const std::string& key, std::unique_ptr<Connection> conn) {
+    auto& list = idle[key];
+    conn->idle_since = std::chrono::steady_clock::now();
+    conn->lowest().expires_never();
+    if (list.size() < kMaxIdlePerHost) {
+      list.push_back(std::move(conn));
+    } else {
+      asio::co_spawn(ioc, close_connection(std::move(conn)), asio::detached);
+    }
+  }
+
+  asio::awaitable<Result<std::unique_ptr<Connection>>> connect(const Target& t, SteadyTime deadline) {
+    auto ex = co_await asio::this_coro::executor;
+    error_code ec;
+    // The resolver has no deadline of its own: a timer cancels it. The timer's
+    // handler holds only a weak reference, so it is harmless if it runs late.
+    auto resolver = std::make_shared<tcp::resolver>(ex);
+    asio::steady_timer timer(ex);
+    timer.expires_at(deadline);
+    auto timed_out = std::make_shared<bool>(false);
+    timer.async_wait([weak = std::weak_ptr<tcp::resolver>(resolver), timed_out](error_code e) {
+      if (e) return;
+      *timed_out = true;
+      if (auto r = weak.lock()) r->cancel();
+    });
+    auto endpoints = co_await resolver->async_resolve(
+        t.host, t.port, asio::redirect_error(asio::use_awaitable, ec));
+    timer.cancel();
+    if (*timed_out) ec = beast::error::timeout;
+    if (ec) co_return transport_error(ec, "resolve", t);
+
+    auto conn = std::make_unique<Connection>();
+    if (t.tls) {
+      conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, tls_context);
+    } else {
+      conn->plain = std::make_unique<beast::tcp_stream>(ex);
+    }
+    auto& lowest = conn->lowest();
+    lowest.expires_at(deadline);
+    co_await lowest.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return transport_error(ec, "connect", t);
+    if (t.tls) {
+      error_code not_ip;
+      asio::ip::make_address(t.host, not_ip);
+      if (not_ip && !SSL_set_tlsext_host_name(conn->tls->native_handle(), t.host.c_str())) {
+        co_return Error{ErrorKind::kPermanent, "tls_error", "cannot set SNI for " + t.host};
+      }
+      conn->tls->set_verify_mode(ssl::verify_peer);
+      conn->tls->set_verify_callback(ssl::host_name_verification(t.host));
+      lowest.expires_at(deadline);
+      co_await conn->tls->async_handshake(ssl::stream_base::client,
+                                          asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return transport_error(ec, "handshake", t);
+    }
+    co_return std::move(conn);
+  }
+
+  asio::awaitable<Result<Response>> perform(const Request& request) {
+    auto target = parse_target(request.url);
+    if (!target) co_return target.error();
+    const Target& t = *target;
+    const auto verb = bhttp::string_to_verb(request.method);
+    if (verb == bhttp::verb::unknown) {
+      co_return Error{ErrorKind::kInvalidInput, "bad_method", "unknown HTTP method " + request.method};
+    }
+    const SteadyTime deadline = std::chrono::steady_clock::now() + request.timeout;
+
+    bhttp::request<bhttp::string_body> req{verb, t.target, 11};
+    req.set(bhttp::field::host, t.host_header);
+    req.set(bhttp::field::user_agent, "brickwork/" BRICKWORK_VERSION);
+    for (const auto& [name, value] : request.headers) req.set(name, value);
+    req.body() = request.body;
+    req.keep_alive(true);
+    req.prepare_payload();
+
+    // At most one retry, and only when a reused idle connection turns out to be
+    // closed before any response byte arrived.
+    for (int round = 0; round < 2; ++round) {
+      auto conn = take_idle(t.key);
+      const bool reused = conn != nullptr;
+      if (!conn) {
+        auto fresh = co_await connect(t, deadline);
+        if (!fresh) co_return fresh.error();
+        conn = std::move(*fresh);
+      }
+      bhttp::response_parser<bhttp::string_body> parser;
+      parser.body_limit(kBodyLimit);
+      parser.header_limit(64 * 1024);
+      if (verb == bhttp::verb::head) parser.skip(true);
+      std::string stage;
+      error_code ec;
+      if (conn->tls) {
+        ec = co_await exchange(*conn->tls, conn->lowest(), conn->buffer, req, parser, deadline, stage);
+      } else {
+        ec = co_await exchange(*conn->plain, conn->lowest(), conn->buffer, req, parser, deadline, stage);
+      }
+      if (ec) {
+        const bool retry_fresh = reused && !parser.is_header_done() && is_stale_connection(ec);
+        conn.reset();
+        if (retry_fresh) continue;
+        co_return transport_error(ec, stage, t);
+      }
+      auto msg = parser.release();
+      Response response;
+      response.status = static_cast<int>(msg.result_int());
+      response.reason = std::string(msg.reason());
+      for (const auto& field : msg) {
+        response.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+      }
+      response.body = std::move(msg.body());
+      if (msg.keep_alive()) {
+        give_back(t.key, std::move(conn));
+      } else {
+        asio::co_spawn(ioc, close_connection(std::move(conn)), asio::detached);
+      }
+      co_return response;
+    }
+    co_return Error{ErrorKind::kTransient, "connection_error", "connection to " + t.key + " lost"};
+  }
+
+  static asio::awaitable<void> run(Impl* impl, Request request,
+                                   std::shared_ptr<std::promise<Result<Response>>> promise) {
+    try {
+      promise->set_value(co_await impl->perform(request));
+    } catch (const std::exception& e) {
+      promise->set_value(Error{ErrorKind::kInternal, "http_exception", e.what()});
+    }
+  }
+};
+
+Client::Client() : impl_(std::make_unique<Impl>()) {}
+Client::~Client() = default;
+
+Result<Response> Client::send(const Request& request) {
+  auto promise = std::make_shared<std::promise<Result<Response>>>();
+  auto future = promise->get_future();
+  asio::co_spawn(impl_->ioc, Impl::run(impl_.get(), request, promise), asio::detached);
+  return future.get();
+}
+
+// ---------------------------------------------------------------- server
+
+struct Server::Impl {
+  asio::io_context ioc{1};
+  tcp::acceptor acceptor{ioc};
+  Handler handler;
+  std::thread thread;
+  std::atomic<bool> stopped{false};
+  uint16_t port = 0;
+
+  ~Impl() { stop(); }
+
+  void stop() {
+    if (stopped.exchange(true)) return;
+    ioc.stop();
+    if (thread.joinable()) thread.join();
+    error_code ignored;
+    acceptor.close(ignored);
+  }
+
+  static asio::awaitable<void> serve(Impl* impl, tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    error_code ec;
+    for (;;) {
+      stream.expires_after(std::chrono::seconds(120));
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.body_limit(16u << 20);
+      co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      auto msg = parser.release();
+      ServerRequest request;
+      request.method = std::string(msg.method_string());
+      request.target = std::string(msg.target());
+      for (const auto& field : msg) {
+        request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+      }
+      request.body = std::move(msg.body());
+      ServerResponse out;
+      try {
+        out = impl->handler(request);
+      } catch (const std::exception&) {
+        out = ServerResponse{500, {}, R"({"error_code":"INTERNAL_ERROR","message":"handler failed"})"};
+      }
+      bhttp::response<bhttp::string_body> res;
+      res.version(msg.version());
+      res.result(static_cast<unsigned>(out.status));
+      res.set(bhttp::field::server, "brickwork-simulator");
+      bool has_type = false;
+      for (const auto& [name, value] : out.headers) {
+        res.set(name, value);
+        has_type = has_type || iequals(name, "content-type");
+      }
+      if (!has_type) res.set(bhttp::field::content_type, "application/json");
+      res.body() = std::move(out.body);
+      res.keep_alive(msg.keep_alive());
+      res.prepare_payload();
+      stream.expires_after(std::chrono::seconds(30));
+      co_await bhttp::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec || !res.keep_alive()) break;
+    }
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  static asio::awaitable<void> listen(Impl* impl) {
+    for (;;) {
+      error_code ec;
+      tcp::socket socket = co_await impl->acceptor.async_accept(
+          asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == asio::error::operation_aborted || !impl->acceptor.is_open()) co_return;
+      if (ec) continue;
+      asio::co_spawn(impl->ioc, serve(impl, std::move(socket)), asio::detached);
+    }
+  }
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() = default;
+
+Result<std::unique_ptr<Server>> Server::start(const std::string& address, uint16_t port,
+                                              Handler handler) {
+  auto impl = std::make_unique<Impl>();
+  impl->handler = std::move(handler);
+  error_code ec;
+  const auto addr = asio::ip::make_address(address, ec);
+  if (ec) return Error{ErrorKind::kInvalidInput, "bad_address", "bad listen address " + address};
+  const tcp::endpoint endpoint(addr, port);
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(endpoint, ec);
+  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Error{ErrorKind::kTransient, "listen_failed",
+                 "cannot listen on " + address + ":" + std::to_string(port) + ": " + ec.message()};
+  }
+  impl->port = impl->acceptor.local_endpoint().port();
+  asio::co_spawn(impl->ioc, Impl::listen(impl.get()), asio::detached);
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->ioc.run(); });
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+uint16_t Server::port() const { return impl_->port; }
+void Server::stop() { impl_->stop(); }
+
+}  // namespace brickwork::http

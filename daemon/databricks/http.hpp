@@ -1,0 +1,113 @@
+#pragma once
+// The HTTP transport under the Databricks client and the simulator: a small
+// synchronous client (HTTPS with verification, or plain HTTP to loopback) and
+// a small loopback server. All Boost.Beast code lives in http.cpp; this header
+// stays free of it so that including it costs nothing.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "daemon/core/result.hpp"
+#include "daemon/core/time.hpp"
+
+namespace brickwork::http {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// Value of the first header named `name` (case-insensitive), or "".
+std::string find_header(const Headers& headers, std::string_view name);
+
+struct Request {
+  std::string method = "GET";  // GET, POST, PUT, DELETE, HEAD, PATCH
+  std::string url;             // absolute: "https://host[:port]/path?query"
+  Headers headers;             // Host, Content-Length and User-Agent are set by the client
+  std::string body;
+  Duration timeout{std::chrono::seconds(60)};  // deadline for the whole exchange, every stage
+};
+
+struct Response {
+  int status = 0;
+  std::string reason;  // reason phrase as sent (may be empty)
+  Headers headers;
+  std::string body;
+
+  std::string header(std::string_view name) const { return find_header(headers, name); }
+};
+
+// True for "localhost", 127.0.0.0/8 and ::1 (with or without brackets).
+bool is_loopback_host(std::string_view host);
+
+// Checks that `url` is usable: https://, or http:// to a loopback host. The
+// error (kInvalidInput, code "insecure_url" / "bad_url") says what is wrong.
+Status check_url(std::string_view url);
+
+// A synchronous HTTP/1.1 client. Requests run as coroutines on one internal
+// I/O thread; send() blocks the calling thread until the response or error.
+// Thread-safe: any number of threads may call send() at once. Never call
+// send() from a handler running on the client's own I/O thread.
+//
+// TLS: peer verification against the default trust store, SNI and host-name
+// verification. Idle connections are kept per host for reuse (keep-alive);
+// a reused connection the server already closed is replaced transparently.
+//
+// Errors (as values): kTransient "timeout" (a stage passed the deadline),
+// kTransient "connection_error" (resolve/connect/reset/eof), kPermanent
+// "tls_error" (handshake or verification failed), kInvalidInput for a bad URL.
+// Any HTTP status, including 4xx/5xx, is a Response, not an Error.
+class Client {
+ public:
+  Client();
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  Result<Response> send(const Request& request);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct ServerRequest {
+  std::string method;
+  std::string target;  // path and query as sent
+  Headers headers;
+  std::string body;
+
+  std::string header(std::string_view name) const { return find_header(headers, name); }
+};
+
+struct ServerResponse {
+  int status = 200;
+  Headers headers;  // Content-Type defaults to application/json unless given here
+  std::string body;
+};
+
+// Called on the server's I/O thread, one request at a time; must not block long.
+using Handler = std::function<ServerResponse(const ServerRequest&)>;
+
+// A plain-HTTP/1.1 server with keep-alive, for the simulator and tests.
+class Server {
+ public:
+  // Listens on `address`:`port` (0 = a free port chosen by the system).
+  static Result<std::unique_ptr<Server>> start(const std::string& address, uint16_t port,
+                                               Handler handler);
+  ~Server();  // stops
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  uint16_t port() const;
+  // Closes the listener and every connection; idempotent.
+  void stop();
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace brickwork::http

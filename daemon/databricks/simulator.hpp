@@ -1,0 +1,152 @@
+#pragma once
+// A local Databricks workspace for tests and `brickwork demo`: an HTTP server
+// on loopback that serves the same paths and JSON as the real Jobs API and
+// OAuth token endpoint, runs jobs in memory on a timer, publishes completion
+// events the way a brickwork-aware job's last task would, and injects
+// 429/503 faults on demand.
+//
+// Endpoints (both /api/2.1 and /api/2.2):
+//   POST /oidc/v1/token            client credentials (HTTP Basic), expires_in = token TTL
+//   POST /api/2.x/jobs/run-now     job_id, job_parameters, notebook_params, idempotency_token
+//   POST /api/2.x/jobs/runs/submit run_name, tasks[].notebook_task.base_parameters,
+//                                  job_parameters, idempotency_token
+//   GET  /api/2.x/jobs/runs/get?run_id=
+//   POST /api/2.x/jobs/runs/cancel run_id (the run ends CANCELED shortly after)
+// Errors use the Databricks body {"error_code", "message"}.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "daemon/core/result.hpp"
+#include "daemon/core/time.hpp"
+
+namespace brickwork {
+
+// What a simulated job does when run.
+struct SimulatedJob {
+  std::string name;
+  Duration duration{std::chrono::seconds(2)};  // from start to TERMINATED
+  // SUCCESS | FAILED | TIMEDOUT | CANCELED (life_cycle_state TERMINATED with
+  // that result_state) or INTERNAL_ERROR (life_cycle_state INTERNAL_ERROR,
+  // result_state FAILED).
+  std::string outcome = "SUCCESS";
+  json::object output;  // the completion event's "output"
+  std::string message;  // state_message and the event's "message"
+  // Publish a completion event when the run ends, if its parameters carry
+  // brickwork_workflow_id, brickwork_step and brickwork_token. Never for a
+  // run ended by runs/cancel or by INTERNAL_ERROR (the job never got to its
+  // last task), so polling must notice those.
+  bool emit_event = true;
+};
+
+// Injected failures: each API request (token endpoint included) is answered,
+// before anything else happens, with one of `statuses` with probability
+// `error_rate`. 429 and 503 carry Retry-After when `retry_after` is set.
+struct SimulatorFaults {
+  double error_rate = 0.0;  // 0..1
+  std::vector<int> statuses{429, 503};
+  std::optional<Duration> retry_after{std::chrono::seconds(1)};  // whole seconds; 0 allowed
+  uint64_t seed = 1;  // the same seed gives the same sequence of faults
+};
+
+struct SimulatorOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 0;  // 0 = a free port
+  std::map<int64_t, SimulatedJob> jobs;
+  // Used for run-now of a job id not in `jobs`; without it that is HTTP 400
+  // INVALID_PARAMETER_VALUE "Job N does not exist.". runs/submit uses the job
+  // whose name equals run_name, else this, else SimulatedJob{}.
+  std::optional<SimulatedJob> default_job;
+  // When set, API calls need "Authorization: Bearer <bearer_token>" (or a
+  // token issued by /oidc/v1/token); otherwise 401.
+  std::string bearer_token;
+  // When set, /oidc/v1/token requires these as HTTP Basic credentials, and API
+  // calls need a bearer token (an issued, unexpired one or bearer_token).
+  std::string oauth_client_id;
+  std::string oauth_client_secret;
+  Duration oauth_token_ttl{std::chrono::seconds(3600)};  // expires_in (whole seconds, >= 1)
+  Duration pending_for{std::chrono::milliseconds(100)};  // PENDING before RUNNING
+  Duration cancel_delay{std::chrono::milliseconds(100)};  // TERMINATING before CANCELED
+  SimulatorFaults faults;
+};
+
+// One run as the simulator sees it.
+struct SimulatedRun {
+  int64_t run_id = 0;
+  int64_t job_id = 0;  // 0 for runs/submit
+  std::string life_cycle_state;  // PENDING, RUNNING, TERMINATING, TERMINATED, INTERNAL_ERROR
+  std::string result_state;      // set once terminal
+  std::string idempotency_token;
+  std::map<std::string, std::string> parameters;
+  bool cancel_requested = false;
+  bool event_emitted = false;
+};
+
+// Counts for tests; a consistent snapshot.
+struct SimulatorStats {
+  int64_t requests = 0;          // every HTTP request received
+  int64_t run_now_calls = 0;     // accepted past faults and auth
+  int64_t submit_calls = 0;
+  int64_t get_calls = 0;
+  int64_t cancel_calls = 0;
+  int64_t token_calls = 0;       // tokens issued by /oidc/v1/token
+  int64_t unauthorized = 0;      // 401s
+  int64_t runs_created = 0;
+  int64_t faults_injected = 0;
+  int64_t events_emitted = 0;
+  std::map<int, int64_t> faults_by_status;
+  std::map<std::string, int64_t> runs_per_token;  // idempotency token → runs created (0 or 1)
+  std::map<int64_t, SimulatedRun> runs;
+};
+
+// Receives completion events: key = workflow id, payload = the JSON text
+// {"type":"job_completed","workflow_id","step","token","state","run_id","output","message"}.
+// Called from a simulator thread, never under a simulator lock.
+using CompletionSink = std::function<void(const std::string& key, const std::string& payload)>;
+
+class DatabricksSimulator {
+ public:
+  explicit DatabricksSimulator(SimulatorOptions options = {});
+  ~DatabricksSimulator();  // stops
+  DatabricksSimulator(const DatabricksSimulator&) = delete;
+  DatabricksSimulator& operator=(const DatabricksSimulator&) = delete;
+
+  // Listens and starts the run timer. Error if the port cannot be bound.
+  Status start();
+  // Stops serving and ends the timer; runs stay readable via stats(). Idempotent.
+  void stop();
+  uint16_t port() const;      // valid after start()
+  std::string base_url() const;  // "http://127.0.0.1:<port>"
+
+  void set_sink(CompletionSink sink);
+  void set_faults(SimulatorFaults faults);
+  void set_job(int64_t job_id, SimulatedJob job);  // add or replace, at any time
+
+  SimulatorStats stats() const;
+  std::optional<SimulatedRun> run(int64_t run_id) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reads a simulator description (YAML):
+//   jobs:
+//     - {job_id: 101, name: extract, duration: 2s, outcome: SUCCESS,
+//        output: {rows: 42}, message: "", emit_event: true}
+//   default_job: {duration: 1s, outcome: SUCCESS}          # optional
+//   faults: {error_rate: 0.0, statuses: [429, 503], retry_after: 1s, seed: 1}
+//   bearer_token: "..."                                      # optional
+//   oauth: {client_id: ..., client_secret: ..., token_ttl: 1h}  # optional
+//   port: 0                                                  # optional
+// Errors (kInvalidInput) name the file, line and field.
+Result<SimulatorOptions> load_simulator_jobs_file(const std::string& path);
+Result<SimulatorOptions> parse_simulator_jobs(const std::string& yaml_text,
+                                              const std::string& source_name = "<string>");
+
+}  // namespace brickwork
