@@ -1,0 +1,175 @@
+// A workflow instance keeps the definition it started with; the store keeps it
+// as JSON. Durations are integers of milliseconds so the round trip is exact.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+
+namespace brickwork {
+namespace {
+
+const char* to_string(CompletionMode mode) {
+  return mode == CompletionMode::kPoll ? "poll" : "event";
+}
+
+Error invalid(std::string message) {
+  return Error{ErrorKind::kInvalidInput, "invalid_definition", std::move(message)};
+}
+
+// Reads an optional field of an object; a present field of the wrong type is an error.
+class FieldReader {
+ public:
+  FieldReader(const json::object& object, std::string where)
+      : object_(object), where_(std::move(where)) {}
+
+  const std::optional<Error>& error() const { return error_; }
+
+  const json::value* find(std::string_view key) const {
+    const json::value* v = object_.if_contains(key);
+    return v != nullptr && !v->is_null() ? v : nullptr;
+  }
+
+  void string(std::string_view key, std::string& out, bool required = false) {
+    const json::value* v = find(key);
+    if (v == nullptr) {
+      if (required) fail(key, "is required");
+      return;
+    }
+    if (!v->is_string()) return fail(key, "must be a string");
+    out = std::string(v->as_string());
+  }
+
+  void integer(std::string_view key, int64_t& out) {
+    const json::value* v = find(key);
+    if (v == nullptr) return;
+    if (v->is_int64()) {
+      out = v->as_int64();
+    } else if (v->is_uint64() && v->as_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
+      out = static_cast<int64_t>(v->as_uint64());
+    } else {
+      fail(key, "must be an integer");
+    }
+  }
+
+  void duration(std::string_view key, Duration& out) {
+    int64_t ms = out.count();
+    integer(key, ms);
+    out = Duration(ms);
+  }
+
+  void fail(std::string_view key, std::string_view what) {
+    if (!error_) error_ = invalid(where_ + "." + std::string(key) + " " + std::string(what));
+  }
+
+ private:
+  const json::object& object_;
+  std::string where_;
+  std::optional<Error> error_;
+};
+
+json::value step_to_json(const StepDefinition& step) {
+  json::object o;
+  o["name"] = step.name;
+  o["type"] = step.type;
+  o["action"] = step.action;
+  json::array deps;
+  for (const auto& d : step.depends_on) deps.emplace_back(d);
+  o["depends_on"] = std::move(deps);
+  o["completion"] = to_string(step.completion);
+  o["poll_every_ms"] = step.poll_every.count();
+  o["timeout_ms"] = step.timeout ? json::value(step.timeout->count()) : json::value(nullptr);
+  o["retry"] = json::object{{"max_attempts", step.retry.max_attempts},
+                            {"backoff_ms", step.retry.backoff.count()}};
+  o["source_location"] = step.source_location;
+  return o;
+}
+
+Result<StepDefinition> step_from_json(const json::value& v, const std::string& where) {
+  if (!v.is_object()) return invalid(where + " must be an object");
+  const json::object& o = v.as_object();
+  FieldReader r(o, where);
+  StepDefinition step;
+  r.string("name", step.name, true);
+  r.string("type", step.type, true);
+  if (const json::value* action = r.find("action")) {
+    if (action->is_object()) {
+      step.action = action->as_object();
+    } else {
+      r.fail("action", "must be an object");
+    }
+  }
+  if (const json::value* deps = r.find("depends_on")) {
+    if (!deps->is_array()) {
+      r.fail("depends_on", "must be an array of strings");
+    } else {
+      for (const auto& d : deps->as_array()) {
+        if (!d.is_string()) {
+          r.fail("depends_on", "must be an array of strings");
+          break;
+        }
+        step.depends_on.emplace_back(d.as_string());
+      }
+    }
+  }
+  std::string completion = "event";
+  r.string("completion", completion);
+  if (completion == "poll") {
+    step.completion = CompletionMode::kPoll;
+  } else if (completion != "event") {
+    r.fail("completion", "must be \"event\" or \"poll\"");
+  }
+  r.duration("poll_every_ms", step.poll_every);
+  if (r.find("timeout_ms") != nullptr) {
+    Duration timeout{0};
+    r.duration("timeout_ms", timeout);
+    step.timeout = timeout;
+  }
+  if (const json::value* retry = r.find("retry")) {
+    if (!retry->is_object()) {
+      r.fail("retry", "must be an object");
+    } else {
+      FieldReader rr(retry->as_object(), where + ".retry");
+      int64_t max_attempts = step.retry.max_attempts;
+      rr.integer("max_attempts", max_attempts);
+      if (max_attempts < 0 || max_attempts > INT32_MAX) rr.fail("max_attempts", "is out of range");
+      step.retry.max_attempts = static_cast<int32_t>(max_attempts);
+      rr.duration("backoff_ms", step.retry.backoff);
+      if (rr.error()) return *rr.error();
+    }
+  }
+  r.string("source_location", step.source_location);
+  if (r.error()) return *r.error();
+  return step;
+}
+
+}  // namespace
+
+json::value to_json(const WorkflowDefinition& def) {
+  json::array steps;
+  steps.reserve(def.steps.size());
+  for (const auto& step : def.steps) steps.push_back(step_to_json(step));
+  return json::object{{"name", def.name}, {"steps", std::move(steps)}};
+}
+
+Result<WorkflowDefinition> workflow_definition_from_json(const json::value& v) {
+  if (!v.is_object()) return invalid("definition must be an object");
+  const json::object& o = v.as_object();
+  FieldReader r(o, "definition");
+  WorkflowDefinition def;
+  r.string("name", def.name, true);
+  if (r.error()) return *r.error();
+  const json::value* steps = r.find("steps");
+  if (steps == nullptr) return WorkflowDefinition(def);
+  if (!steps->is_array()) return invalid("definition.steps must be an array");
+  size_t index = 0;
+  for (const auto& s : steps->as_array()) {
+    auto step = step_from_json(s, "definition.steps[" + std::to_string(index++) + "]");
+    if (!step) return step.error();
+    def.steps.push_back(std::move(*step));
+  }
+  return def;
+}
+
+}  // namespace brickwork

@@ -1,0 +1,85 @@
+#include "daemon/store/migrations.hpp"
+
+#include <array>
+
+namespace brickwork::store_detail {
+namespace {
+
+// Times are timestamptz; the store reads and writes them as epoch milliseconds.
+constexpr const char* kV1 = R"sql(
+CREATE TABLE workflows (
+  id          text PRIMARY KEY,
+  workflow    text NOT NULL,
+  definition  jsonb NOT NULL,
+  input       jsonb NOT NULL DEFAULT '{}',
+  status      text NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'canceled')),
+  seq         bigint NOT NULL DEFAULT 0,
+  created_at  timestamptz NOT NULL,
+  updated_at  timestamptz NOT NULL
+);
+CREATE INDEX workflows_status_created_idx ON workflows (status, created_at DESC);
+CREATE INDEX workflows_created_idx ON workflows (created_at DESC);
+
+CREATE TABLE steps (
+  workflow_id            text NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+  name                   text NOT NULL,
+  position               int NOT NULL,
+  status                 text NOT NULL,
+  attempt                int NOT NULL DEFAULT 0,
+  attempts_before_retry  int NOT NULL DEFAULT 0,
+  run_id                 bigint,
+  run_page_url           text NOT NULL DEFAULT '',
+  handle                 jsonb,
+  output                 jsonb,
+  error                  jsonb,
+  started_at             timestamptz,
+  finished_at            timestamptz,
+  PRIMARY KEY (workflow_id, name)
+);
+
+-- Pending effects, timers and polls. A claimed effect carries a lease; when
+-- the lease passes without the effect being deleted, it is claimed again.
+CREATE TABLE effects (
+  id           bigserial PRIMARY KEY,
+  workflow_id  text NOT NULL,
+  kind         text NOT NULL CHECK (kind IN ('execute', 'poll', 'cancel', 'timer')),
+  step         text NOT NULL,
+  attempt      int NOT NULL,
+  payload      jsonb NOT NULL DEFAULT '{}',
+  due_at       timestamptz NOT NULL,
+  lease_owner  text,
+  lease_until  timestamptz,
+  tries        int NOT NULL DEFAULT 0,
+  created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX effects_due_idx ON effects (due_at, id);
+CREATE INDEX effects_workflow_idx ON effects (workflow_id);
+
+-- Status events and dead letters, published in id order by one drainer at a time.
+CREATE TABLE outbox (
+  id          bigserial PRIMARY KEY,
+  topic       text NOT NULL,
+  key         text NOT NULL,
+  payload     text NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- The next Kafka offset to apply per topic-partition; -1 until one was applied.
+CREATE TABLE input_offsets (
+  topic        text NOT NULL,
+  partition    int NOT NULL,
+  next_offset  bigint NOT NULL,
+  updated_at   timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (topic, partition)
+);
+)sql";
+
+constexpr std::array<Migration, 1> kMigrations{{
+    {1, "workflows, steps, effects, outbox, input offsets", kV1},
+}};
+
+}  // namespace
+
+std::span<const Migration> migrations() { return kMigrations; }
+
+}  // namespace brickwork::store_detail

@@ -1,0 +1,189 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include "tests/store/store_fixture.hpp"
+
+namespace brickwork::testing {
+namespace {
+
+const TimePoint kT0 = from_epoch_ms(1'795'000'000'000);
+const Duration kLease{30'000};
+
+Status add(Store& store, const Effect& effect, TimePoint due, const std::string& workflow = "w1") {
+  return store.transact([&](StoreTx& tx) { tx.add_effect(workflow, effect, due); });
+}
+
+std::set<int64_t> ids(const std::vector<StoredEffect>& effects) {
+  std::set<int64_t> out;
+  for (const auto& e : effects) out.insert(e.id);
+  return out;
+}
+
+TEST_F(StoreTest, EveryEffectKindRoundTrips) {
+  const TimePoint poll_due = kT0 + Duration(60'000);
+  const TimePoint timer_due = kT0 + Duration(1);
+  ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
+  ASSERT_TRUE(add(*store_, PollStep{"b", 2, poll_due}, kT0 + Duration(1)).ok());
+  ASSERT_TRUE(
+      add(*store_, CancelStep{"c", 3, 1234, json::parse(R"({"sid": "x"})")}, kT0 + Duration(2))
+          .ok());
+  ASSERT_TRUE(add(*store_, CancelStep{"d", 4, std::nullopt, nullptr}, kT0 + Duration(3)).ok());
+  ASSERT_TRUE(
+      add(*store_, StartTimer{"e", 5, TimerKind::kRetryBackoff, timer_due}, kT0 + Duration(4))
+          .ok());
+
+  auto claimed = store_->claim_due_effects("me", 10, kT0 + Duration(10), kLease);
+  ASSERT_TRUE(claimed.ok()) << claimed.error().message;
+  ASSERT_EQ(claimed->size(), 5u);
+  for (const auto& e : *claimed) {
+    EXPECT_EQ(e.workflow_id, "w1");
+    EXPECT_EQ(e.tries, 0);
+  }
+  // Oldest due first.
+  const auto& execute = std::get<ExecuteStep>((*claimed)[0].effect);
+  EXPECT_EQ(execute.step, "a");
+  EXPECT_EQ(execute.attempt, 1);
+  const auto& poll = std::get<PollStep>((*claimed)[1].effect);
+  EXPECT_EQ(poll.step, "b");
+  EXPECT_EQ(poll.attempt, 2);
+  EXPECT_EQ(poll.due, poll_due);
+  const auto& cancel = std::get<CancelStep>((*claimed)[2].effect);
+  EXPECT_EQ(cancel.step, "c");
+  EXPECT_EQ(cancel.run_id, 1234);
+  EXPECT_EQ(cancel.handle, json::parse(R"({"sid": "x"})"));
+  const auto& cancel2 = std::get<CancelStep>((*claimed)[3].effect);
+  EXPECT_FALSE(cancel2.run_id.has_value());
+  EXPECT_TRUE(cancel2.handle.is_null());
+  const auto& timer = std::get<StartTimer>((*claimed)[4].effect);
+  EXPECT_EQ(timer.step, "e");
+  EXPECT_EQ(timer.attempt, 5);
+  EXPECT_EQ(timer.kind, TimerKind::kRetryBackoff);
+  EXPECT_EQ(timer.due, timer_due);
+}
+
+TEST_F(StoreTest, ClaimsOnlyDueEffectsAndHonoursTheLease) {
+  ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
+  ASSERT_TRUE(add(*store_, ExecuteStep{"b", 1}, kT0 + Duration(1000)).ok());
+
+  auto first = store_->claim_due_effects("one", 10, kT0, kLease);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 1u);  // "b" is not due yet
+  EXPECT_EQ(std::get<ExecuteStep>((*first)[0].effect).step, "a");
+  EXPECT_EQ(sql("SELECT lease_owner FROM effects WHERE step = 'a'")[0][0].as<std::string>(), "one");
+
+  // Leased: not claimed again while the lease holds, even at its last millisecond.
+  auto during = store_->claim_due_effects("two", 10, kT0 + kLease, kLease);
+  ASSERT_TRUE(during.ok());
+  ASSERT_EQ(during->size(), 1u);
+  EXPECT_EQ(std::get<ExecuteStep>((*during)[0].effect).step, "b");
+
+  auto after = store_->claim_due_effects("two", 10, kT0 + kLease + Duration(1), kLease);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].id, (*first)[0].id);
+  EXPECT_EQ((*after)[0].tries, 1);  // claimed once before
+}
+
+TEST_F(StoreTest, RescheduleClearsTheLease) {
+  ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
+  auto claimed = store_->claim_due_effects("one", 10, kT0, kLease);
+  ASSERT_TRUE(claimed.ok() && claimed->size() == 1);
+  const int64_t id = (*claimed)[0].id;
+
+  ASSERT_TRUE(store_->reschedule_effect(id, kT0 + Duration(5000)).ok());
+  EXPECT_TRUE(sql("SELECT lease_owner FROM effects")[0][0].is_null());
+  auto next = store_->next_effect_due();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, kT0 + Duration(5000));
+
+  auto early = store_->claim_due_effects("two", 10, kT0 + Duration(4999), kLease);
+  ASSERT_TRUE(early.ok());
+  EXPECT_TRUE(early->empty());
+  auto due = store_->claim_due_effects("two", 10, kT0 + Duration(5000), kLease);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].tries, 1);
+}
+
+TEST_F(StoreTest, NextEffectDueSeesLeases) {
+  auto none = store_->next_effect_due();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+
+  ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
+  ASSERT_TRUE(add(*store_, ExecuteStep{"b", 1}, kT0 + Duration(60'000)).ok());
+  auto next = store_->next_effect_due();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, kT0);
+
+  ASSERT_TRUE(store_->claim_due_effects("one", 1, kT0, kLease).ok());
+  next = store_->next_effect_due();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, kT0 + kLease + Duration(1));  // claimable again just after the lease
+}
+
+TEST_F(StoreTest, DeletedEffectIsGone) {
+  ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
+  auto claimed = store_->claim_due_effects("one", 10, kT0, kLease);
+  ASSERT_TRUE(claimed.ok() && claimed->size() == 1);
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.delete_effect((*claimed)[0].id); }).ok());
+  EXPECT_EQ(count("effects"), 0);
+  // Rescheduling an effect that is gone is harmless.
+  EXPECT_TRUE(store_->reschedule_effect((*claimed)[0].id, kT0).ok());
+}
+
+TEST_F(StoreTest, ClaimSkipsRowsLockedByAnotherTransaction) {
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(add(*store_, ExecuteStep{"s" + std::to_string(i), 1}, kT0 + Duration(i)).ok());
+  pqxx::connection c(pg_->url());
+  pqxx::work held(c);
+  held.exec("SELECT id FROM effects WHERE step IN ('s0', 's1') FOR UPDATE");
+
+  auto claimed = store_->claim_due_effects("one", 10, kT0 + Duration(10), kLease);
+  ASSERT_TRUE(claimed.ok()) << claimed.error().message;
+  ASSERT_EQ(claimed->size(), 2u);  // did not wait for the locked rows
+  EXPECT_EQ(std::get<ExecuteStep>((*claimed)[0].effect).step, "s2");
+  EXPECT_EQ(std::get<ExecuteStep>((*claimed)[1].effect).step, "s3");
+}
+
+TEST_F(StoreTest, ConcurrentClaimersGetDisjointSets) {
+  constexpr int kEffects = 200;
+  ASSERT_TRUE(store_
+                  ->transact([&](StoreTx& tx) {
+                    for (int i = 0; i < kEffects; ++i)
+                      tx.add_effect("w", ExecuteStep{"s" + std::to_string(i), 1}, kT0);
+                  })
+                  .ok());
+
+  std::vector<std::vector<StoredEffect>> got(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < got.size(); ++t) {
+    threads.emplace_back([&, t] {
+      auto store = Store::open(pg_->url());
+      for (;;) {
+        auto claimed = store->claim_due_effects("owner" + std::to_string(t), 7, kT0, kLease);
+        ASSERT_TRUE(claimed.ok()) << claimed.error().message;
+        if (claimed->empty()) break;
+        got[t].insert(got[t].end(), claimed->begin(), claimed->end());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  std::set<int64_t> all;
+  size_t total = 0;
+  for (const auto& g : got) {
+    total += g.size();
+    const auto s = ids(g);
+    all.insert(s.begin(), s.end());
+  }
+  EXPECT_EQ(total, static_cast<size_t>(kEffects));  // no effect claimed twice
+  EXPECT_EQ(all.size(), static_cast<size_t>(kEffects));
+  EXPECT_EQ(sql("SELECT count(*) FROM effects WHERE tries = 1")[0][0].as<int64_t>(), kEffects);
+}
+
+}  // namespace
+}  // namespace brickwork::testing

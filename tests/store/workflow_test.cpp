@@ -1,0 +1,252 @@
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "tests/store/store_fixture.hpp"
+
+namespace brickwork::testing {
+namespace {
+
+WorkflowDefinition sample_definition() {
+  WorkflowDefinition def;
+  def.name = "daily_ingest";
+  StepDefinition transform;
+  transform.name = "transform";
+  transform.type = "run_job";
+  transform.action =
+      json::parse(R"({"job_id": 123, "parameters": {"url": "{{ input.url }}"}})").as_object();
+  transform.completion = CompletionMode::kPoll;
+  transform.poll_every = Duration(1500);
+  transform.timeout = Duration(7'200'000);
+  transform.retry = RetryPolicy{3, Duration(30'001)};
+  transform.source_location = "flows.yaml:4:7";
+  StepDefinition notify;
+  notify.name = "notify";
+  notify.type = "emit";
+  notify.action =
+      json::parse(R"({"topic": "notifications", "value": {"n": 1.5, "ok": true}})").as_object();
+  notify.depends_on = {"transform"};
+  def.steps = {transform, notify};
+  return def;
+}
+
+WorkflowState sample_state(const std::string& id, TimePoint created) {
+  WorkflowState s;
+  s.id = id;
+  s.workflow = "daily_ingest";
+  s.definition = sample_definition();
+  s.input =
+      json::parse(
+          R"({"url": "s3://bucket/x", "nested": {"a": [1, 2, {"b": null}]}, "big": 9007199254740993})")
+          .as_object();
+  s.status = WorkflowStatus::kRunning;
+  s.seq = 7;
+  s.created_at = created;
+  s.updated_at = created + Duration(123);
+  StepState transform;
+  transform.name = "transform";
+  transform.status = StepStatus::kWaiting;
+  transform.attempt = 2;
+  transform.attempts_before_retry = 1;
+  transform.run_id = 4'000'000'000'123;
+  transform.run_page_url = "https://example/#job/1/run/1234";
+  transform.handle = json::parse(R"({"statement_id": "abc", "n": 3})");
+  transform.error = StepError{"TIMEDOUT", "previous attempt timed out"};
+  transform.started_at = created + Duration(1);
+  StepState notify;
+  notify.name = "notify";
+  notify.status = StepStatus::kSucceeded;
+  notify.attempt = 1;
+  notify.output = json::parse(R"({"rows": 42, "unicode": "héllo ✓"})").as_object();
+  notify.started_at = created + Duration(2);
+  notify.finished_at = created + Duration(999);
+  s.steps = {transform, notify};
+  return s;
+}
+
+void expect_same_definition(const WorkflowDefinition& a, const WorkflowDefinition& b) {
+  EXPECT_EQ(json::serialize(to_json(a)), json::serialize(to_json(b)));
+  ASSERT_EQ(a.steps.size(), b.steps.size());
+  for (size_t i = 0; i < a.steps.size(); ++i) {
+    const StepDefinition& x = a.steps[i];
+    const StepDefinition& y = b.steps[i];
+    EXPECT_EQ(x.name, y.name);
+    EXPECT_EQ(x.type, y.type);
+    EXPECT_EQ(x.action, y.action);
+    EXPECT_EQ(x.depends_on, y.depends_on);
+    EXPECT_EQ(x.completion, y.completion);
+    EXPECT_EQ(x.poll_every, y.poll_every);
+    EXPECT_EQ(x.timeout, y.timeout);
+    EXPECT_EQ(x.retry.max_attempts, y.retry.max_attempts);
+    EXPECT_EQ(x.retry.backoff, y.retry.backoff);
+    EXPECT_EQ(x.source_location, y.source_location);
+  }
+}
+
+void expect_same_state(const WorkflowState& a, const WorkflowState& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.workflow, b.workflow);
+  expect_same_definition(a.definition, b.definition);
+  EXPECT_EQ(a.input, b.input);
+  EXPECT_EQ(a.status, b.status);
+  EXPECT_EQ(a.seq, b.seq);
+  EXPECT_EQ(a.created_at, b.created_at);
+  EXPECT_EQ(a.updated_at, b.updated_at);
+  ASSERT_EQ(a.steps.size(), b.steps.size());
+  for (size_t i = 0; i < a.steps.size(); ++i) {
+    const StepState& x = a.steps[i];
+    const StepState& y = b.steps[i];
+    EXPECT_EQ(x.name, y.name);
+    EXPECT_EQ(x.status, y.status);
+    EXPECT_EQ(x.attempt, y.attempt);
+    EXPECT_EQ(x.attempts_before_retry, y.attempts_before_retry);
+    EXPECT_EQ(x.run_id, y.run_id);
+    EXPECT_EQ(x.run_page_url, y.run_page_url);
+    EXPECT_EQ(x.handle, y.handle);
+    EXPECT_EQ(x.output, y.output);
+    EXPECT_EQ(x.error, y.error);
+    EXPECT_EQ(x.started_at, y.started_at);
+    EXPECT_EQ(x.finished_at, y.finished_at);
+  }
+}
+
+TEST(DefinitionJson, RoundTripsEveryField) {
+  const WorkflowDefinition def = sample_definition();
+  auto back = workflow_definition_from_json(json::parse(json::serialize(to_json(def))));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  expect_same_definition(def, *back);
+  EXPECT_FALSE(back->steps[1].timeout.has_value());
+}
+
+TEST(DefinitionJson, RejectsIllTypedFields) {
+  EXPECT_FALSE(workflow_definition_from_json(json::parse("[]")).ok());
+  EXPECT_FALSE(workflow_definition_from_json(json::parse(R"({"steps": []})")).ok());
+  auto bad = workflow_definition_from_json(json::parse(
+      R"({"name": "w", "steps": [{"name": "a", "type": "sql", "poll_every_ms": "1s"}]})"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().kind, ErrorKind::kInvalidInput);
+  EXPECT_NE(bad.error().message.find("steps[0].poll_every_ms"), std::string::npos);
+}
+
+TEST_F(StoreTest, SavedWorkflowLoadsBackExactly) {
+  const WorkflowState state = sample_state("order-4711", from_epoch_ms(1'795'000'000'123));
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.save_workflow(state); }).ok());
+
+  std::optional<WorkflowState> loaded;
+  Status s =
+      store_->transact([&](StoreTx& tx) { loaded = tx.load_workflow_for_update("order-4711"); });
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  ASSERT_TRUE(loaded.has_value());
+  expect_same_state(state, *loaded);
+
+  auto got = store_->get_workflow("order-4711");
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  ASSERT_TRUE(got->has_value());
+  expect_same_state(state, **got);
+}
+
+TEST_F(StoreTest, SaveUpdatesStateAndSteps) {
+  WorkflowState state = sample_state("w1", from_epoch_ms(1'795'000'000'000));
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.save_workflow(state); }).ok());
+  state.status = WorkflowStatus::kFailed;
+  state.seq = 9;
+  state.updated_at += Duration(5000);
+  state.steps[0].status = StepStatus::kFailed;
+  state.steps[0].run_id.reset();
+  state.steps[0].handle = nullptr;
+  state.steps[0].error = StepError{"FAILED", "boom"};
+  state.steps[0].finished_at = state.updated_at;
+  state.steps[1].output.reset();
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.save_workflow(state); }).ok());
+  auto got = store_->get_workflow("w1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  expect_same_state(state, **got);
+
+  // A step no longer in the state is removed.
+  state.steps.pop_back();
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.save_workflow(state); }).ok());
+  EXPECT_EQ(count("steps"), 1);
+}
+
+TEST_F(StoreTest, UnknownWorkflowIsEmpty) {
+  auto got = store_->get_workflow("nope");
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->has_value());
+  std::optional<WorkflowState> loaded = sample_state("x", {});
+  ASSERT_TRUE(
+      store_->transact([&](StoreTx& tx) { loaded = tx.load_workflow_for_update("nope"); }).ok());
+  EXPECT_FALSE(loaded.has_value());
+}
+
+TEST_F(StoreTest, ListsNewestFirstWithStateFilterAndLimit) {
+  const TimePoint t0 = from_epoch_ms(1'795'000'000'000);
+  ASSERT_TRUE(store_
+                  ->transact([&](StoreTx& tx) {
+                    for (int i = 0; i < 5; ++i) {
+                      WorkflowState s =
+                          sample_state("w" + std::to_string(i), t0 + Duration(i * 1000));
+                      if (i % 2 == 1) s.status = WorkflowStatus::kSucceeded;
+                      tx.save_workflow(s);
+                    }
+                  })
+                  .ok());
+
+  auto all = store_->list_workflows(std::nullopt, 100);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_EQ(all->size(), 5u);
+  EXPECT_EQ((*all)[0].id, "w4");
+  EXPECT_EQ((*all)[4].id, "w0");
+  EXPECT_EQ((*all)[0].created_at, t0 + Duration(4000));
+  EXPECT_EQ((*all)[0].updated_at, t0 + Duration(4123));
+  EXPECT_EQ((*all)[0].workflow, "daily_ingest");
+
+  auto limited = store_->list_workflows(std::nullopt, 2);
+  ASSERT_TRUE(limited.ok());
+  ASSERT_EQ(limited->size(), 2u);
+  EXPECT_EQ((*limited)[1].id, "w3");
+
+  auto succeeded = store_->list_workflows(WorkflowStatus::kSucceeded, 10);
+  ASSERT_TRUE(succeeded.ok());
+  ASSERT_EQ(succeeded->size(), 2u);
+  EXPECT_EQ((*succeeded)[0].id, "w3");
+  EXPECT_EQ((*succeeded)[0].status, WorkflowStatus::kSucceeded);
+  EXPECT_EQ((*succeeded)[1].id, "w1");
+
+  auto unlimited = store_->list_workflows(WorkflowStatus::kRunning, 0);
+  ASSERT_TRUE(unlimited.ok());
+  EXPECT_EQ(unlimited->size(), 3u);
+}
+
+TEST_F(StoreTest, ExceptionInBodyRollsBackAndBecomesInternalError) {
+  Status s = store_->transact([&](StoreTx& tx) {
+    tx.save_workflow(sample_state("w1", from_epoch_ms(1'795'000'000'000)));
+    tx.add_outbox("t", "w1", "{}");
+    throw std::runtime_error("changed my mind");
+  });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().kind, ErrorKind::kInternal);
+  EXPECT_NE(s.error().message.find("changed my mind"), std::string::npos);
+  EXPECT_EQ(count("workflows"), 0);
+  EXPECT_EQ(count("outbox"), 0);
+  // The connection is still good.
+  EXPECT_TRUE(store_->ping().ok());
+}
+
+TEST_F(StoreTest, SqlErrorCarriesItsSqlState) {
+  Status s = store_->transact([&](StoreTx& tx) {
+    tx.add_outbox("t", "k", "a");
+    // The same id twice in one statement batch: a unique violation.
+    tx.save_workflow(sample_state("w1", from_epoch_ms(1'795'000'000'000)));
+    WorkflowState dup = sample_state("w1", from_epoch_ms(1'795'000'000'000));
+    dup.steps.push_back(dup.steps[0]);  // duplicate step name
+    tx.save_workflow(dup);
+  });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().kind, ErrorKind::kInternal);
+  EXPECT_EQ(s.error().code, "21000");  // ON CONFLICT cannot affect a row twice
+  EXPECT_EQ(count("outbox"), 0);
+  EXPECT_TRUE(store_->ping().ok());
+}
+
+}  // namespace
+}  // namespace brickwork::testing
