@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Configures and builds one flavour of brickwork into build/<flavour>.
+#   scripts/build.sh release            optimised, for the demo and benchmarks
+#   scripts/build.sh debug              RelWithDebInfo, for the main test run
+#   scripts/build.sh asan               AddressSanitizer + UndefinedBehaviorSanitizer
+#   scripts/build.sh tsan               ThreadSanitizer
+set -euo pipefail
+cd "$(dirname "$0")/.."
+flavour="${1:-debug}"
+shift || true
+case "$flavour" in
+  release) args=(-DCMAKE_BUILD_TYPE=Release) ;;
+  debug)   args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+  asan)    args=(-DCMAKE_BUILD_TYPE=Debug "-DBRICKWORK_SANITIZE=address,undefined") ;;
+  tsan)    args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DBRICKWORK_SANITIZE=thread") ;;
+  *) echo "unknown flavour: $flavour" >&2; exit 2 ;;
+esac
+dir="build/$flavour"
+cmake -S . -B "$dir" -G Ninja "${args[@]}" "$@" >/dev/null
+# Two cores: two jobs. Compiler memory is not the limit here.
+ninja -C "$dir" -j "$(nproc)" "${BUILD_TARGETS[@]:-all}"
