@@ -1,0 +1,634 @@
+#include "config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace brickwork {
+
+const StepDefinition* WorkflowDefinition::find_step(std::string_view step_name) const {
+  for (const auto& step : steps) {
+    if (step.name == step_name) return &step;
+  }
+  return nullptr;
+}
+
+Result<std::string> substitute_env(const std::string& text) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const size_t start = text.find("${", pos);
+    if (start == std::string::npos) break;
+    out.append(text, pos, start - pos);
+    const size_t end = text.find('}', start + 2);
+    if (end == std::string::npos) {
+      return Error{ErrorKind::kInvalidInput, "config", "unterminated ${ at offset " +
+                                                           std::to_string(start)};
+    }
+    const std::string body = text.substr(start + 2, end - start - 2);
+    const size_t dflt = body.find(":-");
+    const std::string name = body.substr(0, dflt);
+    static const std::regex kName("[A-Za-z_][A-Za-z0-9_]*");
+    if (!std::regex_match(name, kName)) {
+      return Error{ErrorKind::kInvalidInput, "config",
+                   "'${" + body + "}' is not a variable reference (${NAME} or ${NAME:-default})"};
+    }
+    const char* value = std::getenv(name.c_str());
+    if (value != nullptr && (*value != '\0' || dflt == std::string::npos)) {
+      out += value;
+    } else if (dflt != std::string::npos) {
+      out += body.substr(dflt + 2);
+    } else {
+      return Error{ErrorKind::kInvalidInput, "config",
+                   "environment variable " + name + " is not set (use ${" + name +
+                       ":-default} for a default)"};
+    }
+    pos = end + 1;
+  }
+  out.append(text, pos);
+  return out;
+}
+
+namespace {
+
+// Every error names file:line:col, the path of the value and what was expected.
+class Loader {
+ public:
+  Loader(std::string file, const LoadOptions& options) : file_(std::move(file)), options_(options) {}
+
+  Error error(const YAML::Node& node, const std::string& path, const std::string& what) const {
+    std::ostringstream out;
+    out << file_;
+    const YAML::Mark mark = node.Mark();
+    if (!mark.is_null()) out << ":" << mark.line + 1 << ":" << mark.column + 1;
+    out << ": " << path << ": " << what;
+    return Error{ErrorKind::kInvalidInput, "config", out.str()};
+  }
+
+  std::string location(const YAML::Node& node) const {
+    const YAML::Mark mark = node.Mark();
+    if (mark.is_null()) return file_;
+    return file_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+  }
+
+  static std::string shown(const YAML::Node& node) {
+    if (node.IsScalar()) return "\"" + node.Scalar() + "\"";
+    if (node.IsMap()) return "a mapping";
+    if (node.IsSequence()) return "a list";
+    return "nothing";
+  }
+
+  Result<std::string> string(const YAML::Node& node, const std::string& path) const {
+    if (!node.IsScalar()) return error(node, path, "expected a string, got " + shown(node));
+    auto substituted = substitute_env(node.Scalar());
+    if (!substituted) return error(node, path, substituted.error().message);
+    return substituted;
+  }
+
+  Result<int64_t> integer(const YAML::Node& node, const std::string& path, int64_t min,
+                          int64_t max) const {
+    auto text = string(node, path);
+    if (!text) return text.error();
+    int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+    if (ec != std::errc() || ptr != text->data() + text->size() || v < min || v > max) {
+      return error(node, path,
+                   "expected an integer from " + std::to_string(min) + " to " +
+                       std::to_string(max) + ", got \"" + *text + "\"");
+    }
+    return v;
+  }
+
+  Result<Duration> duration(const YAML::Node& node, const std::string& path) const {
+    auto text = string(node, path);
+    if (!text) return text.error();
+    auto d = parse_duration(*text);
+    if (!d) {
+      return error(node, path,
+                   "expected a duration like 250ms, 30s, 5m, 2h or 1d, got \"" + *text + "\"");
+    }
+    return *d;
+  }
+
+  // Keys of a mapping that are not in `known` are typos: say so.
+  std::optional<Error> check_keys(const YAML::Node& map, const std::string& path,
+                                  std::initializer_list<const char*> known) const {
+    for (const auto& kv : map) {
+      const std::string key = kv.first.Scalar();
+      if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
+        std::string list;
+        for (const char* k : known) list += std::string(list.empty() ? "" : ", ") + k;
+        return error(kv.first, path.empty() ? key : path + "." + key,
+                     "unknown key (expected one of: " + list + ")");
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::optional<Error> map_node(const YAML::Node& node, const std::string& path) const {
+    if (!node.IsMap()) return error(node, path, "expected a mapping, got " + shown(node));
+    return std::nullopt;
+  }
+
+  // YAML to JSON for step actions: plain scalars get their natural type,
+  // quoted ones stay strings; ${VAR} is substituted in strings.
+  Result<json::value> to_json(const YAML::Node& node, const std::string& path) const {
+    if (node.IsNull()) return json::value(nullptr);
+    if (node.IsScalar()) {
+      auto text = string(node, path);
+      if (!text) return text.error();
+      if (node.Tag() == "!") return json::value(*text);  // quoted
+      const std::string& s = *text;
+      if (s == "true" || s == "True" || s == "TRUE") return json::value(true);
+      if (s == "false" || s == "False" || s == "FALSE") return json::value(false);
+      if (s == "null" || s == "~" || s == "Null" || s == "NULL") return json::value(nullptr);
+      int64_t i = 0;
+      auto [iptr, iec] = std::from_chars(s.data(), s.data() + s.size(), i);
+      if (iec == std::errc() && iptr == s.data() + s.size() && !s.empty()) return json::value(i);
+      double d = 0;
+      auto [dptr, dec] = std::from_chars(s.data(), s.data() + s.size(), d);
+      if (dec == std::errc() && dptr == s.data() + s.size() && !s.empty()) return json::value(d);
+      return json::value(s);
+    }
+    if (node.IsSequence()) {
+      json::array out;
+      size_t i = 0;
+      for (const auto& item : node) {
+        auto v = to_json(item, path + "[" + std::to_string(i++) + "]");
+        if (!v) return v;
+        out.push_back(std::move(*v));
+      }
+      return json::value(std::move(out));
+    }
+    json::object out;
+    for (const auto& kv : node) {
+      auto v = to_json(kv.second, path + "." + kv.first.Scalar());
+      if (!v) return v;
+      out[kv.first.Scalar()] = std::move(*v);
+    }
+    return json::value(std::move(out));
+  }
+
+  std::optional<Error> load_kafka(const YAML::Node& node, KafkaConfig& kafka) const {
+    if (auto e = map_node(node, "kafka")) return e;
+    if (auto e = check_keys(node, "kafka", {"brokers", "group", "topics", "properties"})) return e;
+    for (const char* key : {"brokers", "group"}) {
+      if (const YAML::Node v = node[key]) {
+        auto s = string(v, std::string("kafka.") + key);
+        if (!s) return s.error();
+        if (s->empty()) return error(v, std::string("kafka.") + key, "must not be empty");
+        (std::string(key) == "brokers" ? kafka.brokers : kafka.group) = *s;
+      }
+    }
+    if (const YAML::Node topics = node["topics"]) {
+      if (auto e = map_node(topics, "kafka.topics")) return e;
+      if (auto e = check_keys(topics, "kafka.topics",
+                              {"commands", "events", "status", "dead_letter"})) {
+        return e;
+      }
+      const std::pair<const char*, std::string*> fields[] = {
+          {"commands", &kafka.topics.commands},
+          {"events", &kafka.topics.events},
+          {"status", &kafka.topics.status},
+          {"dead_letter", &kafka.topics.dead_letter}};
+      for (const auto& [key, target] : fields) {
+        if (const YAML::Node v = topics[key]) {
+          const std::string path = std::string("kafka.topics.") + key;
+          auto s = string(v, path);
+          if (!s) return s.error();
+          if (s->empty()) return error(v, path, "must not be empty");
+          *target = *s;
+        }
+      }
+    }
+    if (const YAML::Node props = node["properties"]) {
+      if (!props.IsNull()) {
+        if (auto e = map_node(props, "kafka.properties")) return e;
+        for (const auto& kv : props) {
+          auto s = string(kv.second, "kafka.properties." + kv.first.Scalar());
+          if (!s) return s.error();
+          kafka.properties[kv.first.Scalar()] = *s;
+        }
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::optional<Error> load_databricks(const YAML::Node& node, DatabricksConfig& dbx) const {
+    if (auto e = map_node(node, "databricks")) return e;
+    if (auto e = check_keys(node, "databricks",
+                            {"host", "token", "client_id", "client_secret", "request_timeout",
+                             "retry_budget"})) {
+      return e;
+    }
+    const std::pair<const char*, std::string*> fields[] = {{"host", &dbx.host},
+                                                           {"token", &dbx.token},
+                                                           {"client_id", &dbx.client_id},
+                                                           {"client_secret", &dbx.client_secret}};
+    for (const auto& [key, target] : fields) {
+      if (const YAML::Node v = node[key]) {
+        auto s = string(v, std::string("databricks.") + key);
+        if (!s) return s.error();
+        *target = *s;
+      }
+    }
+    if (const YAML::Node v = node["request_timeout"]) {
+      auto d = duration(v, "databricks.request_timeout");
+      if (!d) return d.error();
+      dbx.request_timeout = *d;
+    }
+    if (const YAML::Node v = node["retry_budget"]) {
+      auto d = duration(v, "databricks.retry_budget");
+      if (!d) return d.error();
+      dbx.retry_budget = *d;
+    }
+    return std::nullopt;
+  }
+
+  std::optional<Error> load_daemon(const YAML::Node& node, DaemonConfig& daemon) const {
+    if (auto e = map_node(node, "daemon")) return e;
+    if (auto e = check_keys(node, "daemon",
+                            {"batch_max_messages", "batch_max_wait", "effect_workers", "lease",
+                             "shutdown_grace", "metrics_listen", "log_format", "log_level"})) {
+      return e;
+    }
+    if (const YAML::Node v = node["batch_max_messages"]) {
+      auto i = integer(v, "daemon.batch_max_messages", 1, 100000);
+      if (!i) return i.error();
+      daemon.batch_max_messages = static_cast<int32_t>(*i);
+    }
+    if (const YAML::Node v = node["effect_workers"]) {
+      auto i = integer(v, "daemon.effect_workers", 1, 256);
+      if (!i) return i.error();
+      daemon.effect_workers = static_cast<int32_t>(*i);
+    }
+    const std::pair<const char*, Duration*> durations[] = {
+        {"batch_max_wait", &daemon.batch_max_wait},
+        {"lease", &daemon.lease},
+        {"shutdown_grace", &daemon.shutdown_grace}};
+    for (const auto& [key, target] : durations) {
+      if (const YAML::Node v = node[key]) {
+        auto d = duration(v, std::string("daemon.") + key);
+        if (!d) return d.error();
+        *target = *d;
+      }
+    }
+    if (const YAML::Node v = node["metrics_listen"]) {
+      auto s = string(v, "daemon.metrics_listen");
+      if (!s) return s.error();
+      daemon.metrics_listen = *s;
+    }
+    if (const YAML::Node v = node["log_format"]) {
+      auto s = string(v, "daemon.log_format");
+      if (!s) return s.error();
+      if (*s != "json" && *s != "text") {
+        return error(v, "daemon.log_format", "expected json or text, got \"" + *s + "\"");
+      }
+      daemon.log_format = *s;
+    }
+    if (const YAML::Node v = node["log_level"]) {
+      auto s = string(v, "daemon.log_level");
+      if (!s) return s.error();
+      static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn",
+                                                    "error", "critical", "off"};
+      if (kLevels.count(*s) == 0) {
+        return error(v, "daemon.log_level",
+                     "expected trace, debug, info, warn, error, critical or off, got \"" + *s +
+                         "\"");
+      }
+      daemon.log_level = *s;
+    }
+    return std::nullopt;
+  }
+
+  Result<StepDefinition> load_step(const YAML::Node& node, const std::string& path,
+                                   const StepDefinition* previous) const {
+    if (auto e = map_node(node, path)) return *e;
+    StepDefinition step;
+    step.source_location = location(node);
+    std::vector<std::string> actions;
+    for (const auto& kv : node) {
+      const std::string key = kv.first.Scalar();
+      const bool is_action = std::find(options_.action_keys.begin(), options_.action_keys.end(),
+                                       key) != options_.action_keys.end();
+      static const std::set<std::string> kFields = {"name",       "depends_on", "completion",
+                                                    "poll_every", "timeout",    "retry"};
+      if (is_action) {
+        actions.push_back(key);
+      } else if (kFields.count(key) == 0) {
+        std::string list;
+        for (const auto& a : options_.action_keys) list += (list.empty() ? "" : ", ") + a;
+        return error(kv.first, path + "." + key,
+                     "unknown key (a step has name, depends_on, completion, poll_every, timeout, "
+                     "retry and exactly one action: " + list + ")");
+      }
+    }
+    const YAML::Node name = node["name"];
+    if (!name) return error(node, path + ".name", "every step needs a name");
+    auto name_value = string(name, path + ".name");
+    if (!name_value) return name_value.error();
+    static const std::regex kStepName("[A-Za-z0-9_.-]{1,100}");
+    if (!std::regex_match(*name_value, kStepName)) {
+      return error(name, path + ".name",
+                   "expected 1-100 characters of [A-Za-z0-9_.-], got \"" + *name_value + "\"");
+    }
+    step.name = *name_value;
+    if (actions.size() != 1) {
+      std::string list;
+      for (const auto& a : options_.action_keys) list += (list.empty() ? "" : ", ") + a;
+      return error(node, path,
+                   actions.empty() ? "step '" + step.name + "' has no action (one of: " + list + ")"
+                                   : "step '" + step.name + "' has " +
+                                         std::to_string(actions.size()) +
+                                         " actions; exactly one is allowed");
+    }
+    step.type = actions.front();
+    const YAML::Node action = node[step.type];
+    if (!action.IsMap() && !action.IsNull()) {
+      return error(action, path + "." + step.type, "expected a mapping, got " + shown(action));
+    }
+    auto action_json = to_json(action, path + "." + step.type);
+    if (!action_json) return action_json.error();
+    if (action_json->is_object()) step.action = action_json->as_object();
+    if (options_.validate_action) {
+      if (auto message = options_.validate_action(step.type, step.action)) {
+        return error(action, path + "." + step.type, *message);
+      }
+    }
+    if (const YAML::Node deps = node["depends_on"]) {
+      if (!deps.IsSequence()) {
+        return error(deps, path + ".depends_on", "expected a list of step names");
+      }
+      for (size_t i = 0; i < deps.size(); ++i) {
+        auto dep = string(deps[i], path + ".depends_on[" + std::to_string(i) + "]");
+        if (!dep) return dep.error();
+        step.depends_on.push_back(*dep);
+      }
+    } else if (previous != nullptr) {
+      step.depends_on = {previous->name};
+    }
+    bool poll = false;
+    if (const YAML::Node v = node["completion"]) {
+      auto s = string(v, path + ".completion");
+      if (!s) return s.error();
+      if (*s != "event" && *s != "poll") {
+        return error(v, path + ".completion", "expected event or poll, got \"" + *s + "\"");
+      }
+      poll = *s == "poll";
+      step.completion = poll ? CompletionMode::kPoll : CompletionMode::kEvent;
+    }
+    step.poll_every = poll ? Duration(std::chrono::seconds(15)) : Duration(std::chrono::seconds(60));
+    if (const YAML::Node v = node["poll_every"]) {
+      auto d = duration(v, path + ".poll_every");
+      if (!d) return d.error();
+      if (d->count() < 100) return error(v, path + ".poll_every", "must be at least 100ms");
+      step.poll_every = *d;
+    }
+    if (const YAML::Node v = node["timeout"]) {
+      auto d = duration(v, path + ".timeout");
+      if (!d) return d.error();
+      if (d->count() <= 0) return error(v, path + ".timeout", "must be longer than 0");
+      step.timeout = *d;
+    }
+    if (const YAML::Node retry = node["retry"]) {
+      if (auto e = map_node(retry, path + ".retry")) return *e;
+      if (auto e = check_keys(retry, path + ".retry", {"max_attempts", "backoff"})) return *e;
+      if (const YAML::Node v = retry["max_attempts"]) {
+        auto i = integer(v, path + ".retry.max_attempts", 1, 1000);
+        if (!i) return i.error();
+        step.retry.max_attempts = static_cast<int32_t>(*i);
+      }
+      if (const YAML::Node v = retry["backoff"]) {
+        auto d = duration(v, path + ".retry.backoff");
+        if (!d) return d.error();
+        step.retry.backoff = *d;
+      }
+    }
+    return step;
+  }
+
+  Result<WorkflowDefinition> load_workflow(const std::string& name, const YAML::Node& node) const {
+    const std::string path = "workflows." + name;
+    if (auto e = map_node(node, path)) return *e;
+    if (auto e = check_keys(node, path, {"steps", "description"})) return *e;
+    const YAML::Node steps = node["steps"];
+    if (!steps || !steps.IsSequence() || steps.size() == 0) {
+      return error(steps ? steps : node, path + ".steps", "expected a non-empty list of steps");
+    }
+    WorkflowDefinition def;
+    def.name = name;
+    std::map<std::string, YAML::Node> step_nodes;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const std::string step_path = path + ".steps[" + std::to_string(i) + "]";
+      auto step = load_step(steps[i], step_path, def.steps.empty() ? nullptr : &def.steps.back());
+      if (!step) return step.error();
+      if (step_nodes.count(step->name) != 0) {
+        return error(steps[i], step_path + ".name",
+                     "step name '" + step->name + "' is used twice in this workflow");
+      }
+      step_nodes[step->name] = steps[i];
+      def.steps.push_back(std::move(*step));
+    }
+    for (const auto& step : def.steps) {
+      for (const auto& dep : step.depends_on) {
+        const YAML::Node& at = step_nodes[step.name];
+        if (dep == step.name) {
+          return error(at, path + "." + step.name + ".depends_on", "a step cannot depend on itself");
+        }
+        if (step_nodes.count(dep) == 0) {
+          return error(at, path + "." + step.name + ".depends_on",
+                       "no step named '" + dep + "' in this workflow");
+        }
+      }
+    }
+    // Cycles would leave steps waiting forever.
+    std::map<std::string, int> mark;  // 0 new, 1 visiting, 2 done
+    std::vector<std::string> trail;
+    std::function<std::optional<std::string>(const std::string&)> visit =
+        [&](const std::string& s) -> std::optional<std::string> {
+      if (mark[s] == 2) return std::nullopt;
+      if (mark[s] == 1) {
+        std::string cycle;
+        auto it = std::find(trail.begin(), trail.end(), s);
+        for (; it != trail.end(); ++it) cycle += *it + " -> ";
+        return cycle + s;
+      }
+      mark[s] = 1;
+      trail.push_back(s);
+      for (const auto& dep : def.find_step(s)->depends_on) {
+        if (auto c = visit(dep)) return c;
+      }
+      trail.pop_back();
+      mark[s] = 2;
+      return std::nullopt;
+    };
+    for (const auto& step : def.steps) {
+      if (auto cycle = visit(step.name)) {
+        return error(node, path + ".steps", "depends_on has a cycle: " + *cycle);
+      }
+    }
+    return def;
+  }
+
+  std::optional<Error> load_workflows(const YAML::Node& node,
+                                      std::map<std::string, WorkflowDefinition>& out) const {
+    if (node.IsNull()) return std::nullopt;
+    if (auto e = map_node(node, "workflows")) return e;
+    for (const auto& kv : node) {
+      const std::string name = kv.first.Scalar();
+      static const std::regex kWorkflowName("[A-Za-z0-9_.-]{1,100}");
+      if (!std::regex_match(name, kWorkflowName)) {
+        return error(kv.first, "workflows." + name, "a workflow name is 1-100 characters of [A-Za-z0-9_.-]");
+      }
+      if (out.count(name) != 0) {
+        return error(kv.first, "workflows." + name, "workflow '" + name + "' is defined twice");
+      }
+      auto def = load_workflow(name, kv.second);
+      if (!def) return def.error();
+      out[name] = std::move(*def);
+    }
+    return std::nullopt;
+  }
+
+  Result<Config> load(const YAML::Node& root, const std::filesystem::path& base_dir) const {
+    Config config;
+    config.source_path = file_;
+    if (root.IsNull()) return config_error_empty();
+    if (auto e = map_node(root, "(top level)")) return *e;
+    if (auto e = check_keys(root, "", {"kafka", "postgres", "databricks", "callbacks", "daemon",
+                                       "workflows", "workflows_dir"})) {
+      return *e;
+    }
+    if (const YAML::Node v = root["kafka"]) {
+      if (auto e = load_kafka(v, config.kafka)) return *e;
+    }
+    if (const YAML::Node v = root["postgres"]) {
+      if (auto e = map_node(v, "postgres")) return *e;
+      if (auto e = check_keys(v, "postgres", {"url"})) return *e;
+      if (const YAML::Node url = v["url"]) {
+        auto s = string(url, "postgres.url");
+        if (!s) return s.error();
+        if (s->empty()) return error(url, "postgres.url", "must not be empty");
+        config.postgres.url = *s;
+      }
+    }
+    if (const YAML::Node v = root["databricks"]) {
+      if (auto e = load_databricks(v, config.databricks)) return *e;
+    }
+    const YAML::Node callbacks = root["callbacks"];
+    if (!callbacks) {
+      return error(root, "callbacks.secret",
+                   "required: the secret that keys completion tokens (at least 16 characters)");
+    }
+    if (auto e = map_node(callbacks, "callbacks")) return *e;
+    if (auto e = check_keys(callbacks, "callbacks", {"secret"})) return *e;
+    const YAML::Node secret = callbacks["secret"];
+    if (!secret) return error(callbacks, "callbacks.secret", "required (at least 16 characters)");
+    auto secret_value = string(secret, "callbacks.secret");
+    if (!secret_value) return secret_value.error();
+    if (secret_value->size() < 16) {
+      // The message never repeats the secret.
+      return error(secret, "callbacks.secret",
+                   "must be at least 16 characters (it keys the HMAC tokens); it has " +
+                       std::to_string(secret_value->size()));
+    }
+    config.callbacks.secret = *secret_value;
+    if (const YAML::Node v = root["daemon"]) {
+      if (auto e = load_daemon(v, config.daemon)) return *e;
+    }
+    if (const YAML::Node v = root["workflows"]) {
+      if (auto e = load_workflows(v, config.workflows)) return *e;
+    }
+    if (const YAML::Node v = root["workflows_dir"]) {
+      auto dir = string(v, "workflows_dir");
+      if (!dir) return dir.error();
+      std::filesystem::path path(*dir);
+      if (path.is_relative()) path = base_dir / path;
+      std::error_code ec;
+      if (!std::filesystem::is_directory(path, ec)) {
+        return error(v, "workflows_dir", "'" + path.string() + "' is not a directory");
+      }
+      std::vector<std::filesystem::path> files;
+      for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+        const auto ext = entry.path().extension();
+        if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml")) files.push_back(entry.path());
+      }
+      std::sort(files.begin(), files.end());
+      for (const auto& file : files) {
+        Loader sub(file.string(), options_);
+        YAML::Node doc;
+        try {
+          doc = YAML::LoadFile(file.string());
+        } catch (const YAML::Exception& e) {
+          return sub.yaml_error(e);
+        }
+        if (doc.IsNull()) continue;
+        if (auto e = sub.map_node(doc, "(top level)")) return *e;
+        if (auto e = sub.check_keys(doc, "", {"workflows"})) return *e;
+        if (auto e = sub.load_workflows(doc["workflows"], config.workflows)) return *e;
+      }
+    }
+    return config;
+  }
+
+  Error yaml_error(const YAML::Exception& e) const {
+    std::ostringstream out;
+    out << file_;
+    if (!e.mark.is_null()) out << ":" << e.mark.line + 1 << ":" << e.mark.column + 1;
+    out << ": invalid YAML: " << e.msg;
+    return Error{ErrorKind::kInvalidInput, "config", out.str()};
+  }
+
+  Error config_error_empty() const {
+    return Error{ErrorKind::kInvalidInput, "config", file_ + ": the configuration is empty"};
+  }
+
+ private:
+  std::string file_;
+  const LoadOptions& options_;
+};
+
+Result<Config> load_from_text(const std::string& text, const std::string& source_name,
+                              const std::filesystem::path& base_dir, const LoadOptions& options) {
+  Loader loader(source_name, options);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return loader.yaml_error(e);
+  }
+  try {
+    return loader.load(root, base_dir);
+  } catch (const YAML::Exception& e) {
+    return loader.yaml_error(e);
+  }
+}
+
+}  // namespace
+
+Result<Config> load_config(const std::string& path, const LoadOptions& options) {
+  std::ifstream in(path);
+  if (!in) {
+    return Error{ErrorKind::kInvalidInput, "config",
+                 path + ": cannot read the configuration file"};
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return load_from_text(buffer.str(), path, std::filesystem::path(path).parent_path(), options);
+}
+
+Result<Config> load_config_from_string(const std::string& yaml_text,
+                                       const std::string& source_name,
+                                       const LoadOptions& options) {
+  return load_from_text(yaml_text, source_name, std::filesystem::current_path(), options);
+}
+
+}  // namespace brickwork

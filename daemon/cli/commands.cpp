@@ -1,0 +1,270 @@
+#include "daemon/cli/commands.hpp"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "daemon/core/logging.hpp"
+#include "daemon/kafka/kafka.hpp"
+#include "daemon/runtime/daemon.hpp"
+#include "daemon/runtime/status_view.hpp"
+#include "daemon/store/store.hpp"
+#include "handlers/steps/step_type.hpp"
+
+namespace brickwork::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
+
+extern "C" void on_stop_signal(int) { g_stop = true; }
+extern "C" void on_reload_signal(int) { g_reload = true; }
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sa.sa_handler = on_reload_signal;
+  sigaction(SIGHUP, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+LoadOptions load_options() {
+  LoadOptions options;
+  const StepRegistry& registry = StepRegistry::builtin();
+  options.validate_action = [&registry](const std::string& type,
+                                        const json::object& action) -> std::optional<std::string> {
+    const StepType* step_type = registry.find(type);
+    if (step_type == nullptr) {
+      return "step type '" + type + "' is not available in this version of brickwork";
+    }
+    return step_type->validate(action);
+  };
+  return options;
+}
+
+Result<json::value> parse_json_arg(const std::string& text, const char* what) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) return Error{ErrorKind::kInvalidInput, "invalid_json",
+                       std::string(what) + " is not valid JSON: " + ec.message()};
+  return v;
+}
+
+int produce_command(const Config& config, const std::string& id, json::object command) {
+  auto producer = KafkaProducer::create(config.kafka, true, "brickwork-cli");
+  if (!producer) {
+    std::cerr << "error: " << producer.error().message << "\n";
+    return 1;
+  }
+  Status sent = (*producer)->produce_and_wait(
+      {{config.kafka.topics.commands, id, json::serialize(command)}}, Duration(30000));
+  if (!sent) {
+    std::cerr << "error: could not send the command to " << config.kafka.topics.commands << ": "
+              << sent.error().message << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+std::string generate_id(const std::string& workflow) {
+  std::random_device rd;
+  std::uniform_int_distribution<uint32_t> dist;
+  char suffix[24];
+  std::snprintf(suffix, sizeof suffix, "%08x%04x", dist(rd), dist(rd) & 0xffff);
+  std::string base = workflow.substr(0, 180);
+  for (char& c : base) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '-';
+  }
+  return base + "-" + suffix;
+}
+
+}  // namespace
+
+std::optional<Config> load_checked_config(const std::string& path) {
+  auto config = load_config(path, load_options());
+  if (!config) {
+    std::cerr << "error: " << config.error().message << "\n";
+    return std::nullopt;
+  }
+  return std::move(*config);
+}
+
+int run_daemon(const std::string& config_path) {
+  auto config = load_checked_config(config_path);
+  if (!config) return 1;
+  setup_logging(config->daemon.log_format, config->daemon.log_level);
+  install_signal_handlers();
+  std::unique_ptr<DatabricksApi> databricks;
+  auto api = make_databricks_api(config->databricks);
+  if (api) {
+    databricks = std::move(*api);
+  } else {
+    spdlog::warn("databricks: {}; Databricks steps will fail until it is configured",
+                 api.error().message);
+  }
+  DaemonOptions options;
+  options.notify_systemd = std::getenv("NOTIFY_SOCKET") != nullptr;
+  Daemon daemon(std::make_shared<const Config>(std::move(*config)), std::move(databricks),
+                options);
+  std::atomic<bool> done{false};
+  std::thread reloader([&] {
+    while (!done) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (!g_reload.exchange(false)) continue;
+      auto reloaded = load_config(config_path, load_options());
+      if (!reloaded) {
+        spdlog::error("reload refused, keeping the running configuration: {}",
+                      reloaded.error().message);
+        continue;
+      }
+      spdlog::info("reloaded {} workflow definition(s)", reloaded->workflows.size());
+      daemon.reload(std::make_shared<const Config>(std::move(*reloaded)));
+    }
+  });
+  Status status = daemon.run(g_stop);
+  done = true;
+  reloader.join();
+  if (!status) {
+    spdlog::critical("{}", status.error().message);
+    return 1;
+  }
+  return 0;
+}
+
+int run_migrate(const std::string& config_path) {
+  auto config = load_checked_config(config_path);
+  if (!config) return 1;
+  auto store = Store::open(config->postgres.url);
+  Status s = store->migrate();
+  if (!s) {
+    std::cerr << "error: migration failed: " << s.error().message << "\n";
+    return 1;
+  }
+  std::cout << "schema is up to date\n";
+  return 0;
+}
+
+int run_check(const std::string& config_path) {
+  auto config = load_checked_config(config_path);
+  if (!config) return 1;
+  std::cout << config_path << ": ok, " << config->workflows.size() << " workflow(s)";
+  const char* sep = ": ";
+  for (const auto& [name, def] : config->workflows) {
+    std::cout << sep << name << " (" << def.steps.size() << " steps)";
+    sep = ", ";
+  }
+  std::cout << "\n";
+  return 0;
+}
+
+int run_submit(const std::string& config_path, const std::string& workflow,
+               std::optional<std::string> id, const std::string& input_json) {
+  auto config = load_checked_config(config_path);
+  if (!config) return 1;
+  if (config->workflows.count(workflow) == 0) {
+    std::cerr << "error: no workflow '" << workflow << "' in " << config_path << "\n";
+    return 1;
+  }
+  auto input = parse_json_arg(input_json, "--input");
+  if (!input) {
+    std::cerr << "error: " << input.error().message << "\n";
+    return 1;
+  }
+  if (!input->is_object()) {
+    std::cerr << "error: --input must be a JSON object\n";
+    return 1;
+  }
+  const std::string workflow_id = id.value_or(generate_id(workflow));
+  int rc = produce_command(*config, workflow_id,
+                           json::object{{"type", "start"},
+                                        {"id", workflow_id},
+                                        {"workflow", workflow},
+                                        {"input", input->as_object()}});
+  if (rc == 0) std::cout << workflow_id << "\n";
+  return rc;
+}
+
+int run_status(const std::string& config_path, const std::string& id, bool as_json) {
+  auto config = load_checked_config(config_path);
+  if (!config) return 1;
+  auto store = Store::open(config->postgres.url);
+  auto workflow = store->get_workflow(id);
+  if (!workflow) {
+    std::cerr << "error: " << workflow.error().message << "\n";
+    return 1;
+  }
+  if (!*workflow) {
+    std::cerr << "error: no workflow with id '" << id << "'\n";
+    return 1;
+  }
+  if (as_json) {
+    std::cout << json::serialize(status_json(**workflow)) << "\n";
+  } else {
+    std::cout << status_table(**workflow);
+  }
+  return 0;
+}
+
+int run_list(const std::string& config_path, std::optional<std::string> state, int32_t limit,
+             bool as_json) {
+  auto config = load_checked_config(config_path);
+  if (!config) return 1;
+  std::optional<WorkflowStatus> filter;
+  if (state) {
+    filter = workflow_status_from_string(*state);
+    if (!filter) {
+      std::cerr << "error: --state must be running, succeeded, failed or canceled\n";
+      return 1;
+    }
+  }
+  auto store = Store::open(config->postgres.url);
+  auto summaries = store->list_workflows(filter, limit);
+  if (!summaries) {
+    std::cerr << "error: " << summaries.error().message << "\n";
+    return 1;
+  }
+  if (as_json) {
+    json::array out;
+    for (const auto& s : *summaries) out.push_back(summary_json(s));
+    std::cout << json::serialize(out) << "\n";
+  } else {
+    std::cout << list_table(*summaries);
+  }
+  return 0;
+}
+
+int run_cancel(const std::string& config_path, const std::string& id, const std::string& reason) {
+  auto config = load_checked_config(config_path);
+  if (!config) return 1;
+  return produce_command(*config, id,
+                         json::object{{"type", "cancel"}, {"id", id}, {"reason", reason}});
+}
+
+int run_retry(const std::string& config_path, const std::string& id) {
+  auto config = load_checked_config(config_path);
+  if (!config) return 1;
+  return produce_command(*config, id, json::object{{"type", "retry"}, {"id", id}});
+}
+
+int run_signal(const std::string& config_path, const std::string& id, const std::string& name,
+               const std::string& value_json) {
+  auto config = load_checked_config(config_path);
+  if (!config) return 1;
+  auto value = parse_json_arg(value_json, "--value");
+  if (!value) {
+    std::cerr << "error: " << value.error().message << "\n";
+    return 1;
+  }
+  return produce_command(
+      *config, id,
+      json::object{{"type", "signal"}, {"id", id}, {"name", name}, {"value", *value}});
+}
+
+}  // namespace brickwork::cli

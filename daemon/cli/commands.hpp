@@ -1,0 +1,30 @@
+#pragma once
+// The subcommands of `brickwork` (contract section 8). Each returns the exit code.
+#include <optional>
+#include <string>
+
+#include "config/config.hpp"
+
+namespace brickwork::cli {
+
+// Loads and validates the configuration (step actions included); prints the
+// error to stderr and returns empty on failure.
+std::optional<Config> load_checked_config(const std::string& path);
+
+int run_daemon(const std::string& config_path);
+int run_migrate(const std::string& config_path);
+int run_check(const std::string& config_path);
+int run_submit(const std::string& config_path, const std::string& workflow,
+               std::optional<std::string> id, const std::string& input_json);
+int run_status(const std::string& config_path, const std::string& id, bool as_json);
+int run_list(const std::string& config_path, std::optional<std::string> state, int32_t limit,
+             bool as_json);
+int run_cancel(const std::string& config_path, const std::string& id, const std::string& reason);
+int run_retry(const std::string& config_path, const std::string& id);
+int run_signal(const std::string& config_path, const std::string& id, const std::string& name,
+               const std::string& value_json);
+int run_demo(bool keep_going_on_failure);
+int run_simulator(uint16_t port, const std::string& jobs_file, const std::string& brokers,
+                  const std::string& events_topic);
+
+}  // namespace brickwork::cli

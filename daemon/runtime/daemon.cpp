@@ -1,0 +1,167 @@
+#include "daemon/runtime/daemon.hpp"
+
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "daemon/kafka/kafka.hpp"
+#include "daemon/runtime/effect_runner.hpp"
+#include "daemon/runtime/input_processor.hpp"
+#include "daemon/runtime/outbox_publisher.hpp"
+#include "daemon/store/store.hpp"
+
+namespace brickwork {
+namespace {
+
+std::string default_instance_id() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+// Waits on a transient condition with capped exponential backoff, watching `stop`.
+class Backoff {
+ public:
+  void wait(const std::atomic<bool>& stop) {
+    const auto until = std::chrono::steady_clock::now() + delay_;
+    while (!stop && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    delay_ = std::min(delay_ * 2, Duration(5000));
+  }
+  void reset() { delay_ = Duration(100); }
+  Duration current() const { return delay_; }
+
+ private:
+  Duration delay_{100};
+};
+
+}  // namespace
+
+Daemon::Daemon(ConfigPtr config, std::unique_ptr<DatabricksApi> databricks, DaemonOptions options)
+    : context_(std::make_unique<RuntimeContext>(std::move(config), StepRegistry::builtin())),
+      databricks_(std::move(databricks)),
+      options_(std::move(options)) {
+  if (options_.instance_id.empty()) options_.instance_id = default_instance_id();
+}
+
+Daemon::~Daemon() = default;
+
+void Daemon::reload(ConfigPtr config) { context_->replace_config(std::move(config)); }
+
+Status Daemon::run(const std::atomic<bool>& stop) {
+  const ConfigPtr config = context_->config();
+  const std::string& id = options_.instance_id;
+  auto store = Store::open(config->postgres.url);
+
+  // Postgres may come up after us (compose, systemd ordering): wait for it.
+  Backoff backoff;
+  for (;;) {
+    Status migrated = store->migrate();
+    if (migrated) break;
+    if (!migrated.error().transient()) return migrated;
+    spdlog::warn("postgres not reachable ({}); again in {}", migrated.error().message,
+                 format_duration(backoff.current()));
+    backoff.wait(stop);
+    if (stop) return ok_status();
+  }
+  backoff.reset();
+
+  auto producer = KafkaProducer::create(config->kafka, true, "brickwork-" + id);
+  if (!producer) return producer.error();
+  auto consumer = KafkaConsumer::create(
+      config->kafka, {config->kafka.topics.commands, config->kafka.topics.events},
+      "brickwork-" + id);
+  if (!consumer) return consumer.error();
+
+  OutboxPublisher publisher(*context_, **producer);
+  EffectRunner effects(*context_, databricks_.get(), id);
+  InputProcessor inputs(*context_);
+  publisher.start();
+  effects.start(config->daemon.effect_workers);
+
+  if (options_.notify_systemd) sd_notify(0, "READY=1\nSTATUS=consuming");
+  if (options_.on_ready) options_.on_ready();
+  spdlog::info("brickwork {} started as {}: group {}, topics {} and {}", BRICKWORK_VERSION, id,
+               config->kafka.group, config->kafka.topics.commands, config->kafka.topics.events);
+
+  uint64_t watchdog_usec = 0;
+  const bool watchdog = options_.notify_systemd && sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  auto last_watchdog = std::chrono::steady_clock::now();
+
+  std::vector<KafkaMessage> pending;  // read but not yet durable
+  while (!stop) {
+    if (watchdog && std::chrono::steady_clock::now() - last_watchdog >
+                        std::chrono::microseconds(watchdog_usec / 2)) {
+      sd_notify(0, "WATCHDOG=1");
+      last_watchdog = std::chrono::steady_clock::now();
+    }
+    const ConfigPtr current = context_->config();
+    if (pending.empty()) {
+      pending = (*consumer)->poll_batch(current->daemon.batch_max_messages,
+                                        current->daemon.batch_max_wait);
+      if (pending.empty()) continue;
+    }
+    auto report = inputs.apply_batch(*store, pending, now_ms());
+    if (report) {
+      (*consumer)->commit(pending);
+      pending.clear();
+      if ((*consumer)->paused()) {
+        spdlog::info("postgres is back: resuming intake");
+        (*consumer)->resume();
+      }
+      backoff.reset();
+      continue;
+    }
+    if (report.error().transient()) {
+      // Keep the batch, stop fetching more, keep serving the group, try again.
+      if (!(*consumer)->paused()) {
+        spdlog::warn("cannot apply inputs ({}): pausing intake", report.error().message);
+        (*consumer)->pause();
+      }
+      backoff.wait(stop);
+      (*consumer)->poll_batch(1, Duration(0));  // serves rebalances; paused: returns nothing
+      continue;
+    }
+    // Not transient: apply the messages one at a time so one bad input cannot
+    // block the rest; one that still fails goes to the dead-letter topic.
+    spdlog::error("cannot apply a batch of {}: {}; applying one by one", pending.size(),
+                  report.error().message);
+    std::vector<KafkaMessage> remaining;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      const KafkaMessage& message = pending[i];
+      auto single = inputs.apply_batch(*store, {message}, now_ms());
+      if (!single && single.error().transient()) {
+        remaining.assign(pending.begin() + static_cast<std::ptrdiff_t>(i), pending.end());
+        break;
+      }
+      if (!single) {
+        spdlog::error("input {}[{}]@{} cannot be applied: {}", message.topic, message.partition,
+                      message.offset, single.error().message);
+        Status parked = inputs.dead_letter_unprocessable(*store, message, single.error(), now_ms());
+        if (!parked) {
+          remaining.assign(pending.begin() + static_cast<std::ptrdiff_t>(i), pending.end());
+          break;
+        }
+      }
+    }
+    if (remaining.size() < pending.size()) {
+      pending.resize(pending.size() - remaining.size());
+      (*consumer)->commit(pending);
+    }
+    pending = std::move(remaining);
+  }
+
+  if (options_.notify_systemd) sd_notify(0, "STOPPING=1");
+  spdlog::info("stopping: intake closed, finishing work in hand");
+  effects.stop();
+  publisher.stop(config->daemon.shutdown_grace);
+  (*consumer)->close();
+  (void)(*producer)->flush(Duration(5000));
+  spdlog::info("stopped");
+  return ok_status();
+}
+
+}  // namespace brickwork

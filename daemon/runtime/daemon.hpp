@@ -1,0 +1,41 @@
+#pragma once
+// The running daemon: one consumer-group member feeding inputs to the engine
+// in batches, effect workers, and the outbox publisher, all around Postgres.
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "config/config.hpp"
+#include "daemon/databricks/api.hpp"
+#include "daemon/runtime/runtime_context.hpp"
+
+namespace brickwork {
+
+struct DaemonOptions {
+  std::string instance_id;           // names this member in leases and Kafka client ids
+  bool notify_systemd = false;       // sd_notify READY/WATCHDOG/STOPPING
+  std::function<void()> on_ready;    // called once intake has started
+};
+
+class Daemon {
+ public:
+  Daemon(ConfigPtr config, std::unique_ptr<DatabricksApi> databricks, DaemonOptions options);
+  ~Daemon();
+
+  // Runs until `stop` becomes true, then shuts down within daemon.shutdown_grace:
+  // stops intake, finishes or persists the work in hand, flushes the outbox and
+  // leaves the consumer group. A permanent start-up error is returned.
+  Status run(const std::atomic<bool>& stop);
+  // New workflow definitions for workflows started from now on (SIGHUP).
+  void reload(ConfigPtr config);
+
+  RuntimeContext& context() { return *context_; }
+
+ private:
+  std::unique_ptr<RuntimeContext> context_;
+  std::unique_ptr<DatabricksApi> databricks_;
+  DaemonOptions options_;
+};
+
+}  // namespace brickwork

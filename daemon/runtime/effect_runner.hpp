@@ -1,0 +1,44 @@
+#pragma once
+// Performs the effects the engine asked for (start a run, poll it, cancel it,
+// fire a timer) and feeds each result back as an engine input. Effects live in
+// Postgres and are claimed with a lease (FOR UPDATE SKIP LOCKED), so several
+// daemons share them, and an effect whose worker died is retried after the
+// lease: safe because every Databricks call it makes can be repeated (run-now
+// carries the attempt's idempotency token).
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/databricks/api.hpp"
+#include "daemon/runtime/runtime_context.hpp"
+#include "daemon/store/store.hpp"
+
+namespace brickwork {
+
+class EffectRunner {
+ public:
+  // `databricks` may be null (then Databricks steps fail with a clear error).
+  EffectRunner(RuntimeContext& context, DatabricksApi* databricks, std::string owner);
+  ~EffectRunner();
+
+  // Starts `workers` threads, each with its own Postgres connection.
+  void start(int32_t workers);
+  // Asks the workers to stop after the effect in hand and joins them.
+  void stop();
+
+  // Performs one claimed effect with `store` (exposed for tests).
+  void run_one(Store& store, const StoredEffect& effect);
+
+ private:
+  void worker_loop(int32_t index);
+
+  RuntimeContext& context_;
+  DatabricksApi* databricks_;
+  std::string owner_;
+  std::atomic<bool> stopping_{false};
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace brickwork

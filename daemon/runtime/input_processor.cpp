@@ -1,0 +1,178 @@
+#include "daemon/runtime/input_processor.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "daemon/runtime/workflow_transaction.hpp"
+#include "handlers/inbound/messages.hpp"
+
+namespace brickwork {
+namespace {
+
+class BatchApplier {
+ public:
+  BatchApplier(WorkflowTransaction& wt, const RuntimeContext& context, BatchReport& report,
+               TimePoint now)
+      : wt_(wt), context_(context), config_(context.config()), report_(report), now_(now) {}
+
+  void handle(const KafkaMessage& message) {
+    const TimePoint now = now_;
+    if (message.topic == config_->kafka.topics.commands) {
+      handle_command(message);
+    } else if (message.topic == config_->kafka.topics.events) {
+      handle_completion(message);
+    } else {
+      dead_letter(message, "unknown_topic", "not a topic brickwork reads", now);
+    }
+  }
+
+ private:
+  void dead_letter(const KafkaMessage& message, const std::string& reason,
+                   const std::string& text, TimePoint now) {
+    spdlog::warn("dead letter: {} ({}) at {}[{}]@{}", reason, text, message.topic,
+                 message.partition, message.offset);
+    wt_.dead_letter(message.key.value_or(""),
+                    dead_letter_json(reason, text, message.topic, message.partition,
+                                     message.offset, message.key, message.payload, now));
+    ++report_.dead_lettered;
+  }
+
+  void handle_command(const KafkaMessage& message) {
+    const TimePoint now = now_;
+    auto parsed = parse_command(message.payload);
+    if (!parsed) {
+      dead_letter(message, parsed.error().code, parsed.error().message, now);
+      // A usable id still learns why its command went nowhere.
+      if (auto id = extract_id(message.payload)) {
+        wt_.publish_rejection_without_workflow(*id, "", Rejection{"invalid", parsed.error().message});
+      }
+      return;
+    }
+    const ParsedCommand& command = *parsed;
+    Input input;
+    if (command.type == "start") {
+      StartCommand start{command.id, command.workflow, command.input, std::nullopt};
+      if (auto it = config_->workflows.find(command.workflow); it != config_->workflows.end()) {
+        start.definition = it->second;
+      }
+      input = std::move(start);
+    } else if (command.type == "cancel") {
+      input = CancelCommand{command.reason};
+    } else if (command.type == "retry") {
+      input = RetryCommand{};
+    } else {
+      input = SignalCommand{command.name, command.value};
+    }
+    Decision decision = wt_.apply(command.id, input);
+    ++report_.applied;
+    if (decision.rejection) {
+      dead_letter(message, decision.rejection->reason, decision.rejection->message, now);
+      if (!decision.state) {
+        wt_.publish_rejection_without_workflow(command.id, command.workflow, *decision.rejection);
+      }
+    }
+  }
+
+  void handle_completion(const KafkaMessage& message) {
+    const TimePoint now = now_;
+    auto parsed = parse_completion(message.payload);
+    if (!parsed) {
+      dead_letter(message, parsed.error().code, parsed.error().message, now);
+      return;
+    }
+    const ParsedCompletion& event = *parsed;
+    const auto& workflow = wt_.workflow(event.workflow_id);
+    if (!workflow) {
+      dead_letter(message, "unknown_workflow", "no workflow '" + event.workflow_id + "'", now);
+      return;
+    }
+    const StepState* step = workflow->find_step(event.step);
+    // The token names the attempt it was issued for; a token of no attempt is forged.
+    int32_t attempt = 0;
+    if (step != nullptr) {
+      for (int32_t a = step->attempt; a >= 1; --a) {
+        if (context_.tokens().verify_callback_token(event.token, event.workflow_id, event.step, a)) {
+          attempt = a;
+          break;
+        }
+      }
+    }
+    if (attempt == 0) {
+      dead_letter(message, "bad_token",
+                  "token does not match any attempt of step '" + event.step + "'", now);
+      return;
+    }
+    CompletionEvent completion;
+    completion.step = event.step;
+    completion.attempt = attempt;
+    completion.state = event.state;
+    completion.run_id = event.run_id;
+    completion.output = event.output;
+    completion.message = event.message;
+    wt_.apply(event.workflow_id, completion);
+    ++report_.applied;
+  }
+
+  WorkflowTransaction& wt_;
+  const RuntimeContext& context_;
+  ConfigPtr config_;
+  BatchReport& report_;
+  TimePoint now_;
+};
+
+}  // namespace
+
+Result<BatchReport> InputProcessor::apply_batch(Store& store,
+                                                const std::vector<KafkaMessage>& batch,
+                                                TimePoint now) {
+  BatchReport report;
+  Status status = store.transact([&](StoreTx& tx) {
+    report = BatchReport{};
+    WorkflowTransaction wt(tx, context_, now);
+    BatchApplier applier(wt, context_, report, now);
+    std::map<std::pair<std::string, int32_t>, int64_t> next_offsets;
+    for (const auto& message : batch) {
+      const auto key = std::make_pair(message.topic, message.partition);
+      auto it = next_offsets.find(key);
+      if (it == next_offsets.end()) {
+        it = next_offsets.emplace(key, tx.input_offset_for_update(message.topic, message.partition))
+                 .first;
+      }
+      if (message.offset < it->second) {
+        ++report.skipped;  // applied before a crash or by a previous owner of the partition
+        continue;
+      }
+      applier.handle(message);
+      it->second = message.offset + 1;
+    }
+    wt.finish();
+    for (const auto& [key, next] : next_offsets) {
+      if (next >= 0) tx.set_input_offset(key.first, key.second, next);
+    }
+  });
+  if (!status) return status.error();
+  if (report.applied + report.dead_lettered > 0) {
+    context_.outbox_wakeup().notify();
+    context_.effects_wakeup().notify();
+  }
+  return report;
+}
+
+Status InputProcessor::dead_letter_unprocessable(Store& store, const KafkaMessage& message,
+                                                 const Error& error, TimePoint now) {
+  const ConfigPtr config = context_.config();
+  Status status = store.transact([&](StoreTx& tx) {
+    const int64_t next = tx.input_offset_for_update(message.topic, message.partition);
+    if (message.offset < next) return;
+    tx.add_outbox(config->kafka.topics.dead_letter, message.key.value_or(""),
+                  dead_letter_json("internal_error", error.message, message.topic,
+                                   message.partition, message.offset, message.key,
+                                   message.payload, now));
+    tx.set_input_offset(message.topic, message.partition, message.offset + 1);
+  });
+  if (status) context_.outbox_wakeup().notify();
+  return status;
+}
+
+}  // namespace brickwork

@@ -1,0 +1,36 @@
+#pragma once
+// Turns a batch of Kafka messages (commands and completion events) into
+// workflow changes, all in one Postgres transaction together with the
+// partitions' next offsets, so a message read twice changes nothing.
+#include <vector>
+
+#include "daemon/kafka/kafka.hpp"
+#include "daemon/runtime/runtime_context.hpp"
+#include "daemon/store/store.hpp"
+
+namespace brickwork {
+
+struct BatchReport {
+  int32_t applied = 0;        // messages that reached the engine
+  int32_t skipped = 0;        // already applied before (offset below the stored one)
+  int32_t dead_lettered = 0;  // refused with a reason on the dead-letter topic
+};
+
+class InputProcessor {
+ public:
+  explicit InputProcessor(RuntimeContext& context) : context_(context) {}
+
+  // Applies the batch in one transaction. A transient error (Postgres gone)
+  // leaves everything as it was: the caller retries the same batch later.
+  Result<BatchReport> apply_batch(Store& store, const std::vector<KafkaMessage>& batch,
+                                  TimePoint now);
+  // Parks a message that cannot be applied at all (it failed alone with a
+  // non-transient error) on the dead-letter topic and moves past it.
+  Status dead_letter_unprocessable(Store& store, const KafkaMessage& message, const Error& error,
+                                   TimePoint now);
+
+ private:
+  RuntimeContext& context_;
+};
+
+}  // namespace brickwork

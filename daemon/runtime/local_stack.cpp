@@ -1,0 +1,77 @@
+#include "daemon/runtime/local_stack.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+
+namespace brickwork {
+
+Result<std::unique_ptr<LocalStack>> LocalStack::start(LocalStackOptions options) {
+  auto stack = std::unique_ptr<LocalStack>(new LocalStack());
+  stack->options_ = std::move(options);
+
+  auto postgres = TempPostgres::start();
+  if (!postgres) return postgres.error();
+  stack->postgres_ = std::move(*postgres);
+
+  auto kafka = MockKafkaCluster::create(stack->options_.kafka_brokers);
+  if (!kafka) return kafka.error();
+  stack->kafka_ = std::move(*kafka);
+  const KafkaTopics& topics = stack->options_.topics;
+  for (const auto& topic : {topics.commands, topics.events, topics.status, topics.dead_letter}) {
+    Status created = stack->kafka_->create_topic(topic, stack->options_.partitions);
+    if (!created) return created.error();
+  }
+
+  KafkaConfig kafka_config;
+  kafka_config.brokers = stack->kafka_->bootstrap_servers();
+  auto producer = KafkaProducer::create(kafka_config, true, "databricks-simulator");
+  if (!producer) return producer.error();
+  stack->events_producer_ = std::move(*producer);
+
+  SimulatorOptions sim = stack->options_.simulator;
+  if (sim.bearer_token.empty()) sim.bearer_token = kDatabricksToken;
+  stack->simulator_ = std::make_unique<DatabricksSimulator>(sim);
+  // A finished job's last task publishes its completion event, as in production.
+  KafkaProducer* events = stack->events_producer_.get();
+  const std::string events_topic = topics.events;
+  stack->simulator_->set_sink([events, events_topic](const std::string& key,
+                                                     const std::string& payload) {
+    Status s = events->produce_async({events_topic, key, payload});
+    if (!s) spdlog::warn("simulator: cannot publish completion event: {}", s.error().message);
+  });
+  Status started = stack->simulator_->start();
+  if (!started) return started.error();
+  return stack;
+}
+
+LocalStack::~LocalStack() {
+  if (simulator_) simulator_->stop();
+  if (events_producer_) (void)events_producer_->flush(Duration(2000));
+}
+
+std::string LocalStack::config_yaml(const std::string& workflows_yaml,
+                                    const std::string& group) const {
+  const KafkaTopics& t = options_.topics;
+  std::ostringstream out;
+  out << "kafka:\n"
+      << "  brokers: \"" << kafka_->bootstrap_servers() << "\"\n"
+      << "  group: \"" << group << "\"\n"
+      << "  topics: {commands: \"" << t.commands << "\", events: \"" << t.events
+      << "\", status: \"" << t.status << "\", dead_letter: \"" << t.dead_letter << "\"}\n"
+      << "postgres:\n"
+      << "  url: \"" << postgres_->url() << "\"\n"
+      << "databricks:\n"
+      << "  host: \"" << simulator_->base_url() << "\"\n"
+      << "  token: \"" << kDatabricksToken << "\"\n"
+      << "callbacks:\n"
+      << "  secret: \"" << kCallbackSecret << "\"\n"
+      << "daemon:\n"
+      << "  batch_max_wait: 20ms\n"
+      << "  log_format: text\n"
+      << "workflows:\n"
+      << workflows_yaml;
+  return out.str();
+}
+
+}  // namespace brickwork

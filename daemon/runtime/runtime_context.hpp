@@ -1,0 +1,63 @@
+#pragma once
+// What every part of the running daemon shares: the configuration (swapped
+// whole on SIGHUP), the token minter, the step registry, and wake-ups between
+// threads so new work is picked up at once rather than at the next poll.
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "config/config.hpp"
+#include "daemon/core/tokens.hpp"
+#include "handlers/steps/step_type.hpp"
+
+namespace brickwork {
+
+// A latch-free wake-up: notify() makes the next (or current) wait_for return early.
+class Wakeup {
+ public:
+  void notify() {
+    {
+      std::lock_guard lock(mutex_);
+      pending_ = true;
+    }
+    cv_.notify_all();
+  }
+  template <class Rep, class Period>
+  void wait_for(std::chrono::duration<Rep, Period> limit) {
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, limit, [&] { return pending_; });
+    pending_ = false;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool pending_ = false;
+};
+
+class RuntimeContext {
+ public:
+  RuntimeContext(ConfigPtr config, const StepRegistry& registry)
+      : config_(std::move(config)), tokens_(config_->callbacks.secret), registry_(registry) {}
+
+  ConfigPtr config() const { return std::atomic_load(&config_); }
+  // Workflows started from now on use the new definitions; running ones keep theirs.
+  void replace_config(ConfigPtr config) { std::atomic_store(&config_, std::move(config)); }
+
+  const TokenMinter& tokens() const { return tokens_; }
+  const StepRegistry& registry() const { return registry_; }
+
+  Wakeup& outbox_wakeup() { return outbox_wakeup_; }
+  Wakeup& effects_wakeup() { return effects_wakeup_; }
+
+ private:
+  ConfigPtr config_;
+  TokenMinter tokens_;
+  const StepRegistry& registry_;
+  Wakeup outbox_wakeup_;
+  Wakeup effects_wakeup_;
+};
+
+}  // namespace brickwork

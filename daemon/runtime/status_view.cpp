@@ -1,0 +1,95 @@
+#include "daemon/runtime/status_view.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+namespace brickwork {
+namespace {
+
+std::string render_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  std::ostringstream out;
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      out << row[i];
+      if (i + 1 < row.size()) out << std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    out << '\n';
+  }
+  return out.str();
+}
+
+std::string short_json(const json::value& v, size_t limit = 60) {
+  std::string text = json::serialize(v);
+  if (text.size() > limit) text = text.substr(0, limit - 3) + "...";
+  return text;
+}
+
+}  // namespace
+
+json::object status_json(const WorkflowState& state) {
+  json::array steps;
+  for (const auto& step : state.steps) {
+    json::object s;
+    s["name"] = step.name;
+    s["state"] = to_string(step.status);
+    s["attempt"] = step.attempt;
+    s["run_id"] = step.run_id ? json::value(*step.run_id) : json::value(nullptr);
+    if (!step.run_page_url.empty()) s["run_page_url"] = step.run_page_url;
+    s["output"] = step.output ? json::value(*step.output) : json::value(nullptr);
+    s["error"] = step.error ? json::value(json::object{{"code", step.error->code},
+                                                       {"message", step.error->message}})
+                            : json::value(nullptr);
+    steps.push_back(std::move(s));
+  }
+  return json::object{{"id", state.id},
+                      {"workflow", state.workflow},
+                      {"state", to_string(state.status)},
+                      {"created_at", format_iso8601(state.created_at)},
+                      {"updated_at", format_iso8601(state.updated_at)},
+                      {"steps", std::move(steps)}};
+}
+
+json::object summary_json(const WorkflowSummary& summary) {
+  return json::object{{"id", summary.id},
+                      {"workflow", summary.workflow},
+                      {"state", to_string(summary.status)},
+                      {"created_at", format_iso8601(summary.created_at)},
+                      {"updated_at", format_iso8601(summary.updated_at)}};
+}
+
+std::string status_table(const WorkflowState& state) {
+  std::ostringstream out;
+  out << state.id << "  " << state.workflow << "  " << to_string(state.status) << "  (created "
+      << format_iso8601(state.created_at) << ", updated " << format_iso8601(state.updated_at)
+      << ")\n\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"STEP", "STATE", "ATTEMPT", "RUN", "OUTPUT / ERROR"}};
+  for (const auto& step : state.steps) {
+    std::string detail;
+    if (step.error) {
+      detail = step.error->code + ": " + step.error->message;
+    } else if (step.output) {
+      detail = short_json(*step.output);
+    }
+    rows.push_back({step.name, to_string(step.status), std::to_string(step.attempt),
+                    step.run_id ? std::to_string(*step.run_id) : "-", detail});
+  }
+  out << render_table(rows);
+  return out.str();
+}
+
+std::string list_table(const std::vector<WorkflowSummary>& summaries) {
+  std::vector<std::vector<std::string>> rows = {{"ID", "WORKFLOW", "STATE", "CREATED", "UPDATED"}};
+  for (const auto& s : summaries) {
+    rows.push_back({s.id, s.workflow, to_string(s.status), format_iso8601(s.created_at),
+                    format_iso8601(s.updated_at)});
+  }
+  return render_table(rows);
+}
+
+}  // namespace brickwork

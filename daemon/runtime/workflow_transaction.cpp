@@ -1,0 +1,88 @@
+#include "daemon/runtime/workflow_transaction.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace brickwork {
+
+TimePoint effect_due(const Effect& effect, TimePoint now) {
+  return std::visit(
+      [&](const auto& e) -> TimePoint {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, PollStep> || std::is_same_v<T, StartTimer>) {
+          return e.due;
+        } else {
+          return now;
+        }
+      },
+      effect);
+}
+
+json::object template_scope(const WorkflowState& state) {
+  json::object steps;
+  for (const auto& step : state.steps) {
+    json::object s;
+    s["state"] = to_string(step.status);
+    s["attempt"] = step.attempt;
+    s["output"] = step.output ? json::value(*step.output) : json::value(nullptr);
+    s["run_id"] = step.run_id ? json::value(*step.run_id) : json::value(nullptr);
+    steps[step.name] = std::move(s);
+  }
+  return json::object{{"input", state.input},
+                      {"workflow", json::object{{"id", state.id}, {"name", state.workflow}}},
+                      {"steps", std::move(steps)}};
+}
+
+const std::optional<WorkflowState>& WorkflowTransaction::workflow(const std::string& id) {
+  auto it = cache_.find(id);
+  if (it == cache_.end()) {
+    it = cache_.emplace(id, tx_.load_workflow_for_update(id)).first;
+  }
+  return it->second;
+}
+
+Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input& input) {
+  const std::optional<WorkflowState>& current = workflow(workflow_id);
+  Decision decision = decide(current, input, now_);
+  const ConfigPtr config = context_.config();
+  const std::string& name =
+      decision.state ? decision.state->workflow : (current ? current->workflow : std::string());
+  for (const auto& event : decision.events) {
+    tx_.add_outbox(config->kafka.topics.status, workflow_id,
+                   json::serialize(to_json(event, workflow_id, name)));
+  }
+  for (const auto& effect : decision.effects) {
+    tx_.add_effect(workflow_id, effect, effect_due(effect, now_));
+  }
+  if (decision.changed && decision.state) {
+    cache_[workflow_id] = *decision.state;
+    dirty_.insert(workflow_id);
+  }
+  return decision;
+}
+
+void WorkflowTransaction::publish_rejection_without_workflow(const std::string& workflow_id,
+                                                             const std::string& workflow,
+                                                             const Rejection& rejection) {
+  StatusEvent event;
+  event.type = "command_rejected";
+  event.seq = 0;  // not part of any workflow's sequence: no workflow exists
+  event.at = now_;
+  event.reason = rejection.reason;
+  event.error = StepError{rejection.reason, rejection.message};
+  tx_.add_outbox(context_.config()->kafka.topics.status, workflow_id,
+                 json::serialize(to_json(event, workflow_id, workflow)));
+}
+
+void WorkflowTransaction::dead_letter(const std::string& key, const std::string& payload) {
+  tx_.add_outbox(context_.config()->kafka.topics.dead_letter, key, payload);
+}
+
+void WorkflowTransaction::finish() {
+  for (const auto& id : dirty_) {
+    const auto& state = cache_.at(id);
+    if (state) tx_.save_workflow(*state);
+  }
+  dirty_.clear();
+}
+
+}  // namespace brickwork

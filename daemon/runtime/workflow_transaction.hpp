@@ -1,0 +1,52 @@
+#pragma once
+// Applies inputs to workflows inside one store transaction: loads each
+// workflow once (row-locked), runs the engine, and records the new state, the
+// effects and the outbox messages. Nothing is visible until the caller commits,
+// so state, effects and status events change together or not at all.
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "daemon/engine/engine.hpp"
+#include "daemon/runtime/runtime_context.hpp"
+#include "daemon/store/store.hpp"
+
+namespace brickwork {
+
+class WorkflowTransaction {
+ public:
+  WorkflowTransaction(StoreTx& tx, const RuntimeContext& context, TimePoint now)
+      : tx_(tx), context_(context), now_(now) {}
+
+  // The workflow as this transaction sees it (loaded and locked on first use).
+  const std::optional<WorkflowState>& workflow(const std::string& id);
+  // Runs the engine and records the decision. Returns the decision so the
+  // caller can see a rejection.
+  Decision apply(const std::string& workflow_id, const Input& input);
+  // A command refused before any workflow could take it (unknown workflow, an
+  // invalid command with a usable id): command_rejected outside any sequence (seq 0).
+  void publish_rejection_without_workflow(const std::string& workflow_id,
+                                          const std::string& workflow, const Rejection& rejection);
+  // Queues a dead letter for the outbox.
+  void dead_letter(const std::string& key, const std::string& payload);
+  // Writes every workflow this transaction changed. Call once, before commit.
+  void finish();
+
+  size_t changed_workflows() const { return dirty_.size(); }
+
+ private:
+  StoreTx& tx_;
+  const RuntimeContext& context_;
+  TimePoint now_;
+  std::map<std::string, std::optional<WorkflowState>> cache_;
+  std::set<std::string> dirty_;
+};
+
+// The due time at which the shell should perform an effect.
+TimePoint effect_due(const Effect& effect, TimePoint now);
+
+// Values for {{ ... }} templates: input, workflow {id, name}, steps.NAME {output, run_id, state}.
+json::object template_scope(const WorkflowState& state);
+
+}  // namespace brickwork

@@ -1,0 +1,265 @@
+#include "handlers/inbound/messages.hpp"
+
+namespace brickwork {
+namespace {
+
+Error reject(const char* reason, std::string message) {
+  return Error{ErrorKind::kInvalidInput, reason, std::move(message)};
+}
+
+// Parses an object with bounded depth; the error names the byte offset.
+Result<json::object> parse_object(std::string_view payload, size_t max_bytes) {
+  if (payload.size() > max_bytes) {
+    return reject("too_large", "message is " + std::to_string(payload.size()) +
+                                   " bytes; the limit is " + std::to_string(max_bytes));
+  }
+  json::parse_options options;
+  options.max_depth = 64;
+  json::stream_parser parser({}, options);
+  boost::system::error_code ec;
+  const size_t consumed = parser.write_some(payload.data(), payload.size(), ec);
+  if (!ec) parser.finish(ec);
+  if (!ec && consumed != payload.size()) ec = json::error::extra_data;
+  if (ec) {
+    return reject("invalid_json", ec.message() + " at byte " + std::to_string(consumed));
+  }
+  json::value v = parser.release();
+  if (!v.is_object()) return reject("not_object", "a message must be a JSON object");
+  return std::move(v.as_object());
+}
+
+// Required or optional string fields, with the reasons the contract names.
+Result<std::string> required_string(const json::object& o, std::string_view field) {
+  const json::value* v = o.if_contains(field);
+  if (v == nullptr || v->is_null()) {
+    return reject("missing_field", "'" + std::string(field) + "' is required");
+  }
+  if (!v->is_string()) {
+    return reject("invalid_field", "'" + std::string(field) + "' must be a string");
+  }
+  return std::string(v->as_string());
+}
+
+Result<std::string> optional_string(const json::object& o, std::string_view field) {
+  const json::value* v = o.if_contains(field);
+  if (v == nullptr || v->is_null()) return std::string();
+  if (!v->is_string()) {
+    return reject("invalid_field", "'" + std::string(field) + "' must be a string");
+  }
+  return std::string(v->as_string());
+}
+
+Result<std::string> required_id(const json::object& o, std::string_view field) {
+  auto id = required_string(o, field);
+  if (!id) return id;
+  if (!is_valid_workflow_id(*id)) {
+    return reject("invalid_field", "'" + std::string(field) +
+                                       "' must be 1-200 characters of [A-Za-z0-9._:-]");
+  }
+  return id;
+}
+
+}  // namespace
+
+bool is_valid_workflow_id(std::string_view id) {
+  if (id.empty() || id.size() > 200) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Result<ParsedCommand> parse_command(std::string_view payload, size_t max_bytes) {
+  auto parsed = parse_object(payload, max_bytes);
+  if (!parsed) return parsed.error();
+  const json::object& o = *parsed;
+  auto type = required_string(o, "type");
+  if (!type) return type.error();
+  ParsedCommand command;
+  command.type = *type;
+  if (command.type != "start" && command.type != "cancel" && command.type != "retry" &&
+      command.type != "signal") {
+    return reject("unknown_type", "unknown command type '" + command.type.substr(0, 100) +
+                                      "' (start, cancel, retry, signal)");
+  }
+  auto id = required_id(o, "id");
+  if (!id) return id.error();
+  command.id = *id;
+  if (command.type == "start") {
+    auto workflow = required_string(o, "workflow");
+    if (!workflow) return workflow.error();
+    if (workflow->empty()) return reject("invalid_field", "'workflow' must not be empty");
+    command.workflow = *workflow;
+    if (const json::value* input = o.if_contains("input"); input != nullptr && !input->is_null()) {
+      if (!input->is_object()) return reject("invalid_field", "'input' must be a JSON object");
+      const size_t size = json::serialize(*input).size();
+      if (size > kMaxInputBytes) {
+        return reject("too_large", "'input' is " + std::to_string(size) + " bytes; the limit is " +
+                                       std::to_string(kMaxInputBytes));
+      }
+      command.input = input->as_object();
+    }
+  } else if (command.type == "cancel") {
+    auto reason = optional_string(o, "reason");
+    if (!reason) return reason.error();
+    command.reason = *reason;
+  } else if (command.type == "signal") {
+    auto name = required_string(o, "name");
+    if (!name) return name.error();
+    if (name->empty()) return reject("invalid_field", "'name' must not be empty");
+    command.name = *name;
+    if (const json::value* value = o.if_contains("value")) command.value = *value;
+  }
+  return command;
+}
+
+Result<ParsedCompletion> parse_completion(std::string_view payload, size_t max_bytes) {
+  auto parsed = parse_object(payload, max_bytes);
+  if (!parsed) return parsed.error();
+  const json::object& o = *parsed;
+  auto type = required_string(o, "type");
+  if (!type) return type.error();
+  if (*type != "job_completed") {
+    return reject("unknown_type", "unknown event type '" + type->substr(0, 100) +
+                                      "' (job_completed)");
+  }
+  ParsedCompletion event;
+  auto workflow_id = required_id(o, "workflow_id");
+  if (!workflow_id) return workflow_id.error();
+  event.workflow_id = *workflow_id;
+  auto step = required_string(o, "step");
+  if (!step) return step.error();
+  event.step = *step;
+  auto token = required_string(o, "token");
+  if (!token) return token.error();
+  event.token = *token;
+  auto state = required_string(o, "state");
+  if (!state) return state.error();
+  auto result = run_result_from_string(*state);
+  if (!result) {
+    return reject("invalid_field", "'state' must be SUCCESS, FAILED, CANCELED or TIMEDOUT");
+  }
+  event.state = *result;
+  if (const json::value* run_id = o.if_contains("run_id"); run_id != nullptr && !run_id->is_null()) {
+    if (run_id->is_int64()) {
+      event.run_id = run_id->as_int64();
+    } else if (run_id->is_uint64() && run_id->as_uint64() <= INT64_MAX) {
+      event.run_id = static_cast<int64_t>(run_id->as_uint64());
+    } else {
+      return reject("invalid_field", "'run_id' must be an integer");
+    }
+  }
+  if (const json::value* output = o.if_contains("output"); output != nullptr && !output->is_null()) {
+    if (!output->is_object()) return reject("invalid_field", "'output' must be a JSON object");
+    event.output = output->as_object();
+  }
+  auto message = optional_string(o, "message");
+  if (!message) return message.error();
+  event.message = *message;
+  return event;
+}
+
+std::optional<std::string> extract_id(std::string_view payload) {
+  auto parsed = parse_object(payload, kMaxMessageBytes);
+  if (!parsed) return std::nullopt;
+  const json::value* id = parsed->if_contains("id");
+  if (id == nullptr || !id->is_string() || !is_valid_workflow_id(id->as_string())) {
+    return std::nullopt;
+  }
+  return std::string(id->as_string());
+}
+
+bool is_valid_utf8(std::string_view bytes) {
+  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    uint32_t cp = 0;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len]) return false;                  // overlong
+    if (cp >= 0xD800 && cp <= 0xDFFF) return false;    // surrogate
+    if (cp > 0x10FFFF) return false;
+    i += len;
+  }
+  return true;
+}
+
+std::string base64_encode(std::string_view bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = (uint32_t{s[i]} << 16) | (uint32_t{s[i + 1]} << 8) | s[i + 2];
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i + 1 == bytes.size()) {
+    const uint32_t v = uint32_t{s[i]} << 16;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == bytes.size()) {
+    const uint32_t v = (uint32_t{s[i]} << 16) | (uint32_t{s[i + 1]} << 8);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+std::string dead_letter_json(const std::string& reason, const std::string& message,
+                             const std::string& topic, int32_t partition, int64_t offset,
+                             const std::optional<std::string>& key, std::string_view payload,
+                             TimePoint at) {
+  json::object record;
+  record["reason"] = reason;
+  record["message"] = message;
+  record["source"] = json::object{{"topic", topic}, {"partition", partition}, {"offset", offset}};
+  if (key && is_valid_utf8(*key)) {
+    record["key"] = *key;
+  } else if (key) {
+    record["key_base64"] = base64_encode(*key);
+  } else {
+    record["key"] = nullptr;
+  }
+  if (is_valid_utf8(payload)) {
+    record["payload"] = json::string(payload);
+  } else {
+    record["payload_base64"] = base64_encode(payload);
+  }
+  record["at"] = format_iso8601(at);
+  return json::serialize(record);
+}
+
+}  // namespace brickwork

@@ -1,0 +1,301 @@
+#pragma once
+// End-to-end harness: a LocalStack (real Postgres, librdkafka's mock cluster,
+// the Databricks simulator) plus brickwork daemons, in-process or as child
+// processes that can be killed with SIGKILL.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/runtime/daemon.hpp"
+#include "daemon/runtime/local_stack.hpp"
+#include "daemon/store/store.hpp"
+#include "handlers/steps/step_type.hpp"
+
+namespace brickwork::testing {
+
+using namespace std::chrono_literals;
+
+inline SimulatedJob sim_job(const std::string& name, int64_t ms, json::object output = {},
+                            std::string outcome = "SUCCESS", bool emit_event = true) {
+  SimulatedJob job;
+  job.name = name;
+  job.duration = Duration(ms);
+  job.output = std::move(output);
+  job.outcome = std::move(outcome);
+  job.emit_event = emit_event;
+  return job;
+}
+
+// A daemon running in this process on its own thread.
+class InProcessDaemon {
+ public:
+  InProcessDaemon(ConfigPtr config, std::string instance) {
+    auto api = make_databricks_api(config->databricks);
+    EXPECT_TRUE(api) << (api ? "" : api.error().message);
+    DaemonOptions options;
+    options.instance_id = std::move(instance);
+    options.on_ready = [this] { ready_ = true; };
+    daemon_ = std::make_unique<Daemon>(config, api ? std::move(*api) : nullptr, options);
+    thread_ = std::thread([this] {
+      status_ = daemon_->run(stop_);
+      exited_ = true;
+    });
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (!ready_ && !exited_ && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_TRUE(ready_) << "daemon did not start";
+  }
+  ~InProcessDaemon() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  const Status& status() const { return status_; }
+
+ private:
+  std::unique_ptr<Daemon> daemon_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> exited_{false};
+  Status status_ = ok_status();
+  std::thread thread_;
+};
+
+// A daemon as a child process of the `brickwork` binary.
+class ChildDaemon {
+ public:
+  ChildDaemon(const std::string& config_path, const std::string& log_path) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      FILE* log = std::fopen(log_path.c_str(), "a");
+      if (log != nullptr) {
+        dup2(fileno(log), 1);
+        dup2(fileno(log), 2);
+      }
+      execl(BRICKWORK_BINARY, BRICKWORK_BINARY, "daemon", "-c", config_path.c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  ~ChildDaemon() {
+    if (pid_ > 0) kill_hard();
+  }
+  void kill_hard() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  // SIGTERM and wait; returns the exit status (or -1 on timeout, then SIGKILL).
+  int terminate(std::chrono::seconds limit = 60s) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    kill_hard();
+    return -1;
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  // Starts the stack with `jobs` at the simulator.
+  void start_stack(std::map<int64_t, SimulatedJob> jobs, SimulatorFaults faults = {}) {
+    LocalStackOptions options;
+    options.simulator.jobs = std::move(jobs);
+    options.simulator.faults = faults;
+    auto stack = LocalStack::start(options);
+    ASSERT_TRUE(stack) << stack.error().message;
+    stack_ = std::move(*stack);
+    dir_ = std::filesystem::temp_directory_path() /
+           ("brickwork-e2e-" + std::to_string(getpid()) + "-" + std::to_string(counter_++));
+    std::filesystem::create_directories(dir_);
+  }
+
+  void TearDown() override {
+    daemons_.clear();
+    children_.clear();
+    if (HasFailure() && !dir_.empty()) {
+      for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+        if (entry.path().extension() == ".log") {
+          std::ifstream in(entry.path());
+          std::string text((std::istreambuf_iterator<char>(in)), {});
+          if (text.size() > 20000) text = text.substr(text.size() - 20000);
+          std::cerr << "---- " << entry.path() << " (tail)\n" << text << "\n";
+        }
+      }
+    }
+    stack_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  ConfigPtr config(const std::string& workflows_yaml) {
+    LoadOptions load;
+    load.validate_action = [](const std::string& type, const json::object& action) {
+      const StepType* t = StepRegistry::builtin().find(type);
+      return t == nullptr ? std::optional<std::string>("unknown " + type) : t->validate(action);
+    };
+    yaml_ = stack_->config_yaml(workflows_yaml, "e2e");
+    auto loaded = load_config_from_string(yaml_, "e2e.yaml", load);
+    EXPECT_TRUE(loaded) << loaded.error().message;
+    config_ = std::make_shared<const Config>(std::move(*loaded));
+    return config_;
+  }
+
+  InProcessDaemon& start_daemon(const std::string& name = "d1") {
+    daemons_.push_back(std::make_unique<InProcessDaemon>(config_, name));
+    return *daemons_.back();
+  }
+
+  ChildDaemon& start_child_daemon(const std::string& name) {
+    const std::string path = (dir_ / "brickwork.yaml").string();
+    if (!std::filesystem::exists(path)) {
+      std::ofstream(path) << yaml_;
+    }
+    children_.push_back(std::make_unique<ChildDaemon>(path, (dir_ / (name + ".log")).string()));
+    return *children_.back();
+  }
+
+  void send(const std::string& topic, const std::string& key, const std::string& payload) {
+    if (!producer_) {
+      auto p = KafkaProducer::create(config_->kafka, true, "e2e-client");
+      ASSERT_TRUE(p);
+      producer_ = std::move(*p);
+    }
+    Status s = producer_->produce_and_wait({{topic, key, payload}}, 30s);
+    ASSERT_TRUE(s) << s.error().message;
+  }
+  void send_command(const json::object& command) {
+    send(config_->kafka.topics.commands, std::string(command.at("id").as_string()),
+         json::serialize(command));
+  }
+  void start_workflow(const std::string& id, const std::string& workflow,
+                      json::object input = {}) {
+    send_command(json::object{{"type", "start"}, {"id", id}, {"workflow", workflow},
+                              {"input", std::move(input)}});
+  }
+
+  Store& store() {
+    if (!store_) store_ = Store::open(config_->postgres.url);
+    return *store_;
+  }
+
+  std::optional<WorkflowState> workflow(const std::string& id) {
+    auto w = store().get_workflow(id);
+    if (!w) return std::nullopt;
+    return *w;
+  }
+
+  // Waits until the workflow reaches a terminal state; returns it.
+  std::optional<WorkflowState> wait_terminal(const std::string& id,
+                                             std::chrono::seconds limit = 60s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto w = workflow(id);
+      if (w && is_terminal(w->status)) return w;
+      std::this_thread::sleep_for(100ms);
+    }
+    return workflow(id);
+  }
+
+  template <class Pred>
+  bool eventually(Pred pred, std::chrono::seconds limit = 30s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return pred();
+  }
+
+  std::vector<json::object> topic_objects(const std::string& topic,
+                                          std::optional<std::string> key = std::nullopt) {
+    auto messages = read_topic(config_->kafka.brokers, topic, 20s);
+    EXPECT_TRUE(messages) << messages.error().message;
+    std::vector<json::object> out;
+    if (!messages) return out;
+    for (const auto& m : *messages) {
+      if (key && m.key != key) continue;
+      boost::system::error_code ec;
+      json::value v = json::parse(m.payload, ec);
+      EXPECT_FALSE(ec) << m.payload;
+      if (!ec && v.is_object()) out.push_back(v.as_object());
+    }
+    return out;
+  }
+  std::vector<json::object> status_events(const std::string& id) {
+    auto events = topic_objects(config_->kafka.topics.status, id);
+    std::stable_sort(events.begin(), events.end(), [](const auto& a, const auto& b) {
+      return a.at("seq").as_int64() < b.at("seq").as_int64();
+    });
+    return events;
+  }
+  std::vector<json::object> dead_letters() { return topic_objects(config_->kafka.topics.dead_letter); }
+
+  // Status events of a workflow, duplicates (same seq) dropped as a consumer
+  // would; fails the test on a gap.
+  std::vector<std::string> event_types(const std::string& id) {
+    std::vector<std::string> types;
+    int64_t last = 0;
+    for (const auto& e : status_events(id)) {
+      const int64_t seq = e.at("seq").as_int64();
+      if (seq == 0) continue;  // command_rejected outside any workflow
+      if (seq <= last) continue;
+      EXPECT_EQ(seq, last + 1) << "gap in seq for " << id;
+      last = seq;
+      types.emplace_back(e.at("type").as_string());
+    }
+    return types;
+  }
+
+  // Runs created at the simulator per (workflow id, step, attempt token): every value must be 1.
+  std::map<std::string, int> runs_per_step_attempt() {
+    std::map<std::string, int> out;
+    for (const auto& [run_id, run] : stack_->simulator().stats().runs) {
+      auto wf = run.parameters.find("brickwork_workflow_id");
+      auto step = run.parameters.find("brickwork_step");
+      auto token = run.parameters.find("brickwork_token");
+      if (wf == run.parameters.end() || step == run.parameters.end()) continue;
+      ++out[wf->second + "/" + step->second + "/" +
+            (token == run.parameters.end() ? "" : token->second)];
+    }
+    return out;
+  }
+
+  std::unique_ptr<LocalStack> stack_;
+  std::filesystem::path dir_;
+  std::string yaml_;
+  ConfigPtr config_;
+  std::unique_ptr<KafkaProducer> producer_;
+  std::unique_ptr<Store> store_;
+  std::vector<std::unique_ptr<InProcessDaemon>> daemons_;
+  std::vector<std::unique_ptr<ChildDaemon>> children_;
+  static inline int counter_ = 0;
+};
+
+}  // namespace brickwork::testing
