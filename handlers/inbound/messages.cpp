@@ -253,10 +253,17 @@ std::string dead_letter_json(const std::string& reason, const std::string& messa
   } else {
     record["key"] = nullptr;
   }
-  if (is_valid_utf8(payload)) {
-    record["payload"] = json::string(payload);
+  // A dead letter must itself fit in a Kafka message, whatever arrived.
+  std::string_view kept = payload;
+  if (kept.size() > kMaxDeadLetterPayloadBytes) {
+    kept = kept.substr(0, kMaxDeadLetterPayloadBytes);
+    record["payload_truncated"] = true;
+    record["payload_bytes"] = payload.size();
+  }
+  if (is_valid_utf8(kept)) {
+    record["payload"] = json::string(kept);
   } else {
-    record["payload_base64"] = base64_encode(payload);
+    record["payload_base64"] = base64_encode(kept);
   }
   record["at"] = format_iso8601(at);
   return json::serialize(record);

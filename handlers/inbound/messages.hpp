@@ -18,6 +18,9 @@ namespace json = boost::json;
 
 inline constexpr size_t kMaxInputBytes = 1024 * 1024;                  // `input`, serialized
 inline constexpr size_t kMaxMessageBytes = kMaxInputBytes + 64 * 1024;  // a whole message
+// Dead letters keep at most this much of the original bytes (then
+// "payload_truncated": true and "payload_bytes": the original size).
+inline constexpr size_t kMaxDeadLetterPayloadBytes = 256 * 1024;
 
 // One command from the commands topic. Fields not used by `type` are empty.
 struct ParsedCommand {

@@ -1,0 +1,168 @@
+#include "handlers/inbound/messages.hpp"
+
+#include <gtest/gtest.h>
+
+namespace brickwork {
+namespace {
+
+std::string reason_of(std::string_view payload) {
+  auto parsed = parse_command(payload);
+  return parsed ? "ok" : parsed.error().code;
+}
+
+TEST(ParseCommand, StartWithInput) {
+  auto c = parse_command(
+      R"({"type":"start","id":"order-4711","workflow":"daily","input":{"url":"s3://x"},"extra":1})");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->type, "start");
+  EXPECT_EQ(c->id, "order-4711");
+  EXPECT_EQ(c->workflow, "daily");
+  EXPECT_EQ(c->input.at("url"), "s3://x");
+}
+
+TEST(ParseCommand, InputDefaultsToEmptyObject) {
+  auto c = parse_command(R"({"type":"start","id":"a","workflow":"w"})");
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->input.empty());
+}
+
+TEST(ParseCommand, CancelRetrySignal) {
+  auto cancel = parse_command(R"({"type":"cancel","id":"a","reason":"user asked"})");
+  ASSERT_TRUE(cancel);
+  EXPECT_EQ(cancel->reason, "user asked");
+  ASSERT_TRUE(parse_command(R"({"type":"retry","id":"a"})"));
+  auto signal = parse_command(R"({"type":"signal","id":"a","name":"approved","value":{"by":"ana"}})");
+  ASSERT_TRUE(signal);
+  EXPECT_EQ(signal->name, "approved");
+  EXPECT_EQ(signal->value.at("by"), "ana");
+}
+
+TEST(ParseCommand, EveryRejectionHasItsReason) {
+  EXPECT_EQ(reason_of("{not json"), "invalid_json");
+  EXPECT_EQ(reason_of(""), "invalid_json");
+  EXPECT_EQ(reason_of(R"({"a":1} trailing)"), "invalid_json");
+  EXPECT_EQ(reason_of("[1,2]"), "not_object");
+  EXPECT_EQ(reason_of("42"), "not_object");
+  EXPECT_EQ(reason_of(R"({"id":"a"})"), "missing_field");
+  EXPECT_EQ(reason_of(R"({"type":"start","workflow":"w"})"), "missing_field");
+  EXPECT_EQ(reason_of(R"({"type":"start","id":"a"})"), "missing_field");
+  EXPECT_EQ(reason_of(R"({"type":"signal","id":"a"})"), "missing_field");
+  EXPECT_EQ(reason_of(R"({"type":"start","id":42,"workflow":"w"})"), "invalid_field");
+  EXPECT_EQ(reason_of(R"({"type":"start","id":"has space","workflow":"w"})"), "invalid_field");
+  EXPECT_EQ(reason_of(R"({"type":"start","id":"","workflow":"w"})"), "invalid_field");
+  EXPECT_EQ(reason_of(R"({"type":"start","id":"a","workflow":"w","input":[1]})"), "invalid_field");
+  EXPECT_EQ(reason_of(R"({"type":"explode","id":"a"})"), "unknown_type");
+  EXPECT_EQ(reason_of(R"({"type":7,"id":"a"})"), "invalid_field");
+}
+
+TEST(ParseCommand, IdLimits) {
+  EXPECT_EQ(reason_of(R"({"type":"retry","id":")" + std::string(200, 'a') + "\"}"), "ok");
+  EXPECT_EQ(reason_of(R"({"type":"retry","id":")" + std::string(201, 'a') + "\"}"),
+            "invalid_field");
+  EXPECT_EQ(reason_of(R"({"type":"retry","id":"A-z.0_9:x"})"), "ok");
+}
+
+TEST(ParseCommand, TooLargeMessageAndInput) {
+  const std::string big_input =
+      R"({"type":"start","id":"a","workflow":"w","input":{"blob":")" + std::string(kMaxInputBytes, 'x') + "\"}}";
+  EXPECT_EQ(reason_of(big_input), "too_large");
+  const std::string huge(kMaxMessageBytes + 1, ' ');
+  EXPECT_EQ(reason_of(huge), "too_large");
+}
+
+TEST(ParseCommand, DeepNestingIsRefusedWithoutCrashing) {
+  std::string deep(100000, '[');
+  EXPECT_EQ(reason_of(deep), "invalid_json");
+  std::string nested = R"({"type":"start","id":"a","workflow":"w","input":)";
+  for (int i = 0; i < 200; ++i) nested += R"({"a":)";
+  nested += "1";
+  for (int i = 0; i < 200; ++i) nested += "}";
+  nested += "}";
+  EXPECT_EQ(reason_of(nested), "invalid_json");
+}
+
+TEST(ParseCompletion, ValidEvent) {
+  auto e = parse_completion(
+      R"({"type":"job_completed","workflow_id":"w-1","step":"t","token":"tok","state":"SUCCESS","run_id":1234,"output":{"rows":42},"message":"fine"})");
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_EQ(e->workflow_id, "w-1");
+  EXPECT_EQ(e->step, "t");
+  EXPECT_EQ(e->token, "tok");
+  EXPECT_EQ(e->state, RunResult::kSuccess);
+  EXPECT_EQ(e->run_id, 1234);
+  EXPECT_EQ(e->output.at("rows"), 42);
+  EXPECT_EQ(e->message, "fine");
+}
+
+TEST(ParseCompletion, Rejections) {
+  auto reason = [](std::string_view p) {
+    auto e = parse_completion(p);
+    return e ? "ok" : e.error().code;
+  };
+  EXPECT_EQ(reason(R"({"type":"job_started"})"), "unknown_type");
+  EXPECT_EQ(reason(R"({"type":"job_completed","step":"s","token":"t","state":"SUCCESS"})"),
+            "missing_field");
+  EXPECT_EQ(reason(R"({"type":"job_completed","workflow_id":"w","step":"s","token":"t","state":"DONE"})"),
+            "invalid_field");
+  EXPECT_EQ(reason(R"({"type":"job_completed","workflow_id":"w","step":"s","token":"t","state":"FAILED","run_id":"x"})"),
+            "invalid_field");
+  EXPECT_EQ(reason(R"({"type":"job_completed","workflow_id":"w","step":"s","token":"t","state":"FAILED","output":3})"),
+            "invalid_field");
+  EXPECT_EQ(reason(R"({"type":"job_completed","workflow_id":"w","step":"s","token":"t","state":"TIMEDOUT"})"),
+            "ok");
+}
+
+TEST(ExtractId, OnlyAUsableId) {
+  EXPECT_EQ(extract_id(R"({"type":"bogus","id":"order-1"})"), "order-1");
+  EXPECT_FALSE(extract_id(R"({"type":"start","id":"bad id"})"));
+  EXPECT_FALSE(extract_id(R"({"type":"start","id":1})"));
+  EXPECT_FALSE(extract_id("not json"));
+}
+
+TEST(Utf8, StrictValidation) {
+  EXPECT_TRUE(is_valid_utf8("plain ascii"));
+  EXPECT_TRUE(is_valid_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));  // é € 😀
+  EXPECT_FALSE(is_valid_utf8("\xff"));
+  EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xe0\x80\xaf"));      // overlong
+  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));      // surrogate U+D800
+  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("\xe2\x82"));          // truncated
+}
+
+TEST(DeadLetter, Utf8PayloadAsTextOtherwiseBase64) {
+  const TimePoint at = from_epoch_ms(0);
+  auto text = json::parse(dead_letter_json("invalid_json", "bad", "t", 3, 1182, std::string("k"),
+                                           "{oops", at));
+  EXPECT_EQ(text.at("reason"), "invalid_json");
+  EXPECT_EQ(text.at("source").at("partition"), 3);
+  EXPECT_EQ(text.at("source").at("offset"), 1182);
+  EXPECT_EQ(text.at("key"), "k");
+  EXPECT_EQ(text.at("payload"), "{oops");
+  EXPECT_EQ(text.at("at"), "1970-01-01T00:00:00.000Z");
+  auto binary = json::parse(dead_letter_json("invalid_json", "bad", "t", 0, 0, std::nullopt,
+                                             std::string("\xff\x00\x01", 3), at));
+  EXPECT_FALSE(binary.as_object().contains("payload"));
+  EXPECT_EQ(binary.at("payload_base64"), "/wAB");
+}
+
+TEST(DeadLetter, HugePayloadIsTruncatedToFitKafka) {
+  const std::string huge(2 * 1024 * 1024, 'x');
+  const std::string record =
+      dead_letter_json("too_large", "big", "t", 0, 0, std::nullopt, huge, from_epoch_ms(0));
+  EXPECT_LT(record.size(), 300u * 1024);
+  auto v = json::parse(record);
+  EXPECT_EQ(v.at("payload_truncated"), true);
+  EXPECT_EQ(v.at("payload_bytes"), huge.size());
+}
+
+TEST(Base64, KnownVectors) {
+  EXPECT_EQ(base64_encode(""), "");
+  EXPECT_EQ(base64_encode("f"), "Zg==");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+}
+
+}  // namespace
+}  // namespace brickwork
