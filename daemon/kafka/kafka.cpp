@@ -340,7 +340,8 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::create(const KafkaConfig& 
                          {"enable.auto.commit", "false"},
                          {"enable.auto.offset.store", "false"},
                          {"auto.offset.reset", "earliest"},
-                         {"session.timeout.ms", "10000"},
+                         // The broker's minimum: a dead member's partitions move within ~6 s.
+                         {"session.timeout.ms", "6000"},
                          {"heartbeat.interval.ms", "1000"},
                          {"topic.metadata.refresh.interval.ms", "10000"}});
   if (!conf) return conf.error();

@@ -248,6 +248,20 @@ class EndToEndTest : public ::testing::Test {
     }
     return out;
   }
+  // Every status event, grouped by workflow id, from one read of the topic.
+  std::map<std::string, std::vector<json::object>> all_status_events() {
+    std::map<std::string, std::vector<json::object>> by_id;
+    for (auto& e : topic_objects(config_->kafka.topics.status)) {
+      by_id[std::string(e.at("workflow_id").as_string())].push_back(std::move(e));
+    }
+    for (auto& [id, events] : by_id) sort_by_seq(events);
+    return by_id;
+  }
+  static void sort_by_seq(std::vector<json::object>& events) {
+    std::stable_sort(events.begin(), events.end(), [](const auto& a, const auto& b) {
+      return a.at("seq").as_int64() < b.at("seq").as_int64();
+    });
+  }
   std::vector<json::object> status_events(const std::string& id) {
     auto events = topic_objects(config_->kafka.topics.status, id);
     std::stable_sort(events.begin(), events.end(), [](const auto& a, const auto& b) {
@@ -260,9 +274,13 @@ class EndToEndTest : public ::testing::Test {
   // Status events of a workflow, duplicates (same seq) dropped as a consumer
   // would; fails the test on a gap.
   std::vector<std::string> event_types(const std::string& id) {
+    return event_types_of(status_events(id), id);
+  }
+  static std::vector<std::string> event_types_of(const std::vector<json::object>& events,
+                                                 const std::string& id) {
     std::vector<std::string> types;
     int64_t last = 0;
-    for (const auto& e : status_events(id)) {
+    for (const auto& e : events) {
       const int64_t seq = e.at("seq").as_int64();
       if (seq == 0) continue;  // command_rejected outside any workflow
       if (seq <= last) continue;

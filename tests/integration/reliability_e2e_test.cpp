@@ -1,6 +1,8 @@
 // Faults injected for real: Databricks answering 429/503, Postgres stopped,
 // every Kafka broker down, daemons killed with SIGKILL, several daemons in
 // one group. Each test asserts that nothing is lost and nothing is doubled.
+#include <random>
+
 #include "tests/integration/harness.hpp"
 
 namespace brickwork::testing {
@@ -38,13 +40,21 @@ class Reliability : public EndToEndTest {
     const auto runs = runs_per_step_attempt();
     EXPECT_EQ(runs.size(), steps * static_cast<size_t>(count));
     for (const auto& [key, n] : runs) EXPECT_EQ(n, 1) << key;
+    // One read of the status topic for all of them; wait until the last
+    // workflow_succeeded of each is published.
+    std::map<std::string, std::vector<json::object>> events;
+    auto all_published = [&] {
+      events = all_status_events();
+      for (int i = 0; i < count; ++i) {
+        const auto types = event_types_of(events[prefix + std::to_string(i)], prefix);
+        if (types.empty() || types.back() != "workflow_succeeded") return false;
+      }
+      return true;
+    };
+    ASSERT_TRUE(eventually(all_published, 90s));
     for (int i = 0; i < count; ++i) {
       const std::string id = prefix + std::to_string(i);
-      ASSERT_TRUE(eventually([&] {
-        auto types = event_types(id);
-        return !types.empty() && types.back() == "workflow_succeeded";
-      }, 60s)) << id;
-      const auto types = event_types(id);
+      const auto types = event_types_of(events[id], id);
       EXPECT_EQ(std::count(types.begin(), types.end(), "workflow_started"), 1) << id;
       EXPECT_EQ(std::count(types.begin(), types.end(), "step_succeeded"),
                 static_cast<long>(steps)) << id;
@@ -97,24 +107,33 @@ TEST_F(Reliability, AllKafkaBrokersDownAndUpLosesNothing) {
 }
 
 TEST_F(Reliability, RepeatedSigkillDuringTwoHundredWorkflows) {
-  start_stack({{101, sim_job("work", 400)}});
+  start_stack({{101, sim_job("work", 1000)}});
   config(kOneStep);
   const int kWorkflows = 200;
   for (int i = 0; i < kWorkflows; ++i) start_workflow("sk-" + std::to_string(i), "one_step");
+  // Kill the daemon at a random moment 3 to 6 s into each life (a life must
+  // be long enough to join the group), until all are done or 12 kills.
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int> life_ms(3000, 6000);
   int kills = 0;
-  const auto deadline = std::chrono::steady_clock::now() + 150s;
-  while (std::chrono::steady_clock::now() < deadline) {
+  size_t succeeded_before_last_kill = 0;
+  while (kills < 12) {
     auto& child = start_child_daemon("life-" + std::to_string(kills));
-    std::this_thread::sleep_for(2s);
+    std::this_thread::sleep_for(std::chrono::milliseconds(life_ms(rng)));
     auto finished = store().list_workflows(WorkflowStatus::kSucceeded, 0);
     if (finished && static_cast<int>(finished->size()) == kWorkflows) break;
     child.kill_hard();
     ++kills;
+    if (finished) succeeded_before_last_kill = finished->size();
   }
-  std::cerr << "killed the daemon " << kills << " times\n";
-  EXPECT_GE(kills, 2);
+  std::cerr << "killed the daemon " << kills << " times; " << succeeded_before_last_kill
+            << " workflows had succeeded before the last kill\n";
+  EXPECT_GE(kills, 3);
+  EXPECT_GT(succeeded_before_last_kill, 0u);  // work really happened between kills
   start_child_daemon("final");
   expect_all_succeeded_once("sk-", kWorkflows, 1);
+  // Runs were started by the killed daemons, not only by the last one.
+  EXPECT_EQ(stack_->simulator().stats().runs_created, kWorkflows);
 }
 
 TEST_F(Reliability, ThreeDaemonsShareTheWorkAndSurviveOneKilled) {
