@@ -1,14 +1,17 @@
 #include "config/config.hpp"
 
+#include "config/templates.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -21,12 +24,39 @@ const StepDefinition* WorkflowDefinition::find_step(std::string_view step_name) 
   return nullptr;
 }
 
+namespace {
+
+// [A-Za-z0-9_.-]{1,100} without std::regex (recursive, slow on long input).
+bool is_valid_name(std::string_view s) {
+  if (s.empty() || s.size() > 100) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+}
+
+bool is_valid_env_name(std::string_view s) {
+  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+}  // namespace
+
 Result<std::string> substitute_env(const std::string& text) {
   std::string out;
   size_t pos = 0;
   while (pos < text.size()) {
     const size_t start = text.find("${", pos);
     if (start == std::string::npos) break;
+    if (start > pos && text[start - 1] == '$') {
+      // "$${" is a literal "${".
+      out.append(text, pos, start - 1 - pos);
+      out += "${";
+      pos = start + 2;
+      continue;
+    }
     out.append(text, pos, start - pos);
     const size_t end = text.find('}', start + 2);
     if (end == std::string::npos) {
@@ -36,8 +66,7 @@ Result<std::string> substitute_env(const std::string& text) {
     const std::string body = text.substr(start + 2, end - start - 2);
     const size_t dflt = body.find(":-");
     const std::string name = body.substr(0, dflt);
-    static const std::regex kName("[A-Za-z_][A-Za-z0-9_]*");
-    if (!std::regex_match(name, kName)) {
+    if (!is_valid_env_name(name)) {
       return Error{ErrorKind::kInvalidInput, "config",
                    "'${" + body + "}' is not a variable reference (${NAME} or ${NAME:-default})"};
     }
@@ -58,6 +87,25 @@ Result<std::string> substitute_env(const std::string& text) {
 }
 
 namespace {
+
+constexpr int kMaxActionDepth = 64;
+
+// A string in a step action that holds "{{": checked against the workflow's
+// steps after all of them are read.
+struct TemplateUse {
+  std::string text;
+  std::string path;
+  YAML::Node node;
+};
+
+// What load_step learns beyond the StepDefinition, for checks across steps.
+struct StepSource {
+  YAML::Node node;
+  std::string path;
+  bool depends_on_given = false;
+  std::vector<YAML::Node> depends_on_nodes;  // parallel to StepDefinition::depends_on
+  std::vector<TemplateUse> templates;
+};
 
 // Every error names file:line:col, the path of the value and what was expected.
 class Loader {
@@ -133,48 +181,129 @@ class Loader {
     return std::nullopt;
   }
 
+  // A mapping whose keys are scalars, each once: yaml-cpp keeps both entries of a
+  // repeated key and lookups see only the first, so a repeat would pass silently.
   std::optional<Error> map_node(const YAML::Node& node, const std::string& path) const {
     if (!node.IsMap()) return error(node, path, "expected a mapping, got " + shown(node));
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& kv : node) {
+      if (!kv.first.IsScalar()) {
+        return error(kv.first, path, "expected a plain key, got " + shown(kv.first));
+      }
+      const std::string& key = kv.first.Scalar();
+      auto [it, inserted] = seen.emplace(key, kv.first.Mark());
+      if (!inserted) {
+        return error(kv.first, path.empty() || path == "(top level)" ? key : path + "." + key,
+                     "key given twice (first at line " + std::to_string(it->second.line + 1) +
+                         ")");
+      }
+    }
     return std::nullopt;
   }
 
-  // YAML to JSON for step actions: plain scalars get their natural type,
-  // quoted ones stay strings; ${VAR} is substituted in strings.
-  Result<json::value> to_json(const YAML::Node& node, const std::string& path) const {
+  // YAML to JSON for step actions: plain scalars get their YAML 1.2 (core
+  // schema) type, quoted ones and `!!str` stay strings; ${VAR} is substituted
+  // first, so `job_id: ${JOB_ID}` is a number. Strings holding "{{" are noted in
+  // `uses` with their node, to check template paths once all steps are known.
+  Result<json::value> to_json(const YAML::Node& node, const std::string& path,
+                              std::vector<TemplateUse>* uses = nullptr, int depth = 0) const {
+    if (depth > kMaxActionDepth) {
+      return error(node, path, "nested more than " + std::to_string(kMaxActionDepth) +
+                                   " levels deep");
+    }
     if (node.IsNull()) return json::value(nullptr);
     if (node.IsScalar()) {
       auto text = string(node, path);
       if (!text) return text.error();
-      if (node.Tag() == "!") return json::value(*text);  // quoted
-      const std::string& s = *text;
-      if (s == "true" || s == "True" || s == "TRUE") return json::value(true);
-      if (s == "false" || s == "False" || s == "FALSE") return json::value(false);
-      if (s == "null" || s == "~" || s == "Null" || s == "NULL") return json::value(nullptr);
-      int64_t i = 0;
-      auto [iptr, iec] = std::from_chars(s.data(), s.data() + s.size(), i);
-      if (iec == std::errc() && iptr == s.data() + s.size() && !s.empty()) return json::value(i);
-      double d = 0;
-      auto [dptr, dec] = std::from_chars(s.data(), s.data() + s.size(), d);
-      if (dec == std::errc() && dptr == s.data() + s.size() && !s.empty()) return json::value(d);
-      return json::value(s);
+      const std::string& tag = node.Tag();
+      json::value v = (tag == "!" || tag == "tag:yaml.org,2002:str") ? json::value(*text)
+                                                                      : plain_scalar(*text);
+      if (uses != nullptr && v.is_string() && text->find("{{") != std::string::npos) {
+        uses->push_back(TemplateUse{*text, path, node});
+      }
+      return v;
     }
     if (node.IsSequence()) {
       json::array out;
       size_t i = 0;
       for (const auto& item : node) {
-        auto v = to_json(item, path + "[" + std::to_string(i++) + "]");
+        auto v = to_json(item, path + "[" + std::to_string(i++) + "]", uses, depth + 1);
         if (!v) return v;
         out.push_back(std::move(*v));
       }
       return json::value(std::move(out));
     }
+    if (auto e = map_node(node, path)) return *e;
     json::object out;
     for (const auto& kv : node) {
-      auto v = to_json(kv.second, path + "." + kv.first.Scalar());
+      auto v = to_json(kv.second, path + "." + kv.first.Scalar(), uses, depth + 1);
       if (!v) return v;
       out[kv.first.Scalar()] = std::move(*v);
     }
     return json::value(std::move(out));
+  }
+
+  // A plain scalar by the YAML 1.2 core schema. Numbers that JSON cannot hold
+  // (.inf, .nan, beyond a double) stay strings.
+  static json::value plain_scalar(const std::string& s) {
+    if (s == "true" || s == "True" || s == "TRUE") return json::value(true);
+    if (s == "false" || s == "False" || s == "FALSE") return json::value(false);
+    if (s == "null" || s == "~" || s == "Null" || s == "NULL") return json::value(nullptr);
+    if (s.empty()) return json::value(s);
+    std::string_view digits = s;
+    const bool negative = digits.front() == '-';
+    if (digits.front() == '+' || digits.front() == '-') digits.remove_prefix(1);
+    int base = 10;
+    if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'o')) {
+      if (s.size() != digits.size()) return json::value(s);  // YAML 1.2: no sign on 0x / 0o
+      base = digits[1] == 'x' ? 16 : 8;
+      digits.remove_prefix(2);
+    }
+    if (!digits.empty() && std::all_of(digits.begin(), digits.end(), [&](char c) {
+          return base == 16 ? std::isxdigit(static_cast<unsigned char>(c)) != 0
+                            : (c >= '0' && c < static_cast<char>('0' + std::min(base, 10)));
+        })) {
+      uint64_t magnitude = 0;
+      auto [ptr, ec] =
+          std::from_chars(digits.data(), digits.data() + digits.size(), magnitude, base);
+      if (ec == std::errc() && ptr == digits.data() + digits.size()) {
+        if (!negative && magnitude <= static_cast<uint64_t>(INT64_MAX)) {
+          return json::value(static_cast<int64_t>(magnitude));
+        }
+        if (!negative) return json::value(magnitude);
+        if (magnitude <= static_cast<uint64_t>(INT64_MAX) + 1) {
+          return json::value(static_cast<int64_t>(0 - magnitude));
+        }
+      }
+      // Too large for 64 bits: fall through to a double (decimal only).
+      if (base != 10) return json::value(s);
+    }
+    // [-+]? ( \.[0-9]+ | [0-9]+ ( \.[0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
+    size_t i = 0;
+    auto digit_run = [&] {
+      const size_t from = i;
+      while (i < digits.size() && digits[i] >= '0' && digits[i] <= '9') ++i;
+      return i - from;
+    };
+    const size_t int_digits = digit_run();
+    size_t frac_digits = 0;
+    if (i < digits.size() && digits[i] == '.') {
+      ++i;
+      frac_digits = digit_run();
+    }
+    if (int_digits + frac_digits == 0) return json::value(s);
+    if (i < digits.size() && (digits[i] == 'e' || digits[i] == 'E')) {
+      ++i;
+      if (i < digits.size() && (digits[i] == '+' || digits[i] == '-')) ++i;
+      if (digit_run() == 0) return json::value(s);
+    }
+    if (i != digits.size()) return json::value(s);
+    double d = 0;
+    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), d);
+    if (ec != std::errc() || ptr != digits.data() + digits.size() || !std::isfinite(d)) {
+      return json::value(s);
+    }
+    return json::value(negative ? -d : d);
   }
 
   std::optional<Error> load_kafka(const YAML::Node& node, KafkaConfig& kafka) const {
@@ -335,8 +464,7 @@ class Loader {
     if (!name) return error(node, path + ".name", "every step needs a name");
     auto name_value = string(name, path + ".name");
     if (!name_value) return name_value.error();
-    static const std::regex kStepName("[A-Za-z0-9_.-]{1,100}");
-    if (!std::regex_match(*name_value, kStepName)) {
+    if (!is_valid_name(*name_value)) {
       return error(name, path + ".name",
                    "expected 1-100 characters of [A-Za-z0-9_.-], got \"" + *name_value + "\"");
     }
@@ -484,8 +612,7 @@ class Loader {
     if (auto e = map_node(node, "workflows")) return e;
     for (const auto& kv : node) {
       const std::string name = kv.first.Scalar();
-      static const std::regex kWorkflowName("[A-Za-z0-9_.-]{1,100}");
-      if (!std::regex_match(name, kWorkflowName)) {
+      if (!is_valid_name(name)) {
         return error(kv.first, "workflows." + name, "a workflow name is 1-100 characters of [A-Za-z0-9_.-]");
       }
       if (out.count(name) != 0) {

@@ -12,7 +12,9 @@ step() { echo; echo "=== $* ($(( $(date +%s) - started ))s)"; }
 step "build (RelWithDebInfo, -Wall -Wextra -Werror)"
 scripts/build.sh debug
 step "tests"
-ctest --test-dir build/debug --output-on-failure -j 2 --timeout 300
+# End-to-end tests mostly wait on timers and the network, so three at a time
+# fit two cores.
+ctest --test-dir build/debug --output-on-failure -j 3 --timeout 300
 
 if [ "${BRICKWORK_TEST_QUICK:-0}" != "1" ]; then
   step "build with AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -21,6 +23,10 @@ if [ "${BRICKWORK_TEST_QUICK:-0}" != "1" ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp" \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build/asan --output-on-failure -j 2 --timeout 600
+    ctest --test-dir build/asan --output-on-failure -j 3 --timeout 600
+fi
+if [ "${BRICKWORK_TEST_QUICK:-0}" != "1" ]; then
+  step "fuzzing every parser of outside bytes (${FUZZ_SECONDS:-20}s each)"
+  FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz.sh
 fi
 step "all tests passed"
