@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -338,6 +339,21 @@ class Loader {
         }
       }
     }
+    // A daemon reading its own output (or dead letters as commands) would loop.
+    const std::pair<const char*, const std::string*> named[] = {
+        {"commands", &kafka.topics.commands},
+        {"events", &kafka.topics.events},
+        {"status", &kafka.topics.status},
+        {"dead_letter", &kafka.topics.dead_letter}};
+    for (size_t a = 0; a < 4; ++a) {
+      for (size_t b = a + 1; b < 4; ++b) {
+        if (*named[a].second == *named[b].second) {
+          return error(node["topics"] ? node["topics"] : node, "kafka.topics",
+                       std::string("expected four different topics; ") + named[a].first +
+                           " and " + named[b].first + " are both \"" + *named[a].second + "\"");
+        }
+      }
+    }
     if (const YAML::Node props = node["properties"]) {
       if (!props.IsNull()) {
         if (auto e = map_node(props, "kafka.properties")) return e;
@@ -349,6 +365,25 @@ class Loader {
       }
     }
     return std::nullopt;
+  }
+
+  // The same rule the HTTP client applies, reported here with a position:
+  // https://, or http:// to a loopback address (the local simulator).
+  static std::optional<std::string> host_problem(const std::string& host) {
+    if (host.empty() || host.find("://") == std::string::npos) return std::nullopt;  // https:// is added
+    if (host.rfind("https://", 0) == 0) return std::nullopt;
+    if (host.rfind("http://", 0) != 0) {
+      return "expected https://<workspace> (or http:// to a local simulator), got \"" + host + "\"";
+    }
+    std::string authority = host.substr(7, host.find('/', 7) == std::string::npos
+                                               ? std::string::npos
+                                               : host.find('/', 7) - 7);
+    std::string name = authority.front() == '['
+                           ? authority.substr(0, authority.find(']') + 1)
+                           : authority.substr(0, authority.find(':'));
+    if (name == "localhost" || name == "[::1]" || name.rfind("127.", 0) == 0) return std::nullopt;
+    return "http:// is accepted only for a loopback address (a local simulator); use https:// "
+           "for \"" + host + "\"";
   }
 
   std::optional<Error> load_databricks(const YAML::Node& node, DatabricksConfig& dbx) const {
@@ -369,9 +404,21 @@ class Loader {
         *target = *s;
       }
     }
+    if (const YAML::Node v = node["host"]) {
+      while (!dbx.host.empty() && dbx.host.back() == '/') dbx.host.pop_back();
+      if (auto what = host_problem(dbx.host)) return error(v, "databricks.host", *what);
+    }
+    if (dbx.client_id.empty() != dbx.client_secret.empty()) {
+      return error(node, "databricks", "client_id and client_secret (OAuth M2M) go together");
+    }
+    if (!dbx.token.empty() && !dbx.client_id.empty()) {
+      return error(node, "databricks",
+                   "expected either token or client_id + client_secret, not both");
+    }
     if (const YAML::Node v = node["request_timeout"]) {
       auto d = duration(v, "databricks.request_timeout");
       if (!d) return d.error();
+      if (d->count() <= 0) return error(v, "databricks.request_timeout", "must be longer than 0");
       dbx.request_timeout = *d;
     }
     if (const YAML::Node v = node["retry_budget"]) {
@@ -439,8 +486,10 @@ class Loader {
   }
 
   Result<StepDefinition> load_step(const YAML::Node& node, const std::string& path,
-                                   const StepDefinition* previous) const {
+                                   const StepDefinition* previous, StepSource& source) const {
     if (auto e = map_node(node, path)) return *e;
+    source.node = node;
+    source.path = path;
     StepDefinition step;
     step.source_location = location(node);
     std::vector<std::string> actions;
@@ -472,18 +521,21 @@ class Loader {
     if (actions.size() != 1) {
       std::string list;
       for (const auto& a : options_.action_keys) list += (list.empty() ? "" : ", ") + a;
+      std::string given;
+      for (const auto& a : actions) given += (given.empty() ? "" : ", ") + a;
       return error(node, path,
-                   actions.empty() ? "step '" + step.name + "' has no action (one of: " + list + ")"
+                   actions.empty() ? "step '" + step.name + "' has no action (expected one of: " +
+                                         list + ")"
                                    : "step '" + step.name + "' has " +
-                                         std::to_string(actions.size()) +
-                                         " actions; exactly one is allowed");
+                                         std::to_string(actions.size()) + " actions (" + given +
+                                         "); exactly one is allowed");
     }
     step.type = actions.front();
     const YAML::Node action = node[step.type];
     if (!action.IsMap() && !action.IsNull()) {
       return error(action, path + "." + step.type, "expected a mapping, got " + shown(action));
     }
-    auto action_json = to_json(action, path + "." + step.type);
+    auto action_json = to_json(action, path + "." + step.type, &source.templates);
     if (!action_json) return action_json.error();
     if (action_json->is_object()) step.action = action_json->as_object();
     if (options_.validate_action) {
@@ -495,10 +547,17 @@ class Loader {
       if (!deps.IsSequence()) {
         return error(deps, path + ".depends_on", "expected a list of step names");
       }
+      source.depends_on_given = true;
       for (size_t i = 0; i < deps.size(); ++i) {
-        auto dep = string(deps[i], path + ".depends_on[" + std::to_string(i) + "]");
+        const std::string dep_path = path + ".depends_on[" + std::to_string(i) + "]";
+        auto dep = string(deps[i], dep_path);
         if (!dep) return dep.error();
+        if (std::find(step.depends_on.begin(), step.depends_on.end(), *dep) !=
+            step.depends_on.end()) {
+          return error(deps[i], dep_path, "'" + *dep + "' is listed twice");
+        }
         step.depends_on.push_back(*dep);
+        source.depends_on_nodes.push_back(deps[i]);
       }
     } else if (previous != nullptr) {
       step.depends_on = {previous->name};
@@ -543,6 +602,61 @@ class Loader {
     return step;
   }
 
+  // The key node of `key` in a mapping (for a position), or the mapping itself.
+  static YAML::Node node_of_key(const YAML::Node& map, const std::string& key) {
+    for (const auto& kv : map) {
+      if (kv.first.IsScalar() && kv.first.Scalar() == key) return kv.second;
+    }
+    return map;
+  }
+
+  std::optional<Error> check_template(const TemplateUse& use, const WorkflowDefinition& def,
+                                      const std::string& step_name,
+                                      const std::set<std::string>& upstream) const {
+    auto paths = template_paths_in(use.text);
+    if (!paths) return error(use.node, use.path, paths.error().message);
+    for (const auto& p : *paths) {
+      std::vector<std::string> parts;
+      for (size_t from = 0;;) {
+        const size_t dot = p.find('.', from);
+        parts.push_back(p.substr(from, dot == std::string::npos ? std::string::npos : dot - from));
+        if (dot == std::string::npos) break;
+        from = dot + 1;
+      }
+      const std::string shown_path = "{{ " + p + " }}";
+      auto bad = [&](const std::string& what) {
+        return error(use.node, use.path, shown_path + ": " + what);
+      };
+      if (parts[0] == "input") continue;
+      if (parts[0] == "workflow") {
+        if (parts.size() == 2 && (parts[1] == "id" || parts[1] == "name")) continue;
+        return bad("expected workflow.id or workflow.name");
+      }
+      if (parts[0] == "steps" && parts.size() >= 3) {
+        const std::string& other = parts[1];
+        if (def.find_step(other) == nullptr) {
+          return bad("no step named '" + other + "' in workflow " + def.name);
+        }
+        if (other == step_name) return bad("a step cannot read its own results");
+        if (upstream.count(other) == 0) {
+          return bad("step '" + step_name + "' does not depend on '" + other +
+                     "' (directly or through other steps), so its results may not exist yet; "
+                     "add it to depends_on");
+        }
+        const std::string& field = parts[2];
+        if (field == "output") continue;
+        if ((field == "run_id" || field == "state" || field == "attempt") && parts.size() == 3) {
+          continue;
+        }
+        return bad("expected steps." + other + ".output[.FIELD...], steps." + other +
+                   ".run_id, .state or .attempt");
+      }
+      return bad("expected a path starting with input., workflow.id, workflow.name or "
+                 "steps.NAME.output / steps.NAME.run_id");
+    }
+    return std::nullopt;
+  }
+
   Result<WorkflowDefinition> load_workflow(const std::string& name, const YAML::Node& node) const {
     const std::string path = "workflows." + name;
     if (auto e = map_node(node, path)) return *e;
@@ -553,61 +667,85 @@ class Loader {
     }
     WorkflowDefinition def;
     def.name = name;
-    std::map<std::string, YAML::Node> step_nodes;
+    std::vector<StepSource> sources(steps.size());
+    std::map<std::string, size_t> index_of;
     for (size_t i = 0; i < steps.size(); ++i) {
       const std::string step_path = path + ".steps[" + std::to_string(i) + "]";
-      auto step = load_step(steps[i], step_path, def.steps.empty() ? nullptr : &def.steps.back());
+      auto step = load_step(steps[i], step_path, def.steps.empty() ? nullptr : &def.steps.back(),
+                            sources[i]);
       if (!step) return step.error();
-      if (step_nodes.count(step->name) != 0) {
-        return error(steps[i], step_path + ".name",
-                     "step name '" + step->name + "' is used twice in this workflow");
+      if (auto it = index_of.find(step->name); it != index_of.end()) {
+        return error(node_of_key(steps[i], "name"), step_path + ".name",
+                     "step name '" + step->name + "' is used twice in this workflow (first at " +
+                         location(sources[it->second].node) + ")");
       }
-      step_nodes[step->name] = steps[i];
+      index_of[step->name] = i;
       def.steps.push_back(std::move(*step));
     }
-    for (const auto& step : def.steps) {
-      for (const auto& dep : step.depends_on) {
-        const YAML::Node& at = step_nodes[step.name];
-        if (dep == step.name) {
-          return error(at, path + "." + step.name + ".depends_on", "a step cannot depend on itself");
-        }
-        if (step_nodes.count(dep) == 0) {
-          return error(at, path + "." + step.name + ".depends_on",
-                       "no step named '" + dep + "' in this workflow");
+    for (size_t i = 0; i < def.steps.size(); ++i) {
+      const StepDefinition& step = def.steps[i];
+      for (size_t d = 0; d < step.depends_on.size(); ++d) {
+        const std::string& dep = step.depends_on[d];
+        const YAML::Node at = d < sources[i].depends_on_nodes.size()
+                                  ? sources[i].depends_on_nodes[d]
+                                  : sources[i].node;
+        const std::string at_path = sources[i].path + ".depends_on[" + std::to_string(d) + "]";
+        if (dep == step.name) return error(at, at_path, "a step cannot depend on itself");
+        if (index_of.count(dep) == 0) {
+          return error(at, at_path,
+                       "no step named '" + dep + "' in this workflow (expected a step's name)");
         }
       }
     }
     // Cycles would leave steps waiting forever.
-    std::map<std::string, int> mark;  // 0 new, 1 visiting, 2 done
-    std::vector<std::string> trail;
-    std::function<std::optional<std::string>(const std::string&)> visit =
-        [&](const std::string& s) -> std::optional<std::string> {
-      if (mark[s] == 2) return std::nullopt;
-      if (mark[s] == 1) {
+    std::vector<int> state(def.steps.size(), 0);  // 0 new, 1 visiting, 2 done
+    std::vector<size_t> trail;
+    std::function<std::optional<Error>(size_t)> visit = [&](size_t s) -> std::optional<Error> {
+      if (state[s] == 2) return std::nullopt;
+      if (state[s] == 1) {
         std::string cycle;
         auto it = std::find(trail.begin(), trail.end(), s);
-        for (; it != trail.end(); ++it) cycle += *it + " -> ";
-        return cycle + s;
+        for (; it != trail.end(); ++it) cycle += def.steps[*it].name + " -> ";
+        return error(sources[s].node, sources[s].path + ".depends_on",
+                     "depends_on has a cycle: " + cycle + def.steps[s].name);
       }
-      mark[s] = 1;
+      state[s] = 1;
       trail.push_back(s);
-      for (const auto& dep : def.find_step(s)->depends_on) {
-        if (auto c = visit(dep)) return c;
+      for (const auto& dep : def.steps[s].depends_on) {
+        if (auto e = visit(index_of.at(dep))) return e;
       }
       trail.pop_back();
-      mark[s] = 2;
+      state[s] = 2;
       return std::nullopt;
     };
-    for (const auto& step : def.steps) {
-      if (auto cycle = visit(step.name)) {
-        return error(node, path + ".steps", "depends_on has a cycle: " + *cycle);
+    for (size_t i = 0; i < def.steps.size(); ++i) {
+      if (auto e = visit(i)) return *e;
+    }
+    // A template may read only what is certain to be there when the step runs:
+    // the input, the workflow, and the steps it waits for (directly or not).
+    std::vector<std::set<std::string>> upstream(def.steps.size());
+    for (size_t i = 0; i < def.steps.size(); ++i) {
+      std::vector<size_t> stack = {i};
+      while (!stack.empty()) {
+        const size_t s = stack.back();
+        stack.pop_back();
+        for (const auto& dep : def.steps[s].depends_on) {
+          if (upstream[i].insert(dep).second) stack.push_back(index_of.at(dep));
+        }
+      }
+    }
+    for (size_t i = 0; i < def.steps.size(); ++i) {
+      for (const auto& use : sources[i].templates) {
+        if (auto e = check_template(use, def, def.steps[i].name, upstream[i])) return *e;
       }
     }
     return def;
   }
 
+  // `defined_at` holds where each workflow in `out` came from, across files.
   std::optional<Error> load_workflows(const YAML::Node& node,
-                                      std::map<std::string, WorkflowDefinition>& out) const {
+                                      std::map<std::string, WorkflowDefinition>& out,
+                                      std::map<std::string, std::string>& defined_at) const {
     if (node.IsNull()) return std::nullopt;
     if (auto e = map_node(node, "workflows")) return e;
     for (const auto& kv : node) {
@@ -615,9 +753,11 @@ class Loader {
       if (!is_valid_name(name)) {
         return error(kv.first, "workflows." + name, "a workflow name is 1-100 characters of [A-Za-z0-9_.-]");
       }
-      if (out.count(name) != 0) {
-        return error(kv.first, "workflows." + name, "workflow '" + name + "' is defined twice");
+      if (auto it = defined_at.find(name); it != defined_at.end()) {
+        return error(kv.first, "workflows." + name,
+                     "workflow '" + name + "' is defined twice (first at " + it->second + ")");
       }
+      defined_at[name] = location(kv.first);
       auto def = load_workflow(name, kv.second);
       if (!def) return def.error();
       out[name] = std::move(*def);
@@ -671,8 +811,9 @@ class Loader {
     if (const YAML::Node v = root["daemon"]) {
       if (auto e = load_daemon(v, config.daemon)) return *e;
     }
+    std::map<std::string, std::string> defined_at;
     if (const YAML::Node v = root["workflows"]) {
-      if (auto e = load_workflows(v, config.workflows)) return *e;
+      if (auto e = load_workflows(v, config.workflows, defined_at)) return *e;
     }
     if (const YAML::Node v = root["workflows_dir"]) {
       auto dir = string(v, "workflows_dir");
@@ -700,7 +841,9 @@ class Loader {
         if (doc.IsNull()) continue;
         if (auto e = sub.map_node(doc, "(top level)")) return *e;
         if (auto e = sub.check_keys(doc, "", {"workflows"})) return *e;
-        if (auto e = sub.load_workflows(doc["workflows"], config.workflows)) return *e;
+        if (const YAML::Node w = doc["workflows"]) {
+          if (auto e = sub.load_workflows(w, config.workflows, defined_at)) return *e;
+        }
       }
     }
     return config;

@@ -121,6 +121,13 @@ struct LoadOptions {
 // Reads `path`, substitutes ${VAR} and ${VAR:-default} from the environment,
 // reads workflow files from `workflows_dir:` if given, and validates it all.
 // The error message names file, line and column and what was expected.
+// Beyond the field types it rejects: a key given twice in one mapping; unknown
+// keys (except under kafka.properties and inside actions); depends_on naming
+// no step, itself, a step twice, or forming a cycle; templates that are
+// malformed or read anything but input.*, workflow.id|name and
+// steps.NAME.output.*|run_id|state|attempt of a step this one depends on
+// (directly or not); four Kafka topics that are not all different;
+// databricks.host over http:// to a non-loopback address.
 Result<Config> load_config(const std::string& path, const LoadOptions& options = {});
 // Same, from text (tests); `source_name` is used in messages.
 Result<Config> load_config_from_string(const std::string& yaml_text,
@@ -128,6 +135,7 @@ Result<Config> load_config_from_string(const std::string& yaml_text,
                                        const LoadOptions& options = {});
 
 // ${VAR} / ${VAR:-default} substitution; an unset ${VAR} without default is an error.
+// As in the shell, the default also replaces a set but empty variable. "$${" is a literal "${".
 Result<std::string> substitute_env(const std::string& text);
 
 }  // namespace brickwork

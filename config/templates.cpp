@@ -45,7 +45,7 @@ Result<json::value> lookup(std::string_view path, const json::object& scope) {
 
 Result<json::value> render_string(std::string_view text, const json::object& scope) {
   // The whole string is one template: keep the value's type.
-  if (text.size() >= 4 && text.substr(0, 2) == "{{" && text.substr(text.size() - 2) == "}}" &&
+  if (text.size() >= 4 && text.substr(0, 2) == "{{" && text.find("}}", 2) == text.size() - 2 &&
       text.find("{{", 2) == std::string_view::npos) {
     return lookup(trim(text.substr(2, text.size() - 4)), scope);
   }
@@ -110,6 +110,34 @@ Result<json::value> render_templates(const json::value& value, const json::objec
     return json::value(std::move(out));
   }
   return value;
+}
+
+Result<std::vector<std::string>> template_paths_in(std::string_view text) {
+  auto invalid = [&](const std::string& what) {
+    return Error{ErrorKind::kInvalidInput, "template", what};
+  };
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while ((pos = text.find("{{", pos)) != std::string_view::npos) {
+    const size_t close = text.find("}}", pos + 2);
+    if (close == std::string_view::npos) {
+      return invalid("a \"{{\" without its \"}}\" (expected {{ path }})");
+    }
+    const std::string_view path = trim(text.substr(pos + 2, close - pos - 2));
+    bool ok = !path.empty() && path.front() != '.' && path.back() != '.' &&
+              path.find("..") == std::string_view::npos && path.find('{') == std::string_view::npos;
+    for (char c : path) {
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r') ok = false;
+    }
+    if (!ok) {
+      return invalid("{{" + std::string(text.substr(pos + 2, close - pos - 2)) +
+                     "}} is not a template path (expected dotted names like input.url or "
+                     "steps.NAME.output.FIELD)");
+    }
+    out.emplace_back(path);
+    pos = close + 2;
+  }
+  return out;
 }
 
 std::vector<std::string> template_paths(const json::value& value) {

@@ -3,6 +3,7 @@
 // scope: input.*, workflow.id, steps.NAME.output.*, steps.NAME.run_id.
 #include <boost/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/core/result.hpp"
@@ -20,5 +21,10 @@ Result<json::value> render_templates(const json::value& value, const json::objec
 
 // Every template path used in `value`, in order (for validation).
 std::vector<std::string> template_paths(const json::value& value);
+
+// The template paths in one string, checked: an unclosed "{{", an empty path,
+// a path with spaces or an empty segment ("a..b") is an Error (kInvalidInput,
+// code "template") saying what was expected.
+Result<std::vector<std::string>> template_paths_in(std::string_view text);
 
 }  // namespace brickwork

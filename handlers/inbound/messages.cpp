@@ -3,6 +3,62 @@
 namespace brickwork {
 namespace {
 
+// The length of the valid UTF-8 sequence at s[i], or 0 when there is none.
+size_t utf8_sequence(const unsigned char* s, size_t n, size_t i) {
+  const unsigned char c = s[i];
+  if (c < 0x80) return 1;
+  size_t len = 0;
+  uint32_t cp = 0;
+  if ((c & 0xE0) == 0xC0) {
+    len = 2;
+    cp = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    len = 3;
+    cp = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    len = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + len > n) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((s[i + k] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i + k] & 0x3F);
+  }
+  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[len]) return 0;                  // overlong
+  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;    // surrogate
+  if (cp > 0x10FFFF) return 0;
+  return len;
+}
+
+// At most `max` bytes of valid UTF-8 `text`, never ending inside a character.
+std::string_view utf8_prefix(std::string_view text, size_t max) {
+  if (text.size() <= max) return text;
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return text.substr(0, cut);
+}
+
+// Text for a dead letter: valid UTF-8 whatever it was given (U+FFFD for bad bytes).
+std::string valid_utf8(std::string_view text) {
+  if (is_valid_utf8(text)) return std::string(text);
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    const size_t len = utf8_sequence(s, text.size(), i);
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(text.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
+
 Error reject(const char* reason, std::string message) {
   return Error{ErrorKind::kInvalidInput, reason, std::move(message)};
 }
@@ -81,7 +137,7 @@ Result<ParsedCommand> parse_command(std::string_view payload, size_t max_bytes) 
   command.type = *type;
   if (command.type != "start" && command.type != "cancel" && command.type != "retry" &&
       command.type != "signal") {
-    return reject("unknown_type", "unknown command type '" + command.type.substr(0, 100) +
+    return reject("unknown_type", "unknown command type '" + std::string(utf8_prefix(command.type, 100)) +
                                       "' (start, cancel, retry, signal)");
   }
   auto id = required_id(o, "id");
@@ -122,7 +178,7 @@ Result<ParsedCompletion> parse_completion(std::string_view payload, size_t max_b
   auto type = required_string(o, "type");
   if (!type) return type.error();
   if (*type != "job_completed") {
-    return reject("unknown_type", "unknown event type '" + type->substr(0, 100) +
+    return reject("unknown_type", "unknown event type '" + std::string(utf8_prefix(*type, 100)) +
                                       "' (job_completed)");
   }
   ParsedCompletion event;
@@ -173,37 +229,9 @@ std::optional<std::string> extract_id(std::string_view payload) {
 
 bool is_valid_utf8(std::string_view bytes) {
   const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
-  const size_t n = bytes.size();
-  size_t i = 0;
-  while (i < n) {
-    const unsigned char c = s[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len = 0;
-    uint32_t cp = 0;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > n) return false;
-    for (size_t k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len]) return false;                  // overlong
-    if (cp >= 0xD800 && cp <= 0xDFFF) return false;    // surrogate
-    if (cp > 0x10FFFF) return false;
+  for (size_t i = 0; i < bytes.size();) {
+    const size_t len = utf8_sequence(s, bytes.size(), i);
+    if (len == 0) return false;
     i += len;
   }
   return true;
@@ -243,8 +271,8 @@ std::string dead_letter_json(const std::string& reason, const std::string& messa
                              const std::optional<std::string>& key, std::string_view payload,
                              TimePoint at) {
   json::object record;
-  record["reason"] = reason;
-  record["message"] = message;
+  record["reason"] = valid_utf8(reason);
+  record["message"] = valid_utf8(message);
   record["source"] = json::object{{"topic", topic}, {"partition", partition}, {"offset", offset}};
   if (key && is_valid_utf8(*key)) {
     record["key"] = *key;
@@ -256,7 +284,9 @@ std::string dead_letter_json(const std::string& reason, const std::string& messa
   // A dead letter must itself fit in a Kafka message, whatever arrived.
   std::string_view kept = payload;
   if (kept.size() > kMaxDeadLetterPayloadBytes) {
-    kept = kept.substr(0, kMaxDeadLetterPayloadBytes);
+    // Text stays text: cut at a character boundary.
+    kept = is_valid_utf8(payload) ? utf8_prefix(payload, kMaxDeadLetterPayloadBytes)
+                                  : payload.substr(0, kMaxDeadLetterPayloadBytes);
     record["payload_truncated"] = true;
     record["payload_bytes"] = payload.size();
   }
