@@ -1,0 +1,132 @@
+// The `brickwork` command line against a live stack: what an operator types.
+#include <cstdio>
+
+#include "tests/integration/harness.hpp"
+
+namespace brickwork::testing {
+namespace {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+CommandResult run(const std::string& args) {
+  const std::string command = std::string(BRICKWORK_BINARY) + " " + args + " 2>&1";
+  CommandResult result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) result.out.append(buf, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+class Cli : public EndToEndTest {
+ protected:
+  std::string config_path() {
+    const std::string path = (dir_ / "cli.yaml").string();
+    std::ofstream(path) << yaml_;
+    return path;
+  }
+};
+
+TEST_F(Cli, CheckSubmitStatusListCancel) {
+  start_stack({{101, sim_job("extract", 300, {{"rows", 3}})},
+               {102, sim_job("slow", 60000, {}, "SUCCESS", false)}});
+  config(R"(  quick:
+    steps:
+      - name: extract
+        run_job: {job_id: 101}
+  slow:
+    steps:
+      - name: wait
+        run_job: {job_id: 102}
+)");
+  const std::string c = "-c " + config_path();
+  start_daemon();
+
+  auto check = run("check " + c);
+  EXPECT_EQ(check.exit_code, 0) << check.out;
+  EXPECT_NE(check.out.find("2 workflow(s)"), std::string::npos) << check.out;
+
+  auto submit = run("submit quick --id cli-1 --input '{\"day\":\"2026-11-22\"}' " + c);
+  ASSERT_EQ(submit.exit_code, 0) << submit.out;
+  EXPECT_EQ(submit.out, "cli-1\n");
+  auto done = wait_terminal("cli-1");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
+  EXPECT_EQ(done->input.at("day"), "2026-11-22");
+
+  auto status = run("status cli-1 --json " + c);
+  ASSERT_EQ(status.exit_code, 0) << status.out;
+  auto v = json::parse(status.out);
+  EXPECT_EQ(v.at("id"), "cli-1");
+  EXPECT_EQ(v.at("workflow"), "quick");
+  EXPECT_EQ(v.at("state"), "succeeded");
+  EXPECT_TRUE(v.as_object().contains("created_at"));
+  const auto& step = v.at("steps").at(0);
+  EXPECT_EQ(step.at("name"), "extract");
+  EXPECT_EQ(step.at("state"), "succeeded");
+  EXPECT_EQ(step.at("attempt"), 1);
+  EXPECT_TRUE(step.at("run_id").is_int64());
+  EXPECT_EQ(step.at("output").at("rows"), 3);
+  EXPECT_TRUE(step.at("error").is_null());
+
+  auto table = run("status cli-1 " + c);
+  EXPECT_EQ(table.exit_code, 0);
+  EXPECT_NE(table.out.find("extract"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("succeeded"), std::string::npos) << table.out;
+
+  auto unknown = run("status nobody " + c);
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.out.find("no workflow"), std::string::npos) << unknown.out;
+
+  auto slow = run("submit slow " + c);
+  ASSERT_EQ(slow.exit_code, 0) << slow.out;
+  const std::string slow_id = slow.out.substr(0, slow.out.find('\n'));
+  EXPECT_EQ(slow_id.rfind("slow-", 0), 0u) << slow_id;  // generated from the workflow name
+  ASSERT_TRUE(eventually([&] {
+    auto w = workflow(slow_id);
+    return w && w->steps[0].status == StepStatus::kWaiting;
+  }));
+
+  auto list = run("list --json " + c);
+  ASSERT_EQ(list.exit_code, 0) << list.out;
+  auto rows = json::parse(list.out).as_array();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].at("id").as_string(), slow_id);  // newest first
+  EXPECT_FALSE(rows[0].as_object().contains("steps"));
+  auto running = run("list --state running --json " + c);
+  EXPECT_EQ(json::parse(running.out).as_array().size(), 1u);
+  EXPECT_NE(run("list --state bogus " + c).exit_code, 0);
+
+  auto cancel = run("cancel " + slow_id + " --reason 'no longer needed' " + c);
+  ASSERT_EQ(cancel.exit_code, 0) << cancel.out;
+  auto canceled = wait_terminal(slow_id);
+  ASSERT_TRUE(canceled);
+  EXPECT_EQ(canceled->status, WorkflowStatus::kCanceled);
+}
+
+TEST_F(Cli, BadConfigurationAndArgumentsFailClearly) {
+  start_stack({});
+  config("  w:\n    steps:\n      - name: a\n        run_job: {job_id: 1}\n");
+  const std::string bad = (dir_ / "bad.yaml").string();
+  std::ofstream(bad) << "callbacks: {secret: \"0123456789abcdefgh\"}\nworkflows:\n  w:\n    steps:\n"
+                        "      - name: a\n        run_job: {job_id: nope}\n";
+  auto check = run("check -c " + bad);
+  EXPECT_EQ(check.exit_code, 1);
+  EXPECT_NE(check.out.find("bad.yaml:6:"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("job_id"), std::string::npos) << check.out;
+  EXPECT_EQ(run("check -c /nonexistent/brickwork.yaml").exit_code, 1);
+  const std::string c = "-c " + config_path();
+  EXPECT_NE(run("submit no_such_workflow " + c).exit_code, 0);
+  EXPECT_NE(run("submit w --input '[1]' " + c).exit_code, 0);
+  EXPECT_NE(run("submit w --input '{oops' " + c).exit_code, 0);
+  EXPECT_NE(run("frobnicate").exit_code, 0);
+}
+
+}  // namespace
+}  // namespace brickwork::testing
