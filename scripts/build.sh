@@ -18,4 +18,6 @@ esac
 dir="build/$flavour"
 cmake -S . -B "$dir" -G Ninja "${args[@]}" "$@" >/dev/null
 # Two cores: two jobs. Compiler memory is not the limit here.
-ninja -C "$dir" -j "$(nproc)" "${BUILD_TARGETS[@]:-all}"
+# BUILD_TARGETS="a b" builds only those targets (and what they need).
+read -ra targets <<< "${BUILD_TARGETS:-all}"
+ninja -C "$dir" -j "$(nproc)" "${targets[@]}"

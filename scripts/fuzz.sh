@@ -2,12 +2,18 @@
 # Builds the libFuzzer targets with clang and runs each for a bounded time
 # (FUZZ_SECONDS, default 30) from the seed corpus in tests/fuzz/corpus.
 # A crash leaves its input in build/fuzz/artifacts/: add it to the unit tests.
+#   scripts/fuzz.sh --build-only    build the targets, run nothing
+#   scripts/fuzz.sh --no-build      run targets built before
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-30}"
-CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DBRICKWORK_FUZZ=ON -DBRICKWORK_WERROR=OFF >/dev/null
-ninja -C build/fuzz -j "$(nproc)" fuzz_targets
+mode="${1:-}"
+if [ "$mode" != "--no-build" ]; then
+  CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DBRICKWORK_FUZZ=ON -DBRICKWORK_WERROR=OFF >/dev/null
+  ninja -C build/fuzz -j "$(nproc)" fuzz_targets
+fi
+[ "$mode" = "--build-only" ] && exit 0
 mkdir -p build/fuzz/artifacts
 for target in command completion config run_info; do
   work="build/fuzz/corpus/$target"

@@ -1,32 +1,65 @@
 #!/usr/bin/env bash
-# One command on a fresh Debian 12 machine: install, build, and run every test,
-# then the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
-#   BRICKWORK_TEST_QUICK=1 scripts/test.sh   skips the sanitizer pass
+# One command on a fresh Debian 12 machine: install, build and run every test
+# under AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrent
+# parts (store, Kafka, Databricks client and simulator, the daemon end to end)
+# again under ThreadSanitizer, then fuzz every parser of outside bytes.
+#   BRICKWORK_TEST_QUICK=1 scripts/test.sh   one plain build and run, no sanitizers
+#   FUZZ_SECONDS=60 scripts/test.sh          fuzz longer (default 10 s per target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
 started=$(date +%s)
 step() { echo; echo "=== $* ($(( $(date +%s) - started ))s)"; }
+# End-to-end tests mostly wait on timers and the network (a third of the CPU),
+# so three run at a time, and the next build runs alongside at low priority.
+run_tests() { ctest --test-dir "$1" --output-on-failure -j 3 --timeout 600 "${@:2}"; }
 
-step "build (RelWithDebInfo, -Wall -Wextra -Werror)"
-scripts/build.sh debug
-step "tests"
-# End-to-end tests mostly wait on timers and the network, so three at a time
-# fit two cores.
-ctest --test-dir build/debug --output-on-failure -j 3 --timeout 300
+if [ "${BRICKWORK_TEST_QUICK:-0}" = "1" ]; then
+  step "build (RelWithDebInfo, -Wall -Wextra -Werror)"
+  scripts/build.sh debug
+  step "tests"
+  run_tests build/debug
+  step "all tests passed (quick: no sanitizers, no fuzzing)"
+  exit 0
+fi
 
-if [ "${BRICKWORK_TEST_QUICK:-0}" != "1" ]; then
-  step "build with AddressSanitizer + UndefinedBehaviorSanitizer"
-  scripts/build.sh asan
-  step "tests under ASan + UBSan"
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-  LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp" \
-  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build/asan --output-on-failure -j 3 --timeout 600
+mkdir -p build
+tsan_targets="brickwork store_tests kafka_tests databricks_tests integration_tests"
+background=()
+trap 'for p in "${background[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+
+step "build with AddressSanitizer + UndefinedBehaviorSanitizer (-Wall -Wextra -Werror)"
+scripts/build.sh asan
+
+step "every test under ASan + UBSan (ThreadSanitizer build alongside: build/tsan.log)"
+BUILD_TARGETS="$tsan_targets" nice -n 19 scripts/build.sh tsan >build/tsan.log 2>&1 &
+tsan_build=$!
+background+=("$tsan_build")
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp" \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_tests build/asan
+
+step "finishing the ThreadSanitizer build"
+if ! wait "$tsan_build"; then
+  tail -n 60 build/tsan.log
+  echo "ThreadSanitizer build failed; full log in build/tsan.log" >&2
+  exit 1
 fi
-if [ "${BRICKWORK_TEST_QUICK:-0}" != "1" ]; then
-  step "fuzzing every parser of outside bytes (${FUZZ_SECONDS:-20}s each)"
-  FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz.sh
+
+step "concurrent parts under ThreadSanitizer (fuzz targets build alongside: build/fuzz.log)"
+nice -n 19 scripts/fuzz.sh --build-only >build/fuzz.log 2>&1 &
+fuzz_build=$!
+background+=("$fuzz_build")
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
+  run_tests build/tsan -L 'store|kafka|databricks|integration'
+
+step "fuzzing every parser of outside bytes (${FUZZ_SECONDS:-10}s each)"
+if ! wait "$fuzz_build"; then
+  tail -n 60 build/fuzz.log
+  echo "fuzz build failed; full log in build/fuzz.log" >&2
+  exit 1
 fi
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh --no-build
 step "all tests passed"
