@@ -4,35 +4,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "daemon/core/base64.hpp"
+
 namespace brickwork {
-namespace {
-
-std::string base64url(const unsigned char* data, size_t size) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < size; i += 3) {
-    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i + 1 == size) {
-    const uint32_t v = uint32_t{data[i]} << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-  } else if (i + 2 == size) {
-    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-  }
-  return out;
-}
-
-}  // namespace
 
 std::string TokenMinter::mac(std::string_view purpose, std::string_view workflow_id,
                              std::string_view step, int32_t attempt) const {
@@ -54,7 +28,7 @@ std::string TokenMinter::mac(std::string_view purpose, std::string_view workflow
 std::string TokenMinter::callback_token(std::string_view workflow_id, std::string_view step,
                                         int32_t attempt) const {
   const std::string raw = mac("callback", workflow_id, step, attempt);
-  return base64url(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
+  return base64url(raw);
 }
 
 bool TokenMinter::verify_callback_token(std::string_view token, std::string_view workflow_id,

@@ -2,7 +2,6 @@
 // jobs calls. Transport (and every Beast template) is in http.cpp.
 #include "daemon/databricks/client.hpp"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "daemon/core/base64.hpp"
 #include "daemon/databricks/http.hpp"
 
 namespace brickwork {
@@ -50,15 +50,6 @@ std::optional<int64_t> as_int64(const json::value& v) {
     return static_cast<int64_t>(v.get_uint64());
   }
   return std::nullopt;
-}
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
 }
 
 bool is_retriable_message(std::string_view message) {

@@ -3,7 +3,6 @@
 // the next due change, so events go out on time even with nobody polling.
 #include "daemon/databricks/simulator.hpp"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
 
@@ -16,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "daemon/core/base64.hpp"
 #include "daemon/databricks/http.hpp"
 
 namespace brickwork {
@@ -23,15 +23,6 @@ namespace brickwork {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 std::string percent_decode(std::string_view s) {
   std::string out;

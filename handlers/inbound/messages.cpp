@@ -1,5 +1,7 @@
 #include "handlers/inbound/messages.hpp"
 
+#include "daemon/core/base64.hpp"
+
 namespace brickwork {
 namespace {
 
@@ -237,35 +239,6 @@ bool is_valid_utf8(std::string_view bytes) {
   return true;
 }
 
-std::string base64_encode(std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t v = (uint32_t{s[i]} << 16) | (uint32_t{s[i + 1]} << 8) | s[i + 2];
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    const uint32_t v = uint32_t{s[i]} << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == bytes.size()) {
-    const uint32_t v = (uint32_t{s[i]} << 16) | (uint32_t{s[i + 1]} << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
 std::string dead_letter_json(const std::string& reason, const std::string& message,
                              const std::string& topic, int32_t partition, int64_t offset,
                              const std::optional<std::string>& key, std::string_view payload,
@@ -277,7 +250,7 @@ std::string dead_letter_json(const std::string& reason, const std::string& messa
   if (key && is_valid_utf8(*key)) {
     record["key"] = *key;
   } else if (key) {
-    record["key_base64"] = base64_encode(*key);
+    record["key_base64"] = base64(*key);
   } else {
     record["key"] = nullptr;
   }
@@ -293,7 +266,7 @@ std::string dead_letter_json(const std::string& reason, const std::string& messa
   if (is_valid_utf8(kept)) {
     record["payload"] = json::string(kept);
   } else {
-    record["payload_base64"] = base64_encode(kept);
+    record["payload_base64"] = base64(kept);
   }
   record["at"] = format_iso8601(at);
   return json::serialize(record);

@@ -67,6 +67,5 @@ std::string dead_letter_json(const std::string& reason, const std::string& messa
 
 // Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF.
 bool is_valid_utf8(std::string_view bytes);
-std::string base64_encode(std::string_view bytes);
 
 }  // namespace brickwork

@@ -156,13 +156,5 @@ TEST(DeadLetter, HugePayloadIsTruncatedToFitKafka) {
   EXPECT_EQ(v.at("payload_bytes"), huge.size());
 }
 
-TEST(Base64, KnownVectors) {
-  EXPECT_EQ(base64_encode(""), "");
-  EXPECT_EQ(base64_encode("f"), "Zg==");
-  EXPECT_EQ(base64_encode("fo"), "Zm8=");
-  EXPECT_EQ(base64_encode("foo"), "Zm9v");
-  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
-}
-
 }  // namespace
 }  // namespace brickwork
