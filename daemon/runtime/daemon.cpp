@@ -86,6 +86,11 @@ Status Daemon::run(const std::atomic<bool>& stop) {
   if (options_.on_ready) options_.on_ready();
   spdlog::info("brickwork {} started as {}: group {}, topics {} and {}", BRICKWORK_VERSION, id,
                config->kafka.group, config->kafka.topics.commands, config->kafka.topics.events);
+  if (!config->daemon.metrics_listen.empty()) {
+    // Say so rather than let an operator wait for a scrape target that never comes.
+    spdlog::warn("daemon.metrics_listen={} is set, but this version serves no metrics endpoint yet",
+                 config->daemon.metrics_listen);
+  }
 
   uint64_t watchdog_usec = 0;
   const bool watchdog = options_.notify_systemd && sd_watchdog_enabled(0, &watchdog_usec) > 0;
