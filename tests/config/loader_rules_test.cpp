@@ -16,7 +16,7 @@ namespace {
 
 const char* kSecret = "callbacks:\n  secret: \"0123456789abcdef-secret\"\n";  // lines 1-2
 
-std::string error_of(const std::string& yaml) {
+std::string rules_error(const std::string& yaml) {
   auto c = load_config_from_string(yaml, "rules.yaml");
   return c ? "ok" : c.error().message;
 }
@@ -36,18 +36,18 @@ bool has(const std::string& text, const std::string& part) {
 
 TEST(LoaderRules, RepeatedKeysAreErrorsNotSilentlyIgnored) {
   // yaml-cpp keeps both; a lookup would see only the first.
-  const std::string e = error_of(std::string(kSecret) + "kafka: {group: a, group: b}\n");
+  const std::string e = rules_error(std::string(kSecret) + "kafka: {group: a, group: b}\n");
   EXPECT_TRUE(has(e, "rules.yaml:3:")) << e;
   EXPECT_TRUE(has(e, "kafka.group: key given twice")) << e;
-  const std::string secret = error_of(std::string(kSecret) + "  secret: \"another-secret-value-x\"\n");
+  const std::string secret = rules_error(std::string(kSecret) + "  secret: \"another-secret-value-x\"\n");
   EXPECT_TRUE(has(secret, "rules.yaml:3:3: callbacks.secret: key given twice")) << secret;
   EXPECT_FALSE(has(secret, "another-secret-value-x")) << secret;
-  const std::string step = error_of(steps_yaml(
+  const std::string step = rules_error(steps_yaml(
       "      - name: a\n        run_job: {job_id: 1}\n        retry: {max_attempts: 2}\n"
       "        retry: {max_attempts: 9}\n"));
   EXPECT_TRUE(has(step, "rules.yaml:9:9: workflows.w.steps[0].retry: key given twice")) << step;
   const std::string action =
-      error_of(steps_yaml("      - name: a\n        run_job: {job_id: 1, job_id: 2}\n"));
+      rules_error(steps_yaml("      - name: a\n        run_job: {job_id: 1, job_id: 2}\n"));
   EXPECT_TRUE(has(action, "workflows.w.steps[0].run_job.job_id: key given twice")) << action;
 }
 
@@ -98,29 +98,29 @@ TEST(LoaderRules, DollarDollarEscapesASubstitution) {
 }
 
 TEST(LoaderRules, TwoActionsAreNamed) {
-  const std::string e = error_of(steps_yaml(
+  const std::string e = rules_error(steps_yaml(
       "      - name: a\n        run_job: {job_id: 1}\n        sleep: {duration: 1s}\n"));
   EXPECT_TRUE(has(e, "rules.yaml:6:9: workflows.w.steps[0]")) << e;
   EXPECT_TRUE(has(e, "(run_job, sleep)")) << e;
 }
 
 TEST(LoaderRules, UnknownActionKeyListsTheActions) {
-  const std::string e = error_of(steps_yaml("      - name: a\n        run_jobs: {job_id: 1}\n"));
+  const std::string e = rules_error(steps_yaml("      - name: a\n        run_jobs: {job_id: 1}\n"));
   EXPECT_TRUE(has(e, "rules.yaml:7:9: workflows.w.steps[0].run_jobs: unknown key")) << e;
   EXPECT_TRUE(has(e, "run_job, submit_run, sql")) << e;
 }
 
 TEST(LoaderRules, DependsOnErrorsPointAtTheEntry) {
-  const std::string unknown = error_of(steps_yaml(
+  const std::string unknown = rules_error(steps_yaml(
       "      - name: a\n        run_job: {job_id: 1}\n        depends_on: [b, zz]\n"
       "      - name: b\n        run_job: {job_id: 2}\n"));
   EXPECT_TRUE(has(unknown, "rules.yaml:8:25: workflows.w.steps[0].depends_on[1]")) << unknown;
   EXPECT_TRUE(has(unknown, "no step named 'zz'")) << unknown;
-  const std::string self = error_of(steps_yaml(
+  const std::string self = rules_error(steps_yaml(
       "      - name: a\n        run_job: {job_id: 1}\n        depends_on: [a]\n"));
   EXPECT_TRUE(has(self, "rules.yaml:8:22: workflows.w.steps[0].depends_on[0]")) << self;
   EXPECT_TRUE(has(self, "cannot depend on itself")) << self;
-  const std::string twice = error_of(steps_yaml(
+  const std::string twice = rules_error(steps_yaml(
       "      - name: a\n        run_job: {job_id: 1}\n      - name: b\n        run_job: {job_id: 1}\n"
       "        depends_on: [a, a]\n"));
   EXPECT_TRUE(has(twice, "workflows.w.steps[1].depends_on[1]: 'a' is listed twice")) << twice;
@@ -134,7 +134,7 @@ TEST(LoaderRules, DependsOnErrorsPointAtTheEntry) {
 }
 
 TEST(LoaderRules, CycleNamesItsStepsAndAPosition) {
-  const std::string e = error_of(steps_yaml(
+  const std::string e = rules_error(steps_yaml(
       "      - name: a\n        run_job: {job_id: 1}\n        depends_on: [c]\n"
       "      - name: b\n        run_job: {job_id: 2}\n"
       "      - name: c\n        run_job: {job_id: 3}\n"));
@@ -145,7 +145,7 @@ TEST(LoaderRules, CycleNamesItsStepsAndAPosition) {
 }
 
 TEST(LoaderRules, DuplicateStepNameSaysWhereTheFirstIs) {
-  const std::string e = error_of(steps_yaml(
+  const std::string e = rules_error(steps_yaml(
       "      - name: a\n        run_job: {job_id: 1}\n      - name: a\n        run_job: {job_id: 2}\n"));
   EXPECT_TRUE(has(e, "rules.yaml:8:15: workflows.w.steps[1].name")) << e;
   EXPECT_TRUE(has(e, "first at rules.yaml:6:9")) << e;
@@ -153,7 +153,7 @@ TEST(LoaderRules, DuplicateStepNameSaysWhereTheFirstIs) {
 
 TEST(LoaderRules, TemplateReferencesAreCheckedAtLoad) {
   auto err = [](const std::string& value, const std::string& extra_steps = "") {
-    return error_of(steps_yaml("      - name: a\n        run_job: {job_id: 1}\n" + extra_steps +
+    return rules_error(steps_yaml("      - name: a\n        run_job: {job_id: 1}\n" + extra_steps +
                                "      - name: z\n        run_job:\n          job_id: 9\n"
                                "          parameters: {p: \"" + value + "\"}\n"));
   };
@@ -182,7 +182,7 @@ TEST(LoaderRules, TemplateReferencesAreCheckedAtLoad) {
 
 TEST(LoaderRules, DatabricksHostAndCredentials) {
   auto dbx = [](const std::string& body) {
-    return error_of(std::string(kSecret) + "databricks:\n" + body);
+    return rules_error(std::string(kSecret) + "databricks:\n" + body);
   };
   const std::string plain = dbx("  host: \"http://example.cloud.databricks.com\"\n");
   EXPECT_TRUE(has(plain, "rules.yaml:4:9: databricks.host: http:// is accepted only")) << plain;
@@ -203,11 +203,11 @@ TEST(LoaderRules, DatabricksHostAndCredentials) {
 }
 
 TEST(LoaderRules, KafkaTopicsMustDiffer) {
-  const std::string e = error_of(std::string(kSecret) +
+  const std::string e = rules_error(std::string(kSecret) +
                                  "kafka:\n  topics: {commands: t1, status: t1}\n");
   EXPECT_TRUE(has(e, "rules.yaml:4:11: kafka.topics")) << e;
   EXPECT_TRUE(has(e, "commands and status are both \"t1\"")) << e;
-  EXPECT_TRUE(has(error_of(std::string(kSecret) + "kafka: {properties: {a: {b: c}}}\n"),
+  EXPECT_TRUE(has(rules_error(std::string(kSecret) + "kafka: {properties: {a: {b: c}}}\n"),
                   "kafka.properties.a: expected a string"));
   auto c = load_config_from_string(std::string(kSecret) +
                                        "kafka: {properties: {linger.ms: 5, enable.idempotence: true}}\n",
@@ -221,7 +221,7 @@ TEST(LoaderRules, DeeplyNestedActionIsRefused) {
   std::string deep = "x";
   for (int i = 0; i < 80; ++i) deep = "[" + deep + "]";
   const std::string e =
-      error_of(steps_yaml("      - name: a\n        run_job: {job_id: 1, p: " + deep + "}\n"));
+      rules_error(steps_yaml("      - name: a\n        run_job: {job_id: 1, p: " + deep + "}\n"));
   EXPECT_TRUE(has(e, "nested more than 64 levels deep")) << e;
 }
 
@@ -242,7 +242,7 @@ TEST(LoaderRules, DurationsInEveryPlace) {
   EXPECT_EQ(a.timeout, Duration(86'400'000));
   EXPECT_EQ(a.retry.backoff, Duration(7'200'000));
   EXPECT_EQ(a.retry.max_attempts, 1);
-  const std::string bad = error_of(std::string(kSecret) + "daemon: {lease: 1.5h}\n");
+  const std::string bad = rules_error(std::string(kSecret) + "daemon: {lease: 1.5h}\n");
   EXPECT_TRUE(has(bad, "rules.yaml:3:17: daemon.lease: expected a duration like 250ms, 30s")) << bad;
   EXPECT_TRUE(has(bad, "got \"1.5h\"")) << bad;
 }

@@ -8,14 +8,14 @@
 namespace brickwork::testing {
 namespace {
 
-constexpr const char* kOneStep = R"(  one_step:
+constexpr const char* kOneStepPolledOften = R"(  one_step:
     steps:
       - name: work
         run_job: {job_id: 101}
         poll_every: 2s
 )";
 
-constexpr const char* kTwoSteps = R"(  two_step:
+constexpr const char* kTwoStepsPolledOften = R"(  two_step:
     steps:
       - name: extract
         run_job: {job_id: 101}
@@ -68,7 +68,7 @@ TEST_F(Reliability, ThirtyPercentOfDatabricksCallsFailingStillSucceeds) {
   faults.statuses = {429, 503};
   faults.retry_after = Duration(0);
   start_stack({{101, sim_job("extract", 300)}, {102, sim_job("transform", 300)}}, faults);
-  config(kTwoSteps);
+  config(kTwoStepsPolledOften);
   start_daemon();
   for (int i = 0; i < 20; ++i) start_workflow("flaky-" + std::to_string(i), "two_step");
   expect_all_succeeded_once("flaky-", 20, 2);
@@ -77,7 +77,7 @@ TEST_F(Reliability, ThirtyPercentOfDatabricksCallsFailingStillSucceeds) {
 
 TEST_F(Reliability, PostgresStoppedMidLoadLosesAndDoublesNothing) {
   start_stack({{101, sim_job("extract", 800)}, {102, sim_job("transform", 800)}});
-  config(kTwoSteps);
+  config(kTwoStepsPolledOften);
   start_daemon();
   for (int i = 0; i < 30; ++i) start_workflow("pg-" + std::to_string(i), "two_step");
   ASSERT_TRUE(eventually([&] { return stack_->simulator().stats().runs_created >= 10; }, 60s));
@@ -92,7 +92,7 @@ TEST_F(Reliability, PostgresStoppedMidLoadLosesAndDoublesNothing) {
 
 TEST_F(Reliability, AllKafkaBrokersDownAndUpLosesNothing) {
   start_stack({{101, sim_job("extract", 500)}, {102, sim_job("transform", 500)}});
-  config(kTwoSteps);
+  config(kTwoStepsPolledOften);
   start_daemon();
   for (int i = 0; i < 20; ++i) start_workflow("kafka-" + std::to_string(i), "two_step");
   ASSERT_TRUE(eventually([&] { return stack_->simulator().stats().runs_created >= 5; }, 60s));
@@ -108,7 +108,7 @@ TEST_F(Reliability, AllKafkaBrokersDownAndUpLosesNothing) {
 
 TEST_F(Reliability, RepeatedSigkillDuringTwoHundredWorkflows) {
   start_stack({{101, sim_job("work", 1000)}});
-  config(kOneStep);
+  config(kOneStepPolledOften);
   // Starts keep arriving while daemons die: each life gets a fresh batch of
   // 40 and is killed at a random moment soon after it has started one of
   // them, so every kill lands mid-run however slow the machine (a new daemon
@@ -143,7 +143,7 @@ TEST_F(Reliability, RepeatedSigkillDuringTwoHundredWorkflows) {
 
 TEST_F(Reliability, ThreeDaemonsShareTheWorkAndSurviveOneKilled) {
   start_stack({{101, sim_job("extract", 600)}, {102, sim_job("transform", 600)}});
-  config(kTwoSteps);
+  config(kTwoStepsPolledOften);
   auto& a = start_child_daemon("a");
   start_child_daemon("b");
   start_child_daemon("c");
@@ -157,7 +157,7 @@ TEST_F(Reliability, ThreeDaemonsShareTheWorkAndSurviveOneKilled) {
 
 TEST_F(Reliability, CancelStopsTheRunAtDatabricks) {
   start_stack({{101, sim_job("extract", 30000, {}, "SUCCESS", false)}});
-  config(kOneStep);
+  config(kOneStepPolledOften);
   start_daemon();
   start_workflow("cancel-1", "one_step");
   ASSERT_TRUE(eventually([&] {
@@ -216,7 +216,7 @@ TEST_F(Reliability, StepTimeoutCancelsTheRunAndStartsAttemptTwo) {
 TEST_F(Reliability, RetryResumesAFailedWorkflowFromTheFailedStep) {
   start_stack({{101, sim_job("extract", 200, {{"rows", 1}})},
                {102, sim_job("transform", 200, {}, "FAILED")}});
-  config(kTwoSteps);
+  config(kTwoStepsPolledOften);
   start_daemon();
   start_workflow("retry-1", "two_step");
   auto failed = wait_terminal("retry-1");
@@ -244,7 +244,7 @@ TEST_F(Reliability, RetryResumesAFailedWorkflowFromTheFailedStep) {
 
 TEST_F(Reliability, SigtermShutsDownCleanlyAndAnotherDaemonFinishes) {
   start_stack({{101, sim_job("work", 1500)}});
-  config(kOneStep);
+  config(kOneStepPolledOften);
   for (int i = 0; i < 10; ++i) start_workflow("term-" + std::to_string(i), "one_step");
   auto& first = start_child_daemon("first");
   ASSERT_TRUE(eventually([&] { return stack_->simulator().stats().runs_created >= 3; }, 60s));
