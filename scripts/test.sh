@@ -12,8 +12,8 @@ scripts/install-deps.sh
 started=$(date +%s)
 step() { echo; echo "=== $* ($(( $(date +%s) - started ))s)"; }
 # End-to-end tests mostly wait on timers and the network (a third of the CPU),
-# so three run at a time, and the next build runs alongside at low priority.
-run_tests() { ctest --test-dir "$1" --output-on-failure -j 3 --timeout 600 "${@:2}"; }
+# so four run at a time, and the next build runs alongside at low priority.
+run_tests() { ctest --test-dir "$1" --output-on-failure -j 4 --timeout 600 "${@:2}"; }
 
 if [ "${BRICKWORK_TEST_QUICK:-0}" = "1" ]; then
   step "build (RelWithDebInfo, -Wall -Wextra -Werror)"

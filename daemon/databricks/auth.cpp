@@ -8,20 +8,16 @@
 
 #include "daemon/databricks/client.hpp"
 #include "daemon/databricks/http.hpp"
+#include "daemon/databricks/parsing.hpp"
 
 namespace brickwork {
 
 namespace {
 
+using databricks_parsing::trim;
+
 using Section = std::map<std::string, std::string>;
 using IniFile = std::map<std::string, Section>;
-
-std::string trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
-}
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

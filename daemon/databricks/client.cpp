@@ -15,19 +15,16 @@
 
 #include "daemon/core/base64.hpp"
 #include "daemon/databricks/http.hpp"
+#include "daemon/databricks/parsing.hpp"
 
 namespace brickwork {
 
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
+using databricks_parsing::trim;
+using databricks_parsing::as_int64;
 
-std::string trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
-}
+using SteadyClock = std::chrono::steady_clock;
 
 std::string truncate(std::string s, size_t max = 1000) {
   if (s.size() > max) {
@@ -42,14 +39,6 @@ std::string number_text(const json::value& v) {
   if (v.is_uint64()) return std::to_string(v.get_uint64());
   if (v.is_double()) return std::to_string(static_cast<int64_t>(v.get_double()));
   return {};
-}
-
-std::optional<int64_t> as_int64(const json::value& v) {
-  if (v.is_int64()) return v.get_int64();
-  if (v.is_uint64() && v.get_uint64() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-    return static_cast<int64_t>(v.get_uint64());
-  }
-  return std::nullopt;
 }
 
 bool is_retriable_message(std::string_view message) {

@@ -4,21 +4,16 @@
 #include <limits>
 
 #include "daemon/databricks/api.hpp"
+#include "daemon/databricks/parsing.hpp"
 
 namespace brickwork {
 
 namespace {
 
+using databricks_parsing::as_int64;
+
 Error invalid(std::string message) {
   return Error{ErrorKind::kInvalidInput, "bad_run_info", std::move(message)};
-}
-
-std::optional<int64_t> as_int64(const json::value& v) {
-  if (v.is_int64()) return v.get_int64();
-  if (v.is_uint64() && v.get_uint64() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-    return static_cast<int64_t>(v.get_uint64());
-  }
-  return std::nullopt;
 }
 
 // Reads an optional string field; wrong type is an error, absence is "".
