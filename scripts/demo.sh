@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 echo "demo: building (first build takes a few minutes)..."
-BUILD_TARGETS=(brickwork) scripts/build.sh release
+BUILD_TARGETS=brickwork scripts/build.sh release
 exec build/release/brickwork demo
