@@ -2,7 +2,8 @@
 # One command on a fresh Debian 12 machine: install, build and run every test
 # under AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrent
 # parts (store, Kafka, Databricks client and simulator, the daemon end to end)
-# again under ThreadSanitizer, then fuzz every parser of outside bytes.
+# again under ThreadSanitizer, then fuzz every parser of outside bytes and run
+# `brickwork demo` from the optimised build.
 #   BRICKWORK_TEST_QUICK=1 scripts/test.sh   one plain build and run, no sanitizers
 #   FUZZ_SECONDS=60 scripts/test.sh          fuzz longer (default 10 s per target)
 set -euo pipefail
@@ -48,18 +49,27 @@ if ! wait "$tsan_build"; then
   exit 1
 fi
 
-step "concurrent parts under ThreadSanitizer (fuzz targets build alongside: build/fuzz.log)"
-nice -n 19 scripts/fuzz.sh --build-only >build/fuzz.log 2>&1 &
-fuzz_build=$!
-background+=("$fuzz_build")
+step "concurrent parts under ThreadSanitizer (fuzz targets and release build alongside: build/more.log)"
+(nice -n 19 scripts/fuzz.sh --build-only &&
+  BUILD_TARGETS=brickwork nice -n 19 scripts/build.sh release) >build/more.log 2>&1 &
+more_builds=$!
+background+=("$more_builds")
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
   run_tests build/tsan -L 'store|kafka|databricks|integration'
 
 step "fuzzing every parser of outside bytes (${FUZZ_SECONDS:-10}s each)"
-if ! wait "$fuzz_build"; then
-  tail -n 60 build/fuzz.log
-  echo "fuzz build failed; full log in build/fuzz.log" >&2
+if ! wait "$more_builds"; then
+  tail -n 60 build/more.log
+  echo "fuzz or release build failed; full log in build/more.log" >&2
   exit 1
 fi
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh --no-build
+
+step "brickwork demo from the optimised build (the README's other command)"
+if ! build/release/brickwork demo >build/demo.log 2>&1; then
+  tail -n 60 build/demo.log
+  echo "brickwork demo failed; full log in build/demo.log" >&2
+  exit 1
+fi
+tail -n 3 build/demo.log
 step "all tests passed"
