@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include "config/templates.hpp"
+#include "daemon/core/loopback.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -378,10 +379,10 @@ class Loader {
     std::string authority = host.substr(7, host.find('/', 7) == std::string::npos
                                                ? std::string::npos
                                                : host.find('/', 7) - 7);
-    std::string name = authority.front() == '['
+    std::string name = !authority.empty() && authority.front() == '['
                            ? authority.substr(0, authority.find(']') + 1)
                            : authority.substr(0, authority.find(':'));
-    if (name == "localhost" || name == "[::1]" || name.rfind("127.", 0) == 0) return std::nullopt;
+    if (is_loopback_host(name)) return std::nullopt;
     return "http:// is accepted only for a loopback address (a local simulator); use https:// "
            "for \"" + host + "\"";
   }

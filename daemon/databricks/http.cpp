@@ -17,6 +17,8 @@
 #include <map>
 #include <thread>
 
+#include "daemon/core/loopback.hpp"
+
 #ifndef BRICKWORK_VERSION
 #define BRICKWORK_VERSION "dev"
 #endif
@@ -168,16 +170,6 @@ std::string find_header(const Headers& headers, std::string_view name) {
     if (iequals(k, name)) return v;
   }
   return {};
-}
-
-bool is_loopback_host(std::string_view host) {
-  std::string h(host);
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  h = lower(h);
-  if (h == "localhost") return true;
-  error_code ec;
-  const auto addr = asio::ip::make_address(h, ec);
-  return !ec && addr.is_loopback();
 }
 
 Status check_url(std::string_view url) {

@@ -38,9 +38,6 @@ struct Response {
   std::string header(std::string_view name) const { return find_header(headers, name); }
 };
 
-// True for "localhost", 127.0.0.0/8 and ::1 (with or without brackets).
-bool is_loopback_host(std::string_view host);
-
 // Checks that `url` is usable: https://, or http:// to a loopback host. The
 // error (kInvalidInput, code "insecure_url" / "bad_url") says what is wrong.
 Status check_url(std::string_view url);

@@ -189,6 +189,10 @@ TEST(LoaderRules, DatabricksHostAndCredentials) {
   EXPECT_TRUE(has(dbx("  host: \"ftp://x\"\n"), "expected https://"));
   EXPECT_EQ(dbx("  host: \"http://127.0.0.1:8080\"\n"), "ok");
   EXPECT_EQ(dbx("  host: \"http://[::1]:8080\"\n"), "ok");
+  EXPECT_EQ(dbx("  host: \"http://localhost:8080\"\n"), "ok");
+  // The same rule as the HTTP client: a name is not an address.
+  EXPECT_TRUE(has(dbx("  host: \"http://127.example.com\"\n"), "http:// is accepted only"));
+  EXPECT_TRUE(has(dbx("  host: \"http:///path\"\n"), "http:// is accepted only"));  // no host at all
   EXPECT_EQ(dbx("  host: \"adb-1.azuredatabricks.net\"\n"), "ok");
   auto c = load_config_from_string(
       std::string(kSecret) + "databricks: {host: \"https://x.cloud.databricks.com/\"}\n", "r.yaml");
