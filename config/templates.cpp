@@ -72,13 +72,9 @@ Result<json::value> render_string(std::string_view text, const json::object& sco
 
 void collect(const json::value& value, std::vector<std::string>& out) {
   if (value.is_string()) {
-    std::string_view text = value.as_string();
-    size_t pos = 0;
-    while ((pos = text.find("{{", pos)) != std::string_view::npos) {
-      const size_t close = text.find("}}", pos + 2);
-      if (close == std::string_view::npos) break;
-      out.emplace_back(trim(text.substr(pos + 2, close - pos - 2)));
-      pos = close + 2;
+    // A malformed template contributes nothing: the loader reports it.
+    if (auto paths = template_paths_in(value.as_string())) {
+      out.insert(out.end(), paths->begin(), paths->end());
     }
   } else if (value.is_object()) {
     for (const auto& [k, v] : value.as_object()) collect(v, out);

@@ -19,7 +19,7 @@ namespace json = boost::json;
 // (kInvalidInput) naming it. Array elements are addressed by index: items.0
 Result<json::value> render_templates(const json::value& value, const json::object& scope);
 
-// Every template path used in `value`, in order (for validation).
+// Every well-formed template path used in `value`, in order (for validation).
 std::vector<std::string> template_paths(const json::value& value);
 
 // The template paths in one string, checked: an unclosed "{{", an empty path,

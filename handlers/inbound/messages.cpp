@@ -255,15 +255,18 @@ std::string dead_letter_json(const std::string& reason, const std::string& messa
     record["key"] = nullptr;
   }
   // A dead letter must itself fit in a Kafka message, whatever arrived.
+  // The payload is scanned once; text cut at a character boundary stays text.
+  const bool payload_is_text = is_valid_utf8(payload);
   std::string_view kept = payload;
+  bool kept_is_text = payload_is_text;
   if (kept.size() > kMaxDeadLetterPayloadBytes) {
-    // Text stays text: cut at a character boundary.
-    kept = is_valid_utf8(payload) ? utf8_prefix(payload, kMaxDeadLetterPayloadBytes)
-                                  : payload.substr(0, kMaxDeadLetterPayloadBytes);
+    kept = payload_is_text ? utf8_prefix(payload, kMaxDeadLetterPayloadBytes)
+                           : payload.substr(0, kMaxDeadLetterPayloadBytes);
+    if (!payload_is_text) kept_is_text = is_valid_utf8(kept);  // the bad bytes may be past the cut
     record["payload_truncated"] = true;
     record["payload_bytes"] = payload.size();
   }
-  if (is_valid_utf8(kept)) {
+  if (kept_is_text) {
     record["payload"] = json::string(kept);
   } else {
     record["payload_base64"] = base64(kept);
