@@ -104,7 +104,6 @@ struct TemplateUse {
 struct StepSource {
   YAML::Node node;
   std::string path;
-  bool depends_on_given = false;
   std::vector<YAML::Node> depends_on_nodes;  // parallel to StepDefinition::depends_on
   std::vector<TemplateUse> templates;
 };
@@ -548,7 +547,6 @@ class Loader {
       if (!deps.IsSequence()) {
         return error(deps, path + ".depends_on", "expected a list of step names");
       }
-      source.depends_on_given = true;
       for (size_t i = 0; i < deps.size(); ++i) {
         const std::string dep_path = path + ".depends_on[" + std::to_string(i) + "]";
         auto dep = string(deps[i], dep_path);
