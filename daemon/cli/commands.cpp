@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "daemon/core/json_limits.hpp"
 #include "daemon/core/logging.hpp"
 #include "daemon/kafka/kafka.hpp"
 #include "daemon/runtime/daemon.hpp"
@@ -51,7 +52,7 @@ LoadOptions load_options() {
 
 Result<json::value> parse_json_arg(const std::string& text, const char* what) {
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
+  json::value v = parse_json(text, ec);
   if (ec) return Error{ErrorKind::kInvalidInput, "invalid_json",
                        std::string(what) + " is not valid JSON: " + ec.message()};
   return v;

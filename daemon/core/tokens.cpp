@@ -27,15 +27,27 @@ std::string TokenMinter::mac(std::string_view purpose, std::string_view workflow
 
 std::string TokenMinter::callback_token(std::string_view workflow_id, std::string_view step,
                                         int32_t attempt) const {
-  const std::string raw = mac("callback", workflow_id, step, attempt);
-  return base64url(raw);
+  return std::to_string(attempt) + "." + base64url(mac("callback", workflow_id, step, attempt));
 }
 
-bool TokenMinter::verify_callback_token(std::string_view token, std::string_view workflow_id,
-                                        std::string_view step, int32_t attempt) const {
+std::optional<int32_t> TokenMinter::verify_callback_token(std::string_view token,
+                                                          std::string_view workflow_id,
+                                                          std::string_view step) const {
+  const size_t dot = token.find('.');
+  if (dot == std::string_view::npos || dot == 0 || dot > 9) return std::nullopt;
+  int32_t attempt = 0;
+  for (char c : token.substr(0, dot)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    attempt = attempt * 10 + (c - '0');
+  }
+  // Canonical digits only ("01." is not "1."), attempts start at 1.
+  if (attempt < 1 || token[0] == '0') return std::nullopt;
   const std::string expected = callback_token(workflow_id, step, attempt);
-  return token.size() == expected.size() &&
-         CRYPTO_memcmp(token.data(), expected.data(), expected.size()) == 0;
+  if (token.size() != expected.size() ||
+      CRYPTO_memcmp(token.data(), expected.data(), expected.size()) != 0) {
+    return std::nullopt;
+  }
+  return attempt;
 }
 
 std::string TokenMinter::idempotency_token(std::string_view workflow_id, std::string_view step,

@@ -60,7 +60,7 @@ bool is_retriable_message(std::string_view message) {
 Result<json::value> parse_json_body(const std::string& body, std::string_view what) {
   if (trim(body).empty()) return json::value(json::object());
   boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
+  json::value v = parse_json(body, ec);
   if (ec) {
     return Error{ErrorKind::kInvalidInput, "bad_response",
                  std::string(what) + ": response is not JSON: " + ec.message()};
@@ -93,7 +93,7 @@ Error error_from_http(int status, std::string_view reason, std::string_view body
   std::string code;
   std::string message;
   boost::system::error_code ec;
-  const json::value v = json::parse(body, ec);
+  const json::value v = parse_json(body, ec);
   if (!ec && v.is_object()) {
     const json::object& o = v.get_object();
     auto str = [&](const json::object& obj, std::string_view key) -> std::string {

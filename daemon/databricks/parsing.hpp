@@ -10,16 +10,11 @@
 #include <string>
 #include <string_view>
 
+#include "daemon/core/json_limits.hpp"
+
 namespace brickwork::databricks_parsing {
 
-// A JSON integer that fits int64 (Databricks ids, epoch milliseconds).
-inline std::optional<int64_t> as_int64(const boost::json::value& v) {
-  if (v.is_int64()) return v.get_int64();
-  if (v.is_uint64() && v.get_uint64() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-    return static_cast<int64_t>(v.get_uint64());
-  }
-  return std::nullopt;
-}
+using brickwork::as_int64;
 
 inline std::string trim(std::string_view s) {
   size_t b = 0, e = s.size();

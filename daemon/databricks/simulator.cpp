@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "daemon/core/base64.hpp"
+#include "daemon/core/json_limits.hpp"
 #include "daemon/databricks/http.hpp"
 
 namespace brickwork {
@@ -405,7 +406,7 @@ struct DatabricksSimulator::Impl {
     json::value body;
     if (!req.body.empty()) {
       boost::system::error_code ec;
-      body = json::parse(req.body, ec);
+      body = parse_json(req.body, ec);
       if (ec) return api_error(400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request - failed to parse");
     } else {
       body = json::object();

@@ -247,6 +247,14 @@ class Transition {
                     std::string run_page_url) {
     if (run_id) step.run_id = run_id;
     if (!run_page_url.empty()) step.run_page_url = std::move(run_page_url);
+    if (const size_t size = json::serialize(output).size(); size > kMaxStepOutputBytes) {
+      fail_attempt(step,
+                   StepError{"too_large", "the step's output is " + std::to_string(size) +
+                                              " bytes; the limit is " +
+                                              std::to_string(kMaxStepOutputBytes)},
+                   /*retryable=*/false);
+      return;
+    }
     step.status = StepStatus::kSucceeded;
     step.output = std::move(output);
     step.error.reset();
@@ -346,7 +354,7 @@ bool is_current(const StepState* step, int32_t attempt) {
 
 StepError completion_error(const CompletionEvent& ev) {
   StepError err;
-  err.code = to_string(ev.state);
+  err.code = ev.error_code.empty() ? to_string(ev.state) : ev.error_code;
   err.message = ev.message.empty()
                     ? "the job run ended " + err.code + " without a message"
                     : ev.message;
@@ -479,11 +487,11 @@ class Decider {
     if (!is_current(step, ev.attempt) || !is_active(step->status)) return unchanged(current_);
     Transition t(*current_, now_);
     auto& s = *t.wf().find_step(ev.step);
-    if (ev.state == RunResult::kSuccess) {
+    if (ev.state == RunResult::kSuccess && ev.error_code.empty()) {
       t.succeed_step(s, ev.output, ev.run_id, {});
     } else {
       if (ev.run_id) s.run_id = ev.run_id;
-      t.fail_attempt(s, completion_error(ev));
+      t.fail_attempt(s, completion_error(ev), /*retryable=*/ev.error_code.empty());
     }
     return std::move(t).finish();
   }
@@ -575,7 +583,7 @@ class Decider {
       case StepOutcome::Kind::kFailed:
         if (outcome.run_id) s.run_id = outcome.run_id;
         if (!outcome.run_page_url.empty()) s.run_page_url = outcome.run_page_url;
-        t.fail_attempt(s, outcome.error);
+        t.fail_attempt(s, outcome.error, outcome.retryable);
         break;
       case StepOutcome::Kind::kStarted:
       case StepOutcome::Kind::kStillRunning: {

@@ -13,6 +13,12 @@
 
 namespace brickwork {
 
+// A step's output, serialized, may be at most this large: status events
+// repeat it, and they must stay well inside Kafka's message size limit. A
+// larger output fails the step with code too_large (not retried: the same
+// work would produce the same output).
+inline constexpr size_t kMaxStepOutputBytes = 512 * 1024;
+
 // ---------------------------------------------------------------- inputs
 
 struct StartCommand {
@@ -39,6 +45,9 @@ struct CompletionEvent {
   std::optional<int64_t> run_id;
   json::object output;
   std::string message;
+  // Set when the shell found the event's content unusable (e.g. too_large):
+  // the step fails with this code whatever `state` says, without retry.
+  std::string error_code;
 };
 
 // What performing a step's action (or checking on it) found out.
@@ -52,6 +61,10 @@ struct StepOutcome {
   Kind kind = Kind::kSucceeded;
   json::object output;
   StepError error;
+  // kFailed only: false when trying again cannot help (a 4xx, a template
+  // that cannot be rendered, an invalid action): the step's retry policy is
+  // then skipped.
+  bool retryable = true;
   std::optional<int64_t> run_id;
   std::string run_page_url;
   json::value handle;  // kept on the step for later polls / cancel

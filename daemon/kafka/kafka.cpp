@@ -47,6 +47,34 @@ Result<rd_kafka_conf_t*> make_conf(const KafkaConfig& config, const std::string&
   return conf;
 }
 
+// librdkafka's fatal error of a client, if one was raised (consumer fenced
+// by a static member, idempotent producer out of sequence, ...).
+std::optional<std::string> client_fatal_error(rd_kafka_t* rk) {
+  char errstr[512];
+  if (rd_kafka_fatal_error(rk, errstr, sizeof errstr) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return std::nullopt;
+  }
+  return std::string(errstr);
+}
+
+// Errors after which sending the same record again cannot succeed: it is too
+// large or malformed for the broker. Everything else (broker down, timeouts,
+// leadership changes, authorisation being fixed) is worth retrying.
+bool refused_for_good(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR__BAD_MSG:
+      return true;
+    default:
+      return false;
+  }
+}
+
 class RdKafkaConsumer final : public KafkaConsumer {
  public:
   // Two-phase: the object is the rebalance callback's opaque, so it exists
@@ -164,8 +192,15 @@ class RdKafkaConsumer final : public KafkaConsumer {
   }
 
   std::optional<std::string> fatal_error() const override {
-    std::lock_guard lock(mutex_);
-    return fatal_;
+    {
+      std::lock_guard lock(mutex_);
+      if (fatal_) return fatal_;
+    }
+    return client_fatal_error(rk_);
+  }
+
+  void inject_fatal_error_for_testing() override {
+    rd_kafka_test_fatal_error(rk_, RD_KAFKA_RESP_ERR__FATAL, "injected by a test");
   }
 
  private:
@@ -189,28 +224,40 @@ class RdKafkaConsumer final : public KafkaConsumer {
   std::optional<std::string> fatal_;
 };
 
-// Shared by the producer and every record of one produce_and_wait call; each
+// Shared by the producer and every record of one produce_batch call; each
 // in-flight record holds a reference, so a late delivery report stays safe.
 struct DeliveryBatch {
   std::atomic<int32_t> remaining{0};
   std::mutex mutex;
-  std::string first_error;
+  std::vector<RecordRefusal> refused;  // for good
+  std::string first_error;             // any other failure
+};
+
+struct RecordTicket {
+  std::shared_ptr<DeliveryBatch> batch;
+  size_t index = 0;
 };
 
 void delivery_report(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
-  auto* holder = static_cast<std::shared_ptr<DeliveryBatch>*>(m->_private);
-  if (holder == nullptr) {
+  auto* ticket = static_cast<RecordTicket*>(m->_private);
+  if (ticket == nullptr) {
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       spdlog::warn("kafka: delivery to {} failed: {}", rd_kafka_topic_name(m->rkt),
                    rd_kafka_err2str(m->err));
     }
     return;
   }
-  std::shared_ptr<DeliveryBatch> batch = std::move(*holder);
-  delete holder;
+  std::shared_ptr<DeliveryBatch> batch = std::move(ticket->batch);
+  const size_t index = ticket->index;
+  delete ticket;
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     std::lock_guard lock(batch->mutex);
-    if (batch->first_error.empty()) batch->first_error = rd_kafka_err2str(m->err);
+    if (refused_for_good(m->err)) {
+      batch->refused.push_back(
+          RecordRefusal{index, Error{ErrorKind::kPermanent, "kafka_refused", rd_kafka_err2str(m->err)}});
+    } else if (batch->first_error.empty()) {
+      batch->first_error = rd_kafka_err2str(m->err);
+    }
   }
   batch->remaining.fetch_sub(1);
 }
@@ -223,41 +270,75 @@ class RdKafkaProducer final : public KafkaProducer {
     rd_kafka_destroy(rk_);
   }
 
-  Status produce_and_wait(const std::vector<ProducerRecord>& records, Duration timeout) override {
+  Result<std::vector<RecordRefusal>> produce_batch(const std::vector<ProducerRecord>& records,
+                                                   Duration timeout) override {
     std::lock_guard lock(mutex_);
     auto batch = std::make_shared<DeliveryBatch>();
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (const auto& record : records) {
+    std::optional<Error> failure;
+    for (size_t i = 0; i < records.size() && !failure; ++i) {
       batch->remaining.fetch_add(1);
-      auto* holder = new std::shared_ptr<DeliveryBatch>(batch);
-      Status s = produce_one(record, holder, deadline);
-      if (!s) {
-        delete holder;
-        batch->remaining.fetch_sub(1);
-        return s;
+      auto* ticket = new RecordTicket{batch, i};
+      const rd_kafka_resp_err_t err = produce_one(records[i], ticket, deadline);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+      delete ticket;
+      batch->remaining.fetch_sub(1);
+      if (refused_for_good(err)) {
+        std::lock_guard batch_lock(batch->mutex);
+        batch->refused.push_back(
+            RecordRefusal{i, Error{ErrorKind::kPermanent, "kafka_refused", rd_kafka_err2str(err)}});
+      } else {
+        failure = kafka_error("kafka_produce", rd_kafka_err2str(err));
       }
     }
+    // What is still queued must not go out later beside the retried batch.
+    if (failure) rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE);
     while (batch->remaining.load() > 0) {
       if (std::chrono::steady_clock::now() >= deadline) {
-        // Do not let queued records go out later and duplicate the retry.
+        if (!failure) {
+          failure = kafka_error("kafka_timeout",
+                                "delivery not confirmed within " + format_duration(timeout));
+        }
         rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE);
-        rd_kafka_poll(rk_, 0);
-        return kafka_error("kafka_timeout", "delivery not confirmed within " +
-                                                format_duration(timeout));
+        break;
       }
       rd_kafka_poll(rk_, 20);
     }
+    {
+      std::lock_guard batch_lock(batch->mutex);
+      if (!failure && !batch->first_error.empty()) {
+        failure = kafka_error("kafka_delivery", batch->first_error);
+      }
+    }
+    if (failure) {
+      rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE);
+      rd_kafka_poll(rk_, 0);
+      if (auto fatal = client_fatal_error(rk_)) {
+        return Error{ErrorKind::kInternal, "kafka_fatal", *fatal};
+      }
+      return *failure;
+    }
     std::lock_guard batch_lock(batch->mutex);
-    if (!batch->first_error.empty()) return kafka_error("kafka_delivery", batch->first_error);
-    return ok_status();
+    return batch->refused;
   }
 
   Status produce_async(const ProducerRecord& record) override {
     std::lock_guard lock(mutex_);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    Status s = produce_one(record, nullptr, deadline);
+    const rd_kafka_resp_err_t err = produce_one(record, nullptr, deadline);
     rd_kafka_poll(rk_, 0);
-    return s;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return ok_status();
+    if (refused_for_good(err)) {
+      return Error{ErrorKind::kPermanent, "kafka_refused", rd_kafka_err2str(err)};
+    }
+    return kafka_error("kafka_produce", rd_kafka_err2str(err));
+  }
+
+  std::optional<std::string> fatal_error() const override { return client_fatal_error(rk_); }
+
+  void inject_fatal_error_for_testing() override {
+    rd_kafka_test_fatal_error(rk_, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                              "injected by a test");
   }
 
   Status flush(Duration timeout) override {
@@ -268,20 +349,19 @@ class RdKafkaProducer final : public KafkaProducer {
   }
 
  private:
-  Status produce_one(const ProducerRecord& record, void* opaque,
-                     std::chrono::steady_clock::time_point deadline) {
+  rd_kafka_resp_err_t produce_one(const ProducerRecord& record, void* opaque,
+                                  std::chrono::steady_clock::time_point deadline) {
     for (;;) {
       const rd_kafka_resp_err_t err = rd_kafka_producev(
           rk_, RD_KAFKA_V_TOPIC(record.topic.c_str()),
           RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
           RD_KAFKA_V_VALUE(const_cast<char*>(record.payload.data()), record.payload.size()),
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return ok_status();
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && std::chrono::steady_clock::now() < deadline) {
         rd_kafka_poll(rk_, 50);  // make room by serving delivery reports
         continue;
       }
-      return kafka_error("kafka_produce", rd_kafka_err2str(err));
+      return err;
     }
   }
 

@@ -52,8 +52,18 @@ class KafkaConsumer {
   virtual int32_t assigned_partitions() = 0;
   // Leaves the group cleanly. Idempotent.
   virtual void close() = 0;
-  // A fatal client error occurred (the daemon should restart the consumer).
+  // A fatal client error occurred: the consumer cannot be used again and the
+  // process should restart (systemd does).
   virtual std::optional<std::string> fatal_error() const = 0;
+  // Raises a fatal error through librdkafka's own test hook.
+  virtual void inject_fatal_error_for_testing() = 0;
+};
+
+// A record the broker (or librdkafka) refused for good: too large, invalid.
+// Sending it again cannot succeed.
+struct RecordRefusal {
+  size_t index = 0;  // into the records given
+  Error error;       // kind kPermanent
 };
 
 class KafkaProducer {
@@ -65,11 +75,28 @@ class KafkaProducer {
                                                        const std::string& client_id);
 
   // Produces every record and waits until each is acknowledged by the broker.
-  // Fails (transient) if any record fails or `timeout` passes first.
-  virtual Status produce_and_wait(const std::vector<ProducerRecord>& records, Duration timeout) = 0;
+  // Records refused for good are returned (the others were delivered); any
+  // other failure, or `timeout` passing first, fails the whole call
+  // (transient) after purging what is still queued, so a retried batch is not
+  // sent twice.
+  virtual Result<std::vector<RecordRefusal>> produce_batch(const std::vector<ProducerRecord>& records,
+                                                           Duration timeout) = 0;
+  // produce_batch where a refused record is an error too.
+  Status produce_and_wait(const std::vector<ProducerRecord>& records, Duration timeout) {
+    auto refused = produce_batch(records, timeout);
+    if (!refused) return refused.error();
+    if (!refused->empty()) return refused->front().error;
+    return ok_status();
+  }
   // Queues one record without waiting (delivery failures are logged).
   virtual Status produce_async(const ProducerRecord& record) = 0;
   virtual Status flush(Duration timeout) = 0;
+  // A fatal error of the (idempotent) producer: it cannot be used again and
+  // the process should restart.
+  virtual std::optional<std::string> fatal_error() const = 0;
+  // Raises a fatal error through librdkafka's own test hook
+  // (rd_kafka_test_fatal_error): the real path a fenced idempotent producer takes.
+  virtual void inject_fatal_error_for_testing() = 0;
 };
 
 // librdkafka's in-process mock cluster: a real Kafka-protocol broker set on

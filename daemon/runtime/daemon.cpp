@@ -76,6 +76,7 @@ Status Daemon::run(const std::atomic<bool>& stop) {
       "brickwork-" + id);
   if (!consumer) return consumer.error();
 
+  if (options_.on_kafka_clients) options_.on_kafka_clients(**consumer, **producer);
   OutboxPublisher publisher(*context_, **producer);
   EffectRunner effects(*context_, databricks_.get(), id);
   InputProcessor inputs(*context_);
@@ -97,7 +98,18 @@ Status Daemon::run(const std::atomic<bool>& stop) {
   auto last_watchdog = std::chrono::steady_clock::now();
 
   std::vector<KafkaMessage> pending;  // read but not yet durable
+  std::optional<Error> fatal;
   while (!stop) {
+    // A fatal client error does not heal: stop cleanly and let systemd restart us.
+    if (auto e = (*consumer)->fatal_error()) {
+      fatal = Error{ErrorKind::kInternal, "kafka_fatal", "Kafka consumer: " + *e};
+    } else if (auto p = (*producer)->fatal_error()) {
+      fatal = Error{ErrorKind::kInternal, "kafka_fatal", "Kafka producer: " + *p};
+    }
+    if (fatal) {
+      spdlog::critical("{}: shutting down to be restarted", fatal->message);
+      break;
+    }
     if (watchdog && std::chrono::steady_clock::now() - last_watchdog >
                         std::chrono::microseconds(watchdog_usec / 2)) {
       sd_notify(0, "WATCHDOG=1");
@@ -166,6 +178,7 @@ Status Daemon::run(const std::atomic<bool>& stop) {
   (*consumer)->close();
   (void)(*producer)->flush(Duration(5000));
   spdlog::info("stopped");
+  if (fatal) return *fatal;
   return ok_status();
 }
 

@@ -12,10 +12,15 @@
 
 namespace brickwork {
 
+class KafkaConsumer;
+class KafkaProducer;
+
 struct DaemonOptions {
   std::string instance_id;           // names this member in leases and Kafka client ids
   bool notify_systemd = false;       // sd_notify READY/WATCHDOG/STOPPING
   std::function<void()> on_ready;    // called once intake has started
+  // Tests: the Kafka clients once created (to inject faults through librdkafka).
+  std::function<void(KafkaConsumer&, KafkaProducer&)> on_kafka_clients;
 };
 
 class Daemon {
@@ -25,7 +30,9 @@ class Daemon {
 
   // Runs until `stop` becomes true, then shuts down within daemon.shutdown_grace:
   // stops intake, finishes or persists the work in hand, flushes the outbox and
-  // leaves the consumer group. A permanent start-up error is returned.
+  // leaves the consumer group. A permanent start-up error is returned, and so
+  // is a fatal Kafka client error (code kafka_fatal), after the work in hand
+  // is persisted: the process must exit non-zero so systemd restarts it.
   Status run(const std::atomic<bool>& stop);
   // New workflow definitions for workflows started from now on (SIGHUP).
   void reload(ConfigPtr config);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <random>
+#include <stdexcept>
 
 #include "daemon/runtime/workflow_transaction.hpp"
 
@@ -18,6 +19,192 @@ Duration retry_delay(int32_t tries) {
   return Duration(std::min<int64_t>(base, 60'000) + jitter(rng));
 }
 
+// A step type's error as the attempt's failure. Only an error of unknown
+// cause is worth the step's retry policy: a 4xx, an invalid action or a
+// template that cannot be rendered fail the same way every time.
+StepOutcome failed_outcome(const Error& error) {
+  StepOutcome failed;
+  failed.kind = StepOutcome::Kind::kFailed;
+  failed.error = {error.code, error.message};
+  failed.retryable = error.kind == ErrorKind::kInternal;
+  return failed;
+}
+
+// Thrown inside a recording transaction to roll it back: the claim no longer
+// holds the effect, so its holder records the result instead.
+class LeaseLost : public std::runtime_error {
+ public:
+  LeaseLost() : std::runtime_error("lease lost") {}
+};
+
+const char* effect_name(const Effect& effect) {
+  static constexpr const char* kNames[] = {"execute", "poll", "cancel", "timer"};
+  return kNames[effect.index()];
+}
+
+// One claimed effect, performed against one workflow's state.
+class EffectExecution {
+ public:
+  EffectExecution(RuntimeContext& context, DatabricksApi* databricks, Store& store,
+                  const StoredEffect& stored)
+      : context_(context), databricks_(databricks), store_(store), stored_(stored) {}
+
+  void run() {
+    auto loaded = store_.get_workflow(stored_.workflow_id);
+    if (!loaded && loaded.error().transient()) {
+      reschedule(loaded.error());
+      return;
+    }
+    if (!loaded) {
+      // It will never load: end the workflow instead of re-claiming this forever.
+      record_with([&](WorkflowTransaction& wt) {
+        wt.fail_unloadable(stored_.workflow_id, loaded.error().message);
+      });
+      return;
+    }
+    if (!*loaded) {
+      record(std::nullopt);
+      return;
+    }
+    workflow_ = &**loaded;
+    std::visit([this](const auto& effect) { perform(effect); }, stored_.effect);
+  }
+
+ private:
+  void perform(const StartTimer& timer) {
+    record(Input(TimerFired{timer.step, timer.attempt, timer.kind}));
+  }
+
+  void perform(const CancelStep& cancel) {
+    if (!prepare(cancel.step)) return record(std::nullopt);
+    step_.run_id = cancel.run_id;
+    step_.handle = cancel.handle;
+    if (type_ == nullptr) return record(std::nullopt);
+    StepServices services{databricks_};
+    Status s = type_->cancel(context_for(cancel.attempt), services);
+    if (!s && s.error().transient()) return reschedule(s.error());
+    if (!s) {
+      spdlog::warn("effects: cancel of {}/{} failed: {}", workflow_->id, step_.name,
+                   s.error().message);
+    }
+    record(std::nullopt);
+  }
+
+  void perform(const ExecuteStep& execute) {
+    perform_step_call(execute.step, execute.attempt, StepStatus::kRunning,
+                      [](const StepType& t, const StepContext& c, StepServices& s) {
+                        return t.execute(c, s);
+                      },
+                      [&](StepOutcome o) -> Input {
+                        return StepExecuted{execute.step, execute.attempt, std::move(o)};
+                      });
+  }
+
+  void perform(const PollStep& poll) {
+    perform_step_call(poll.step, poll.attempt, StepStatus::kWaiting,
+                      [](const StepType& t, const StepContext& c, StepServices& s) {
+                        return t.poll(c, s);
+                      },
+                      [&](StepOutcome o) -> Input {
+                        return StepPolled{poll.step, poll.attempt, std::move(o)};
+                      });
+  }
+
+  template <class Call, class ToInput>
+  void perform_step_call(const std::string& step_name, int32_t attempt, StepStatus expected,
+                         Call call, ToInput to_input) {
+    if (!prepare(step_name)) return record(std::nullopt);
+    // Work for an attempt that has moved on is dropped, not performed.
+    if (is_terminal(workflow_->status) || step_.attempt != attempt || step_.status != expected) {
+      return record(std::nullopt);
+    }
+    if (type_ == nullptr) {
+      Error unknown{ErrorKind::kPermanent, "unknown_step_type",
+                    "no step type '" + definition_->type + "'"};
+      if (expected != StepStatus::kRunning) return record(std::nullopt);
+      return record(to_input(failed_outcome(unknown)));
+    }
+    StepServices services{databricks_};
+    Result<StepOutcome> outcome = call(*type_, context_for(attempt), services);
+    if (!outcome && outcome.error().transient()) return reschedule(outcome.error());
+    record(to_input(outcome ? std::move(*outcome) : failed_outcome(outcome.error())));
+  }
+
+  bool prepare(const std::string& step_name) {
+    definition_ = workflow_->definition.find_step(step_name);
+    const StepState* step = workflow_->find_step(step_name);
+    if (definition_ == nullptr || step == nullptr) return false;
+    type_ = context_.registry().find(definition_->type);
+    step_ = *step;
+    scope_ = template_scope(*workflow_);
+    return true;
+  }
+
+  StepContext context_for(int32_t attempt) const {
+    return StepContext{*workflow_,
+                       *definition_,
+                       step_,
+                       attempt,
+                       scope_,
+                       context_.tokens().callback_token(workflow_->id, step_.name, attempt),
+                       context_.tokens().idempotency_token(workflow_->id, step_.name, attempt)};
+  }
+
+  void record(std::optional<Input> input) {
+    record_with([&](WorkflowTransaction& wt) {
+      if (input) wt.apply(stored_.workflow_id, *input);
+    });
+  }
+
+  // Applies the result and deletes the effect in one transaction, but only
+  // while this claim still holds the lease.
+  template <class Body>
+  void record_with(Body body) {
+    bool lease_lost = false;
+    Status s = store_.transact([&](StoreTx& tx) {
+      const TimePoint now = now_ms();
+      WorkflowTransaction wt(tx, context_, now);
+      body(wt);
+      if (!tx.delete_effect(stored_.id, stored_.lease_owner, now)) {
+        lease_lost = true;
+        throw LeaseLost();
+      }
+      wt.finish();
+    });
+    if (lease_lost) {
+      spdlog::warn("effects: lease of {} effect {} for workflow {} ran out; its new holder records it",
+                   effect_name(stored_.effect), stored_.id, stored_.workflow_id);
+      return;
+    }
+    if (!s) {
+      spdlog::warn("effects: cannot record result for {}: {}", stored_.workflow_id,
+                   s.error().message);
+      return;
+    }
+    context_.outbox_wakeup().notify();
+    context_.effects_wakeup().notify();
+  }
+
+  void reschedule(const Error& error) {
+    const Duration delay = retry_delay(stored_.tries);
+    spdlog::warn("effects: {} for workflow {} failed ({}: {}); again in {}",
+                 effect_name(stored_.effect), stored_.workflow_id, error.code, error.message,
+                 format_duration(delay));
+    Status s = store_.reschedule_effect(stored_.id, stored_.lease_owner, now_ms() + delay);
+    if (!s) spdlog::warn("effects: cannot reschedule: {}", s.error().message);
+  }
+
+  RuntimeContext& context_;
+  DatabricksApi* databricks_;
+  Store& store_;
+  const StoredEffect& stored_;
+  const WorkflowState* workflow_ = nullptr;
+  const StepDefinition* definition_ = nullptr;
+  const StepType* type_ = nullptr;
+  StepState step_;
+  json::object scope_;
+};
+
 }  // namespace
 
 EffectRunner::EffectRunner(RuntimeContext& context, DatabricksApi* databricks, std::string owner)
@@ -30,6 +217,7 @@ void EffectRunner::start(int32_t workers) {
   for (int32_t i = 0; i < workers; ++i) {
     threads_.emplace_back([this, i] { worker_loop(i); });
   }
+  threads_.emplace_back([this] { lease_keeper_loop(); });
 }
 
 void EffectRunner::stop() {
@@ -41,12 +229,47 @@ void EffectRunner::stop() {
   threads_.clear();
 }
 
+void EffectRunner::hold(const std::vector<StoredEffect>& effects) {
+  std::lock_guard lock(held_mutex_);
+  for (const auto& e : effects) held_[e.id] = e.lease_owner;
+}
+
+void EffectRunner::release(int64_t effect_id) {
+  std::lock_guard lock(held_mutex_);
+  held_.erase(effect_id);
+}
+
+Status EffectRunner::renew_leases(Store& store) {
+  std::vector<HeldLease> held;
+  {
+    std::lock_guard lock(held_mutex_);
+    for (const auto& [id, owner] : held_) held.push_back(HeldLease{id, owner});
+  }
+  return store.renew_leases(held, now_ms(), context_.config()->daemon.lease);
+}
+
+void EffectRunner::lease_keeper_loop() {
+  auto store = Store::open(context_.config()->postgres.url);
+  auto next = std::chrono::steady_clock::now();
+  while (!stopping_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (std::chrono::steady_clock::now() < next) continue;
+    // A third of the lease: two renewals may fail before an effect is lost.
+    next = std::chrono::steady_clock::now() + context_.config()->daemon.lease / 3;
+    Status s = renew_leases(*store);
+    if (!s) spdlog::warn("effects: cannot renew leases: {}", s.error().message);
+  }
+}
+
 void EffectRunner::worker_loop(int32_t index) {
   auto store = Store::open(context_.config()->postgres.url);
-  const std::string owner = owner_ + "/" + std::to_string(index);
+  const std::string worker = owner_ + "/" + std::to_string(index);
   Duration backoff{100};
   while (!stopping_) {
     const ConfigPtr config = context_.config();
+    // Each claim is its own lease owner: a later claim of the same effect by
+    // this very worker is a different holder.
+    const std::string owner = worker + "#" + std::to_string(++claims_);
     auto claimed = store->claim_due_effects(owner, 4, now_ms(), config->daemon.lease);
     if (!claimed) {
       spdlog::warn("effects: cannot claim: {}", claimed.error().message);
@@ -60,146 +283,17 @@ void EffectRunner::worker_loop(int32_t index) {
       context_.effects_wakeup().wait_for(std::chrono::milliseconds(200));
       continue;
     }
+    hold(*claimed);
     for (const auto& effect : *claimed) {
       run_one(*store, effect);
+      release(effect.id);
     }
   }
 }
 
 void EffectRunner::run_one(Store& store, const StoredEffect& stored) {
   const TimePoint started = now_ms();
-  auto loaded = store.get_workflow(stored.workflow_id);
-  if (!loaded) {
-    // The lease runs out and the effect comes back; nothing else to do.
-    spdlog::warn("effects: cannot load workflow {}: {}", stored.workflow_id,
-                 loaded.error().message);
-    return;
-  }
-  auto apply = [&](std::optional<Input> input) {
-    Status s = store.transact([&](StoreTx& tx) {
-      WorkflowTransaction wt(tx, context_, now_ms());
-      if (input) wt.apply(stored.workflow_id, *input);
-      tx.delete_effect(stored.id);
-      wt.finish();
-    });
-    if (!s) {
-      spdlog::warn("effects: cannot record result for {}: {}", stored.workflow_id,
-                   s.error().message);
-      return;
-    }
-    context_.outbox_wakeup().notify();
-    context_.effects_wakeup().notify();
-  };
-  if (!*loaded) {
-    apply(std::nullopt);
-    return;
-  }
-  const WorkflowState& workflow = **loaded;
-
-  // Everything a step type needs for (step, attempt).
-  struct Prepared {
-    const StepDefinition* definition = nullptr;
-    const StepType* type = nullptr;
-    StepState step;
-  };
-  auto prepare = [&](const std::string& step_name) -> std::optional<Prepared> {
-    const StepDefinition* def = workflow.definition.find_step(step_name);
-    const StepState* step = workflow.find_step(step_name);
-    if (def == nullptr || step == nullptr) return std::nullopt;
-    const StepType* type = context_.registry().find(def->type);
-    return Prepared{def, type, *step};
-  };
-  auto reschedule = [&](const Error& error) {
-    const Duration delay = retry_delay(stored.tries);
-    spdlog::warn("effects: {} for workflow {} failed ({}: {}); again in {}", stored.effect.index(),
-                 stored.workflow_id, error.code, error.message, format_duration(delay));
-    Status s = store.reschedule_effect(stored.id, now_ms() + delay);
-    if (!s) spdlog::warn("effects: cannot reschedule: {}", s.error().message);
-  };
-  StepServices services{databricks_};
-  const json::object scope = template_scope(workflow);
-
-  std::visit(
-      [&](const auto& effect) {
-        using T = std::decay_t<decltype(effect)>;
-        if constexpr (std::is_same_v<T, StartTimer>) {
-          apply(TimerFired{effect.step, effect.attempt, effect.kind});
-        } else {
-          auto prepared = prepare(effect.step);
-          if (!prepared) {
-            apply(std::nullopt);
-            return;
-          }
-          StepState& step = prepared->step;
-          if constexpr (std::is_same_v<T, CancelStep>) {
-            step.run_id = effect.run_id;
-            step.handle = effect.handle;
-          } else {
-            // Work for an attempt that has moved on is dropped, not performed.
-            const bool current = !is_terminal(workflow.status) && step.attempt == effect.attempt &&
-                                 (std::is_same_v<T, ExecuteStep>
-                                      ? step.status == StepStatus::kRunning
-                                      : step.status == StepStatus::kWaiting);
-            if (!current) {
-              apply(std::nullopt);
-              return;
-            }
-          }
-          if (prepared->type == nullptr) {
-            StepOutcome failed;
-            failed.kind = StepOutcome::Kind::kFailed;
-            failed.error = {"unknown_step_type", "no step type '" + prepared->definition->type + "'"};
-            if constexpr (std::is_same_v<T, ExecuteStep>) {
-              apply(StepExecuted{effect.step, effect.attempt, failed});
-            } else {
-              apply(std::nullopt);
-            }
-            return;
-          }
-          const StepContext ctx{workflow,
-                                *prepared->definition,
-                                step,
-                                effect.attempt,
-                                scope,
-                                context_.tokens().callback_token(workflow.id, step.name,
-                                                                 effect.attempt),
-                                context_.tokens().idempotency_token(workflow.id, step.name,
-                                                                    effect.attempt)};
-          if constexpr (std::is_same_v<T, CancelStep>) {
-            Status s = prepared->type->cancel(ctx, services);
-            if (!s && s.error().transient()) {
-              reschedule(s.error());
-              return;
-            }
-            if (!s) {
-              spdlog::warn("effects: cancel of {}/{} failed: {}", workflow.id, step.name,
-                           s.error().message);
-            }
-            apply(std::nullopt);
-          } else {
-            Result<StepOutcome> outcome = std::is_same_v<T, ExecuteStep>
-                                              ? prepared->type->execute(ctx, services)
-                                              : prepared->type->poll(ctx, services);
-            if (!outcome && outcome.error().transient()) {
-              reschedule(outcome.error());
-              return;
-            }
-            StepOutcome result;
-            if (outcome) {
-              result = *outcome;
-            } else {
-              result.kind = StepOutcome::Kind::kFailed;
-              result.error = {outcome.error().code, outcome.error().message};
-            }
-            if constexpr (std::is_same_v<T, ExecuteStep>) {
-              apply(StepExecuted{effect.step, effect.attempt, std::move(result)});
-            } else {
-              apply(StepPolled{effect.step, effect.attempt, std::move(result)});
-            }
-          }
-        }
-      },
-      stored.effect);
+  EffectExecution(context_, databricks_, store, stored).run();
   spdlog::debug("effects: {} done in {} ms", stored.id, (now_ms() - started).count());
 }
 

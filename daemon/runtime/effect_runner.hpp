@@ -4,9 +4,13 @@
 // Postgres and are claimed with a lease (FOR UPDATE SKIP LOCKED), so several
 // daemons share them, and an effect whose worker died is retried after the
 // lease: safe because every Databricks call it makes can be repeated (run-now
-// carries the attempt's idempotency token).
+// carries the attempt's idempotency token). A result is recorded only while
+// its claim still holds the lease, and leases of effects in hand are renewed
+// while their calls take long, so two workers never both record one effect.
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,22 +27,31 @@ class EffectRunner {
   EffectRunner(RuntimeContext& context, DatabricksApi* databricks, std::string owner);
   ~EffectRunner();
 
-  // Starts `workers` threads, each with its own Postgres connection.
+  // Starts `workers` threads, each with its own Postgres connection, and one
+  // that renews the leases of effects in hand.
   void start(int32_t workers);
   // Asks the workers to stop after the effect in hand and joins them.
   void stop();
 
   // Performs one claimed effect with `store` (exposed for tests).
   void run_one(Store& store, const StoredEffect& effect);
+  // Renews the leases of every effect in hand once (exposed for tests).
+  Status renew_leases(Store& store);
 
  private:
   void worker_loop(int32_t index);
+  void lease_keeper_loop();
+  void hold(const std::vector<StoredEffect>& effects);
+  void release(int64_t effect_id);
 
   RuntimeContext& context_;
   DatabricksApi* databricks_;
   std::string owner_;
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> threads_;
+  std::mutex held_mutex_;
+  std::map<int64_t, std::string> held_;  // effect id -> lease owner of its claim
+  std::atomic<int64_t> claims_{0};
 };
 
 }  // namespace brickwork

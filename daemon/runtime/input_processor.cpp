@@ -32,7 +32,7 @@ class BatchApplier {
                    const std::string& text, TimePoint now) {
     spdlog::warn("dead letter: {} ({}) at {}[{}]@{}", reason, text, message.topic,
                  message.partition, message.offset);
-    wt_.dead_letter(message.key.value_or(""),
+    wt_.dead_letter(dead_letter_key(message.key),
                     dead_letter_json(reason, text, message.topic, message.partition,
                                      message.offset, message.key, message.payload, now));
     ++report_.dead_lettered;
@@ -82,34 +82,45 @@ class BatchApplier {
       return;
     }
     const ParsedCompletion& event = *parsed;
+    // The token first: a forged event touches no row and cannot tell which
+    // workflows exist (the reason is the same either way).
+    const std::optional<int32_t> attempt =
+        context_.tokens().verify_callback_token(event.token, event.workflow_id, event.step);
+    if (!attempt) {
+      dead_letter(message, "bad_token",
+                  "the token is not one brickwork issued for this workflow and step", now);
+      return;
+    }
     const auto& workflow = wt_.workflow(event.workflow_id);
+    if (const Error* error = wt_.load_error(event.workflow_id)) {
+      dead_letter(message, "unloadable", error->message, now);
+      return;
+    }
     if (!workflow) {
       dead_letter(message, "unknown_workflow", "no workflow '" + event.workflow_id + "'", now);
       return;
     }
-    const StepState* step = workflow->find_step(event.step);
-    // The token names the attempt it was issued for; a token of no attempt is forged.
-    int32_t attempt = 0;
-    if (step != nullptr) {
-      for (int32_t a = step->attempt; a >= 1; --a) {
-        if (context_.tokens().verify_callback_token(event.token, event.workflow_id, event.step, a)) {
-          attempt = a;
-          break;
-        }
-      }
-    }
-    if (attempt == 0) {
-      dead_letter(message, "bad_token",
-                  "token does not match any attempt of step '" + event.step + "'", now);
-      return;
-    }
     CompletionEvent completion;
     completion.step = event.step;
-    completion.attempt = attempt;
+    completion.attempt = *attempt;
     completion.state = event.state;
     completion.run_id = event.run_id;
     completion.output = event.output;
     completion.message = event.message;
+    // The token binds the event to an attempt, not to a run: a run id that
+    // contradicts the one Databricks gave us is not believed.
+    const StepState* step = workflow->find_step(event.step);
+    if (step != nullptr && step->attempt == *attempt && step->run_id && event.run_id &&
+        *event.run_id != *step->run_id) {
+      spdlog::warn("completion for {}/{} names run {}, but attempt {} is run {}: ignoring its run_id",
+                   event.workflow_id, event.step, *event.run_id, *attempt, *step->run_id);
+      completion.run_id.reset();
+    }
+    if (event.oversized_output_bytes) {
+      completion.error_code = "too_large";
+      completion.message = "the job's output is " + std::to_string(*event.oversized_output_bytes) +
+                           " bytes; the limit is " + std::to_string(kMaxOutputBytes);
+    }
     wt_.apply(event.workflow_id, completion);
     ++report_.applied;
   }
@@ -165,7 +176,7 @@ Status InputProcessor::dead_letter_unprocessable(Store& store, const KafkaMessag
   Status status = store.transact([&](StoreTx& tx) {
     const int64_t next = tx.input_offset_for_update(message.topic, message.partition);
     if (message.offset < next) return;
-    tx.add_outbox(config->kafka.topics.dead_letter, message.key.value_or(""),
+    tx.add_outbox(config->kafka.topics.dead_letter, dead_letter_key(message.key),
                   dead_letter_json("internal_error", error.message, message.topic,
                                    message.partition, message.offset, message.key,
                                    message.payload, now));

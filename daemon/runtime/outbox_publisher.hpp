@@ -28,6 +28,8 @@ class OutboxPublisher {
   Result<int32_t> drain_once(Store& store, int32_t limit);
 
   int64_t published() const { return published_; }
+  // Rows the broker refused for good (each replaced by a dead letter).
+  int64_t refused() const { return refused_; }
 
  private:
   void loop();
@@ -36,6 +38,7 @@ class OutboxPublisher {
   KafkaProducer& producer_;
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> published_{0};
+  std::atomic<int64_t> refused_{0};
   Duration final_grace_{5000};
   std::thread thread_;
 };

@@ -35,13 +35,45 @@ json::object template_scope(const WorkflowState& state) {
 const std::optional<WorkflowState>& WorkflowTransaction::workflow(const std::string& id) {
   auto it = cache_.find(id);
   if (it == cache_.end()) {
-    it = cache_.emplace(id, tx_.load_workflow_for_update(id)).first;
+    auto loaded = tx_.load_workflow_for_update(id);
+    if (!loaded) {
+      unloadable_.emplace(id, loaded.error());
+      it = cache_.emplace(id, std::nullopt).first;
+    } else {
+      it = cache_.emplace(id, std::move(*loaded)).first;
+    }
   }
   return it->second;
 }
 
+const Error* WorkflowTransaction::load_error(const std::string& id) {
+  workflow(id);
+  auto it = unloadable_.find(id);
+  return it == unloadable_.end() ? nullptr : &it->second;
+}
+
+void WorkflowTransaction::fail_unloadable(const std::string& workflow_id,
+                                          const std::string& reason) {
+  auto failed = tx_.fail_unloadable_workflow(workflow_id, now_);
+  if (!failed) return;
+  spdlog::error("workflow {} cannot be loaded ({}): failed it", workflow_id, reason);
+  StatusEvent event;
+  event.type = "workflow_failed";
+  event.seq = failed->seq;
+  event.at = now_;
+  event.state = to_string(WorkflowStatus::kFailed);
+  event.error = StepError{"unloadable", "the workflow's stored state cannot be read: " + reason};
+  tx_.add_outbox(context_.config()->kafka.topics.status, workflow_id,
+                 json::serialize(to_json(event, workflow_id, failed->workflow)));
+}
+
 Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input& input) {
   const std::optional<WorkflowState>& current = workflow(workflow_id);
+  if (const Error* error = load_error(workflow_id)) {
+    Decision refused;
+    refused.rejection = Rejection{"unloadable", error->message};
+    return refused;
+  }
   Decision decision = decide(current, input, now_);
   const ConfigPtr config = context_.config();
   const std::string& name =

@@ -20,10 +20,18 @@ class WorkflowTransaction {
       : tx_(tx), context_(context), now_(now) {}
 
   // The workflow as this transaction sees it (loaded and locked on first use).
+  // Empty when there is none, or when it cannot be loaded (see load_error).
   const std::optional<WorkflowState>& workflow(const std::string& id);
+  // Why an existing workflow could not be loaded, or null.
+  const Error* load_error(const std::string& id);
   // Runs the engine and records the decision. Returns the decision so the
-  // caller can see a rejection.
+  // caller can see a rejection (reason "unloadable" for a workflow that
+  // cannot be loaded: no input can change it).
   Decision apply(const std::string& workflow_id, const Input& input);
+  // Ends a running workflow that cannot be loaded as failed (code
+  // "unloadable") and publishes workflow_failed, so its effects stop
+  // coming back instead of looping forever.
+  void fail_unloadable(const std::string& workflow_id, const std::string& reason);
   // A command refused before any workflow could take it (unknown workflow, an
   // invalid command with a usable id): command_rejected outside any sequence (seq 0).
   void publish_rejection_without_workflow(const std::string& workflow_id,
@@ -40,6 +48,7 @@ class WorkflowTransaction {
   const RuntimeContext& context_;
   TimePoint now_;
   std::map<std::string, std::optional<WorkflowState>> cache_;
+  std::map<std::string, Error> unloadable_;
   std::set<std::string> dirty_;
 };
 

@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 #include <string>
 
+#include "daemon/core/json_limits.hpp"
 #include "daemon/store/effect_codec.hpp"
 #include "daemon/store/migrations.hpp"
 #include "daemon/store/pg_errors.hpp"
@@ -23,7 +24,7 @@ using store_detail::CorruptRow;
 json::value parse_json_field(const pqxx::field& f) {
   if (f.is_null()) return nullptr;
   boost::system::error_code ec;
-  json::value v = json::parse(f.c_str(), ec);
+  json::value v = parse_json(f.c_str(), ec);
   if (ec)
     throw CorruptRow(std::string("column ") + f.name() + " holds invalid JSON: " + ec.message());
   return v;
@@ -175,8 +176,25 @@ class PgStoreTx final : public StoreTx {
  public:
   explicit PgStoreTx(pqxx::work& tx) : tx_(tx) {}
 
-  std::optional<WorkflowState> load_workflow_for_update(const std::string& id) override {
-    return load_workflow(tx_, id, true);
+  Result<std::optional<WorkflowState>> load_workflow_for_update(const std::string& id) override {
+    try {
+      return load_workflow(tx_, id, true);
+    } catch (const CorruptRow& e) {
+      // Only the decoding failed; the database transaction is intact.
+      return Error{ErrorKind::kInternal, "unloadable", e.what()};
+    }
+  }
+
+  std::optional<ForcedFailure> fail_unloadable_workflow(const std::string& id,
+                                                        TimePoint now) override {
+    const pqxx::result r = tx_.exec_params(
+        "UPDATE workflows SET status = 'failed', seq = seq + 1,"
+        " updated_at = to_timestamp($2::bigint / 1000.0)"
+        " WHERE id = $1 AND status = 'running' RETURNING workflow, seq",
+        id, to_epoch_ms(now));
+    tx_.exec_params("DELETE FROM effects WHERE workflow_id = $1", id);
+    if (r.empty()) return std::nullopt;
+    return ForcedFailure{r[0][0].as<std::string>(), r[0][1].as<int64_t>()};
   }
 
   void save_workflow(const WorkflowState& state) override {
@@ -198,8 +216,14 @@ class PgStoreTx final : public StoreTx {
         to_epoch_ms(due));
   }
 
-  void delete_effect(int64_t effect_id) override {
-    tx_.exec_params("DELETE FROM effects WHERE id = $1", effect_id);
+  bool delete_effect(int64_t effect_id, const std::string& owner, TimePoint now) override {
+    // Owner and lease checked in the same statement: a worker whose lease ran
+    // out cannot record a result that the effect's new holder also records.
+    const pqxx::result r = tx_.exec_params(
+        "DELETE FROM effects WHERE id = $1 AND lease_owner = $2"
+        " AND lease_until >= to_timestamp($3::bigint / 1000.0)",
+        effect_id, owner, to_epoch_ms(now));
+    return r.affected_rows() == 1;
   }
 
   void add_outbox(const std::string& topic, const std::string& key,
@@ -298,20 +322,36 @@ class PgStore final : public Store {
         if (!effect) throw CorruptRow(effect.error().message);
         // `tries` counts claims including this one; StoredEffect wants the ones before.
         effects.push_back(StoredEffect{row[0].as<int64_t>(), row[1].as<std::string>(),
-                                       std::move(*effect), row[6].as<int32_t>() - 1});
+                                       std::move(*effect), row[6].as<int32_t>() - 1, owner});
       }
       tx.commit();
       return effects;
     });
   }
 
-  Status reschedule_effect(int64_t effect_id, TimePoint due) override {
+  Status reschedule_effect(int64_t effect_id, const std::string& owner, TimePoint due) override {
     return guarded<Done>("reschedule_effect", [&](pqxx::connection& c) {
       pqxx::work tx(c);
       tx.exec_params(
           "UPDATE effects SET due_at = to_timestamp($2::bigint / 1000.0),"
-          " lease_owner = NULL, lease_until = NULL WHERE id = $1",
-          effect_id, to_epoch_ms(due));
+          " lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $3",
+          effect_id, to_epoch_ms(due), owner);
+      tx.commit();
+      return Done{};
+    });
+  }
+
+  Status renew_leases(const std::vector<HeldLease>& held, TimePoint now, Duration lease) override {
+    if (held.empty()) return ok_status();
+    return guarded<Done>("renew_leases", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      for (const HeldLease& h : held) {
+        tx.exec_params(
+            "UPDATE effects SET lease_until = to_timestamp($3::bigint / 1000.0)"
+            " WHERE id = $1 AND lease_owner = $2"
+            " AND lease_until >= to_timestamp($4::bigint / 1000.0)",
+            h.effect_id, h.owner, to_epoch_ms(now + lease), to_epoch_ms(now));
+      }
       tx.commit();
       return Done{};
     });
@@ -331,9 +371,7 @@ class PgStore final : public Store {
     });
   }
 
-  Result<int32_t> drain_outbox(
-      int32_t limit,
-      const std::function<Status(const std::vector<OutboxMessage>&)>& publish) override {
+  Result<int32_t> drain_outbox(int32_t limit, const OutboxPublish& publish) override {
     std::optional<Error> publish_error;
     auto drained = guarded<int32_t>("drain_outbox", [&](pqxx::connection& c) -> int32_t {
       pqxx::work tx(c);
@@ -355,13 +393,17 @@ class PgStore final : public Store {
         ids += std::to_string(messages.back().id);
       }
       ids += '}';
-      Status published = publish(messages);
+      auto published = publish(messages);
       if (!published) {
         publish_error = published.error();
         return 0;  // the work's destructor rolls back; the rows stay
       }
       // By id, never by range: a row with a smaller id may commit after we read.
       tx.exec_params("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids);
+      for (const OutboxMessage& m : *published) {
+        tx.exec_params("INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)", m.topic,
+                       m.key, m.payload);
+      }
       tx.commit();
       return static_cast<int32_t>(messages.size());
     });

@@ -23,6 +23,15 @@ struct StoredEffect {
   std::string workflow_id;
   Effect effect;
   int32_t tries = 0;  // how often it was claimed before
+  // Who holds the lease: unique per claim, so only the claim that still
+  // holds an effect can record its result or give it back.
+  std::string lease_owner;
+};
+
+// A claimed effect whose lease is kept alive while its work takes long.
+struct HeldLease {
+  int64_t effect_id = 0;
+  std::string owner;
 };
 
 struct OutboxMessage {
@@ -37,14 +46,28 @@ struct OutboxMessage {
 class StoreTx {
  public:
   virtual ~StoreTx() = default;
-  // Loads a workflow with its steps and locks its row until commit.
-  virtual std::optional<WorkflowState> load_workflow_for_update(const std::string& id) = 0;
+  // Loads a workflow with its steps and locks its row until commit. A row
+  // that cannot be read back (corrupt, or from an incompatible version) is
+  // an Error of code "unloadable"; the transaction stays usable.
+  virtual Result<std::optional<WorkflowState>> load_workflow_for_update(const std::string& id) = 0;
+  // Ends a running workflow that cannot be loaded as failed, without reading
+  // it: bumps its seq and drops its pending effects. Returns the workflow's
+  // name and new seq, or nothing when it was not running.
+  struct ForcedFailure {
+    std::string workflow;
+    int64_t seq = 0;
+  };
+  virtual std::optional<ForcedFailure> fail_unloadable_workflow(const std::string& id,
+                                                                TimePoint now) = 0;
   // Inserts or updates the workflow row and all its step rows.
   virtual void save_workflow(const WorkflowState& state) = 0;
   // Queues an effect to be performed at `due`.
   virtual void add_effect(const std::string& workflow_id, const Effect& effect, TimePoint due) = 0;
-  // Removes an effect that has been performed (its result is applied in the same transaction).
-  virtual void delete_effect(int64_t effect_id) = 0;
+  // Removes an effect that has been performed (its result is applied in the
+  // same transaction), but only while `owner` still holds its lease at `now`.
+  // False when the lease was lost: the caller must roll back, because another
+  // worker owns the effect now and will record it.
+  virtual bool delete_effect(int64_t effect_id, const std::string& owner, TimePoint now) = 0;
   // Queues a message for the outbox publisher (status events, dead letters).
   virtual void add_outbox(const std::string& topic, const std::string& key,
                           const std::string& payload) = 0;
@@ -81,17 +104,25 @@ class Store {
   // to `owner` until now + lease (FOR UPDATE SKIP LOCKED).
   virtual Result<std::vector<StoredEffect>> claim_due_effects(const std::string& owner, int32_t limit,
                                                               TimePoint now, Duration lease) = 0;
-  // Gives a claimed effect back to be tried again at `due` (after a transient failure).
-  virtual Status reschedule_effect(int64_t effect_id, TimePoint due) = 0;
+  // Gives a claimed effect back to be tried again at `due` (after a transient
+  // failure); a no-op when `owner` no longer holds it.
+  virtual Status reschedule_effect(int64_t effect_id, const std::string& owner, TimePoint due) = 0;
+  // Extends the leases still held (lease_until >= now) to now + lease.
+  virtual Status renew_leases(const std::vector<HeldLease>& held, TimePoint now,
+                              Duration lease) = 0;
   // The earliest due time of any effect, for the scheduler's sleep.
   virtual Result<std::optional<TimePoint>> next_effect_due() = 0;
 
   // Publishes the oldest outbox messages, in id order, and deletes them once
   // `publish` succeeds, all in one transaction. Only one publisher at a time
   // across all daemons (a transaction-level advisory lock), so per-workflow
-  // order holds. Returns how many were published (0 when another holds the lock).
-  virtual Result<int32_t> drain_outbox(
-      int32_t limit, const std::function<Status(const std::vector<OutboxMessage>&)>& publish) = 0;
+  // order holds. `publish` returns replacements: messages to queue in place
+  // of rows the broker refused for good (the rows themselves are deleted, so
+  // one bad record never stalls the outbox). Returns how many rows were
+  // handled (0 when another publisher holds the lock).
+  using OutboxPublish =
+      std::function<Result<std::vector<OutboxMessage>>(const std::vector<OutboxMessage>&)>;
+  virtual Result<int32_t> drain_outbox(int32_t limit, const OutboxPublish& publish) = 0;
 
   virtual Result<std::optional<WorkflowState>> get_workflow(const std::string& id) = 0;
   // Newest first.

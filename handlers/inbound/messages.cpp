@@ -1,6 +1,7 @@
 #include "handlers/inbound/messages.hpp"
 
 #include "daemon/core/base64.hpp"
+#include "daemon/core/json_limits.hpp"
 
 namespace brickwork {
 namespace {
@@ -71,9 +72,7 @@ Result<json::object> parse_object(std::string_view payload, size_t max_bytes) {
     return reject("too_large", "message is " + std::to_string(payload.size()) +
                                    " bytes; the limit is " + std::to_string(max_bytes));
   }
-  json::parse_options options;
-  options.max_depth = 64;
-  json::stream_parser parser({}, options);
+  json::stream_parser parser({}, json_parse_options());
   boost::system::error_code ec;
   const size_t consumed = parser.write_some(payload.data(), payload.size(), ec);
   if (!ec) parser.finish(ec);
@@ -86,8 +85,15 @@ Result<json::object> parse_object(std::string_view payload, size_t max_bytes) {
   return std::move(v.as_object());
 }
 
+Error too_long(std::string_view field, size_t size, size_t limit) {
+  return reject("too_large", "'" + std::string(field) + "' is " + std::to_string(size) +
+                                 " bytes; the limit is " + std::to_string(limit));
+}
+
 // Required or optional string fields, with the reasons the contract names.
-Result<std::string> required_string(const json::object& o, std::string_view field) {
+// `max_bytes` bounds what may later be echoed in a status event or dead letter.
+Result<std::string> required_string(const json::object& o, std::string_view field,
+                                    size_t max_bytes) {
   const json::value* v = o.if_contains(field);
   if (v == nullptr || v->is_null()) {
     return reject("missing_field", "'" + std::string(field) + "' is required");
@@ -95,20 +101,28 @@ Result<std::string> required_string(const json::object& o, std::string_view fiel
   if (!v->is_string()) {
     return reject("invalid_field", "'" + std::string(field) + "' must be a string");
   }
+  if (v->as_string().size() > max_bytes) return too_long(field, v->as_string().size(), max_bytes);
   return std::string(v->as_string());
 }
 
-Result<std::string> optional_string(const json::object& o, std::string_view field) {
+Result<std::string> optional_string(const json::object& o, std::string_view field,
+                                    size_t max_bytes) {
   const json::value* v = o.if_contains(field);
   if (v == nullptr || v->is_null()) return std::string();
   if (!v->is_string()) {
     return reject("invalid_field", "'" + std::string(field) + "' must be a string");
   }
+  if (v->as_string().size() > max_bytes) return too_long(field, v->as_string().size(), max_bytes);
   return std::string(v->as_string());
 }
 
+// Long enough for any message; the type is checked before anything else.
+constexpr size_t kMaxTypeBytes = 64;
+// A brickwork_token is 43 characters; anything much longer is not one.
+constexpr size_t kMaxTokenBytes = 256;
+
 Result<std::string> required_id(const json::object& o, std::string_view field) {
-  auto id = required_string(o, field);
+  auto id = required_string(o, field, SIZE_MAX);
   if (!id) return id;
   if (!is_valid_workflow_id(*id)) {
     return reject("invalid_field", "'" + std::string(field) +
@@ -133,7 +147,7 @@ Result<ParsedCommand> parse_command(std::string_view payload, size_t max_bytes) 
   auto parsed = parse_object(payload, max_bytes);
   if (!parsed) return parsed.error();
   const json::object& o = *parsed;
-  auto type = required_string(o, "type");
+  auto type = required_string(o, "type", SIZE_MAX);
   if (!type) return type.error();
   ParsedCommand command;
   command.type = *type;
@@ -146,7 +160,7 @@ Result<ParsedCommand> parse_command(std::string_view payload, size_t max_bytes) 
   if (!id) return id.error();
   command.id = *id;
   if (command.type == "start") {
-    auto workflow = required_string(o, "workflow");
+    auto workflow = required_string(o, "workflow", kMaxNameBytes);
     if (!workflow) return workflow.error();
     if (workflow->empty()) return reject("invalid_field", "'workflow' must not be empty");
     command.workflow = *workflow;
@@ -160,15 +174,20 @@ Result<ParsedCommand> parse_command(std::string_view payload, size_t max_bytes) 
       command.input = input->as_object();
     }
   } else if (command.type == "cancel") {
-    auto reason = optional_string(o, "reason");
+    auto reason = optional_string(o, "reason", kMaxReasonBytes);
     if (!reason) return reason.error();
     command.reason = *reason;
   } else if (command.type == "signal") {
-    auto name = required_string(o, "name");
+    auto name = required_string(o, "name", kMaxNameBytes);
     if (!name) return name.error();
     if (name->empty()) return reject("invalid_field", "'name' must not be empty");
     command.name = *name;
-    if (const json::value* value = o.if_contains("value")) command.value = *value;
+    if (const json::value* value = o.if_contains("value")) {
+      // The value becomes the step's output, which status events repeat.
+      const size_t size = json::serialize(*value).size();
+      if (size > kMaxSignalValueBytes) return too_long("value", size, kMaxSignalValueBytes);
+      command.value = *value;
+    }
   }
   return command;
 }
@@ -177,7 +196,7 @@ Result<ParsedCompletion> parse_completion(std::string_view payload, size_t max_b
   auto parsed = parse_object(payload, max_bytes);
   if (!parsed) return parsed.error();
   const json::object& o = *parsed;
-  auto type = required_string(o, "type");
+  auto type = required_string(o, "type", SIZE_MAX);
   if (!type) return type.error();
   if (*type != "job_completed") {
     return reject("unknown_type", "unknown event type '" + std::string(utf8_prefix(*type, 100)) +
@@ -187,13 +206,13 @@ Result<ParsedCompletion> parse_completion(std::string_view payload, size_t max_b
   auto workflow_id = required_id(o, "workflow_id");
   if (!workflow_id) return workflow_id.error();
   event.workflow_id = *workflow_id;
-  auto step = required_string(o, "step");
+  auto step = required_string(o, "step", kMaxNameBytes);
   if (!step) return step.error();
   event.step = *step;
-  auto token = required_string(o, "token");
+  auto token = required_string(o, "token", kMaxTokenBytes);
   if (!token) return token.error();
   event.token = *token;
-  auto state = required_string(o, "state");
+  auto state = required_string(o, "state", kMaxTypeBytes);
   if (!state) return state.error();
   auto result = run_result_from_string(*state);
   if (!result) {
@@ -201,21 +220,21 @@ Result<ParsedCompletion> parse_completion(std::string_view payload, size_t max_b
   }
   event.state = *result;
   if (const json::value* run_id = o.if_contains("run_id"); run_id != nullptr && !run_id->is_null()) {
-    if (run_id->is_int64()) {
-      event.run_id = run_id->as_int64();
-    } else if (run_id->is_uint64() && run_id->as_uint64() <= INT64_MAX) {
-      event.run_id = static_cast<int64_t>(run_id->as_uint64());
-    } else {
-      return reject("invalid_field", "'run_id' must be an integer");
-    }
+    event.run_id = as_int64(*run_id);
+    if (!event.run_id) return reject("invalid_field", "'run_id' must be an integer");
   }
   if (const json::value* output = o.if_contains("output"); output != nullptr && !output->is_null()) {
     if (!output->is_object()) return reject("invalid_field", "'output' must be a JSON object");
-    event.output = output->as_object();
+    const size_t size = json::serialize(*output).size();
+    if (size > kMaxOutputBytes) {
+      event.oversized_output_bytes = size;
+    } else {
+      event.output = output->as_object();
+    }
   }
-  auto message = optional_string(o, "message");
+  auto message = optional_string(o, "message", SIZE_MAX);
   if (!message) return message.error();
-  event.message = *message;
+  event.message = truncate_text(*message, kMaxMessageTextBytes);
   return event;
 }
 
@@ -239,18 +258,49 @@ bool is_valid_utf8(std::string_view bytes) {
   return true;
 }
 
+std::string truncate_text(std::string_view text, size_t max) {
+  if (text.size() <= max) return std::string(text);
+  constexpr std::string_view kEllipsis = "...";
+  if (max < kEllipsis.size()) return std::string(utf8_prefix(text, max));
+  std::string out(utf8_prefix(text, max - kEllipsis.size()));
+  out += kEllipsis;
+  return out;
+}
+
+std::string dead_letter_key(const std::optional<std::string>& key) {
+  if (!key) return {};
+  if (is_valid_utf8(*key)) return std::string(utf8_prefix(*key, kMaxDeadLetterKeyBytes));
+  return key->substr(0, kMaxDeadLetterKeyBytes);
+}
+
 std::string dead_letter_json(const std::string& reason, const std::string& message,
                              const std::string& topic, int32_t partition, int64_t offset,
                              const std::optional<std::string>& key, std::string_view payload,
                              TimePoint at) {
+  return dead_letter_record(
+      reason, message,
+      json::object{{"topic", topic}, {"partition", partition}, {"offset", offset}}, key, payload,
+      at, kMaxDeadLetterPayloadBytes);
+}
+
+std::string dead_letter_record(const std::string& reason, const std::string& message,
+                               json::object source, const std::optional<std::string>& key,
+                               std::string_view payload, TimePoint at, size_t max_payload_bytes) {
   json::object record;
-  record["reason"] = valid_utf8(reason);
-  record["message"] = valid_utf8(message);
-  record["source"] = json::object{{"topic", topic}, {"partition", partition}, {"offset", offset}};
-  if (key && is_valid_utf8(*key)) {
-    record["key"] = *key;
-  } else if (key) {
-    record["key_base64"] = base64(*key);
+  record["reason"] = truncate_text(valid_utf8(reason), kMaxNameBytes);
+  record["message"] = truncate_text(valid_utf8(message), kMaxDeadLetterMessageBytes);
+  record["source"] = std::move(source);
+  if (key) {
+    const std::string kept = dead_letter_key(key);
+    if (kept.size() < key->size()) {
+      record["key_truncated"] = true;
+      record["key_bytes"] = key->size();
+    }
+    if (is_valid_utf8(*key)) {
+      record["key"] = kept;
+    } else {
+      record["key_base64"] = base64(kept);
+    }
   } else {
     record["key"] = nullptr;
   }
@@ -259,9 +309,9 @@ std::string dead_letter_json(const std::string& reason, const std::string& messa
   const bool payload_is_text = is_valid_utf8(payload);
   std::string_view kept = payload;
   bool kept_is_text = payload_is_text;
-  if (kept.size() > kMaxDeadLetterPayloadBytes) {
-    kept = payload_is_text ? utf8_prefix(payload, kMaxDeadLetterPayloadBytes)
-                           : payload.substr(0, kMaxDeadLetterPayloadBytes);
+  if (kept.size() > max_payload_bytes) {
+    kept = payload_is_text ? utf8_prefix(payload, max_payload_bytes)
+                           : payload.substr(0, max_payload_bytes);
     if (!payload_is_text) kept_is_text = is_valid_utf8(kept);  // the bad bytes may be past the cut
     record["payload_truncated"] = true;
     record["payload_bytes"] = payload.size();

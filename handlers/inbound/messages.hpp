@@ -22,6 +22,19 @@ inline constexpr size_t kMaxMessageBytes = kMaxInputBytes + 64 * 1024;  // a who
 // "payload_truncated": true and "payload_bytes": the original size).
 inline constexpr size_t kMaxDeadLetterPayloadBytes = 256 * 1024;
 
+// Fields that are repeated in status events or dead letters are capped where
+// they are parsed, so whatever arrives, what brickwork publishes stays far
+// below Kafka's message.max.bytes (1,000,000 by default) and the outbox never
+// holds a record the broker must refuse.
+inline constexpr size_t kMaxNameBytes = 200;          // workflow, step, signal name
+inline constexpr size_t kMaxReasonBytes = 4 * 1024;   // cancel reason
+inline constexpr size_t kMaxMessageTextBytes = 8 * 1024;  // completion message (longer is cut)
+inline constexpr size_t kMaxOutputBytes = kMaxStepOutputBytes;  // a step's output, serialized
+inline constexpr size_t kMaxSignalValueBytes = kMaxOutputBytes;
+// A dead letter's own text fields.
+inline constexpr size_t kMaxDeadLetterMessageBytes = 4 * 1024;
+inline constexpr size_t kMaxDeadLetterKeyBytes = 1024;
+
 // One command from the commands topic. Fields not used by `type` are empty.
 struct ParsedCommand {
   std::string type;      // start | cancel | retry | signal
@@ -40,8 +53,12 @@ struct ParsedCompletion {
   std::string token;
   RunResult state = RunResult::kSuccess;
   std::optional<int64_t> run_id;
-  json::object output;  // default {}
-  std::string message;
+  json::object output;  // default {}; empty when over kMaxOutputBytes
+  std::string message;  // cut at kMaxMessageTextBytes (a job's traceback is still news)
+  // The serialized size of `output` when it was over kMaxOutputBytes: the
+  // event still ends the step (its token is checked first), as failed with
+  // code too_large.
+  std::optional<size_t> oversized_output_bytes;
 };
 
 // On failure the Error's `code` is the dead-letter reason: too_large,
@@ -65,7 +82,21 @@ std::string dead_letter_json(const std::string& reason, const std::string& messa
                              const std::optional<std::string>& key, std::string_view payload,
                              TimePoint at);
 
+// The Kafka key of a dead letter: the input's key, cut at
+// kMaxDeadLetterKeyBytes (the record then says "key_truncated").
+std::string dead_letter_key(const std::optional<std::string>& key);
+
+// The same record with any `source` object, keeping at most
+// `max_payload_bytes` of the payload (e.g. for an outbox row the broker refused).
+std::string dead_letter_record(const std::string& reason, const std::string& message,
+                               json::object source, const std::optional<std::string>& key,
+                               std::string_view payload, TimePoint at, size_t max_payload_bytes);
+
 // Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF.
 bool is_valid_utf8(std::string_view bytes);
+
+// At most `max` bytes of `text`, never ending inside a UTF-8 character; a cut
+// text ends with "...".
+std::string truncate_text(std::string_view text, size_t max);
 
 }  // namespace brickwork

@@ -1,6 +1,7 @@
 #include "handlers/steps/run_job.hpp"
 
 #include "config/templates.hpp"
+#include "daemon/core/json_limits.hpp"
 #include "daemon/databricks/api.hpp"
 
 namespace brickwork {
@@ -8,6 +9,13 @@ namespace {
 
 Error invalid(std::string message) {
   return Error{ErrorKind::kPermanent, "invalid_step", std::move(message)};
+}
+
+// A rendered value in an error message: short, whatever it rendered to.
+std::string truncate_for_message(const json::value& v) {
+  std::string text = json::serialize(v);
+  if (text.size() > 80) text = text.substr(0, 77) + "...";
+  return text;
 }
 
 std::string as_parameter_string(const json::value& v) {
@@ -22,12 +30,10 @@ class RunJobStep final : public StepType {
   std::optional<std::string> validate(const json::object& action) const override {
     const json::value* job_id = action.if_contains("job_id");
     if (job_id == nullptr) return "run_job.job_id is required";
-    if (job_id->is_int64()) {
-      if (job_id->as_int64() <= 0) return "run_job.job_id must be a positive integer";
-    } else if (job_id->is_uint64()) {
-      // fine
-    } else if (!(job_id->is_string() && job_id->as_string().find("{{") != json::string::npos)) {
-      return "run_job.job_id must be an integer (or a {{ template }})";
+    if (job_id->is_string() && job_id->as_string().find("{{") != json::string::npos) {
+      // checked when rendered
+    } else if (const auto id = int64_from_json(*job_id); !id || *id <= 0) {
+      return "run_job.job_id must be a positive 64-bit integer (or a {{ template }})";
     }
     if (const json::value* params = action.if_contains("parameters");
         params != nullptr && !params->is_object()) {
@@ -46,25 +52,20 @@ class RunJobStep final : public StepType {
       return invalid("run_job needs a Databricks workspace (databricks.host)");
     }
     auto rendered = render_templates(json::value(context.definition.action), context.template_scope);
-    if (!rendered) return invalid(rendered.error().message);
+    if (!rendered) {
+      // Contract 6: a value missing at run time fails the step with code `template`.
+      return Error{ErrorKind::kPermanent, "template", rendered.error().message};
+    }
     const json::object& action = rendered->as_object();
 
     RunNowRequest request;
     const json::value& job_id = action.at("job_id");
-    if (job_id.is_int64()) {
-      request.job_id = job_id.as_int64();
-    } else if (job_id.is_uint64()) {
-      request.job_id = static_cast<int64_t>(job_id.as_uint64());
-    } else if (job_id.is_string()) {
-      try {
-        request.job_id = std::stoll(std::string(job_id.as_string()));
-      } catch (const std::exception&) {
-        return invalid("run_job.job_id rendered to '" + std::string(job_id.as_string()) +
-                       "', not an integer");
-      }
-    } else {
-      return invalid("run_job.job_id must be an integer");
+    const std::optional<int64_t> parsed_job_id = int64_from_json(job_id);
+    if (!parsed_job_id || *parsed_job_id <= 0) {
+      return invalid("run_job.job_id is " + truncate_for_message(job_id) +
+                     ", not a positive 64-bit integer");
     }
+    request.job_id = *parsed_job_id;
     if (const json::value* params = action.if_contains("parameters"); params != nullptr) {
       for (const auto& [name, value] : params->as_object()) {
         request.job_parameters[std::string(name)] = as_parameter_string(value);

@@ -93,7 +93,7 @@ TEST_F(StoreTest, RescheduleClearsTheLease) {
   ASSERT_TRUE(claimed.ok() && claimed->size() == 1);
   const int64_t id = (*claimed)[0].id;
 
-  ASSERT_TRUE(store_->reschedule_effect(id, kT0 + Duration(5000)).ok());
+  ASSERT_TRUE(store_->reschedule_effect(id, "one", kT0 + Duration(5000)).ok());
   EXPECT_TRUE(sql("SELECT lease_owner FROM effects")[0][0].is_null());
   auto next = store_->next_effect_due();
   ASSERT_TRUE(next.ok());
@@ -129,10 +129,63 @@ TEST_F(StoreTest, DeletedEffectIsGone) {
   ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
   auto claimed = store_->claim_due_effects("one", 10, kT0, kLease);
   ASSERT_TRUE(claimed.ok() && claimed->size() == 1);
-  ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.delete_effect((*claimed)[0].id); }).ok());
+  bool deleted = false;
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    deleted = tx.delete_effect((*claimed)[0].id, "one", kT0);
+  }).ok());
+  EXPECT_TRUE(deleted);
   EXPECT_EQ(count("effects"), 0);
   // Rescheduling an effect that is gone is harmless.
-  EXPECT_TRUE(store_->reschedule_effect((*claimed)[0].id, kT0).ok());
+  EXPECT_TRUE(store_->reschedule_effect((*claimed)[0].id, "one", kT0).ok());
+}
+
+// A worker whose lease ran out (its call took longer than the lease) must not
+// record: another worker has claimed the effect and will record it.
+TEST_F(StoreTest, OnlyTheClaimHoldingTheLeaseMayDeleteOrReschedule) {
+  ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
+  auto first = store_->claim_due_effects("one", 10, kT0, kLease);
+  ASSERT_TRUE(first.ok() && first->size() == 1);
+  EXPECT_EQ((*first)[0].lease_owner, "one");
+  const int64_t id = (*first)[0].id;
+  auto second = store_->claim_due_effects("two", 10, kT0 + kLease + Duration(1), kLease);
+  ASSERT_TRUE(second.ok() && second->size() == 1);
+
+  bool deleted = true;
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    deleted = tx.delete_effect(id, "one", kT0 + kLease + Duration(2));
+  }).ok());
+  EXPECT_FALSE(deleted);
+  ASSERT_TRUE(store_->reschedule_effect(id, "one", kT0).ok());
+  EXPECT_EQ(sql("SELECT lease_owner FROM effects")[0][0].as<std::string>(), "two");
+
+  // Its own lease, once run out, is not held either, even unclaimed by others.
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    deleted = tx.delete_effect(id, "two", kT0 + 3 * kLease);
+  }).ok());
+  EXPECT_FALSE(deleted);
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    deleted = tx.delete_effect(id, "two", kT0 + kLease + Duration(5));
+  }).ok());
+  EXPECT_TRUE(deleted);
+  EXPECT_EQ(count("effects"), 0);
+}
+
+TEST_F(StoreTest, RenewingALeaseKeepsOthersFromClaimingIt) {
+  ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
+  auto first = store_->claim_due_effects("one", 10, kT0, kLease);
+  ASSERT_TRUE(first.ok() && first->size() == 1);
+  const int64_t id = (*first)[0].id;
+  // Renewed just before it ran out: a claim after the original lease finds nothing.
+  ASSERT_TRUE(store_->renew_leases({{id, "one"}}, kT0 + kLease - Duration(1), kLease).ok());
+  auto later = store_->claim_due_effects("two", 10, kT0 + kLease + Duration(1), kLease);
+  ASSERT_TRUE(later.ok());
+  EXPECT_TRUE(later->empty());
+  // Another owner's renewal, or one after the lease ran out, changes nothing.
+  ASSERT_TRUE(store_->renew_leases({{id, "two"}}, kT0 + 2 * kLease - Duration(2), 10 * kLease).ok());
+  ASSERT_TRUE(store_->renew_leases({{id, "one"}}, kT0 + 3 * kLease, 10 * kLease).ok());
+  auto after = store_->claim_due_effects("two", 10, kT0 + 2 * kLease, kLease);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->size(), 1u);
 }
 
 TEST_F(StoreTest, ClaimSkipsRowsLockedByAnotherTransaction) {

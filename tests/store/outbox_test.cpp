@@ -20,12 +20,15 @@ void add_messages(Store& store, int n, int from = 0) {
                   .ok());
 }
 
+// What a publish callback returns when the broker took every record.
+Result<std::vector<OutboxMessage>> nothing_refused() { return std::vector<OutboxMessage>{}; }
+
 TEST_F(StoreTest, DrainsInIdOrderAndDeletes) {
   add_messages(*store_, 5);
   std::vector<OutboxMessage> seen;
   auto drained = store_->drain_outbox(3, [&](const std::vector<OutboxMessage>& rows) {
     seen.insert(seen.end(), rows.begin(), rows.end());
-    return ok_status();
+    return nothing_refused();
   });
   ASSERT_TRUE(drained.ok()) << drained.error().message;
   EXPECT_EQ(*drained, 3);
@@ -39,7 +42,7 @@ TEST_F(StoreTest, DrainsInIdOrderAndDeletes) {
 
   drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>& rows) {
     seen.insert(seen.end(), rows.begin(), rows.end());
-    return ok_status();
+    return nothing_refused();
   });
   ASSERT_TRUE(drained.ok());
   EXPECT_EQ(*drained, 2);
@@ -51,7 +54,7 @@ TEST_F(StoreTest, DrainsInIdOrderAndDeletes) {
   bool called = false;
   drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>&) {
     called = true;
-    return ok_status();
+    return nothing_refused();
   });
   ASSERT_TRUE(drained.ok());
   EXPECT_EQ(*drained, 0);
@@ -60,7 +63,7 @@ TEST_F(StoreTest, DrainsInIdOrderAndDeletes) {
 
 TEST_F(StoreTest, FailedPublishKeepsTheMessages) {
   add_messages(*store_, 3);
-  auto drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>&) -> Status {
+  auto drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>&) -> Result<std::vector<OutboxMessage>> {
     return Error{ErrorKind::kTransient, "kafka_down", "broker unavailable"};
   });
   ASSERT_FALSE(drained.ok());
@@ -71,16 +74,36 @@ TEST_F(StoreTest, FailedPublishKeepsTheMessages) {
   std::vector<std::string> payloads;
   drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>& rows) {
     for (const auto& r : rows) payloads.push_back(r.payload);
-    return ok_status();
+    return nothing_refused();
   });
   ASSERT_TRUE(drained.ok());
   EXPECT_EQ(payloads, (std::vector<std::string>{"m0", "m1", "m2"}));
 }
 
+// A record the broker refuses for good is deleted with the batch and its
+// replacement queued behind everything, so the outbox moves on.
+TEST_F(StoreTest, RefusedRowIsReplacedAndTheOutboxMovesOn) {
+  add_messages(*store_, 3);
+  auto drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>& rows) {
+    return Result<std::vector<OutboxMessage>>(std::vector<OutboxMessage>{
+        OutboxMessage{0, "brickwork.dlq", rows[1].key, "instead of " + rows[1].payload}});
+  });
+  ASSERT_TRUE(drained.ok()) << drained.error().message;
+  EXPECT_EQ(*drained, 3);
+  std::vector<std::string> payloads;
+  drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>& rows) {
+    for (const auto& r : rows) payloads.push_back(r.topic + ":" + r.payload);
+    return nothing_refused();
+  });
+  ASSERT_TRUE(drained.ok());
+  EXPECT_EQ(payloads, (std::vector<std::string>{"brickwork.dlq:instead of m1"}));
+  EXPECT_EQ(count("outbox"), 0);
+}
+
 TEST_F(StoreTest, ThrowingPublishRollsBack) {
   add_messages(*store_, 2);
   auto drained = store_->drain_outbox(
-      10, [&](const std::vector<OutboxMessage>&) -> Status { throw std::runtime_error("oops"); });
+      10, [&](const std::vector<OutboxMessage>&) -> Result<std::vector<OutboxMessage>> { throw std::runtime_error("oops"); });
   ASSERT_FALSE(drained.ok());
   EXPECT_EQ(drained.error().kind, ErrorKind::kInternal);
   EXPECT_EQ(count("outbox"), 2);
@@ -95,10 +118,10 @@ TEST_F(StoreTest, OnlyOneDrainerAtATime) {
     // While this drainer holds the lock, a second one (another connection) gets nothing.
     inner = other->drain_outbox(10, [&](const std::vector<OutboxMessage>&) {
       inner_called = true;
-      return ok_status();
+      return nothing_refused();
     });
     EXPECT_EQ(rows.size(), 4u);
-    return ok_status();
+    return nothing_refused();
   });
   ASSERT_TRUE(drained.ok());
   EXPECT_EQ(*drained, 4);
@@ -110,7 +133,7 @@ TEST_F(StoreTest, OnlyOneDrainerAtATime) {
   // The lock is released with the transaction.
   add_messages(*store_, 1, 10);
   auto again =
-      other->drain_outbox(10, [&](const std::vector<OutboxMessage>&) { return ok_status(); });
+      other->drain_outbox(10, [&](const std::vector<OutboxMessage>&) { return nothing_refused(); });
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, 1);
 }
@@ -128,7 +151,7 @@ TEST_F(StoreTest, ConcurrentDrainersPublishEachMessageOnceInOrder) {
         auto n = store->drain_outbox(7, [&](const std::vector<OutboxMessage>& rows) {
           std::lock_guard lock(mu);
           for (const auto& r : rows) published.push_back(r.id);
-          return ok_status();
+          return nothing_refused();
         });
         ASSERT_TRUE(n.ok()) << n.error().message;
         {

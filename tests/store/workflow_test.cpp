@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "daemon/core/json_limits.hpp"
 #include "tests/store/store_fixture.hpp"
 
 namespace brickwork::testing {
@@ -133,8 +134,11 @@ TEST_F(StoreTest, SavedWorkflowLoadsBackExactly) {
   ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.save_workflow(state); }).ok());
 
   std::optional<WorkflowState> loaded;
-  Status s =
-      store_->transact([&](StoreTx& tx) { loaded = tx.load_workflow_for_update("order-4711"); });
+  Status s = store_->transact([&](StoreTx& tx) {
+    auto got = tx.load_workflow_for_update("order-4711");
+    ASSERT_TRUE(got.ok());
+    loaded = *got;
+  });
   ASSERT_TRUE(s.ok()) << s.error().message;
   ASSERT_TRUE(loaded.has_value());
   expect_same_state(state, *loaded);
@@ -173,9 +177,54 @@ TEST_F(StoreTest, UnknownWorkflowIsEmpty) {
   ASSERT_TRUE(got.ok());
   EXPECT_FALSE(got->has_value());
   std::optional<WorkflowState> loaded = sample_state("x", {});
-  ASSERT_TRUE(
-      store_->transact([&](StoreTx& tx) { loaded = tx.load_workflow_for_update("nope"); }).ok());
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    auto got = tx.load_workflow_for_update("nope");
+    ASSERT_TRUE(got.ok());
+    loaded = *got;
+  }).ok());
   EXPECT_FALSE(loaded.has_value());
+}
+
+// Inbound JSON may nest kMaxJsonDepth deep; what the store keeps of it must
+// load back (it used Boost's default of 32 and never loaded again).
+TEST_F(StoreTest, InputNestedAsDeepAsInboundAllowsLoadsBack) {
+  WorkflowState state = sample_state("deep", from_epoch_ms(1'795'000'000'000));
+  json::value nested = json::object{};
+  for (size_t i = 0; i < kMaxJsonDepth - 2; ++i) nested = json::object{{"a", nested}};
+  state.input = json::object{{"n", nested}};
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.save_workflow(state); }).ok());
+  auto got = store_->get_workflow("deep");
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->input, state.input);
+}
+
+// A row that cannot be decoded is an Error the caller can act on, and the
+// transaction can still end the workflow.
+TEST_F(StoreTest, UnloadableWorkflowCanBeFailedWithoutLoadingIt) {
+  const WorkflowState state = sample_state("broken", from_epoch_ms(1'795'000'000'000));
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    tx.save_workflow(state);
+    tx.add_effect("broken", ExecuteStep{state.steps[0].name, 1}, from_epoch_ms(0));
+  }).ok());
+  sql("UPDATE workflows SET definition = '{\"steps\": 7}' WHERE id = 'broken'");
+  std::optional<StoreTx::ForcedFailure> failed;
+  Status s = store_->transact([&](StoreTx& tx) {
+    auto got = tx.load_workflow_for_update("broken");
+    ASSERT_FALSE(got.ok());
+    EXPECT_EQ(got.error().code, "unloadable");
+    failed = tx.fail_unloadable_workflow("broken", from_epoch_ms(1'795'000'001'000));
+  });
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_EQ(failed->seq, state.seq + 1);
+  EXPECT_EQ(sql("SELECT status FROM workflows WHERE id = 'broken'")[0][0].as<std::string>(),
+            "failed");
+  EXPECT_EQ(count("effects"), 0);
+  // Not running any more: a second call changes nothing.
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    EXPECT_FALSE(tx.fail_unloadable_workflow("broken", from_epoch_ms(1'795'000'002'000)));
+  }).ok());
 }
 
 TEST_F(StoreTest, ListsNewestFirstWithStateFilterAndLimit) {
