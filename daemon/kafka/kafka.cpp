@@ -83,6 +83,12 @@ class RdKafkaConsumer final : public KafkaConsumer {
   void attach(rd_kafka_t* rk) { rk_ = rk; }
   ~RdKafkaConsumer() override {
     if (rk_ == nullptr) return;
+    if (client_fatal_error(rk_)) {
+      // After a fatal error librdkafka 2.0's close-on-destroy never returns
+      // (its main thread spins): leave the group to the session timeout.
+      rd_kafka_destroy_flags(rk_, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+      return;
+    }
     close();
     rd_kafka_destroy(rk_);
   }
@@ -184,6 +190,7 @@ class RdKafkaConsumer final : public KafkaConsumer {
   void close() override {
     if (closed_) return;
     closed_ = true;
+    if (client_fatal_error(rk_)) return;  // a fenced member cannot leave; see the destructor
     // Leaves the group so the others take over at once instead of after a session timeout.
     const rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk_);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -163,12 +163,13 @@ class EffectExecution {
     bool lease_lost = false;
     Status s = store_.transact([&](StoreTx& tx) {
       const TimePoint now = now_ms();
-      WorkflowTransaction wt(tx, context_, now);
-      body(wt);
+      // The lease first: nothing is applied for a claim that lost it.
       if (!tx.delete_effect(stored_.id, stored_.lease_owner, now)) {
         lease_lost = true;
         throw LeaseLost();
       }
+      WorkflowTransaction wt(tx, context_, now);
+      body(wt);
       wt.finish();
     });
     if (lease_lost) {

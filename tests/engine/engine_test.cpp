@@ -867,3 +867,67 @@ TEST(EngineStrings, RunResultAndTimerKindRoundTrip) {
 
 }  // namespace
 }  // namespace brickwork
+
+namespace brickwork {
+namespace {
+
+// ------------------------------------------------------------ limits and error kinds
+
+TEST(EngineLimits, OutputOverTheLimitFailsTheStepWithoutRetry) {
+  Harness h;
+  const auto def = workflow({with_retry(job("a"), 3, 30s), job("b", {"a"})});
+  h.apply(start_cmd(def), kT0);
+  h.apply(StepExecuted{"a", 1, started(1)}, at(1s));
+  json::object huge{{"blob", std::string(kMaxStepOutputBytes, 'x')}};
+  Decision d = h.apply(completion("a", 1, RunResult::kSuccess, huge), at(2s));
+  ASSERT_EQ(types(d.events), (Strings{"step_failed", "workflow_failed"}));
+  ASSERT_TRUE(d.events[0].error);
+  EXPECT_EQ(d.events[0].error->code, "too_large");
+  EXPECT_FALSE(d.events[0].output);  // the status event does not carry it
+  EXPECT_FALSE(h.step("a").output);
+  EXPECT_EQ(h.step("b").status, StepStatus::kSkipped);
+}
+
+TEST(EngineLimits, OutputJustUnderTheLimitSucceeds) {
+  Harness h;
+  const auto def = workflow({job("a")});
+  h.apply(start_cmd(def), kT0);
+  json::object big{{"blob", std::string(kMaxStepOutputBytes - 100, 'x')}};
+  Decision d = h.apply(StepExecuted{"a", 1, succeeded(big)}, at(1s));
+  EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "workflow_succeeded"}));
+}
+
+TEST(EngineErrors, NotRetryableFailureSkipsTheRetryPolicy) {
+  Harness h;
+  const auto def = workflow({with_retry(job("a"), 3, 30s)});
+  h.apply(start_cmd(def), kT0);
+  StepOutcome bad = failed("template", "input.url is missing");
+  bad.retryable = false;
+  Decision d = h.apply(StepExecuted{"a", 1, bad}, at(1s));
+  EXPECT_EQ(types(d.events), (Strings{"step_failed", "workflow_failed"}));
+  EXPECT_EQ(h.step("a").attempt, 1);
+  EXPECT_EQ(h.step("a").error->code, "template");
+}
+
+TEST(EngineErrors, RetryableFailureStillRetries) {
+  Harness h;
+  const auto def = workflow({with_retry(job("a"), 3, 30s)});
+  h.apply(start_cmd(def), kT0);
+  Decision d = h.apply(StepExecuted{"a", 1, failed("INTERNAL", "unknown")}, at(1s));
+  EXPECT_EQ(types(d.events), (Strings{"step_retrying"}));
+}
+
+TEST(EngineErrors, CompletionWithAnErrorCodeFailsWithoutRetry) {
+  Harness h;
+  const auto def = workflow({with_retry(job("a"), 3, 30s)});
+  h.apply(start_cmd(def), kT0);
+  h.apply(StepExecuted{"a", 1, started(7)}, at(1s));
+  CompletionEvent ev = completion("a", 1, RunResult::kSuccess, {}, "output is 900000 bytes");
+  ev.error_code = "too_large";
+  Decision d = h.apply(ev, at(2s));
+  ASSERT_EQ(types(d.events), (Strings{"step_failed", "workflow_failed"}));
+  EXPECT_EQ(d.events[0].error, (StepError{"too_large", "output is 900000 bytes"}));
+}
+
+}  // namespace
+}  // namespace brickwork

@@ -1,5 +1,7 @@
 #include "handlers/inbound/messages.hpp"
 
+#include "daemon/core/json_limits.hpp"
+
 #include <gtest/gtest.h>
 
 namespace brickwork {
@@ -154,6 +156,86 @@ TEST(DeadLetter, HugePayloadIsTruncatedToFitKafka) {
   auto v = json::parse(record);
   EXPECT_EQ(v.at("payload_truncated"), true);
   EXPECT_EQ(v.at("payload_bytes"), huge.size());
+}
+
+}  // namespace
+}  // namespace brickwork
+
+namespace brickwork {
+namespace {
+
+std::string start_with_workflow(size_t bytes) {
+  return R"({"type":"start","id":"a","workflow":")" + std::string(bytes, 'w') + "\"}";
+}
+
+// Every field a status event or dead letter repeats is capped where it is
+// parsed, so nothing brickwork publishes can exceed Kafka's message size.
+TEST(InboundLimits, EchoedFieldsAreCapped) {
+  EXPECT_EQ(reason_of(start_with_workflow(kMaxNameBytes)), "ok");
+  EXPECT_EQ(reason_of(start_with_workflow(kMaxNameBytes + 1)), "too_large");
+  EXPECT_EQ(reason_of(start_with_workflow(950'000)), "too_large");
+  const std::string cancel = R"({"type":"cancel","id":"a","reason":")";
+  EXPECT_EQ(reason_of(cancel + std::string(kMaxReasonBytes, 'r') + "\"}"), "ok");
+  EXPECT_EQ(reason_of(cancel + std::string(900'000, 'r') + "\"}"), "too_large");
+  const std::string signal = R"({"type":"signal","id":"a","name":")";
+  EXPECT_EQ(reason_of(signal + std::string(kMaxNameBytes + 1, 'n') + "\"}"), "too_large");
+  EXPECT_EQ(reason_of(signal + R"(go","value":")" + std::string(kMaxSignalValueBytes, 'v') + "\"}"),
+            "too_large");
+  auto parsed = parse_command(start_with_workflow(950'000));
+  ASSERT_FALSE(parsed);
+  EXPECT_LT(parsed.error().message.size(), 200u);  // the message names sizes, not the value
+}
+
+std::string completion_with(const std::string& fields) {
+  return R"({"type":"job_completed","workflow_id":"w","token":"1.t","state":"SUCCESS",)" +
+         fields + "}";
+}
+
+TEST(InboundLimits, CompletionFields) {
+  auto step = parse_completion(completion_with(R"("step":")" + std::string(900'000, 's') + "\""));
+  ASSERT_FALSE(step);
+  EXPECT_EQ(step.error().code, "too_large");
+
+  // A long message is news (a traceback): kept, cut at the limit.
+  auto message = parse_completion(
+      completion_with(R"("step":"s","message":")" + std::string(100'000, 'm') + "\""));
+  ASSERT_TRUE(message) << message.error().message;
+  EXPECT_LE(message->message.size(), kMaxMessageTextBytes);
+  EXPECT_TRUE(message->message.ends_with("..."));
+
+  // An output over the limit is flagged, not refused: the token decides first.
+  auto output = parse_completion(completion_with(
+      R"("step":"s","output":{"x":")" + std::string(kMaxOutputBytes, 'o') + "\"}"));
+  ASSERT_TRUE(output) << output.error().message;
+  ASSERT_TRUE(output->oversized_output_bytes);
+  EXPECT_GT(*output->oversized_output_bytes, kMaxOutputBytes);
+  EXPECT_TRUE(output->output.empty());
+
+  auto huge_run_id = parse_completion(completion_with(R"("step":"s","run_id":18446744073709551615)"));
+  ASSERT_FALSE(huge_run_id);
+  EXPECT_EQ(huge_run_id.error().code, "invalid_field");
+}
+
+TEST(InboundLimits, DeadLetterKeyAndMessageAreCapped) {
+  const std::string key(900'000, 'k');
+  const std::string record = dead_letter_json("invalid_json", std::string(900'000, 'm'), "t", 0, 1,
+                                              key, "x", from_epoch_ms(0));
+  EXPECT_LT(record.size(), 16u * 1024u);
+  const json::object o = json::parse(record).as_object();
+  EXPECT_EQ(o.at("key").as_string().size(), kMaxDeadLetterKeyBytes);
+  EXPECT_EQ(o.at("key_truncated"), true);
+  EXPECT_EQ(o.at("key_bytes").as_int64(), 900'000);
+  EXPECT_LE(o.at("message").as_string().size(), kMaxDeadLetterMessageBytes);
+  EXPECT_EQ(dead_letter_key(key).size(), kMaxDeadLetterKeyBytes);
+}
+
+TEST(InboundLimits, NestingUpToTheCommonLimitIsAccepted) {
+  std::string deep = "1";
+  // The message object, then kMaxJsonDepth - 1 levels of input: exactly the limit.
+  for (size_t i = 0; i < kMaxJsonDepth - 1; ++i) deep = R"({"a":)" + deep + "}";
+  EXPECT_EQ(reason_of(R"({"type":"start","id":"a","workflow":"w","input":)" + deep + "}"), "ok");
+  EXPECT_EQ(reason_of(R"({"type":"start","id":"a","workflow":"w","input":{"b":)" + deep + "}}"),
+            "invalid_json");
 }
 
 }  // namespace

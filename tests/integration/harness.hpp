@@ -41,10 +41,9 @@ inline SimulatedJob sim_job(const std::string& name, int64_t ms, json::object ou
 // A daemon running in this process on its own thread.
 class InProcessDaemon {
  public:
-  InProcessDaemon(ConfigPtr config, std::string instance) {
+  InProcessDaemon(ConfigPtr config, std::string instance, DaemonOptions options = {}) {
     auto api = make_databricks_api(config->databricks);
     EXPECT_TRUE(api) << (api ? "" : api.error().message);
-    DaemonOptions options;
     options.instance_id = std::move(instance);
     options.on_ready = [this] { ready_ = true; };
     daemon_ = std::make_unique<Daemon>(config, api ? std::move(*api) : nullptr, options);
@@ -64,6 +63,8 @@ class InProcessDaemon {
     if (thread_.joinable()) thread_.join();
   }
   const Status& status() const { return status_; }
+  bool exited() const { return exited_; }
+  Daemon& daemon() { return *daemon_; }
 
  private:
   std::unique_ptr<Daemon> daemon_;
@@ -180,8 +181,8 @@ class EndToEndTest : public ::testing::Test {
     return config_;
   }
 
-  InProcessDaemon& start_daemon(const std::string& name = "d1") {
-    daemons_.push_back(std::make_unique<InProcessDaemon>(config_, name));
+  InProcessDaemon& start_daemon(const std::string& name = "d1", DaemonOptions options = {}) {
+    daemons_.push_back(std::make_unique<InProcessDaemon>(config_, name, std::move(options)));
     return *daemons_.back();
   }
 
@@ -304,18 +305,38 @@ class EndToEndTest : public ::testing::Test {
     return types;
   }
 
-  // Runs created at the simulator per (workflow id, step, attempt token): every value must be 1.
-  std::map<std::string, int> runs_per_step_attempt() {
+  // Runs created at the simulator per "workflow/step", whatever token they
+  // carried. The simulator honours idempotency tokens, so counting per token
+  // could never see a duplicate; what can go wrong is a second run for the
+  // same step (a repeated call with a new token, an attempt started twice).
+  std::map<std::string, int> runs_per_step() {
     std::map<std::string, int> out;
     for (const auto& [run_id, run] : stack_->simulator().stats().runs) {
       auto wf = run.parameters.find("brickwork_workflow_id");
       auto step = run.parameters.find("brickwork_step");
-      auto token = run.parameters.find("brickwork_token");
       if (wf == run.parameters.end() || step == run.parameters.end()) continue;
-      ++out[wf->second + "/" + step->second + "/" +
-            (token == run.parameters.end() ? "" : token->second)];
+      ++out[wf->second + "/" + step->second];
     }
     return out;
+  }
+  // Every step of workflow `id` has exactly as many runs as it made
+  // attempts, and each run carries a distinct attempt's token.
+  void expect_one_run_per_attempt(const std::string& id) {
+    auto state = workflow(id);
+    ASSERT_TRUE(state) << id;
+    const auto runs = runs_per_step();
+    for (const auto& step : state->steps) {
+      const auto it = runs.find(id + "/" + step.name);
+      const int count = it == runs.end() ? 0 : it->second;
+      EXPECT_EQ(count, step.attempt) << id << "/" << step.name;
+    }
+    std::set<std::string> tokens;
+    for (const auto& [run_id, run] : stack_->simulator().stats().runs) {
+      auto wf = run.parameters.find("brickwork_workflow_id");
+      if (wf == run.parameters.end() || wf->second != id) continue;
+      EXPECT_TRUE(tokens.insert(run.parameters.at("brickwork_token")).second)
+          << "two runs of " << id << " for one attempt";
+    }
   }
 
   std::unique_ptr<LocalStack> stack_;

@@ -132,5 +132,40 @@ TEST_F(KafkaTest, BadPropertyIsAClearError) {
   EXPECT_NE(producer.error().message.find("no.such.property"), std::string::npos);
 }
 
+// A record no broker takes is reported by index and the rest of the batch is
+// delivered, instead of the whole batch failing (and being retried) forever.
+TEST_F(KafkaTest, ARecordRefusedForGoodIsReportedAndTheRestIsDelivered) {
+  auto producer = KafkaProducer::create(config_, true, "p");
+  ASSERT_TRUE(producer) << producer.error().message;
+  auto refused = (*producer)->produce_batch(
+      {{"in", "a", "before"}, {"in", "b", std::string(2'000'000, 'x')}, {"in", "c", "after"}}, 10s);
+  ASSERT_TRUE(refused) << refused.error().message;
+  ASSERT_EQ(refused->size(), 1u);
+  EXPECT_EQ((*refused)[0].index, 1u);
+  EXPECT_EQ((*refused)[0].error.kind, ErrorKind::kPermanent);
+  auto got = read_topic(config_.brokers, "in", 20s);
+  ASSERT_TRUE(got) << got.error().message;
+  std::multiset<std::string> values;
+  for (const auto& m : *got) values.insert(m.payload);
+  EXPECT_EQ(values, (std::multiset<std::string>{"before", "after"}));
+  // The all-or-nothing form calls that an error, a permanent one.
+  Status whole = (*producer)->produce_and_wait({{"in", "b", std::string(2'000'000, 'x')}}, 10s);
+  ASSERT_FALSE(whole);
+  EXPECT_FALSE(whole.error().transient());
+}
+
+TEST_F(KafkaTest, FatalErrorsAreReportedByBothClients) {
+  auto producer = KafkaProducer::create(config_, true, "p");
+  ASSERT_TRUE(producer);
+  EXPECT_FALSE((*producer)->fatal_error());
+  (*producer)->inject_fatal_error_for_testing();
+  EXPECT_TRUE((*producer)->fatal_error());
+  auto consumer = KafkaConsumer::create(config_, {"in"}, "c1");
+  ASSERT_TRUE(consumer);
+  EXPECT_FALSE((*consumer)->fatal_error());
+  (*consumer)->inject_fatal_error_for_testing();
+  EXPECT_TRUE((*consumer)->fatal_error());
+}
+
 }  // namespace
 }  // namespace brickwork
