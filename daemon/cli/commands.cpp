@@ -124,7 +124,6 @@ int run_daemon(const std::string& config_path) {
                       reloaded.error().message);
         continue;
       }
-      spdlog::info("reloaded {} workflow definition(s)", reloaded->workflows.size());
       daemon.reload(std::make_shared<const Config>(std::move(*reloaded)));
     }
   });

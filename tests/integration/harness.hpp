@@ -64,6 +64,7 @@ class InProcessDaemon {
     if (thread_.joinable()) thread_.join();
   }
   const Status& status() const { return status_; }
+  Daemon& daemon() { return *daemon_; }
 
  private:
   std::unique_ptr<Daemon> daemon_;
