@@ -129,7 +129,9 @@ struct LoadOptions {
 // malformed or read anything but input.*, workflow.id|name and
 // steps.NAME.output.*|run_id|state|attempt of a step this one depends on
 // (directly or not); four Kafka topics that are not all different;
-// databricks.host over http:// to a non-loopback address.
+// databricks.host over http:// to a non-loopback address. No message repeats
+// a value that may be a secret: a scalar where a mapping or list belongs is
+// described, not quoted.
 Result<Config> load_config(const std::string& path, const LoadOptions& options = {});
 // Same, from text (tests); `source_name` is used in messages.
 Result<Config> load_config_from_string(const std::string& yaml_text,
