@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 #include <string>
 
+#include "daemon/store/conninfo.hpp"
 #include "daemon/store/effect_codec.hpp"
 #include "daemon/store/migrations.hpp"
 #include "daemon/store/pg_errors.hpp"
@@ -238,7 +239,7 @@ class PgStoreTx final : public StoreTx {
 
 class PgStore final : public Store {
  public:
-  explicit PgStore(std::string url) : url_(std::move(url)) {}
+  explicit PgStore(const std::string& url) : url_(url), passwords_(url) {}
 
   Status migrate() override {
     return guarded<Done>("migrate", [&](pqxx::connection& c) {
@@ -427,7 +428,8 @@ class PgStore final : public Store {
       if (!connection_) connection_ = std::make_unique<pqxx::connection>(url_);
       return Result<T>(fn(*connection_));
     } catch (...) {
-      store_detail::PgFailure failure = store_detail::classify_current_exception(context);
+      store_detail::PgFailure failure =
+          store_detail::classify_current_exception(context, passwords_);
       if (failure.drop_connection || (connection_ && !connection_->is_open())) {
         if (connection_)
           spdlog::warn("store: dropping the Postgres connection: {}", failure.error.message);
@@ -438,6 +440,7 @@ class PgStore final : public Store {
   }
 
   std::string url_;
+  PasswordRedactor passwords_;
   std::unique_ptr<pqxx::connection> connection_;
 };
 
