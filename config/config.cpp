@@ -794,6 +794,11 @@ class Loader {
         auto s = string(url, "postgres.url");
         if (!s) return s.error();
         if (s->empty()) return error(url, "postgres.url", "must not be empty");
+        if (options_.validate_postgres_url) {
+          if (auto problem = options_.validate_postgres_url(*s)) {
+            return error(url, "postgres.url", *problem);
+          }
+        }
         config.postgres.url = *s;
       }
     }

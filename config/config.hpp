@@ -114,8 +114,15 @@ using ActionValidator =
 // The action keys a step may use; others are rejected at load.
 using ActionKeys = std::vector<std::string>;
 
+// Checks postgres.url as the database client will read it (libpq, which this
+// library does not link). Returns a message on error; the message must not
+// contain the URL's password.
+using ConnectionStringValidator =
+    std::function<std::optional<std::string>(const std::string& url)>;
+
 struct LoadOptions {
   ActionValidator validate_action;  // may be empty: then actions are not checked
+  ConnectionStringValidator validate_postgres_url;  // may be empty: then the URL is not checked
   ActionKeys action_keys = {"run_job", "submit_run", "sql", "upload", "emit",
                             "wait_for_signal", "sleep", "postgres"};
 };
@@ -129,9 +136,9 @@ struct LoadOptions {
 // malformed or read anything but input.*, workflow.id|name and
 // steps.NAME.output.*|run_id|state|attempt of a step this one depends on
 // (directly or not); four Kafka topics that are not all different;
-// databricks.host over http:// to a non-loopback address. No message repeats
-// a value that may be a secret: a scalar where a mapping or list belongs is
-// described, not quoted.
+// databricks.host over http:// to a non-loopback address; postgres.url that
+// validate_postgres_url rejects. No message repeats a value that may be a
+// secret: a scalar where a mapping or list belongs is described, not quoted.
 Result<Config> load_config(const std::string& path, const LoadOptions& options = {});
 // Same, from text (tests); `source_name` is used in messages.
 Result<Config> load_config_from_string(const std::string& yaml_text,

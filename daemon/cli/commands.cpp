@@ -12,6 +12,7 @@
 #include "daemon/kafka/kafka.hpp"
 #include "daemon/runtime/daemon.hpp"
 #include "daemon/runtime/status_view.hpp"
+#include "daemon/store/conninfo.hpp"
 #include "daemon/store/store.hpp"
 #include "handlers/steps/step_type.hpp"
 
@@ -46,6 +47,9 @@ LoadOptions load_options() {
     }
     return step_type->validate(action);
   };
+  // libpq's own reading, so a URL it cannot read fails here, once, as a
+  // configuration error, rather than as a connection error retried forever.
+  options.validate_postgres_url = conninfo_problem;
   return options;
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <memory>
 
 namespace brickwork {
@@ -190,6 +191,65 @@ std::string PasswordRedactor::redact(std::string_view text) const {
   std::vector<Value> spans = password_values(known);
   for (Value& v : uri_passwords(known)) spans.push_back(std::move(v));
   return replace_spans(known, std::move(spans));
+}
+
+std::optional<std::string> conninfo_problem(const std::string& url) {
+  Parsed parsed = parse(url);
+  if (parsed.options) return std::nullopt;
+  return "not a connection string libpq can read (" + PasswordRedactor(url).redact(parsed.error) +
+         ")";
+}
+
+Result<std::string> store_conninfo(const std::string& url, const StoreTimeouts& timeouts,
+                                   const EnvLookup& env) {
+  Parsed parsed = parse(url);
+  if (!parsed.options) {
+    return Error{ErrorKind::kInvalidInput, "config",
+                 "postgres.url: not a connection string libpq can read (" +
+                     PasswordRedactor(url).redact(parsed.error) + ")"};
+  }
+  auto getenv = [&](const char* name) -> std::string {
+    const char* v = env ? env(name) : std::getenv(name);
+    return v == nullptr ? std::string() : std::string(v);
+  };
+  auto quoted = [](const std::string& value) {
+    std::string out = "'";
+    for (char c : value) {
+      if (c == '\\' || c == '\'') out += '\\';
+      out += c;
+    }
+    return out + "'";
+  };
+
+  std::string conninfo;
+  bool has_connect_timeout = false;
+  std::optional<std::string> options;
+  for (const PQconninfoOption* o = parsed.options.get(); o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    const std::string_view keyword = o->keyword;
+    if (keyword == "connect_timeout") has_connect_timeout = true;
+    if (keyword == "options") {
+      options = o->val;
+      continue;  // written last, with the statement timeout
+    }
+    conninfo += (conninfo.empty() ? "" : " ") + std::string(keyword) + "=" + quoted(o->val);
+  }
+  // Values from the environment are libpq's too: they are the user's, not ours to override.
+  if (!has_connect_timeout && getenv("PGCONNECT_TIMEOUT").empty()) {
+    conninfo += (conninfo.empty() ? "" : " ") + std::string("connect_timeout=") +
+                quoted(std::to_string(timeouts.connect_timeout_seconds));
+  }
+  // `options` in the string hides PGOPTIONS, so start from it when the URL has none.
+  std::string server_options = options ? *options : getenv("PGOPTIONS");
+  if (server_options.find("statement_timeout") == std::string::npos &&
+      server_options.find("statement-timeout") == std::string::npos) {
+    server_options += (server_options.empty() ? "" : " ") + std::string("-c statement_timeout=") +
+                      timeouts.statement_timeout;
+    options = server_options;
+  }
+  if (options)
+    conninfo += (conninfo.empty() ? "" : " ") + std::string("options=") + quoted(*options);
+  return conninfo;
 }
 
 }  // namespace brickwork

@@ -1,11 +1,16 @@
 #pragma once
-// The password of `postgres.url`, kept out of every message. libpq repeats
-// parts of a connection string in its errors (a password with a stray `%`
-// comes back whole in "invalid percent-encoded token"), and those errors
-// reach logs and the CLI.
+// `postgres.url` as libpq reads it: validated with libpq's own parser
+// (PQconninfoParse), completed with the store's timeouts, and its password
+// kept out of every message. libpq repeats parts of a connection string in
+// its errors (a password with a stray `%` comes back whole in "invalid
+// percent-encoded token"), and those errors reach logs and the CLI.
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "daemon/core/result.hpp"
 
 namespace brickwork {
 
@@ -30,5 +35,29 @@ class PasswordRedactor {
  private:
   std::vector<std::string> passwords_;  // longest first, so no tail of one survives
 };
+
+// Why libpq cannot read `url` as a connection string, its password redacted;
+// nothing when it can. For the configuration loader (LoadOptions).
+std::optional<std::string> conninfo_problem(const std::string& url);
+
+// What the store sets on its connections unless the URL (or libpq's
+// environment variables PGCONNECT_TIMEOUT, PGOPTIONS) already does: a server
+// that does not answer or a statement stuck behind a lock ends as an error
+// the store can retry, instead of hanging a loop forever.
+struct StoreTimeouts {
+  int32_t connect_timeout_seconds = 10;
+  std::string statement_timeout = "30s";
+};
+
+// Reads the environment as std::getenv does; tests pass their own.
+using EnvLookup = std::function<const char*(const char*)>;
+
+// The keyword/value connection string the store connects with: everything
+// `url` sets, plus connect_timeout and `options=-c statement_timeout=...`
+// where neither the URL nor the environment sets them. A string libpq cannot
+// read is an kInvalidInput Error with code "config", naming postgres.url and
+// never the password.
+Result<std::string> store_conninfo(const std::string& url, const StoreTimeouts& timeouts = {},
+                                   const EnvLookup& env = nullptr);
 
 }  // namespace brickwork

@@ -16,12 +16,15 @@ Error make(ErrorKind kind, std::string code, const char* context, std::string_vi
 }
 
 // SQLSTATEs worth retrying (PostgreSQL Appendix A): connection exceptions,
-// rollbacks forced by concurrency, shutdown of the server, lack of resources.
+// rollbacks forced by concurrency, shutdown of the server, lack of resources,
+// and a statement canceled (57014) by the store's statement_timeout, which
+// is a lock held too long or an overloaded server: intake must pause and try
+// again, not dead-letter the inputs it could not apply.
 bool transient_sqlstate(std::string_view state) {
   if (state.size() != 5) return false;
   const std::string_view cls = state.substr(0, 2);
   return cls == "08" || cls == "40" || cls == "53" || state == "57P01" || state == "57P02" ||
-         state == "57P03" || state == "55P03";
+         state == "57P03" || state == "55P03" || state == "57014";
 }
 
 bool connection_sqlstate(std::string_view state) {

@@ -239,12 +239,15 @@ class PgStoreTx final : public StoreTx {
 
 class PgStore final : public Store {
  public:
-  explicit PgStore(const std::string& url) : url_(url), passwords_(url) {}
+  explicit PgStore(const std::string& url) : conninfo_(store_conninfo(url)), passwords_(url) {}
 
   Status migrate() override {
     return guarded<Done>("migrate", [&](pqxx::connection& c) {
       for (const store_detail::Migration& m : store_detail::migrations()) {
         pqxx::work tx(c);
+        // A migration (and waiting for another migrator) may outlast the
+        // connection's statement_timeout; it must not be cut short by it.
+        tx.exec("SET LOCAL statement_timeout = 0");
         // Serialises migrators across daemons until this transaction ends.
         tx.exec_params("SELECT pg_advisory_xact_lock($1)", store_detail::kMigrateLockKey);
         tx.exec("SET LOCAL client_min_messages = warning");
@@ -425,7 +428,8 @@ class PgStore final : public Store {
   template <class T, class Fn>
   Result<T> guarded(const char* context, Fn&& fn) {
     try {
-      if (!connection_) connection_ = std::make_unique<pqxx::connection>(url_);
+      if (!conninfo_) return conninfo_.error();  // a configuration error: never worth a retry
+      if (!connection_) connection_ = std::make_unique<pqxx::connection>(*conninfo_);
       return Result<T>(fn(*connection_));
     } catch (...) {
       store_detail::PgFailure failure =
@@ -439,7 +443,7 @@ class PgStore final : public Store {
     }
   }
 
-  std::string url_;
+  Result<std::string> conninfo_;  // postgres.url with the store's timeouts
   PasswordRedactor passwords_;
   std::unique_ptr<pqxx::connection> connection_;
 };

@@ -58,5 +58,22 @@ TEST(ConfigSecrets, AMalformedVariableReferenceIsNotEchoed) {
   EXPECT_FALSE(has(e, "rest-of-token")) << e;
 }
 
+TEST(ConfigSecrets, ThePostgresUrlValidatorRejectsWithAPosition) {
+  LoadOptions options;
+  std::string seen;
+  options.validate_postgres_url = [&](const std::string& url) -> std::optional<std::string> {
+    seen = url;
+    if (url.find('%') != std::string::npos) return std::string("not a connection string");
+    return std::nullopt;
+  };
+  const std::string bad = error_of(
+      std::string(kCallbacks) + "postgres:\n  url: \"postgresql://u:p%zz@h/db\"\n", options);
+  EXPECT_EQ(bad, "secrets.yaml:4:8: postgres.url: not a connection string");
+  EXPECT_EQ(seen, "postgresql://u:p%zz@h/db");
+  EXPECT_EQ(
+      error_of(std::string(kCallbacks) + "postgres:\n  url: \"postgresql://h/db\"\n", options),
+      "ok");
+}
+
 }  // namespace
 }  // namespace brickwork
