@@ -21,16 +21,16 @@ struct PqFree {
 using ConninfoOptions = std::unique_ptr<PQconninfoOption, ConninfoFree>;
 
 // libpq's reading of `text`, or its error message.
-struct Parsed {
+struct ParsedConninfo {
   ConninfoOptions options;
   std::string error;
 };
 
-Parsed parse(const std::string& text) {
+ParsedConninfo parse_conninfo(const std::string& text) {
   char* raw_error = nullptr;
   ConninfoOptions options(PQconninfoParse(text.c_str(), &raw_error));
   std::unique_ptr<char, PqFree> error(raw_error);
-  Parsed parsed{std::move(options), {}};
+  ParsedConninfo parsed{std::move(options), {}};
   if (!parsed.options) {
     parsed.error = error ? error.get() : "out of memory";
     while (!parsed.error.empty() &&
@@ -69,14 +69,14 @@ bool ends_unquoted_value(char c) {
 
 // A value after `password=` at `from`: its extent in `text` and its content
 // (quotes and backslash escapes of a keyword/value string removed).
-struct Value {
+struct PasswordSpan {
   size_t begin = 0;
   size_t end = 0;
   std::string content;
 };
 
-Value value_at(std::string_view text, size_t from) {
-  Value v{from, from, {}};
+PasswordSpan value_at(std::string_view text, size_t from) {
+  PasswordSpan v{from, from, {}};
   if (from < text.size() && (text[from] == '\'' || text[from] == '"')) {
     const char quote = text[from];
     size_t i = from + 1;
@@ -96,8 +96,8 @@ Value value_at(std::string_view text, size_t from) {
 
 // Every `password=` value in `text` ("sslpassword=" too), any case, with
 // blanks around the `=` as keyword/value strings allow.
-std::vector<Value> password_values(std::string_view text) {
-  std::vector<Value> values;
+std::vector<PasswordSpan> password_values(std::string_view text) {
+  std::vector<PasswordSpan> values;
   std::string lower(text);
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -108,7 +108,7 @@ std::vector<Value> password_values(std::string_view text) {
     if (i >= text.size() || text[i] != '=') continue;
     ++i;
     while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
-    Value v = value_at(text, i);
+    PasswordSpan v = value_at(text, i);
     if (v.end > v.begin) values.push_back(std::move(v));
   }
   return values;
@@ -116,8 +116,8 @@ std::vector<Value> password_values(std::string_view text) {
 
 // The password of every `scheme://user:password@`, found as libpq finds it:
 // the userinfo ends at the first '@' before any '/'.
-std::vector<Value> uri_passwords(std::string_view text) {
-  std::vector<Value> values;
+std::vector<PasswordSpan> uri_passwords(std::string_view text) {
+  std::vector<PasswordSpan> values;
   for (size_t at = text.find("://"); at != std::string::npos; at = text.find("://", at + 3)) {
     const size_t start = at + 3;
     size_t i = start;
@@ -128,18 +128,19 @@ std::vector<Value> uri_passwords(std::string_view text) {
     if (i >= text.size() || text[i] != '@') continue;
     const size_t colon = text.find(':', start);
     if (colon == std::string::npos || colon >= i || colon + 1 == i) continue;
-    values.push_back(Value{colon + 1, i, std::string(text.substr(colon + 1, i - colon - 1))});
+    values.push_back(
+        PasswordSpan{colon + 1, i, std::string(text.substr(colon + 1, i - colon - 1))});
   }
   return values;
 }
 
 // `text` with each span replaced by the marker; spans may overlap.
-std::string replace_spans(std::string_view text, std::vector<Value> spans) {
+std::string replace_spans(std::string_view text, std::vector<PasswordSpan> spans) {
   std::sort(spans.begin(), spans.end(),
-            [](const Value& a, const Value& b) { return a.begin < b.begin; });
+            [](const PasswordSpan& a, const PasswordSpan& b) { return a.begin < b.begin; });
   std::string out;
   size_t pos = 0;
-  for (const Value& s : spans) {
+  for (const PasswordSpan& s : spans) {
     if (s.end <= pos) continue;
     if (s.begin > pos) out.append(text.substr(pos, s.begin - pos));
     out += kRedacted;
@@ -160,9 +161,9 @@ PasswordRedactor::PasswordRedactor(std::string_view conninfo) {
       }
     }
   };
-  for (const Value& v : uri_passwords(conninfo)) learn(v.content);
-  for (const Value& v : password_values(conninfo)) learn(v.content);
-  Parsed parsed = parse(std::string(conninfo));
+  for (const PasswordSpan& v : uri_passwords(conninfo)) learn(v.content);
+  for (const PasswordSpan& v : password_values(conninfo)) learn(v.content);
+  ParsedConninfo parsed = parse_conninfo(std::string(conninfo));
   if (parsed.options) {
     for (const PQconninfoOption* o = parsed.options.get(); o->keyword != nullptr; ++o) {
       if (o->val != nullptr && std::string_view(o->keyword).find("password") != std::string::npos) {
@@ -188,13 +189,13 @@ std::string PasswordRedactor::redact(std::string_view text) const {
       known += text[i++];
     }
   }
-  std::vector<Value> spans = password_values(known);
-  for (Value& v : uri_passwords(known)) spans.push_back(std::move(v));
+  std::vector<PasswordSpan> spans = password_values(known);
+  for (PasswordSpan& v : uri_passwords(known)) spans.push_back(std::move(v));
   return replace_spans(known, std::move(spans));
 }
 
 std::optional<std::string> conninfo_problem(const std::string& url) {
-  Parsed parsed = parse(url);
+  ParsedConninfo parsed = parse_conninfo(url);
   if (parsed.options) return std::nullopt;
   return "not a connection string libpq can read (" + PasswordRedactor(url).redact(parsed.error) +
          ")";
@@ -202,7 +203,7 @@ std::optional<std::string> conninfo_problem(const std::string& url) {
 
 Result<std::string> store_conninfo(const std::string& url, const StoreTimeouts& timeouts,
                                    const EnvLookup& env) {
-  Parsed parsed = parse(url);
+  ParsedConninfo parsed = parse_conninfo(url);
   if (!parsed.options) {
     return Error{ErrorKind::kInvalidInput, "config",
                  "postgres.url: not a connection string libpq can read (" +
