@@ -69,8 +69,11 @@ Result<std::string> substitute_env(const std::string& text) {
     const size_t dflt = body.find(":-");
     const std::string name = body.substr(0, dflt);
     if (!is_valid_env_name(name)) {
+      // The text is not repeated: it may be part of a secret that holds "${".
       return Error{ErrorKind::kInvalidInput, "config",
-                   "'${" + body + "}' is not a variable reference (${NAME} or ${NAME:-default})"};
+                   "the ${ at offset " + std::to_string(start) +
+                       " is not a variable reference (expected ${NAME} or ${NAME:-default}; "
+                       "$${ is a literal ${)"};
     }
     const char* value = std::getenv(name.c_str());
     if (value != nullptr && (*value != '\0' || dflt == std::string::npos)) {
@@ -128,8 +131,11 @@ class Loader {
     return file_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
   }
 
+  // What was found where something else was expected. A scalar is described,
+  // never quoted: a value misplaced by indentation (`postgres: "postgresql://
+  // u:secret@h/db"`) may be a secret, and this message goes to logs.
   static std::string shown(const YAML::Node& node) {
-    if (node.IsScalar()) return "\"" + node.Scalar() + "\"";
+    if (node.IsScalar()) return "a single value";
     if (node.IsMap()) return "a mapping";
     if (node.IsSequence()) return "a list";
     return "nothing";
@@ -777,12 +783,22 @@ class Loader {
       if (auto e = load_kafka(v, config.kafka)) return *e;
     }
     if (const YAML::Node v = root["postgres"]) {
+      if (v.IsScalar()) {
+        return error(v, "postgres",
+                     "expected a mapping with the URL under url (postgres: {url: \"postgresql://"
+                     "...\"}), got a single value");
+      }
       if (auto e = map_node(v, "postgres")) return *e;
       if (auto e = check_keys(v, "postgres", {"url"})) return *e;
       if (const YAML::Node url = v["url"]) {
         auto s = string(url, "postgres.url");
         if (!s) return s.error();
         if (s->empty()) return error(url, "postgres.url", "must not be empty");
+        if (options_.validate_postgres_url) {
+          if (auto problem = options_.validate_postgres_url(*s)) {
+            return error(url, "postgres.url", *problem);
+          }
+        }
         config.postgres.url = *s;
       }
     }

@@ -93,6 +93,8 @@ struct WorkflowDefinition {
 json::value to_json(const WorkflowDefinition& def);
 Result<WorkflowDefinition> workflow_definition_from_json(const json::value& v);
 
+// A reload replaces only `workflows`; a field added here must also be compared
+// in reloaded_config (config/reload.cpp) so that changing it asks for a restart.
 struct Config {
   std::string source_path;  // the file it was read from, for messages
   KafkaConfig kafka;
@@ -112,8 +114,15 @@ using ActionValidator =
 // The action keys a step may use; others are rejected at load.
 using ActionKeys = std::vector<std::string>;
 
+// Checks postgres.url as the database client will read it (libpq, which this
+// library does not link). Returns a message on error; the message must not
+// contain the URL's password.
+using ConnectionStringValidator =
+    std::function<std::optional<std::string>(const std::string& url)>;
+
 struct LoadOptions {
   ActionValidator validate_action;  // may be empty: then actions are not checked
+  ConnectionStringValidator validate_postgres_url;  // may be empty: then the URL is not checked
   ActionKeys action_keys = {"run_job", "submit_run", "sql", "upload", "emit",
                             "wait_for_signal", "sleep", "postgres"};
 };
@@ -127,12 +136,34 @@ struct LoadOptions {
 // malformed or read anything but input.*, workflow.id|name and
 // steps.NAME.output.*|run_id|state|attempt of a step this one depends on
 // (directly or not); four Kafka topics that are not all different;
-// databricks.host over http:// to a non-loopback address.
+// databricks.host over http:// to a non-loopback address; postgres.url that
+// validate_postgres_url rejects. No message repeats a value that may be a
+// secret: a scalar where a mapping or list belongs is described, not quoted.
 Result<Config> load_config(const std::string& path, const LoadOptions& options = {});
 // Same, from text (tests); `source_name` is used in messages.
 Result<Config> load_config_from_string(const std::string& yaml_text,
                                        const std::string& source_name = "<string>",
                                        const LoadOptions& options = {});
+
+// What a reload (SIGHUP) may change in a running daemon: the workflow
+// definitions, and nothing else. Topics, brokers, the consumer group, the
+// database, Databricks credentials, the callback secret and the daemon's own
+// knobs are bound at start (subscriptions, connections, the token minter);
+// swapping them under a running daemon would, for example, route inputs of
+// the topic it still consumes as if they came from another.
+struct ReloadedConfig {
+  // `running` with the workflow definitions of `fresh`; everything else as running.
+  ConfigPtr config;
+  // The keys that differ between `running` and `fresh` and so take effect
+  // only after a restart, in file order ("kafka.topics.commands",
+  // "kafka.properties.sasl.password", "callbacks.secret", ...). Key names
+  // only: a value (which may be a secret) is never part of the list.
+  std::vector<std::string> needs_restart;
+};
+
+// Pure: no I/O, no logging. Every field of Config other than `workflows` and
+// `source_path` is compared (config/reload.cpp).
+ReloadedConfig reloaded_config(const Config& running, const Config& fresh);
 
 // ${VAR} / ${VAR:-default} substitution; an unset ${VAR} without default is an error.
 // As in the shell, the default also replaces a set but empty variable. "$${" is a literal "${".

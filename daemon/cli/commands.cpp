@@ -8,11 +8,13 @@
 #include <random>
 #include <thread>
 
+#include "daemon/core/escape.hpp"
 #include "daemon/core/json_limits.hpp"
 #include "daemon/core/logging.hpp"
 #include "daemon/kafka/kafka.hpp"
 #include "daemon/runtime/daemon.hpp"
 #include "daemon/runtime/status_view.hpp"
+#include "daemon/store/conninfo.hpp"
 #include "daemon/store/store.hpp"
 #include "handlers/steps/step_type.hpp"
 
@@ -36,6 +38,12 @@ void install_signal_handlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
+// Errors carry text from outside (Postgres, Kafka, the configuration file):
+// escaped, so that they cannot drive the terminal or pose as other output.
+void print_error(std::string_view message) {
+  std::cerr << "error: " << escape_control_characters(message) << "\n";
+}
+
 LoadOptions load_options() {
   LoadOptions options;
   const StepRegistry& registry = StepRegistry::builtin();
@@ -47,6 +55,9 @@ LoadOptions load_options() {
     }
     return step_type->validate(action);
   };
+  // libpq's own reading, so a URL it cannot read fails here, once, as a
+  // configuration error, rather than as a connection error retried forever.
+  options.validate_postgres_url = conninfo_problem;
   return options;
 }
 
@@ -61,14 +72,14 @@ Result<json::value> parse_json_arg(const std::string& text, const char* what) {
 int produce_command(const Config& config, const std::string& id, json::object command) {
   auto producer = KafkaProducer::create(config.kafka, true, "brickwork-cli");
   if (!producer) {
-    std::cerr << "error: " << producer.error().message << "\n";
+    print_error(producer.error().message);
     return 1;
   }
   Status sent = (*producer)->produce_and_wait(
       {{config.kafka.topics.commands, id, json::serialize(command)}}, Duration(30000));
   if (!sent) {
-    std::cerr << "error: could not send the command to " << config.kafka.topics.commands << ": "
-              << sent.error().message << "\n";
+    print_error("could not send the command to " + config.kafka.topics.commands + ": " +
+                sent.error().message);
     return 1;
   }
   return 0;
@@ -91,7 +102,7 @@ std::string generate_id(const std::string& workflow) {
 std::optional<Config> load_checked_config(const std::string& path) {
   auto config = load_config(path, load_options());
   if (!config) {
-    std::cerr << "error: " << config.error().message << "\n";
+    print_error(config.error().message);
     return std::nullopt;
   }
   return std::move(*config);
@@ -125,7 +136,6 @@ int run_daemon(const std::string& config_path) {
                       reloaded.error().message);
         continue;
       }
-      spdlog::info("reloaded {} workflow definition(s)", reloaded->workflows.size());
       daemon.reload(std::make_shared<const Config>(std::move(*reloaded)));
     }
   });
@@ -145,7 +155,7 @@ int run_migrate(const std::string& config_path) {
   auto store = Store::open(config->postgres.url);
   Status s = store->migrate();
   if (!s) {
-    std::cerr << "error: migration failed: " << s.error().message << "\n";
+    print_error("migration failed: " + s.error().message);
     return 1;
   }
   std::cout << "schema is up to date\n";
@@ -175,7 +185,7 @@ int run_submit(const std::string& config_path, const std::string& workflow,
   }
   auto input = parse_json_arg(input_json, "--input");
   if (!input) {
-    std::cerr << "error: " << input.error().message << "\n";
+    print_error(input.error().message);
     return 1;
   }
   if (!input->is_object()) {
@@ -198,11 +208,11 @@ int run_status(const std::string& config_path, const std::string& id, bool as_js
   auto store = Store::open(config->postgres.url);
   auto workflow = store->get_workflow(id);
   if (!workflow) {
-    std::cerr << "error: " << workflow.error().message << "\n";
+    print_error(workflow.error().message);
     return 1;
   }
   if (!*workflow) {
-    std::cerr << "error: no workflow with id '" << id << "'\n";
+    print_error("no workflow with id '" + id + "'");
     return 1;
   }
   if (as_json) {
@@ -228,7 +238,7 @@ int run_list(const std::string& config_path, std::optional<std::string> state, i
   auto store = Store::open(config->postgres.url);
   auto summaries = store->list_workflows(filter, limit);
   if (!summaries) {
-    std::cerr << "error: " << summaries.error().message << "\n";
+    print_error(summaries.error().message);
     return 1;
   }
   if (as_json) {
@@ -260,7 +270,7 @@ int run_signal(const std::string& config_path, const std::string& id, const std:
   if (!config) return 1;
   auto value = parse_json_arg(value_json, "--value");
   if (!value) {
-    std::cerr << "error: " << value.error().message << "\n";
+    print_error(value.error().message);
     return 1;
   }
   return produce_command(

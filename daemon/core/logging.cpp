@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 
+#include "daemon/core/escape.hpp"
 #include "daemon/core/time.hpp"
 
 namespace brickwork {
@@ -30,16 +31,33 @@ class JsonFormatter final : public spdlog::formatter {
   }
 };
 
+// The message, control characters escaped: `%v` would write it raw.
+class EscapedMessage final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm& /*time*/,
+              spdlog::memory_buf_t& dest) override {
+    const std::string text =
+        escape_control_characters(std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(text.data(), text.data() + text.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<EscapedMessage>();
+  }
+};
+
 }  // namespace
+
+std::unique_ptr<spdlog::formatter> make_log_formatter(std::string_view format) {
+  if (format == "json") return std::make_unique<JsonFormatter>();
+  auto text = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+  text->add_flag<EscapedMessage>('*').set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%-5l%$ %*");
+  return text;
+}
 
 void setup_logging(std::string_view format, std::string_view level) {
   spdlog::drop("brickwork");
   auto logger = spdlog::stderr_logger_mt("brickwork");
-  if (format == "json") {
-    logger->set_formatter(std::make_unique<JsonFormatter>());
-  } else {
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%-5l%$ %v", spdlog::pattern_time_type::utc);
-  }
+  logger->set_formatter(make_log_formatter(format));
   logger->set_level(spdlog::level::from_str(std::string(level)));
   spdlog::set_default_logger(logger);
 }

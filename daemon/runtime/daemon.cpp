@@ -49,7 +49,18 @@ Daemon::Daemon(ConfigPtr config, std::unique_ptr<DatabricksApi> databricks, Daem
 
 Daemon::~Daemon() = default;
 
-void Daemon::reload(ConfigPtr config) { context_->replace_config(std::move(config)); }
+void Daemon::reload(ConfigPtr config) {
+  // Only the workflow definitions change: the consumer, producer, store and
+  // token minter were built from the running configuration and keep using it.
+  ReloadedConfig reloaded = reloaded_config(*context_->config(), *config);
+  if (!reloaded.needs_restart.empty()) {
+    std::string keys;
+    for (const auto& key : reloaded.needs_restart) keys += (keys.empty() ? "" : ", ") + key;
+    spdlog::warn("{} changed: restart the daemon to apply", keys);
+  }
+  spdlog::info("reloaded {} workflow definitions", reloaded.config->workflows.size());
+  context_->replace_config(std::move(reloaded.config));
+}
 
 Status Daemon::run(const std::atomic<bool>& stop) {
   const ConfigPtr config = context_->config();

@@ -35,6 +35,9 @@ class Daemon {
   // is persisted: the process must exit non-zero so systemd restarts it.
   Status run(const std::atomic<bool>& stop);
   // New workflow definitions for workflows started from now on (SIGHUP).
+  // Only `workflows` is taken from `config`; any other setting that differs
+  // from the running one is logged (by key, never by value) as needing a
+  // restart and is not applied.
   void reload(ConfigPtr config);
 
   RuntimeContext& context() { return *context_; }

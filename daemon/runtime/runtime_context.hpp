@@ -1,7 +1,8 @@
 #pragma once
-// What every part of the running daemon shares: the configuration (swapped
-// whole on SIGHUP), the token minter, the step registry, and wake-ups between
-// threads so new work is picked up at once rather than at the next poll.
+// What every part of the running daemon shares: the configuration (on SIGHUP
+// swapped for one with new workflow definitions only: reloaded_config), the
+// token minter, the step registry, and wake-ups between threads so new work
+// is picked up at once rather than at the next poll.
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -43,7 +44,9 @@ class RuntimeContext {
       : config_(std::move(config)), tokens_(config_->callbacks.secret), registry_(registry) {}
 
   ConfigPtr config() const { return std::atomic_load(&config_); }
-  // Workflows started from now on use the new definitions; running ones keep theirs.
+  // Workflows started from now on use the new definitions; running ones keep
+  // theirs. Callers pass the result of reloaded_config: the other settings
+  // were bound at start and must not change here.
   void replace_config(ConfigPtr config) { std::atomic_store(&config_, std::move(config)); }
 
   const TokenMinter& tokens() const { return tokens_; }

@@ -3,10 +3,18 @@
 #include <algorithm>
 #include <sstream>
 
+#include "daemon/core/escape.hpp"
+
 namespace brickwork {
 namespace {
 
-std::string render_table(const std::vector<std::vector<std::string>>& rows) {
+// Every cell is escaped: error messages come from Databricks, completion
+// events and commands, and a newline or an escape sequence in one would break
+// the table or drive the operator's terminal.
+std::string render_table(std::vector<std::vector<std::string>> rows) {
+  for (auto& row : rows) {
+    for (auto& cell : row) cell = escape_control_characters(cell);
+  }
   std::vector<size_t> widths;
   for (const auto& row : rows) {
     widths.resize(std::max(widths.size(), row.size()));
@@ -64,9 +72,9 @@ json::object summary_json(const WorkflowSummary& summary) {
 
 std::string status_table(const WorkflowState& state) {
   std::ostringstream out;
-  out << state.id << "  " << state.workflow << "  " << to_string(state.status) << "  (created "
-      << format_iso8601(state.created_at) << ", updated " << format_iso8601(state.updated_at)
-      << ")\n\n";
+  out << escape_control_characters(state.id) << "  " << escape_control_characters(state.workflow)
+      << "  " << to_string(state.status) << "  (created " << format_iso8601(state.created_at)
+      << ", updated " << format_iso8601(state.updated_at) << ")\n\n";
   std::vector<std::vector<std::string>> rows = {
       {"STEP", "STATE", "ATTEMPT", "RUN", "OUTPUT / ERROR"}};
   for (const auto& step : state.steps) {

@@ -14,7 +14,9 @@ json::object status_json(const WorkflowState& state);
 // The same without steps, for `list --json`.
 json::object summary_json(const WorkflowSummary& summary);
 
-// Human-readable forms: a header line and an aligned step table.
+// Human-readable forms: a header line and an aligned step table. Every value
+// passes through escape_control_characters: one row is one line, and nothing
+// from outside reaches the terminal as a control character.
 std::string status_table(const WorkflowState& state);
 std::string list_table(const std::vector<WorkflowSummary>& summaries);
 

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "daemon/core/result.hpp"
+#include "daemon/store/conninfo.hpp"
 
 namespace brickwork::store_detail {
 
@@ -16,7 +17,9 @@ struct PgFailure {
 
 // Classifies the exception being handled. Call only inside a catch block.
 // `context` names the operation for the message ("transact", "claim_due_effects").
-PgFailure classify_current_exception(const char* context);
+// The message passes through `passwords`: libpq repeats parts of the
+// connection string in its errors.
+PgFailure classify_current_exception(const char* context, const PasswordRedactor& passwords);
 
 // Thrown by the store's own decoding when a row does not hold what it should.
 struct CorruptRow : std::runtime_error {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "daemon/core/json_limits.hpp"
+#include "daemon/store/conninfo.hpp"
 #include "daemon/store/effect_codec.hpp"
 #include "daemon/store/migrations.hpp"
 #include "daemon/store/pg_errors.hpp"
@@ -262,12 +263,15 @@ class PgStoreTx final : public StoreTx {
 
 class PgStore final : public Store {
  public:
-  explicit PgStore(std::string url) : url_(std::move(url)) {}
+  explicit PgStore(const std::string& url) : conninfo_(store_conninfo(url)), passwords_(url) {}
 
   Status migrate() override {
     return guarded<Done>("migrate", [&](pqxx::connection& c) {
       for (const store_detail::Migration& m : store_detail::migrations()) {
         pqxx::work tx(c);
+        // A migration (and waiting for another migrator) may outlast the
+        // connection's statement_timeout; it must not be cut short by it.
+        tx.exec("SET LOCAL statement_timeout = 0");
         // Serialises migrators across daemons until this transaction ends.
         tx.exec_params("SELECT pg_advisory_xact_lock($1)", store_detail::kMigrateLockKey);
         tx.exec("SET LOCAL client_min_messages = warning");
@@ -466,10 +470,12 @@ class PgStore final : public Store {
   template <class T, class Fn>
   Result<T> guarded(const char* context, Fn&& fn) {
     try {
-      if (!connection_) connection_ = std::make_unique<pqxx::connection>(url_);
+      if (!conninfo_) return conninfo_.error();  // a configuration error: never worth a retry
+      if (!connection_) connection_ = std::make_unique<pqxx::connection>(*conninfo_);
       return Result<T>(fn(*connection_));
     } catch (...) {
-      store_detail::PgFailure failure = store_detail::classify_current_exception(context);
+      store_detail::PgFailure failure =
+          store_detail::classify_current_exception(context, passwords_);
       if (failure.drop_connection || (connection_ && !connection_->is_open())) {
         if (connection_)
           spdlog::warn("store: dropping the Postgres connection: {}", failure.error.message);
@@ -479,7 +485,8 @@ class PgStore final : public Store {
     }
   }
 
-  std::string url_;
+  Result<std::string> conninfo_;  // postgres.url with the store's timeouts
+  PasswordRedactor passwords_;
   std::unique_ptr<pqxx::connection> connection_;
 };
 

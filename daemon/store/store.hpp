@@ -89,7 +89,10 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Connects lazily: construction never touches the network.
+  // Connects lazily: construction never touches the network. Connections get
+  // connect_timeout and statement_timeout unless `url` sets them
+  // (store_conninfo); a `url` libpq cannot read makes every call fail with an
+  // kInvalidInput Error. No Error message holds the URL's password.
   static std::unique_ptr<Store> open(const std::string& url);
 
   // Creates or upgrades the schema. Safe to run twice and concurrently

@@ -128,5 +128,28 @@ TEST_F(Cli, BadConfigurationAndArgumentsFailClearly) {
   EXPECT_NE(run("frobnicate").exit_code, 0);
 }
 
+// A URL libpq cannot read is a configuration error at check time, named by
+// its key and position, and the password in it is never shown; status fails
+// the same way rather than retrying a connection that can never be made.
+TEST(CliConfig, CheckRejectsAPostgresUrlLibpqCannotRead) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("brickwork-cli-url-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "url.yaml").string();
+  std::ofstream(path) << "callbacks: {secret: \"0123456789abcdefgh\"}\n"
+                         "postgres:\n  url: \"postgresql://bw:p%zzsecret@127.0.0.1:1/bw\"\n";
+  auto check = run("check -c " + path);
+  EXPECT_EQ(check.exit_code, 1) << check.out;
+  EXPECT_NE(check.out.find("url.yaml:3:8: postgres.url: not a connection string libpq can read"),
+            std::string::npos)
+      << check.out;
+  EXPECT_EQ(check.out.find("zzsecret"), std::string::npos) << check.out;
+  auto status = run("status some-id -c " + path);
+  EXPECT_EQ(status.exit_code, 1) << status.out;
+  EXPECT_NE(status.out.find("postgres.url"), std::string::npos) << status.out;
+  EXPECT_EQ(status.out.find("zzsecret"), std::string::npos) << status.out;
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace brickwork::testing
