@@ -2,38 +2,14 @@
 
 #include "daemon/core/base64.hpp"
 #include "daemon/core/json_limits.hpp"
+#include "daemon/core/utf8.hpp"
 
 namespace brickwork {
 namespace {
 
 // The length of the valid UTF-8 sequence at s[i], or 0 when there is none.
 size_t utf8_sequence(const unsigned char* s, size_t n, size_t i) {
-  const unsigned char c = s[i];
-  if (c < 0x80) return 1;
-  size_t len = 0;
-  uint32_t cp = 0;
-  if ((c & 0xE0) == 0xC0) {
-    len = 2;
-    cp = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    len = 3;
-    cp = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    len = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > n) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    if ((s[i + k] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i + k] & 0x3F);
-  }
-  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[len]) return 0;                  // overlong
-  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;    // surrogate
-  if (cp > 0x10FFFF) return 0;
-  return len;
+  return decode_utf8(std::string_view(reinterpret_cast<const char*>(s), n), i).length;
 }
 
 // At most `max` bytes of valid UTF-8 `text`, never ending inside a character.
