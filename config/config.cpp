@@ -20,10 +20,17 @@
 namespace brickwork {
 
 const StepDefinition* WorkflowDefinition::find_step(std::string_view step_name) const {
-  for (const auto& step : steps) {
-    if (step.name == step_name) return &step;
+  for (const auto* list : {&steps, &on_failure}) {
+    for (const auto& step : *list) {
+      if (step.name == step_name) return &step;
+    }
   }
   return nullptr;
+}
+
+bool WorkflowDefinition::is_on_failure_step(std::string_view step_name) const {
+  return std::any_of(on_failure.begin(), on_failure.end(),
+                     [&](const StepDefinition& s) { return s.name == step_name; });
 }
 
 namespace {
@@ -499,17 +506,19 @@ class Loader {
     StepDefinition step;
     step.source_location = location(node);
     std::vector<std::string> actions;
+    const std::vector<std::string> action_keys =
+        options_.steps != nullptr ? options_.steps->action_keys() : std::vector<std::string>{};
     for (const auto& kv : node) {
       const std::string key = kv.first.Scalar();
-      const bool is_action = std::find(options_.action_keys.begin(), options_.action_keys.end(),
-                                       key) != options_.action_keys.end();
+      const bool is_action =
+          std::find(action_keys.begin(), action_keys.end(), key) != action_keys.end();
       static const std::set<std::string> kFields = {"name",       "depends_on", "completion",
                                                     "poll_every", "timeout",    "retry"};
       if (is_action) {
         actions.push_back(key);
       } else if (kFields.count(key) == 0) {
         std::string list;
-        for (const auto& a : options_.action_keys) list += (list.empty() ? "" : ", ") + a;
+        for (const auto& a : action_keys) list += (list.empty() ? "" : ", ") + a;
         return error(kv.first, path + "." + key,
                      "unknown key (a step has name, depends_on, completion, poll_every, timeout, "
                      "retry and exactly one action: " + list + ")");
@@ -526,7 +535,7 @@ class Loader {
     step.name = *name_value;
     if (actions.size() != 1) {
       std::string list;
-      for (const auto& a : options_.action_keys) list += (list.empty() ? "" : ", ") + a;
+      for (const auto& a : action_keys) list += (list.empty() ? "" : ", ") + a;
       std::string given;
       for (const auto& a : actions) given += (given.empty() ? "" : ", ") + a;
       return error(node, path,
@@ -544,10 +553,8 @@ class Loader {
     auto action_json = to_json(action, path + "." + step.type, &source.templates);
     if (!action_json) return action_json.error();
     if (action_json->is_object()) step.action = action_json->as_object();
-    if (options_.validate_action) {
-      if (auto message = options_.validate_action(step.type, step.action)) {
-        return error(action, path + "." + step.type, *message);
-      }
+    if (auto message = options_.steps->compile(step)) {
+      return error(action, path + "." + step.type, *message);
     }
     if (const YAML::Node deps = node["depends_on"]) {
       if (!deps.IsSequence()) {
@@ -665,25 +672,50 @@ class Loader {
   Result<WorkflowDefinition> load_workflow(const std::string& name, const YAML::Node& node) const {
     const std::string path = "workflows." + name;
     if (auto e = map_node(node, path)) return *e;
-    if (auto e = check_keys(node, path, {"steps", "description"})) return *e;
+    if (auto e = check_keys(node, path, {"steps", "on_failure", "description"})) return *e;
     const YAML::Node steps = node["steps"];
     if (!steps || !steps.IsSequence() || steps.size() == 0) {
       return error(steps ? steps : node, path + ".steps", "expected a non-empty list of steps");
     }
     WorkflowDefinition def;
     def.name = name;
+    std::map<std::string, YAML::Node> names;  // across both lists
+    auto main = load_step_list(name, steps, path + ".steps", names);
+    if (!main) return main.error();
+    def.steps = std::move(*main);
+    if (const YAML::Node on_failure = node["on_failure"]) {
+      if (!on_failure.IsSequence() || on_failure.size() == 0) {
+        return error(on_failure, path + ".on_failure", "expected a non-empty list of steps");
+      }
+      auto compensation = load_step_list(name, on_failure, path + ".on_failure", names);
+      if (!compensation) return compensation.error();
+      def.on_failure = std::move(*compensation);
+    }
+    return def;
+  }
+
+  // One list of steps (`steps` or `on_failure`): each step, then depends_on
+  // within the list, cycles and templates. `names` holds the names taken in
+  // the workflow so far.
+  Result<std::vector<StepDefinition>> load_step_list(const std::string& workflow,
+                                                     const YAML::Node& steps,
+                                                     const std::string& path,
+                                                     std::map<std::string, YAML::Node>& names) const {
+    WorkflowDefinition def;  // this list alone, for the checks below
+    def.name = workflow;
     std::vector<StepSource> sources(steps.size());
     std::map<std::string, size_t> index_of;
     for (size_t i = 0; i < steps.size(); ++i) {
-      const std::string step_path = path + ".steps[" + std::to_string(i) + "]";
+      const std::string step_path = path + "[" + std::to_string(i) + "]";
       auto step = load_step(steps[i], step_path, def.steps.empty() ? nullptr : &def.steps.back(),
                             sources[i]);
       if (!step) return step.error();
-      if (auto it = index_of.find(step->name); it != index_of.end()) {
+      if (auto it = names.find(step->name); it != names.end()) {
         return error(node_of_key(steps[i], "name"), step_path + ".name",
                      "step name '" + step->name + "' is used twice in this workflow (first at " +
-                         location(sources[it->second].node) + ")");
+                         location(it->second) + ")");
       }
+      names[step->name] = steps[i];
       index_of[step->name] = i;
       def.steps.push_back(std::move(*step));
     }
@@ -698,7 +730,7 @@ class Loader {
         if (dep == step.name) return error(at, at_path, "a step cannot depend on itself");
         if (index_of.count(dep) == 0) {
           return error(at, at_path,
-                       "no step named '" + dep + "' in this workflow (expected a step's name)");
+                       "no step named '" + dep + "' in this list of steps (expected a step's name)");
         }
       }
     }
@@ -744,7 +776,7 @@ class Loader {
         if (auto e = check_template(use, def, def.steps[i].name, upstream[i])) return *e;
       }
     }
-    return def;
+    return std::move(def.steps);
   }
 
   // `defined_at` holds where each workflow in `out` came from, across files.

@@ -69,10 +69,26 @@ struct RetryPolicy {
   Duration backoff{std::chrono::seconds(30)};
 };
 
+// How the engine runs a step: decided by the step's type when the
+// configuration is loaded (StepCatalog::compile), so the engine never
+// compares type names.
+struct StepPlan {
+  enum class Kind {
+    kPerform,      // the runtime performs the action (ExecuteStep); its outcome says
+                   // what follows: done, a run to watch, a durable timer
+    kAwaitSignal,  // waiting from the start for a `signal` command named `signal`
+  };
+  Kind kind = Kind::kPerform;
+  std::string signal;                     // kAwaitSignal
+  std::string timeout_code = "TIMEDOUT";  // the error code when `timeout` passes
+  bool operator==(const StepPlan&) const = default;
+};
+
 struct StepDefinition {
   std::string name;
   std::string type;               // the action key: run_job, submit_run, sql, ...
   json::object action;            // the action's own fields, as JSON (templates unexpanded)
+  StepPlan plan;                  // compiled from the action by its type
   std::vector<std::string> depends_on;  // effective: the previous step unless given
   CompletionMode completion = CompletionMode::kEvent;
   Duration poll_every{std::chrono::seconds(60)};
@@ -84,8 +100,14 @@ struct StepDefinition {
 struct WorkflowDefinition {
   std::string name;
   std::vector<StepDefinition> steps;
+  // Run (in the same way, with their own depends_on) once the workflow has
+  // failed; it still ends `failed`, after they finish. Names are unique
+  // across both lists.
+  std::vector<StepDefinition> on_failure;
 
+  // A step of either list.
   const StepDefinition* find_step(std::string_view step_name) const;
+  bool is_on_failure_step(std::string_view step_name) const;
 };
 
 // A definition travels with each workflow instance (a running workflow keeps the
@@ -107,12 +129,19 @@ struct Config {
 
 using ConfigPtr = std::shared_ptr<const Config>;
 
-// Checks one step's action fields (the step registry provides it, so this
-// library does not depend on the step types). Returns a message on error.
-using ActionValidator =
-    std::function<std::optional<std::string>(const std::string& type, const json::object& action)>;
-// The action keys a step may use; others are rejected at load.
-using ActionKeys = std::vector<std::string>;
+// The step types the loader may use, by action key. The step registry
+// implements it (handlers/steps), so this library does not depend on the
+// step types and the loader keeps no list of its own.
+class StepCatalog {
+ public:
+  virtual ~StepCatalog() = default;
+  // Every action key a step may use, sorted.
+  virtual std::vector<std::string> action_keys() const = 0;
+  // Checks `step.action` for the type named by `step.type` and fills in what
+  // the engine needs (`step.plan`; a type may also set defaults such as
+  // `timeout`). Returns a message on error.
+  virtual std::optional<std::string> compile(StepDefinition& step) const = 0;
+};
 
 // Checks postgres.url as the database client will read it (libpq, which this
 // library does not link). Returns a message on error; the message must not
@@ -121,10 +150,9 @@ using ConnectionStringValidator =
     std::function<std::optional<std::string>(const std::string& url)>;
 
 struct LoadOptions {
-  ActionValidator validate_action;  // may be empty: then actions are not checked
+  // The step types; without a catalog every action key is unknown.
+  const StepCatalog* steps = nullptr;
   ConnectionStringValidator validate_postgres_url;  // may be empty: then the URL is not checked
-  ActionKeys action_keys = {"run_job", "submit_run", "sql", "upload", "emit",
-                            "wait_for_signal", "sleep", "postgres"};
 };
 
 // Reads `path`, substitutes ${VAR} and ${VAR:-default} from the environment,

@@ -83,6 +83,11 @@ json::value step_to_json(const StepDefinition& step) {
   o["retry"] = json::object{{"max_attempts", step.retry.max_attempts},
                             {"backoff_ms", step.retry.backoff.count()}};
   o["source_location"] = step.source_location;
+  json::object plan{{"kind", step.plan.kind == StepPlan::Kind::kAwaitSignal ? "await_signal"
+                                                                            : "perform"},
+                    {"timeout_code", step.plan.timeout_code}};
+  if (!step.plan.signal.empty()) plan["signal"] = step.plan.signal;
+  o["plan"] = std::move(plan);
   return o;
 }
 
@@ -140,17 +145,55 @@ Result<StepDefinition> step_from_json(const json::value& v, const std::string& w
     }
   }
   r.string("source_location", step.source_location);
+  // Definitions stored before plans existed were all performed by the runtime.
+  if (const json::value* plan = r.find("plan")) {
+    if (!plan->is_object()) {
+      r.fail("plan", "must be an object");
+    } else {
+      FieldReader pr(plan->as_object(), where + ".plan");
+      std::string kind = "perform";
+      pr.string("kind", kind);
+      if (kind == "await_signal") {
+        step.plan.kind = StepPlan::Kind::kAwaitSignal;
+      } else if (kind != "perform") {
+        pr.fail("kind", "must be \"perform\" or \"await_signal\"");
+      }
+      pr.string("signal", step.plan.signal);
+      pr.string("timeout_code", step.plan.timeout_code);
+      if (pr.error()) return *pr.error();
+    }
+  }
   if (r.error()) return *r.error();
   return step;
+}
+
+json::array steps_to_json(const std::vector<StepDefinition>& steps) {
+  json::array out;
+  out.reserve(steps.size());
+  for (const auto& step : steps) out.push_back(step_to_json(step));
+  return out;
+}
+
+Result<std::vector<StepDefinition>> steps_from_json(const json::value* steps,
+                                                    const std::string& where) {
+  std::vector<StepDefinition> out;
+  if (steps == nullptr) return out;
+  if (!steps->is_array()) return invalid(where + " must be an array");
+  size_t index = 0;
+  for (const auto& s : steps->as_array()) {
+    auto step = step_from_json(s, where + "[" + std::to_string(index++) + "]");
+    if (!step) return step.error();
+    out.push_back(std::move(*step));
+  }
+  return out;
 }
 
 }  // namespace
 
 json::value to_json(const WorkflowDefinition& def) {
-  json::array steps;
-  steps.reserve(def.steps.size());
-  for (const auto& step : def.steps) steps.push_back(step_to_json(step));
-  return json::object{{"name", def.name}, {"steps", std::move(steps)}};
+  json::object o{{"name", def.name}, {"steps", steps_to_json(def.steps)}};
+  if (!def.on_failure.empty()) o["on_failure"] = steps_to_json(def.on_failure);
+  return o;
 }
 
 Result<WorkflowDefinition> workflow_definition_from_json(const json::value& v) {
@@ -160,15 +203,12 @@ Result<WorkflowDefinition> workflow_definition_from_json(const json::value& v) {
   WorkflowDefinition def;
   r.string("name", def.name, true);
   if (r.error()) return *r.error();
-  const json::value* steps = r.find("steps");
-  if (steps == nullptr) return WorkflowDefinition(def);
-  if (!steps->is_array()) return invalid("definition.steps must be an array");
-  size_t index = 0;
-  for (const auto& s : steps->as_array()) {
-    auto step = step_from_json(s, "definition.steps[" + std::to_string(index++) + "]");
-    if (!step) return step.error();
-    def.steps.push_back(std::move(*step));
-  }
+  auto steps = steps_from_json(r.find("steps"), "definition.steps");
+  if (!steps) return steps.error();
+  def.steps = std::move(*steps);
+  auto on_failure = steps_from_json(r.find("on_failure"), "definition.on_failure");
+  if (!on_failure) return on_failure.error();
+  def.on_failure = std::move(*on_failure);
   return def;
 }
 

@@ -46,15 +46,7 @@ void print_error(std::string_view message) {
 
 LoadOptions load_options() {
   LoadOptions options;
-  const StepRegistry& registry = StepRegistry::builtin();
-  options.validate_action = [&registry](const std::string& type,
-                                        const json::object& action) -> std::optional<std::string> {
-    const StepType* step_type = registry.find(type);
-    if (step_type == nullptr) {
-      return "step type '" + type + "' is not available in this version of brickwork";
-    }
-    return step_type->validate(action);
-  };
+  options.steps = &StepRegistry::builtin();
   // libpq's own reading, so a URL it cannot read fails here, once, as a
   // configuration error, rather than as a connection error retried forever.
   options.validate_postgres_url = conninfo_problem;

@@ -113,11 +113,7 @@ int run_demo(bool) {
             << "  databricks " << (*stack)->simulator().base_url() << "\n";
 
   LoadOptions load;
-  load.validate_action = [](const std::string& type, const json::object& action) {
-    const StepType* t = StepRegistry::builtin().find(type);
-    return t == nullptr ? std::optional<std::string>("unknown step type " + type)
-                        : t->validate(action);
-  };
+  load.steps = &StepRegistry::builtin();
   auto config = load_config_from_string((*stack)->config_yaml(kDemoWorkflows), "demo.yaml", load);
   if (!config) {
     std::cerr << "demo: " << config.error().message << "\n";

@@ -69,16 +69,8 @@ json::object to_json(const StatusEvent& e, const std::string& workflow_id,
 
 namespace {
 
-// Step types the engine resolves itself; every other type is performed by the
-// shell through ExecuteStep.
-constexpr std::string_view kSleepType = "sleep";
-constexpr std::string_view kWaitForSignalType = "wait_for_signal";
-
 const StepDefinition* find_definition(const WorkflowDefinition& def, std::string_view name) {
-  for (const auto& step : def.steps) {
-    if (step.name == name) return &step;
-  }
-  return nullptr;
+  return def.find_step(name);
 }
 
 bool is_active(StepStatus s) { return s == StepStatus::kRunning || s == StepStatus::kWaiting; }
@@ -87,12 +79,10 @@ bool has_run(const StepState& step) { return step.run_id.has_value() || !step.ha
 
 // Unique names, known dependencies, no cycle: otherwise some step could never
 // start and the workflow would hang instead of failing loudly.
-std::optional<std::string> check_definition(const WorkflowDefinition& def) {
+std::optional<std::string> check_step_list(const std::vector<StepDefinition>& steps) {
   std::set<std::string_view> names;
-  for (const auto& step : def.steps) {
-    if (!names.insert(step.name).second) return "duplicate step name '" + step.name + "'";
-  }
-  for (const auto& step : def.steps) {
+  for (const auto& step : steps) names.insert(step.name);
+  for (const auto& step : steps) {
     for (const auto& dep : step.depends_on) {
       if (!names.contains(dep)) {
         return "step '" + step.name + "' depends on unknown step '" + dep + "'";
@@ -100,9 +90,9 @@ std::optional<std::string> check_definition(const WorkflowDefinition& def) {
     }
   }
   std::set<std::string_view> placed;
-  while (placed.size() < def.steps.size()) {
+  while (placed.size() < steps.size()) {
     bool progress = false;
-    for (const auto& step : def.steps) {
+    for (const auto& step : steps) {
       if (placed.contains(step.name)) continue;
       bool ready = true;
       for (const auto& dep : step.depends_on) ready = ready && placed.contains(dep);
@@ -116,21 +106,23 @@ std::optional<std::string> check_definition(const WorkflowDefinition& def) {
   return std::nullopt;
 }
 
-std::optional<Duration> sleep_duration(const json::object& action) {
-  const auto* d = action.if_contains("duration");
-  if (d == nullptr) return std::nullopt;
-  if (d->is_string()) return parse_duration(std::string_view(d->get_string()));
-  if (d->is_int64() && d->get_int64() >= 0) return std::chrono::seconds(d->get_int64());
-  if (d->is_uint64()) return std::chrono::seconds(static_cast<int64_t>(d->get_uint64()));
-  return std::nullopt;
+std::optional<std::string> check_definition(const WorkflowDefinition& def) {
+  std::set<std::string_view> names;
+  for (const auto* list : {&def.steps, &def.on_failure}) {
+    for (const auto& step : *list) {
+      if (!names.insert(step.name).second) return "duplicate step name '" + step.name + "'";
+    }
+  }
+  if (auto problem = check_step_list(def.steps)) return problem;
+  return check_step_list(def.on_failure);
 }
 
-// The signal a wait_for_signal step waits for: action.name, else the step's name.
-std::string_view signal_name(const StepDefinition& def) {
-  if (const auto* n = def.action.if_contains("name"); n != nullptr && n->is_string()) {
-    return n->get_string();
-  }
-  return def.name;
+// What a signal's value becomes as the waiting step's output: an object as
+// it is, nothing as {}, anything else under "value".
+json::object signal_output(const json::value& value) {
+  if (value.is_object()) return value.as_object();
+  if (value.is_null()) return {};
+  return json::object{{"value", value}};
 }
 
 // One decision in the making: a working copy of the state plus what it emits.
@@ -195,17 +187,40 @@ class Transition {
     return true;
   }
 
-  // Starts, in definition order, every pending step whose dependencies have
-  // all succeeded, then checks whether the workflow is done.
+  void add_records(const std::vector<OutboxRecord>& records) {
+    d_.records.insert(d_.records.end(), records.begin(), records.end());
+  }
+
+  bool is_compensation(const StepState& step) const {
+    return d_.state->definition.is_on_failure_step(step.name);
+  }
+
+  // The failed step of the regular list while on_failure steps run: the
+  // workflow is still `running` then, and ends `failed` once they finish.
+  const StepState* failed_regular_step() {
+    for (const auto& s : wf().steps) {
+      if (s.status == StepStatus::kFailed && !is_compensation(s)) return &s;
+    }
+    return nullptr;
+  }
+
+  // Starts, in definition order, every pending step of the list now running
+  // (the regular steps, or on_failure steps once the workflow has failed)
+  // whose dependencies have all succeeded, then checks whether it is done.
   void start_ready_steps() {
+    const bool compensating = failed_regular_step() != nullptr;
     for (size_t i = 0; i < wf().steps.size(); ++i) {
       if (wf().status != WorkflowStatus::kRunning) return;
       auto& step = wf().steps[i];
-      if (step.status != StepStatus::kPending) continue;
+      if (step.status != StepStatus::kPending || is_compensation(step) != compensating) continue;
       if (!dependencies_succeeded(definition_of(step))) continue;
       start_step(wf().steps[i]);
     }
-    complete_if_done();
+    if (compensating) {
+      finish_compensation_if_done();
+    } else {
+      complete_if_done();
+    }
   }
 
   void start_step(StepState& step) {
@@ -221,22 +236,15 @@ class Transition {
     step.finished_at.reset();
     emit_for("step_started", step);
 
-    if (def.type == kSleepType) {
-      const auto duration = sleep_duration(def.action);
-      if (!duration) {
-        fail_attempt(step, StepError{"invalid_action",
-                                     "sleep needs a duration such as \"30s\""},
-                     /*retryable=*/false);
-        return;
-      }
-      step.status = StepStatus::kWaiting;
-      emit_for("step_waiting", step);
-      add_effect(StartTimer{step.name, step.attempt, TimerKind::kSleep, now_ + *duration});
-    } else if (def.type == kWaitForSignalType) {
-      step.status = StepStatus::kWaiting;
-      emit_for("step_waiting", step);
-    } else {
-      add_effect(ExecuteStep{step.name, step.attempt});
+    switch (def.plan.kind) {
+      case StepPlan::Kind::kAwaitSignal:
+        // Waiting at once, so a signal sent right after the start is not missed.
+        step.status = StepStatus::kWaiting;
+        emit_for("step_waiting", step);
+        break;
+      case StepPlan::Kind::kPerform:
+        add_effect(ExecuteStep{step.name, step.attempt});
+        break;
     }
     if (def.timeout) {
       add_effect(StartTimer{step.name, step.attempt, TimerKind::kTimeout, now_ + *def.timeout});
@@ -269,10 +277,26 @@ class Transition {
   void complete_if_done() {
     if (wf().status != WorkflowStatus::kRunning) return;
     for (const auto& s : wf().steps) {
+      if (is_compensation(s)) continue;
       if (s.status != StepStatus::kSucceeded && s.status != StepStatus::kSkipped) return;
+    }
+    for (auto& s : wf().steps) {
+      if (is_compensation(s)) s.status = StepStatus::kSkipped;  // nothing failed
     }
     wf().status = WorkflowStatus::kSucceeded;
     emit("workflow_succeeded");
+  }
+
+  // Once every on_failure step has ended, the workflow fails with the error
+  // of the step that failed it. An on_failure step that fails skips the rest.
+  void finish_compensation_if_done() {
+    if (wf().status != WorkflowStatus::kRunning) return;
+    for (const auto& s : wf().steps) {
+      if (is_compensation(s) && !is_terminal(s.status)) return;
+    }
+    const StepState* failed = failed_regular_step();
+    assert(failed != nullptr);
+    end_failed(*failed, failed->error.value_or(StepError{"FAILED", "a step failed"}));
   }
 
   // One attempt failed: retry after the backoff if the policy allows,
@@ -296,15 +320,32 @@ class Transition {
     e.run_id = step.run_id;
     e.run_page_url = step.run_page_url;
     e.error = error;
-    fail_workflow(step, error);
+    const bool compensation = is_compensation(step);
+    stop_other_steps(step, compensation);
+    if (compensation) {
+      finish_compensation_if_done();  // a failing on_failure step ends them all
+      return;
+    }
+    if (d_.state->definition.on_failure.empty()) {
+      end_failed(step, error);
+      return;
+    }
+    start_ready_steps();  // the on_failure steps; the workflow fails after them
   }
 
-  // Ends the workflow as failed. The other steps change without events of
-  // their own (the contract has no step_canceled/step_skipped): workflow_failed
-  // implies them, and `status` shows each step's final state.
-  void fail_workflow(const StepState& failed, const StepError& error) {
+  void end_failed(const StepState& failed, const StepError& error) {
+    wf().status = WorkflowStatus::kFailed;
+    auto& e = emit_for("workflow_failed", failed);
+    e.error = error;
+  }
+
+  // A step of one list failed for good: the other steps of that list stop.
+  // They change without events of their own (the contract has no
+  // step_canceled/step_skipped): workflow_failed implies them, and `status`
+  // shows each step's final state.
+  void stop_other_steps(const StepState& failed, bool compensation) {
     for (auto& s : wf().steps) {
-      if (&s == &failed) continue;
+      if (&s == &failed || is_compensation(s) != compensation) continue;
       if (is_active(s.status)) {
         // A step whose run is not known yet is caught when its StepExecuted
         // arrives (see cancel_orphaned_run).
@@ -315,9 +356,6 @@ class Transition {
         s.status = StepStatus::kSkipped;
       }
     }
-    wf().status = WorkflowStatus::kFailed;
-    auto& e = emit_for("workflow_failed", failed);
-    e.error = error;
   }
 
   // An attempt was abandoned (canceled, timed out, failed) before the shell
@@ -394,10 +432,12 @@ class Decider {
     state.input = cmd.input;
     state.status = WorkflowStatus::kRunning;
     state.created_at = now_;
-    for (const auto& def : cmd.definition->steps) {
-      StepState step;
-      step.name = def.name;
-      state.steps.push_back(std::move(step));
+    for (const auto* list : {&cmd.definition->steps, &cmd.definition->on_failure}) {
+      for (const auto& def : *list) {
+        StepState step;
+        step.name = def.name;
+        state.steps.push_back(std::move(step));
+      }
     }
     Transition t(std::move(state), now_);
     t.emit("workflow_started");
@@ -440,8 +480,9 @@ class Decider {
       return std::move(t).finish();
     }
     for (auto& s : t.wf().steps) {
+      // on_failure steps run again if the workflow fails again.
       if (s.status == StepStatus::kFailed || s.status == StepStatus::kCanceled ||
-          s.status == StepStatus::kSkipped) {
+          s.status == StepStatus::kSkipped || t.is_compensation(s)) {
         s.status = StepStatus::kPending;
         s.attempts_before_retry = s.attempt;
         s.run_id.reset();
@@ -459,24 +500,34 @@ class Decider {
     return std::move(t).finish();
   }
 
-  // Resolves every wait_for_signal step of that name that is waiting when the
-  // signal arrives; a step that only starts because of it waits for the next one.
+  // Resolves every step waiting for a signal of that name when it arrives; a
+  // step that only starts because of it waits for the next one. A signal no
+  // step waits for is refused (not_waiting), so its sender learns it went
+  // nowhere.
   Decision operator()(const SignalCommand& cmd) {
-    if (!running()) return unchanged(current_);
+    if (!current_) {
+      Decision d;
+      d.rejection = Rejection{"not_waiting", "no such workflow"};
+      return d;
+    }
     Transition t(*current_, now_);
     std::vector<size_t> waiting;
-    for (size_t i = 0; i < t.wf().steps.size(); ++i) {
+    for (size_t i = 0; i < t.wf().steps.size() && running(); ++i) {
       const auto& s = t.wf().steps[i];
-      const auto& def = t.definition_of(s);
-      if (s.status == StepStatus::kWaiting && def.type == kWaitForSignalType &&
-          signal_name(def) == cmd.name) {
+      const auto& plan = t.definition_of(s).plan;
+      if (s.status == StepStatus::kWaiting && plan.kind == StepPlan::Kind::kAwaitSignal &&
+          plan.signal == cmd.name) {
         waiting.push_back(i);
       }
     }
-    if (waiting.empty()) return unchanged(current_);
+    if (waiting.empty()) {
+      t.emit_rejected("not_waiting", "no step of workflow '" + current_->id +
+                                         "' is waiting for signal '" + cmd.name + "'");
+      return std::move(t).finish();
+    }
     for (size_t i : waiting) {
       if (t.wf().status != WorkflowStatus::kRunning) break;
-      t.succeed_step(t.wf().steps[i], json::object{{"value", cmd.value}}, std::nullopt, {});
+      t.succeed_step(t.wf().steps[i], signal_output(cmd.value), std::nullopt, {});
     }
     return std::move(t).finish();
   }
@@ -518,6 +569,7 @@ class Decider {
     switch (ev.outcome.kind) {
       case StepOutcome::Kind::kStarted:
       case StepOutcome::Kind::kStillRunning:
+      case StepOutcome::Kind::kWaitUntil:
         // Nothing changed; only the next poll is scheduled.
         t.add_effect(PollStep{s.name, s.attempt, now_ + t.definition_of(s).poll_every});
         break;
@@ -542,19 +594,20 @@ class Decider {
         t.start_step(s);
         break;
       case TimerKind::kSleep:
-        if (s.status != StepStatus::kWaiting || def.type != kSleepType) {
-          return unchanged(current_);
-        }
+        // Only a kWaitUntil outcome starts this timer, for the waiting attempt.
+        if (s.status != StepStatus::kWaiting) return unchanged(current_);
         t.succeed_step(s, json::object{}, std::nullopt, {});
         break;
       case TimerKind::kTimeout: {
         if (!is_active(s.status)) return unchanged(current_);
         const Duration limit = def.timeout.value_or(Duration::zero());
-        // Engine-resolved steps have nothing in flight to cancel.
-        if (def.type != kSleepType && def.type != kWaitForSignalType) {
+        // A step waiting for a signal has nothing in flight to cancel; for any
+        // other, the step type decides what its cancel stops.
+        if (def.plan.kind != StepPlan::Kind::kAwaitSignal) {
           t.add_effect(CancelStep{s.name, s.attempt, s.run_id, s.handle});
         }
-        t.fail_attempt(s, StepError{"TIMEDOUT", "step timed out after " + format_duration(limit)});
+        t.fail_attempt(s, StepError{def.plan.timeout_code,
+                                    "step timed out after " + format_duration(limit)});
         break;
       }
     }
@@ -579,7 +632,16 @@ class Decider {
     switch (outcome.kind) {
       case StepOutcome::Kind::kSucceeded:
         t.succeed_step(s, outcome.output, outcome.run_id, outcome.run_page_url);
+        // Published with the success itself: only if the step did succeed.
+        if (s.status == StepStatus::kSucceeded) t.add_records(outcome.publish);
         break;
+      case StepOutcome::Kind::kWaitUntil: {
+        s.status = StepStatus::kWaiting;
+        s.handle = outcome.handle;
+        t.emit_for("step_waiting", s);
+        t.add_effect(StartTimer{s.name, s.attempt, TimerKind::kSleep, outcome.wake_at});
+        break;
+      }
       case StepOutcome::Kind::kFailed:
         if (outcome.run_id) s.run_id = outcome.run_id;
         if (!outcome.run_page_url.empty()) s.run_page_url = outcome.run_page_url;

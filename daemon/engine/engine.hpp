@@ -50,6 +50,15 @@ struct CompletionEvent {
   std::string error_code;
 };
 
+// A record a step publishes through the outbox (emit): written in the same
+// transaction as the step's success, so it goes out exactly once.
+struct OutboxRecord {
+  std::string topic;
+  std::string key;
+  std::string payload;
+  bool operator==(const OutboxRecord&) const = default;
+};
+
 // What performing a step's action (or checking on it) found out.
 struct StepOutcome {
   enum class Kind {
@@ -57,6 +66,7 @@ struct StepOutcome {
     kFailed,        // done, with error (retry policy applies)
     kStarted,       // accepted and running elsewhere (a Databricks run): now waiting
     kStillRunning,  // a poll saw it still running
+    kWaitUntil,     // waiting for a durable timer at `wake_at` (sleep), then succeeds
   };
   Kind kind = Kind::kSucceeded;
   json::object output;
@@ -68,6 +78,9 @@ struct StepOutcome {
   std::optional<int64_t> run_id;
   std::string run_page_url;
   json::value handle;  // kept on the step for later polls / cancel
+  TimePoint wake_at{};  // kWaitUntil
+  // kSucceeded: published with the step's success, exactly once.
+  std::vector<OutboxRecord> publish;
 };
 
 struct StepExecuted { std::string step; int32_t attempt = 0; StepOutcome outcome; };
@@ -120,7 +133,7 @@ json::object to_json(const StatusEvent& e, const std::string& workflow_id,
 
 // Why a command could not be applied (contract section 2 reason codes).
 struct Rejection {
-  std::string reason;  // conflict, unknown_workflow, not_failed, invalid
+  std::string reason;  // conflict, unknown_workflow, not_failed, not_waiting, invalid
   std::string message;
 };
 
@@ -128,6 +141,7 @@ struct Decision {
   std::optional<WorkflowState> state;  // new state; empty if none exists (rejected start)
   std::vector<Effect> effects;
   std::vector<StatusEvent> events;     // seq already assigned, in order
+  std::vector<OutboxRecord> records;   // published by steps (emit), after the events
   std::optional<Rejection> rejection;  // the input was refused
   bool changed = false;                // state must be written
 };

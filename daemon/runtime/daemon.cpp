@@ -41,7 +41,8 @@ class Backoff {
 }  // namespace
 
 Daemon::Daemon(ConfigPtr config, std::unique_ptr<DatabricksApi> databricks, DaemonOptions options)
-    : context_(std::make_unique<RuntimeContext>(std::move(config), StepRegistry::builtin())),
+    : context_(std::make_unique<RuntimeContext>(
+          std::move(config), options.steps != nullptr ? *options.steps : StepRegistry::builtin())),
       databricks_(std::move(databricks)),
       options_(std::move(options)) {
   if (options_.instance_id.empty()) options_.instance_id = default_instance_id();

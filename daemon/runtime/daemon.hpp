@@ -14,11 +14,14 @@ namespace brickwork {
 
 class KafkaConsumer;
 class KafkaProducer;
+class StepRegistry;
 
 struct DaemonOptions {
   std::string instance_id;           // names this member in leases and Kafka client ids
   bool notify_systemd = false;       // sd_notify READY/WATCHDOG/STOPPING
   std::function<void()> on_ready;    // called once intake has started
+  // The step types; null: StepRegistry::builtin(). Must outlive the daemon.
+  const StepRegistry* steps = nullptr;
   // Tests: the Kafka clients once created (to inject faults through librdkafka).
   std::function<void(KafkaConsumer&, KafkaProducer&)> on_kafka_clients;
 };

@@ -82,6 +82,10 @@ Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input&
     tx_.add_outbox(config->kafka.topics.status, workflow_id,
                    json::serialize(to_json(event, workflow_id, name)));
   }
+  // Records steps publish (emit) go out with the change that produced them.
+  for (const auto& record : decision.records) {
+    tx_.add_outbox(record.topic, record.key, record.payload);
+  }
   for (const auto& effect : decision.effects) {
     tx_.add_effect(workflow_id, effect, effect_due(effect, now_));
   }

@@ -1,19 +1,32 @@
-#include <cassert>
 #include <stdexcept>
 
-#include "handlers/steps/run_job.hpp"
 #include "handlers/steps/step_type.hpp"
 
 namespace brickwork {
 
-// Every built-in step type, in one place a reader can step through. Adding a
-// type: its own file, its test, and one line here.
+// Every built-in step type, in one list a reader can step through. Adding a
+// type: its own file in handlers/steps/ defining
+// `std::unique_ptr<StepType> make_<name>_step()`, its test, and one entry here.
+#define BRICKWORK_BUILTIN_STEP_TYPES(X) \
+  X(run_job)                            \
+  X(sleep)                              \
+  X(wait_for_signal)                    \
+  X(emit)
+
+#define BRICKWORK_DECLARE_STEP_TYPE(name) std::unique_ptr<StepType> make_##name##_step();
+BRICKWORK_BUILTIN_STEP_TYPES(BRICKWORK_DECLARE_STEP_TYPE)
+#undef BRICKWORK_DECLARE_STEP_TYPE
+
+StepRegistry StepRegistry::with_builtin_types() {
+  StepRegistry r;
+#define BRICKWORK_ADD_STEP_TYPE(name) r.add(make_##name##_step());
+  BRICKWORK_BUILTIN_STEP_TYPES(BRICKWORK_ADD_STEP_TYPE)
+#undef BRICKWORK_ADD_STEP_TYPE
+  return r;
+}
+
 const StepRegistry& StepRegistry::builtin() {
-  static const StepRegistry registry = [] {
-    StepRegistry r;
-    r.add(make_run_job_step());
-    return r;
-  }();
+  static const StepRegistry registry = with_builtin_types();
   return registry;
 }
 
@@ -35,6 +48,15 @@ std::vector<std::string> StepRegistry::keys() const {
   std::vector<std::string> out;
   for (const auto& [key, type] : types_) out.push_back(key);
   return out;
+}
+
+std::optional<std::string> StepRegistry::compile(StepDefinition& step) const {
+  const StepType* type = find(step.type);
+  if (type == nullptr) {
+    return "step type '" + step.type + "' is not available in this version of brickwork";
+  }
+  step.plan = StepPlan{};
+  return type->compile(step);
 }
 
 }  // namespace brickwork

@@ -1,6 +1,6 @@
 #include "handlers/steps/run_job.hpp"
 
-#include "config/templates.hpp"
+#include "handlers/steps/action_fields.hpp"
 #include "daemon/core/json_limits.hpp"
 #include "daemon/databricks/api.hpp"
 
@@ -27,7 +27,8 @@ class RunJobStep final : public StepType {
  public:
   std::string_view action_key() const override { return "run_job"; }
 
-  std::optional<std::string> validate(const json::object& action) const override {
+  std::optional<std::string> compile(StepDefinition& step) const override {
+    const json::object& action = step.action;
     const json::value* job_id = action.if_contains("job_id");
     if (job_id == nullptr) return "run_job.job_id is required";
     if (job_id->is_string() && job_id->as_string().find("{{") != json::string::npos) {
@@ -51,12 +52,9 @@ class RunJobStep final : public StepType {
     if (services.databricks == nullptr) {
       return invalid("run_job needs a Databricks workspace (databricks.host)");
     }
-    auto rendered = render_templates(json::value(context.definition.action), context.template_scope);
-    if (!rendered) {
-      // Contract 6: a value missing at run time fails the step with code `template`.
-      return Error{ErrorKind::kPermanent, "template", rendered.error().message};
-    }
-    const json::object& action = rendered->as_object();
+    auto rendered = rendered_action(context);
+    if (!rendered) return rendered.error();
+    const json::object& action = *rendered;
 
     RunNowRequest request;
     const json::value& job_id = action.at("job_id");

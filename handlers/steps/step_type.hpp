@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.hpp"
 #include "daemon/core/result.hpp"
@@ -39,8 +40,11 @@ class StepType {
   virtual ~StepType() = default;
   // The action key in YAML, e.g. "run_job".
   virtual std::string_view action_key() const = 0;
-  // Checks the action's fields at configuration time. Returns a message on error.
-  virtual std::optional<std::string> validate(const json::object& action) const = 0;
+  // Checks the action's fields (`step.action`) at configuration time and
+  // fills in what the engine needs: `step.plan` (default: performed by the
+  // runtime through execute/poll/cancel) and any defaults of the step's
+  // common fields. Returns a message on error.
+  virtual std::optional<std::string> compile(StepDefinition& step) const = 0;
   // Performs the action for one attempt. A transient Error makes the shell try
   // again later (so this must be safe to repeat); any other Error fails the attempt.
   virtual Result<StepOutcome> execute(const StepContext& context, StepServices& services) const = 0;
@@ -50,16 +54,23 @@ class StepType {
   virtual Status cancel(const StepContext& context, StepServices& services) const = 0;
 };
 
-// The step types brickwork knows, by action key.
-class StepRegistry {
+// The step types brickwork knows, by action key; the configuration loader
+// reads them through the StepCatalog interface.
+class StepRegistry final : public StepCatalog {
  public:
   // All built-in step types, registered in registry.cpp.
   static const StepRegistry& builtin();
+  // A registry with the built-in types, to add more to (tests, extensions).
+  static StepRegistry with_builtin_types();
 
   const StepType* find(std::string_view action_key) const;
   // Rejects a duplicate key (an invariant: crash).
   void add(std::unique_ptr<StepType> type);
   std::vector<std::string> keys() const;
+
+  // StepCatalog
+  std::vector<std::string> action_keys() const override { return keys(); }
+  std::optional<std::string> compile(StepDefinition& step) const override;
 
  private:
   std::map<std::string, std::unique_ptr<StepType>, std::less<>> types_;

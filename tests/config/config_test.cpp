@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include "tests/config/with_steps.hpp"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -17,13 +19,13 @@ std::string with_workflows(const std::string& workflows) {
   return std::string(kMinimal) + "workflows:\n" + workflows;
 }
 
-std::string error_of(const std::string& yaml, const LoadOptions& options = {}) {
+std::string error_of(const std::string& yaml, const LoadOptions& options = with_steps()) {
   auto c = load_config_from_string(yaml, "test.yaml", options);
   return c ? "ok" : c.error().message;
 }
 
 TEST(Config, DefaultsWhenSectionsAreLeftOut) {
-  auto c = load_config_from_string(kMinimal, "test.yaml");
+  auto c = load_config_from_string(kMinimal, "test.yaml", with_steps());
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->kafka.brokers, "localhost:9092");
   EXPECT_EQ(c->kafka.group, "brickwork");
@@ -35,7 +37,7 @@ TEST(Config, DefaultsWhenSectionsAreLeftOut) {
 
 TEST(Config, TheShippedExampleLoads) {
   setenv("BRICKWORK_CALLBACK_SECRET", "a-long-enough-secret-value", 1);
-  auto c = load_config(std::string(BRICKWORK_SOURCE_DIR) + "/config/examples/brickwork.yaml");
+  auto c = load_config(std::string(BRICKWORK_SOURCE_DIR) + "/config/examples/brickwork.yaml", with_steps());
   ASSERT_TRUE(c) << c.error().message;
   ASSERT_EQ(c->workflows.count("daily_ingest"), 1u);
   const auto& steps = c->workflows.at("daily_ingest").steps;
@@ -109,7 +111,7 @@ TEST(Config, StepRules) {
     return error_of(with_workflows("  w:\n    steps:\n" + steps));
   };
   EXPECT_NE(step_error("      - name: a\n").find("has no action"), std::string::npos);
-  EXPECT_NE(step_error("      - name: a\n        run_job: {job_id: 1}\n        sleep: {duration: 1s}\n")
+  EXPECT_NE(step_error("      - name: a\n        run_job: {job_id: 1}\n        sleep: {for: 1s}\n")
                 .find("2 actions"),
             std::string::npos);
   EXPECT_NE(step_error("      - run_job: {job_id: 1}\n").find("needs a name"), std::string::npos);
@@ -146,7 +148,7 @@ TEST(Config, EffectiveDependsOnAndParallelSteps) {
         depends_on: []
         run_job: {job_id: 4}
 )"),
-                                   "test.yaml");
+                                   "test.yaml", with_steps());
   ASSERT_TRUE(c) << c.error().message;
   const auto& s = c->workflows.at("w").steps;
   EXPECT_TRUE(s[0].depends_on.empty());
@@ -164,7 +166,7 @@ TEST(Config, ActionValuesKeepTheirYamlTypes) {
           job_id: 12
           parameters: {n: 3, f: 1.5, b: true, s: "007", plain: text, t: "{{ input.x }}"}
 )"),
-                                   "test.yaml");
+                                   "test.yaml", with_steps());
   ASSERT_TRUE(c) << c.error().message;
   const auto& params = c->workflows.at("w").steps[0].action.at("parameters").as_object();
   EXPECT_TRUE(params.at("n").is_int64());
@@ -176,14 +178,7 @@ TEST(Config, ActionValuesKeepTheirYamlTypes) {
 }
 
 TEST(Config, ActionValidatorMessageGetsTheStepsLocation) {
-  LoadOptions options;
-  options.validate_action = [](const std::string& type, const json::object& action)
-      -> std::optional<std::string> {
-    if (type == "run_job" && !action.contains("job_id")) return "run_job.job_id is required";
-    return std::nullopt;
-  };
-  const std::string e = error_of(with_workflows("  w:\n    steps:\n      - name: a\n        run_job: {}\n"),
-                                 options);
+  const std::string e = error_of(with_workflows("  w:\n    steps:\n      - name: a\n        run_job: {}\n"));
   EXPECT_NE(e.find("test.yaml:7:"), std::string::npos) << e;
   EXPECT_NE(e.find("run_job.job_id is required"), std::string::npos) << e;
 }
@@ -192,13 +187,13 @@ TEST(Config, WorkflowsDirectory) {
   const auto dir = std::filesystem::temp_directory_path() / ("bw-config-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir / "flows");
   std::ofstream(dir / "flows" / "a.yaml") << "workflows:\n  one:\n    steps:\n      - name: s\n        run_job: {job_id: 1}\n";
-  std::ofstream(dir / "flows" / "b.yml") << "workflows:\n  two:\n    steps:\n      - name: s\n        sleep: {duration: 1s}\n";
+  std::ofstream(dir / "flows" / "b.yml") << "workflows:\n  two:\n    steps:\n      - name: s\n        sleep: {for: 1s}\n";
   std::ofstream(dir / "main.yaml") << kMinimal << "workflows_dir: flows\n";
-  auto c = load_config((dir / "main.yaml").string());
+  auto c = load_config((dir / "main.yaml").string(), with_steps());
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->workflows.size(), 2u);
   std::ofstream(dir / "flows" / "c.yaml") << "workflows:\n  one:\n    steps:\n      - name: s\n        run_job: {job_id: 1}\n";
-  auto dup = load_config((dir / "main.yaml").string());
+  auto dup = load_config((dir / "main.yaml").string(), with_steps());
   ASSERT_FALSE(dup);
   EXPECT_NE(dup.error().message.find("c.yaml"), std::string::npos) << dup.error().message;
   EXPECT_NE(dup.error().message.find("defined twice"), std::string::npos);

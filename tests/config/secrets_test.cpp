@@ -3,13 +3,14 @@
 #include <gtest/gtest.h>
 
 #include "config/config.hpp"
+#include "tests/config/with_steps.hpp"
 
 namespace brickwork {
 namespace {
 
 const char* kCallbacks = "callbacks:\n  secret: \"0123456789abcdef-secret\"\n";  // lines 1-2
 
-std::string load_error(const std::string& yaml, const LoadOptions& options = {}) {
+std::string load_error(const std::string& yaml, const LoadOptions& options = with_steps()) {
   auto c = load_config_from_string(yaml, "secrets.yaml", options);
   return c ? "ok" : c.error().message;
 }
@@ -60,7 +61,7 @@ TEST(ConfigSecrets, AMalformedVariableReferenceIsNotEchoed) {
 }
 
 TEST(ConfigSecrets, ThePostgresUrlValidatorRejectsWithAPosition) {
-  LoadOptions options;
+  LoadOptions options = with_steps();
   std::string seen;
   options.validate_postgres_url = [&](const std::string& url) -> std::optional<std::string> {
     seen = url;

@@ -25,6 +25,18 @@ StepDefinition job(std::string name, std::vector<std::string> depends_on = {}) {
   return s;
 }
 
+// A step the engine resolves on a signal (what wait_for_signal compiles to).
+StepDefinition gate(std::string name, std::string signal, std::vector<std::string> depends_on = {}) {
+  StepDefinition s;
+  s.name = std::move(name);
+  s.type = "a_gate";  // the engine never looks at type names
+  s.plan.kind = StepPlan::Kind::kAwaitSignal;
+  s.plan.signal = std::move(signal);
+  s.plan.timeout_code = "timeout";
+  s.depends_on = std::move(depends_on);
+  return s;
+}
+
 StepDefinition with_retry(StepDefinition s, int32_t max_attempts, Duration backoff) {
   s.retry = RetryPolicy{max_attempts, backoff};
   return s;
@@ -338,9 +350,12 @@ TEST(EngineFailure, FailingJobFailsWorkflowAndSkipsPending) {
   EXPECT_EQ(cancels[0].step, "b");
   EXPECT_EQ(cancels[0].run_id, 22);
 
-  // Anything later is a no-op.
+  // Anything later is a no-op; a signal is refused (nothing waits for it).
   EXPECT_FALSE(h.apply(completion("b", 1, RunResult::kSuccess), at(3s)).changed);
-  EXPECT_FALSE(h.apply(SignalCommand{"x", {}}, at(3s)).changed);
+  const Decision late = h.apply(SignalCommand{"x", {}}, at(3s));
+  ASSERT_TRUE(late.rejection);
+  EXPECT_EQ(late.rejection->reason, "not_waiting");
+  EXPECT_EQ(types(late.events), (Strings{"command_rejected"}));
   expect_gap_free(h.all_events);
 }
 
@@ -479,12 +494,9 @@ TEST(EngineRetry, CancelDuringBackoffSkipsStepAndTimerIsStale) {
 
 TEST(EngineRetry, SignalTimeoutFailsWithoutCancelEffect) {
   Harness h;
-  StepDefinition gate;
-  gate.name = "gate";
-  gate.type = "wait_for_signal";
-  gate.action = json::object{{"name", "approved"}};
-  gate.timeout = 10min;
-  const Decision s = h.apply(StartCommand{"w", "wf", {}, workflow({gate})}, kT0);
+  StepDefinition g = gate("gate", "approved");
+  g.timeout = 10min;
+  const Decision s = h.apply(StartCommand{"w", "wf", {}, workflow({g})}, kT0);
   ASSERT_EQ(effects_of<StartTimer>(s).size(), 1u);
   EXPECT_EQ(effects_of<StartTimer>(s)[0].kind, TimerKind::kTimeout);
   EXPECT_TRUE(effects_of<ExecuteStep>(s).empty());
@@ -492,7 +504,7 @@ TEST(EngineRetry, SignalTimeoutFailsWithoutCancelEffect) {
   const Decision d = h.apply(TimerFired{"gate", 1, TimerKind::kTimeout}, at(10min));
   EXPECT_TRUE(effects_of<CancelStep>(d).empty());
   ASSERT_EQ(types(d.events), (Strings{"step_failed", "workflow_failed"}));
-  EXPECT_EQ(d.events[0].error, (StepError{"TIMEDOUT", "step timed out after 10m"}));
+  EXPECT_EQ(d.events[0].error, (StepError{"timeout", "step timed out after 10m"}));
 }
 
 // ------------------------------------------------------------ completion events
@@ -697,21 +709,22 @@ TEST(EngineRetryCommand, RejectedUnlessFailed) {
 
 // ------------------------------------------------------------ sleep and signals
 
-TEST(EngineSleep, WaitsForTimerThenSucceeds) {
+// A sleep is performed like any step; its outcome asks for a durable timer.
+TEST(EngineSleep, WaitUntilOutcomeStartsATimerThenSucceeds) {
   Harness h;
-  StepDefinition nap;
-  nap.name = "nap";
+  StepDefinition nap = job("nap");
   nap.type = "sleep";
-  nap.action = json::object{{"duration", "30s"}};
   h.apply(StartCommand{"w", "wf", {}, workflow({nap, job("after", {"nap"})})}, kT0);
-
-  EXPECT_EQ(types(h.all_events), (Strings{"workflow_started", "step_started", "step_waiting"}));
+  StepOutcome wait;
+  wait.kind = StepOutcome::Kind::kWaitUntil;
+  wait.wake_at = at(30s);
+  const Decision waiting = h.apply(StepExecuted{"nap", 1, wait}, at(1s));
+  EXPECT_EQ(types(waiting.events), (Strings{"step_waiting"}));
+  ASSERT_EQ(effects_of<StartTimer>(waiting).size(), 1u);
+  EXPECT_EQ(effects_of<StartTimer>(waiting)[0].kind, TimerKind::kSleep);
+  EXPECT_EQ(effects_of<StartTimer>(waiting)[0].due, at(30s));
+  EXPECT_TRUE(effects_of<PollStep>(waiting).empty());
   EXPECT_EQ(h.step("nap").status, StepStatus::kWaiting);
-  const Decision first = decide(std::nullopt, StartCommand{"w", "wf", {}, workflow({nap})}, kT0);
-  ASSERT_EQ(first.effects.size(), 1u);
-  const auto& timer = std::get<StartTimer>(first.effects[0]);
-  EXPECT_EQ(timer.kind, TimerKind::kSleep);
-  EXPECT_EQ(timer.due, at(30s));
 
   EXPECT_FALSE(h.apply(TimerFired{"nap", 0, TimerKind::kSleep}, at(30s)).changed);
   const Decision d = h.apply(TimerFired{"nap", 1, TimerKind::kSleep}, at(30s));
@@ -721,58 +734,133 @@ TEST(EngineSleep, WaitsForTimerThenSucceeds) {
   expect_gap_free(h.all_events);
 }
 
-TEST(EngineSleep, BadDurationFailsStep) {
-  StepDefinition nap;
-  nap.name = "nap";
-  nap.type = "sleep";
-  nap.action = json::object{{"duration", "soon"}};
-  const Decision d = decide(std::nullopt, StartCommand{"w", "wf", {}, workflow({nap})}, kT0);
-  EXPECT_EQ(types(d.events),
-            (Strings{"workflow_started", "step_started", "step_failed", "workflow_failed"}));
-  EXPECT_EQ(d.state->status, WorkflowStatus::kFailed);
-}
-
 TEST(EngineSignal, ResolvesWaitingStep) {
   Harness h;
-  StepDefinition gate;
-  gate.name = "gate";
-  gate.type = "wait_for_signal";
-  gate.action = json::object{{"name", "approved"}};
-  h.apply(StartCommand{"w", "wf", {}, workflow({gate, job("after", {"gate"})})}, kT0);
+  h.apply(StartCommand{"w", "wf", {}, workflow({gate("gate", "approved"), job("after", {"gate"})})},
+          kT0);
   EXPECT_EQ(h.step("gate").status, StepStatus::kWaiting);
   EXPECT_EQ(types(h.all_events), (Strings{"workflow_started", "step_started", "step_waiting"}));
 
-  // Wrong name: no-op.
-  EXPECT_FALSE(h.apply(SignalCommand{"rejected", json::value("x")}, at(1s)).changed);
+  // Wrong name: refused, with the reason, and nothing else changes.
+  const Decision wrong = h.apply(SignalCommand{"rejected", json::value("x")}, at(1s));
+  ASSERT_TRUE(wrong.rejection);
+  EXPECT_EQ(wrong.rejection->reason, "not_waiting");
+  EXPECT_EQ(h.step("gate").status, StepStatus::kWaiting);
 
   const Decision d = h.apply(SignalCommand{"approved", json::object{{"by", "ana"}}}, at(2s));
   EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "step_started"}));
-  EXPECT_EQ(h.step("gate").output,
-            (json::object{{"value", json::object{{"by", "ana"}}}}));
-  EXPECT_EQ(d.events[0].output, (json::object{{"value", json::object{{"by", "ana"}}}}));
+  // The signal's value is the output.
+  EXPECT_EQ(h.step("gate").output, (json::object{{"by", "ana"}}));
+  EXPECT_EQ(d.events[0].output, (json::object{{"by", "ana"}}));
 
   // Again: nothing waits for it any more.
-  EXPECT_FALSE(h.apply(SignalCommand{"approved", nullptr}, at(3s)).changed);
-  // On no workflow: no-op.
-  EXPECT_FALSE(decide(std::nullopt, SignalCommand{"approved", nullptr}, kT0).changed);
+  EXPECT_TRUE(h.apply(SignalCommand{"approved", nullptr}, at(3s)).rejection);
+  // On no workflow: refused without state.
+  const Decision none = decide(std::nullopt, SignalCommand{"approved", nullptr}, kT0);
+  EXPECT_FALSE(none.changed);
+  ASSERT_TRUE(none.rejection);
+  EXPECT_EQ(none.rejection->reason, "not_waiting");
   expect_gap_free(h.all_events);
+}
+
+TEST(EngineSignal, ValuesThatAreNotObjects) {
+  for (const auto& [value, output] :
+       std::vector<std::pair<json::value, json::object>>{{nullptr, {}},
+                                                          {json::value(7), {{"value", 7}}},
+                                                          {json::value("yes"), {{"value", "yes"}}}}) {
+    Harness h;
+    h.apply(StartCommand{"w", "wf", {}, workflow({gate("gate", "go")})}, kT0);
+    h.apply(SignalCommand{"go", value}, at(1s));
+    EXPECT_EQ(h.step("gate").output, output);
+  }
 }
 
 TEST(EngineSignal, OneSignalDoesNotPassTwoSequentialGates) {
   Harness h;
-  StepDefinition g1;
-  g1.name = "g1";
-  g1.type = "wait_for_signal";
-  g1.action = json::object{{"name", "go"}};
-  StepDefinition g2 = g1;
-  g2.name = "g2";
-  g2.depends_on = {"g1"};
-  h.apply(StartCommand{"w", "wf", {}, workflow({g1, g2})}, kT0);
+  h.apply(StartCommand{"w", "wf", {}, workflow({gate("g1", "go"), gate("g2", "go", {"g1"})})}, kT0);
   h.apply(SignalCommand{"go", 1}, at(1s));
   EXPECT_EQ(h.step("g1").status, StepStatus::kSucceeded);
   EXPECT_EQ(h.step("g2").status, StepStatus::kWaiting);
   h.apply(SignalCommand{"go", 2}, at(2s));
   EXPECT_EQ(h.state->status, WorkflowStatus::kSucceeded);
+}
+
+// ------------------------------------------------------------ emit
+
+TEST(EngineEmit, RecordsGoOutWithTheSuccessOnly) {
+  Harness h;
+  h.apply(start_cmd(workflow({job("a")})), kT0);
+  StepOutcome done = succeeded({{"topic", "t"}, {"key", "k"}});
+  done.publish.push_back(OutboxRecord{"t", "k", R"({"x":1})"});
+  const Decision d = h.apply(StepExecuted{"a", 1, done}, at(1s));
+  EXPECT_EQ(d.records, (std::vector<OutboxRecord>{{"t", "k", R"({"x":1})"}}));
+  // A late duplicate of the same result publishes nothing.
+  EXPECT_TRUE(h.apply(StepExecuted{"a", 1, done}, at(2s)).records.empty());
+}
+
+// ------------------------------------------------------------ on_failure
+
+WorkflowDefinition with_on_failure(std::vector<StepDefinition> steps,
+                                   std::vector<StepDefinition> on_failure) {
+  WorkflowDefinition d = workflow(std::move(steps));
+  d.on_failure = std::move(on_failure);
+  return d;
+}
+
+TEST(EngineOnFailure, RunsAfterAFailureThenTheWorkflowFails) {
+  Harness h;
+  const auto def = with_on_failure({job("a"), job("b", {"a"})}, {job("undo"), job("notify", {"undo"})});
+  h.apply(start_cmd(def), kT0);
+  EXPECT_EQ(h.step("undo").status, StepStatus::kPending);
+  Decision d = h.apply(StepExecuted{"a", 1, failed("FAILED", "boom")}, at(1s));
+  // a failed, b skipped; the workflow keeps running for its on_failure steps.
+  EXPECT_EQ(types(d.events), (Strings{"step_failed", "step_started"}));
+  EXPECT_EQ(h.state->status, WorkflowStatus::kRunning);
+  EXPECT_EQ(h.step("b").status, StepStatus::kSkipped);
+  EXPECT_EQ(h.step("undo").status, StepStatus::kRunning);
+  EXPECT_EQ(effects_of<ExecuteStep>(d)[0].step, "undo");
+  h.apply(StepExecuted{"undo", 1, succeeded({})}, at(2s));
+  EXPECT_EQ(h.step("notify").status, StepStatus::kRunning);
+  d = h.apply(StepExecuted{"notify", 1, succeeded({})}, at(3s));
+  EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "workflow_failed"}));
+  EXPECT_EQ(d.events[1].step, "a");  // the failure it reports is a's
+  EXPECT_EQ(d.events[1].error, (StepError{"FAILED", "boom"}));
+  EXPECT_EQ(h.state->status, WorkflowStatus::kFailed);
+  expect_gap_free(h.all_events);
+}
+
+TEST(EngineOnFailure, AFailingOnFailureStepSkipsTheRestAndEndsIt) {
+  Harness h;
+  const auto def = with_on_failure({job("a")}, {job("undo"), job("notify", {"undo"})});
+  h.apply(start_cmd(def), kT0);
+  h.apply(StepExecuted{"a", 1, failed("FAILED", "boom")}, at(1s));
+  const Decision d = h.apply(StepExecuted{"undo", 1, failed("X", "undo failed")}, at(2s));
+  EXPECT_EQ(types(d.events), (Strings{"step_failed", "workflow_failed"}));
+  EXPECT_EQ(h.step("notify").status, StepStatus::kSkipped);
+  EXPECT_EQ(d.events[1].error, (StepError{"FAILED", "boom"}));
+}
+
+TEST(EngineOnFailure, NotRunWhenTheWorkflowSucceedsAndRunAgainAfterARetry) {
+  Harness h;
+  h.apply(start_cmd(with_on_failure({job("a")}, {job("undo")})), kT0);
+  h.apply(StepExecuted{"a", 1, failed("FAILED", "boom")}, at(1s));
+  h.apply(StepExecuted{"undo", 1, succeeded({})}, at(2s));
+  ASSERT_EQ(h.state->status, WorkflowStatus::kFailed);
+  h.apply(RetryCommand{}, at(3s));
+  EXPECT_EQ(h.step("undo").status, StepStatus::kPending);
+  const Decision d = h.apply(StepExecuted{"a", 2, succeeded({})}, at(4s));
+  EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "workflow_succeeded"}));
+  EXPECT_EQ(h.step("undo").status, StepStatus::kSkipped);
+  EXPECT_EQ(h.step("undo").attempt, 1);
+}
+
+TEST(EngineOnFailure, CancelStopsThemToo) {
+  Harness h;
+  h.apply(start_cmd(with_on_failure({job("a")}, {job("undo")})), kT0);
+  h.apply(StepExecuted{"a", 1, failed("FAILED", "boom")}, at(1s));
+  const Decision d = h.apply(CancelCommand{"enough"}, at(2s));
+  EXPECT_EQ(types(d.events), (Strings{"workflow_canceled"}));
+  EXPECT_EQ(h.step("undo").status, StepStatus::kCanceled);
 }
 
 // ------------------------------------------------------------ JSON and strings

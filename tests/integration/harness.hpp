@@ -170,10 +170,7 @@ class EndToEndTest : public ::testing::Test {
 
   ConfigPtr config(const std::string& workflows_yaml) {
     LoadOptions load;
-    load.validate_action = [](const std::string& type, const json::object& action) {
-      const StepType* t = StepRegistry::builtin().find(type);
-      return t == nullptr ? std::optional<std::string>("unknown " + type) : t->validate(action);
-    };
+    load.steps = steps_;
     yaml_ = stack_->config_yaml(workflows_yaml, "e2e");
     auto loaded = load_config_from_string(yaml_, "e2e.yaml", load);
     EXPECT_TRUE(loaded) << loaded.error().message;
@@ -182,6 +179,7 @@ class EndToEndTest : public ::testing::Test {
   }
 
   InProcessDaemon& start_daemon(const std::string& name = "d1", DaemonOptions options = {}) {
+    if (options.steps == nullptr) options.steps = steps_;
     daemons_.push_back(std::make_unique<InProcessDaemon>(config_, name, std::move(options)));
     return *daemons_.back();
   }
@@ -339,6 +337,9 @@ class EndToEndTest : public ::testing::Test {
     }
   }
 
+  // The step types for config() and start_daemon(); a test may point it at
+  // its own registry (child daemons always use the built-in one).
+  const StepRegistry* steps_ = &StepRegistry::builtin();
   std::unique_ptr<LocalStack> stack_;
   std::filesystem::path dir_;
   std::string yaml_;

@@ -15,10 +15,7 @@ class ReloadEndToEnd : public EndToEndTest {
     std::string yaml = stack_->config_yaml(workflows_yaml, "e2e");
     edit(yaml);
     LoadOptions load;
-    load.validate_action = [](const std::string& type, const json::object& action) {
-      const StepType* t = StepRegistry::builtin().find(type);
-      return t == nullptr ? std::optional<std::string>("unknown " + type) : t->validate(action);
-    };
+    load.steps = &StepRegistry::builtin();
     auto loaded = load_config_from_string(yaml, "reloaded.yaml", load);
     EXPECT_TRUE(loaded) << loaded.error().message;
     return loaded ? std::make_shared<const Config>(std::move(*loaded)) : nullptr;

@@ -1,0 +1,50 @@
+#pragma once
+// What every step type does with its action: one check of the keys it
+// allows, and one rendering of its templates (a value missing at run time
+// fails the step with code `template`, contract section 6).
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/templates.hpp"
+#include "handlers/steps/step_type.hpp"
+
+namespace brickwork {
+
+// A message naming the first key of `action` that is not in `allowed`.
+inline std::optional<std::string> unknown_action_key(const json::object& action,
+                                                     std::string_view type,
+                                                     std::initializer_list<std::string_view> allowed) {
+  for (const auto& [key, value] : action) {
+    bool known = false;
+    for (std::string_view a : allowed) known = known || key == a;
+    if (!known) {
+      std::string list;
+      for (std::string_view a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      return std::string(type) + "." + std::string(key) + " is not a field of " +
+             std::string(type) + " (expected " + list + ")";
+    }
+  }
+  return std::nullopt;
+}
+
+// Whether a string value holds a template (checked when rendered).
+inline bool holds_template(const json::value& v) {
+  return v.is_string() && v.as_string().find("{{") != json::string::npos;
+}
+
+// The step's action with every template rendered against the workflow.
+inline Result<json::object> rendered_action(const StepContext& context) {
+  auto rendered = render_templates(json::value(context.definition.action), context.template_scope);
+  if (!rendered) return Error{ErrorKind::kPermanent, "template", rendered.error().message};
+  return std::move(rendered->as_object());
+}
+
+// For step types the runtime never performs or polls (their plan says so).
+inline Error not_performed(std::string_view type) {
+  return Error{ErrorKind::kInternal, "not_performed",
+               std::string(type) + " is resolved by the engine, not performed"};
+}
+
+}  // namespace brickwork

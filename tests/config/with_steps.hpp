@@ -1,0 +1,13 @@
+#pragma once
+// The configuration tests load workflows with the real step types.
+#include "config/config.hpp"
+#include "handlers/steps/step_type.hpp"
+
+namespace brickwork {
+
+inline LoadOptions with_steps(LoadOptions options = {}) {
+  options.steps = &StepRegistry::builtin();
+  return options;
+}
+
+}  // namespace brickwork

@@ -1,0 +1,243 @@
+// The control-flow step types end to end (contract 6.1): sleep,
+// wait_for_signal, emit and on_failure, through Kafka only, with real
+// Postgres, librdkafka's mock cluster and the simulator.
+#include <random>
+
+#include "config/templates.hpp"
+#include "tests/integration/harness.hpp"
+
+namespace brickwork::testing {
+namespace {
+
+constexpr const char* kApprovals = R"(  approvals:
+    steps:
+      - name: extract
+        run_job: {job_id: 101}
+        poll_every: 30s
+      - name: nap
+        sleep: {for: 300ms}
+      - name: approve
+        wait_for_signal: {name: approved, timeout: 60s}
+      - name: announce
+        emit:
+          topic: client.events
+          key: "{{ input.client }}"
+          value: {approved_by: "{{ steps.approve.output.by }}", rows: "{{ steps.extract.output.rows }}"}
+    on_failure:
+      - name: tell_ops
+        emit: {topic: ops.alerts, value: {failed: "{{ workflow.id }}"}}
+)";
+
+class Steps : public EndToEndTest {
+ protected:
+  void start(std::map<int64_t, SimulatedJob> jobs) {
+    start_stack(std::move(jobs));
+    ASSERT_TRUE(stack_->kafka().create_topic("client.events", 4));
+    ASSERT_TRUE(stack_->kafka().create_topic("ops.alerts", 2));
+    config(kApprovals);
+  }
+
+  void signal(const std::string& id, const std::string& name, json::value value) {
+    send_command(json::object{{"type", "signal"}, {"id", id}, {"name", name}, {"value", value}});
+  }
+
+  bool step_is(const std::string& id, const std::string& step, StepStatus status) {
+    auto w = workflow(id);
+    if (!w) return false;
+    const StepState* s = w->find_step(step);
+    return s != nullptr && s->status == status;
+  }
+};
+
+TEST_F(Steps, SleepSignalAndEmitRunToSuccessWithOutputsFeedingTheEmit) {
+  start({{101, sim_job("extract", 200, {{"rows", 5}})}});
+  start_daemon();
+  start_workflow("order-1", "approvals", {{"client", "acme"}});
+  ASSERT_TRUE(eventually([&] { return step_is("order-1", "approve", StepStatus::kWaiting); }));
+  auto before = workflow("order-1");
+  ASSERT_TRUE(before->find_step("nap")->finished_at && before->find_step("nap")->started_at);
+  EXPECT_GE(*before->find_step("nap")->finished_at - *before->find_step("nap")->started_at,
+            Duration(300));
+  signal("order-1", "approved", json::object{{"by", "ana"}});
+
+  auto done = wait_terminal("order-1");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
+  EXPECT_EQ(done->find_step("approve")->output, (json::object{{"by", "ana"}}));
+  EXPECT_EQ(done->find_step("announce")->output,
+            (json::object{{"topic", "client.events"}, {"key", "acme"}}));
+  EXPECT_EQ(done->find_step("tell_ops")->status, StepStatus::kSkipped);
+  std::vector<KafkaMessage> emitted;
+  ASSERT_TRUE(eventually([&] {
+    auto m = read_topic(config_->kafka.brokers, "client.events", 20s);
+    if (m) emitted = *m;
+    return !emitted.empty();
+  }));
+  ASSERT_EQ(emitted.size(), 1u);
+  EXPECT_EQ(emitted[0].key, "acme");
+  // "{{ ... }}" alone keeps the value's JSON type: rows is the number 5.
+  EXPECT_EQ(json::parse(emitted[0].payload), (json::object{{"approved_by", "ana"}, {"rows", 5}}));
+  ASSERT_TRUE(eventually([&] {
+    auto types = event_types("order-1");
+    return !types.empty() && types.back() == "workflow_succeeded";
+  }));
+  const auto types = event_types("order-1");
+  EXPECT_EQ(std::count(types.begin(), types.end(), "step_waiting"), 3);  // extract, nap, approve
+}
+
+TEST_F(Steps, ASignalNothingWaitsForIsRejectedWithAReason) {
+  start({{101, sim_job("extract", 60'000)}});
+  start_daemon();
+  start_workflow("order-2", "approvals", {{"client", "acme"}});
+  ASSERT_TRUE(eventually([&] { return step_is("order-2", "extract", StepStatus::kWaiting); }));
+  signal("order-2", "approved", json::object{{"by", "too early"}});
+  signal("nobody", "approved", nullptr);
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& e : status_events("order-2")) {
+      if (e.at("type") == "command_rejected" && e.at("reason") == "not_waiting") return true;
+    }
+    return false;
+  }));
+  ASSERT_TRUE(eventually([&] {
+    const auto events = status_events("nobody");
+    return !events.empty() && events[0].at("reason") == "not_waiting";
+  }));
+  EXPECT_TRUE(step_is("order-2", "extract", StepStatus::kWaiting));
+  int not_waiting = 0;
+  for (const auto& d : dead_letters()) not_waiting += d.at("reason") == "not_waiting";
+  EXPECT_EQ(not_waiting, 2);
+}
+
+TEST_F(Steps, OnFailureStepsRunBeforeTheWorkflowEndsFailed) {
+  start({{101, sim_job("extract", 200, {}, "FAILED")}});
+  start_daemon();
+  start_workflow("order-3", "approvals", {{"client", "acme"}});
+  auto done = wait_terminal("order-3");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kFailed);
+  EXPECT_EQ(done->find_step("tell_ops")->status, StepStatus::kSucceeded);
+  EXPECT_EQ(done->find_step("approve")->status, StepStatus::kSkipped);
+  std::vector<KafkaMessage> alerts;
+  ASSERT_TRUE(eventually([&] {
+    auto m = read_topic(config_->kafka.brokers, "ops.alerts", 20s);
+    if (m) alerts = *m;
+    return !alerts.empty();
+  }));
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].key, "order-3");  // the key defaults to the workflow id
+  EXPECT_EQ(json::parse(alerts[0].payload), (json::object{{"failed", "order-3"}}));
+  ASSERT_TRUE(eventually([&] {
+    auto types = event_types("order-3");
+    return !types.empty() && types.back() == "workflow_failed";
+  }));
+  const auto events = status_events("order-3");
+  EXPECT_EQ(events.back().at("step"), "extract");  // the failure it reports
+}
+
+TEST_F(Steps, ASignalThatNeverComesTimesOutWithCodeTimeout) {
+  start_stack({{101, sim_job("extract", 100)}});
+  config(R"(  gate:
+    steps:
+      - name: approve
+        wait_for_signal: {name: approved, timeout: 1s}
+)");
+  start_daemon();
+  start_workflow("order-4", "gate");
+  auto done = wait_terminal("order-4");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kFailed);
+  ASSERT_TRUE(done->steps[0].error);
+  EXPECT_EQ(done->steps[0].error->code, "timeout");
+}
+
+// The emit after a signal is published once, however the daemon dies around
+// it: the record is written with the step's success, in one transaction.
+TEST_F(Steps, SigkillBetweenASignalAndTheEmitPublishesOnce) {
+  start({{101, sim_job("extract", 100, {{"rows", 1}})}});
+  const int kWorkflows = 20;
+  for (int i = 0; i < kWorkflows; ++i) {
+    start_workflow("kill-" + std::to_string(i), "approvals", {{"client", "c" + std::to_string(i)}});
+  }
+  std::mt19937 rng(7);
+  {
+    auto& first = start_child_daemon("first");
+    for (int i = 0; i < kWorkflows; ++i) {
+      const std::string id = "kill-" + std::to_string(i);
+      ASSERT_TRUE(eventually([&] { return step_is(id, "approve", StepStatus::kWaiting); }, 90s))
+          << id;
+    }
+    for (int i = 0; i < kWorkflows; ++i) {
+      signal("kill-" + std::to_string(i), "approved", json::object{{"by", "ana"}});
+    }
+    // Somewhere among the signals being applied and the emits being recorded.
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        std::uniform_int_distribution<int>(0, 300)(rng)));
+    first.kill_hard();
+  }
+  start_child_daemon("second");
+  for (int i = 0; i < kWorkflows; ++i) {
+    auto done = wait_terminal("kill-" + std::to_string(i), 120s);
+    ASSERT_TRUE(done);
+    EXPECT_EQ(done->status, WorkflowStatus::kSucceeded) << i;
+  }
+  std::map<std::string, int> per_key;
+  ASSERT_TRUE(eventually([&] {
+    per_key.clear();
+    auto m = read_topic(config_->kafka.brokers, "client.events", 20s);
+    if (!m) return false;
+    for (const auto& message : *m) ++per_key[message.key.value_or("")];
+    return per_key.size() == static_cast<size_t>(kWorkflows);
+  }, 60s));
+  for (const auto& [key, count] : per_key) EXPECT_EQ(count, 1) << key;
+}
+
+// The seam: a step type is its own class plus one registration. This one
+// exists only here, and runs end to end through the loader, the engine, the
+// effect runner and the store without any of them knowing its name.
+class EchoStep final : public StepType {
+ public:
+  std::string_view action_key() const override { return "echo"; }
+  std::optional<std::string> compile(StepDefinition& step) const override {
+    if (!step.action.contains("say")) return "echo.say is required";
+    return std::nullopt;
+  }
+  Result<StepOutcome> execute(const StepContext& context, StepServices&) const override {
+    auto rendered = render_templates(context.definition.action.at("say"), context.template_scope);
+    if (!rendered) return Error{ErrorKind::kPermanent, "template", rendered.error().message};
+    StepOutcome outcome;
+    outcome.output = json::object{{"said", *rendered}};
+    return outcome;
+  }
+  Result<StepOutcome> poll(const StepContext&, StepServices&) const override {
+    return Error{ErrorKind::kInternal, "not_polled", "echo is never polled"};
+  }
+  Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
+};
+
+TEST_F(Steps, ANewStepTypeNeedsOnlyItsClassAndOneRegistration) {
+  static StepRegistry registry = [] {
+    StepRegistry r = StepRegistry::with_builtin_types();
+    r.add(std::make_unique<EchoStep>());  // the one line
+    return r;
+  }();
+  steps_ = &registry;
+  start_stack({});
+  config(R"(  hello:
+    steps:
+      - name: greet
+        echo: {say: "hello {{ input.name }}"}
+      - name: gate
+        wait_for_signal: {}
+)");
+  start_daemon();
+  start_workflow("echo-1", "hello", {{"name", "ana"}});
+  ASSERT_TRUE(eventually([&] { return step_is("echo-1", "gate", StepStatus::kWaiting); }));
+  signal("echo-1", "gate", nullptr);  // the signal's name defaults to the step's
+  auto done = wait_terminal("echo-1");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
+  EXPECT_EQ(done->steps[0].output, (json::object{{"said", "hello ana"}}));
+}
+
+}  // namespace
+}  // namespace brickwork::testing
