@@ -10,4 +10,8 @@ inline LoadOptions with_steps(LoadOptions options = {}) {
   return options;
 }
 
+inline bool text_has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
 }  // namespace brickwork

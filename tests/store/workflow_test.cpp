@@ -27,7 +27,12 @@ WorkflowDefinition sample_definition() {
   notify.action =
       json::parse(R"({"topic": "notifications", "value": {"n": 1.5, "ok": true}})").as_object();
   notify.depends_on = {"transform"};
+  StepDefinition undo;
+  undo.name = "undo";
+  undo.type = "wait_for_signal";
+  undo.plan = StepPlan{StepPlan::Kind::kAwaitSignal, "undo_done", "timeout"};
   def.steps = {transform, notify};
+  def.on_failure = {undo};
   return def;
 }
 
@@ -81,6 +86,12 @@ void expect_same_definition(const WorkflowDefinition& a, const WorkflowDefinitio
     EXPECT_EQ(x.retry.max_attempts, y.retry.max_attempts);
     EXPECT_EQ(x.retry.backoff, y.retry.backoff);
     EXPECT_EQ(x.source_location, y.source_location);
+    EXPECT_EQ(x.plan, y.plan);
+  }
+  ASSERT_EQ(a.on_failure.size(), b.on_failure.size());
+  for (size_t i = 0; i < a.on_failure.size(); ++i) {
+    EXPECT_EQ(a.on_failure[i].name, b.on_failure[i].name);
+    EXPECT_EQ(a.on_failure[i].plan, b.on_failure[i].plan);
   }
 }
 
@@ -117,6 +128,15 @@ TEST(DefinitionJson, RoundTripsEveryField) {
   ASSERT_TRUE(back.ok()) << back.error().message;
   expect_same_definition(def, *back);
   EXPECT_FALSE(back->steps[1].timeout.has_value());
+}
+
+// Definitions stored before plans and on_failure existed still load.
+TEST(DefinitionJson, OlderDefinitionsWithoutPlansLoad) {
+  auto old = workflow_definition_from_json(json::parse(
+      R"({"name": "w", "steps": [{"name": "a", "type": "run_job", "action": {"job_id": 1}}]})"));
+  ASSERT_TRUE(old.ok()) << old.error().message;
+  EXPECT_EQ(old->steps[0].plan, StepPlan{});
+  EXPECT_TRUE(old->on_failure.empty());
 }
 
 TEST(DefinitionJson, RejectsIllTypedFields) {

@@ -1,0 +1,102 @@
+// What each control-flow step type accepts at load and what it compiles to,
+// and the on_failure list.
+#include <gtest/gtest.h>
+
+#include "config/config.hpp"
+#include "tests/config/with_steps.hpp"
+
+namespace brickwork {
+namespace {
+
+const char* kHeader = "callbacks:\n  secret: \"0123456789abcdef-secret\"\nworkflows:\n  w:\n";
+
+Result<Config> load_workflow_body(const std::string& body) {
+  return load_config_from_string(std::string(kHeader) + body, "steps.yaml", with_steps());
+}
+
+std::string error_of_step(const std::string& step) {
+  auto c = load_workflow_body("    steps:\n      - name: s\n" + step);
+  return c ? "ok" : c.error().message;
+}
+
+
+TEST(StepTypes, SleepAcceptsForOrUntil) {
+  EXPECT_EQ(error_of_step("        sleep: {for: 10m}\n"), "ok");
+  EXPECT_EQ(error_of_step("        sleep: {until: \"2026-12-01T08:00:00Z\"}\n"), "ok");
+  EXPECT_EQ(error_of_step("        sleep: {until: \"{{ input.at }}\"}\n"), "ok");
+  EXPECT_TRUE(text_has(error_of_step("        sleep: {}\n"), "exactly one of for"));
+  EXPECT_TRUE(text_has(error_of_step("        sleep: {for: 1s, until: \"2026-12-01T08:00:00Z\"}\n"),
+                  "exactly one of for"));
+  EXPECT_TRUE(text_has(error_of_step("        sleep: {for: soon}\n"), "sleep.for must be a duration"));
+  EXPECT_TRUE(text_has(error_of_step("        sleep: {until: tomorrow}\n"), "RFC 3339"));
+  EXPECT_TRUE(text_has(error_of_step("        sleep: {duration: 1s}\n"), "sleep.duration is not a field"));
+}
+
+TEST(StepTypes, WaitForSignalCompilesToAPlan) {
+  auto c = load_workflow_body(
+      "    steps:\n      - name: gate\n        wait_for_signal: {name: approved, timeout: 2h}\n"
+      "      - name: plain\n        wait_for_signal: {}\n");
+  ASSERT_TRUE(c) << c.error().message;
+  const auto& steps = c->workflows.at("w").steps;
+  EXPECT_EQ(steps[0].plan.kind, StepPlan::Kind::kAwaitSignal);
+  EXPECT_EQ(steps[0].plan.signal, "approved");
+  EXPECT_EQ(steps[0].plan.timeout_code, "timeout");
+  EXPECT_EQ(steps[0].timeout, Duration(7'200'000));
+  EXPECT_EQ(steps[1].plan.signal, "plain");  // the step's name by default
+  EXPECT_FALSE(steps[1].timeout);
+  EXPECT_TRUE(text_has(error_of_step("        wait_for_signal: {name: \"{{ input.x }}\"}\n"),
+                  "plain, non-empty name"));
+  EXPECT_TRUE(text_has(error_of_step("        wait_for_signal: {timeout: never}\n"), "duration"));
+}
+
+TEST(StepTypes, EmitNeedsATopicAndAValue) {
+  EXPECT_EQ(error_of_step("        emit: {topic: a.b, value: {x: 1}}\n"), "ok");
+  EXPECT_EQ(error_of_step("        emit: {topic: \"c.{{ input.client }}\", key: k, value: {x: 1}}\n"),
+            "ok");
+  EXPECT_TRUE(text_has(error_of_step("        emit: {value: {x: 1}}\n"), "emit.topic is required"));
+  EXPECT_TRUE(text_has(error_of_step("        emit: {topic: \"bad topic\", value: {x: 1}}\n"),
+                  "[A-Za-z0-9._-]"));
+  EXPECT_TRUE(text_has(error_of_step("        emit: {topic: t}\n"), "emit.value is required"));
+  EXPECT_TRUE(text_has(error_of_step("        emit: {topic: t, value: [1]}\n"), "emit.value is required"));
+}
+
+TEST(StepTypes, RunJobPlanIsPerformedByTheRuntime) {
+  auto c = load_workflow_body("    steps:\n      - name: a\n        run_job: {job_id: 1}\n");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->workflows.at("w").steps[0].plan, StepPlan{});
+}
+
+TEST(OnFailure, IsItsOwnListWithItsOwnDependencies) {
+  auto c = load_workflow_body(
+      "    steps:\n      - name: a\n        run_job: {job_id: 1}\n"
+      "    on_failure:\n      - name: undo\n        run_job: {job_id: 2}\n"
+      "      - name: notify\n        emit: {topic: ops, value: {id: \"{{ workflow.id }}\"}}\n");
+  ASSERT_TRUE(c) << c.error().message;
+  const auto& def = c->workflows.at("w");
+  ASSERT_EQ(def.on_failure.size(), 2u);
+  EXPECT_TRUE(def.on_failure[0].depends_on.empty());
+  EXPECT_EQ(def.on_failure[1].depends_on, std::vector<std::string>{"undo"});
+  EXPECT_TRUE(def.is_on_failure_step("undo"));
+  EXPECT_FALSE(def.is_on_failure_step("a"));
+  EXPECT_NE(def.find_step("notify"), nullptr);
+}
+
+TEST(OnFailure, NamesAreUniqueAcrossBothLists) {
+  auto c = load_workflow_body(
+      "    steps:\n      - name: a\n        run_job: {job_id: 1}\n"
+      "    on_failure:\n      - name: a\n        run_job: {job_id: 2}\n");
+  ASSERT_FALSE(c);
+  EXPECT_TRUE(text_has(c.error().message, "is used twice")) << c.error().message;
+  EXPECT_TRUE(text_has(c.error().message, "workflows.w.on_failure[0].name")) << c.error().message;
+}
+
+TEST(OnFailure, MayNotDependOnRegularSteps) {
+  auto c = load_workflow_body(
+      "    steps:\n      - name: a\n        run_job: {job_id: 1}\n"
+      "    on_failure:\n      - name: undo\n        depends_on: [a]\n        run_job: {job_id: 2}\n");
+  ASSERT_FALSE(c);
+  EXPECT_TRUE(text_has(c.error().message, "no step named 'a' in this list")) << c.error().message;
+}
+
+}  // namespace
+}  // namespace brickwork
