@@ -1,6 +1,7 @@
 #include "daemon/cli/cli.hpp"
 
 #include <CLI/CLI.hpp>
+#include <iostream>
 
 #include "daemon/cli/commands.hpp"
 
@@ -56,6 +57,15 @@ int run_cli(int argc, char** argv) {
   signal->add_option("id", id, "workflow id")->required();
   signal->add_option("name", signal_name, "signal name")->required();
   signal->add_option("--value", value_json, "signal value as JSON");
+  bool no_wait = false;
+  std::string answer_timeout = "30s";
+  signal->add_flag("--no-wait", no_wait,
+                   "only send it; do not wait for the daemon to accept or refuse it");
+  signal->add_option("--timeout", answer_timeout, "how long to wait for the answer")
+      ->capture_default_str();
+  signal->footer(
+      "Example:\n  brickwork signal order-4711 approved --value '{\"by\": \"ana\"}'\n"
+      "Exit codes: 0 accepted (or sent, with --no-wait), 1 refused or an error, 5 no answer in time.");
 
   auto* demo = app.add_subcommand("demo", "run a whole example on this machine alone");
 
@@ -91,7 +101,15 @@ int run_cli(int argc, char** argv) {
   }
   if (cancel->parsed()) return cli::run_cancel(config_path, id, reason);
   if (retry->parsed()) return cli::run_retry(config_path, id);
-  if (signal->parsed()) return cli::run_signal(config_path, id, signal_name, value_json);
+  if (signal->parsed()) {
+    const auto wait = parse_duration(answer_timeout);
+    if (!wait) {
+      std::cerr << "error: --timeout expects a duration such as 30s\n";
+      return 2;
+    }
+    return cli::run_signal(config_path, id, signal_name, value_json,
+                           no_wait ? std::nullopt : std::optional<Duration>(*wait));
+  }
   if (demo->parsed()) return cli::run_demo(false);
   if (simulator->parsed()) return cli::run_simulator(port, jobs_file, brokers, events_topic);
   return 2;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <iostream>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "daemon/core/escape.hpp"
@@ -256,8 +257,28 @@ int run_retry(const std::string& config_path, const std::string& id) {
   return produce_command(*config, id, json::object{{"type", "retry"}, {"id", id}});
 }
 
+namespace {
+
+// The step names of `workflow` that wait for a signal named `name`.
+std::set<std::string> steps_waiting_for(const Config& config, const std::string& workflow,
+                                        const std::string& name) {
+  std::set<std::string> out;
+  auto it = config.workflows.find(workflow);
+  if (it == config.workflows.end()) return out;
+  for (const auto* list : {&it->second.steps, &it->second.on_failure}) {
+    for (const auto& step : *list) {
+      if (step.plan.kind == StepPlan::Kind::kAwaitSignal && step.plan.signal == name) {
+        out.insert(step.name);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 int run_signal(const std::string& config_path, const std::string& id, const std::string& name,
-               const std::string& value_json) {
+               const std::string& value_json, std::optional<Duration> wait) {
   auto config = load_checked_config(config_path);
   if (!config) return 1;
   auto value = parse_json_arg(value_json, "--value");
@@ -265,9 +286,49 @@ int run_signal(const std::string& config_path, const std::string& id, const std:
     print_error(value.error().message);
     return 1;
   }
-  return produce_command(
-      *config, id,
-      json::object{{"type", "signal"}, {"id", id}, {"name", name}, {"value", *value}});
+  const json::object command{{"type", "signal"}, {"id", id}, {"name", name}, {"value", *value}};
+  if (!wait) return produce_command(*config, id, command);
+  // Follow the status topic from before the send, so the answer cannot be missed.
+  auto tail = TopicTail::open(config->kafka, config->kafka.topics.status, Duration(10000));
+  if (!tail) {
+    print_error("cannot read " + config->kafka.topics.status + ": " + tail.error().message);
+    return 1;
+  }
+  if (int sent = produce_command(*config, id, command); sent != 0) return sent;
+  const auto deadline = std::chrono::steady_clock::now() + *wait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    for (const KafkaMessage& m : (*tail)->poll(Duration(200))) {
+      if (m.key != id) continue;
+      boost::system::error_code ec;
+      const json::value v = parse_json(m.payload, ec);
+      if (ec || !v.is_object()) continue;
+      const json::object& event = v.as_object();
+      const json::value* type = event.if_contains("type");
+      if (type == nullptr || !type->is_string()) continue;
+      if (*type == "command_rejected") {
+        const json::value* reason = event.if_contains("reason");
+        std::cerr << "refused: "
+                  << escape_control_characters(reason != nullptr && reason->is_string()
+                                                   ? std::string_view(reason->as_string())
+                                                   : std::string_view("unknown"))
+                  << "\n";
+        return 1;
+      }
+      const json::value* workflow = event.if_contains("workflow");
+      const json::value* step = event.if_contains("step");
+      if (*type == "step_succeeded" && workflow != nullptr && workflow->is_string() &&
+          step != nullptr && step->is_string() &&
+          steps_waiting_for(*config, std::string(workflow->as_string()), name)
+              .contains(std::string(step->as_string()))) {
+        std::cout << "accepted: step " << escape_control_characters(step->as_string())
+                  << " of " << id << " received " << name << "\n";
+        return 0;
+      }
+    }
+  }
+  std::cerr << "sent, but no answer within " << format_duration(*wait)
+            << " (is a daemon running?)\n";
+  return 5;
 }
 
 }  // namespace brickwork::cli

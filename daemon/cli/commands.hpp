@@ -21,8 +21,11 @@ int run_list(const std::string& config_path, std::optional<std::string> state, i
              bool as_json);
 int run_cancel(const std::string& config_path, const std::string& id, const std::string& reason);
 int run_retry(const std::string& config_path, const std::string& id);
+// Sends the signal; with `wait`, then waits that long for the status event
+// that answers it: a step it resolved (exit 0) or command_rejected (exit 1);
+// no answer in time exits 5.
 int run_signal(const std::string& config_path, const std::string& id, const std::string& name,
-               const std::string& value_json);
+               const std::string& value_json, std::optional<Duration> wait);
 int run_demo(bool keep_going_on_failure);
 int run_simulator(uint16_t port, const std::string& jobs_file, const std::string& brokers,
                   const std::string& events_topic);

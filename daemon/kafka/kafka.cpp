@@ -496,6 +496,97 @@ Result<std::unique_ptr<MockKafkaCluster>> MockKafkaCluster::create(int32_t broke
       std::make_unique<RdKafkaMockCluster>(rk, cluster, brokers));
 }
 
+namespace {
+
+KafkaMessage to_message(const std::string& topic, const rd_kafka_message_t* m) {
+  KafkaMessage msg;
+  msg.topic = topic;
+  msg.partition = m->partition;
+  msg.offset = m->offset;
+  if (m->key != nullptr) msg.key.emplace(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload != nullptr) msg.payload.assign(static_cast<const char*>(m->payload), m->len);
+  return msg;
+}
+
+struct Watermarks {
+  int64_t low = 0;
+  int64_t high = 0;  // the next offset to be written
+};
+
+// The partitions of `topic` with their watermarks.
+Result<std::map<int32_t, Watermarks>> watermarks(rd_kafka_t* rk, const std::string& topic,
+                                                 Duration timeout) {
+  const rd_kafka_metadata_t* metadata = nullptr;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_resp_err_t merr =
+      rd_kafka_metadata(rk, 0, rkt, &metadata, static_cast<int>(timeout.count()));
+  rd_kafka_topic_destroy(rkt);
+  if (merr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return kafka_error("kafka_metadata", rd_kafka_err2str(merr));
+  }
+  std::vector<int32_t> partitions;
+  for (int i = 0; i < metadata->topic_cnt; ++i) {
+    for (int p = 0; p < metadata->topics[i].partition_cnt; ++p) {
+      partitions.push_back(metadata->topics[i].partitions[p].id);
+    }
+  }
+  rd_kafka_metadata_destroy(metadata);
+  std::map<int32_t, Watermarks> out;
+  for (int32_t p : partitions) {
+    Watermarks w;
+    if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &w.low, &w.high,
+                                         static_cast<int>(timeout.count())) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return kafka_error("kafka_watermarks", "could not read watermarks of " + topic);
+    }
+    out[p] = w;
+  }
+  return out;
+}
+
+class RdKafkaTopicTail final : public TopicTail {
+ public:
+  RdKafkaTopicTail(RdKafkaPtr rk, std::string topic) : rk_(std::move(rk)), topic_(std::move(topic)) {}
+  ~RdKafkaTopicTail() override { rd_kafka_consumer_close(rk_.get()); }
+
+  std::vector<KafkaMessage> poll(Duration wait) override {
+    std::vector<KafkaMessage> out;
+    int timeout = static_cast<int>(wait.count());
+    while (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_.get(), timeout)) {
+      timeout = 0;
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) out.push_back(to_message(topic_, m));
+      rd_kafka_message_destroy(m);
+    }
+    return out;
+  }
+
+ private:
+  RdKafkaPtr rk_;
+  std::string topic_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<TopicTail>> TopicTail::open(const KafkaConfig& config,
+                                                   const std::string& topic, Duration timeout) {
+  auto conf = make_conf(config, "brickwork-cli-tail",
+                        {{"group.id", "brickwork-cli-tail"}, {"enable.auto.commit", "false"}});
+  if (!conf) return conf.error();
+  char errstr[512];
+  RdKafkaPtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, *conf, errstr, sizeof errstr), &rd_kafka_destroy);
+  if (!rk) return Error{ErrorKind::kPermanent, "kafka_config", errstr};
+  auto marks = watermarks(rk.get(), topic, timeout);
+  if (!marks) return marks.error();
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(marks->size()));
+  for (const auto& [p, w] : *marks) {
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = w.high;
+  }
+  rd_kafka_assign(rk.get(), list);
+  rd_kafka_topic_partition_list_destroy(list);
+  return std::unique_ptr<TopicTail>(std::make_unique<RdKafkaTopicTail>(std::move(rk), topic));
+}
+
 Result<std::vector<KafkaMessage>> read_topic(const std::string& brokers, const std::string& topic,
                                              Duration timeout) {
   KafkaConfig config;
@@ -507,34 +598,15 @@ Result<std::vector<KafkaMessage>> read_topic(const std::string& brokers, const s
   RdKafkaPtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, *conf, errstr, sizeof errstr), &rd_kafka_destroy);
   if (!rk) return Error{ErrorKind::kPermanent, "kafka_config", errstr};
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  const rd_kafka_metadata_t* metadata = nullptr;
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
-  const rd_kafka_resp_err_t merr =
-      rd_kafka_metadata(rk.get(), 0, rkt, &metadata, static_cast<int>(timeout.count()));
-  rd_kafka_topic_destroy(rkt);
-  if (merr != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error("kafka_metadata", rd_kafka_err2str(merr));
-  std::vector<int32_t> partitions;
-  for (int i = 0; i < metadata->topic_cnt; ++i) {
-    for (int p = 0; p < metadata->topics[i].partition_cnt; ++p) {
-      partitions.push_back(metadata->topics[i].partitions[p].id);
-    }
-  }
-  rd_kafka_metadata_destroy(metadata);
+  auto marks = watermarks(rk.get(), topic, timeout);
+  if (!marks) return marks.error();
   std::map<int32_t, int64_t> high;
   rd_kafka_topic_partition_list_t* list =
-      rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size()));
-  for (int32_t p : partitions) {
-    int64_t lo = 0;
-    int64_t hi = 0;
-    if (rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), p, &lo, &hi,
-                                         static_cast<int>(timeout.count())) !=
-        RD_KAFKA_RESP_ERR_NO_ERROR) {
-      rd_kafka_topic_partition_list_destroy(list);
-      return kafka_error("kafka_watermarks", "could not read watermarks of " + topic);
-    }
-    if (hi > lo) {
-      high[p] = hi;
-      rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = lo;
+      rd_kafka_topic_partition_list_new(static_cast<int>(marks->size()));
+  for (const auto& [p, w] : *marks) {
+    if (w.high > w.low) {
+      high[p] = w.high;
+      rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = w.low;
     }
   }
   rd_kafka_assign(rk.get(), list);
@@ -551,14 +623,8 @@ Result<std::vector<KafkaMessage>> read_topic(const std::string& brokers, const s
     rd_kafka_message_t* m = rd_kafka_consumer_poll(rk.get(), 100);
     if (m == nullptr) continue;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      KafkaMessage msg;
-      msg.topic = topic;
-      msg.partition = m->partition;
-      msg.offset = m->offset;
-      if (m->key != nullptr) msg.key.emplace(static_cast<const char*>(m->key), m->key_len);
-      if (m->payload != nullptr) msg.payload.assign(static_cast<const char*>(m->payload), m->len);
       next[m->partition] = m->offset + 1;
-      out.push_back(std::move(msg));
+      out.push_back(to_message(topic, m));
     }
     rd_kafka_message_destroy(m);
   }

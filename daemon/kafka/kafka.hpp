@@ -115,6 +115,18 @@ class MockKafkaCluster {
   virtual void push_request_errors(int16_t api_key, int32_t count, int32_t error) = 0;
 };
 
+// Follows a topic from its end at the moment it is opened, outside any
+// consumer group: what a CLI needs to see the answer to a command it is
+// about to send (open first, then send, then poll).
+class TopicTail {
+ public:
+  virtual ~TopicTail() = default;
+  static Result<std::unique_ptr<TopicTail>> open(const KafkaConfig& config,
+                                                 const std::string& topic, Duration timeout);
+  // The messages that arrived since, waiting at most `wait` for the first.
+  virtual std::vector<KafkaMessage> poll(Duration wait) = 0;
+};
+
 // Reads every message currently in `topic` from the beginning (a test and
 // demo helper; uses its own consumer outside any group).
 Result<std::vector<KafkaMessage>> read_topic(const std::string& brokers, const std::string& topic,

@@ -151,5 +151,36 @@ TEST(CliConfig, CheckRejectsAPostgresUrlLibpqCannotRead) {
   std::filesystem::remove_all(dir);
 }
 
+// `brickwork signal` says whether the daemon took the signal, from the
+// status topic, instead of leaving the operator to guess.
+TEST_F(Cli, SignalReportsAcceptanceOrRefusal) {
+  start_stack({});
+  config(R"(  gated:
+    steps:
+      - name: approve
+        wait_for_signal: {name: approved}
+)");
+  const std::string c = "-c " + config_path();
+  start_daemon();
+  start_workflow("cli-sig", "gated");
+  ASSERT_TRUE(eventually([&] {
+    auto w = workflow("cli-sig");
+    return w && w->steps[0].status == StepStatus::kWaiting;
+  }));
+  auto wrong = run("signal cli-sig rejected " + c);
+  EXPECT_EQ(wrong.exit_code, 1) << wrong.out;
+  EXPECT_NE(wrong.out.find("refused: not_waiting"), std::string::npos) << wrong.out;
+  auto right = run("signal cli-sig approved --value '{\"by\":\"ana\"}' " + c);
+  EXPECT_EQ(right.exit_code, 0) << right.out;
+  EXPECT_NE(right.out.find("accepted: step approve"), std::string::npos) << right.out;
+  auto done = wait_terminal("cli-sig");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
+  auto sent = run("signal cli-sig approved --no-wait " + c);
+  EXPECT_EQ(sent.exit_code, 0) << sent.out;
+  auto bad_timeout = run("signal cli-sig approved --timeout soon " + c);
+  EXPECT_EQ(bad_timeout.exit_code, 2) << bad_timeout.out;
+}
+
 }  // namespace
 }  // namespace brickwork::testing
