@@ -9,6 +9,7 @@ namespace brickwork {
 // `std::unique_ptr<StepType> make_<name>_step()`, its test, and one entry here.
 #define BRICKWORK_BUILTIN_STEP_TYPES(X) \
   X(run_job)                            \
+  X(submit_run)                         \
   X(sleep)                              \
   X(wait_for_signal)                    \
   X(emit)

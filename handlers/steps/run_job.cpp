@@ -1,8 +1,20 @@
-#include "handlers/steps/run_job.hpp"
+// run_job: start an existing Databricks job with jobs/run-now and wait for it.
+//
+//   run_job:
+//     job_id: 123                       # integer, or a template; or instead:
+//     job_name: nightly_ingest          # resolved with jobs/list?name= (exactly one match)
+//     parameters: {url: "{{ input.url }}"}   # job parameters (values become strings)
+//     queue: {enabled: true}            # any other run-now field is passed through
+//
+// The job also receives brickwork_workflow_id, brickwork_step and
+// brickwork_token (contract section 3) so its last task can publish the
+// completion event; polling jobs/runs/get is the safety net.
+#include <map>
+#include <mutex>
 
-#include "handlers/steps/action_fields.hpp"
 #include "daemon/core/json_limits.hpp"
-#include "daemon/databricks/api.hpp"
+#include "handlers/steps/action_fields.hpp"
+#include "handlers/steps/databricks_run.hpp"
 
 namespace brickwork {
 namespace {
@@ -30,11 +42,17 @@ class RunJobStep final : public StepType {
   std::optional<std::string> compile(StepDefinition& step) const override {
     const json::object& action = step.action;
     const json::value* job_id = action.if_contains("job_id");
-    if (job_id == nullptr) return "run_job.job_id is required";
-    if (job_id->is_string() && job_id->as_string().find("{{") != json::string::npos) {
-      // checked when rendered
-    } else if (const auto id = int64_from_json(*job_id); !id || *id <= 0) {
-      return "run_job.job_id must be a positive 64-bit integer (or a {{ template }})";
+    const json::value* job_name = action.if_contains("job_name");
+    if ((job_id == nullptr) == (job_name == nullptr)) {
+      return "run_job needs exactly one of job_id or job_name";
+    }
+    if (job_name != nullptr && (!job_name->is_string() || job_name->as_string().empty())) {
+      return "run_job.job_name must be a job's name (a non-empty string)";
+    }
+    if (job_id != nullptr && !holds_template(*job_id)) {
+      if (const auto id = int64_from_json(*job_id); !id || *id <= 0) {
+        return "run_job.job_id must be a positive 64-bit integer (or a {{ template }})";
+      }
     }
     if (const json::value* params = action.if_contains("parameters");
         params != nullptr && !params->is_object()) {
@@ -49,84 +67,87 @@ class RunJobStep final : public StepType {
   }
 
   Result<StepOutcome> execute(const StepContext& context, StepServices& services) const override {
-    if (services.databricks == nullptr) {
-      return invalid("run_job needs a Databricks workspace (databricks.host)");
-    }
+    if (services.databricks == nullptr) return no_workspace("run_job");
     auto rendered = rendered_action(context);
     if (!rendered) return rendered.error();
     const json::object& action = *rendered;
 
     RunNowRequest request;
-    const json::value& job_id = action.at("job_id");
-    const std::optional<int64_t> parsed_job_id = int64_from_json(job_id);
-    if (!parsed_job_id || *parsed_job_id <= 0) {
-      return invalid("run_job.job_id is " + truncate_for_message(job_id) +
-                     ", not a positive 64-bit integer");
+    if (const json::value* name = action.if_contains("job_name")) {
+      if (!name->is_string()) return invalid("run_job.job_name must render to a string");
+      auto id = resolve(context.workflow.id, std::string(name->as_string()), *services.databricks);
+      if (!id) return id.error();
+      request.job_id = *id;
+    } else {
+      const json::value& job_id = action.at("job_id");
+      const std::optional<int64_t> parsed = int64_from_json(job_id);
+      if (!parsed || *parsed <= 0) {
+        return invalid("run_job.job_id is " + truncate_for_message(job_id) +
+                       ", not a positive 64-bit integer");
+      }
+      request.job_id = *parsed;
     }
-    request.job_id = *parsed_job_id;
     if (const json::value* params = action.if_contains("parameters"); params != nullptr) {
       for (const auto& [name, value] : params->as_object()) {
         request.job_parameters[std::string(name)] = as_parameter_string(value);
       }
     }
-    request.job_parameters["brickwork_workflow_id"] = context.workflow.id;
-    request.job_parameters["brickwork_step"] = context.step.name;
-    request.job_parameters["brickwork_token"] = context.callback_token;
+    const BrickworkParameters bw = brickwork_parameters(context);
+    request.job_parameters["brickwork_workflow_id"] = bw.workflow_id;
+    request.job_parameters["brickwork_step"] = bw.step;
+    request.job_parameters["brickwork_token"] = bw.token;
     request.idempotency_token = context.idempotency_token;
     for (const auto& [key, value] : action) {
-      if (key != "job_id" && key != "parameters") request.extra[key] = value;
+      if (key != "job_id" && key != "job_name" && key != "parameters") request.extra[key] = value;
     }
 
     auto run_id = services.databricks->run_now(request);
     if (!run_id) return run_id.error();
-    StepOutcome outcome;
-    outcome.kind = StepOutcome::Kind::kStarted;
-    outcome.run_id = *run_id;
-    outcome.run_page_url = services.databricks->host() + "/#job/" +
-                           std::to_string(request.job_id) + "/run/" + std::to_string(*run_id);
-    outcome.handle = json::object{{"job_id", request.job_id}};
-    return outcome;
+    return started_run(*run_id,
+                       services.databricks->host() + "/#job/" + std::to_string(request.job_id) +
+                           "/run/" + std::to_string(*run_id),
+                       json::object{{"job_id", request.job_id}});
   }
 
   Result<StepOutcome> poll(const StepContext& context, StepServices& services) const override {
-    if (services.databricks == nullptr) return invalid("run_job needs a Databricks workspace");
-    if (!context.step.run_id) return invalid("run_job has no run to poll");
-    auto run = services.databricks->get_run(*context.step.run_id);
-    if (!run) return run.error();
-    if (!run->terminal()) {
-      StepOutcome outcome;
-      outcome.kind = StepOutcome::Kind::kStillRunning;
-      return outcome;
-    }
-    return outcome_of_finished_run(*run);
+    return poll_run(context, services);
   }
 
   Status cancel(const StepContext& context, StepServices& services) const override {
-    if (services.databricks == nullptr || !context.step.run_id) return ok_status();
-    return services.databricks->cancel_run(*context.step.run_id);
+    return cancel_run(context, services);
   }
+
+ private:
+  // A job name resolves once per workflow run, so every attempt of every
+  // step of that run starts the same job even if names change meanwhile.
+  Result<int64_t> resolve(const std::string& workflow_id, const std::string& name,
+                          DatabricksApi& databricks) const {
+    const std::string key = workflow_id + '\n' + name;
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = resolved_.find(key); it != resolved_.end()) return it->second;
+    }
+    auto ids = databricks.find_jobs_by_name(name);
+    if (!ids) return ids.error();
+    if (ids->empty()) {
+      return Error{ErrorKind::kPermanent, "job_not_found", "no job is named '" + name + "'"};
+    }
+    if (ids->size() > 1) {
+      return Error{ErrorKind::kPermanent, "job_name_ambiguous",
+                   std::to_string(ids->size()) + " jobs are named '" + name +
+                       "'; use job_id, or rename them"};
+    }
+    std::lock_guard lock(mutex_);
+    if (resolved_.size() >= 10'000) resolved_.clear();  // bounded: a cache, not a record
+    resolved_[key] = ids->front();
+    return ids->front();
+  }
+
+  mutable std::mutex mutex_;
+  mutable std::map<std::string, int64_t> resolved_;
 };
 
 }  // namespace
-
-StepOutcome outcome_of_finished_run(const RunInfo& run) {
-  StepOutcome outcome;
-  outcome.run_id = run.run_id;
-  outcome.run_page_url = run.run_page_url;
-  if (run.succeeded()) {
-    outcome.kind = StepOutcome::Kind::kSucceeded;
-    outcome.output = json::object{{"result_state", run.result_state}};
-    return outcome;
-  }
-  outcome.kind = StepOutcome::Kind::kFailed;
-  outcome.error.code = !run.result_state.empty() ? run.result_state : run.life_cycle_state;
-  outcome.error.message = run.state_message.empty()
-                              ? "run " + std::to_string(run.run_id) + " ended " +
-                                    run.life_cycle_state +
-                                    (run.result_state.empty() ? "" : "/" + run.result_state)
-                              : run.state_message;
-  return outcome;
-}
 
 std::unique_ptr<StepType> make_run_job_step() { return std::make_unique<RunJobStep>(); }
 
