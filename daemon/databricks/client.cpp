@@ -19,8 +19,11 @@ namespace brickwork {
 
 namespace {
 
-using databricks_parsing::trim;
 using databricks_parsing::as_int64;
+using databricks_parsing::kMaxPages;
+using databricks_parsing::next_page_token;
+using databricks_parsing::percent_encode;
+using databricks_parsing::trim;
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -33,6 +36,12 @@ Result<json::value> parse_json_body(const std::string& body, std::string_view wh
                  std::string(what) + ": response is not JSON: " + ec.message()};
   }
   return v;
+}
+
+Error endless_paging(std::string_view what) {
+  return Error{ErrorKind::kInvalidInput, "bad_response",
+               std::string(what) + ": paging did not end (a repeated next_page_token, or more than " +
+                   std::to_string(kMaxPages) + " pages)"};
 }
 
 struct Call {
@@ -136,10 +145,65 @@ class DatabricksClient final : public DatabricksApi {
   }
 
   Result<RunInfo> get_run(int64_t run_id) override {
-    auto r = json_call("GET", "/api/2.2/jobs/runs/get?run_id=" + std::to_string(run_id),
+    const std::string path = "/api/2.2/jobs/runs/get?run_id=" + std::to_string(run_id);
+    auto r = json_call("GET", path, std::nullopt, true);
+    if (!r) return r.error();
+    auto info = parse_run_info(*r);
+    if (!info) return info;
+    // API 2.2 lists at most 100 task runs per response. The state read from
+    // the first page stands; later pages only add task runs.
+    auto token = next_page_token(*r, "jobs/runs/get");
+    if (!token) return token.error();
+    for (int page = 1; !token->empty(); ++page) {
+      if (page == kMaxPages) return endless_paging("jobs/runs/get");
+      auto more = json_call("GET", path + "&page_token=" + percent_encode(*token), std::nullopt, true);
+      if (!more) return more.error();
+      auto tasks = parse_run_tasks(*more);
+      if (!tasks) return tasks.error();
+      info->tasks.insert(info->tasks.end(), tasks->begin(), tasks->end());
+      auto following = next_page_token(*more, "jobs/runs/get");
+      if (!following) return following.error();
+      if (*following == *token) return endless_paging("jobs/runs/get");
+      token = std::move(following);
+    }
+    return info;
+  }
+
+  Result<std::vector<int64_t>> find_jobs_by_name(const std::string& name) override {
+    if (name.empty()) {
+      return Error{ErrorKind::kInvalidInput, "bad_job_name",
+                   "job name is empty (jobs/list would not filter)"};
+    }
+    // limit=100, the API's maximum: a name usually matches one page.
+    const std::string path = "/api/2.2/jobs/list?limit=100&name=" + percent_encode(name);
+    std::vector<int64_t> ids;
+    std::string token;
+    for (int page = 0;; ++page) {
+      if (page == kMaxPages) return endless_paging("jobs/list");
+      const std::string query = token.empty() ? path : path + "&page_token=" + percent_encode(token);
+      auto r = json_call("GET", query, std::nullopt, true);
+      if (!r) return r.error();
+      auto parsed = parse_jobs_list_page(*r, name);
+      if (!parsed) return parsed.error();
+      for (int64_t id : parsed->matching_job_ids) {
+        // A job listed on two pages (the list moved under us) is one job.
+        if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+      }
+      if (parsed->next_page_token.empty()) return ids;
+      if (parsed->next_page_token == token) return endless_paging("jobs/list");
+      token = std::move(parsed->next_page_token);
+    }
+  }
+
+  Result<json::object> get_run_output(int64_t task_run_id) override {
+    auto r = json_call("GET", "/api/2.2/jobs/runs/get-output?run_id=" + std::to_string(task_run_id),
                        std::nullopt, true);
     if (!r) return r.error();
-    return parse_run_info(*r);
+    if (!r->is_object()) {
+      return Error{ErrorKind::kInvalidInput, "bad_response",
+                   "jobs/runs/get-output: response is not a JSON object"};
+    }
+    return std::move(r->get_object());
   }
 
   Status cancel_run(int64_t run_id) override {
