@@ -11,16 +11,29 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <variant>
 
 #include "daemon/core/base64.hpp"
 #include "daemon/core/json_limits.hpp"
 #include "daemon/databricks/http.hpp"
+#include "daemon/databricks/simulator_views.hpp"
 
 namespace brickwork {
 
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
+using simulator_detail::collect_params;
+using simulator_detail::collect_task_params;
+using simulator_detail::Run;
+using simulator_detail::same_name_ignoring_case;
+using simulator_detail::TaskWindow;
+
+// API 2.2 lists at most this many tasks per runs/get response.
+constexpr size_t kTasksPerPage = 100;
+constexpr char kMultiTaskOutput[] =
+    "Retrieving the output of runs with multiple tasks is not supported. Please retrieve the "
+    "output of each individual task run instead.";
 
 std::string percent_decode(std::string_view s) {
   std::string out;
@@ -78,30 +91,6 @@ http::ServerResponse api_error(int status, const std::string& code, const std::s
   return json_response(status, json::object{{"error_code", code}, {"message", message}});
 }
 
-std::string param_text(const json::value& v) {
-  return v.is_string() ? std::string(v.get_string()) : json::serialize(v);
-}
-
-void collect_params(const json::value* obj, std::map<std::string, std::string>& into) {
-  if (obj == nullptr || !obj->is_object()) return;
-  for (const auto& [k, v] : obj->get_object()) into[std::string(k)] = param_text(v);
-}
-
-struct Run {
-  SimulatedRun view;
-  bool submit = false;
-  std::string run_name;
-  SimulatedJob job;
-  SteadyClock::time_point running_at;
-  SteadyClock::time_point ends_at;
-  int64_t start_ms = 0;
-  int64_t end_ms = 0;
-  std::string state_message;
-  std::string term_code;
-  std::string term_type;
-  bool done = false;
-};
-
 struct Event {
   std::string key;
   std::string payload;
@@ -119,7 +108,9 @@ struct DatabricksSimulator::Impl {
   std::mt19937_64 fault_rng;
   std::mt19937_64 token_rng{std::random_device{}()};
   std::map<int64_t, Run> runs;
+  std::map<int64_t, int64_t> run_of_task;  // task run id → run id
   std::set<int64_t> active;
+  std::map<std::string, size_t> page_offsets;  // page tokens issued → where the page starts
   std::map<std::string, int64_t> run_by_token;
   std::map<std::string, SteadyClock::time_point> issued_tokens;
   SimulatorStats stats;
@@ -252,9 +243,19 @@ struct DatabricksSimulator::Impl {
   }
 
   int64_t create_run(const SimulatedJob& job, int64_t job_id, bool submit, std::string run_name,
-                     std::map<std::string, std::string> params, const std::string& token) {
+                     std::map<std::string, std::string> params, const std::string& token,
+                     std::vector<std::string> task_keys) {
     Run run;
     run.view.run_id = next_run_id++;
+    if (task_keys.empty()) {
+      for (int32_t i = 1; i <= std::max<int32_t>(job.tasks, 1); ++i) {
+        task_keys.push_back("task_" + std::to_string(i));
+      }
+    }
+    for (auto& key : task_keys) {
+      run.view.tasks.push_back(SimulatedTaskRun{next_run_id++, std::move(key)});
+      run_of_task[run.view.tasks.back().run_id] = run.view.run_id;
+    }
     run.view.job_id = job_id;
     run.view.life_cycle_state = "PENDING";
     run.view.idempotency_token = token;
@@ -277,40 +278,6 @@ struct DatabricksSimulator::Impl {
     }
     wake.notify_all();
     return id;
-  }
-
-  json::value run_json(const Run& run) const {
-    json::object state{{"life_cycle_state", run.view.life_cycle_state},
-                       {"state_message", run.state_message},
-                       {"user_cancelled_or_timedout", run.view.cancel_requested ||
-                                                          run.view.result_state == "TIMEDOUT"}};
-    if (run.done) state["result_state"] = run.view.result_state;
-    const std::string& lcs = run.view.life_cycle_state;
-    json::object status{
-        {"state", lcs == "INTERNAL_ERROR" || lcs == "SKIPPED" ? std::string("TERMINATED") : lcs}};
-    if (run.done) {
-      status["termination_details"] = json::object{
-          {"code", run.term_code}, {"type", run.term_type}, {"message", run.state_message}};
-    }
-    json::array params;
-    for (const auto& [k, v] : run.view.parameters) {
-      params.push_back(json::object{{"name", k}, {"default", ""}, {"value", v}});
-    }
-    json::object out{{"run_id", run.view.run_id},
-                     {"number_in_job", run.view.run_id},
-                     {"run_name", run.run_name},
-                     {"run_page_url", base_url + "/#job/" + std::to_string(run.view.job_id) +
-                                          "/run/" + std::to_string(run.view.run_id)},
-                     {"run_type", run.submit ? "SUBMIT_RUN" : "JOB_RUN"},
-                     {"trigger", "ONE_TIME"},
-                     {"attempt_number", 0},
-                     {"start_time", run.start_ms},
-                     {"end_time", run.end_ms},
-                     {"state", std::move(state)},
-                     {"status", std::move(status)},
-                     {"job_parameters", std::move(params)}};
-    if (!run.submit) out["job_id"] = run.view.job_id;
-    return out;
   }
 
   // --------------------------------------------------------------- routes
@@ -385,6 +352,8 @@ struct DatabricksSimulator::Impl {
     const bool known = (op == "run-now" && req.method == "POST") ||
                        (op == "runs/submit" && req.method == "POST") ||
                        (op == "runs/get" && req.method == "GET") ||
+                       (op == "runs/get-output" && req.method == "GET") ||
+                       (op == "list" && req.method == "GET") ||
                        (op == "runs/cancel" && req.method == "POST");
     if (!known) {
       return api_error(404, "ENDPOINT_NOT_FOUND", "No API found for '" + req.method + " " + path + "'");
@@ -393,7 +362,10 @@ struct DatabricksSimulator::Impl {
       ++stats.unauthorized;
       return api_error(401, "UNAUTHENTICATED", "Invalid access token.");
     }
-    if (op == "runs/get") return get(query);
+    const bool v22 = path.rfind("/api/2.2/", 0) == 0;
+    if (op == "runs/get") return get(query, v22);
+    if (op == "runs/get-output") return get_output(query);
+    if (op == "list") return list(query);
 
     json::value body;
     if (!req.body.empty()) {
@@ -445,12 +417,26 @@ struct DatabricksSimulator::Impl {
     std::map<std::string, std::string> params;
     collect_params(o.if_contains("notebook_params"), params);
     collect_params(o.if_contains("job_parameters"), params);
-    const int64_t id = create_run(*job, *job_id, false, job->name, std::move(params), token);
+    const int64_t id = create_run(*job, *job_id, false, job->name, std::move(params), token, {});
     return json_response(200, json::object{{"run_id", id}, {"number_in_job", id}});
   }
 
   http::ServerResponse submit(const json::object& o) {
     ++stats.submit_calls;
+    std::vector<std::string> task_keys;
+    std::map<std::string, std::string> params;
+    collect_params(o.if_contains("job_parameters"), params);
+    if (const json::value* tasks = o.if_contains("tasks"); tasks != nullptr && !tasks->is_null()) {
+      if (!tasks->is_array()) return api_error(400, "INVALID_PARAMETER_VALUE", "tasks must be an array");
+      for (const auto& t : tasks->get_array()) {
+        const json::value* key = t.is_object() ? t.get_object().if_contains("task_key") : nullptr;
+        if (key == nullptr || !key->is_string() || key->get_string().empty()) {
+          return api_error(400, "INVALID_PARAMETER_VALUE", "Missing required field: task_key");
+        }
+        task_keys.emplace_back(key->get_string());
+        collect_task_params(t.get_object(), params);
+      }
+    }
     std::string token;
     if (auto bad = check_token(o, token)) return *bad;
     if (!token.empty()) {
@@ -472,25 +458,12 @@ struct DatabricksSimulator::Impl {
       }
     }
     if (!found && options.default_job) job = *options.default_job;
-    std::map<std::string, std::string> params;
-    collect_params(o.if_contains("job_parameters"), params);
-    if (const json::value* tasks = o.if_contains("tasks"); tasks != nullptr && tasks->is_array()) {
-      for (const auto& t : tasks->get_array()) {
-        if (!t.is_object()) continue;
-        if (const json::value* nb = t.get_object().if_contains("notebook_task"); nb && nb->is_object()) {
-          collect_params(nb->get_object().if_contains("base_parameters"), params);
-        }
-        if (const json::value* wh = t.get_object().if_contains("python_wheel_task"); wh && wh->is_object()) {
-          collect_params(wh->get_object().if_contains("named_parameters"), params);
-        }
-      }
-    }
-    const int64_t id = create_run(job, 0, true, run_name, std::move(params), token);
+    const int64_t id = create_run(job, 0, true, run_name, std::move(params), token, std::move(task_keys));
     return json_response(200, json::object{{"run_id", id}});
   }
 
-  http::ServerResponse get(const std::map<std::string, std::string>& query) {
-    ++stats.get_calls;
+  // run_id of a GET: the id, or the 400 the API answers.
+  std::variant<int64_t, http::ServerResponse> query_run_id(const std::map<std::string, std::string>& query) {
     auto it = query.find("run_id");
     if (it == query.end() || it->second.empty()) {
       return api_error(400, "INVALID_PARAMETER_VALUE", "Missing required field: run_id");
@@ -498,11 +471,95 @@ struct DatabricksSimulator::Impl {
     const json::value text(it->second);
     const auto run_id = as_int64(&text);
     if (!run_id) return api_error(400, "INVALID_PARAMETER_VALUE", "Invalid value for field run_id");
-    auto run = runs.find(*run_id);
+    return *run_id;
+  }
+
+  // A page token names where its page starts; only tokens this simulator
+  // issued for the same listing are accepted.
+  std::string page_token(const std::string& listing, size_t offset) {
+    std::string token = base64(listing + "#" + std::to_string(offset));
+    page_offsets[token] = offset;
+    return token;
+  }
+
+  std::optional<size_t> page_offset(const std::map<std::string, std::string>& query,
+                                    const std::string& listing) {
+    auto it = query.find("page_token");
+    if (it == query.end() || it->second.empty()) return 0;
+    auto known = page_offsets.find(it->second);
+    if (known == page_offsets.end() || page_token(listing, known->second) != it->second) return std::nullopt;
+    return known->second;
+  }
+
+  http::ServerResponse get(const std::map<std::string, std::string>& query, bool v22) {
+    ++stats.get_calls;
+    auto id = query_run_id(query);
+    if (auto* bad = std::get_if<http::ServerResponse>(&id)) return *bad;
+    const int64_t run_id = std::get<int64_t>(id);
+    auto run = runs.find(run_id);
     if (run == runs.end()) {
-      return api_error(400, "INVALID_PARAMETER_VALUE", "Run " + std::to_string(*run_id) + " does not exist.");
+      return api_error(400, "INVALID_PARAMETER_VALUE", "Run " + std::to_string(run_id) + " does not exist.");
     }
-    return json_response(200, run_json(run->second));
+    const size_t total = run->second.view.tasks.size();
+    if (!v22) return json_response(200, run_json(run->second, base_url, TaskWindow{0, total}));
+    const std::string listing = "runs/get:" + std::to_string(run_id);
+    const auto offset = page_offset(query, listing);
+    if (!offset) return api_error(400, "INVALID_PARAMETER_VALUE", "Invalid page_token");
+    json::object body = run_json(run->second, base_url, TaskWindow{*offset, kTasksPerPage});
+    const bool more = *offset + kTasksPerPage < total;
+    body["has_more"] = more;
+    if (more) body["next_page_token"] = page_token(listing, *offset + kTasksPerPage);
+    return json_response(200, body);
+  }
+
+  http::ServerResponse get_output(const std::map<std::string, std::string>& query) {
+    ++stats.get_output_calls;
+    auto id = query_run_id(query);
+    if (auto* bad = std::get_if<http::ServerResponse>(&id)) return *bad;
+    const int64_t run_id = std::get<int64_t>(id);
+    // Jobs API 2.1+ refuses a job run's own id even when it has one task
+    // (databricks-sdk-py#375; docs/DATABRICKS.md).
+    if (runs.count(run_id) != 0) return api_error(400, "INVALID_PARAMETER_VALUE", kMultiTaskOutput);
+    auto owner = run_of_task.find(run_id);
+    if (owner == run_of_task.end()) {
+      return api_error(400, "INVALID_PARAMETER_VALUE", "Run " + std::to_string(run_id) + " does not exist.");
+    }
+    const Run& run = runs.at(owner->second);
+    const auto task = std::find_if(run.view.tasks.begin(), run.view.tasks.end(),
+                                   [&](const SimulatedTaskRun& t) { return t.run_id == run_id; });
+    return json_response(200, run_output_json(run, *task, base_url));
+  }
+
+  http::ServerResponse list(const std::map<std::string, std::string>& query) {
+    ++stats.list_calls;
+    size_t limit = 20;
+    if (auto it = query.find("limit"); it != query.end()) {
+      const json::value text(it->second);
+      const auto n = as_int64(&text);
+      if (!n || *n < 1 || *n > 100) {
+        return api_error(400, "INVALID_PARAMETER_VALUE", "limit must be between 1 and 100");
+      }
+      limit = static_cast<size_t>(*n);
+    }
+    const auto name = query.find("name");
+    const bool filtered = name != query.end() && !name->second.empty();
+    std::vector<std::pair<int64_t, const SimulatedJob*>> matching;
+    for (const auto& [id, job] : options.jobs) {
+      if (!filtered || same_name_ignoring_case(job.name, name->second)) matching.emplace_back(id, &job);
+    }
+    const std::string listing = "jobs/list:" + (filtered ? name->second : std::string());
+    const auto offset = page_offset(query, listing);
+    if (!offset) return api_error(400, "INVALID_PARAMETER_VALUE", "Invalid page_token");
+    json::array jobs;
+    for (size_t i = *offset; i < matching.size() && i < *offset + limit; ++i) {
+      jobs.push_back(json::object{{"job_id", matching[i].first},
+                                  {"settings", json::object{{"name", matching[i].second->name}}}});
+    }
+    const bool more = *offset + limit < matching.size();
+    json::object body{{"has_more", more}};
+    if (!jobs.empty()) body["jobs"] = std::move(jobs);
+    if (more) body["next_page_token"] = page_token(listing, *offset + limit);
+    return json_response(200, body);
   }
 
   http::ServerResponse cancel(const json::object& o) {

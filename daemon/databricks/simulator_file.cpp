@@ -96,6 +96,13 @@ SimulatedJob parse_job(const std::string& source, const YAML::Node& node, const 
       job.message = v.as<std::string>();
     } else if (key == "emit_event") {
       job.emit_event = v.as<bool>();
+    } else if (key == "tasks") {
+      job.tasks = v.as<int32_t>();
+      if (job.tasks < 1 || job.tasks > 1000) {
+        throw YamlError{where(source, v, f) + ": expected 1..1000 (the Jobs API's task limit)"};
+      }
+    } else if (key == "notebook_result") {
+      job.notebook_result = v.as<std::string>();
     } else {
       throw YamlError{where(source, kv.first, f) + ": unknown field"};
     }

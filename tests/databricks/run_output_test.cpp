@@ -1,10 +1,12 @@
 // Plain-value tests for what the new step types read: the tasks[] of
-// runs/get, the step output of a get-output body and jobs/list pages.
+// runs/get, the step output of a get-output body, jobs/list pages, and the
+// simulator file's task keys.
 #include <gtest/gtest.h>
 
 #include "daemon/databricks/api.hpp"
 #include "daemon/databricks/client.hpp"
 #include "daemon/databricks/parsing.hpp"
+#include "daemon/databricks/simulator.hpp"
 
 namespace brickwork {
 namespace {
@@ -153,6 +155,26 @@ TEST(PercentEncode, KeepsUnreservedOnly) {
   EXPECT_EQ(percent_encode("a b&c=d+e/f?g#h%"), "a%20b%26c%3Dd%2Be%2Ff%3Fg%23h%25");
   EXPECT_EQ(percent_encode("\xC3\xA9t\xC3\xA9"), "%C3%A9t%C3%A9");
   EXPECT_EQ(percent_encode(""), "");
+}
+
+TEST(SimulatorFileTasks, TasksAndNotebookResult) {
+  auto r = parse_simulator_jobs(R"(
+jobs:
+  - job_id: 7
+    name: fan_out
+    tasks: 3
+    notebook_result: '{"rows": 42}'
+  - job_id: 8
+    name: plain
+)");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->jobs.at(7).tasks, 3);
+  EXPECT_EQ(r->jobs.at(7).notebook_result, R"({"rows": 42})");
+  EXPECT_EQ(r->jobs.at(8).tasks, 1);
+  EXPECT_EQ(r->jobs.at(8).notebook_result, "");
+  EXPECT_FALSE(parse_simulator_jobs("jobs:\n  - job_id: 1\n    tasks: 0\n").ok());
+  EXPECT_FALSE(parse_simulator_jobs("jobs:\n  - job_id: 1\n    tasks: 1001\n").ok());
+  EXPECT_FALSE(parse_simulator_jobs("jobs:\n  - job_id: 1\n    tasks: many\n").ok());
 }
 
 }  // namespace
