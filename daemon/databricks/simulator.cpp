@@ -1,39 +1,24 @@
-// The simulator's state machine and HTTP routes. Runs are evaluated lazily
+// The simulator's runs, the gate every request passes and the public class;
+// the Jobs API routes are in simulator_routes.cpp. Runs are evaluated lazily
 // (each request advances them to "now") and by a timer thread that wakes at
 // the next due change, so events go out on time even with nobody polling.
-#include "daemon/databricks/simulator.hpp"
-
 #include <spdlog/spdlog.h>
 
 #include <charconv>
-#include <condition_variable>
-#include <mutex>
-#include <random>
-#include <set>
-#include <thread>
-#include <variant>
 
 #include "daemon/core/base64.hpp"
 #include "daemon/core/json_limits.hpp"
-#include "daemon/databricks/http.hpp"
-#include "daemon/databricks/simulator_views.hpp"
+#include "daemon/databricks/simulator_impl.hpp"
 
 namespace brickwork {
 
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-using simulator_detail::collect_params;
-using simulator_detail::collect_task_params;
+using simulator_detail::api_error;
+using simulator_detail::Event;
+using simulator_detail::json_response;
 using simulator_detail::Run;
-using simulator_detail::same_name_ignoring_case;
-using simulator_detail::TaskWindow;
-
-// API 2.2 lists at most this many tasks per runs/get response.
-constexpr size_t kTasksPerPage = 100;
-constexpr char kMultiTaskOutput[] =
-    "Retrieving the output of runs with multiple tasks is not supported. Please retrieve the "
-    "output of each individual task run instead.";
 
 std::string percent_decode(std::string_view s) {
   std::string out;
@@ -70,11 +55,15 @@ std::map<std::string, std::string> parse_query(std::string_view q) {
   return out;
 }
 
-std::optional<int64_t> as_int64(const json::value* v) {
+}  // namespace
+
+namespace simulator_detail {
+
+std::optional<int64_t> request_int64(const json::value* v) {
   if (v == nullptr) return std::nullopt;
   if (v->is_int64()) return v->get_int64();
   if (v->is_uint64()) return static_cast<int64_t>(v->get_uint64());
-  if (v->is_string()) {  // the real API accepts numeric strings for int64 fields
+  if (v->is_string()) {
     const auto s = v->get_string();
     int64_t out = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -91,527 +80,306 @@ http::ServerResponse api_error(int status, const std::string& code, const std::s
   return json_response(status, json::object{{"error_code", code}, {"message", message}});
 }
 
-struct Event {
-  std::string key;
-  std::string payload;
-};
+}  // namespace simulator_detail
 
-}  // namespace
+// ---------------------------------------------------------------- runs
 
-struct DatabricksSimulator::Impl {
-  SimulatorOptions options;
+void DatabricksSimulator::Impl::set_state(Run& run, SteadyClock::time_point now,
+                                          std::vector<Event>& events) {
+  if (run.done) return;
+  if (now >= run.ends_at) {
+    finish(run, events);
+  } else if (run.view.cancel_requested) {
+    run.view.life_cycle_state = "TERMINATING";
+    run.state_message = "Run is being cancelled.";
+  } else if (now >= run.running_at) {
+    run.view.life_cycle_state = "RUNNING";
+    run.state_message = "In run";
+  }
+}
 
-  mutable std::mutex mu;  // everything below
-  std::condition_variable wake;
-  bool stopping = false;
-  SimulatorFaults faults;
-  std::mt19937_64 fault_rng;
-  std::mt19937_64 token_rng{std::random_device{}()};
-  std::map<int64_t, Run> runs;
-  std::map<int64_t, int64_t> run_of_task;  // task run id → run id
-  std::set<int64_t> active;
-  std::map<std::string, size_t> page_offsets;  // page tokens issued → where the page starts
-  std::map<std::string, int64_t> run_by_token;
-  std::map<std::string, SteadyClock::time_point> issued_tokens;
-  SimulatorStats stats;
-  int64_t next_run_id = 1001;
-  std::string base_url;
+void DatabricksSimulator::Impl::finish(Run& run, std::vector<Event>& events) {
+  run.done = true;
+  run.end_ms = to_epoch_ms(now_ms());
+  active.erase(run.view.run_id);
+  const std::string outcome = run.view.cancel_requested ? "CANCELED" : run.job.outcome;
+  run.view.life_cycle_state = "TERMINATED";
+  run.view.result_state = outcome;
+  if (run.view.cancel_requested) {
+    run.term_code = "USER_CANCELED";
+    run.term_type = "SUCCESS";
+    run.state_message = "Run cancelled.";
+  } else if (outcome == "SUCCESS") {
+    run.term_code = "SUCCESS";
+    run.term_type = "SUCCESS";
+    run.state_message = run.job.message;
+  } else if (outcome == "CANCELED") {
+    run.term_code = "CANCELED";
+    run.term_type = "SUCCESS";
+    run.state_message = run.job.message.empty() ? "Run cancelled." : run.job.message;
+  } else if (outcome == "INTERNAL_ERROR") {
+    run.view.life_cycle_state = "INTERNAL_ERROR";
+    run.view.result_state = "FAILED";
+    run.term_code = "INTERNAL_ERROR";
+    run.term_type = "INTERNAL_ERROR";
+    run.state_message = run.job.message.empty() ? "Internal error (simulated)." : run.job.message;
+  } else {  // FAILED, TIMEDOUT
+    run.term_code = "RUN_EXECUTION_ERROR";
+    run.term_type = "CLIENT_ERROR";
+    run.state_message = !run.job.message.empty() ? run.job.message
+                        : outcome == "TIMEDOUT"  ? "Run timed out (simulated)."
+                                                 : "Task failed (simulated).";
+  }
+  const auto& p = run.view.parameters;
+  const auto wf = p.find("brickwork_workflow_id");
+  const auto step = p.find("brickwork_step");
+  const auto token = p.find("brickwork_token");
+  if (run.job.emit_event && !run.view.cancel_requested && outcome != "INTERNAL_ERROR" &&
+      wf != p.end() && step != p.end() && token != p.end()) {
+    json::object event{{"type", "job_completed"}, {"workflow_id", wf->second},
+                       {"step", step->second},    {"token", token->second},
+                       {"state", outcome},        {"run_id", run.view.run_id},
+                       {"output", run.job.output}};
+    if (!run.state_message.empty()) event["message"] = run.state_message;
+    events.push_back(Event{wf->second, json::serialize(event)});
+    run.view.event_emitted = true;
+    ++stats.events_emitted;
+  }
+}
 
-  std::mutex sink_mu;
-  CompletionSink sink;
+std::vector<Event> DatabricksSimulator::Impl::advance_locked(SteadyClock::time_point now) {
+  std::vector<Event> events;
+  const std::vector<int64_t> ids(active.begin(), active.end());
+  for (int64_t id : ids) set_state(runs.at(id), now, events);
+  return events;
+}
 
-  std::unique_ptr<http::Server> server;
-  std::thread timer;
-
-  explicit Impl(SimulatorOptions o)
-      : options(std::move(o)), faults(options.faults), fault_rng(options.faults.seed) {}
-
-  // --------------------------------------------------------------- runs
-
-  void set_state(Run& run, SteadyClock::time_point now, std::vector<Event>& events) {
-    if (run.done) return;
-    if (now >= run.ends_at) {
-      finish(run, events);
-    } else if (run.view.cancel_requested) {
-      run.view.life_cycle_state = "TERMINATING";
-      run.state_message = "Run is being cancelled.";
-    } else if (now >= run.running_at) {
-      run.view.life_cycle_state = "RUNNING";
-      run.state_message = "In run";
+void DatabricksSimulator::Impl::emit(std::vector<Event> events) {
+  if (events.empty()) return;
+  CompletionSink s;
+  {
+    std::lock_guard lock(sink_mu);
+    s = sink;
+  }
+  if (!s) return;
+  for (const auto& e : events) {
+    try {
+      s(e.key, e.payload);
+    } catch (const std::exception& ex) {
+      spdlog::warn("simulator: completion sink failed: {}", ex.what());
     }
   }
+}
 
-  void finish(Run& run, std::vector<Event>& events) {
-    run.done = true;
-    run.end_ms = to_epoch_ms(now_ms());
-    active.erase(run.view.run_id);
-    const std::string outcome = run.view.cancel_requested ? "CANCELED" : run.job.outcome;
-    run.view.life_cycle_state = "TERMINATED";
-    run.view.result_state = outcome;
-    if (run.view.cancel_requested) {
-      run.term_code = "USER_CANCELED";
-      run.term_type = "SUCCESS";
-      run.state_message = "Run cancelled.";
-    } else if (outcome == "SUCCESS") {
-      run.term_code = "SUCCESS";
-      run.term_type = "SUCCESS";
-      run.state_message = run.job.message;
-    } else if (outcome == "CANCELED") {
-      run.term_code = "CANCELED";
-      run.term_type = "SUCCESS";
-      run.state_message = run.job.message.empty() ? "Run cancelled." : run.job.message;
-    } else if (outcome == "INTERNAL_ERROR") {
-      run.view.life_cycle_state = "INTERNAL_ERROR";
-      run.view.result_state = "FAILED";
-      run.term_code = "INTERNAL_ERROR";
-      run.term_type = "INTERNAL_ERROR";
-      run.state_message =
-          run.job.message.empty() ? "Internal error (simulated)." : run.job.message;
-    } else {  // FAILED, TIMEDOUT
-      run.term_code = "RUN_EXECUTION_ERROR";
-      run.term_type = "CLIENT_ERROR";
-      run.state_message = !run.job.message.empty() ? run.job.message
-                          : outcome == "TIMEDOUT"  ? "Run timed out (simulated)."
-                                                   : "Task failed (simulated).";
+void DatabricksSimulator::Impl::timer_loop() {
+  std::unique_lock lock(mu);
+  while (!stopping) {
+    auto events = advance_locked(SteadyClock::now());
+    if (!events.empty()) {
+      lock.unlock();
+      emit(std::move(events));
+      lock.lock();
+      continue;
     }
-    const auto& p = run.view.parameters;
-    const auto wf = p.find("brickwork_workflow_id");
-    const auto step = p.find("brickwork_step");
-    const auto token = p.find("brickwork_token");
-    if (run.job.emit_event && !run.view.cancel_requested && outcome != "INTERNAL_ERROR" &&
-        wf != p.end() && step != p.end() && token != p.end()) {
-      json::object event{{"type", "job_completed"},
-                         {"workflow_id", wf->second},
-                         {"step", step->second},
-                         {"token", token->second},
-                         {"state", outcome},
-                         {"run_id", run.view.run_id},
-                         {"output", run.job.output}};
-      if (!run.state_message.empty()) event["message"] = run.state_message;
-      events.push_back(Event{wf->second, json::serialize(event)});
-      run.view.event_emitted = true;
-      ++stats.events_emitted;
+    std::optional<SteadyClock::time_point> next;
+    for (int64_t id : active) {
+      const Run& r = runs.at(id);
+      auto due = SteadyClock::now() < r.running_at ? r.running_at : r.ends_at;
+      if (!next || due < *next) next = due;
     }
-  }
-
-  std::vector<Event> advance_locked(SteadyClock::time_point now) {
-    std::vector<Event> events;
-    const std::vector<int64_t> ids(active.begin(), active.end());
-    for (int64_t id : ids) set_state(runs.at(id), now, events);
-    return events;
-  }
-
-  void emit(std::vector<Event> events) {
-    if (events.empty()) return;
-    CompletionSink s;
-    {
-      std::lock_guard lock(sink_mu);
-      s = sink;
-    }
-    if (!s) return;
-    for (const auto& e : events) {
-      try {
-        s(e.key, e.payload);
-      } catch (const std::exception& ex) {
-        spdlog::warn("simulator: completion sink failed: {}", ex.what());
-      }
-    }
-  }
-
-  void timer_loop() {
-    std::unique_lock lock(mu);
-    while (!stopping) {
-      auto events = advance_locked(SteadyClock::now());
-      if (!events.empty()) {
-        lock.unlock();
-        emit(std::move(events));
-        lock.lock();
-        continue;
-      }
-      std::optional<SteadyClock::time_point> next;
-      for (int64_t id : active) {
-        const Run& r = runs.at(id);
-        auto due = SteadyClock::now() < r.running_at ? r.running_at : r.ends_at;
-        if (!next || due < *next) next = due;
-      }
-      if (next) {
-        wake.wait_until(lock, *next);
-      } else {
-        wake.wait(lock);
-      }
-    }
-  }
-
-  int64_t create_run(const SimulatedJob& job, int64_t job_id, bool submit, std::string run_name,
-                     std::map<std::string, std::string> params, const std::string& token,
-                     std::vector<std::string> task_keys) {
-    Run run;
-    run.view.run_id = next_run_id++;
-    if (task_keys.empty()) {
-      for (int32_t i = 1; i <= std::max<int32_t>(job.tasks, 1); ++i) {
-        task_keys.push_back("task_" + std::to_string(i));
-      }
-    }
-    for (auto& key : task_keys) {
-      run.view.tasks.push_back(SimulatedTaskRun{next_run_id++, std::move(key)});
-      run_of_task[run.view.tasks.back().run_id] = run.view.run_id;
-    }
-    run.view.job_id = job_id;
-    run.view.life_cycle_state = "PENDING";
-    run.view.idempotency_token = token;
-    run.view.parameters = std::move(params);
-    run.submit = submit;
-    run.run_name = run_name.empty() ? job.name : std::move(run_name);
-    run.job = job;
-    const auto now = SteadyClock::now();
-    run.running_at = now + std::min(options.pending_for, job.duration);
-    run.ends_at = now + job.duration;
-    run.start_ms = to_epoch_ms(now_ms());
-    run.state_message = "Waiting for cluster";
-    const int64_t id = run.view.run_id;
-    runs.emplace(id, std::move(run));
-    active.insert(id);
-    ++stats.runs_created;
-    if (!token.empty()) {
-      run_by_token[token] = id;
-      ++stats.runs_per_token[token];
-    }
-    wake.notify_all();
-    return id;
-  }
-
-  // --------------------------------------------------------------- routes
-
-  http::ServerResponse handle(const http::ServerRequest& req) {
-    std::vector<Event> events;
-    http::ServerResponse response;
-    {
-      std::lock_guard lock(mu);
-      response = route(req, events);
-    }
-    emit(std::move(events));
-    return response;
-  }
-
-  std::optional<http::ServerResponse> maybe_fault() {
-    if (faults.error_rate <= 0.0 || faults.statuses.empty()) return std::nullopt;
-    std::uniform_real_distribution<double> coin(0.0, 1.0);
-    if (coin(fault_rng) >= faults.error_rate) return std::nullopt;
-    std::uniform_int_distribution<size_t> pick(0, faults.statuses.size() - 1);
-    const int status = faults.statuses[pick(fault_rng)];
-    ++stats.faults_injected;
-    ++stats.faults_by_status[status];
-    http::ServerResponse r;
-    if (status == 429) {
-      r = api_error(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests (simulated fault).");
-    } else if (status == 503) {
-      r = api_error(503, "TEMPORARILY_UNAVAILABLE", "The service is temporarily unavailable (simulated fault).");
-    } else if (status == 502) {
-      r = http::ServerResponse{502, {{"Content-Type", "text/html"}},
-                               "<html><body><pre>Bad Gateway (simulated fault)</pre></body></html>"};
+    if (next) {
+      wake.wait_until(lock, *next);
     } else {
-      r = api_error(status, status >= 500 ? "INTERNAL_ERROR" : "BAD_REQUEST",
-                    "Simulated fault " + std::to_string(status) + ".");
+      wake.wait(lock);
     }
-    if ((status == 429 || status == 503) && faults.retry_after) {
-      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(*faults.retry_after);
-      r.headers.emplace_back("Retry-After", std::to_string(secs.count()));
-    }
-    return r;
   }
+}
 
-  bool authorized(const http::ServerRequest& req) {
-    const bool required = !options.bearer_token.empty() || !options.oauth_client_id.empty();
-    if (!required) return true;
-    const std::string auth = req.header("Authorization");
-    if (auth.rfind("Bearer ", 0) != 0) return false;
-    const std::string token = auth.substr(7);
-    if (!options.bearer_token.empty() && token == options.bearer_token) return true;
-    auto it = issued_tokens.find(token);
-    return it != issued_tokens.end() && SteadyClock::now() < it->second;
+int64_t DatabricksSimulator::Impl::create_run(const SimulatedJob& job, int64_t job_id, bool submit,
+                                              std::string run_name,
+                                              std::map<std::string, std::string> params,
+                                              const std::string& token,
+                                              std::vector<std::string> task_keys) {
+  Run run;
+  run.view.run_id = next_run_id++;
+  if (task_keys.empty()) {
+    for (int32_t i = 1; i <= std::max<int32_t>(job.tasks, 1); ++i) {
+      task_keys.push_back("task_" + std::to_string(i));
+    }
   }
+  for (auto& key : task_keys) {
+    run.view.tasks.push_back(SimulatedTaskRun{next_run_id++, std::move(key)});
+    run_of_task[run.view.tasks.back().run_id] = run.view.run_id;
+  }
+  run.view.job_id = job_id;
+  run.view.life_cycle_state = "PENDING";
+  run.view.idempotency_token = token;
+  run.view.parameters = std::move(params);
+  run.submit = submit;
+  run.run_name = run_name.empty() ? job.name : std::move(run_name);
+  run.job = job;
+  const auto now = SteadyClock::now();
+  run.running_at = now + std::min(options.pending_for, job.duration);
+  run.ends_at = now + job.duration;
+  run.start_ms = to_epoch_ms(now_ms());
+  run.state_message = "Waiting for cluster";
+  const int64_t id = run.view.run_id;
+  runs.emplace(id, std::move(run));
+  active.insert(id);
+  ++stats.runs_created;
+  if (!token.empty()) {
+    run_by_token[token] = id;
+    ++stats.runs_per_token[token];
+  }
+  wake.notify_all();
+  return id;
+}
 
-  http::ServerResponse route(const http::ServerRequest& req, std::vector<Event>& events) {
-    ++stats.requests;
-    if (auto fault = maybe_fault()) return *fault;
-    events = advance_locked(SteadyClock::now());
+// ---------------------------------------------------------------- gate
 
-    const auto qpos = req.target.find('?');
-    const std::string path = req.target.substr(0, qpos);
-    const auto query =
-        parse_query(qpos == std::string::npos ? std::string_view() : std::string_view(req.target).substr(qpos + 1));
+http::ServerResponse DatabricksSimulator::Impl::handle(const http::ServerRequest& req) {
+  std::vector<Event> events;
+  http::ServerResponse response;
+  {
+    std::lock_guard lock(mu);
+    response = route(req, events);
+  }
+  emit(std::move(events));
+  return response;
+}
 
-    if (path == "/oidc/v1/token") {
-      if (req.method != "POST") return api_error(404, "ENDPOINT_NOT_FOUND", "No API found for '" + req.method + " " + path + "'");
-      return token(req);
+std::optional<http::ServerResponse> DatabricksSimulator::Impl::maybe_fault() {
+  if (faults.error_rate <= 0.0 || faults.statuses.empty()) return std::nullopt;
+  std::uniform_real_distribution<double> coin(0.0, 1.0);
+  if (coin(fault_rng) >= faults.error_rate) return std::nullopt;
+  std::uniform_int_distribution<size_t> pick(0, faults.statuses.size() - 1);
+  const int status = faults.statuses[pick(fault_rng)];
+  ++stats.faults_injected;
+  ++stats.faults_by_status[status];
+  http::ServerResponse r;
+  if (status == 429) {
+    r = api_error(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests (simulated fault).");
+  } else if (status == 503) {
+    r = api_error(503, "TEMPORARILY_UNAVAILABLE",
+                  "The service is temporarily unavailable (simulated fault).");
+  } else if (status == 502) {
+    r = http::ServerResponse{502,
+                             {{"Content-Type", "text/html"}},
+                             "<html><body><pre>Bad Gateway (simulated fault)</pre></body></html>"};
+  } else {
+    r = api_error(status, status >= 500 ? "INTERNAL_ERROR" : "BAD_REQUEST",
+                  "Simulated fault " + std::to_string(status) + ".");
+  }
+  if ((status == 429 || status == 503) && faults.retry_after) {
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(*faults.retry_after);
+    r.headers.emplace_back("Retry-After", std::to_string(secs.count()));
+  }
+  return r;
+}
+
+bool DatabricksSimulator::Impl::authorized(const http::ServerRequest& req) {
+  const bool required = !options.bearer_token.empty() || !options.oauth_client_id.empty();
+  if (!required) return true;
+  const std::string auth = req.header("Authorization");
+  if (auth.rfind("Bearer ", 0) != 0) return false;
+  const std::string token = auth.substr(7);
+  if (!options.bearer_token.empty() && token == options.bearer_token) return true;
+  auto it = issued_tokens.find(token);
+  return it != issued_tokens.end() && SteadyClock::now() < it->second;
+}
+
+http::ServerResponse DatabricksSimulator::Impl::route(const http::ServerRequest& req,
+                                                      std::vector<Event>& events) {
+  ++stats.requests;
+  if (auto fault = maybe_fault()) return *fault;
+  events = advance_locked(SteadyClock::now());
+
+  const auto qpos = req.target.find('?');
+  const std::string path = req.target.substr(0, qpos);
+  const auto query =
+      parse_query(qpos == std::string::npos ? std::string_view()
+                                            : std::string_view(req.target).substr(qpos + 1));
+
+  if (path == "/oidc/v1/token") {
+    if (req.method != "POST") {
+      return api_error(404, "ENDPOINT_NOT_FOUND",
+                       "No API found for '" + req.method + " " + path + "'");
     }
-    std::string op;
-    for (const char* prefix : {"/api/2.1/jobs/", "/api/2.2/jobs/"}) {
-      if (path.rfind(prefix, 0) == 0) op = path.substr(std::string_view(prefix).size());
+    return token(req);
+  }
+  std::string op;
+  for (const char* prefix : {"/api/2.1/jobs/", "/api/2.2/jobs/"}) {
+    if (path.rfind(prefix, 0) == 0) op = path.substr(std::string_view(prefix).size());
+  }
+  const bool known =
+      (op == "run-now" && req.method == "POST") || (op == "runs/submit" && req.method == "POST") ||
+      (op == "runs/get" && req.method == "GET") ||
+      (op == "runs/get-output" && req.method == "GET") || (op == "list" && req.method == "GET") ||
+      (op == "runs/cancel" && req.method == "POST");
+  if (!known) {
+    return api_error(404, "ENDPOINT_NOT_FOUND",
+                     "No API found for '" + req.method + " " + path + "'");
+  }
+  if (!authorized(req)) {
+    ++stats.unauthorized;
+    return api_error(401, "UNAUTHENTICATED", "Invalid access token.");
+  }
+  const bool v22 = path.rfind("/api/2.2/", 0) == 0;
+  if (op == "runs/get") return get(query, v22);
+  if (op == "runs/get-output") return get_output(query);
+  if (op == "list") return list(query);
+
+  json::value body;
+  if (!req.body.empty()) {
+    boost::system::error_code ec;
+    body = parse_json(req.body, ec);
+    if (ec) {
+      return api_error(400, "MALFORMED_REQUEST",
+                       "Invalid JSON given in the body of the request - failed to parse");
     }
-    const bool known = (op == "run-now" && req.method == "POST") ||
-                       (op == "runs/submit" && req.method == "POST") ||
-                       (op == "runs/get" && req.method == "GET") ||
-                       (op == "runs/get-output" && req.method == "GET") ||
-                       (op == "list" && req.method == "GET") ||
-                       (op == "runs/cancel" && req.method == "POST");
-    if (!known) {
-      return api_error(404, "ENDPOINT_NOT_FOUND", "No API found for '" + req.method + " " + path + "'");
-    }
-    if (!authorized(req)) {
+  } else {
+    body = json::object();
+  }
+  if (!body.is_object()) {
+    return api_error(400, "MALFORMED_REQUEST",
+                     "Invalid JSON given in the body of the request - expected a map");
+  }
+  const json::object& o = body.get_object();
+  if (op == "run-now") return run_now(o);
+  if (op == "runs/submit") return submit(o);
+  return cancel(o);
+}
+
+http::ServerResponse DatabricksSimulator::Impl::token(const http::ServerRequest& req) {
+  const auto form = parse_query(req.body);
+  auto gt = form.find("grant_type");
+  if (gt == form.end() || gt->second != "client_credentials") {
+    return json_response(
+        400, json::object{{"error", "unsupported_grant_type"},
+                          {"error_description", "grant_type must be client_credentials"}});
+  }
+  if (!options.oauth_client_id.empty()) {
+    const std::string expected =
+        "Basic " + base64(options.oauth_client_id + ":" + options.oauth_client_secret);
+    if (req.header("Authorization") != expected) {
       ++stats.unauthorized;
-      return api_error(401, "UNAUTHENTICATED", "Invalid access token.");
+      return json_response(401,
+                           json::object{{"error", "invalid_client"},
+                                        {"error_description", "Client authentication failed"}});
     }
-    const bool v22 = path.rfind("/api/2.2/", 0) == 0;
-    if (op == "runs/get") return get(query, v22);
-    if (op == "runs/get-output") return get_output(query);
-    if (op == "list") return list(query);
-
-    json::value body;
-    if (!req.body.empty()) {
-      boost::system::error_code ec;
-      body = parse_json(req.body, ec);
-      if (ec) return api_error(400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request - failed to parse");
-    } else {
-      body = json::object();
-    }
-    if (!body.is_object()) return api_error(400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request - expected a map");
-    const json::object& o = body.get_object();
-    if (op == "run-now") return run_now(o);
-    if (op == "runs/submit") return submit(o);
-    return cancel(o);
   }
-
-  std::optional<http::ServerResponse> check_token(const json::object& o, std::string& token) {
-    const json::value* t = o.if_contains("idempotency_token");
-    if (t == nullptr || t->is_null()) return std::nullopt;
-    if (!t->is_string()) return api_error(400, "INVALID_PARAMETER_VALUE", "idempotency_token must be a string");
-    token = std::string(t->get_string());
-    if (token.size() > 64) {
-      return api_error(400, "INVALID_PARAMETER_VALUE", "idempotency_token must be at most 64 characters");
-    }
-    return std::nullopt;
-  }
-
-  http::ServerResponse run_now(const json::object& o) {
-    ++stats.run_now_calls;
-    const json::value* jid = o.if_contains("job_id");
-    if (jid == nullptr) return api_error(400, "INVALID_PARAMETER_VALUE", "Missing required field: job_id");
-    const auto job_id = as_int64(jid);
-    if (!job_id) return api_error(400, "INVALID_PARAMETER_VALUE", "Invalid value for field job_id");
-    std::string token;
-    if (auto bad = check_token(o, token)) return *bad;
-    if (!token.empty()) {
-      if (auto it = run_by_token.find(token); it != run_by_token.end()) {
-        return json_response(200, json::object{{"run_id", it->second}, {"number_in_job", it->second}});
-      }
-    }
-    const SimulatedJob* job = nullptr;
-    if (auto it = options.jobs.find(*job_id); it != options.jobs.end()) {
-      job = &it->second;
-    } else if (options.default_job) {
-      job = &*options.default_job;
-    } else {
-      return api_error(400, "INVALID_PARAMETER_VALUE", "Job " + std::to_string(*job_id) + " does not exist.");
-    }
-    std::map<std::string, std::string> params;
-    collect_params(o.if_contains("notebook_params"), params);
-    collect_params(o.if_contains("job_parameters"), params);
-    const int64_t id = create_run(*job, *job_id, false, job->name, std::move(params), token, {});
-    return json_response(200, json::object{{"run_id", id}, {"number_in_job", id}});
-  }
-
-  http::ServerResponse submit(const json::object& o) {
-    ++stats.submit_calls;
-    std::vector<std::string> task_keys;
-    std::map<std::string, std::string> params;
-    collect_params(o.if_contains("job_parameters"), params);
-    if (const json::value* tasks = o.if_contains("tasks"); tasks != nullptr && !tasks->is_null()) {
-      if (!tasks->is_array()) return api_error(400, "INVALID_PARAMETER_VALUE", "tasks must be an array");
-      for (const auto& t : tasks->get_array()) {
-        const json::value* key = t.is_object() ? t.get_object().if_contains("task_key") : nullptr;
-        if (key == nullptr || !key->is_string() || key->get_string().empty()) {
-          return api_error(400, "INVALID_PARAMETER_VALUE", "Missing required field: task_key");
-        }
-        task_keys.emplace_back(key->get_string());
-        collect_task_params(t.get_object(), params);
-      }
-    }
-    std::string token;
-    if (auto bad = check_token(o, token)) return *bad;
-    if (!token.empty()) {
-      if (auto it = run_by_token.find(token); it != run_by_token.end()) {
-        return json_response(200, json::object{{"run_id", it->second}});
-      }
-    }
-    std::string run_name;
-    if (const json::value* n = o.if_contains("run_name"); n != nullptr && n->is_string()) {
-      run_name = std::string(n->get_string());
-    }
-    SimulatedJob job;
-    bool found = false;
-    for (const auto& [id, j] : options.jobs) {
-      if (!run_name.empty() && j.name == run_name) {
-        job = j;
-        found = true;
-        break;
-      }
-    }
-    if (!found && options.default_job) job = *options.default_job;
-    const int64_t id = create_run(job, 0, true, run_name, std::move(params), token, std::move(task_keys));
-    return json_response(200, json::object{{"run_id", id}});
-  }
-
-  // run_id of a GET: the id, or the 400 the API answers.
-  std::variant<int64_t, http::ServerResponse> query_run_id(const std::map<std::string, std::string>& query) {
-    auto it = query.find("run_id");
-    if (it == query.end() || it->second.empty()) {
-      return api_error(400, "INVALID_PARAMETER_VALUE", "Missing required field: run_id");
-    }
-    const json::value text(it->second);
-    const auto run_id = as_int64(&text);
-    if (!run_id) return api_error(400, "INVALID_PARAMETER_VALUE", "Invalid value for field run_id");
-    return *run_id;
-  }
-
-  // A page token names where its page starts; only tokens this simulator
-  // issued for the same listing are accepted.
-  std::string page_token(const std::string& listing, size_t offset) {
-    std::string token = base64(listing + "#" + std::to_string(offset));
-    page_offsets[token] = offset;
-    return token;
-  }
-
-  std::optional<size_t> page_offset(const std::map<std::string, std::string>& query,
-                                    const std::string& listing) {
-    auto it = query.find("page_token");
-    if (it == query.end() || it->second.empty()) return 0;
-    auto known = page_offsets.find(it->second);
-    if (known == page_offsets.end() || page_token(listing, known->second) != it->second) return std::nullopt;
-    return known->second;
-  }
-
-  http::ServerResponse get(const std::map<std::string, std::string>& query, bool v22) {
-    ++stats.get_calls;
-    auto id = query_run_id(query);
-    if (auto* bad = std::get_if<http::ServerResponse>(&id)) return *bad;
-    const int64_t run_id = std::get<int64_t>(id);
-    auto run = runs.find(run_id);
-    if (run == runs.end()) {
-      return api_error(400, "INVALID_PARAMETER_VALUE", "Run " + std::to_string(run_id) + " does not exist.");
-    }
-    const size_t total = run->second.view.tasks.size();
-    if (!v22) return json_response(200, run_json(run->second, base_url, TaskWindow{0, total}));
-    const std::string listing = "runs/get:" + std::to_string(run_id);
-    const auto offset = page_offset(query, listing);
-    if (!offset) return api_error(400, "INVALID_PARAMETER_VALUE", "Invalid page_token");
-    json::object body = run_json(run->second, base_url, TaskWindow{*offset, kTasksPerPage});
-    const bool more = *offset + kTasksPerPage < total;
-    body["has_more"] = more;
-    if (more) body["next_page_token"] = page_token(listing, *offset + kTasksPerPage);
-    return json_response(200, body);
-  }
-
-  http::ServerResponse get_output(const std::map<std::string, std::string>& query) {
-    ++stats.get_output_calls;
-    auto id = query_run_id(query);
-    if (auto* bad = std::get_if<http::ServerResponse>(&id)) return *bad;
-    const int64_t run_id = std::get<int64_t>(id);
-    // Jobs API 2.1+ refuses a job run's own id even when it has one task
-    // (databricks-sdk-py#375; docs/DATABRICKS.md).
-    if (runs.count(run_id) != 0) return api_error(400, "INVALID_PARAMETER_VALUE", kMultiTaskOutput);
-    auto owner = run_of_task.find(run_id);
-    if (owner == run_of_task.end()) {
-      return api_error(400, "INVALID_PARAMETER_VALUE", "Run " + std::to_string(run_id) + " does not exist.");
-    }
-    const Run& run = runs.at(owner->second);
-    const auto task = std::find_if(run.view.tasks.begin(), run.view.tasks.end(),
-                                   [&](const SimulatedTaskRun& t) { return t.run_id == run_id; });
-    return json_response(200, run_output_json(run, *task, base_url));
-  }
-
-  http::ServerResponse list(const std::map<std::string, std::string>& query) {
-    ++stats.list_calls;
-    size_t limit = 20;
-    if (auto it = query.find("limit"); it != query.end()) {
-      const json::value text(it->second);
-      const auto n = as_int64(&text);
-      if (!n || *n < 1 || *n > 100) {
-        return api_error(400, "INVALID_PARAMETER_VALUE", "limit must be between 1 and 100");
-      }
-      limit = static_cast<size_t>(*n);
-    }
-    const auto name = query.find("name");
-    const bool filtered = name != query.end() && !name->second.empty();
-    std::vector<std::pair<int64_t, const SimulatedJob*>> matching;
-    for (const auto& [id, job] : options.jobs) {
-      if (!filtered || same_name_ignoring_case(job.name, name->second)) matching.emplace_back(id, &job);
-    }
-    const std::string listing = "jobs/list:" + (filtered ? name->second : std::string());
-    const auto offset = page_offset(query, listing);
-    if (!offset) return api_error(400, "INVALID_PARAMETER_VALUE", "Invalid page_token");
-    json::array jobs;
-    for (size_t i = *offset; i < matching.size() && i < *offset + limit; ++i) {
-      jobs.push_back(json::object{{"job_id", matching[i].first},
-                                  {"settings", json::object{{"name", matching[i].second->name}}}});
-    }
-    const bool more = *offset + limit < matching.size();
-    json::object body{{"has_more", more}};
-    if (!jobs.empty()) body["jobs"] = std::move(jobs);
-    if (more) body["next_page_token"] = page_token(listing, *offset + limit);
-    return json_response(200, body);
-  }
-
-  http::ServerResponse cancel(const json::object& o) {
-    ++stats.cancel_calls;
-    const json::value* rid = o.if_contains("run_id");
-    if (rid == nullptr) return api_error(400, "INVALID_PARAMETER_VALUE", "Missing required field: run_id");
-    const auto run_id = as_int64(rid);
-    if (!run_id) return api_error(400, "INVALID_PARAMETER_VALUE", "Invalid value for field run_id");
-    auto it = runs.find(*run_id);
-    if (it == runs.end()) {
-      return api_error(400, "INVALID_PARAMETER_VALUE", "Run " + std::to_string(*run_id) + " does not exist.");
-    }
-    Run& run = it->second;
-    if (!run.done && !run.view.cancel_requested) {
-      run.view.cancel_requested = true;
-      run.ends_at = std::min(run.ends_at, SteadyClock::now() + options.cancel_delay);
-      run.view.life_cycle_state = "TERMINATING";
-      run.state_message = "Run is being cancelled.";
-      wake.notify_all();
-    }
-    return json_response(200, json::object());
-  }
-
-  http::ServerResponse token(const http::ServerRequest& req) {
-    const auto form = parse_query(req.body);
-    auto gt = form.find("grant_type");
-    if (gt == form.end() || gt->second != "client_credentials") {
-      return json_response(400, json::object{{"error", "unsupported_grant_type"},
-                                              {"error_description", "grant_type must be client_credentials"}});
-    }
-    if (!options.oauth_client_id.empty()) {
-      const std::string expected =
-          "Basic " + base64(options.oauth_client_id + ":" + options.oauth_client_secret);
-      if (req.header("Authorization") != expected) {
-        ++stats.unauthorized;
-        return json_response(401, json::object{{"error", "invalid_client"},
-                                                {"error_description", "Client authentication failed"}});
-      }
-    }
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string token = "dsim-";
-    for (int i = 0; i < 32; ++i) token += kHex[token_rng() % 16];
-    const auto ttl = std::max<int64_t>(
-        std::chrono::duration_cast<std::chrono::seconds>(options.oauth_token_ttl).count(), 1);
-    issued_tokens[token] = SteadyClock::now() + std::chrono::seconds(ttl);
-    ++stats.token_calls;
-    return json_response(200, json::object{{"access_token", token},
-                                            {"token_type", "Bearer"},
-                                            {"expires_in", ttl},
-                                            {"scope", "all-apis"}});
-  }
-};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token = "dsim-";
+  for (int i = 0; i < 32; ++i) token += kHex[token_rng() % 16];
+  const auto ttl = std::max<int64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(options.oauth_token_ttl).count(), 1);
+  issued_tokens[token] = SteadyClock::now() + std::chrono::seconds(ttl);
+  ++stats.token_calls;
+  return json_response(200, json::object{{"access_token", token},
+                                         {"token_type", "Bearer"},
+                                         {"expires_in", ttl},
+                                         {"scope", "all-apis"}});
+}
 
 DatabricksSimulator::DatabricksSimulator(SimulatorOptions options)
     : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -620,8 +388,9 @@ DatabricksSimulator::~DatabricksSimulator() { stop(); }
 
 Status DatabricksSimulator::start() {
   if (impl_->server) return ok_status();
-  auto server = http::Server::start(impl_->options.address, impl_->options.port,
-                                    [impl = impl_.get()](const http::ServerRequest& r) { return impl->handle(r); });
+  auto server = http::Server::start(
+      impl_->options.address, impl_->options.port,
+      [impl = impl_.get()](const http::ServerRequest& r) { return impl->handle(r); });
   if (!server) return server.error();
   {
     std::lock_guard lock(impl_->mu);
