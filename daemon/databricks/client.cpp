@@ -40,8 +40,8 @@ Result<json::value> parse_json_body(const std::string& body, std::string_view wh
 
 Error endless_paging(std::string_view what) {
   return Error{ErrorKind::kInvalidInput, "bad_response",
-               std::string(what) + ": paging did not end (a repeated next_page_token, or more than " +
-                   std::to_string(kMaxPages) + " pages)"};
+               std::string(what) + ": paging did not end (a repeated next_page_token, or more " +
+                   "than " + std::to_string(kMaxPages) + " pages)"};
 }
 
 struct Call {
@@ -156,7 +156,8 @@ class DatabricksClient final : public DatabricksApi {
     if (!token) return token.error();
     for (int page = 1; !token->empty(); ++page) {
       if (page == kMaxPages) return endless_paging("jobs/runs/get");
-      auto more = json_call("GET", path + "&page_token=" + percent_encode(*token), std::nullopt, true);
+      auto more =
+          json_call("GET", path + "&page_token=" + percent_encode(*token), std::nullopt, true);
       if (!more) return more.error();
       auto tasks = parse_run_tasks(*more);
       if (!tasks) return tasks.error();
@@ -180,7 +181,8 @@ class DatabricksClient final : public DatabricksApi {
     std::string token;
     for (int page = 0;; ++page) {
       if (page == kMaxPages) return endless_paging("jobs/list");
-      const std::string query = token.empty() ? path : path + "&page_token=" + percent_encode(token);
+      const std::string query =
+          token.empty() ? path : path + "&page_token=" + percent_encode(token);
       auto r = json_call("GET", query, std::nullopt, true);
       if (!r) return r.error();
       auto parsed = parse_jobs_list_page(*r, name);

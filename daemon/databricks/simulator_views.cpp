@@ -54,7 +54,8 @@ void collect_flag_params(const json::value* list, std::map<std::string, std::str
   }
 }
 
-const json::value* task_field(const json::object& task, std::string_view type, std::string_view field) {
+const json::value* task_field(const json::object& task, std::string_view type,
+                              std::string_view field) {
   const json::value* t = task.if_contains(type);
   return t != nullptr && t->is_object() ? t->get_object().if_contains(field) : nullptr;
 }
@@ -88,7 +89,8 @@ json::object run_json(const Run& run, const std::string& base_url, TaskWindow wi
   return out;
 }
 
-json::object task_run_json(const Run& run, const SimulatedTaskRun& task, const std::string& base_url) {
+json::object task_run_json(const Run& run, const SimulatedTaskRun& task,
+                           const std::string& base_url) {
   json::object out{{"run_id", task.run_id},
                    {"task_key", task.task_key},
                    {"run_page_url", page_url(run, task.run_id, base_url)},
@@ -101,7 +103,8 @@ json::object task_run_json(const Run& run, const SimulatedTaskRun& task, const s
   return out;
 }
 
-json::object run_output_json(const Run& run, const SimulatedTaskRun& task, const std::string& base_url) {
+json::object run_output_json(const Run& run, const SimulatedTaskRun& task,
+                             const std::string& base_url) {
   json::object out{{"metadata", task_run_json(run, task, base_url)}};
   if (!run.done) return out;
   if (run.view.result_state == "SUCCESS") {
@@ -134,8 +137,8 @@ void collect_task_params(const json::object& task, std::map<std::string, std::st
 
 bool same_name_ignoring_case(std::string_view a, std::string_view b) {
   auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [&](char x, char y) { return lower(x) == lower(y); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [&](char x, char y) { return lower(x) == lower(y); });
 }
 
 }  // namespace brickwork::simulator_detail

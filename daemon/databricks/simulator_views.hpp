@@ -38,13 +38,15 @@ struct TaskWindow {
 json::object run_json(const Run& run, const std::string& base_url, TaskWindow tasks);
 
 // tasks[i] as runs/get lists it; also the `metadata` of its get-output.
-json::object task_run_json(const Run& run, const SimulatedTaskRun& task, const std::string& base_url);
+json::object task_run_json(const Run& run, const SimulatedTaskRun& task,
+                           const std::string& base_url);
 
 // The runs/get-output body of one task run: metadata always; once the run
 // ended SUCCESS, notebook_output {result, truncated: false} with the job's
 // notebook_result, else its output serialized as JSON; after a failure,
 // `error` with the state message (a failed notebook never reached exit()).
-json::object run_output_json(const Run& run, const SimulatedTaskRun& task, const std::string& base_url);
+json::object run_output_json(const Run& run, const SimulatedTaskRun& task,
+                             const std::string& base_url);
 
 // A parameter value as Databricks keeps it: strings as they are, anything
 // else as its JSON text.

@@ -280,7 +280,8 @@ TEST_F(JobsApiTest, RunsGetPagesTasksInApi22) {
   EXPECT_EQ(sim->stats().get_calls, gets + 3);  // 100 + 100 + 50
 
   // 2.1 lists every task in one response.
-  auto v21 = api->call("GET", "/api/2.1/jobs/runs/get?run_id=" + std::to_string(parent), nullptr, true);
+  auto v21 =
+      api->call("GET", "/api/2.1/jobs/runs/get?run_id=" + std::to_string(parent), nullptr, true);
   ASSERT_TRUE(v21.ok());
   EXPECT_EQ(v21->as_object().at("tasks").as_array().size(), 250u);
   EXPECT_FALSE(v21->as_object().contains("next_page_token"));
@@ -367,19 +368,22 @@ TEST_F(JobsApiTest, SubmitReadsOtherTaskTypes) {
     auto id = api->submit_run(json::parse(text).as_object());
     ASSERT_TRUE(id.ok()) << text;
     const auto p = sim->run(*id)->parameters;
-    EXPECT_EQ(p.count("brickwork_workflow_id") + p.count("brickwork_step") + p.count("brickwork_token"), 3u)
+    EXPECT_EQ(
+        p.count("brickwork_workflow_id") + p.count("brickwork_step") + p.count("brickwork_token"),
+        3u)
         << text;
   }
 }
 
 TEST_F(JobsApiTest, SubmitRefusesWhatDatabricksRefuses) {
   start(one_off_runs());
-  for (const char* bad : {
-           R"({"tasks": {"task_key": "a"}})",
-           R"({"tasks": [{"notebook_task": {"notebook_path": "/x"}}]})",
-           R"({"tasks": [{"task_key": "", "notebook_task": {"notebook_path": "/x"}}]})",
-           R"({"tasks": [{"task_key": "a"}], "idempotency_token": "0123456789012345678901234567890123456789012345678901234567890123x"})",
-       }) {
+  for (
+      const char* bad : {
+          R"({"tasks": {"task_key": "a"}})",
+          R"({"tasks": [{"notebook_task": {"notebook_path": "/x"}}]})",
+          R"({"tasks": [{"task_key": "", "notebook_task": {"notebook_path": "/x"}}]})",
+          R"({"tasks": [{"task_key": "a"}], "idempotency_token": "0123456789012345678901234567890123456789012345678901234567890123x"})",
+      }) {
     auto r = api->submit_run(json::parse(bad).as_object());
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, "INVALID_PARAMETER_VALUE") << bad;

@@ -64,9 +64,10 @@ TEST(ParseRunInfoTasks, ListedInOrder) {
   EXPECT_EQ(r->tasks[1].task_key, "load");
   EXPECT_EQ(r->tasks[2].task_key, "");
 
-  for (const char* none : {R"({"run_id": 1, "state": {"life_cycle_state": "PENDING"}})",
-                           R"({"run_id": 1, "state": {"life_cycle_state": "PENDING"}, "tasks": null})",
-                           R"({"run_id": 1, "state": {"life_cycle_state": "PENDING"}, "tasks": []})"}) {
+  for (const char* none :
+       {R"({"run_id": 1, "state": {"life_cycle_state": "PENDING"}})",
+        R"({"run_id": 1, "state": {"life_cycle_state": "PENDING"}, "tasks": null})",
+        R"({"run_id": 1, "state": {"life_cycle_state": "PENDING"}, "tasks": []})"}) {
     auto empty = parse_run_info(json::parse(none));
     ASSERT_TRUE(empty.ok()) << none;
     EXPECT_TRUE(empty->tasks.empty()) << none;
@@ -122,8 +123,8 @@ TEST(JobsListPage, MatchesExactNamesOnly) {
   EXPECT_EQ(page->matching_job_ids, (std::vector<int64_t>{1, 6}));
   EXPECT_EQ(page->next_page_token, "abc+/=");
 
-  for (const char* empty : {R"({})", R"({"has_more": false})", R"({"jobs": null})", R"({"jobs": []})",
-                            R"({"jobs": [], "next_page_token": null})"}) {
+  for (const char* empty : {R"({})", R"({"has_more": false})", R"({"jobs": null})",
+                            R"({"jobs": []})", R"({"jobs": [], "next_page_token": null})"}) {
     auto r = parse_jobs_list_page(json::parse(empty), "nightly");
     ASSERT_TRUE(r.ok()) << empty;
     EXPECT_TRUE(r->matching_job_ids.empty()) << empty;
