@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "daemon/core/result.hpp"
@@ -19,6 +20,12 @@ struct RunNowRequest {
   json::object extra;             // other run-now fields passed through (queue, only, ...)
 };
 
+// One task run of a job run (tasks[] of jobs/runs/get).
+struct RunTask {
+  int64_t run_id = 0;     // the task run's id (what runs/get-output takes)
+  std::string task_key;
+};
+
 // The parts of jobs/runs/get that decide a step's fate.
 struct RunInfo {
   int64_t run_id = 0;
@@ -27,6 +34,7 @@ struct RunInfo {
   std::string result_state;      // SUCCESS, FAILED, ... (terminal only)
   std::string state_message;
   std::string run_page_url;
+  std::vector<RunTask> tasks;  // in the order runs/get lists them
   // TERMINATED, SKIPPED and INTERNAL_ERROR are terminal; everything else is not.
   bool terminal() const;
   // Terminal and counted as success (SUCCESS, SUCCESS_WITH_FAILURES).
@@ -34,7 +42,15 @@ struct RunInfo {
 };
 
 // Parses a jobs/runs/get response body. Defensive: the input comes from outside.
+// tasks[] may be absent or null (no tasks); otherwise it must be an array of
+// objects, each with an integer run_id and an optional string task_key, else
+// the whole body is refused (kInvalidInput), like any other ill-typed field.
 Result<RunInfo> parse_run_info(const json::value& body);
+
+// The step output a finished run's get-output body gives: notebook_output.result
+// parsed as JSON when it is a JSON object, else {"result": "<text>"}; {} when
+// there is no notebook_output (other task kinds) or no result.
+json::object output_from_run_output(const json::object& get_output_body);
 
 struct HttpCallResult {
   int status = 0;
@@ -50,10 +66,17 @@ class DatabricksApi {
   virtual Result<int64_t> run_now(const RunNowRequest& request) = 0;
   // POST /api/2.2/jobs/runs/submit with `body` as given (it carries its own idempotency_token).
   virtual Result<int64_t> submit_run(const json::object& body) = 0;
-  // GET /api/2.2/jobs/runs/get?run_id=
+  // GET /api/2.2/jobs/runs/get?run_id=, following next_page_token so that
+  // `tasks` holds every task run (API 2.2 lists at most 100 per page).
   virtual Result<RunInfo> get_run(int64_t run_id) = 0;
   // POST /api/2.2/jobs/runs/cancel
   virtual Status cancel_run(int64_t run_id) = 0;
+  // GET /api/2.2/jobs/list?name=<name>, every page (page_token): the ids of
+  // the jobs whose settings.name is exactly `name` (the API's filter is exact
+  // and case-insensitive per the docs; compare exactly). Safe to repeat.
+  virtual Result<std::vector<int64_t>> find_jobs_by_name(const std::string& name) = 0;
+  // GET /api/2.2/jobs/runs/get-output?run_id=<task run id>: the body. Safe to repeat.
+  virtual Result<json::object> get_run_output(int64_t task_run_id) = 0;
   // Any other JSON call (SQL statements, ...): retried only when `idempotent`.
   virtual Result<json::value> call(const std::string& method, const std::string& path_and_query,
                                    const json::value* body, bool idempotent) = 0;

@@ -5,8 +5,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <array>
-#include <cctype>
 #include <charconv>
 #include <limits>
 #include <mutex>
@@ -21,41 +19,13 @@ namespace brickwork {
 
 namespace {
 
-using databricks_parsing::trim;
 using databricks_parsing::as_int64;
+using databricks_parsing::kMaxPages;
+using databricks_parsing::next_page_token;
+using databricks_parsing::percent_encode;
+using databricks_parsing::trim;
 
 using SteadyClock = std::chrono::steady_clock;
-
-std::string truncate(std::string s, size_t max = 1000) {
-  if (s.size() > max) {
-    s.resize(max);
-    s += "...";
-  }
-  return s;
-}
-
-std::string number_text(const json::value& v) {
-  if (v.is_int64()) return std::to_string(v.get_int64());
-  if (v.is_uint64()) return std::to_string(v.get_uint64());
-  if (v.is_double()) return std::to_string(static_cast<int64_t>(v.get_double()));
-  return {};
-}
-
-bool is_retriable_message(std::string_view message) {
-  static constexpr std::array<std::string_view, 9> kPatterns = {
-      "UnknownWorkerEnvironmentException",
-      "does not have any associated worker environments",
-      "There is no worker environment with id",
-      "Unknown worker environment",
-      "ClusterNotReadyException",
-      "Timed out after ",
-      "deadline exceeded",
-      "Please try again later or try a faster operation.",
-      "RPC token bucket limit has been exceeded",
-  };
-  return std::any_of(kPatterns.begin(), kPatterns.end(),
-                     [&](std::string_view p) { return message.find(p) != std::string_view::npos; });
-}
 
 Result<json::value> parse_json_body(const std::string& body, std::string_view what) {
   if (trim(body).empty()) return json::value(json::object());
@@ -68,6 +38,12 @@ Result<json::value> parse_json_body(const std::string& body, std::string_view wh
   return v;
 }
 
+Error endless_paging(std::string_view what) {
+  return Error{ErrorKind::kInvalidInput, "bad_response",
+               std::string(what) + ": paging did not end (a repeated next_page_token, or more " +
+                   "than " + std::to_string(kMaxPages) + " pages)"};
+}
+
 struct Call {
   std::string method;
   std::string path_and_query;  // "/api/..."
@@ -77,103 +53,6 @@ struct Call {
   bool with_auth = true;
   std::string basic_auth;  // for the token endpoint
 };
-
-}  // namespace
-
-std::optional<Duration> parse_retry_after(std::string_view value) {
-  const std::string t = trim(value);
-  if (t.empty()) return std::nullopt;
-  int64_t seconds = 0;
-  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), seconds);
-  if (ec != std::errc() || p != t.data() + t.size() || seconds < 0) return std::nullopt;
-  return std::chrono::seconds(std::min<int64_t>(seconds, 3600));
-}
-
-Error error_from_http(int status, std::string_view reason, std::string_view body) {
-  std::string code;
-  std::string message;
-  boost::system::error_code ec;
-  const json::value v = parse_json(body, ec);
-  if (!ec && v.is_object()) {
-    const json::object& o = v.get_object();
-    auto str = [&](const json::object& obj, std::string_view key) -> std::string {
-      const json::value* f = obj.if_contains(key);
-      return f != nullptr && f->is_string() ? std::string(f->get_string()) : std::string();
-    };
-    if (const json::value* c = o.if_contains("error_code")) {
-      code = c->is_string() ? std::string(c->get_string()) : number_text(*c);
-    }
-    message = str(o, "message");
-    if (const json::value* e = o.if_contains("error")) {
-      if (e->is_string()) {
-        const std::string description = str(o, "error_description");
-        if (!description.empty()) {
-          if (code.empty()) code = std::string(e->get_string());
-          if (message.empty()) message = description;
-        } else if (message.empty()) {
-          message = std::string(e->get_string());
-        }
-      } else if (e->is_object()) {
-        const json::object& inner = e->get_object();
-        if (code.empty()) code = str(inner, "error_code");
-        if (code.empty()) code = str(inner, "code");
-        if (message.empty()) message = str(inner, "message");
-      }
-    }
-    if (code.empty()) code = str(o, "errorCode");
-    if (message.empty()) message = str(o, "errorSummary");
-    if (message.empty()) message = str(o, "detail");  // SCIM
-  } else {
-    const std::string text = trim(body);
-    if (!text.empty() && text.front() == '<') {
-      const auto open = text.find("<pre>");
-      const auto close = text.find("</pre>");
-      if (open != std::string::npos && close != std::string::npos && close > open) {
-        message = trim(std::string_view(text).substr(open + 5, close - open - 5));
-      }
-    } else if (!text.empty()) {
-      const auto colon = text.find(": ");
-      const bool code_like =
-          colon != std::string::npos && colon > 0 &&
-          std::all_of(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(colon), [](char ch) {
-            return std::isupper(static_cast<unsigned char>(ch)) || ch == '_' ||
-                   std::isdigit(static_cast<unsigned char>(ch));
-          });
-      if (code_like) {
-        code = text.substr(0, colon);
-        message = trim(std::string_view(text).substr(colon + 2));
-      } else {
-        message = text;
-      }
-    }
-  }
-  if (code.empty()) code = "http_" + std::to_string(status);
-  if (message.empty()) {
-    message = reason.empty() ? "HTTP " + std::to_string(status) : std::string(reason);
-  }
-  message = truncate(std::move(message));
-
-  ErrorKind kind = ErrorKind::kPermanent;
-  if (status == 429 || status == 500 || status == 502 || status == 503 || status == 504) {
-    kind = ErrorKind::kTransient;
-  } else if (status == 404) {
-    kind = ErrorKind::kNotFound;
-  } else if (status == 409) {
-    kind = ErrorKind::kConflict;
-  }
-  if (code == "REQUEST_LIMIT_EXCEEDED" || code == "TEMPORARILY_UNAVAILABLE" ||
-      is_retriable_message(message)) {
-    kind = ErrorKind::kTransient;
-  } else if (code == "RESOURCE_DOES_NOT_EXIST" && kind == ErrorKind::kPermanent) {
-    kind = ErrorKind::kNotFound;
-  } else if ((code == "ALREADY_EXISTS" || code == "RESOURCE_ALREADY_EXISTS") &&
-             kind == ErrorKind::kPermanent) {
-    kind = ErrorKind::kConflict;
-  }
-  return Error{kind, std::move(code), std::move(message)};
-}
-
-namespace {
 
 // Jittered exponential backoff, shared by the call retries and token refresh.
 class Backoff {
@@ -266,10 +145,67 @@ class DatabricksClient final : public DatabricksApi {
   }
 
   Result<RunInfo> get_run(int64_t run_id) override {
-    auto r = json_call("GET", "/api/2.2/jobs/runs/get?run_id=" + std::to_string(run_id),
+    const std::string path = "/api/2.2/jobs/runs/get?run_id=" + std::to_string(run_id);
+    auto r = json_call("GET", path, std::nullopt, true);
+    if (!r) return r.error();
+    auto info = parse_run_info(*r);
+    if (!info) return info;
+    // API 2.2 lists at most 100 task runs per response. The state read from
+    // the first page stands; later pages only add task runs.
+    auto token = next_page_token(*r, "jobs/runs/get");
+    if (!token) return token.error();
+    for (int page = 1; !token->empty(); ++page) {
+      if (page == kMaxPages) return endless_paging("jobs/runs/get");
+      auto more =
+          json_call("GET", path + "&page_token=" + percent_encode(*token), std::nullopt, true);
+      if (!more) return more.error();
+      auto tasks = parse_run_tasks(*more);
+      if (!tasks) return tasks.error();
+      info->tasks.insert(info->tasks.end(), tasks->begin(), tasks->end());
+      auto following = next_page_token(*more, "jobs/runs/get");
+      if (!following) return following.error();
+      if (*following == *token) return endless_paging("jobs/runs/get");
+      token = std::move(following);
+    }
+    return info;
+  }
+
+  Result<std::vector<int64_t>> find_jobs_by_name(const std::string& name) override {
+    if (name.empty()) {
+      return Error{ErrorKind::kInvalidInput, "bad_job_name",
+                   "job name is empty (jobs/list would not filter)"};
+    }
+    // limit=100, the API's maximum: a name usually matches one page.
+    const std::string path = "/api/2.2/jobs/list?limit=100&name=" + percent_encode(name);
+    std::vector<int64_t> ids;
+    std::string token;
+    for (int page = 0;; ++page) {
+      if (page == kMaxPages) return endless_paging("jobs/list");
+      const std::string query =
+          token.empty() ? path : path + "&page_token=" + percent_encode(token);
+      auto r = json_call("GET", query, std::nullopt, true);
+      if (!r) return r.error();
+      auto parsed = parse_jobs_list_page(*r, name);
+      if (!parsed) return parsed.error();
+      for (int64_t id : parsed->matching_job_ids) {
+        // A job listed on two pages (the list moved under us) is one job.
+        if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+      }
+      if (parsed->next_page_token.empty()) return ids;
+      if (parsed->next_page_token == token) return endless_paging("jobs/list");
+      token = std::move(parsed->next_page_token);
+    }
+  }
+
+  Result<json::object> get_run_output(int64_t task_run_id) override {
+    auto r = json_call("GET", "/api/2.2/jobs/runs/get-output?run_id=" + std::to_string(task_run_id),
                        std::nullopt, true);
     if (!r) return r.error();
-    return parse_run_info(*r);
+    if (!r->is_object()) {
+      return Error{ErrorKind::kInvalidInput, "bad_response",
+                   "jobs/runs/get-output: response is not a JSON object"};
+    }
+    return std::move(r->get_object());
   }
 
   Status cancel_run(int64_t run_id) override {

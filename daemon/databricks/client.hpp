@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.hpp"
 #include "daemon/core/result.hpp"
@@ -82,6 +83,24 @@ Result<std::unique_ptr<DatabricksApi>> make_databricks_api(const DatabricksConfi
 // the SDKs' retriable worker-environment messages → kTransient;
 // RESOURCE_DOES_NOT_EXIST → kNotFound; ALREADY_EXISTS → kConflict).
 Error error_from_http(int status, std::string_view reason, std::string_view body);
+
+// The tasks[] of a runs/get body (any page of it), as parse_run_info reads
+// them; a later page of a 2.2 response need not repeat the run's state.
+Result<std::vector<RunTask>> parse_run_tasks(const json::value& body);
+
+// One page of GET jobs/list, reduced to what find_jobs_by_name needs.
+struct JobsListPage {
+  std::vector<int64_t> matching_job_ids;  // settings.name == name, byte for byte, in page order
+  std::string next_page_token;            // "" on the last page
+};
+
+// Reads a jobs/list response: {"jobs": [{"job_id", "settings": {"name"}}...],
+// "has_more", "next_page_token"}; "jobs" is absent when nothing matched.
+// Defensive: a body, jobs array or entry of the wrong type, or a matching
+// entry without an integer job_id, is an Error (kInvalidInput), so a page
+// that cannot be read never turns into "no such job". An entry without a
+// settings.name is not a match.
+Result<JobsListPage> parse_jobs_list_page(const json::value& body, std::string_view name);
 
 // Retry-After as integer seconds (the only form Databricks sends); nullopt if absent/unparseable.
 std::optional<Duration> parse_retry_after(std::string_view value);

@@ -1,9 +1,12 @@
-// RunInfo from jobs/runs/get. The legacy `state` is read first because its
-// result_state is finer; the newer `status` fills what `state` lacks, so a
-// response with only one of them still works.
+// RunInfo from jobs/runs/get, and the step output of jobs/runs/get-output.
+// The legacy `state` is read first because its result_state is finer; the
+// newer `status` fills what `state` lacks, so a response with only one of
+// them still works.
 #include <limits>
+#include <vector>
 
 #include "daemon/databricks/api.hpp"
+#include "daemon/databricks/client.hpp"
 #include "daemon/databricks/parsing.hpp"
 
 namespace brickwork {
@@ -35,6 +38,31 @@ Result<const json::object*> object_field(const json::object& o, std::string_view
 
 }  // namespace
 
+// A task run without a readable run_id is refused rather than skipped: the
+// caller picks a task run to read its output, and a silently shorter list
+// could make it pick the wrong one.
+Result<std::vector<RunTask>> parse_run_tasks(const json::value& body) {
+  if (!body.is_object()) return invalid("runs/get response is not a JSON object");
+  const json::object& o = body.get_object();
+  std::vector<RunTask> tasks;
+  const json::value* v = o.if_contains("tasks");
+  if (v == nullptr || v->is_null()) return tasks;
+  if (!v->is_array()) return invalid("tasks is not an array");
+  tasks.reserve(v->get_array().size());
+  for (const json::value& item : v->get_array()) {
+    const std::string where = "tasks[" + std::to_string(tasks.size()) + "]";
+    if (!item.is_object()) return invalid(where + " is not an object");
+    const json::value* id = item.get_object().if_contains("run_id");
+    if (id == nullptr) return invalid(where + " has no run_id");
+    auto rid = as_int64(*id);
+    if (!rid) return invalid(where + ".run_id is not an integer");
+    auto key = string_field(item.get_object(), "task_key", where);
+    if (!key) return key.error();
+    tasks.push_back(RunTask{*rid, std::move(*key)});
+  }
+  return tasks;
+}
+
 bool RunInfo::terminal() const {
   return life_cycle_state == "TERMINATED" || life_cycle_state == "SKIPPED" ||
          life_cycle_state == "INTERNAL_ERROR";
@@ -63,6 +91,9 @@ Result<RunInfo> parse_run_info(const json::value& body) {
   auto url = string_field(o, "run_page_url", "run");
   if (!url) return url.error();
   info.run_page_url = std::move(*url);
+  auto tasks = parse_run_tasks(body);
+  if (!tasks) return tasks.error();
+  info.tasks = std::move(*tasks);
 
   auto state = object_field(o, "state");
   if (!state) return state.error();
@@ -126,6 +157,20 @@ Result<RunInfo> parse_run_info(const json::value& body) {
   }
   if (info.life_cycle_state.empty()) return invalid("run has no life_cycle_state");
   return info;
+}
+
+json::object output_from_run_output(const json::object& get_output_body) {
+  const json::value* notebook = get_output_body.if_contains("notebook_output");
+  if (notebook == nullptr || !notebook->is_object()) return {};
+  const json::value* result = notebook->get_object().if_contains("result");
+  if (result == nullptr || !result->is_string()) return {};
+  const json::string& text = result->get_string();
+  // dbutils.notebook.exit() takes a string; a notebook that means to return
+  // structure serializes a JSON object, anything else is kept as text.
+  boost::system::error_code ec;
+  json::value parsed = parse_json(std::string_view(text), ec);
+  if (!ec && parsed.is_object()) return std::move(parsed.get_object());
+  return json::object{{"result", text}};
 }
 
 }  // namespace brickwork

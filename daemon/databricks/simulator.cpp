@@ -1,29 +1,24 @@
-// The simulator's state machine and HTTP routes. Runs are evaluated lazily
+// The simulator's runs, the gate every request passes and the public class;
+// the Jobs API routes are in simulator_routes.cpp. Runs are evaluated lazily
 // (each request advances them to "now") and by a timer thread that wakes at
 // the next due change, so events go out on time even with nobody polling.
-#include "daemon/databricks/simulator.hpp"
-
 #include <spdlog/spdlog.h>
-#include <yaml-cpp/yaml.h>
 
 #include <charconv>
-#include <condition_variable>
-#include <fstream>
-#include <sstream>
-#include <mutex>
-#include <random>
-#include <set>
-#include <thread>
 
 #include "daemon/core/base64.hpp"
 #include "daemon/core/json_limits.hpp"
-#include "daemon/databricks/http.hpp"
+#include "daemon/databricks/simulator_impl.hpp"
 
 namespace brickwork {
 
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
+using simulator_detail::api_error;
+using simulator_detail::Event;
+using simulator_detail::json_response;
+using simulator_detail::Run;
 
 std::string percent_decode(std::string_view s) {
   std::string out;
@@ -60,11 +55,15 @@ std::map<std::string, std::string> parse_query(std::string_view q) {
   return out;
 }
 
-std::optional<int64_t> as_int64(const json::value* v) {
+}  // namespace
+
+namespace simulator_detail {
+
+std::optional<int64_t> request_int64(const json::value* v) {
   if (v == nullptr) return std::nullopt;
   if (v->is_int64()) return v->get_int64();
   if (v->is_uint64()) return static_cast<int64_t>(v->get_uint64());
-  if (v->is_string()) {  // the real API accepts numeric strings for int64 fields
+  if (v->is_string()) {
     const auto s = v->get_string();
     int64_t out = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -81,488 +80,306 @@ http::ServerResponse api_error(int status, const std::string& code, const std::s
   return json_response(status, json::object{{"error_code", code}, {"message", message}});
 }
 
-std::string param_text(const json::value& v) {
-  return v.is_string() ? std::string(v.get_string()) : json::serialize(v);
+}  // namespace simulator_detail
+
+// ---------------------------------------------------------------- runs
+
+void DatabricksSimulator::Impl::set_state(Run& run, SteadyClock::time_point now,
+                                          std::vector<Event>& events) {
+  if (run.done) return;
+  if (now >= run.ends_at) {
+    finish(run, events);
+  } else if (run.view.cancel_requested) {
+    run.view.life_cycle_state = "TERMINATING";
+    run.state_message = "Run is being cancelled.";
+  } else if (now >= run.running_at) {
+    run.view.life_cycle_state = "RUNNING";
+    run.state_message = "In run";
+  }
 }
 
-void collect_params(const json::value* obj, std::map<std::string, std::string>& into) {
-  if (obj == nullptr || !obj->is_object()) return;
-  for (const auto& [k, v] : obj->get_object()) into[std::string(k)] = param_text(v);
+void DatabricksSimulator::Impl::finish(Run& run, std::vector<Event>& events) {
+  run.done = true;
+  run.end_ms = to_epoch_ms(now_ms());
+  active.erase(run.view.run_id);
+  const std::string outcome = run.view.cancel_requested ? "CANCELED" : run.job.outcome;
+  run.view.life_cycle_state = "TERMINATED";
+  run.view.result_state = outcome;
+  if (run.view.cancel_requested) {
+    run.term_code = "USER_CANCELED";
+    run.term_type = "SUCCESS";
+    run.state_message = "Run cancelled.";
+  } else if (outcome == "SUCCESS") {
+    run.term_code = "SUCCESS";
+    run.term_type = "SUCCESS";
+    run.state_message = run.job.message;
+  } else if (outcome == "CANCELED") {
+    run.term_code = "CANCELED";
+    run.term_type = "SUCCESS";
+    run.state_message = run.job.message.empty() ? "Run cancelled." : run.job.message;
+  } else if (outcome == "INTERNAL_ERROR") {
+    run.view.life_cycle_state = "INTERNAL_ERROR";
+    run.view.result_state = "FAILED";
+    run.term_code = "INTERNAL_ERROR";
+    run.term_type = "INTERNAL_ERROR";
+    run.state_message = run.job.message.empty() ? "Internal error (simulated)." : run.job.message;
+  } else {  // FAILED, TIMEDOUT
+    run.term_code = "RUN_EXECUTION_ERROR";
+    run.term_type = "CLIENT_ERROR";
+    run.state_message = !run.job.message.empty() ? run.job.message
+                        : outcome == "TIMEDOUT"  ? "Run timed out (simulated)."
+                                                 : "Task failed (simulated).";
+  }
+  const auto& p = run.view.parameters;
+  const auto wf = p.find("brickwork_workflow_id");
+  const auto step = p.find("brickwork_step");
+  const auto token = p.find("brickwork_token");
+  if (run.job.emit_event && !run.view.cancel_requested && outcome != "INTERNAL_ERROR" &&
+      wf != p.end() && step != p.end() && token != p.end()) {
+    json::object event{{"type", "job_completed"}, {"workflow_id", wf->second},
+                       {"step", step->second},    {"token", token->second},
+                       {"state", outcome},        {"run_id", run.view.run_id},
+                       {"output", run.job.output}};
+    if (!run.state_message.empty()) event["message"] = run.state_message;
+    events.push_back(Event{wf->second, json::serialize(event)});
+    run.view.event_emitted = true;
+    ++stats.events_emitted;
+  }
 }
 
-bool is_known_outcome(const std::string& o) {
-  return o == "SUCCESS" || o == "FAILED" || o == "TIMEDOUT" || o == "CANCELED" ||
-         o == "INTERNAL_ERROR";
+std::vector<Event> DatabricksSimulator::Impl::advance_locked(SteadyClock::time_point now) {
+  std::vector<Event> events;
+  const std::vector<int64_t> ids(active.begin(), active.end());
+  for (int64_t id : ids) set_state(runs.at(id), now, events);
+  return events;
 }
 
-struct Run {
-  SimulatedRun view;
-  bool submit = false;
-  std::string run_name;
-  SimulatedJob job;
-  SteadyClock::time_point running_at;
-  SteadyClock::time_point ends_at;
-  int64_t start_ms = 0;
-  int64_t end_ms = 0;
-  std::string state_message;
-  std::string term_code;
-  std::string term_type;
-  bool done = false;
-};
-
-struct Event {
-  std::string key;
-  std::string payload;
-};
-
-}  // namespace
-
-struct DatabricksSimulator::Impl {
-  SimulatorOptions options;
-
-  mutable std::mutex mu;  // everything below
-  std::condition_variable wake;
-  bool stopping = false;
-  SimulatorFaults faults;
-  std::mt19937_64 fault_rng;
-  std::mt19937_64 token_rng{std::random_device{}()};
-  std::map<int64_t, Run> runs;
-  std::set<int64_t> active;
-  std::map<std::string, int64_t> run_by_token;
-  std::map<std::string, SteadyClock::time_point> issued_tokens;
-  SimulatorStats stats;
-  int64_t next_run_id = 1001;
-  std::string base_url;
-
-  std::mutex sink_mu;
-  CompletionSink sink;
-
-  std::unique_ptr<http::Server> server;
-  std::thread timer;
-
-  explicit Impl(SimulatorOptions o)
-      : options(std::move(o)), faults(options.faults), fault_rng(options.faults.seed) {}
-
-  // --------------------------------------------------------------- runs
-
-  void set_state(Run& run, SteadyClock::time_point now, std::vector<Event>& events) {
-    if (run.done) return;
-    if (now >= run.ends_at) {
-      finish(run, events);
-    } else if (run.view.cancel_requested) {
-      run.view.life_cycle_state = "TERMINATING";
-      run.state_message = "Run is being cancelled.";
-    } else if (now >= run.running_at) {
-      run.view.life_cycle_state = "RUNNING";
-      run.state_message = "In run";
+void DatabricksSimulator::Impl::emit(std::vector<Event> events) {
+  if (events.empty()) return;
+  CompletionSink s;
+  {
+    std::lock_guard lock(sink_mu);
+    s = sink;
+  }
+  if (!s) return;
+  for (const auto& e : events) {
+    try {
+      s(e.key, e.payload);
+    } catch (const std::exception& ex) {
+      spdlog::warn("simulator: completion sink failed: {}", ex.what());
     }
   }
+}
 
-  void finish(Run& run, std::vector<Event>& events) {
-    run.done = true;
-    run.end_ms = to_epoch_ms(now_ms());
-    active.erase(run.view.run_id);
-    const std::string outcome = run.view.cancel_requested ? "CANCELED" : run.job.outcome;
-    run.view.life_cycle_state = "TERMINATED";
-    run.view.result_state = outcome;
-    if (run.view.cancel_requested) {
-      run.term_code = "USER_CANCELED";
-      run.term_type = "SUCCESS";
-      run.state_message = "Run cancelled.";
-    } else if (outcome == "SUCCESS") {
-      run.term_code = "SUCCESS";
-      run.term_type = "SUCCESS";
-      run.state_message = run.job.message;
-    } else if (outcome == "CANCELED") {
-      run.term_code = "CANCELED";
-      run.term_type = "SUCCESS";
-      run.state_message = run.job.message.empty() ? "Run cancelled." : run.job.message;
-    } else if (outcome == "INTERNAL_ERROR") {
-      run.view.life_cycle_state = "INTERNAL_ERROR";
-      run.view.result_state = "FAILED";
-      run.term_code = "INTERNAL_ERROR";
-      run.term_type = "INTERNAL_ERROR";
-      run.state_message =
-          run.job.message.empty() ? "Internal error (simulated)." : run.job.message;
-    } else {  // FAILED, TIMEDOUT
-      run.term_code = "RUN_EXECUTION_ERROR";
-      run.term_type = "CLIENT_ERROR";
-      run.state_message = !run.job.message.empty() ? run.job.message
-                          : outcome == "TIMEDOUT"  ? "Run timed out (simulated)."
-                                                   : "Task failed (simulated).";
+void DatabricksSimulator::Impl::timer_loop() {
+  std::unique_lock lock(mu);
+  while (!stopping) {
+    auto events = advance_locked(SteadyClock::now());
+    if (!events.empty()) {
+      lock.unlock();
+      emit(std::move(events));
+      lock.lock();
+      continue;
     }
-    const auto& p = run.view.parameters;
-    const auto wf = p.find("brickwork_workflow_id");
-    const auto step = p.find("brickwork_step");
-    const auto token = p.find("brickwork_token");
-    if (run.job.emit_event && !run.view.cancel_requested && outcome != "INTERNAL_ERROR" &&
-        wf != p.end() && step != p.end() && token != p.end()) {
-      json::object event{{"type", "job_completed"},
-                         {"workflow_id", wf->second},
-                         {"step", step->second},
-                         {"token", token->second},
-                         {"state", outcome},
-                         {"run_id", run.view.run_id},
-                         {"output", run.job.output}};
-      if (!run.state_message.empty()) event["message"] = run.state_message;
-      events.push_back(Event{wf->second, json::serialize(event)});
-      run.view.event_emitted = true;
-      ++stats.events_emitted;
+    std::optional<SteadyClock::time_point> next;
+    for (int64_t id : active) {
+      const Run& r = runs.at(id);
+      auto due = SteadyClock::now() < r.running_at ? r.running_at : r.ends_at;
+      if (!next || due < *next) next = due;
     }
-  }
-
-  std::vector<Event> advance_locked(SteadyClock::time_point now) {
-    std::vector<Event> events;
-    const std::vector<int64_t> ids(active.begin(), active.end());
-    for (int64_t id : ids) set_state(runs.at(id), now, events);
-    return events;
-  }
-
-  void emit(std::vector<Event> events) {
-    if (events.empty()) return;
-    CompletionSink s;
-    {
-      std::lock_guard lock(sink_mu);
-      s = sink;
-    }
-    if (!s) return;
-    for (const auto& e : events) {
-      try {
-        s(e.key, e.payload);
-      } catch (const std::exception& ex) {
-        spdlog::warn("simulator: completion sink failed: {}", ex.what());
-      }
-    }
-  }
-
-  void timer_loop() {
-    std::unique_lock lock(mu);
-    while (!stopping) {
-      auto events = advance_locked(SteadyClock::now());
-      if (!events.empty()) {
-        lock.unlock();
-        emit(std::move(events));
-        lock.lock();
-        continue;
-      }
-      std::optional<SteadyClock::time_point> next;
-      for (int64_t id : active) {
-        const Run& r = runs.at(id);
-        auto due = SteadyClock::now() < r.running_at ? r.running_at : r.ends_at;
-        if (!next || due < *next) next = due;
-      }
-      if (next) {
-        wake.wait_until(lock, *next);
-      } else {
-        wake.wait(lock);
-      }
-    }
-  }
-
-  int64_t create_run(const SimulatedJob& job, int64_t job_id, bool submit, std::string run_name,
-                     std::map<std::string, std::string> params, const std::string& token) {
-    Run run;
-    run.view.run_id = next_run_id++;
-    run.view.job_id = job_id;
-    run.view.life_cycle_state = "PENDING";
-    run.view.idempotency_token = token;
-    run.view.parameters = std::move(params);
-    run.submit = submit;
-    run.run_name = run_name.empty() ? job.name : std::move(run_name);
-    run.job = job;
-    const auto now = SteadyClock::now();
-    run.running_at = now + std::min(options.pending_for, job.duration);
-    run.ends_at = now + job.duration;
-    run.start_ms = to_epoch_ms(now_ms());
-    run.state_message = "Waiting for cluster";
-    const int64_t id = run.view.run_id;
-    runs.emplace(id, std::move(run));
-    active.insert(id);
-    ++stats.runs_created;
-    if (!token.empty()) {
-      run_by_token[token] = id;
-      ++stats.runs_per_token[token];
-    }
-    wake.notify_all();
-    return id;
-  }
-
-  json::value run_json(const Run& run) const {
-    json::object state{{"life_cycle_state", run.view.life_cycle_state},
-                       {"state_message", run.state_message},
-                       {"user_cancelled_or_timedout", run.view.cancel_requested ||
-                                                          run.view.result_state == "TIMEDOUT"}};
-    if (run.done) state["result_state"] = run.view.result_state;
-    const std::string& lcs = run.view.life_cycle_state;
-    json::object status{
-        {"state", lcs == "INTERNAL_ERROR" || lcs == "SKIPPED" ? std::string("TERMINATED") : lcs}};
-    if (run.done) {
-      status["termination_details"] = json::object{
-          {"code", run.term_code}, {"type", run.term_type}, {"message", run.state_message}};
-    }
-    json::array params;
-    for (const auto& [k, v] : run.view.parameters) {
-      params.push_back(json::object{{"name", k}, {"default", ""}, {"value", v}});
-    }
-    json::object out{{"run_id", run.view.run_id},
-                     {"number_in_job", run.view.run_id},
-                     {"run_name", run.run_name},
-                     {"run_page_url", base_url + "/#job/" + std::to_string(run.view.job_id) +
-                                          "/run/" + std::to_string(run.view.run_id)},
-                     {"run_type", run.submit ? "SUBMIT_RUN" : "JOB_RUN"},
-                     {"trigger", "ONE_TIME"},
-                     {"attempt_number", 0},
-                     {"start_time", run.start_ms},
-                     {"end_time", run.end_ms},
-                     {"state", std::move(state)},
-                     {"status", std::move(status)},
-                     {"job_parameters", std::move(params)}};
-    if (!run.submit) out["job_id"] = run.view.job_id;
-    return out;
-  }
-
-  // --------------------------------------------------------------- routes
-
-  http::ServerResponse handle(const http::ServerRequest& req) {
-    std::vector<Event> events;
-    http::ServerResponse response;
-    {
-      std::lock_guard lock(mu);
-      response = route(req, events);
-    }
-    emit(std::move(events));
-    return response;
-  }
-
-  std::optional<http::ServerResponse> maybe_fault() {
-    if (faults.error_rate <= 0.0 || faults.statuses.empty()) return std::nullopt;
-    std::uniform_real_distribution<double> coin(0.0, 1.0);
-    if (coin(fault_rng) >= faults.error_rate) return std::nullopt;
-    std::uniform_int_distribution<size_t> pick(0, faults.statuses.size() - 1);
-    const int status = faults.statuses[pick(fault_rng)];
-    ++stats.faults_injected;
-    ++stats.faults_by_status[status];
-    http::ServerResponse r;
-    if (status == 429) {
-      r = api_error(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests (simulated fault).");
-    } else if (status == 503) {
-      r = api_error(503, "TEMPORARILY_UNAVAILABLE", "The service is temporarily unavailable (simulated fault).");
-    } else if (status == 502) {
-      r = http::ServerResponse{502, {{"Content-Type", "text/html"}},
-                               "<html><body><pre>Bad Gateway (simulated fault)</pre></body></html>"};
+    if (next) {
+      wake.wait_until(lock, *next);
     } else {
-      r = api_error(status, status >= 500 ? "INTERNAL_ERROR" : "BAD_REQUEST",
-                    "Simulated fault " + std::to_string(status) + ".");
+      wake.wait(lock);
     }
-    if ((status == 429 || status == 503) && faults.retry_after) {
-      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(*faults.retry_after);
-      r.headers.emplace_back("Retry-After", std::to_string(secs.count()));
-    }
-    return r;
   }
+}
 
-  bool authorized(const http::ServerRequest& req) {
-    const bool required = !options.bearer_token.empty() || !options.oauth_client_id.empty();
-    if (!required) return true;
-    const std::string auth = req.header("Authorization");
-    if (auth.rfind("Bearer ", 0) != 0) return false;
-    const std::string token = auth.substr(7);
-    if (!options.bearer_token.empty() && token == options.bearer_token) return true;
-    auto it = issued_tokens.find(token);
-    return it != issued_tokens.end() && SteadyClock::now() < it->second;
+int64_t DatabricksSimulator::Impl::create_run(const SimulatedJob& job, int64_t job_id, bool submit,
+                                              std::string run_name,
+                                              std::map<std::string, std::string> params,
+                                              const std::string& token,
+                                              std::vector<std::string> task_keys) {
+  Run run;
+  run.view.run_id = next_run_id++;
+  if (task_keys.empty()) {
+    for (int32_t i = 1; i <= std::max<int32_t>(job.tasks, 1); ++i) {
+      task_keys.push_back("task_" + std::to_string(i));
+    }
   }
+  for (auto& key : task_keys) {
+    run.view.tasks.push_back(SimulatedTaskRun{next_run_id++, std::move(key)});
+    run_of_task[run.view.tasks.back().run_id] = run.view.run_id;
+  }
+  run.view.job_id = job_id;
+  run.view.life_cycle_state = "PENDING";
+  run.view.idempotency_token = token;
+  run.view.parameters = std::move(params);
+  run.submit = submit;
+  run.run_name = run_name.empty() ? job.name : std::move(run_name);
+  run.job = job;
+  const auto now = SteadyClock::now();
+  run.running_at = now + std::min(options.pending_for, job.duration);
+  run.ends_at = now + job.duration;
+  run.start_ms = to_epoch_ms(now_ms());
+  run.state_message = "Waiting for cluster";
+  const int64_t id = run.view.run_id;
+  runs.emplace(id, std::move(run));
+  active.insert(id);
+  ++stats.runs_created;
+  if (!token.empty()) {
+    run_by_token[token] = id;
+    ++stats.runs_per_token[token];
+  }
+  wake.notify_all();
+  return id;
+}
 
-  http::ServerResponse route(const http::ServerRequest& req, std::vector<Event>& events) {
-    ++stats.requests;
-    if (auto fault = maybe_fault()) return *fault;
-    events = advance_locked(SteadyClock::now());
+// ---------------------------------------------------------------- gate
 
-    const auto qpos = req.target.find('?');
-    const std::string path = req.target.substr(0, qpos);
-    const auto query =
-        parse_query(qpos == std::string::npos ? std::string_view() : std::string_view(req.target).substr(qpos + 1));
+http::ServerResponse DatabricksSimulator::Impl::handle(const http::ServerRequest& req) {
+  std::vector<Event> events;
+  http::ServerResponse response;
+  {
+    std::lock_guard lock(mu);
+    response = route(req, events);
+  }
+  emit(std::move(events));
+  return response;
+}
 
-    if (path == "/oidc/v1/token") {
-      if (req.method != "POST") return api_error(404, "ENDPOINT_NOT_FOUND", "No API found for '" + req.method + " " + path + "'");
-      return token(req);
+std::optional<http::ServerResponse> DatabricksSimulator::Impl::maybe_fault() {
+  if (faults.error_rate <= 0.0 || faults.statuses.empty()) return std::nullopt;
+  std::uniform_real_distribution<double> coin(0.0, 1.0);
+  if (coin(fault_rng) >= faults.error_rate) return std::nullopt;
+  std::uniform_int_distribution<size_t> pick(0, faults.statuses.size() - 1);
+  const int status = faults.statuses[pick(fault_rng)];
+  ++stats.faults_injected;
+  ++stats.faults_by_status[status];
+  http::ServerResponse r;
+  if (status == 429) {
+    r = api_error(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests (simulated fault).");
+  } else if (status == 503) {
+    r = api_error(503, "TEMPORARILY_UNAVAILABLE",
+                  "The service is temporarily unavailable (simulated fault).");
+  } else if (status == 502) {
+    r = http::ServerResponse{502,
+                             {{"Content-Type", "text/html"}},
+                             "<html><body><pre>Bad Gateway (simulated fault)</pre></body></html>"};
+  } else {
+    r = api_error(status, status >= 500 ? "INTERNAL_ERROR" : "BAD_REQUEST",
+                  "Simulated fault " + std::to_string(status) + ".");
+  }
+  if ((status == 429 || status == 503) && faults.retry_after) {
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(*faults.retry_after);
+    r.headers.emplace_back("Retry-After", std::to_string(secs.count()));
+  }
+  return r;
+}
+
+bool DatabricksSimulator::Impl::authorized(const http::ServerRequest& req) {
+  const bool required = !options.bearer_token.empty() || !options.oauth_client_id.empty();
+  if (!required) return true;
+  const std::string auth = req.header("Authorization");
+  if (auth.rfind("Bearer ", 0) != 0) return false;
+  const std::string token = auth.substr(7);
+  if (!options.bearer_token.empty() && token == options.bearer_token) return true;
+  auto it = issued_tokens.find(token);
+  return it != issued_tokens.end() && SteadyClock::now() < it->second;
+}
+
+http::ServerResponse DatabricksSimulator::Impl::route(const http::ServerRequest& req,
+                                                      std::vector<Event>& events) {
+  ++stats.requests;
+  if (auto fault = maybe_fault()) return *fault;
+  events = advance_locked(SteadyClock::now());
+
+  const auto qpos = req.target.find('?');
+  const std::string path = req.target.substr(0, qpos);
+  const auto query =
+      parse_query(qpos == std::string::npos ? std::string_view()
+                                            : std::string_view(req.target).substr(qpos + 1));
+
+  if (path == "/oidc/v1/token") {
+    if (req.method != "POST") {
+      return api_error(404, "ENDPOINT_NOT_FOUND",
+                       "No API found for '" + req.method + " " + path + "'");
     }
-    std::string op;
-    for (const char* prefix : {"/api/2.1/jobs/", "/api/2.2/jobs/"}) {
-      if (path.rfind(prefix, 0) == 0) op = path.substr(std::string_view(prefix).size());
+    return token(req);
+  }
+  std::string op;
+  for (const char* prefix : {"/api/2.1/jobs/", "/api/2.2/jobs/"}) {
+    if (path.rfind(prefix, 0) == 0) op = path.substr(std::string_view(prefix).size());
+  }
+  const bool known =
+      (op == "run-now" && req.method == "POST") || (op == "runs/submit" && req.method == "POST") ||
+      (op == "runs/get" && req.method == "GET") ||
+      (op == "runs/get-output" && req.method == "GET") || (op == "list" && req.method == "GET") ||
+      (op == "runs/cancel" && req.method == "POST");
+  if (!known) {
+    return api_error(404, "ENDPOINT_NOT_FOUND",
+                     "No API found for '" + req.method + " " + path + "'");
+  }
+  if (!authorized(req)) {
+    ++stats.unauthorized;
+    return api_error(401, "UNAUTHENTICATED", "Invalid access token.");
+  }
+  const bool v22 = path.rfind("/api/2.2/", 0) == 0;
+  if (op == "runs/get") return get(query, v22);
+  if (op == "runs/get-output") return get_output(query);
+  if (op == "list") return list(query);
+
+  json::value body;
+  if (!req.body.empty()) {
+    boost::system::error_code ec;
+    body = parse_json(req.body, ec);
+    if (ec) {
+      return api_error(400, "MALFORMED_REQUEST",
+                       "Invalid JSON given in the body of the request - failed to parse");
     }
-    const bool known = (op == "run-now" && req.method == "POST") ||
-                       (op == "runs/submit" && req.method == "POST") ||
-                       (op == "runs/get" && req.method == "GET") ||
-                       (op == "runs/cancel" && req.method == "POST");
-    if (!known) {
-      return api_error(404, "ENDPOINT_NOT_FOUND", "No API found for '" + req.method + " " + path + "'");
-    }
-    if (!authorized(req)) {
+  } else {
+    body = json::object();
+  }
+  if (!body.is_object()) {
+    return api_error(400, "MALFORMED_REQUEST",
+                     "Invalid JSON given in the body of the request - expected a map");
+  }
+  const json::object& o = body.get_object();
+  if (op == "run-now") return run_now(o);
+  if (op == "runs/submit") return submit(o);
+  return cancel(o);
+}
+
+http::ServerResponse DatabricksSimulator::Impl::token(const http::ServerRequest& req) {
+  const auto form = parse_query(req.body);
+  auto gt = form.find("grant_type");
+  if (gt == form.end() || gt->second != "client_credentials") {
+    return json_response(
+        400, json::object{{"error", "unsupported_grant_type"},
+                          {"error_description", "grant_type must be client_credentials"}});
+  }
+  if (!options.oauth_client_id.empty()) {
+    const std::string expected =
+        "Basic " + base64(options.oauth_client_id + ":" + options.oauth_client_secret);
+    if (req.header("Authorization") != expected) {
       ++stats.unauthorized;
-      return api_error(401, "UNAUTHENTICATED", "Invalid access token.");
+      return json_response(401,
+                           json::object{{"error", "invalid_client"},
+                                        {"error_description", "Client authentication failed"}});
     }
-    if (op == "runs/get") return get(query);
-
-    json::value body;
-    if (!req.body.empty()) {
-      boost::system::error_code ec;
-      body = parse_json(req.body, ec);
-      if (ec) return api_error(400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request - failed to parse");
-    } else {
-      body = json::object();
-    }
-    if (!body.is_object()) return api_error(400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request - expected a map");
-    const json::object& o = body.get_object();
-    if (op == "run-now") return run_now(o);
-    if (op == "runs/submit") return submit(o);
-    return cancel(o);
   }
-
-  std::optional<http::ServerResponse> check_token(const json::object& o, std::string& token) {
-    const json::value* t = o.if_contains("idempotency_token");
-    if (t == nullptr || t->is_null()) return std::nullopt;
-    if (!t->is_string()) return api_error(400, "INVALID_PARAMETER_VALUE", "idempotency_token must be a string");
-    token = std::string(t->get_string());
-    if (token.size() > 64) {
-      return api_error(400, "INVALID_PARAMETER_VALUE", "idempotency_token must be at most 64 characters");
-    }
-    return std::nullopt;
-  }
-
-  http::ServerResponse run_now(const json::object& o) {
-    ++stats.run_now_calls;
-    const json::value* jid = o.if_contains("job_id");
-    if (jid == nullptr) return api_error(400, "INVALID_PARAMETER_VALUE", "Missing required field: job_id");
-    const auto job_id = as_int64(jid);
-    if (!job_id) return api_error(400, "INVALID_PARAMETER_VALUE", "Invalid value for field job_id");
-    std::string token;
-    if (auto bad = check_token(o, token)) return *bad;
-    if (!token.empty()) {
-      if (auto it = run_by_token.find(token); it != run_by_token.end()) {
-        return json_response(200, json::object{{"run_id", it->second}, {"number_in_job", it->second}});
-      }
-    }
-    const SimulatedJob* job = nullptr;
-    if (auto it = options.jobs.find(*job_id); it != options.jobs.end()) {
-      job = &it->second;
-    } else if (options.default_job) {
-      job = &*options.default_job;
-    } else {
-      return api_error(400, "INVALID_PARAMETER_VALUE", "Job " + std::to_string(*job_id) + " does not exist.");
-    }
-    std::map<std::string, std::string> params;
-    collect_params(o.if_contains("notebook_params"), params);
-    collect_params(o.if_contains("job_parameters"), params);
-    const int64_t id = create_run(*job, *job_id, false, job->name, std::move(params), token);
-    return json_response(200, json::object{{"run_id", id}, {"number_in_job", id}});
-  }
-
-  http::ServerResponse submit(const json::object& o) {
-    ++stats.submit_calls;
-    std::string token;
-    if (auto bad = check_token(o, token)) return *bad;
-    if (!token.empty()) {
-      if (auto it = run_by_token.find(token); it != run_by_token.end()) {
-        return json_response(200, json::object{{"run_id", it->second}});
-      }
-    }
-    std::string run_name;
-    if (const json::value* n = o.if_contains("run_name"); n != nullptr && n->is_string()) {
-      run_name = std::string(n->get_string());
-    }
-    SimulatedJob job;
-    bool found = false;
-    for (const auto& [id, j] : options.jobs) {
-      if (!run_name.empty() && j.name == run_name) {
-        job = j;
-        found = true;
-        break;
-      }
-    }
-    if (!found && options.default_job) job = *options.default_job;
-    std::map<std::string, std::string> params;
-    collect_params(o.if_contains("job_parameters"), params);
-    if (const json::value* tasks = o.if_contains("tasks"); tasks != nullptr && tasks->is_array()) {
-      for (const auto& t : tasks->get_array()) {
-        if (!t.is_object()) continue;
-        if (const json::value* nb = t.get_object().if_contains("notebook_task"); nb && nb->is_object()) {
-          collect_params(nb->get_object().if_contains("base_parameters"), params);
-        }
-        if (const json::value* wh = t.get_object().if_contains("python_wheel_task"); wh && wh->is_object()) {
-          collect_params(wh->get_object().if_contains("named_parameters"), params);
-        }
-      }
-    }
-    const int64_t id = create_run(job, 0, true, run_name, std::move(params), token);
-    return json_response(200, json::object{{"run_id", id}});
-  }
-
-  http::ServerResponse get(const std::map<std::string, std::string>& query) {
-    ++stats.get_calls;
-    auto it = query.find("run_id");
-    if (it == query.end() || it->second.empty()) {
-      return api_error(400, "INVALID_PARAMETER_VALUE", "Missing required field: run_id");
-    }
-    const json::value text(it->second);
-    const auto run_id = as_int64(&text);
-    if (!run_id) return api_error(400, "INVALID_PARAMETER_VALUE", "Invalid value for field run_id");
-    auto run = runs.find(*run_id);
-    if (run == runs.end()) {
-      return api_error(400, "INVALID_PARAMETER_VALUE", "Run " + std::to_string(*run_id) + " does not exist.");
-    }
-    return json_response(200, run_json(run->second));
-  }
-
-  http::ServerResponse cancel(const json::object& o) {
-    ++stats.cancel_calls;
-    const json::value* rid = o.if_contains("run_id");
-    if (rid == nullptr) return api_error(400, "INVALID_PARAMETER_VALUE", "Missing required field: run_id");
-    const auto run_id = as_int64(rid);
-    if (!run_id) return api_error(400, "INVALID_PARAMETER_VALUE", "Invalid value for field run_id");
-    auto it = runs.find(*run_id);
-    if (it == runs.end()) {
-      return api_error(400, "INVALID_PARAMETER_VALUE", "Run " + std::to_string(*run_id) + " does not exist.");
-    }
-    Run& run = it->second;
-    if (!run.done && !run.view.cancel_requested) {
-      run.view.cancel_requested = true;
-      run.ends_at = std::min(run.ends_at, SteadyClock::now() + options.cancel_delay);
-      run.view.life_cycle_state = "TERMINATING";
-      run.state_message = "Run is being cancelled.";
-      wake.notify_all();
-    }
-    return json_response(200, json::object());
-  }
-
-  http::ServerResponse token(const http::ServerRequest& req) {
-    const auto form = parse_query(req.body);
-    auto gt = form.find("grant_type");
-    if (gt == form.end() || gt->second != "client_credentials") {
-      return json_response(400, json::object{{"error", "unsupported_grant_type"},
-                                              {"error_description", "grant_type must be client_credentials"}});
-    }
-    if (!options.oauth_client_id.empty()) {
-      const std::string expected =
-          "Basic " + base64(options.oauth_client_id + ":" + options.oauth_client_secret);
-      if (req.header("Authorization") != expected) {
-        ++stats.unauthorized;
-        return json_response(401, json::object{{"error", "invalid_client"},
-                                                {"error_description", "Client authentication failed"}});
-      }
-    }
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string token = "dsim-";
-    for (int i = 0; i < 32; ++i) token += kHex[token_rng() % 16];
-    const auto ttl = std::max<int64_t>(
-        std::chrono::duration_cast<std::chrono::seconds>(options.oauth_token_ttl).count(), 1);
-    issued_tokens[token] = SteadyClock::now() + std::chrono::seconds(ttl);
-    ++stats.token_calls;
-    return json_response(200, json::object{{"access_token", token},
-                                            {"token_type", "Bearer"},
-                                            {"expires_in", ttl},
-                                            {"scope", "all-apis"}});
-  }
-};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token = "dsim-";
+  for (int i = 0; i < 32; ++i) token += kHex[token_rng() % 16];
+  const auto ttl = std::max<int64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(options.oauth_token_ttl).count(), 1);
+  issued_tokens[token] = SteadyClock::now() + std::chrono::seconds(ttl);
+  ++stats.token_calls;
+  return json_response(200, json::object{{"access_token", token},
+                                         {"token_type", "Bearer"},
+                                         {"expires_in", ttl},
+                                         {"scope", "all-apis"}});
+}
 
 DatabricksSimulator::DatabricksSimulator(SimulatorOptions options)
     : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -571,8 +388,9 @@ DatabricksSimulator::~DatabricksSimulator() { stop(); }
 
 Status DatabricksSimulator::start() {
   if (impl_->server) return ok_status();
-  auto server = http::Server::start(impl_->options.address, impl_->options.port,
-                                    [impl = impl_.get()](const http::ServerRequest& r) { return impl->handle(r); });
+  auto server = http::Server::start(
+      impl_->options.address, impl_->options.port,
+      [impl = impl_.get()](const http::ServerRequest& r) { return impl->handle(r); });
   if (!server) return server.error();
   {
     std::lock_guard lock(impl_->mu);
@@ -633,175 +451,6 @@ std::optional<SimulatedRun> DatabricksSimulator::run(int64_t run_id) const {
   auto it = impl_->runs.find(run_id);
   if (it == impl_->runs.end()) return std::nullopt;
   return it->second.view;
-}
-
-// ------------------------------------------------------------------ YAML
-
-namespace {
-
-struct YamlError {
-  std::string message;
-};
-
-std::string where(const std::string& source, const YAML::Node& node, const std::string& field) {
-  const auto mark = node.Mark();
-  std::string out = source;
-  if (mark.line >= 0) out += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-  return out + ": " + field;
-}
-
-json::value yaml_to_json(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map: {
-      json::object o;
-      for (const auto& kv : node) o[kv.first.as<std::string>()] = yaml_to_json(kv.second);
-      return o;
-    }
-    case YAML::NodeType::Sequence: {
-      json::array a;
-      for (const auto& item : node) a.push_back(yaml_to_json(item));
-      return a;
-    }
-    case YAML::NodeType::Scalar: {
-      const std::string s = node.Scalar();
-      if (node.Tag() == "!") return json::value(s);  // quoted: always a string
-      if (s == "true" || s == "True") return true;
-      if (s == "false" || s == "False") return false;
-      if (s == "null" || s == "~") return nullptr;
-      int64_t i = 0;
-      if (auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
-          ec == std::errc() && p == s.data() + s.size() && !s.empty()) {
-        return i;
-      }
-      try {
-        size_t used = 0;
-        const double d = std::stod(s, &used);
-        if (used == s.size()) return d;
-      } catch (const std::exception&) {
-      }
-      return json::value(s);
-    }
-    default:
-      return nullptr;
-  }
-}
-
-Duration duration_field(const std::string& source, const YAML::Node& node, const std::string& field) {
-  auto d = parse_duration(node.as<std::string>());
-  if (!d) throw YamlError{where(source, node, field) + ": expected a duration like 2s or 500ms"};
-  return *d;
-}
-
-SimulatedJob parse_job(const std::string& source, const YAML::Node& node, const std::string& field) {
-  if (!node.IsMap()) throw YamlError{where(source, node, field) + ": expected a mapping"};
-  SimulatedJob job;
-  for (const auto& kv : node) {
-    const std::string key = kv.first.as<std::string>();
-    const YAML::Node& v = kv.second;
-    const std::string f = field + "." + key;
-    if (key == "job_id") {
-      continue;  // read by the caller
-    } else if (key == "name") {
-      job.name = v.as<std::string>();
-    } else if (key == "duration") {
-      job.duration = duration_field(source, v, f);
-    } else if (key == "outcome") {
-      job.outcome = v.as<std::string>();
-      if (!is_known_outcome(job.outcome)) {
-        throw YamlError{where(source, v, f) +
-                        ": expected SUCCESS, FAILED, TIMEDOUT, CANCELED or INTERNAL_ERROR"};
-      }
-    } else if (key == "output") {
-      if (!v.IsMap()) throw YamlError{where(source, v, f) + ": expected a mapping"};
-      job.output = yaml_to_json(v).as_object();
-    } else if (key == "message") {
-      job.message = v.as<std::string>();
-    } else if (key == "emit_event") {
-      job.emit_event = v.as<bool>();
-    } else {
-      throw YamlError{where(source, kv.first, f) + ": unknown field"};
-    }
-  }
-  return job;
-}
-
-}  // namespace
-
-Result<SimulatorOptions> parse_simulator_jobs(const std::string& yaml_text, const std::string& source) {
-  try {
-    const YAML::Node root = YAML::Load(yaml_text);
-    SimulatorOptions options;
-    if (!root || root.IsNull()) return options;
-    if (!root.IsMap()) throw YamlError{where(source, root, "document") + ": expected a mapping"};
-    for (const auto& kv : root) {
-      const std::string key = kv.first.as<std::string>();
-      const YAML::Node& v = kv.second;
-      if (key == "jobs") {
-        if (!v.IsSequence()) throw YamlError{where(source, v, "jobs") + ": expected a list"};
-        for (size_t i = 0; i < v.size(); ++i) {
-          const std::string field = "jobs[" + std::to_string(i) + "]";
-          const YAML::Node item = v[i];
-          if (!item.IsMap() || !item["job_id"]) {
-            throw YamlError{where(source, item, field) + ": expected a mapping with job_id"};
-          }
-          const int64_t id = item["job_id"].as<int64_t>();
-          if (options.jobs.count(id) != 0) {
-            throw YamlError{where(source, item, field) + ": duplicate job_id " + std::to_string(id)};
-          }
-          options.jobs[id] = parse_job(source, item, field);
-        }
-      } else if (key == "default_job") {
-        options.default_job = parse_job(source, v, "default_job");
-      } else if (key == "faults") {
-        if (!v.IsMap()) throw YamlError{where(source, v, "faults") + ": expected a mapping"};
-        for (const auto& f : v) {
-          const std::string fk = f.first.as<std::string>();
-          if (fk == "error_rate") {
-            options.faults.error_rate = f.second.as<double>();
-            if (options.faults.error_rate < 0 || options.faults.error_rate > 1) {
-              throw YamlError{where(source, f.second, "faults.error_rate") + ": expected 0..1"};
-            }
-          } else if (fk == "statuses") {
-            options.faults.statuses = f.second.as<std::vector<int>>();
-          } else if (fk == "retry_after") {
-            if (f.second.IsNull()) {
-              options.faults.retry_after.reset();
-            } else {
-              options.faults.retry_after = duration_field(source, f.second, "faults.retry_after");
-            }
-          } else if (fk == "seed") {
-            options.faults.seed = f.second.as<uint64_t>();
-          } else {
-            throw YamlError{where(source, f.first, "faults." + fk) + ": unknown field"};
-          }
-        }
-      } else if (key == "bearer_token") {
-        options.bearer_token = v.as<std::string>();
-      } else if (key == "port") {
-        options.port = v.as<uint16_t>();
-      } else if (key == "oauth") {
-        if (!v.IsMap()) throw YamlError{where(source, v, "oauth") + ": expected a mapping"};
-        if (v["client_id"]) options.oauth_client_id = v["client_id"].as<std::string>();
-        if (v["client_secret"]) options.oauth_client_secret = v["client_secret"].as<std::string>();
-        if (v["token_ttl"]) options.oauth_token_ttl = duration_field(source, v["token_ttl"], "oauth.token_ttl");
-      } else {
-        throw YamlError{where(source, kv.first, key) + ": unknown field"};
-      }
-    }
-    return options;
-  } catch (const YamlError& e) {
-    return Error{ErrorKind::kInvalidInput, "bad_simulator_file", e.message};
-  } catch (const YAML::Exception& e) {
-    return Error{ErrorKind::kInvalidInput, "bad_simulator_file", source + ": " + e.what()};
-  }
-}
-
-Result<SimulatorOptions> load_simulator_jobs_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Error{ErrorKind::kInvalidInput, "bad_simulator_file", "cannot read " + path};
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_simulator_jobs(text.str(), path);
 }
 
 }  // namespace brickwork

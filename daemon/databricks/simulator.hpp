@@ -7,10 +7,17 @@
 //
 // Endpoints (both /api/2.1 and /api/2.2):
 //   POST /oidc/v1/token            client credentials (HTTP Basic), expires_in = token TTL
+//   GET  /api/2.x/jobs/list        name (exact, case-insensitive), limit (1..100, default
+//                                  20), page_token; {"jobs": [{job_id, settings: {name}}],
+//                                  "has_more", "next_page_token"}; "jobs" only if any
 //   POST /api/2.x/jobs/run-now     job_id, job_parameters, notebook_params, idempotency_token
-//   POST /api/2.x/jobs/runs/submit run_name, tasks[].notebook_task.base_parameters,
-//                                  job_parameters, idempotency_token
-//   GET  /api/2.x/jobs/runs/get?run_id=
+//   POST /api/2.x/jobs/runs/submit run_name, idempotency_token, job_parameters, tasks[]
+//                                  (task_key required; parameters read from each task, see
+//                                  collect_task_params in simulator_views.hpp)
+//   GET  /api/2.x/jobs/runs/get?run_id=  with tasks[] (2.2: 100 per page, page_token)
+//   GET  /api/2.x/jobs/runs/get-output?run_id=<task run id>; a job run's own id is
+//                                  refused with 400 INVALID_PARAMETER_VALUE, whatever its
+//                                  number of tasks, as Jobs API 2.1+ does
 //   POST /api/2.x/jobs/runs/cancel run_id (the run ends CANCELED shortly after)
 // Errors use the Databricks body {"error_code", "message"}.
 #include <cstdint>
@@ -42,6 +49,12 @@ struct SimulatedJob {
   // run ended by runs/cancel or by INTERNAL_ERROR (the job never got to its
   // last task), so polling must notice those.
   bool emit_event = true;
+  // Task runs per run (task_1 .. task_N), each with its own run id; at least
+  // 1. A runs/submit run has the submitted tasks instead.
+  int32_t tasks = 1;
+  // runs/get-output's notebook_output.result of each task run (what
+  // dbutils.notebook.exit() would return); empty: `output` as JSON text.
+  std::string notebook_result;
 };
 
 // Injected failures: each API request (token endpoint included) is answered,
@@ -75,6 +88,13 @@ struct SimulatorOptions {
   SimulatorFaults faults;
 };
 
+// One task run of a run: its own run id (from the same sequence as run ids)
+// and task_key; its state is the run's.
+struct SimulatedTaskRun {
+  int64_t run_id = 0;
+  std::string task_key;
+};
+
 // One run as the simulator sees it.
 struct SimulatedRun {
   int64_t run_id = 0;
@@ -85,6 +105,7 @@ struct SimulatedRun {
   std::map<std::string, std::string> parameters;
   bool cancel_requested = false;
   bool event_emitted = false;
+  std::vector<SimulatedTaskRun> tasks;
 };
 
 // Counts for tests; a consistent snapshot.
@@ -94,9 +115,11 @@ struct SimulatorStats {
   int64_t submit_calls = 0;
   int64_t get_calls = 0;
   int64_t cancel_calls = 0;
+  int64_t list_calls = 0;
+  int64_t get_output_calls = 0;
   int64_t token_calls = 0;       // tokens issued by /oidc/v1/token
   int64_t unauthorized = 0;      // 401s
-  int64_t runs_created = 0;
+  int64_t runs_created = 0;      // job runs (task runs not counted)
   int64_t faults_injected = 0;
   int64_t events_emitted = 0;
   std::map<int, int64_t> faults_by_status;
@@ -138,7 +161,8 @@ class DatabricksSimulator {
 // Reads a simulator description (YAML):
 //   jobs:
 //     - {job_id: 101, name: extract, duration: 2s, outcome: SUCCESS,
-//        output: {rows: 42}, message: "", emit_event: true}
+//        output: {rows: 42}, message: "", emit_event: true,
+//        tasks: 1, notebook_result: '{"rows": 42}'}
 //   default_job: {duration: 1s, outcome: SUCCESS}          # optional
 //   faults: {error_rate: 0.0, statuses: [429, 503], retry_after: 1s, seed: 1}
 //   bearer_token: "..."                                      # optional

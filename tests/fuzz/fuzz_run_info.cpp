@@ -1,4 +1,5 @@
-// Databricks responses are outside bytes too (a proxy, a gateway, a new API version).
+// Databricks responses are outside bytes too (a proxy, a gateway, a new API version):
+// runs/get and runs/get-output bodies.
 #include <cstdint>
 #include <string_view>
 
@@ -16,5 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)run->terminal();
     (void)run->succeeded();
   }
+  // The same bytes as a runs/get-output body: its notebook result is parsed
+  // a second time, as JSON text inside a JSON string.
+  if (body.is_object()) (void)brickwork::output_from_run_output(body.get_object());
   return 0;
 }

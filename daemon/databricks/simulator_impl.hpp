@@ -1,0 +1,112 @@
+#pragma once
+// Inside the simulator: its state and the methods that change it, shared by
+// simulator.cpp (the runs' state machine, the gate every request passes:
+// faults and authentication, the token endpoint, the public class) and
+// simulator_routes.cpp (the Jobs API routes). Every method runs under `mu`,
+// except handle() and timer_loop(), which take it, and emit(), which must
+// run without it (the sink may call back).
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "daemon/databricks/http.hpp"
+#include "daemon/databricks/simulator.hpp"
+#include "daemon/databricks/simulator_views.hpp"
+
+namespace brickwork {
+
+namespace simulator_detail {
+
+// A completion event waiting to be handed to the sink, outside the lock.
+struct Event {
+  std::string key;
+  std::string payload;
+};
+
+// An int64 request field: an integer, or a string holding one (the real API
+// accepts numeric strings for int64 fields); nullopt otherwise.
+std::optional<int64_t> request_int64(const json::value* v);
+http::ServerResponse json_response(int status, const json::value& body);
+// A Databricks error body {"error_code", "message"}.
+http::ServerResponse api_error(int status, const std::string& code, const std::string& message);
+
+}  // namespace simulator_detail
+
+struct DatabricksSimulator::Impl {
+  using SteadyClock = std::chrono::steady_clock;
+  using Event = simulator_detail::Event;
+  using Run = simulator_detail::Run;
+
+  SimulatorOptions options;
+
+  mutable std::mutex mu;  // everything below
+  std::condition_variable wake;
+  bool stopping = false;
+  SimulatorFaults faults;
+  std::mt19937_64 fault_rng;
+  std::mt19937_64 token_rng{std::random_device{}()};
+  std::map<int64_t, Run> runs;
+  std::map<int64_t, int64_t> run_of_task;  // task run id → run id
+  std::set<int64_t> active;
+  std::map<std::string, size_t> page_offsets;  // page tokens issued → where the page starts
+  std::map<std::string, int64_t> run_by_token;
+  std::map<std::string, SteadyClock::time_point> issued_tokens;
+  SimulatorStats stats;
+  int64_t next_run_id = 1001;
+  std::string base_url;
+
+  std::mutex sink_mu;
+  CompletionSink sink;
+
+  std::unique_ptr<http::Server> server;
+  std::thread timer;
+
+  explicit Impl(SimulatorOptions o)
+      : options(std::move(o)), faults(options.faults), fault_rng(options.faults.seed) {}
+
+  // The runs' state machine (simulator.cpp).
+  void set_state(Run& run, SteadyClock::time_point now, std::vector<Event>& events);
+  void finish(Run& run, std::vector<Event>& events);
+  std::vector<Event> advance_locked(SteadyClock::time_point now);
+  void emit(std::vector<Event> events);
+  void timer_loop();
+  int64_t create_run(const SimulatedJob& job, int64_t job_id, bool submit, std::string run_name,
+                     std::map<std::string, std::string> params, const std::string& token,
+                     std::vector<std::string> task_keys);
+
+  // The gate and the token endpoint (simulator.cpp).
+  http::ServerResponse handle(const http::ServerRequest& req);
+  std::optional<http::ServerResponse> maybe_fault();
+  bool authorized(const http::ServerRequest& req);
+  http::ServerResponse route(const http::ServerRequest& req, std::vector<Event>& events);
+  http::ServerResponse token(const http::ServerRequest& req);
+
+  // Jobs API routes (simulator_routes.cpp).
+  std::optional<http::ServerResponse> check_token(const json::object& o, std::string& token);
+  http::ServerResponse run_now(const json::object& o);
+  http::ServerResponse submit(const json::object& o);
+  // run_id of a GET: the id, or the 400 the API answers.
+  std::variant<int64_t, http::ServerResponse> query_run_id(
+      const std::map<std::string, std::string>& query);
+  // A page token names where its page starts; only tokens this simulator
+  // issued for the same listing are accepted.
+  std::string page_token(const std::string& listing, size_t offset);
+  std::optional<size_t> page_offset(const std::map<std::string, std::string>& query,
+                                    const std::string& listing);
+  http::ServerResponse get(const std::map<std::string, std::string>& query, bool v22);
+  http::ServerResponse get_output(const std::map<std::string, std::string>& query);
+  http::ServerResponse list(const std::map<std::string, std::string>& query);
+  http::ServerResponse cancel(const json::object& o);
+};
+
+}  // namespace brickwork
