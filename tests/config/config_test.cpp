@@ -40,6 +40,10 @@ TEST(Config, TheShippedExampleLoads) {
   auto c = load_config(std::string(BRICKWORK_SOURCE_DIR) + "/config/examples/brickwork.yaml", with_steps());
   ASSERT_TRUE(c) << c.error().message;
   ASSERT_EQ(c->workflows.count("daily_ingest"), 1u);
+  // workflows.d/onboarding.yaml: every control-flow step type.
+  ASSERT_EQ(c->workflows.count("onboarding"), 1u);
+  EXPECT_EQ(c->workflows.at("onboarding").steps.size(), 5u);
+  EXPECT_EQ(c->workflows.at("onboarding").on_failure.size(), 1u);
   const auto& steps = c->workflows.at("daily_ingest").steps;
   ASSERT_EQ(steps.size(), 2u);
   EXPECT_EQ(steps[0].type, "run_job");
@@ -180,7 +184,7 @@ TEST(Config, ActionValuesKeepTheirYamlTypes) {
 TEST(Config, ActionValidatorMessageGetsTheStepsLocation) {
   const std::string e = error_of(with_workflows("  w:\n    steps:\n      - name: a\n        run_job: {}\n"));
   EXPECT_NE(e.find("test.yaml:7:"), std::string::npos) << e;
-  EXPECT_NE(e.find("run_job.job_id is required"), std::string::npos) << e;
+  EXPECT_NE(e.find("run_job needs exactly one of job_id or job_name"), std::string::npos) << e;
 }
 
 TEST(Config, WorkflowsDirectory) {

@@ -241,3 +241,86 @@ TEST_F(Steps, ANewStepTypeNeedsOnlyItsClassAndOneRegistration) {
 
 }  // namespace
 }  // namespace brickwork::testing
+
+namespace brickwork::testing {
+namespace {
+
+// config/examples/workflows.d/onboarding.yaml as shipped, run to success:
+// run_job by name, submit_run ended by polling (output from get-output),
+// sleep until a time, a signal, and the emit that follows it.
+TEST_F(Steps, TheShippedOnboardingExampleRunsToSuccess) {
+  SimulatedJob prepare = sim_job("prepare_client", 200);
+  SimulatedJob backfill = sim_job("backfill", 300, {{"rows", 7}}, "SUCCESS", /*emit_event=*/false);
+  LocalStackOptions options;
+  options.simulator.jobs = {{201, prepare}};
+  options.simulator.default_job = backfill;  // what runs/submit runs
+  auto stack = LocalStack::start(options);
+  ASSERT_TRUE(stack) << stack.error().message;
+  stack_ = std::move(*stack);
+  dir_ = std::filesystem::temp_directory_path() /
+         ("brickwork-e2e-" + std::to_string(getpid()) + "-example");
+  std::filesystem::create_directories(dir_);
+  ASSERT_TRUE(stack_->kafka().create_topic("clients.events", 2));
+  ASSERT_TRUE(stack_->kafka().create_topic("ops.alerts", 2));
+  std::ifstream in(std::string(BRICKWORK_SOURCE_DIR) + "/config/examples/workflows.d/onboarding.yaml");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  const size_t body = text.find("workflows:\n");
+  ASSERT_NE(body, std::string::npos);
+  config(text.substr(body + std::string("workflows:\n").size()));
+  start_daemon();
+  const std::string not_before = format_iso8601(now_ms() + Duration(1500));
+  start_workflow("onboard-1", "onboarding", {{"client", "acme"}, {"not_before", not_before}});
+  ASSERT_TRUE(eventually([&] { return step_is("onboard-1", "approve", StepStatus::kWaiting); }, 60s));
+  auto waiting = workflow("onboard-1");
+  EXPECT_GE(*waiting->find_step("not_before")->finished_at, *parse_iso8601(not_before));
+  // The polled one-time run's output came from runs/get-output.
+  EXPECT_EQ(waiting->find_step("backfill")->output,
+            (json::object{{"rows", 7}, {"result_state", "SUCCESS"}}));
+  signal("onboard-1", "approved", json::object{{"by", "ana"}});
+  auto done = wait_terminal("onboard-1");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
+  std::vector<KafkaMessage> emitted;
+  ASSERT_TRUE(eventually([&] {
+    auto m = read_topic(config_->kafka.brokers, "clients.events", 20s);
+    if (m) emitted = *m;
+    return !emitted.empty();
+  }));
+  ASSERT_EQ(emitted.size(), 1u);
+  EXPECT_EQ(json::parse(emitted[0].payload),
+            (json::object{{"client", "acme"}, {"approved_by", "ana"}, {"rows", 7}}));
+  // The run found by name and the one-time run each got the brickwork_* parameters.
+  const auto stats = stack_->simulator().stats();
+  EXPECT_GE(stats.list_calls, 1);
+  EXPECT_EQ(stats.submit_calls, 1);
+  EXPECT_GE(stats.get_output_calls, 1);
+  int with_token = 0;
+  for (const auto& [id, run] : stats.runs) {
+    if (run.parameters.count("brickwork_token") != 0 &&
+        run.parameters.at("brickwork_workflow_id") == "onboard-1") {
+      ++with_token;
+    }
+  }
+  EXPECT_EQ(with_token, 2);
+}
+
+TEST_F(Steps, AJobNameThatMatchesNothingFailsTheStepClearly) {
+  start_stack({{201, sim_job("prepare_client", 200)}});
+  config(R"(  by_name:
+    steps:
+      - name: go
+        run_job: {job_name: "no such job"}
+        retry: {max_attempts: 3, backoff: 100ms}
+)");
+  start_daemon();
+  start_workflow("named-1", "by_name");
+  auto done = wait_terminal("named-1");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kFailed);
+  ASSERT_TRUE(done->steps[0].error);
+  EXPECT_EQ(done->steps[0].error->code, "job_not_found");
+  EXPECT_EQ(done->steps[0].attempt, 1);
+}
+
+}  // namespace
+}  // namespace brickwork::testing
