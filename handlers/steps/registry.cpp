@@ -10,6 +10,7 @@ namespace brickwork {
 #define BRICKWORK_BUILTIN_STEP_TYPES(X) \
   X(run_job)                            \
   X(submit_run)                         \
+  X(sql)                                \
   X(sleep)                              \
   X(wait_for_signal)                    \
   X(emit)
