@@ -307,6 +307,13 @@ http::ServerResponse DatabricksSimulator::Impl::route(const http::ServerRequest&
     }
     return token(req);
   }
+  if (path.rfind("/api/2.0/sql/statements", 0) == 0) {
+    if (!authorized(req)) {
+      ++stats.unauthorized;
+      return api_error(401, "UNAUTHENTICATED", "Invalid access token.");
+    }
+    return sql(req, path);
+  }
   std::string op;
   for (const char* prefix : {"/api/2.1/jobs/", "/api/2.2/jobs/"}) {
     if (path.rfind(prefix, 0) == 0) op = path.substr(std::string_view(prefix).size());

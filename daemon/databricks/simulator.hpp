@@ -67,10 +67,26 @@ struct SimulatorFaults {
   uint64_t seed = 1;  // the same seed gives the same sequence of faults
 };
 
+// How the simulator answers a SQL statement (Statement Execution API): the
+// first entry of SimulatorOptions::statements whose `match` occurs in the
+// statement text. Without one, a statement succeeds at once and returns one
+// row echoing its parameters (columns: their names; values: as sent), which
+// shows what reached the API as parameters rather than as text.
+struct SimulatedStatement {
+  std::string match;
+  Duration duration{0};               // submission to its end; longer than wait_timeout: PENDING
+  std::string outcome = "SUCCEEDED";  // or FAILED (with error_code and message)
+  std::vector<std::string> columns;
+  json::array rows;                   // each row an array of strings or nulls
+  std::string error_code = "BAD_REQUEST";
+  std::string message = "[PARSE_SYNTAX_ERROR] Syntax error";
+};
+
 struct SimulatorOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 0;  // 0 = a free port
   std::map<int64_t, SimulatedJob> jobs;
+  std::vector<SimulatedStatement> statements;
   // Used for run-now of a job id not in `jobs`; without it that is HTTP 400
   // INVALID_PARAMETER_VALUE "Job N does not exist.". runs/submit uses the job
   // whose name equals run_name, else this, else SimulatedJob{}.
@@ -117,6 +133,9 @@ struct SimulatorStats {
   int64_t cancel_calls = 0;
   int64_t list_calls = 0;
   int64_t get_output_calls = 0;
+  std::vector<json::object> statements_received;  // POST /api/2.0/sql/statements bodies
+  int64_t statement_polls = 0;
+  int64_t statement_cancels = 0;
   int64_t token_calls = 0;       // tokens issued by /oidc/v1/token
   int64_t unauthorized = 0;      // 401s
   int64_t runs_created = 0;      // job runs (task runs not counted)

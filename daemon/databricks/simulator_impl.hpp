@@ -42,6 +42,18 @@ http::ServerResponse api_error(int status, const std::string& code, const std::s
 
 }  // namespace simulator_detail
 
+namespace simulator_detail {
+// A SQL statement as the simulator keeps it.
+struct Statement {
+  SimulatedStatement spec;
+  std::chrono::steady_clock::time_point ends;
+  std::vector<std::string> columns;
+  json::array rows;
+  int64_t row_limit = -1;  // -1: none
+  bool canceled = false;
+};
+}  // namespace simulator_detail
+
 struct DatabricksSimulator::Impl {
   using SteadyClock = std::chrono::steady_clock;
   using Event = simulator_detail::Event;
@@ -107,6 +119,14 @@ struct DatabricksSimulator::Impl {
   http::ServerResponse get_output(const std::map<std::string, std::string>& query);
   http::ServerResponse list(const std::map<std::string, std::string>& query);
   http::ServerResponse cancel(const json::object& o);
+  // Statement Execution API routes (simulator_sql.cpp): path below
+  // /api/2.0/sql/statements, authorized already.
+  http::ServerResponse sql(const http::ServerRequest& req, const std::string& path);
+  http::ServerResponse execute_statement(const json::object& o);
+  json::object statement_json(const std::string& id, const simulator_detail::Statement& s,
+                              SteadyClock::time_point now) const;
+  std::map<std::string, simulator_detail::Statement> statements;
+  int64_t next_statement = 1;
 };
 
 }  // namespace brickwork

@@ -104,8 +104,11 @@ TEST_F(Steps, ASignalNothingWaitsForIsRejectedWithAReason) {
   }));
   EXPECT_TRUE(step_is("order-2", "extract", StepStatus::kWaiting));
   int not_waiting = 0;
-  for (const auto& d : dead_letters()) not_waiting += d.at("reason") == "not_waiting";
-  EXPECT_EQ(not_waiting, 2);
+  EXPECT_TRUE(eventually([&] {
+    not_waiting = 0;
+    for (const auto& d : dead_letters()) not_waiting += d.at("reason") == "not_waiting";
+    return not_waiting == 2;
+  })) << not_waiting;
 }
 
 TEST_F(Steps, OnFailureStepsRunBeforeTheWorkflowEndsFailed) {
