@@ -1,6 +1,7 @@
 #include "daemon/cli/cli.hpp"
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 
 #include "daemon/cli/commands.hpp"
@@ -11,7 +12,10 @@ int run_cli(int argc, char** argv) {
   CLI::App app{"brickwork: multi-step Databricks workflows driven by Kafka, durable in Postgres"};
   app.set_version_flag("--version", std::string(BRICKWORK_VERSION));
   app.require_subcommand(1);
-  std::string config_path = "/etc/brickwork/brickwork.yaml";
+  // Contract 8: -c defaults to $BRICKWORK_CONFIG when set.
+  const char* from_env = std::getenv("BRICKWORK_CONFIG");
+  std::string config_path =
+      from_env != nullptr && *from_env != '\0' ? from_env : "/etc/brickwork/brickwork.yaml";
   app.add_option("-c,--config", config_path, "configuration file")->capture_default_str();
 
   auto with_config = [&](CLI::App* sub) {
@@ -83,7 +87,9 @@ int run_cli(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version print and succeed; any other usage error exits 2.
+    const int printed = app.exit(e);
+    return printed == 0 ? 0 : 2;
   }
 
   if (daemon->parsed()) return cli::run_daemon(config_path);

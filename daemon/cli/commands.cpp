@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cctype>
+#include <cstdlib>
 #include <iostream>
 #include <random>
 #include <set>
@@ -43,6 +45,26 @@ void install_signal_handlers() {
 // escaped, so that they cannot drive the terminal or pose as other output.
 void print_error(std::string_view message) {
   std::cerr << "error: " << escape_control_characters(message) << "\n";
+}
+
+// BRICKWORK_LOG_LEVEL, in any case, overrides daemon.log_level (one level
+// for one run, without editing the file); an unknown value is ignored with a
+// warning rather than silencing the daemon.
+std::string effective_log_level(const std::string& configured) {
+  const char* env = std::getenv("BRICKWORK_LOG_LEVEL");
+  if (env == nullptr || *env == '\0') return configured;
+  std::string level(env);
+  for (char& c : level) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (level == "warning") level = "warn";
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn",
+                                                "error", "critical", "off"};
+  if (kLevels.count(level) == 0) {
+    std::cerr << "warning: BRICKWORK_LOG_LEVEL=" << escape_control_characters(env)
+              << " is not a level (trace, debug, info, warn, error, critical, off); using "
+              << configured << "\n";
+    return configured;
+  }
+  return level;
 }
 
 LoadOptions load_options() {
@@ -104,7 +126,7 @@ std::optional<Config> load_checked_config(const std::string& path) {
 int run_daemon(const std::string& config_path) {
   auto config = load_checked_config(config_path);
   if (!config) return 1;
-  setup_logging(config->daemon.log_format, config->daemon.log_level);
+  setup_logging(config->daemon.log_format, effective_log_level(config->daemon.log_level));
   install_signal_handlers();
   std::unique_ptr<DatabricksApi> databricks;
   auto api = make_databricks_api(config->databricks);

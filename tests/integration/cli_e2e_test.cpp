@@ -11,8 +11,7 @@ struct CommandResult {
   std::string out;  // stdout and stderr together
 };
 
-CommandResult run(const std::string& args) {
-  const std::string command = std::string(BRICKWORK_BINARY) + " " + args + " 2>&1";
+CommandResult run_command(const std::string& command) {
   CommandResult result;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return result;
@@ -22,6 +21,14 @@ CommandResult run(const std::string& args) {
   const int status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+CommandResult run(const std::string& args) {
+  return run_command(std::string(BRICKWORK_BINARY) + " " + args + " 2>&1");
+}
+
+CommandResult run_with_env(const std::string& env, const std::string& args) {
+  return run_command(env + " " + std::string(BRICKWORK_BINARY) + " " + args + " 2>&1");
 }
 
 class Cli : public EndToEndTest {
@@ -180,6 +187,14 @@ TEST_F(Cli, SignalReportsAcceptanceOrRefusal) {
   EXPECT_EQ(sent.exit_code, 0) << sent.out;
   auto bad_timeout = run("signal cli-sig approved --timeout soon " + c);
   EXPECT_EQ(bad_timeout.exit_code, 2) << bad_timeout.out;
+
+  // Contract 8: usage errors exit 2; -c defaults to $BRICKWORK_CONFIG.
+  EXPECT_EQ(run("signal cli-sig").exit_code, 2);
+  EXPECT_EQ(run("no-such-subcommand").exit_code, 2);
+  EXPECT_EQ(run("--help").exit_code, 0);
+  const CommandResult from_env = run_with_env("BRICKWORK_CONFIG=" + config_path(), "check");
+  EXPECT_EQ(from_env.exit_code, 0) << from_env.out;
+  EXPECT_EQ(run_with_env("BRICKWORK_CONFIG=/nonexistent/brickwork.yaml", "check").exit_code, 1);
 }
 
 }  // namespace
