@@ -9,7 +9,7 @@
 #include "config/config.hpp"
 #include "daemon/databricks/simulator.hpp"
 #include "daemon/kafka/kafka.hpp"
-#include "daemon/testing/temp_postgres.hpp"
+#include "devstack/temp_postgres.hpp"
 
 namespace brickwork {
 
