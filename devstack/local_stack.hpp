@@ -9,6 +9,7 @@
 #include "config/config.hpp"
 #include "daemon/databricks/simulator.hpp"
 #include "daemon/kafka/kafka.hpp"
+#include "devstack/mock_kafka.hpp"
 #include "devstack/temp_postgres.hpp"
 
 namespace brickwork {
