@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "daemon/databricks/http.hpp"
-#include "daemon/databricks/simulator.hpp"
-#include "daemon/databricks/simulator_views.hpp"
+#include "devstack/simulator.hpp"
+#include "devstack/simulator_views.hpp"
 
 namespace brickwork {
 
