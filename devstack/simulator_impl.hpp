@@ -19,7 +19,7 @@
 #include <variant>
 #include <vector>
 
-#include "daemon/databricks/http.hpp"
+#include "devstack/http_server.hpp"
 #include "devstack/simulator.hpp"
 #include "devstack/simulator_views.hpp"
 

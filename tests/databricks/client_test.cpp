@@ -9,6 +9,7 @@
 #include "daemon/databricks/api.hpp"
 #include "daemon/databricks/client.hpp"
 #include "daemon/databricks/http.hpp"
+#include "devstack/http_server.hpp"
 #include "devstack/simulator.hpp"
 
 namespace brickwork {
