@@ -26,6 +26,10 @@ int run_retry(const std::string& config_path, const std::string& id);
 // no answer in time exits 5.
 int run_signal(const std::string& config_path, const std::string& id, const std::string& name,
                const std::string& value_json, std::optional<Duration> wait);
+
+// The development tools' subcommands. They are defined with the stand-ins they
+// start, in the devstack folder (library bw_devstack_cli), which the program
+// links and the product libraries never do.
 int run_demo(bool keep_going_on_failure);
 int run_simulator(uint16_t port, const std::string& jobs_file, const std::string& brokers,
                   const std::string& events_topic);

@@ -1,10 +1,8 @@
 #pragma once
-// The HTTP transport under the Databricks client and the simulator: a small
-// synchronous client (HTTPS with verification, or plain HTTP to loopback) and
-// a small loopback server. All Boost.Beast code lives in http.cpp; this header
-// stays free of it so that including it costs nothing.
-#include <cstdint>
-#include <functional>
+// The HTTP transport under the Databricks client: a small synchronous client
+// (HTTPS with verification, or plain HTTP to loopback). All Boost.Beast code
+// lives in http.cpp; this header stays free of it so that including it costs
+// nothing.
 #include <memory>
 #include <string>
 #include <string_view>
@@ -66,44 +64,6 @@ class Client {
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
-
-struct ServerRequest {
-  std::string method;
-  std::string target;  // path and query as sent
-  Headers headers;
-  std::string body;
-
-  std::string header(std::string_view name) const { return find_header(headers, name); }
-};
-
-struct ServerResponse {
-  int status = 200;
-  Headers headers;  // Content-Type defaults to application/json unless given here
-  std::string body;
-};
-
-// Called on the server's I/O thread, one request at a time; must not block long.
-using Handler = std::function<ServerResponse(const ServerRequest&)>;
-
-// A plain-HTTP/1.1 server with keep-alive, for the simulator and tests.
-class Server {
- public:
-  // Listens on `address`:`port` (0 = a free port chosen by the system).
-  static Result<std::unique_ptr<Server>> start(const std::string& address, uint16_t port,
-                                               Handler handler);
-  ~Server();  // stops
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
-
-  uint16_t port() const;
-  // Closes the listener and every connection; idempotent.
-  void stop();
-
- private:
-  struct Impl;
-  explicit Server(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,7 +1,6 @@
 #include "daemon/kafka/kafka.hpp"
 
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -11,16 +10,16 @@
 #include <mutex>
 #include <thread>
 
-namespace brickwork {
-namespace {
+#include "daemon/kafka/rdkafka_detail.hpp"
 
-using RdKafkaPtr = std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)>;
+namespace brickwork {
+
+namespace kafka_detail {
 
 Error kafka_error(std::string code, std::string message) {
   return Error{ErrorKind::kTransient, std::move(code), std::move(message)};
 }
 
-// Builds a librdkafka configuration; every conf_set result is checked.
 Result<rd_kafka_conf_t*> make_conf(const KafkaConfig& config, const std::string& client_id,
                                    const std::map<std::string, std::string>& settings) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -46,6 +45,56 @@ Result<rd_kafka_conf_t*> make_conf(const KafkaConfig& config, const std::string&
   }
   return conf;
 }
+
+KafkaMessage to_message(const std::string& topic, const rd_kafka_message_t* m) {
+  KafkaMessage msg;
+  msg.topic = topic;
+  msg.partition = m->partition;
+  msg.offset = m->offset;
+  if (m->key != nullptr) msg.key.emplace(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload != nullptr) msg.payload.assign(static_cast<const char*>(m->payload), m->len);
+  return msg;
+}
+
+Result<std::map<int32_t, Watermarks>> watermarks(rd_kafka_t* rk, const std::string& topic,
+                                                 Duration timeout) {
+  const rd_kafka_metadata_t* metadata = nullptr;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_resp_err_t merr =
+      rd_kafka_metadata(rk, 0, rkt, &metadata, static_cast<int>(timeout.count()));
+  rd_kafka_topic_destroy(rkt);
+  if (merr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return kafka_error("kafka_metadata", rd_kafka_err2str(merr));
+  }
+  std::vector<int32_t> partitions;
+  for (int i = 0; i < metadata->topic_cnt; ++i) {
+    for (int p = 0; p < metadata->topics[i].partition_cnt; ++p) {
+      partitions.push_back(metadata->topics[i].partitions[p].id);
+    }
+  }
+  rd_kafka_metadata_destroy(metadata);
+  std::map<int32_t, Watermarks> out;
+  for (int32_t p : partitions) {
+    Watermarks w;
+    if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &w.low, &w.high,
+                                         static_cast<int>(timeout.count())) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return kafka_error("kafka_watermarks", "could not read watermarks of " + topic);
+    }
+    out[p] = w;
+  }
+  return out;
+}
+
+}  // namespace kafka_detail
+
+namespace {
+
+using kafka_detail::kafka_error;
+using kafka_detail::make_conf;
+using kafka_detail::RdKafkaPtr;
+using kafka_detail::to_message;
+using kafka_detail::watermarks;
 
 // librdkafka's fatal error of a client, if one was raised (consumer fenced
 // by a static member, idempotent producer out of sequence, ...).
@@ -376,47 +425,6 @@ class RdKafkaProducer final : public KafkaProducer {
   std::mutex mutex_;
 };
 
-class RdKafkaMockCluster final : public MockKafkaCluster {
- public:
-  RdKafkaMockCluster(rd_kafka_t* rk, rd_kafka_mock_cluster_t* cluster, int32_t brokers)
-      : rk_(rk), cluster_(cluster), brokers_(brokers) {}
-  ~RdKafkaMockCluster() override {
-    rd_kafka_mock_cluster_destroy(cluster_);
-    rd_kafka_destroy(rk_);
-  }
-  std::string bootstrap_servers() const override {
-    return rd_kafka_mock_cluster_bootstraps(cluster_);
-  }
-  Status create_topic(const std::string& topic, int32_t partitions) override {
-    const int32_t replication = std::min<int32_t>(brokers_, 3);
-    const rd_kafka_resp_err_t err =
-        rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, replication);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error("kafka_mock", rd_kafka_err2str(err));
-    return ok_status();
-  }
-  Status set_broker_down(int32_t broker_id) override {
-    const rd_kafka_resp_err_t err = rd_kafka_mock_broker_set_down(cluster_, broker_id);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error("kafka_mock", rd_kafka_err2str(err));
-    return ok_status();
-  }
-  Status set_broker_up(int32_t broker_id) override {
-    const rd_kafka_resp_err_t err = rd_kafka_mock_broker_set_up(cluster_, broker_id);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error("kafka_mock", rd_kafka_err2str(err));
-    return ok_status();
-  }
-  int32_t broker_count() const override { return brokers_; }
-  void push_request_errors(int16_t api_key, int32_t count, int32_t error) override {
-    std::vector<rd_kafka_resp_err_t> errors(static_cast<size_t>(count),
-                                            static_cast<rd_kafka_resp_err_t>(error));
-    rd_kafka_mock_push_request_errors_array(cluster_, api_key, errors.size(), errors.data());
-  }
-
- private:
-  rd_kafka_t* rk_;
-  rd_kafka_mock_cluster_t* cluster_;
-  int32_t brokers_;
-};
-
 }  // namespace
 
 Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::create(const KafkaConfig& config,
@@ -478,71 +486,7 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::create(const KafkaConfig& 
   return std::unique_ptr<KafkaProducer>(std::make_unique<RdKafkaProducer>(rk));
 }
 
-Result<std::unique_ptr<MockKafkaCluster>> MockKafkaCluster::create(int32_t brokers) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char errstr[512];
-  rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return Error{ErrorKind::kInternal, "kafka_mock", errstr};
-  }
-  rd_kafka_mock_cluster_t* cluster = rd_kafka_mock_cluster_new(rk, brokers);
-  if (cluster == nullptr) {
-    rd_kafka_destroy(rk);
-    return Error{ErrorKind::kInternal, "kafka_mock", "could not start the mock cluster"};
-  }
-  return std::unique_ptr<MockKafkaCluster>(
-      std::make_unique<RdKafkaMockCluster>(rk, cluster, brokers));
-}
-
 namespace {
-
-KafkaMessage to_message(const std::string& topic, const rd_kafka_message_t* m) {
-  KafkaMessage msg;
-  msg.topic = topic;
-  msg.partition = m->partition;
-  msg.offset = m->offset;
-  if (m->key != nullptr) msg.key.emplace(static_cast<const char*>(m->key), m->key_len);
-  if (m->payload != nullptr) msg.payload.assign(static_cast<const char*>(m->payload), m->len);
-  return msg;
-}
-
-struct Watermarks {
-  int64_t low = 0;
-  int64_t high = 0;  // the next offset to be written
-};
-
-// The partitions of `topic` with their watermarks.
-Result<std::map<int32_t, Watermarks>> watermarks(rd_kafka_t* rk, const std::string& topic,
-                                                 Duration timeout) {
-  const rd_kafka_metadata_t* metadata = nullptr;
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  const rd_kafka_resp_err_t merr =
-      rd_kafka_metadata(rk, 0, rkt, &metadata, static_cast<int>(timeout.count()));
-  rd_kafka_topic_destroy(rkt);
-  if (merr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return kafka_error("kafka_metadata", rd_kafka_err2str(merr));
-  }
-  std::vector<int32_t> partitions;
-  for (int i = 0; i < metadata->topic_cnt; ++i) {
-    for (int p = 0; p < metadata->topics[i].partition_cnt; ++p) {
-      partitions.push_back(metadata->topics[i].partitions[p].id);
-    }
-  }
-  rd_kafka_metadata_destroy(metadata);
-  std::map<int32_t, Watermarks> out;
-  for (int32_t p : partitions) {
-    Watermarks w;
-    if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &w.low, &w.high,
-                                         static_cast<int>(timeout.count())) !=
-        RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return kafka_error("kafka_watermarks", "could not read watermarks of " + topic);
-    }
-    out[p] = w;
-  }
-  return out;
-}
 
 class RdKafkaTopicTail final : public TopicTail {
  public:
@@ -585,52 +529,6 @@ Result<std::unique_ptr<TopicTail>> TopicTail::open(const KafkaConfig& config,
   rd_kafka_assign(rk.get(), list);
   rd_kafka_topic_partition_list_destroy(list);
   return std::unique_ptr<TopicTail>(std::make_unique<RdKafkaTopicTail>(std::move(rk), topic));
-}
-
-Result<std::vector<KafkaMessage>> read_topic(const std::string& brokers, const std::string& topic,
-                                             Duration timeout) {
-  KafkaConfig config;
-  config.brokers = brokers;
-  auto conf = make_conf(config, "brickwork-reader",
-                        {{"group.id", "brickwork-reader"}, {"enable.auto.commit", "false"}});
-  if (!conf) return conf.error();
-  char errstr[512];
-  RdKafkaPtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, *conf, errstr, sizeof errstr), &rd_kafka_destroy);
-  if (!rk) return Error{ErrorKind::kPermanent, "kafka_config", errstr};
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto marks = watermarks(rk.get(), topic, timeout);
-  if (!marks) return marks.error();
-  std::map<int32_t, int64_t> high;
-  rd_kafka_topic_partition_list_t* list =
-      rd_kafka_topic_partition_list_new(static_cast<int>(marks->size()));
-  for (const auto& [p, w] : *marks) {
-    if (w.high > w.low) {
-      high[p] = w.high;
-      rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = w.low;
-    }
-  }
-  rd_kafka_assign(rk.get(), list);
-  rd_kafka_topic_partition_list_destroy(list);
-  std::vector<KafkaMessage> out;
-  std::map<int32_t, int64_t> next;
-  auto done = [&] {
-    for (const auto& [p, hi] : high) {
-      if (next[p] < hi) return false;
-    }
-    return true;
-  };
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk.get(), 100);
-    if (m == nullptr) continue;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      next[m->partition] = m->offset + 1;
-      out.push_back(to_message(topic, m));
-    }
-    rd_kafka_message_destroy(m);
-  }
-  rd_kafka_consumer_close(rk.get());
-  if (!done()) return kafka_error("kafka_timeout", "could not read all of " + topic);
-  return out;
 }
 
 }  // namespace brickwork

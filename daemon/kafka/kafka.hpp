@@ -1,7 +1,7 @@
 #pragma once
 // Kafka adapters over librdkafka: a consumer-group member that hands out
 // batches and commits only what the caller says is durable, an idempotent
-// producer that reports per-message delivery, and librdkafka's mock cluster.
+// producer that reports per-message delivery, and a tail of a topic for the CLI.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -99,22 +99,6 @@ class KafkaProducer {
   virtual void inject_fatal_error_for_testing() = 0;
 };
 
-// librdkafka's in-process mock cluster: a real Kafka-protocol broker set on
-// loopback, with fault injection. Used by tests and `brickwork demo`.
-class MockKafkaCluster {
- public:
-  virtual ~MockKafkaCluster() = default;
-  static Result<std::unique_ptr<MockKafkaCluster>> create(int32_t brokers);
-
-  virtual std::string bootstrap_servers() const = 0;
-  virtual Status create_topic(const std::string& topic, int32_t partitions) = 0;
-  virtual Status set_broker_down(int32_t broker_id) = 0;  // broker ids are 1..brokers
-  virtual Status set_broker_up(int32_t broker_id) = 0;
-  virtual int32_t broker_count() const = 0;
-  // The next `count` requests of `api_key` (rd_kafka ApiKey) fail with `error` (rd_kafka_resp_err_t).
-  virtual void push_request_errors(int16_t api_key, int32_t count, int32_t error) = 0;
-};
-
 // Follows a topic from its end at the moment it is opened, outside any
 // consumer group: what a CLI needs to see the answer to a command it is
 // about to send (open first, then send, then poll).
@@ -126,10 +110,5 @@ class TopicTail {
   // The messages that arrived since, waiting at most `wait` for the first.
   virtual std::vector<KafkaMessage> poll(Duration wait) = 0;
 };
-
-// Reads every message currently in `topic` from the beginning (a test and
-// demo helper; uses its own consumer outside any group).
-Result<std::vector<KafkaMessage>> read_topic(const std::string& brokers, const std::string& topic,
-                                             Duration timeout);
 
 }  // namespace brickwork

@@ -9,7 +9,8 @@
 #include "daemon/databricks/api.hpp"
 #include "daemon/databricks/client.hpp"
 #include "daemon/databricks/http.hpp"
-#include "daemon/databricks/simulator.hpp"
+#include "devstack/http_server.hpp"
+#include "devstack/simulator.hpp"
 
 namespace brickwork {
 namespace {

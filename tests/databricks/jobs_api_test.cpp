@@ -8,7 +8,7 @@
 
 #include "daemon/databricks/api.hpp"
 #include "daemon/databricks/client.hpp"
-#include "daemon/databricks/simulator.hpp"
+#include "devstack/simulator.hpp"
 
 namespace brickwork {
 namespace {

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "daemon/runtime/daemon.hpp"
-#include "daemon/runtime/local_stack.hpp"
+#include "devstack/local_stack.hpp"
 #include "daemon/store/store.hpp"
 #include "handlers/steps/step_type.hpp"
 

@@ -1,6 +1,7 @@
 // The Kafka adapters against librdkafka's mock cluster: a real
 // Kafka-protocol broker on loopback.
 #include "daemon/kafka/kafka.hpp"
+#include "devstack/mock_kafka.hpp"
 
 #include <gtest/gtest.h>
 

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "daemon/store/store.hpp"
-#include "daemon/testing/temp_postgres.hpp"
+#include "devstack/temp_postgres.hpp"
 
 namespace brickwork::testing {
 

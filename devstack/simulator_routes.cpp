@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "daemon/core/base64.hpp"
-#include "daemon/databricks/simulator_impl.hpp"
+#include "devstack/simulator_impl.hpp"
 
 namespace brickwork {
 

@@ -1,4 +1,4 @@
-#include "daemon/testing/temp_postgres.hpp"
+#include "devstack/temp_postgres.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

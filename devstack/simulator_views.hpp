@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/databricks/simulator.hpp"
+#include "devstack/simulator.hpp"
 
 namespace brickwork::simulator_detail {
 

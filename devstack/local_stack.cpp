@@ -1,4 +1,4 @@
-#include "daemon/runtime/local_stack.hpp"
+#include "devstack/local_stack.hpp"
 
 #include <spdlog/spdlog.h>
 

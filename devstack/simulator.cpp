@@ -8,7 +8,7 @@
 
 #include "daemon/core/base64.hpp"
 #include "daemon/core/json_limits.hpp"
-#include "daemon/databricks/simulator_impl.hpp"
+#include "devstack/simulator_impl.hpp"
 
 namespace brickwork {
 

@@ -7,9 +7,10 @@
 #include <string>
 
 #include "config/config.hpp"
-#include "daemon/databricks/simulator.hpp"
 #include "daemon/kafka/kafka.hpp"
-#include "daemon/testing/temp_postgres.hpp"
+#include "devstack/mock_kafka.hpp"
+#include "devstack/simulator.hpp"
+#include "devstack/temp_postgres.hpp"
 
 namespace brickwork {
 

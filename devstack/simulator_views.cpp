@@ -1,6 +1,6 @@
 // The simulator's JSON, shaped after the SDKs' Run, RunTask and RunOutput
 // models (docs/DATABRICKS.md lists what is modelled and what is not).
-#include "daemon/databricks/simulator_views.hpp"
+#include "devstack/simulator_views.hpp"
 
 #include <algorithm>
 

@@ -12,9 +12,9 @@
 #include "daemon/cli/commands.hpp"
 #include "daemon/core/logging.hpp"
 #include "daemon/runtime/daemon.hpp"
-#include "daemon/runtime/local_stack.hpp"
 #include "daemon/runtime/status_view.hpp"
 #include "daemon/store/store.hpp"
+#include "devstack/local_stack.hpp"
 #include "handlers/steps/step_type.hpp"
 
 namespace brickwork::cli {

@@ -19,9 +19,9 @@
 #include <variant>
 #include <vector>
 
-#include "daemon/databricks/http.hpp"
-#include "daemon/databricks/simulator.hpp"
-#include "daemon/databricks/simulator_views.hpp"
+#include "devstack/http_server.hpp"
+#include "devstack/simulator.hpp"
+#include "devstack/simulator_views.hpp"
 
 namespace brickwork {
 

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "daemon/databricks/simulator.hpp"
+#include "devstack/simulator.hpp"
 
 namespace brickwork {
 

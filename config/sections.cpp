@@ -1,0 +1,254 @@
+#include "config/sections.hpp"
+
+#include <set>
+#include <string>
+#include <utility>
+
+#include "daemon/core/loopback.hpp"
+
+namespace brickwork::config_detail {
+
+namespace {
+
+std::optional<Error> load_topics(const YamlReader& in, const YAML::Node& node,
+                                 KafkaTopics& topics) {
+  if (auto e = in.map_node(node, "kafka.topics")) return e;
+  if (auto e =
+          in.check_keys(node, "kafka.topics", {"commands", "events", "status", "dead_letter"})) {
+    return e;
+  }
+  const std::pair<const char*, std::string*> fields[] = {{"commands", &topics.commands},
+                                                         {"events", &topics.events},
+                                                         {"status", &topics.status},
+                                                         {"dead_letter", &topics.dead_letter}};
+  for (const auto& [key, target] : fields) {
+    if (const YAML::Node v = node[key]) {
+      const std::string path = std::string("kafka.topics.") + key;
+      auto s = in.string(v, path);
+      if (!s) return s.error();
+      if (s->empty()) return in.error(v, path, "must not be empty");
+      *target = *s;
+    }
+  }
+  return std::nullopt;
+}
+
+// A daemon reading its own output (or dead letters as commands) would loop.
+std::optional<Error> check_topics_differ(const YamlReader& in, const YAML::Node& kafka_node,
+                                         const KafkaTopics& topics) {
+  const std::pair<const char*, const std::string*> named[] = {{"commands", &topics.commands},
+                                                              {"events", &topics.events},
+                                                              {"status", &topics.status},
+                                                              {"dead_letter", &topics.dead_letter}};
+  for (size_t a = 0; a < 4; ++a) {
+    for (size_t b = a + 1; b < 4; ++b) {
+      if (*named[a].second == *named[b].second) {
+        return in.error(kafka_node["topics"] ? kafka_node["topics"] : kafka_node, "kafka.topics",
+                        std::string("expected four different topics; ") + named[a].first + " and " +
+                            named[b].first + " are both \"" + *named[a].second + "\"");
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// The same rule the HTTP client applies, reported here with a position:
+// https://, or http:// to a loopback address (the local simulator).
+std::optional<std::string> host_problem(const std::string& host) {
+  if (host.empty() || host.find("://") == std::string::npos) {
+    return std::nullopt;  // https:// is added
+  }
+  if (host.rfind("https://", 0) == 0) return std::nullopt;
+  if (host.rfind("http://", 0) != 0) {
+    return "expected https://<workspace> (or http:// to a local simulator), got \"" + host + "\"";
+  }
+  std::string authority = host.substr(
+      7, host.find('/', 7) == std::string::npos ? std::string::npos : host.find('/', 7) - 7);
+  std::string name = !authority.empty() && authority.front() == '['
+                         ? authority.substr(0, authority.find(']') + 1)
+                         : authority.substr(0, authority.find(':'));
+  if (is_loopback_host(name)) return std::nullopt;
+  return "http:// is accepted only for a loopback address (a local simulator); use https:// "
+         "for \"" +
+         host + "\"";
+}
+
+}  // namespace
+
+std::optional<Error> load_kafka(const YamlReader& in, const YAML::Node& node, KafkaConfig& kafka) {
+  if (auto e = in.map_node(node, "kafka")) return e;
+  if (auto e = in.check_keys(node, "kafka", {"brokers", "group", "topics", "properties"})) return e;
+  for (const char* key : {"brokers", "group"}) {
+    if (const YAML::Node v = node[key]) {
+      auto s = in.string(v, std::string("kafka.") + key);
+      if (!s) return s.error();
+      if (s->empty()) return in.error(v, std::string("kafka.") + key, "must not be empty");
+      (std::string(key) == "brokers" ? kafka.brokers : kafka.group) = *s;
+    }
+  }
+  if (const YAML::Node topics = node["topics"]) {
+    if (auto e = load_topics(in, topics, kafka.topics)) return e;
+  }
+  if (auto e = check_topics_differ(in, node, kafka.topics)) return e;
+  if (const YAML::Node props = node["properties"]) {
+    if (!props.IsNull()) {
+      if (auto e = in.map_node(props, "kafka.properties")) return e;
+      for (const auto& kv : props) {
+        auto s = in.string(kv.second, "kafka.properties." + kv.first.Scalar());
+        if (!s) return s.error();
+        kafka.properties[kv.first.Scalar()] = *s;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> load_postgres(const YamlReader& in, const YAML::Node& node,
+                                   const ConnectionStringValidator& validate,
+                                   PostgresConfig& postgres) {
+  if (node.IsScalar()) {
+    return in.error(node, "postgres",
+                    "expected a mapping with the URL under url (postgres: {url: \"postgresql://"
+                    "...\"}), got a single value");
+  }
+  if (auto e = in.map_node(node, "postgres")) return *e;
+  if (auto e = in.check_keys(node, "postgres", {"url"})) return *e;
+  if (const YAML::Node url = node["url"]) {
+    auto s = in.string(url, "postgres.url");
+    if (!s) return s.error();
+    if (s->empty()) return in.error(url, "postgres.url", "must not be empty");
+    if (validate) {
+      if (auto problem = validate(*s)) {
+        return in.error(url, "postgres.url", *problem);
+      }
+    }
+    postgres.url = *s;
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& node,
+                                     DatabricksConfig& dbx) {
+  if (auto e = in.map_node(node, "databricks")) return e;
+  if (auto e = in.check_keys(
+          node, "databricks",
+          {"host", "token", "client_id", "client_secret", "request_timeout", "retry_budget"})) {
+    return e;
+  }
+  const std::pair<const char*, std::string*> fields[] = {{"host", &dbx.host},
+                                                         {"token", &dbx.token},
+                                                         {"client_id", &dbx.client_id},
+                                                         {"client_secret", &dbx.client_secret}};
+  for (const auto& [key, target] : fields) {
+    if (const YAML::Node v = node[key]) {
+      auto s = in.string(v, std::string("databricks.") + key);
+      if (!s) return s.error();
+      *target = *s;
+    }
+  }
+  if (const YAML::Node v = node["host"]) {
+    while (!dbx.host.empty() && dbx.host.back() == '/') dbx.host.pop_back();
+    if (auto what = host_problem(dbx.host)) return in.error(v, "databricks.host", *what);
+  }
+  if (dbx.client_id.empty() != dbx.client_secret.empty()) {
+    return in.error(node, "databricks", "client_id and client_secret (OAuth M2M) go together");
+  }
+  if (!dbx.token.empty() && !dbx.client_id.empty()) {
+    return in.error(node, "databricks",
+                    "expected either token or client_id + client_secret, not both");
+  }
+  if (const YAML::Node v = node["request_timeout"]) {
+    auto d = in.duration(v, "databricks.request_timeout");
+    if (!d) return d.error();
+    if (d->count() <= 0) return in.error(v, "databricks.request_timeout", "must be longer than 0");
+    dbx.request_timeout = *d;
+  }
+  if (const YAML::Node v = node["retry_budget"]) {
+    auto d = in.duration(v, "databricks.retry_budget");
+    if (!d) return d.error();
+    dbx.retry_budget = *d;
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> load_callbacks(const YamlReader& in, const YAML::Node& root,
+                                    CallbacksConfig& callbacks) {
+  const YAML::Node node = root["callbacks"];
+  if (!node) {
+    return in.error(root, "callbacks.secret",
+                    "required: the secret that keys completion tokens (at least 16 characters)");
+  }
+  if (auto e = in.map_node(node, "callbacks")) return *e;
+  if (auto e = in.check_keys(node, "callbacks", {"secret"})) return *e;
+  const YAML::Node secret = node["secret"];
+  if (!secret) return in.error(node, "callbacks.secret", "required (at least 16 characters)");
+  auto secret_value = in.string(secret, "callbacks.secret");
+  if (!secret_value) return secret_value.error();
+  if (secret_value->size() < 16) {
+    // The message never repeats the secret.
+    return in.error(secret, "callbacks.secret",
+                    "must be at least 16 characters (it keys the HMAC tokens); it has " +
+                        std::to_string(secret_value->size()));
+  }
+  callbacks.secret = *secret_value;
+  return std::nullopt;
+}
+
+std::optional<Error> load_daemon(const YamlReader& in, const YAML::Node& node,
+                                 DaemonConfig& daemon) {
+  if (auto e = in.map_node(node, "daemon")) return e;
+  if (auto e = in.check_keys(node, "daemon",
+                             {"batch_max_messages", "batch_max_wait", "effect_workers", "lease",
+                              "shutdown_grace", "metrics_listen", "log_format", "log_level"})) {
+    return e;
+  }
+  if (const YAML::Node v = node["batch_max_messages"]) {
+    auto i = in.integer(v, "daemon.batch_max_messages", 1, 100000);
+    if (!i) return i.error();
+    daemon.batch_max_messages = static_cast<int32_t>(*i);
+  }
+  if (const YAML::Node v = node["effect_workers"]) {
+    auto i = in.integer(v, "daemon.effect_workers", 1, 256);
+    if (!i) return i.error();
+    daemon.effect_workers = static_cast<int32_t>(*i);
+  }
+  const std::pair<const char*, Duration*> durations[] = {
+      {"batch_max_wait", &daemon.batch_max_wait},
+      {"lease", &daemon.lease},
+      {"shutdown_grace", &daemon.shutdown_grace}};
+  for (const auto& [key, target] : durations) {
+    if (const YAML::Node v = node[key]) {
+      auto d = in.duration(v, std::string("daemon.") + key);
+      if (!d) return d.error();
+      *target = *d;
+    }
+  }
+  if (const YAML::Node v = node["metrics_listen"]) {
+    auto s = in.string(v, "daemon.metrics_listen");
+    if (!s) return s.error();
+    daemon.metrics_listen = *s;
+  }
+  if (const YAML::Node v = node["log_format"]) {
+    auto s = in.string(v, "daemon.log_format");
+    if (!s) return s.error();
+    if (*s != "json" && *s != "text") {
+      return in.error(v, "daemon.log_format", "expected json or text, got \"" + *s + "\"");
+    }
+    daemon.log_format = *s;
+  }
+  if (const YAML::Node v = node["log_level"]) {
+    auto s = in.string(v, "daemon.log_level");
+    if (!s) return s.error();
+    static const std::set<std::string> kLevels = {"trace", "debug",    "info", "warn",
+                                                  "error", "critical", "off"};
+    if (kLevels.count(*s) == 0) {
+      return in.error(
+          v, "daemon.log_level",
+          "expected trace, debug, info, warn, error, critical or off, got \"" + *s + "\"");
+    }
+    daemon.log_level = *s;
+  }
+  return std::nullopt;
+}
+
+}  // namespace brickwork::config_detail

@@ -1,0 +1,33 @@
+#pragma once
+// The settings sections of the configuration file: kafka, postgres,
+// databricks, callbacks and daemon. Each reads its mapping into the struct
+// given, which keeps its defaults for the keys left out, and returns the first
+// error (see load_config in config.hpp for the rules). Internal to the loader.
+#include <yaml-cpp/yaml.h>
+
+#include <optional>
+
+#include "config/config.hpp"
+#include "config/yaml_reader.hpp"
+#include "daemon/core/result.hpp"
+
+namespace brickwork::config_detail {
+
+std::optional<Error> load_kafka(const YamlReader& in, const YAML::Node& node, KafkaConfig& kafka);
+
+// `validate` may be empty: then the URL is not checked.
+std::optional<Error> load_postgres(const YamlReader& in, const YAML::Node& node,
+                                   const ConnectionStringValidator& validate,
+                                   PostgresConfig& postgres);
+
+std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& node,
+                                     DatabricksConfig& dbx);
+
+// callbacks.secret is required, so this reads `root`, the whole document.
+std::optional<Error> load_callbacks(const YamlReader& in, const YAML::Node& root,
+                                    CallbacksConfig& callbacks);
+
+std::optional<Error> load_daemon(const YamlReader& in, const YAML::Node& node,
+                                 DaemonConfig& daemon);
+
+}  // namespace brickwork::config_detail
