@@ -101,6 +101,8 @@ std::optional<Error> StepReader::load_action(const YAML::Node& node, const std::
   if (!action_json) return action_json.error();
   if (action_json->is_object()) step.action = action_json->as_object();
   // Only the catalog's keys are actions: without a catalog no step gets here.
+  // A type may set its own poll_every default; zero means it did not.
+  step.poll_every = Duration::zero();
   if (auto message = steps_->compile(step)) {
     return in_.error(action, path + "." + step.type, *message);
   }
@@ -145,7 +147,9 @@ std::optional<Error> StepReader::load_timing(const YAML::Node& node, const std::
     poll = *s == "poll";
     step.completion = poll ? CompletionMode::kPoll : CompletionMode::kEvent;
   }
-  step.poll_every = poll ? Duration(std::chrono::seconds(15)) : Duration(std::chrono::seconds(60));
+  if (step.poll_every == Duration::zero()) {  // the type has no default of its own
+    step.poll_every = poll ? Duration(std::chrono::seconds(15)) : Duration(std::chrono::seconds(60));
+  }
   if (const YAML::Node v = node["poll_every"]) {
     auto d = in_.duration(v, path + ".poll_every");
     if (!d) return d.error();

@@ -163,6 +163,8 @@ class SqlStep final : public StepType {
 
   std::optional<std::string> compile(StepDefinition& step) const override {
     const json::object& action = step.action;
+    // A statement is no job run: check on it every few seconds by default.
+    step.poll_every = std::chrono::seconds(5);
     if (auto e = unknown_action_key(action, "sql",
                                     {"warehouse_id", "statement", "parameters", "catalog",
                                      "schema", "row_limit", "wait_timeout"})) {

@@ -60,6 +60,18 @@ TEST(StepTypes, EmitNeedsATopicAndAValue) {
   EXPECT_TRUE(text_has(error_of_step("        emit: {topic: t, value: [1]}\n"), "emit.value is required"));
 }
 
+TEST(StepTypes, ATypeMaySetItsOwnPollEveryDefault) {
+  auto c = load_workflow_body(
+      "    steps:\n      - name: q\n        sql: {warehouse_id: w, statement: \"SELECT 1\"}\n"
+      "      - name: r\n        sql: {warehouse_id: w, statement: \"SELECT 1\"}\n        poll_every: 1m\n"
+      "      - name: j\n        run_job: {job_id: 1}\n");
+  ASSERT_TRUE(c) << c.error().message;
+  const auto& steps = c->workflows.at("w").steps;
+  EXPECT_EQ(steps[0].poll_every, Duration(5000));   // sql's own default
+  EXPECT_EQ(steps[1].poll_every, Duration(60000));  // as given
+  EXPECT_EQ(steps[2].poll_every, Duration(60000));  // the common default
+}
+
 TEST(StepTypes, RunJobPlanIsPerformedByTheRuntime) {
   auto c = load_workflow_body("    steps:\n      - name: a\n        run_job: {job_id: 1}\n");
   ASSERT_TRUE(c) << c.error().message;

@@ -5,7 +5,7 @@
 // wait_timeout, else PENDING (the simulator never blocks its I/O thread).
 #include "daemon/core/json_limits.hpp"
 #include "daemon/core/time.hpp"
-#include "daemon/databricks/simulator_impl.hpp"
+#include "devstack/simulator_impl.hpp"
 
 namespace brickwork {
 namespace {
