@@ -42,7 +42,8 @@ struct Server::Impl {
     for (;;) {
       stream.expires_after(std::chrono::seconds(120));
       bhttp::request_parser<bhttp::string_body> parser;
-      parser.body_limit(16u << 20);
+      // Large enough for the uploads the Files API simulation receives.
+      parser.body_limit(256u << 20);
       co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
       auto msg = parser.release();

@@ -12,18 +12,12 @@
 
 namespace brickwork {
 
-namespace {
+namespace simulator_detail {
 
-using SteadyClock = std::chrono::steady_clock;
-using simulator_detail::api_error;
-using simulator_detail::Event;
-using simulator_detail::json_response;
-using simulator_detail::Run;
-
-std::string percent_decode(std::string_view s) {
+std::string percent_decode(std::string_view s, bool plus_is_space) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
+    if (s[i] == '+' && plus_is_space) {
       out += ' ';
     } else if (s[i] == '%' && i + 2 < s.size()) {
       int v = 0;
@@ -41,14 +35,26 @@ std::string percent_decode(std::string_view s) {
   return out;
 }
 
+}  // namespace simulator_detail
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using simulator_detail::percent_decode;
+using simulator_detail::api_error;
+using simulator_detail::Event;
+using simulator_detail::json_response;
+using simulator_detail::Run;
+
+
 std::map<std::string, std::string> parse_query(std::string_view q) {
   std::map<std::string, std::string> out;
   while (!q.empty()) {
     const auto amp = q.find('&');
     const std::string_view part = q.substr(0, amp);
     const auto eq = part.find('=');
-    out[percent_decode(part.substr(0, eq))] =
-        eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1));
+    out[percent_decode(part.substr(0, eq), true)] =
+        eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1), true);
     if (amp == std::string_view::npos) break;
     q.remove_prefix(amp + 1);
   }
@@ -306,6 +312,13 @@ http::ServerResponse DatabricksSimulator::Impl::route(const http::ServerRequest&
                        "No API found for '" + req.method + " " + path + "'");
     }
     return token(req);
+  }
+  if (path.rfind("/api/2.0/fs/files/", 0) == 0) {
+    if (!authorized(req)) {
+      ++stats.unauthorized;
+      return api_error(401, "UNAUTHENTICATED", "Invalid access token.");
+    }
+    return files(req, path, query);
   }
   if (path.rfind("/api/2.0/sql/statements", 0) == 0) {
     if (!authorized(req)) {

@@ -134,6 +134,9 @@ struct SimulatorStats {
   int64_t list_calls = 0;
   int64_t get_output_calls = 0;
   std::vector<json::object> statements_received;  // POST /api/2.0/sql/statements bodies
+  // Files put with the Files API, by volume path: size, and the first 1 MiB.
+  std::map<std::string, std::pair<int64_t, std::string>> files;
+  int64_t file_puts = 0;
   int64_t statement_polls = 0;
   int64_t statement_cancels = 0;
   int64_t token_calls = 0;       // tokens issued by /oidc/v1/token

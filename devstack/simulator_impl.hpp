@@ -37,6 +37,8 @@ struct Event {
 // accepts numeric strings for int64 fields); nullopt otherwise.
 std::optional<int64_t> request_int64(const json::value* v);
 http::ServerResponse json_response(int status, const json::value& body);
+// %XX decoded; '+' as a space only in a query string.
+std::string percent_decode(std::string_view s, bool plus_is_space);
 // A Databricks error body {"error_code", "message"}.
 http::ServerResponse api_error(int status, const std::string& code, const std::string& message);
 
@@ -126,6 +128,9 @@ struct DatabricksSimulator::Impl {
   json::object statement_json(const std::string& id, const simulator_detail::Statement& s,
                               SteadyClock::time_point now) const;
   std::map<std::string, simulator_detail::Statement> statements;
+  // Files API routes (simulator_files.cpp): path below /api/2.0/fs/files.
+  http::ServerResponse files(const http::ServerRequest& req, const std::string& path,
+                             const std::map<std::string, std::string>& query);
   int64_t next_statement = 1;
 };
 

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +58,14 @@ struct HttpCallResult {
   std::string body;
 };
 
+// One file to put into a Unity Catalog volume (Files API).
+struct FileUpload {
+  std::string volume_path;             // "/Volumes/<catalog>/<schema>/<volume>/<path>"
+  std::optional<std::string> content;  // the bytes, or else:
+  std::string local_file;              // a local file, streamed from disk
+  bool overwrite = false;
+};
+
 class DatabricksApi {
  public:
   virtual ~DatabricksApi() = default;
@@ -80,6 +89,12 @@ class DatabricksApi {
   // Any other JSON call (SQL statements, ...): retried only when `idempotent`.
   virtual Result<json::value> call(const std::string& method, const std::string& path_and_query,
                                    const json::value* body, bool idempotent) = 0;
+  // PUT /api/2.0/fs/files{path}?overwrite=true|false, each path segment
+  // percent-encoded, Content-Type application/octet-stream. A local file is
+  // read in small pieces as it is sent. An existing file with overwrite=false
+  // comes back as a kConflict Error. Safe to repeat: the same bytes to the
+  // same path.
+  virtual Status upload_file(const FileUpload& upload) = 0;
   // The workspace base URL, e.g. "https://adb-1.azuredatabricks.net".
   virtual std::string host() const = 0;
 };

@@ -48,6 +48,7 @@ struct Call {
   std::string method;
   std::string path_and_query;  // "/api/..."
   std::optional<std::string> body;
+  std::string body_file;  // streamed instead of `body`
   std::string content_type = "application/json";
   bool retry = true;
   bool with_auth = true;
@@ -226,6 +227,33 @@ class DatabricksClient final : public DatabricksApi {
     return json_call(method, path_and_query, std::move(b), idempotent);
   }
 
+  Status upload_file(const FileUpload& upload) override {
+    if (upload.volume_path.rfind("/Volumes/", 0) != 0) {
+      return Error{ErrorKind::kInvalidInput, "bad_path", "a volume path starts with /Volumes/"};
+    }
+    Call call;
+    call.method = "PUT";
+    // Each segment escaped, '/' kept (as the SDKs do).
+    std::string path;
+    for (size_t from = 1; from <= upload.volume_path.size();) {
+      const size_t slash = upload.volume_path.find('/', from);
+      const size_t end = slash == std::string::npos ? upload.volume_path.size() : slash;
+      path += "/" + percent_encode(upload.volume_path.substr(from, end - from));
+      from = end + 1;
+    }
+    call.path_and_query =
+        "/api/2.0/fs/files" + path + "?overwrite=" + (upload.overwrite ? "true" : "false");
+    call.content_type = "application/octet-stream";
+    if (upload.content) {
+      call.body = *upload.content;
+    } else {
+      call.body_file = upload.local_file;
+    }
+    auto response = execute(call);
+    if (!response) return response.error();
+    return ok_status();
+  }
+
   std::string host() const override { return config_.host; }
 
   // One logical call: attempts with backoff until success, a non-transient
@@ -289,6 +317,9 @@ class DatabricksClient final : public DatabricksApi {
     if (call.body) {
       request.headers.emplace_back("Content-Type", call.content_type);
       request.body = *call.body;
+    } else if (!call.body_file.empty()) {
+      request.headers.emplace_back("Content-Type", call.content_type);
+      request.body_file = call.body_file;
     }
     if (!call.basic_auth.empty()) {
       request.headers.emplace_back("Authorization", call.basic_auth);

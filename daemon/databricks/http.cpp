@@ -127,10 +127,9 @@ constexpr auto kIdleLimit = std::chrono::seconds(30);
 constexpr size_t kMaxIdlePerHost = 16;
 constexpr uint64_t kBodyLimit = 64ull << 20;
 
-template <class Stream>
+template <class Stream, class Body>
 asio::awaitable<error_code> exchange(Stream& stream, beast::tcp_stream& lowest,
-                                     beast::flat_buffer& buffer,
-                                     bhttp::request<bhttp::string_body>& request,
+                                     beast::flat_buffer& buffer, bhttp::request<Body>& request,
                                      bhttp::response_parser<bhttp::string_body>& parser,
                                      SteadyTime deadline, std::string& stage) {
   error_code ec;
@@ -274,24 +273,49 @@ struct Client::Impl {
   asio::awaitable<Result<Response>> perform(const Request& request) {
     auto target = parse_target(request.url);
     if (!target) co_return target.error();
-    const Target& t = *target;
     const auto verb = bhttp::string_to_verb(request.method);
     if (verb == bhttp::verb::unknown) {
       co_return Error{ErrorKind::kInvalidInput, "bad_method", "unknown HTTP method " + request.method};
     }
     const SteadyTime deadline = std::chrono::steady_clock::now() + request.timeout;
+    if (!request.body_file.empty()) {
+      co_return co_await perform_with<bhttp::file_body>(*target, verb, request, deadline);
+    }
+    co_return co_await perform_with<bhttp::string_body>(*target, verb, request, deadline);
+  }
 
-    bhttp::request<bhttp::string_body> req{verb, t.target, 11};
+  // The request with its body: text as given, or a file opened anew for each
+  // try (a file body is consumed by sending it).
+  template <class Body>
+  static Result<bhttp::request<Body>> build(const Target& t, bhttp::verb verb,
+                                            const Request& request) {
+    bhttp::request<Body> req{verb, t.target, 11};
     req.set(bhttp::field::host, t.host_header);
     req.set(bhttp::field::user_agent, "brickwork/" BRICKWORK_VERSION);
     for (const auto& [name, value] : request.headers) req.set(name, value);
-    req.body() = request.body;
+    if constexpr (std::is_same_v<Body, bhttp::file_body>) {
+      error_code ec;
+      req.body().open(request.body_file.c_str(), beast::file_mode::scan, ec);
+      if (ec) {
+        return Error{ErrorKind::kPermanent, "file_error",
+                     "cannot read " + request.body_file + ": " + ec.message()};
+      }
+    } else {
+      req.body() = request.body;
+    }
     req.keep_alive(true);
     req.prepare_payload();
+    return req;
+  }
 
+  template <class Body>
+  asio::awaitable<Result<Response>> perform_with(const Target& t, bhttp::verb verb,
+                                                 const Request& request, SteadyTime deadline) {
     // At most one retry, and only when a reused idle connection turns out to be
     // closed before any response byte arrived.
     for (int round = 0; round < 2; ++round) {
+      auto req = build<Body>(t, verb, request);
+      if (!req) co_return req.error();
       auto conn = take_idle(t.key);
       const bool reused = conn != nullptr;
       if (!conn) {
@@ -306,9 +330,9 @@ struct Client::Impl {
       std::string stage;
       error_code ec;
       if (conn->tls) {
-        ec = co_await exchange(*conn->tls, conn->lowest(), conn->buffer, req, parser, deadline, stage);
+        ec = co_await exchange(*conn->tls, conn->lowest(), conn->buffer, *req, parser, deadline, stage);
       } else {
-        ec = co_await exchange(*conn->plain, conn->lowest(), conn->buffer, req, parser, deadline, stage);
+        ec = co_await exchange(*conn->plain, conn->lowest(), conn->buffer, *req, parser, deadline, stage);
       }
       if (ec) {
         const bool retry_fresh = reused && !parser.is_header_done() && is_stale_connection(ec);

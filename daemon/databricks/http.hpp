@@ -25,6 +25,10 @@ struct Request {
   Headers headers;             // Host, Content-Length and User-Agent are set by the client
   std::string body;
   Duration timeout{std::chrono::seconds(60)};  // deadline for the whole exchange, every stage
+  // When set, the body is streamed from this file (read in small pieces,
+  // never held whole in memory; Content-Length from its size) and `body`
+  // must be empty.
+  std::string body_file;
 };
 
 struct Response {

@@ -11,6 +11,7 @@ namespace brickwork {
   X(run_job)                            \
   X(submit_run)                         \
   X(sql)                                \
+  X(upload)                             \
   X(sleep)                              \
   X(wait_for_signal)                    \
   X(emit)

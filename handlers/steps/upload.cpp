@@ -1,0 +1,114 @@
+// upload: puts a file into a Unity Catalog volume (Files API).
+//
+//   upload:
+//     path: "/Volumes/main/raw/landing/{{ input.client }}/orders.csv"
+//     from_file: "/var/lib/exports/{{ input.client }}.csv"   # streamed from disk, or
+//     content: "{{ steps.report.output.csv }}"              # text (an object becomes JSON text)
+//     overwrite: false                                      # default: an existing file fails
+//
+// Output: {"path", "bytes"}. A local file is read in small pieces as it is
+// sent, never held whole in memory. With overwrite: false an existing file
+// fails the step with code already_exists (not retried).
+#include <filesystem>
+
+#include "handlers/steps/action_fields.hpp"
+#include "handlers/steps/databricks_run.hpp"
+
+namespace brickwork {
+namespace {
+
+Error invalid_upload(std::string message) {
+  return Error{ErrorKind::kPermanent, "invalid_step", std::move(message)};
+}
+
+// A volume path brickwork will write to: under /Volumes/, no "." or ".."
+// segment, no empty segment.
+bool is_volume_path(std::string_view path) {
+  if (path.rfind("/Volumes/", 0) != 0 || path.back() == '/') return false;
+  for (size_t from = 1; from < path.size();) {
+    const size_t slash = path.find('/', from);
+    const std::string_view segment =
+        path.substr(from, (slash == std::string_view::npos ? path.size() : slash) - from);
+    if (segment.empty() || segment == "." || segment == "..") return false;
+    if (slash == std::string_view::npos) break;
+    from = slash + 1;
+  }
+  return true;
+}
+
+class UploadStep final : public StepType {
+ public:
+  std::string_view action_key() const override { return "upload"; }
+
+  std::optional<std::string> compile(StepDefinition& step) const override {
+    const json::object& action = step.action;
+    if (auto e = unknown_action_key(action, "upload", {"path", "content", "from_file", "overwrite"})) {
+      return e;
+    }
+    const json::value* path = action.if_contains("path");
+    if (path == nullptr || !path->is_string()) return "upload.path is required (/Volumes/...)";
+    if (!holds_template(*path) && !is_volume_path(std::string_view(path->as_string()))) {
+      return "upload.path must be a file under /Volumes/<catalog>/<schema>/<volume>/";
+    }
+    const bool content = action.contains("content");
+    const json::value* from_file = action.if_contains("from_file");
+    if (content == (from_file != nullptr)) {
+      return "upload needs exactly one of content (text) or from_file (a local path)";
+    }
+    if (from_file != nullptr && !from_file->is_string()) return "upload.from_file must be a path";
+    if (const json::value* o = action.if_contains("overwrite"); o != nullptr && !o->is_bool()) {
+      return "upload.overwrite must be true or false";
+    }
+    return std::nullopt;
+  }
+
+  Result<StepOutcome> execute(const StepContext& context, StepServices& services) const override {
+    if (services.databricks == nullptr) return no_workspace("upload");
+    auto action = rendered_action(context);
+    if (!action) return action.error();
+    FileUpload upload;
+    const json::value& path = action->at("path");
+    if (!path.is_string() || !is_volume_path(std::string_view(path.as_string()))) {
+      return invalid_upload("upload.path rendered to something that is not a file under /Volumes/");
+    }
+    upload.volume_path = std::string(path.as_string());
+    if (const json::value* o = action->if_contains("overwrite")) upload.overwrite = o->as_bool();
+    int64_t bytes = 0;
+    if (const json::value* content = action->if_contains("content")) {
+      upload.content = content->is_string() ? std::string(content->as_string())
+                                            : json::serialize(*content);
+      bytes = static_cast<int64_t>(upload.content->size());
+    } else {
+      const json::value& file = action->at("from_file");
+      if (!file.is_string()) return invalid_upload("upload.from_file must render to a path");
+      upload.local_file = std::string(file.as_string());
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(upload.local_file, ec);
+      if (ec || !std::filesystem::is_regular_file(upload.local_file, ec)) {
+        return Error{ErrorKind::kPermanent, "file_not_found",
+                     "upload.from_file: cannot read " + upload.local_file};
+      }
+      bytes = static_cast<int64_t>(size);
+    }
+    Status put = services.databricks->upload_file(upload);
+    if (!put && put.error().kind == ErrorKind::kConflict && !upload.overwrite) {
+      return Error{ErrorKind::kPermanent, "already_exists",
+                   upload.volume_path + " exists and overwrite is false"};
+    }
+    if (!put) return put.error();
+    StepOutcome outcome;
+    outcome.output = json::object{{"path", upload.volume_path}, {"bytes", bytes}};
+    return outcome;
+  }
+
+  Result<StepOutcome> poll(const StepContext&, StepServices&) const override {
+    return not_performed("upload");
+  }
+  Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
+};
+
+}  // namespace
+
+std::unique_ptr<StepType> make_upload_step() { return std::make_unique<UploadStep>(); }
+
+}  // namespace brickwork

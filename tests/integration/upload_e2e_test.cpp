@@ -1,0 +1,93 @@
+// The upload step against the simulator's Files API: text content, the
+// overwrite rule, and a 64 MB file streamed from disk by a daemon process
+// whose peak memory is measured.
+#include "tests/integration/harness.hpp"
+
+namespace brickwork::testing {
+namespace {
+
+// Peak resident memory of a process, in KiB (VmHWM).
+int64_t peak_rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+class Upload : public EndToEndTest {};
+
+TEST_F(Upload, ContentGoesToTheVolumePathAndOverwriteFalseRefusesASecondPut) {
+  start_stack({});
+  config(R"(  report:
+    steps:
+      - name: put
+        upload:
+          path: "/Volumes/main/raw/landing/{{ input.client }}/report.json"
+          content: {client: "{{ input.client }}", rows: 3}
+)");
+  start_daemon();
+  start_workflow("up-1", "report", {{"client", "acme corp"}});
+  auto done = wait_terminal("up-1");
+  ASSERT_TRUE(done);
+  ASSERT_EQ(done->status, WorkflowStatus::kSucceeded);
+  const std::string path = "/Volumes/main/raw/landing/acme corp/report.json";
+  EXPECT_EQ(done->steps[0].output->at("path"), json::value(path));
+  const auto files = stack_->simulator().stats().files;
+  ASSERT_EQ(files.count(path), 1u) << "the path arrives decoded as sent";
+  EXPECT_EQ(json::parse(files.at(path).second), json::parse(R"({"client": "acme corp", "rows": 3})"));
+  EXPECT_EQ(done->steps[0].output->at("bytes"), files.at(path).first);
+
+  start_workflow("up-2", "report", {{"client", "acme corp"}});
+  auto again = wait_terminal("up-2");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, WorkflowStatus::kFailed);
+  ASSERT_TRUE(again->steps[0].error);
+  EXPECT_EQ(again->steps[0].error->code, "already_exists");
+}
+
+TEST_F(Upload, ASixtyFourMegabyteFileIsStreamedInBoundedMemory) {
+  start_stack({});
+  config(R"(  big:
+    steps:
+      - name: warm
+        upload: {path: /Volumes/main/raw/landing/small.bin, from_file: "{{ input.small }}", overwrite: true}
+      - name: put
+        upload: {path: /Volumes/main/raw/landing/big.bin, from_file: "{{ input.file }}", overwrite: true}
+)");
+  const std::string small = (dir_ / "small.bin").string();
+  const std::string file = (dir_ / "big.bin").string();
+  {
+    std::ofstream(small) << "hello";
+    std::ofstream out(file, std::ios::binary);
+    std::string block(1 << 20, '\0');
+    for (int i = 0; i < 64; ++i) {
+      for (size_t k = 0; k < block.size(); ++k) block[k] = static_cast<char>((k * 31 + i) & 0xff);
+      out.write(block.data(), static_cast<std::streamsize>(block.size()));
+    }
+  }
+  auto& child = start_child_daemon("uploader");
+  // Warm up: one small upload first, so the baseline includes connections and buffers.
+  start_workflow("warm-1", "big", {{"small", small}, {"file", small}});
+  auto warm = wait_terminal("warm-1", 120s);
+  ASSERT_TRUE(warm);
+  ASSERT_EQ(warm->status, WorkflowStatus::kSucceeded);
+  const int64_t before = peak_rss_kib(child.pid());
+  ASSERT_GT(before, 0);
+  start_workflow("big-1", "big", {{"small", small}, {"file", file}});
+  auto done = wait_terminal("big-1", 120s);
+  ASSERT_TRUE(done);
+  ASSERT_EQ(done->status, WorkflowStatus::kSucceeded) << (done->steps[1].error ? done->steps[1].error->message : "");
+  const int64_t after = peak_rss_kib(child.pid());
+  EXPECT_EQ(done->steps[1].output->at("bytes"), 64 << 20);
+  EXPECT_EQ(stack_->simulator().stats().files.at("/Volumes/main/raw/landing/big.bin").first, 64 << 20);
+  // The file never sits whole in the daemon's memory.
+  EXPECT_LT(after - before, 16 * 1024) << "peak RSS grew from " << before << " KiB to " << after
+                                       << " KiB for a 64 MiB upload";
+  std::cout << "daemon peak RSS " << before << " KiB before, " << after
+            << " KiB after a 64 MiB upload\n";
+}
+
+}  // namespace
+}  // namespace brickwork::testing
