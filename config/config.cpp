@@ -140,8 +140,8 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
   if (root.IsNull()) return in.empty_error();
   if (auto e = in.map_node(root, "(top level)")) return *e;
   if (auto e = in.check_keys(root, "",
-                             {"kafka", "postgres", "databricks", "callbacks", "daemon", "workflows",
-                              "workflows_dir"})) {
+                             {"kafka", "postgres", "databricks", "callbacks", "daemon", "databases",
+                              "workflows", "workflows_dir"})) {
     return *e;
   }
   if (const YAML::Node v = root["kafka"]) {
@@ -155,6 +155,12 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
   }
   if (const YAML::Node v = root["databricks"]) {
     if (auto e = config_detail::load_databricks(in, v, config.databricks)) return *e;
+  }
+  if (const YAML::Node v = root["databases"]) {
+    if (auto e = config_detail::load_databases(in, v, options.validate_postgres_url,
+                                               config.databases)) {
+      return *e;
+    }
   }
   if (auto e = config_detail::load_callbacks(in, root, config.callbacks)) return *e;
   if (const YAML::Node v = root["daemon"]) {
@@ -170,6 +176,20 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
   if (const YAML::Node v = root["workflows_dir"]) {
     if (auto e = load_workflows_dir(in, options, v, base_dir, config.workflows, defined_at)) {
       return *e;
+    }
+  }
+  // What steps name elsewhere in the file (databases, ...), now that all is read.
+  if (options.steps != nullptr) {
+    for (const auto& [name, def] : config.workflows) {
+      for (const auto* list : {&def.steps, &def.on_failure}) {
+        for (const auto& step : *list) {
+          if (auto problem = options.steps->check_references(step, config)) {
+            return Error{ErrorKind::kInvalidInput, "config",
+                         step.source_location + ": workflows." + name + ", step '" + step.name +
+                             "': " + *problem};
+          }
+        }
+      }
     }
   }
   return config;

@@ -37,6 +37,11 @@ struct PostgresConfig {
   std::string url = "postgresql://brickwork@localhost:5432/brickwork";
 };
 
+// A database `postgres` steps may use, by the name it has under `databases:`.
+struct DatabaseConfig {
+  std::string url;  // postgresql://...; sslmode defaults as for postgres.url
+};
+
 struct DatabricksConfig {
   std::string host;           // "https://..." (verified) or "http://127.0.0.1:P" (simulator)
   std::string token;          // PAT, or empty
@@ -124,10 +129,13 @@ struct Config {
   DatabricksConfig databricks;
   CallbacksConfig callbacks;
   DaemonConfig daemon;
+  std::map<std::string, DatabaseConfig> databases;
   std::map<std::string, WorkflowDefinition> workflows;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;
+
+struct Config;
 
 // The step types the loader may use, by action key. The step registry
 // implements it (handlers/steps), so this library does not depend on the
@@ -141,6 +149,15 @@ class StepCatalog {
   // the engine needs (`step.plan`; a type may also set defaults such as
   // `timeout`). Returns a message on error.
   virtual std::optional<std::string> compile(StepDefinition& step) const = 0;
+  // Checks what the step names elsewhere in the configuration (a database
+  // under `databases:`, ...), once everything is loaded. Returns a message on
+  // error.
+  virtual std::optional<std::string> check_references(const StepDefinition& step,
+                                                      const Config& config) const {
+    (void)step;
+    (void)config;
+    return std::nullopt;
+  }
 };
 
 // Checks postgres.url as the database client will read it (libpq, which this

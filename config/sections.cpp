@@ -103,26 +103,55 @@ std::optional<Error> load_kafka(const YamlReader& in, const YAML::Node& node, Ka
   return std::nullopt;
 }
 
+// A mapping with a connection URL under `url`, at `path` (postgres, or one
+// entry of databases). The URL is never repeated in a message.
+std::optional<Error> load_connection(const YamlReader& in, const YAML::Node& node,
+                                     const std::string& path,
+                                     const ConnectionStringValidator& validate, std::string& out) {
+  if (node.IsScalar()) {
+    return in.error(node, path,
+                    "expected a mapping with the URL under url (" + path +
+                        ": {url: \"postgresql://...\"}), got a single value");
+  }
+  if (auto e = in.map_node(node, path)) return *e;
+  if (auto e = in.check_keys(node, path, {"url"})) return *e;
+  if (const YAML::Node url = node["url"]) {
+    auto s = in.string(url, path + ".url");
+    if (!s) return s.error();
+    if (s->empty()) return in.error(url, path + ".url", "must not be empty");
+    if (validate) {
+      if (auto problem = validate(*s)) {
+        return in.error(url, path + ".url", *problem);
+      }
+    }
+    out = *s;
+  }
+  return std::nullopt;
+}
+
 std::optional<Error> load_postgres(const YamlReader& in, const YAML::Node& node,
                                    const ConnectionStringValidator& validate,
                                    PostgresConfig& postgres) {
-  if (node.IsScalar()) {
-    return in.error(node, "postgres",
-                    "expected a mapping with the URL under url (postgres: {url: \"postgresql://"
-                    "...\"}), got a single value");
-  }
-  if (auto e = in.map_node(node, "postgres")) return *e;
-  if (auto e = in.check_keys(node, "postgres", {"url"})) return *e;
-  if (const YAML::Node url = node["url"]) {
-    auto s = in.string(url, "postgres.url");
-    if (!s) return s.error();
-    if (s->empty()) return in.error(url, "postgres.url", "must not be empty");
-    if (validate) {
-      if (auto problem = validate(*s)) {
-        return in.error(url, "postgres.url", *problem);
-      }
+  return load_connection(in, node, "postgres", validate, postgres.url);
+}
+
+std::optional<Error> load_databases(const YamlReader& in, const YAML::Node& node,
+                                    const ConnectionStringValidator& validate,
+                                    std::map<std::string, DatabaseConfig>& databases) {
+  if (node.IsNull()) return std::nullopt;
+  if (auto e = in.map_node(node, "databases")) return *e;
+  for (const auto& kv : node) {
+    const std::string name = kv.first.Scalar();
+    const std::string path = "databases." + name;
+    if (name.empty() || name.size() > 100 ||
+        name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+            std::string::npos) {
+      return in.error(kv.first, path, "a database name is 1-100 characters of [A-Za-z0-9_.-]");
     }
-    postgres.url = *s;
+    DatabaseConfig database;
+    if (auto e = load_connection(in, kv.second, path, validate, database.url)) return e;
+    if (database.url.empty()) return in.error(kv.second, path + ".url", "is required");
+    databases[name] = std::move(database);
   }
   return std::nullopt;
 }

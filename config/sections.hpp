@@ -20,6 +20,11 @@ std::optional<Error> load_postgres(const YamlReader& in, const YAML::Node& node,
                                    const ConnectionStringValidator& validate,
                                    PostgresConfig& postgres);
 
+// databases: {NAME: {url}} for postgres steps.
+std::optional<Error> load_databases(const YamlReader& in, const YAML::Node& node,
+                                    const ConnectionStringValidator& validate,
+                                    std::map<std::string, DatabaseConfig>& databases);
+
 std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& node,
                                      DatabricksConfig& dbx);
 

@@ -10,6 +10,7 @@
 #include "daemon/runtime/effect_runner.hpp"
 #include "daemon/runtime/input_processor.hpp"
 #include "daemon/runtime/outbox_publisher.hpp"
+#include "daemon/store/databases.hpp"
 #include "daemon/store/store.hpp"
 
 namespace brickwork {
@@ -90,7 +91,9 @@ Status Daemon::run(const std::atomic<bool>& stop) {
 
   if (options_.on_kafka_clients) options_.on_kafka_clients(**consumer, **producer);
   OutboxPublisher publisher(*context_, **producer);
-  EffectRunner effects(*context_, databricks_.get(), id);
+  // Everything step types may use, built once here.
+  auto databases = NamedDatabases::create(config->databases);
+  EffectRunner effects(*context_, StepServices{databricks_.get(), databases.get()}, id);
   InputProcessor inputs(*context_);
   publisher.start();
   effects.start(config->daemon.effect_workers);

@@ -45,9 +45,9 @@ const char* effect_name(const Effect& effect) {
 // One claimed effect, performed against one workflow's state.
 class EffectExecution {
  public:
-  EffectExecution(RuntimeContext& context, DatabricksApi* databricks, Store& store,
+  EffectExecution(RuntimeContext& context, StepServices services, Store& store,
                   const StoredEffect& stored)
-      : context_(context), databricks_(databricks), store_(store), stored_(stored) {}
+      : context_(context), services_(services), store_(store), stored_(stored) {}
 
   void run() {
     auto loaded = store_.get_workflow(stored_.workflow_id);
@@ -80,8 +80,7 @@ class EffectExecution {
     step_.run_id = cancel.run_id;
     step_.handle = cancel.handle;
     if (type_ == nullptr) return record(std::nullopt);
-    StepServices services{databricks_};
-    Status s = type_->cancel(context_for(cancel.attempt), services);
+    Status s = type_->cancel(context_for(cancel.attempt), services_);
     if (!s && s.error().transient()) return reschedule(s.error());
     if (!s) {
       spdlog::warn("effects: cancel of {}/{} failed: {}", workflow_->id, step_.name,
@@ -124,8 +123,7 @@ class EffectExecution {
       if (expected != StepStatus::kRunning) return record(std::nullopt);
       return record(to_input(failed_outcome(unknown)));
     }
-    StepServices services{databricks_};
-    Result<StepOutcome> outcome = call(*type_, context_for(attempt), services);
+    Result<StepOutcome> outcome = call(*type_, context_for(attempt), services_);
     if (!outcome && outcome.error().transient()) return reschedule(outcome.error());
     record(to_input(outcome ? std::move(*outcome) : failed_outcome(outcome.error())));
   }
@@ -196,7 +194,7 @@ class EffectExecution {
   }
 
   RuntimeContext& context_;
-  DatabricksApi* databricks_;
+  StepServices services_;
   Store& store_;
   const StoredEffect& stored_;
   const WorkflowState* workflow_ = nullptr;
@@ -208,8 +206,8 @@ class EffectExecution {
 
 }  // namespace
 
-EffectRunner::EffectRunner(RuntimeContext& context, DatabricksApi* databricks, std::string owner)
-    : context_(context), databricks_(databricks), owner_(std::move(owner)) {}
+EffectRunner::EffectRunner(RuntimeContext& context, StepServices services, std::string owner)
+    : context_(context), services_(services), owner_(std::move(owner)) {}
 
 EffectRunner::~EffectRunner() { stop(); }
 
@@ -294,7 +292,7 @@ void EffectRunner::worker_loop(int32_t index) {
 
 void EffectRunner::run_one(Store& store, const StoredEffect& stored) {
   const TimePoint started = now_ms();
-  EffectExecution(context_, databricks_, store, stored).run();
+  EffectExecution(context_, services_, store, stored).run();
   spdlog::debug("effects: {} done in {} ms", stored.id, (now_ms() - started).count());
 }
 

@@ -23,8 +23,9 @@ namespace brickwork {
 
 class EffectRunner {
  public:
-  // `databricks` may be null (then Databricks steps fail with a clear error).
-  EffectRunner(RuntimeContext& context, DatabricksApi* databricks, std::string owner);
+  // `services` is what step types may use (a null service makes the steps
+  // that need it fail with a clear error); the pointers must outlive the runner.
+  EffectRunner(RuntimeContext& context, StepServices services, std::string owner);
   ~EffectRunner();
 
   // Starts `workers` threads, each with its own Postgres connection, and one
@@ -45,7 +46,7 @@ class EffectRunner {
   void release(int64_t effect_id);
 
   RuntimeContext& context_;
-  DatabricksApi* databricks_;
+  StepServices services_;
   std::string owner_;
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> threads_;

@@ -12,6 +12,9 @@
 
 namespace brickwork {
 
+// Rows a query step keeps in its output unless row_limit says otherwise (contract 6.1).
+inline constexpr int64_t kDefaultRowLimit = 1000;
+
 // A message naming the first key of `action` that is not in `allowed`.
 inline std::optional<std::string> unknown_action_key(const json::object& action,
                                                      std::string_view type,

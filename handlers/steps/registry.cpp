@@ -12,6 +12,7 @@ namespace brickwork {
   X(submit_run)                         \
   X(sql)                                \
   X(upload)                             \
+  X(postgres)                           \
   X(sleep)                              \
   X(wait_for_signal)                    \
   X(emit)
@@ -60,6 +61,12 @@ std::optional<std::string> StepRegistry::compile(StepDefinition& step) const {
   }
   step.plan = StepPlan{};
   return type->compile(step);
+}
+
+std::optional<std::string> StepRegistry::check_references(const StepDefinition& step,
+                                                          const Config& config) const {
+  const StepType* type = find(step.type);
+  return type == nullptr ? std::nullopt : type->check_references(step, config);
 }
 
 }  // namespace brickwork

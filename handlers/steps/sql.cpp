@@ -30,7 +30,6 @@ Result<StepOutcome> sql_outcome(const json::value& response, int64_t row_limit,
 
 namespace {
 
-constexpr int64_t kDefaultRowLimit = 1000;
 constexpr std::string_view kStatements = "/api/2.0/sql/statements";
 
 Error invalid_sql(std::string message) {

@@ -16,6 +16,7 @@
 namespace brickwork {
 
 class DatabricksApi;
+class NamedDatabases;
 
 // Everything a step's action may need, prepared by the shell.
 struct StepContext {
@@ -33,6 +34,7 @@ struct StepContext {
 // is not configured; a step type that needs one fails the attempt clearly.
 struct StepServices {
   DatabricksApi* databricks = nullptr;
+  NamedDatabases* databases = nullptr;  // the databases under `databases:`
 };
 
 class StepType {
@@ -45,6 +47,14 @@ class StepType {
   // runtime through execute/poll/cancel) and any defaults of the step's
   // common fields. Returns a message on error.
   virtual std::optional<std::string> compile(StepDefinition& step) const = 0;
+  // Checks what the action names elsewhere in the configuration (a database
+  // under `databases:`), once all of it is loaded. Returns a message on error.
+  virtual std::optional<std::string> check_references(const StepDefinition& step,
+                                                      const Config& config) const {
+    (void)step;
+    (void)config;
+    return std::nullopt;
+  }
   // Performs the action for one attempt. A transient Error makes the shell try
   // again later (so this must be safe to repeat); any other Error fails the attempt.
   virtual Result<StepOutcome> execute(const StepContext& context, StepServices& services) const = 0;
@@ -71,6 +81,8 @@ class StepRegistry final : public StepCatalog {
   // StepCatalog
   std::vector<std::string> action_keys() const override { return keys(); }
   std::optional<std::string> compile(StepDefinition& step) const override;
+  std::optional<std::string> check_references(const StepDefinition& step,
+                                              const Config& config) const override;
 
  private:
   std::map<std::string, std::unique_ptr<StepType>, std::less<>> types_;

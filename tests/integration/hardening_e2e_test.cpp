@@ -210,7 +210,7 @@ TEST_F(Hardening, AWorkerWhoseLeaseRanOutDoesNotRecordItsResult) {
 
   auto api = make_databricks_api(config_->databricks);
   ASSERT_TRUE(api);
-  EffectRunner runner(context, api->get(), "test");
+  EffectRunner runner(context, StepServices{api->get(), nullptr}, "test");
   runner.run_one(store(), (*first)[0]);
   auto after_slow = workflow("leased");
   EXPECT_EQ(after_slow->steps[0].status, StepStatus::kRunning);  // nothing recorded
