@@ -42,6 +42,44 @@ bool is_valid_env_name(std::string_view s) {
 
 }  // namespace
 
+namespace {
+
+// ${file:PATH} (a file's content) or ${credential:NAME} (the file NAME in
+// $CREDENTIALS_DIRECTORY, as systemd's LoadCredential= provides it), without
+// one trailing newline. Errors name the file, never its content.
+Result<std::string> read_secret_reference(const std::string& body) {
+  std::filesystem::path path;
+  if (body.rfind("file:", 0) == 0) {
+    path = body.substr(5);
+    if (path.empty()) {
+      return Error{ErrorKind::kInvalidInput, "config", "${file:} needs a path: ${file:/run/secrets/x}"};
+    }
+  } else {
+    const std::string name = body.substr(11);
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+      return Error{ErrorKind::kInvalidInput, "config",
+                   "${credential:NAME} needs a credential name (no '/')"};
+    }
+    const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
+    if (dir == nullptr || *dir == '\0') {
+      return Error{ErrorKind::kInvalidInput, "config",
+                   "${credential:" + name +
+                       "} needs $CREDENTIALS_DIRECTORY (systemd sets it with LoadCredential=)"};
+    }
+    path = std::filesystem::path(dir) / name;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Error{ErrorKind::kInvalidInput, "config", "cannot read " + path.string()};
+  }
+  std::string content((std::istreambuf_iterator<char>(in)), {});
+  if (!content.empty() && content.back() == '\n') content.pop_back();
+  if (!content.empty() && content.back() == '\r') content.pop_back();
+  return content;
+}
+
+}  // namespace
+
 Result<std::string> substitute_env(const std::string& text) {
   std::string out;
   size_t pos = 0;
@@ -62,6 +100,13 @@ Result<std::string> substitute_env(const std::string& text) {
                    "unterminated ${ at offset " + std::to_string(start)};
     }
     const std::string body = text.substr(start + 2, end - start - 2);
+    if (body.rfind("file:", 0) == 0 || body.rfind("credential:", 0) == 0) {
+      auto secret = read_secret_reference(body);
+      if (!secret) return secret.error();
+      out += *secret;
+      pos = end + 1;
+      continue;
+    }
     const size_t dflt = body.find(":-");
     const std::string name = body.substr(0, dflt);
     if (!is_valid_env_name(name)) {

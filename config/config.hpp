@@ -211,6 +211,9 @@ struct ReloadedConfig {
 ReloadedConfig reloaded_config(const Config& running, const Config& fresh);
 
 // ${VAR} / ${VAR:-default} substitution; an unset ${VAR} without default is an error.
+// ${file:PATH} is a file's content and ${credential:NAME} the file NAME in
+// $CREDENTIALS_DIRECTORY (systemd LoadCredential=), both without a trailing
+// newline; an unreadable one is an error naming the file, never a content.
 // As in the shell, the default also replaces a set but empty variable. "$${" is a literal "${".
 Result<std::string> substitute_env(const std::string& text);
 

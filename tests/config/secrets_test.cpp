@@ -1,6 +1,11 @@
 // Configuration errors go to stderr and to the daemon's log: none may repeat a
 // value that could be a secret, whatever the mistake in the file.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "config/config.hpp"
 #include "tests/config/with_steps.hpp"
@@ -75,6 +80,42 @@ TEST(ConfigSecrets, ThePostgresUrlValidatorRejectsWithAPosition) {
   EXPECT_EQ(
       load_error(std::string(kCallbacks) + "postgres:\n  url: \"postgresql://h/db\"\n", options),
       "ok");
+}
+
+}  // namespace
+}  // namespace brickwork
+
+namespace brickwork {
+namespace {
+
+// Contract 7: secrets may come from files, e.g. systemd credentials.
+TEST(SecretFiles, FileAndCredentialReferencesReadTheFileWithoutItsNewline) {
+  const auto dir = std::filesystem::temp_directory_path() / ("bw-creds-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "callback") << "from-a-credential-0123456789\n";
+  std::ofstream(dir / "plain") << "from-a-file";
+  ASSERT_EQ(setenv("CREDENTIALS_DIRECTORY", dir.c_str(), 1), 0);
+  auto file = substitute_env("${file:" + (dir / "plain").string() + "}");
+  ASSERT_TRUE(file) << file.error().message;
+  EXPECT_EQ(*file, "from-a-file");
+  auto credential = substitute_env("x-${credential:callback}-y");
+  ASSERT_TRUE(credential) << credential.error().message;
+  EXPECT_EQ(*credential, "x-from-a-credential-0123456789-y");
+  auto config = load_config_from_string(
+      "callbacks:\n  secret: \"${credential:callback}\"\n", "creds.yaml", with_steps());
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->callbacks.secret, "from-a-credential-0123456789");
+
+  auto missing = substitute_env("${credential:nope}");
+  ASSERT_FALSE(missing);
+  EXPECT_TRUE(text_has(missing.error().message, "nope")) << missing.error().message;
+  EXPECT_FALSE(substitute_env("${credential:../plain}"));
+  EXPECT_FALSE(substitute_env("${file:}"));
+  unsetenv("CREDENTIALS_DIRECTORY");
+  auto unset = substitute_env("${credential:callback}");
+  ASSERT_FALSE(unset);
+  EXPECT_TRUE(text_has(unset.error().message, "LoadCredential")) << unset.error().message;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
