@@ -1,5 +1,7 @@
 #include "daemon/store/conninfo.hpp"
 
+#include "daemon/core/loopback.hpp"
+
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -201,6 +203,24 @@ std::optional<std::string> conninfo_problem(const std::string& url) {
          ")";
 }
 
+namespace {
+
+// Every host of a comma-separated list is a Unix socket directory or a
+// loopback address; no host at all means the default socket.
+bool only_local_hosts(const std::string& hosts) {
+  size_t from = 0;
+  while (from < hosts.size()) {
+    const size_t comma = hosts.find(',', from);
+    const std::string host = hosts.substr(from, comma - from);
+    from = comma == std::string::npos ? hosts.size() : comma + 1;
+    if (host.empty() || host.front() == '/' || host.front() == '@') continue;
+    if (!is_loopback_host(host)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<std::string> store_conninfo(const std::string& url, const StoreTimeouts& timeouts,
                                    const EnvLookup& env) {
   ParsedConninfo parsed = parse_conninfo(url);
@@ -224,16 +244,25 @@ Result<std::string> store_conninfo(const std::string& url, const StoreTimeouts& 
 
   std::string conninfo;
   bool has_connect_timeout = false;
+  bool has_sslmode = false;
+  std::string hosts;
   std::optional<std::string> options;
   for (const PQconninfoOption* o = parsed.options.get(); o->keyword != nullptr; ++o) {
     if (o->val == nullptr) continue;
     const std::string_view keyword = o->keyword;
     if (keyword == "connect_timeout") has_connect_timeout = true;
+    if (keyword == "sslmode") has_sslmode = true;
+    if (keyword == "host" || keyword == "hostaddr") hosts += std::string(o->val) + ",";
     if (keyword == "options") {
       options = o->val;
       continue;  // written last, with the statement timeout
     }
     conninfo += (conninfo.empty() ? "" : " ") + std::string(keyword) + "=" + quoted(o->val);
+  }
+  // A password (a Lakebase token above all) must not cross a network in the
+  // clear: TLS unless the server is this machine or the URL/PGSSLMODE says.
+  if (!has_sslmode && getenv("PGSSLMODE").empty() && !only_local_hosts(hosts)) {
+    conninfo += (conninfo.empty() ? "" : " ") + std::string("sslmode='require'");
   }
   // Values from the environment are libpq's too: they are the user's, not ours to override.
   if (!has_connect_timeout && getenv("PGCONNECT_TIMEOUT").empty()) {

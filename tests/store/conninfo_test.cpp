@@ -139,6 +139,33 @@ TEST(Conninfo, AddsConnectAndStatementTimeoutsKeepingEverythingElse) {
   EXPECT_EQ(k["options"], "-c statement_timeout=30s");
 }
 
+// A password must not cross a network in the clear: TLS by default for a
+// remote host, unless the URL or PGSSLMODE says otherwise; a local server
+// (loopback or a Unix socket) keeps libpq's default.
+TEST(Conninfo, RemoteHostsDefaultToRequiredTls) {
+  auto remote = store_conninfo("postgresql://u@db.example:5432/app", {}, kNoEnvironment);
+  ASSERT_TRUE(remote) << remote.error().message;
+  EXPECT_EQ(keywords(*remote)["sslmode"], "require");
+  auto chosen = store_conninfo("postgresql://u@db.example/app?sslmode=verify-full", {}, kNoEnvironment);
+  ASSERT_TRUE(chosen);
+  EXPECT_EQ(keywords(*chosen)["sslmode"], "verify-full");
+  for (const char* local : {"postgresql://u@127.0.0.1:5432/app", "postgresql://u@localhost/app",
+                            "host=/run/postgresql dbname=app", "dbname=app"}) {
+    auto c = store_conninfo(local, {}, kNoEnvironment);
+    ASSERT_TRUE(c) << local;
+    EXPECT_EQ(keywords(*c).count("sslmode"), 0u) << local;
+  }
+  auto mixed = store_conninfo("postgresql://u@127.0.0.1,db.example/app", {}, kNoEnvironment);
+  ASSERT_TRUE(mixed);
+  EXPECT_EQ(keywords(*mixed)["sslmode"], "require");
+  auto from_env = store_conninfo("postgresql://u@db.example/app", {},
+                                 [](const char* name) -> const char* {
+                                   return std::string_view(name) == "PGSSLMODE" ? "disable" : nullptr;
+                                 });
+  ASSERT_TRUE(from_env);
+  EXPECT_EQ(keywords(*from_env).count("sslmode"), 0u);
+}
+
 TEST(Conninfo, NeverOverridesWhatTheUserSet) {
   auto c = store_conninfo(
       "postgresql://db/app?connect_timeout=3&options=-c%20statement_timeout%3D5s%20-c%20geqo%3Doff",
