@@ -207,7 +207,9 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
       return *e;
     }
   }
-  if (auto e = config_detail::load_callbacks(in, root, config.callbacks)) return *e;
+  if (options.require_callback_secret) {
+    if (auto e = config_detail::load_callbacks(in, root, config.callbacks)) return *e;
+  }
   if (const YAML::Node v = root["daemon"]) {
     if (auto e = config_detail::load_daemon(in, v, config.daemon)) return *e;
   }

@@ -170,6 +170,9 @@ struct LoadOptions {
   // The step types; without a catalog every action key is unknown.
   const StepCatalog* steps = nullptr;
   ConnectionStringValidator validate_postgres_url;  // may be empty: then the URL is not checked
+  // False for commands that only read Postgres (status, list): the callbacks
+  // section is then not read at all, so its secret need not be at hand.
+  bool require_callback_secret = true;
 };
 
 // Reads `path`, substitutes ${VAR} and ${VAR:-default} from the environment,

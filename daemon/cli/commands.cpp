@@ -114,8 +114,10 @@ std::string generate_id(const std::string& workflow) {
 
 }  // namespace
 
-std::optional<Config> load_checked_config(const std::string& path) {
-  auto config = load_config(path, load_options());
+std::optional<Config> load_checked_config(const std::string& path, bool needs_callback_secret) {
+  LoadOptions options = load_options();
+  options.require_callback_secret = needs_callback_secret;
+  auto config = load_config(path, options);
   if (!config) {
     print_error(config.error().message);
     return std::nullopt;
@@ -218,7 +220,7 @@ int run_submit(const std::string& config_path, const std::string& workflow,
 }
 
 int run_status(const std::string& config_path, const std::string& id, bool as_json) {
-  auto config = load_checked_config(config_path);
+  auto config = load_checked_config(config_path, /*needs_callback_secret=*/false);
   if (!config) return 1;
   auto store = Store::open(config->postgres.url);
   auto workflow = store->get_workflow(id);
@@ -240,7 +242,7 @@ int run_status(const std::string& config_path, const std::string& id, bool as_js
 
 int run_list(const std::string& config_path, std::optional<std::string> state, int32_t limit,
              bool as_json) {
-  auto config = load_checked_config(config_path);
+  auto config = load_checked_config(config_path, /*needs_callback_secret=*/false);
   if (!config) return 1;
   std::optional<WorkflowStatus> filter;
   if (state) {

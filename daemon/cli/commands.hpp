@@ -8,8 +8,10 @@
 namespace brickwork::cli {
 
 // Loads and validates the configuration (step actions included); prints the
-// error to stderr and returns empty on failure.
-std::optional<Config> load_checked_config(const std::string& path);
+// error to stderr and returns empty on failure. Read-only commands pass
+// false: they do not need (or read) callbacks.secret.
+std::optional<Config> load_checked_config(const std::string& path,
+                                          bool needs_callback_secret = true);
 
 int run_daemon(const std::string& config_path);
 int run_migrate(const std::string& config_path);

@@ -188,6 +188,18 @@ TEST_F(Cli, SignalReportsAcceptanceOrRefusal) {
   auto bad_timeout = run("signal cli-sig approved --timeout soon " + c);
   EXPECT_EQ(bad_timeout.exit_code, 2) << bad_timeout.out;
 
+  // Read-only commands need no callback secret at hand.
+  std::string without_secret = yaml_;
+  const size_t from = without_secret.find("callbacks:\n");
+  ASSERT_NE(from, std::string::npos);
+  without_secret.erase(from, without_secret.find("daemon:\n") - from);
+  const std::string reader = (dir_ / "reader.yaml").string();
+  std::ofstream(reader) << without_secret;
+  auto read_only = run("status cli-sig -c " + reader);
+  EXPECT_EQ(read_only.exit_code, 0) << read_only.out;
+  EXPECT_EQ(run("list -c " + reader).exit_code, 0);
+  EXPECT_EQ(run("check -c " + reader).exit_code, 1);  // the daemon does need it
+
   // Contract 8: usage errors exit 2; -c defaults to $BRICKWORK_CONFIG.
   EXPECT_EQ(run("signal cli-sig").exit_code, 2);
   EXPECT_EQ(run("no-such-subcommand").exit_code, 2);
