@@ -47,6 +47,16 @@ constexpr const char* kDemoWorkflows = R"(  nightly_sales:
         completion: poll
         poll_every: 1s
         timeout: 5m
+      - name: totals
+        sql:
+          warehouse_id: demo-warehouse
+          statement: "SELECT day, count(*) AS orders FROM main.sales.orders WHERE day = :day GROUP BY day"
+          parameters: {day: "{{ input.day }}"}
+      - name: publish
+        upload:
+          path: "/Volumes/main/reports/daily/{{ input.day }}.json"
+          content: {day: "{{ input.day }}", totals: "{{ steps.totals.output.rows }}", rows: "{{ steps.extract.output.rows }}"}
+          overwrite: true
 )";
 
 SimulatorOptions demo_jobs() {
@@ -63,6 +73,12 @@ SimulatorOptions demo_jobs() {
   sim.jobs[102] = job("clean", 2500, {{"tables", 3}, {"rows_dropped", 117}});
   sim.jobs[103] = job("features", 1500, {{"features", 64}});
   sim.jobs[104] = job("report", 1000, {}, false);
+  SimulatedStatement totals;
+  totals.match = "FROM main.sales.orders";
+  totals.duration = Duration(300);
+  totals.columns = {"day", "orders"};
+  totals.rows = json::array{json::array{"2026-11-22", "48213"}};
+  sim.statements.push_back(std::move(totals));
   return sim;
 }
 
