@@ -33,13 +33,23 @@ struct KafkaConfig {
   std::map<std::string, std::string> properties;
 };
 
+// Databricks Lakebase: the password is a database credential fetched with
+// the daemon's Databricks identity (contract section 7). One of the two.
+struct LakebaseConfig {
+  std::string instance;  // Lakebase Provisioned: POST /api/2.0/database/credentials
+  std::string endpoint;  // Autoscaling: projects/P/branches/B/endpoints/E, POST /api/2.0/postgres/credentials
+  bool operator==(const LakebaseConfig&) const = default;
+};
+
 struct PostgresConfig {
   std::string url = "postgresql://brickwork@localhost:5432/brickwork";
+  std::optional<LakebaseConfig> lakebase;
 };
 
 // A database `postgres` steps may use, by the name it has under `databases:`.
 struct DatabaseConfig {
   std::string url;  // postgresql://...; sslmode defaults as for postgres.url
+  std::optional<LakebaseConfig> lakebase;
 };
 
 struct DatabricksConfig {

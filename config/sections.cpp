@@ -105,16 +105,48 @@ std::optional<Error> load_kafka(const YamlReader& in, const YAML::Node& node, Ka
 
 // A mapping with a connection URL under `url`, at `path` (postgres, or one
 // entry of databases). The URL is never repeated in a message.
+std::optional<Error> load_lakebase(const YamlReader& in, const YAML::Node& node,
+                                   const std::string& path, std::optional<LakebaseConfig>& out) {
+  if (auto e = in.map_node(node, path)) return *e;
+  if (auto e = in.check_keys(node, path, {"instance", "endpoint"})) return *e;
+  LakebaseConfig lakebase;
+  if (const YAML::Node v = node["instance"]) {
+    auto s = in.string(v, path + ".instance");
+    if (!s) return s.error();
+    lakebase.instance = *s;
+  }
+  if (const YAML::Node v = node["endpoint"]) {
+    auto s = in.string(v, path + ".endpoint");
+    if (!s) return s.error();
+    if (s->rfind("projects/", 0) != 0 || s->find("/branches/") == std::string::npos ||
+        s->find("/endpoints/") == std::string::npos) {
+      return in.error(v, path + ".endpoint", "expected projects/P/branches/B/endpoints/E");
+    }
+    lakebase.endpoint = *s;
+  }
+  if (lakebase.instance.empty() == lakebase.endpoint.empty()) {
+    return in.error(node, path,
+                    "expected exactly one of instance (Lakebase Provisioned) or endpoint "
+                    "(Lakebase Autoscaling)");
+  }
+  out = std::move(lakebase);
+  return std::nullopt;
+}
+
 std::optional<Error> load_connection(const YamlReader& in, const YAML::Node& node,
                                      const std::string& path,
-                                     const ConnectionStringValidator& validate, std::string& out) {
+                                     const ConnectionStringValidator& validate, std::string& out,
+                                     std::optional<LakebaseConfig>& lakebase) {
   if (node.IsScalar()) {
     return in.error(node, path,
                     "expected a mapping with the URL under url (" + path +
                         ": {url: \"postgresql://...\"}), got a single value");
   }
   if (auto e = in.map_node(node, path)) return *e;
-  if (auto e = in.check_keys(node, path, {"url"})) return *e;
+  if (auto e = in.check_keys(node, path, {"url", "lakebase"})) return *e;
+  if (const YAML::Node v = node["lakebase"]) {
+    if (auto e = load_lakebase(in, v, path + ".lakebase", lakebase)) return e;
+  }
   if (const YAML::Node url = node["url"]) {
     auto s = in.string(url, path + ".url");
     if (!s) return s.error();
@@ -132,7 +164,7 @@ std::optional<Error> load_connection(const YamlReader& in, const YAML::Node& nod
 std::optional<Error> load_postgres(const YamlReader& in, const YAML::Node& node,
                                    const ConnectionStringValidator& validate,
                                    PostgresConfig& postgres) {
-  return load_connection(in, node, "postgres", validate, postgres.url);
+  return load_connection(in, node, "postgres", validate, postgres.url, postgres.lakebase);
 }
 
 std::optional<Error> load_databases(const YamlReader& in, const YAML::Node& node,
@@ -149,7 +181,9 @@ std::optional<Error> load_databases(const YamlReader& in, const YAML::Node& node
       return in.error(kv.first, path, "a database name is 1-100 characters of [A-Za-z0-9_.-]");
     }
     DatabaseConfig database;
-    if (auto e = load_connection(in, kv.second, path, validate, database.url)) return e;
+    if (auto e = load_connection(in, kv.second, path, validate, database.url, database.lakebase)) {
+      return e;
+    }
     if (database.url.empty()) return in.error(kv.second, path + ".url", "is required");
     databases[name] = std::move(database);
   }

@@ -31,6 +31,10 @@ Result<std::unique_ptr<LocalStack>> LocalStack::start(LocalStackOptions options)
 
   SimulatorOptions sim = stack->options_.simulator;
   if (sim.bearer_token.empty()) sim.bearer_token = kDatabricksToken;
+  // Lakebase credentials become passwords of a role on this stack's server.
+  if (!sim.lakebase_role.empty() && sim.lakebase_admin_url.empty()) {
+    sim.lakebase_admin_url = stack->postgres_->url();
+  }
   stack->simulator_ = std::make_unique<DatabricksSimulator>(sim);
   // A finished job's last task publishes its completion event, as in production.
   KafkaProducer* events = stack->events_producer_.get();

@@ -313,6 +313,14 @@ http::ServerResponse DatabricksSimulator::Impl::route(const http::ServerRequest&
     }
     return token(req);
   }
+  if ((path == "/api/2.0/database/credentials" || path == "/api/2.0/postgres/credentials") &&
+      req.method == "POST") {
+    if (!authorized(req)) {
+      ++stats.unauthorized;
+      return api_error(401, "UNAUTHENTICATED", "Invalid access token.");
+    }
+    return lakebase_credentials(req, path == "/api/2.0/postgres/credentials");
+  }
   if (path.rfind("/api/2.0/fs/files/", 0) == 0) {
     if (!authorized(req)) {
       ++stats.unauthorized;

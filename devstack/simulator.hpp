@@ -87,6 +87,13 @@ struct SimulatorOptions {
   uint16_t port = 0;  // 0 = a free port
   std::map<int64_t, SimulatedJob> jobs;
   std::vector<SimulatedStatement> statements;
+  // Lakebase: database/credentials and postgres/credentials issue a token and
+  // set `lakebase_role`'s password to it, VALID UNTIL its expiry, through
+  // `lakebase_admin_url` (a superuser's connection): as on Lakebase, open
+  // sessions survive and new ones need the current token. Empty: 404.
+  std::string lakebase_admin_url;
+  std::string lakebase_role;
+  Duration lakebase_credential_ttl{std::chrono::seconds(3600)};
   // Used for run-now of a job id not in `jobs`; without it that is HTTP 400
   // INVALID_PARAMETER_VALUE "Job N does not exist.". runs/submit uses the job
   // whose name equals run_name, else this, else SimulatedJob{}.
@@ -137,6 +144,7 @@ struct SimulatorStats {
   // Files put with the Files API, by volume path: size, and the first 1 MiB.
   std::map<std::string, std::pair<int64_t, std::string>> files;
   int64_t file_puts = 0;
+  int64_t credentials_issued = 0;  // Lakebase database credentials
   int64_t statement_polls = 0;
   int64_t statement_cancels = 0;
   int64_t token_calls = 0;       // tokens issued by /oidc/v1/token

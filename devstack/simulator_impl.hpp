@@ -128,6 +128,9 @@ struct DatabricksSimulator::Impl {
   json::object statement_json(const std::string& id, const simulator_detail::Statement& s,
                               SteadyClock::time_point now) const;
   std::map<std::string, simulator_detail::Statement> statements;
+  // Lakebase credentials (simulator_lakebase.cpp): POST database/credentials
+  // or postgres/credentials.
+  http::ServerResponse lakebase_credentials(const http::ServerRequest& req, bool autoscaling);
   // Files API routes (simulator_files.cpp): path below /api/2.0/fs/files.
   http::ServerResponse files(const http::ServerRequest& req, const std::string& path,
                              const std::map<std::string, std::string>& query);

@@ -267,9 +267,28 @@ Status TempPostgres::init_cluster() {
   options.uid = run_uid_;
   options.gid = run_gid_;
   options.cwd = dir_;
-  return run_tool({bindir_ + "/initdb", "-D", data_dir_, "-U", kUser, "--auth=trust",
-                   "--encoding=UTF8", "--locale=C", "--no-sync"},
-                  dir_ + "/initdb.log", options);
+  Status initialised = run_tool({bindir_ + "/initdb", "-D", data_dir_, "-U", kUser, "--auth=trust",
+                                 "--encoding=UTF8", "--locale=C", "--no-sync"},
+                                dir_ + "/initdb.log", options);
+  if (!initialised) return initialised;
+  return require_passwords_for_group();
+}
+
+// Members of kPasswordGroup must log in with a password (the stand-in for
+// Lakebase, whose password is a credential that expires); everyone else is
+// trusted. The first matching line of pg_hba.conf wins.
+Status TempPostgres::require_passwords_for_group() {
+  const std::string path = data_dir_ + "/pg_hba.conf";
+  std::ifstream in(path);
+  std::string rest((std::istreambuf_iterator<char>(in)), {});
+  const std::string group = std::string("+") + kPasswordGroup;
+  std::ofstream out(path, std::ios::trunc);
+  out << "local all " << group << " scram-sha-256\n"
+      << "host all " << group << " 127.0.0.1/32 scram-sha-256\n"
+      << "host all " << group << " ::1/128 scram-sha-256\n"
+      << rest;
+  if (!out) return fail("cannot write " + path);
+  return ok_status();
 }
 
 Status TempPostgres::launch() {

@@ -52,11 +52,16 @@ class TempPostgres {
   Status kill_hard();
 
   static constexpr const char* kUser = "brickwork";
+  // Roles in this group (create it, then `CREATE ROLE r LOGIN IN ROLE
+  // brickwork_password_login`) must log in with a password; everyone else
+  // is trusted.
+  static constexpr const char* kPasswordGroup = "brickwork_password_login";
   static constexpr const char* kDatabase = "brickwork";
 
  private:
   TempPostgres() = default;
   Status init_cluster();
+  Status require_passwords_for_group();
   Status launch();  // starts postgres and waits until it is ready
 
   std::string bindir_;

@@ -14,6 +14,7 @@
 #include "daemon/core/escape.hpp"
 #include "daemon/core/json_limits.hpp"
 #include "daemon/core/logging.hpp"
+#include "daemon/databricks/lakebase.hpp"
 #include "daemon/kafka/kafka.hpp"
 #include "daemon/runtime/daemon.hpp"
 #include "daemon/runtime/status_view.hpp"
@@ -114,6 +115,30 @@ std::string generate_id(const std::string& workflow) {
 
 }  // namespace
 
+namespace {
+
+// The store of a CLI command, with a Lakebase credential when configured
+// (members in the order they depend on each other).
+struct CliStore {
+  std::unique_ptr<DatabricksApi> databricks;
+  std::shared_ptr<PasswordSource> password;
+  std::unique_ptr<Store> store;
+};
+
+Result<CliStore> open_cli_store(const Config& config) {
+  CliStore out;
+  if (config.postgres.lakebase) {
+    auto api = make_databricks_api(config.databricks);
+    if (!api) return api.error();
+    out.databricks = std::move(*api);
+    out.password = make_lakebase_credentials(*out.databricks, *config.postgres.lakebase, "postgres");
+  }
+  out.store = Store::open(config.postgres.url, out.password);
+  return out;
+}
+
+}  // namespace
+
 std::optional<Config> load_checked_config(const std::string& path, bool needs_callback_secret) {
   LoadOptions options = load_options();
   options.require_callback_secret = needs_callback_secret;
@@ -169,8 +194,12 @@ int run_daemon(const std::string& config_path) {
 int run_migrate(const std::string& config_path) {
   auto config = load_checked_config(config_path);
   if (!config) return 1;
-  auto store = Store::open(config->postgres.url);
-  Status s = store->migrate();
+  auto opened = open_cli_store(*config);
+  if (!opened) {
+    print_error(opened.error().message);
+    return 1;
+  }
+  Status s = opened->store->migrate();
   if (!s) {
     print_error("migration failed: " + s.error().message);
     return 1;
@@ -222,8 +251,12 @@ int run_submit(const std::string& config_path, const std::string& workflow,
 int run_status(const std::string& config_path, const std::string& id, bool as_json) {
   auto config = load_checked_config(config_path, /*needs_callback_secret=*/false);
   if (!config) return 1;
-  auto store = Store::open(config->postgres.url);
-  auto workflow = store->get_workflow(id);
+  auto opened = open_cli_store(*config);
+  if (!opened) {
+    print_error(opened.error().message);
+    return 1;
+  }
+  auto workflow = opened->store->get_workflow(id);
   if (!workflow) {
     print_error(workflow.error().message);
     return 1;
@@ -252,8 +285,12 @@ int run_list(const std::string& config_path, std::optional<std::string> state, i
       return 1;
     }
   }
-  auto store = Store::open(config->postgres.url);
-  auto summaries = store->list_workflows(filter, limit);
+  auto opened = open_cli_store(*config);
+  if (!opened) {
+    print_error(opened.error().message);
+    return 1;
+  }
+  auto summaries = opened->store->list_workflows(filter, limit);
   if (!summaries) {
     print_error(summaries.error().message);
     return 1;

@@ -10,6 +10,7 @@
 #include "daemon/runtime/effect_runner.hpp"
 #include "daemon/runtime/input_processor.hpp"
 #include "daemon/runtime/outbox_publisher.hpp"
+#include "daemon/databricks/lakebase.hpp"
 #include "daemon/store/databases.hpp"
 #include "daemon/store/store.hpp"
 
@@ -67,7 +68,16 @@ void Daemon::reload(ConfigPtr config) {
 Status Daemon::run(const std::atomic<bool>& stop) {
   const ConfigPtr config = context_->config();
   const std::string& id = options_.instance_id;
-  auto store = Store::open(config->postgres.url);
+  // Lakebase: every connection's password is a database credential.
+  if (config->postgres.lakebase) {
+    if (!databricks_) {
+      return Error{ErrorKind::kInvalidInput, "config",
+                   "postgres.lakebase needs Databricks credentials (databricks:)"};
+    }
+    context_->set_store_password(
+        make_lakebase_credentials(*databricks_, *config->postgres.lakebase, "postgres"));
+  }
+  auto store = context_->open_store();
 
   // Postgres may come up after us (compose, systemd ordering): wait for it.
   Backoff backoff;
@@ -92,7 +102,12 @@ Status Daemon::run(const std::atomic<bool>& stop) {
   if (options_.on_kafka_clients) options_.on_kafka_clients(**consumer, **producer);
   OutboxPublisher publisher(*context_, **producer);
   // Everything step types may use, built once here.
-  auto databases = NamedDatabases::create(config->databases);
+  auto databases = NamedDatabases::create(
+      config->databases, 4,
+      [this](const std::string& name, const DatabaseConfig& db) -> std::shared_ptr<PasswordSource> {
+        if (!db.lakebase || !databricks_) return nullptr;
+        return make_lakebase_credentials(*databricks_, *db.lakebase, "databases." + name);
+      });
   EffectRunner effects(*context_, StepServices{databricks_.get(), databases.get()}, id);
   InputProcessor inputs(*context_);
   publisher.start();

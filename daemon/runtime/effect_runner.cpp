@@ -248,7 +248,7 @@ Status EffectRunner::renew_leases(Store& store) {
 }
 
 void EffectRunner::lease_keeper_loop() {
-  auto store = Store::open(context_.config()->postgres.url);
+  auto store = context_.open_store();
   auto next = std::chrono::steady_clock::now();
   while (!stopping_) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -261,7 +261,7 @@ void EffectRunner::lease_keeper_loop() {
 }
 
 void EffectRunner::worker_loop(int32_t index) {
-  auto store = Store::open(context_.config()->postgres.url);
+  auto store = context_.open_store();
   const std::string worker = owner_ + "/" + std::to_string(index);
   Duration backoff{100};
   while (!stopping_) {

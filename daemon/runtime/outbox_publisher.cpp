@@ -73,7 +73,7 @@ Result<int32_t> OutboxPublisher::drain_once(Store& store, int32_t limit) {
 }
 
 void OutboxPublisher::loop() {
-  auto store = Store::open(context_.config()->postgres.url);
+  auto store = context_.open_store();
   Duration backoff{100};
   while (!stopping_) {
     if (auto fatal = producer_.fatal_error()) {

@@ -11,6 +11,7 @@
 
 #include "config/config.hpp"
 #include "daemon/core/tokens.hpp"
+#include "daemon/store/store.hpp"
 #include "handlers/steps/step_type.hpp"
 
 namespace brickwork {
@@ -49,6 +50,15 @@ class RuntimeContext {
   // were bound at start and must not change here.
   void replace_config(ConfigPtr config) { std::atomic_store(&config_, std::move(config)); }
 
+  // A Store on postgres.url, with its Lakebase password source if there is one.
+  std::unique_ptr<Store> open_store() const {
+    return Store::open(config()->postgres.url, store_password_);
+  }
+  void set_store_password(std::shared_ptr<PasswordSource> password) {
+    store_password_ = std::move(password);
+  }
+  const std::shared_ptr<PasswordSource>& store_password() const { return store_password_; }
+
   const TokenMinter& tokens() const { return tokens_; }
   const StepRegistry& registry() const { return registry_; }
 
@@ -57,6 +67,7 @@ class RuntimeContext {
 
  private:
   ConfigPtr config_;
+  std::shared_ptr<PasswordSource> store_password_;  // set before any thread starts
   TokenMinter tokens_;
   const StepRegistry& registry_;
   Wakeup outbox_wakeup_;

@@ -1,6 +1,7 @@
 #include "daemon/store/conninfo.hpp"
 
 #include "daemon/core/loopback.hpp"
+#include "daemon/core/password_source.hpp"
 
 #include <libpq-fe.h>
 
@@ -280,6 +281,18 @@ Result<std::string> store_conninfo(const std::string& url, const StoreTimeouts& 
   if (options)
     conninfo += (conninfo.empty() ? "" : " ") + std::string("options=") + quoted(*options);
   return conninfo;
+}
+
+Result<std::string> with_password(const std::string& conninfo, PasswordSource* source) {
+  if (source == nullptr) return conninfo;
+  auto password = source->password();
+  if (!password) return password.error();
+  std::string quoted = "'";
+  for (char c : *password) {
+    if (c == '\\' || c == '\'') quoted += '\\';
+    quoted += c;
+  }
+  return conninfo + " password=" + quoted + "'";
 }
 
 }  // namespace brickwork

@@ -60,4 +60,9 @@ using EnvLookup = std::function<const char*(const char*)>;
 Result<std::string> store_conninfo(const std::string& url, const StoreTimeouts& timeouts = {},
                                    const EnvLookup& env = nullptr);
 
+class PasswordSource;
+// `conninfo` (a keyword/value string) with the password `source` gives now
+// appended; `conninfo` itself when there is no source.
+Result<std::string> with_password(const std::string& conninfo, PasswordSource* source);
+
 }  // namespace brickwork

@@ -52,8 +52,9 @@ json::value field_json(const pqxx::field& f) {
 
 class Pool {
  public:
-  Pool(std::string conninfo, const std::string& url, int32_t max)
-      : conninfo_(std::move(conninfo)), passwords_(url), max_(max) {}
+  Pool(std::string conninfo, const std::string& url, int32_t max,
+       std::shared_ptr<PasswordSource> password)
+      : conninfo_(std::move(conninfo)), passwords_(url), max_(max), password_(std::move(password)) {}
 
   // A connection for one statement, returned by the guard.
   struct Lease {
@@ -76,6 +77,7 @@ class Pool {
 
   const std::string& conninfo() const { return conninfo_; }
   const PasswordRedactor& passwords() const { return passwords_; }
+  PasswordSource* password() const { return password_.get(); }
 
  private:
   void give_back(std::unique_ptr<pqxx::connection> c) {
@@ -97,12 +99,14 @@ class Pool {
   std::condition_variable freed_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
   int32_t open_ = 0;
+  std::shared_ptr<PasswordSource> password_;
 };
 
 class PgNamedDatabases final : public NamedDatabases {
  public:
-  PgNamedDatabases(std::map<std::string, DatabaseConfig> databases, int32_t max)
-      : databases_(std::move(databases)), max_(max) {}
+  PgNamedDatabases(std::map<std::string, DatabaseConfig> databases, int32_t max,
+                   PasswordFor password_for)
+      : databases_(std::move(databases)), max_(max), password_for_(std::move(password_for)) {}
 
   Result<json::object> query(const std::string& database, const std::string& statement,
                              const std::vector<std::optional<std::string>>& parameters,
@@ -111,7 +115,11 @@ class PgNamedDatabases final : public NamedDatabases {
     if (!pool) return pool.error();
     Pool::Lease lease = (*pool)->acquire();
     try {
-      if (!lease.connection) lease.connection = std::make_unique<pqxx::connection>((*pool)->conninfo());
+      if (!lease.connection) {
+        auto conninfo = with_password((*pool)->conninfo(), (*pool)->password());
+        if (!conninfo) return conninfo.error();
+        lease.connection = std::make_unique<pqxx::connection>(*conninfo);
+      }
       std::vector<const char*> values;
       values.reserve(parameters.size());
       for (const auto& p : parameters) values.push_back(p ? p->c_str() : nullptr);
@@ -132,6 +140,12 @@ class PgNamedDatabases final : public NamedDatabases {
       store_detail::PgFailure failure =
           store_detail::classify_current_exception(("databases." + database).c_str(),
                                                    (*pool)->passwords());
+      if ((*pool)->password() != nullptr && is_password_refusal(failure.error.message)) {
+        (*pool)->password()->refused();  // a new credential for the next connection
+        failure.error.kind = ErrorKind::kTransient;
+        failure.error.code = "28P01";
+        failure.drop_connection = true;
+      }
       if (failure.drop_connection) lease.connection.reset();
       return failure.error;
     }
@@ -149,12 +163,14 @@ class PgNamedDatabases final : public NamedDatabases {
     auto conninfo = store_conninfo(config->second.url);
     if (!conninfo) return conninfo.error();
     auto& pool = pools_[database];
-    pool = std::make_unique<Pool>(*conninfo, config->second.url, max_);
+    pool = std::make_unique<Pool>(*conninfo, config->second.url, max_,
+                                  password_for_ ? password_for_(database, config->second) : nullptr);
     return pool.get();
   }
 
   std::map<std::string, DatabaseConfig> databases_;
   int32_t max_;
+  PasswordFor password_for_;
   std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Pool>> pools_;
 };
@@ -162,8 +178,10 @@ class PgNamedDatabases final : public NamedDatabases {
 }  // namespace
 
 std::unique_ptr<NamedDatabases> NamedDatabases::create(std::map<std::string, DatabaseConfig> databases,
-                                                       int32_t max_connections) {
-  return std::make_unique<PgNamedDatabases>(std::move(databases), max_connections);
+                                                       int32_t max_connections,
+                                                       PasswordFor password_for) {
+  return std::make_unique<PgNamedDatabases>(std::move(databases), max_connections,
+                                            std::move(password_for));
 }
 
 }  // namespace brickwork

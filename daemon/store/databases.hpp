@@ -3,6 +3,7 @@
 // `postgres` steps: one bounded pool of connections per database, statements
 // with libpq parameters only, rows as JSON objects.
 #include <boost/json.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "daemon/core/password_source.hpp"
 #include "daemon/core/result.hpp"
 
 namespace brickwork {
@@ -21,8 +23,12 @@ class NamedDatabases {
   // Connects lazily: construction never touches the network. At most
   // `max_connections` per database are open at once; a caller beyond that
   // waits for one to be returned.
+  // `password_for` gives a database its password source (Lakebase), or null.
+  using PasswordFor =
+      std::function<std::shared_ptr<PasswordSource>(const std::string&, const DatabaseConfig&)>;
   static std::unique_ptr<NamedDatabases> create(std::map<std::string, DatabaseConfig> databases,
-                                                int32_t max_connections = 4);
+                                                int32_t max_connections = 4,
+                                                PasswordFor password_for = nullptr);
 
   // Runs one statement with `$1..$n` bound to `parameters` (nullopt: NULL)
   // on `database`, in its own transaction, and returns

@@ -263,7 +263,8 @@ class PgStoreTx final : public StoreTx {
 
 class PgStore final : public Store {
  public:
-  explicit PgStore(const std::string& url) : conninfo_(store_conninfo(url)), passwords_(url) {}
+  PgStore(const std::string& url, std::shared_ptr<PasswordSource> password)
+      : conninfo_(store_conninfo(url)), passwords_(url), password_(std::move(password)) {}
 
   Status migrate() override {
     return guarded<Done>("migrate", [&](pqxx::connection& c) {
@@ -471,11 +472,22 @@ class PgStore final : public Store {
   Result<T> guarded(const char* context, Fn&& fn) {
     try {
       if (!conninfo_) return conninfo_.error();  // a configuration error: never worth a retry
-      if (!connection_) connection_ = std::make_unique<pqxx::connection>(*conninfo_);
+      if (!connection_) {
+        auto conninfo = with_password(*conninfo_, password_.get());
+        if (!conninfo) return conninfo.error();
+        connection_ = std::make_unique<pqxx::connection>(*conninfo);
+      }
       return Result<T>(fn(*connection_));
     } catch (...) {
       store_detail::PgFailure failure =
           store_detail::classify_current_exception(context, passwords_);
+      if (password_ && is_password_refusal(failure.error.message)) {
+        // An expired or rotated credential: fetch a new one, try again later.
+        password_->refused();
+        failure.error.kind = ErrorKind::kTransient;
+        failure.error.code = "28P01";
+        failure.drop_connection = true;
+      }
       if (failure.drop_connection || (connection_ && !connection_->is_open())) {
         if (connection_)
           spdlog::warn("store: dropping the Postgres connection: {}", failure.error.message);
@@ -487,13 +499,14 @@ class PgStore final : public Store {
 
   Result<std::string> conninfo_;  // postgres.url with the store's timeouts
   PasswordRedactor passwords_;
+  std::shared_ptr<PasswordSource> password_;
   std::unique_ptr<pqxx::connection> connection_;
 };
 
 }  // namespace
 
-std::unique_ptr<Store> Store::open(const std::string& url) {
-  return std::make_unique<PgStore>(url);
+std::unique_ptr<Store> Store::open(const std::string& url, std::shared_ptr<PasswordSource> password) {
+  return std::make_unique<PgStore>(url, std::move(password));
 }
 
 }  // namespace brickwork

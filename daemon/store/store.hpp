@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/core/password_source.hpp"
 #include "daemon/core/result.hpp"
 #include "daemon/core/time.hpp"
 #include "daemon/engine/engine.hpp"
@@ -93,7 +94,11 @@ class Store {
   // connect_timeout and statement_timeout unless `url` sets them
   // (store_conninfo); a `url` libpq cannot read makes every call fail with an
   // kInvalidInput Error. No Error message holds the URL's password.
-  static std::unique_ptr<Store> open(const std::string& url);
+  // With `password`, every new connection uses the password it gives now (a
+  // Lakebase credential), and a refused one (28P01) is reported back to it
+  // and comes back as a transient Error.
+  static std::unique_ptr<Store> open(const std::string& url,
+                                     std::shared_ptr<PasswordSource> password = nullptr);
 
   // Creates or upgrades the schema. Safe to run twice and concurrently
   // (an advisory lock serialises migrators).

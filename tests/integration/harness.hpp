@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/databricks/lakebase.hpp"
 #include "daemon/runtime/daemon.hpp"
 #include "devstack/local_stack.hpp"
 #include "daemon/store/store.hpp"
@@ -213,7 +214,19 @@ class EndToEndTest : public ::testing::Test {
   }
 
   Store& store() {
-    if (!store_) store_ = Store::open(config_->postgres.url);
+    if (!store_) {
+      // On Lakebase the test reads the store with credentials too.
+      if (config_->postgres.lakebase && !store_password_) {
+        auto api = make_databricks_api(config_->databricks);
+        EXPECT_TRUE(api);
+        if (api) {
+          store_api_ = std::move(*api);
+          store_password_ =
+              make_lakebase_credentials(*store_api_, *config_->postgres.lakebase, "test");
+        }
+      }
+      store_ = Store::open(config_->postgres.url, store_password_);
+    }
     return *store_;
   }
 
@@ -345,6 +358,8 @@ class EndToEndTest : public ::testing::Test {
   std::string yaml_;
   ConfigPtr config_;
   std::unique_ptr<KafkaProducer> producer_;
+  std::unique_ptr<DatabricksApi> store_api_;
+  std::shared_ptr<PasswordSource> store_password_;
   std::unique_ptr<Store> store_;
   std::vector<std::unique_ptr<InProcessDaemon>> daemons_;
   std::vector<std::unique_ptr<ChildDaemon>> children_;
