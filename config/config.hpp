@@ -50,6 +50,7 @@ struct PostgresConfig {
 struct DatabaseConfig {
   std::string url;  // postgresql://...; sslmode defaults as for postgres.url
   std::optional<LakebaseConfig> lakebase;
+  bool operator==(const DatabaseConfig&) const = default;
 };
 
 struct DatabricksConfig {

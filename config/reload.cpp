@@ -47,6 +47,8 @@ ReloadedConfig reloaded_config(const Config& running, const Config& fresh) {
             fresh.kafka.topics.dead_letter);
   d.compare_properties(running.kafka.properties, fresh.kafka.properties);
   d.compare("postgres.url", running.postgres.url, fresh.postgres.url);
+  d.compare("postgres.lakebase", running.postgres.lakebase, fresh.postgres.lakebase);
+  d.compare("databases", running.databases, fresh.databases);
   d.compare("databricks.host", running.databricks.host, fresh.databricks.host);
   d.compare("databricks.token", running.databricks.token, fresh.databricks.token);
   d.compare("databricks.client_id", running.databricks.client_id, fresh.databricks.client_id);
