@@ -44,6 +44,9 @@ TEST(Config, TheShippedExampleLoads) {
   ASSERT_EQ(c->workflows.count("onboarding"), 1u);
   EXPECT_EQ(c->workflows.at("onboarding").steps.size(), 5u);
   EXPECT_EQ(c->workflows.at("onboarding").on_failure.size(), 1u);
+  // workflows.d/land_and_record.yaml: the data steps, into databases.results.
+  ASSERT_EQ(c->workflows.count("land_and_record"), 1u);
+  EXPECT_EQ(c->databases.count("results"), 1u);
   const auto& steps = c->workflows.at("daily_ingest").steps;
   ASSERT_EQ(steps.size(), 2u);
   EXPECT_EQ(steps[0].type, "run_job");

@@ -109,5 +109,58 @@ TEST_F(Lakebase, WorkflowsRunOnShortLivedCredentialsWhileConnectionsAreCut) {
   EXPECT_GE(stack_->simulator().stats().credentials_issued, 4);
 }
 
+// config/examples/workflows.d/land_and_record.yaml as shipped: upload a
+// file, count it with sql, record the count with postgres in a database on
+// Lakebase (short-lived credentials).
+TEST_F(Lakebase, TheShippedDataExampleLandsCountsAndRecords) {
+  LocalStackOptions options;
+  SimulatedStatement count;
+  count.match = "read_files";
+  count.columns = {"orders"};
+  count.rows = json::array{json::array{"3"}};
+  options.simulator.statements = {count};
+  options.simulator.lakebase_role = kRole;
+  options.simulator.lakebase_credential_ttl = Duration(3000);
+  auto stack = LocalStack::start(options);
+  ASSERT_TRUE(stack) << stack.error().message;
+  stack_ = std::move(*stack);
+  dir_ = std::filesystem::temp_directory_path() /
+         ("brickwork-e2e-" + std::to_string(getpid()) + "-lakebase-example");
+  std::filesystem::create_directories(dir_);
+  {
+    pqxx::connection admin(stack_->postgres().url());
+    pqxx::nontransaction tx(admin);
+    tx.exec(std::string("CREATE ROLE ") + TempPostgres::kPasswordGroup + " NOLOGIN");
+    tx.exec(std::string("CREATE ROLE ") + kRole + " LOGIN IN ROLE " + TempPostgres::kPasswordGroup);
+    tx.exec(std::string("CREATE DATABASE lakebase OWNER ") + kRole);
+    tx.exec(std::string("CREATE DATABASE results OWNER ") + kRole);
+  }
+  {
+    pqxx::connection results(stack_->postgres().url("results"));
+    pqxx::work tx(results);
+    tx.exec(std::string("SET ROLE ") + kRole);
+    tx.exec("CREATE TABLE orders_daily (day date PRIMARY KEY, orders bigint NOT NULL)");
+    tx.commit();
+  }
+  std::ifstream in(std::string(BRICKWORK_SOURCE_DIR) +
+                   "/config/examples/workflows.d/land_and_record.yaml");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  config_on_lakebase(text.substr(text.find("workflows:\n") + std::string("workflows:\n").size()));
+  start_daemon();
+  start_workflow("land-1", "land_and_record",
+                 {{"day", "2026-11-25"}, {"warehouse", "wh-1"}, {"csv", "id\n1\n2\n3\n"}});
+  auto done = wait_terminal("land-1", 120s);
+  ASSERT_TRUE(done);
+  ASSERT_EQ(done->status, WorkflowStatus::kSucceeded)
+      << (done->steps[2].error ? done->steps[2].error->message : "");
+  EXPECT_EQ(done->steps[2].output->at("rows"),
+            json::parse(R"([{"day": "2026-11-25", "orders": 3}])"));
+  const auto stats = stack_->simulator().stats();
+  EXPECT_EQ(stats.files.at("/Volumes/main/raw/landing/2026-11-25/orders.csv").second, "id\n1\n2\n3\n");
+  ASSERT_EQ(stats.statements_received.size(), 1u);
+  EXPECT_EQ(stats.statements_received[0].at("parameters").at(0).at("value"),
+            "/Volumes/main/raw/landing/2026-11-25/orders.csv");
+}
+
 }  // namespace
 }  // namespace brickwork::testing
