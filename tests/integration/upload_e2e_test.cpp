@@ -82,9 +82,13 @@ TEST_F(Upload, ASixtyFourMegabyteFileIsStreamedInBoundedMemory) {
   const int64_t after = peak_rss_kib(child.pid());
   EXPECT_EQ(done->steps[1].output->at("bytes"), 64 << 20);
   EXPECT_EQ(stack_->simulator().stats().files.at("/Volumes/main/raw/landing/big.bin").first, 64 << 20);
-  // The file never sits whole in the daemon's memory.
+  // The file never sits whole in the daemon's memory. (ThreadSanitizer's own
+  // bookkeeping grows with every byte a program touches, so under it the
+  // number says nothing about the daemon and is only printed.)
+#if !defined(__SANITIZE_THREAD__)
   EXPECT_LT(after - before, 16 * 1024) << "peak RSS grew from " << before << " KiB to " << after
                                        << " KiB for a 64 MiB upload";
+#endif
   std::cout << "daemon peak RSS " << before << " KiB before, " << after
             << " KiB after a 64 MiB upload\n";
 }
