@@ -43,10 +43,12 @@ class LakebaseCredentials final : public PasswordSource {
 
   Result<std::string> password() override {
     std::unique_lock lock(mutex_);
-    if (token_.empty() || now_ms() >= refresh_at_) {
-      Status fetched = fetch(lock);
-      if (!fetched && (token_.empty() || now_ms() >= expires_)) return fetched.error();
+    // A valid token is used while a renewal is under way elsewhere.
+    if (!token_.empty() && now_ms() < expires_ && (now_ms() < refresh_at_ || fetching_)) {
+      return token_;
     }
+    Status fetched = fetch(lock);
+    if (!fetched && (token_.empty() || now_ms() >= expires_)) return fetched.error();
     return token_;
   }
 
@@ -65,9 +67,34 @@ class LakebaseCredentials final : public PasswordSource {
   }
 
  private:
-  // One request, under the lock so concurrent callers share it.
+  // One request at a time: callers that find one under way wait for it. The
+  // lock is released during the request, so a valid token stays available.
   Status fetch(std::unique_lock<std::mutex>& lock) {
-    (void)lock;
+    if (fetching_) {
+      done_.wait(lock, [&] { return !fetching_; });
+      return token_.empty() ? Status(Error{ErrorKind::kTransient, "lakebase_credentials",
+                                           "no database credential yet"})
+                            : ok_status();
+    }
+    fetching_ = true;
+    lock.unlock();
+    auto answer = request();
+    lock.lock();
+    fetching_ = false;
+    done_.notify_all();
+    if (!answer) return answer.error();
+    const TimePoint now = now_ms();
+    token_ = std::move(answer->first);
+    expires_ = answer->second;
+    // About half its lifetime, as the SDKs do; never in the past.
+    refresh_at_ = now + std::max<Duration>((expires_ - now) / 2, Duration(1000));
+    spdlog::info("lakebase ({}): new database credential, valid until {}", name_,
+                 format_iso8601(expires_));
+    return ok_status();
+  }
+
+  // The credentials call itself: the token and its expiry.
+  Result<std::pair<std::string, TimePoint>> request() {
     const bool provisioned = !config_.instance.empty();
     const json::value body =
         provisioned ? json::value(json::object{{"instance_names", json::array{config_.instance}},
@@ -94,14 +121,7 @@ class LakebaseCredentials final : public PasswordSource {
       return Error{ErrorKind::kTransient, "lakebase_credentials",
                    "the credentials answer has no token or expiry"};
     }
-    const TimePoint now = now_ms();
-    token_ = std::string(token->as_string());
-    expires_ = *at;
-    // About half its lifetime, as the SDKs do; never in the past.
-    refresh_at_ = now + std::max<Duration>((*at - now) / 2, Duration(1000));
-    spdlog::info("lakebase ({}): new database credential, valid until {}", name_,
-                 format_iso8601(*at));
-    return ok_status();
+    return std::make_pair(std::string(token->as_string()), *at);
   }
 
   // Renews before expiry even while no connection opens, backing off after a
@@ -129,6 +149,8 @@ class LakebaseCredentials final : public PasswordSource {
   const std::string name_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable done_;  // a request under way has ended
+  bool fetching_ = false;
   bool stopping_ = false;
   std::string token_;
   TimePoint expires_{};

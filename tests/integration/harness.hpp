@@ -165,6 +165,12 @@ class EndToEndTest : public ::testing::Test {
         }
       }
     }
+    // What reads the store (and renews its credentials) goes before the
+    // stack it talks to.
+    store_.reset();
+    store_password_.reset();
+    store_api_.reset();
+    producer_.reset();
     stack_.reset();
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }

@@ -14,9 +14,10 @@ constexpr const char* kRole = "lb_app";
 
 class Lakebase : public EndToEndTest {
  protected:
-  void start(Duration ttl) {
+  void start(Duration ttl, std::vector<SimulatedStatement> statements = {}) {
     LocalStackOptions options;
     options.simulator.jobs = {{101, sim_job("work", 300, {{"rows", 1}})}};
+    options.simulator.statements = std::move(statements);
     options.simulator.lakebase_role = kRole;
     options.simulator.lakebase_credential_ttl = ttl;
     auto stack = LocalStack::start(options);
@@ -113,28 +114,11 @@ TEST_F(Lakebase, WorkflowsRunOnShortLivedCredentialsWhileConnectionsAreCut) {
 // file, count it with sql, record the count with postgres in a database on
 // Lakebase (short-lived credentials).
 TEST_F(Lakebase, TheShippedDataExampleLandsCountsAndRecords) {
-  LocalStackOptions options;
   SimulatedStatement count;
   count.match = "read_files";
   count.columns = {"orders"};
   count.rows = json::array{json::array{"3"}};
-  options.simulator.statements = {count};
-  options.simulator.lakebase_role = kRole;
-  options.simulator.lakebase_credential_ttl = Duration(3000);
-  auto stack = LocalStack::start(options);
-  ASSERT_TRUE(stack) << stack.error().message;
-  stack_ = std::move(*stack);
-  dir_ = std::filesystem::temp_directory_path() /
-         ("brickwork-e2e-" + std::to_string(getpid()) + "-lakebase-example");
-  std::filesystem::create_directories(dir_);
-  {
-    pqxx::connection admin(stack_->postgres().url());
-    pqxx::nontransaction tx(admin);
-    tx.exec(std::string("CREATE ROLE ") + TempPostgres::kPasswordGroup + " NOLOGIN");
-    tx.exec(std::string("CREATE ROLE ") + kRole + " LOGIN IN ROLE " + TempPostgres::kPasswordGroup);
-    tx.exec(std::string("CREATE DATABASE lakebase OWNER ") + kRole);
-    tx.exec(std::string("CREATE DATABASE results OWNER ") + kRole);
-  }
+  start(Duration(3000), {count});
   {
     pqxx::connection results(stack_->postgres().url("results"));
     pqxx::work tx(results);
