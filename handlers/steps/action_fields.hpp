@@ -44,6 +44,12 @@ inline Result<json::object> rendered_action(const StepContext& context) {
   return std::move(rendered->as_object());
 }
 
+// An action that rendered to something the step type cannot use: the same
+// every time, so the step fails without its retries (code invalid_step).
+inline Error invalid_action(std::string message) {
+  return Error{ErrorKind::kPermanent, "invalid_step", std::move(message)};
+}
+
 // For step types the runtime never performs or polls (their plan says so).
 inline Error not_performed(std::string_view type) {
   return Error{ErrorKind::kInternal, "not_performed",

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "handlers/steps/action_fields.hpp"
+
 namespace brickwork {
 
 BrickworkParameters brickwork_parameters(const StepContext& context) {
@@ -37,8 +39,7 @@ StepOutcome outcome_of_finished_run(const RunInfo& run) {
 }
 
 Error no_workspace(std::string_view type) {
-  return Error{ErrorKind::kPermanent, "invalid_step",
-               std::string(type) + " needs a Databricks workspace (databricks.host)"};
+  return invalid_action(std::string(type) + " needs a Databricks workspace (databricks.host)");
 }
 
 Result<StepOutcome> poll_run(const StepContext& context, StepServices& services) {

@@ -26,10 +26,6 @@ bool is_valid_topic(std::string_view topic) {
   return true;
 }
 
-Error invalid_emit(std::string message) {
-  return Error{ErrorKind::kPermanent, "invalid_step", std::move(message)};
-}
-
 class EmitStep final : public StepType {
  public:
   std::string_view action_key() const override { return "emit"; }
@@ -57,16 +53,16 @@ class EmitStep final : public StepType {
     if (!action) return action.error();
     const std::string topic(action->at("topic").as_string());
     if (!is_valid_topic(topic)) {
-      return invalid_emit("emit.topic rendered to '" + topic.substr(0, 80) +
+      return invalid_action("emit.topic rendered to '" + topic.substr(0, 80) +
                      "', not a Kafka topic name");
     }
     std::string key = context.workflow.id;
     if (const json::value* k = action->if_contains("key")) {
-      if (!k->is_string()) return invalid_emit("emit.key must render to a string");
+      if (!k->is_string()) return invalid_action("emit.key must render to a string");
       key = std::string(k->as_string());
     }
     const json::value& value = action->at("value");
-    if (!value.is_object()) return invalid_emit("emit.value must render to a JSON object");
+    if (!value.is_object()) return invalid_action("emit.value must render to a JSON object");
     std::string payload = json::serialize(value);
     if (payload.size() > kMaxStepOutputBytes || key.size() > 1024) {
       return Error{ErrorKind::kPermanent, "too_large",

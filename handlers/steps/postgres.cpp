@@ -60,7 +60,7 @@ class PostgresStep final : public StepType {
 
   Result<StepOutcome> execute(const StepContext& context, StepServices& services) const override {
     if (services.databases == nullptr) {
-      return Error{ErrorKind::kPermanent, "invalid_step", "no databases are configured"};
+      return invalid_action("no databases are configured");
     }
     auto action = rendered_action(context);
     if (!action) return action.error();

@@ -19,10 +19,6 @@
 namespace brickwork {
 namespace {
 
-Error invalid(std::string message) {
-  return Error{ErrorKind::kPermanent, "invalid_step", std::move(message)};
-}
-
 // A rendered value in an error message: short, whatever it rendered to.
 std::string truncate_for_message(const json::value& v) {
   std::string text = json::serialize(v);
@@ -74,7 +70,7 @@ class RunJobStep final : public StepType {
 
     RunNowRequest request;
     if (const json::value* name = action.if_contains("job_name")) {
-      if (!name->is_string()) return invalid("run_job.job_name must render to a string");
+      if (!name->is_string()) return invalid_action("run_job.job_name must render to a string");
       auto id = resolve(context.workflow.id, std::string(name->as_string()), *services.databricks);
       if (!id) return id.error();
       request.job_id = *id;
@@ -82,7 +78,7 @@ class RunJobStep final : public StepType {
       const json::value& job_id = action.at("job_id");
       const std::optional<int64_t> parsed = int64_from_json(job_id);
       if (!parsed || *parsed <= 0) {
-        return invalid("run_job.job_id is " + truncate_for_message(job_id) +
+        return invalid_action("run_job.job_id is " + truncate_for_message(job_id) +
                        ", not a positive 64-bit integer");
       }
       request.job_id = *parsed;

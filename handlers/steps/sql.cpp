@@ -32,10 +32,6 @@ namespace {
 
 constexpr std::string_view kStatements = "/api/2.0/sql/statements";
 
-Error invalid_sql(std::string message) {
-  return Error{ErrorKind::kPermanent, "invalid_step", std::move(message)};
-}
-
 const json::value* field(const json::value& v, std::string_view key) {
   return v.is_object() ? v.as_object().if_contains(key) : nullptr;
 }
@@ -201,7 +197,7 @@ class SqlStep final : public StepType {
                       {"format", "JSON_ARRAY"},
                       {"on_wait_timeout", "CONTINUE"}};
     if (!body.at("warehouse_id").is_string() || !body.at("statement").is_string()) {
-      return invalid_sql("sql.warehouse_id and sql.statement must render to strings");
+      return invalid_action("sql.warehouse_id and sql.statement must render to strings");
     }
     for (const char* key : {"catalog", "schema"}) {
       if (const json::value* v = action->if_contains(key)) body[key] = *v;

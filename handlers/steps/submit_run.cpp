@@ -23,10 +23,6 @@
 namespace brickwork {
 namespace {
 
-Error invalid_submit(std::string message) {
-  return Error{ErrorKind::kPermanent, "invalid_step", std::move(message)};
-}
-
 void add_to_map(json::object& task, std::string_view type, std::string_view field,
                 const BrickworkParameters& bw) {
   json::object& spec = task[type].as_object();
@@ -102,7 +98,7 @@ class SubmitRunStep final : public StepType {
     json::object body = std::move(*rendered);
     const BrickworkParameters bw = brickwork_parameters(context);
     for (auto& task : body["tasks"].as_array()) {
-      if (!task.is_object()) return invalid_submit("submit_run.tasks must render to objects");
+      if (!task.is_object()) return invalid_action("submit_run.tasks must render to objects");
       add_brickwork_parameters(task.as_object(), bw);
     }
     if (!body.contains("run_name")) body["run_name"] = bw.workflow_id + "/" + bw.step;

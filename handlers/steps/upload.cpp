@@ -17,10 +17,6 @@
 namespace brickwork {
 namespace {
 
-Error invalid_upload(std::string message) {
-  return Error{ErrorKind::kPermanent, "invalid_step", std::move(message)};
-}
-
 // A volume path brickwork will write to: under /Volumes/, no "." or ".."
 // segment, no empty segment.
 bool is_volume_path(std::string_view path) {
@@ -69,7 +65,7 @@ class UploadStep final : public StepType {
     FileUpload upload;
     const json::value& path = action->at("path");
     if (!path.is_string() || !is_volume_path(std::string_view(path.as_string()))) {
-      return invalid_upload("upload.path rendered to something that is not a file under /Volumes/");
+      return invalid_action("upload.path rendered to something that is not a file under /Volumes/");
     }
     upload.volume_path = std::string(path.as_string());
     if (const json::value* o = action->if_contains("overwrite")) upload.overwrite = o->as_bool();
@@ -80,7 +76,7 @@ class UploadStep final : public StepType {
       bytes = static_cast<int64_t>(upload.content->size());
     } else {
       const json::value& file = action->at("from_file");
-      if (!file.is_string()) return invalid_upload("upload.from_file must render to a path");
+      if (!file.is_string()) return invalid_action("upload.from_file must render to a path");
       upload.local_file = std::string(file.as_string());
       std::error_code ec;
       const auto size = std::filesystem::file_size(upload.local_file, ec);
