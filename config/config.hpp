@@ -97,6 +97,9 @@ struct StepPlan {
   Kind kind = Kind::kPerform;
   std::string signal;                     // kAwaitSignal
   std::string timeout_code = "TIMEDOUT";  // the error code when `timeout` passes
+  // The step's output is a secret (contract 6.3): templates of later steps may
+  // read it, but it is redacted everywhere else and stored encrypted.
+  bool sensitive_output = false;
   bool operator==(const StepPlan&) const = default;
 };
 
