@@ -30,7 +30,8 @@ std::optional<OutboxMessage> replacement_for(const OutboxMessage& row, const Err
   dead.key = dead_letter_key(row.key);
   dead.payload = dead_letter_record(
       "publish_refused", "the broker refused this record: " + error.message,
-      json::object{{"topic", row.topic}, {"outbox_id", row.id}}, row.key, row.payload, now_ms(),
+      json::object{{"topic", row.topic}, {"outbox_id", row.id}}, row.key,
+      row.sensitive ? std::string(kRedactedOutput) : row.payload, now_ms(),
       kRefusedPayloadBytes);
   return dead;
 }

@@ -42,7 +42,10 @@ class Wakeup {
 class RuntimeContext {
  public:
   RuntimeContext(ConfigPtr config, const StepRegistry& registry)
-      : config_(std::move(config)), tokens_(config_->callbacks.secret), registry_(registry) {}
+      : config_(std::move(config)),
+        tokens_(config_->callbacks.secret),
+        sealer_(std::make_shared<const SecretBox>(config_->callbacks.secret)),
+        registry_(registry) {}
 
   ConfigPtr config() const { return std::atomic_load(&config_); }
   // Workflows started from now on use the new definitions; running ones keep
@@ -52,7 +55,7 @@ class RuntimeContext {
 
   // A Store on postgres.url, with its Lakebase password source if there is one.
   std::unique_ptr<Store> open_store() const {
-    return Store::open(config()->postgres.url, store_password_);
+    return Store::open(config()->postgres.url, store_password_, sealer_);
   }
   void set_store_password(std::shared_ptr<PasswordSource> password) {
     store_password_ = std::move(password);
@@ -69,6 +72,7 @@ class RuntimeContext {
   ConfigPtr config_;
   std::shared_ptr<PasswordSource> store_password_;  // set before any thread starts
   TokenMinter tokens_;
+  std::shared_ptr<const SecretBox> sealer_;  // sensitive outputs at rest
   const StepRegistry& registry_;
   Wakeup outbox_wakeup_;
   Wakeup effects_wakeup_;

@@ -17,6 +17,14 @@ TimePoint effect_due(const Effect& effect, TimePoint now) {
       effect);
 }
 
+bool holds_sensitive_output(const WorkflowState& state) {
+  for (const auto& step : state.steps) {
+    const StepDefinition* def = state.definition.find_step(step.name);
+    if (step.output && def != nullptr && def->plan.sensitive_output) return true;
+  }
+  return false;
+}
+
 json::object template_scope(const WorkflowState& state) {
   json::object steps;
   for (const auto& step : state.steps) {
@@ -83,8 +91,11 @@ Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input&
                    json::serialize(to_json(event, workflow_id, name)));
   }
   // Records steps publish (emit) go out with the change that produced them.
+  // One may hold a sensitive output of an earlier step: those of a workflow
+  // that has any are sealed until published.
+  const bool sensitive = decision.state && holds_sensitive_output(*decision.state);
   for (const auto& record : decision.records) {
-    tx_.add_outbox(record.topic, record.key, record.payload);
+    tx_.add_outbox(record.topic, record.key, record.payload, sensitive);
   }
   for (const auto& effect : decision.effects) {
     tx_.add_effect(workflow_id, effect, effect_due(effect, now_));

@@ -55,6 +55,8 @@ class WorkflowTransaction {
 // The due time at which the shell should perform an effect.
 TimePoint effect_due(const Effect& effect, TimePoint now);
 
+// Whether any step of the workflow has a sensitive output (contract 6.3).
+bool holds_sensitive_output(const WorkflowState& state);
 // Values for {{ ... }} templates: input, workflow {id, name}, steps.NAME {output, run_id, state}.
 json::object template_scope(const WorkflowState& state);
 

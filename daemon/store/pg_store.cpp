@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <pqxx/pqxx>
+#include <stdexcept>
 #include <string>
 
 #include "daemon/core/json_limits.hpp"
@@ -79,7 +80,50 @@ constexpr const char* kSelectSteps =
     " (extract(epoch FROM finished_at) * 1000)::bigint"
     " FROM steps WHERE workflow_id = $1 ORDER BY position";
 
-std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id, bool lock) {
+// ------------------------------------------------------------------ sealed values
+
+constexpr std::string_view kSealedKey = "$sealed";
+
+bool output_is_sensitive(const WorkflowState& state, const std::string& step) {
+  const StepDefinition* def = state.definition.find_step(step);
+  return def != nullptr && def->plan.sensitive_output;
+}
+
+// The ciphertext is bound to its workflow and step.
+std::string output_context(const std::string& workflow_id, const std::string& step) {
+  return "output\n" + workflow_id + "\n" + step;
+}
+
+std::string outbox_context(const std::string& topic, const std::string& key) {
+  return "outbox\n" + topic + "\n" + key;
+}
+
+json::object sealed_output(const WorkflowState& state, const StepState& step,
+                           const json::object& output, const SecretBox* sealer) {
+  if (sealer == nullptr) {
+    throw std::logic_error("step " + step.name + " has a sensitive output and the store has no key");
+  }
+  return json::object{
+      {kSealedKey, sealer->seal(json::serialize(output), output_context(state.id, step.name))}};
+}
+
+json::object opened_output(const WorkflowState& state, const std::string& step,
+                           json::object stored, const SecretBox* sealer) {
+  const json::value* sealed = stored.if_contains(kSealedKey);
+  if (sealer == nullptr || sealed == nullptr || !sealed->is_string()) return stored;
+  auto plain = sealer->open(sealed->as_string(), output_context(state.id, step));
+  if (!plain) {
+    throw CorruptRow("the sealed output of step " + step +
+                     " does not open with this key (was callbacks.secret changed?)");
+  }
+  boost::system::error_code ec;
+  json::value v = parse_json(*plain, ec);
+  if (ec || !v.is_object()) throw CorruptRow("the sealed output of step " + step + " is not JSON");
+  return std::move(v.as_object());
+}
+
+std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id, bool lock,
+                                           const SecretBox* sealer) {
   const pqxx::result w = tx.exec_params(
       lock ? std::string(kSelectWorkflow) + " FOR UPDATE" : std::string(kSelectWorkflow), id);
   if (w.empty()) return std::nullopt;
@@ -109,7 +153,11 @@ std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id
     step.handle = parse_json_field(s[6]);
     if (!s[7].is_null()) {
       json::value output = parse_json_field(s[7]);
-      if (output.is_object()) step.output = std::move(output.as_object());
+      if (output.is_object()) {
+        step.output = output_is_sensitive(state, step.name)
+                          ? opened_output(state, step.name, std::move(output.as_object()), sealer)
+                          : std::move(output.as_object());
+      }
     }
     step.error = step_error_field(s[8]);
     step.started_at = time_field(s[9]);
@@ -120,7 +168,7 @@ std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id
 }
 
 // All steps as one JSON array, written with a single statement (jsonb_to_recordset).
-std::string steps_json(const WorkflowState& state) {
+std::string steps_json(const WorkflowState& state, const SecretBox* sealer) {
   json::array steps;
   steps.reserve(state.steps.size());
   int32_t position = 0;
@@ -134,7 +182,10 @@ std::string steps_json(const WorkflowState& state) {
     if (s.run_id) o["run_id"] = *s.run_id;
     o["run_page_url"] = s.run_page_url;
     if (!s.handle.is_null()) o["handle"] = s.handle;
-    if (s.output) o["output"] = *s.output;
+    if (s.output) {
+      o["output"] = output_is_sensitive(state, s.name) ? sealed_output(state, s, *s.output, sealer)
+                                                       : *s.output;
+    }
     if (s.error) o["error"] = json::object{{"code", s.error->code}, {"message", s.error->message}};
     if (s.started_at) o["started_at_ms"] = to_epoch_ms(*s.started_at);
     if (s.finished_at) o["finished_at_ms"] = to_epoch_ms(*s.finished_at);
@@ -175,11 +226,11 @@ constexpr const char* kDeleteOtherSteps =
 
 class PgStoreTx final : public StoreTx {
  public:
-  explicit PgStoreTx(pqxx::work& tx) : tx_(tx) {}
+  PgStoreTx(pqxx::work& tx, const SecretBox* sealer) : tx_(tx), sealer_(sealer) {}
 
   Result<std::optional<WorkflowState>> load_workflow_for_update(const std::string& id) override {
     try {
-      return load_workflow(tx_, id, true);
+      return load_workflow(tx_, id, true, sealer_);
     } catch (const CorruptRow& e) {
       // Only the decoding failed; the database transaction is intact.
       return Error{ErrorKind::kInternal, "unloadable", e.what()};
@@ -203,7 +254,7 @@ class PgStoreTx final : public StoreTx {
                     json::serialize(to_json(state.definition)), json::serialize(state.input),
                     std::string(to_string(state.status)), state.seq, to_epoch_ms(state.created_at),
                     to_epoch_ms(state.updated_at));
-    const std::string steps = steps_json(state);
+    const std::string steps = steps_json(state, sealer_);
     tx_.exec_params(kUpsertSteps, state.id, steps);
     tx_.exec_params(kDeleteOtherSteps, state.id, steps);
   }
@@ -227,10 +278,13 @@ class PgStoreTx final : public StoreTx {
     return r.affected_rows() == 1;
   }
 
-  void add_outbox(const std::string& topic, const std::string& key,
-                  const std::string& payload) override {
+  void add_outbox(const std::string& topic, const std::string& key, const std::string& payload,
+                  bool sensitive) override {
+    if (sensitive && sealer_ == nullptr) {
+      throw std::logic_error("a sensitive outbox record and the store has no key");
+    }
     tx_.exec_params("INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)", topic, key,
-                    payload);
+                    sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload);
   }
 
   int64_t input_offset_for_update(const std::string& topic, int32_t partition) override {
@@ -257,14 +311,19 @@ class PgStoreTx final : public StoreTx {
 
  private:
   pqxx::work& tx_;
+  const SecretBox* sealer_;
 };
 
 // ------------------------------------------------------------------ the store
 
 class PgStore final : public Store {
  public:
-  PgStore(const std::string& url, std::shared_ptr<PasswordSource> password)
-      : conninfo_(store_conninfo(url)), passwords_(url), password_(std::move(password)) {}
+  PgStore(const std::string& url, std::shared_ptr<PasswordSource> password,
+          std::shared_ptr<const SecretBox> sealer)
+      : conninfo_(store_conninfo(url)),
+        passwords_(url),
+        password_(std::move(password)),
+        sealer_(std::move(sealer)) {}
 
   Status migrate() override {
     return guarded<Done>("migrate", [&](pqxx::connection& c) {
@@ -295,7 +354,7 @@ class PgStore final : public Store {
   Status transact(const std::function<void(StoreTx&)>& body) override {
     return guarded<Done>("transact", [&](pqxx::connection& c) {
       pqxx::work tx(c);
-      PgStoreTx store_tx(tx);
+      PgStoreTx store_tx(tx, sealer_.get());
       body(store_tx);
       tx.commit();
       return Done{};
@@ -392,10 +451,25 @@ class PgStore final : public Store {
       messages.reserve(r.size());
       std::string ids = "{";
       for (const pqxx::row row : r) {
-        messages.push_back(OutboxMessage{row[0].as<int64_t>(), row[1].as<std::string>(),
-                                         row[2].as<std::string>(), row[3].as<std::string>()});
+        OutboxMessage message{row[0].as<int64_t>(), row[1].as<std::string>(),
+                              row[2].as<std::string>(), row[3].as<std::string>()};
         if (ids.size() > 1) ids += ',';
-        ids += std::to_string(messages.back().id);
+        ids += std::to_string(message.id);
+        if (SecretBox::is_sealed(message.payload)) {
+          auto plain = sealer_ ? sealer_->open(message.payload,
+                                               outbox_context(message.topic, message.key))
+                               : std::nullopt;
+          if (!plain) {
+            // Sealed under another key: nothing can ever publish it.
+            spdlog::error("outbox: record {} for {} is sealed under another key (was "
+                          "callbacks.secret changed?); dropping it",
+                          message.id, message.topic);
+            continue;
+          }
+          message.payload = std::move(*plain);
+          message.sensitive = true;
+        }
+        messages.push_back(std::move(message));
       }
       ids += '}';
       auto published = publish(messages);
@@ -410,7 +484,7 @@ class PgStore final : public Store {
                        m.key, m.payload);
       }
       tx.commit();
-      return static_cast<int32_t>(messages.size());
+      return static_cast<int32_t>(r.size());
     });
     if (publish_error) return *publish_error;
     return drained;
@@ -419,7 +493,7 @@ class PgStore final : public Store {
   Result<std::optional<WorkflowState>> get_workflow(const std::string& id) override {
     return guarded<std::optional<WorkflowState>>("get_workflow", [&](pqxx::connection& c) {
       pqxx::work tx(c);
-      auto state = load_workflow(tx, id, false);
+      auto state = load_workflow(tx, id, false, sealer_.get());
       tx.commit();
       return state;
     });
@@ -500,13 +574,15 @@ class PgStore final : public Store {
   Result<std::string> conninfo_;  // postgres.url with the store's timeouts
   PasswordRedactor passwords_;
   std::shared_ptr<PasswordSource> password_;
+  std::shared_ptr<const SecretBox> sealer_;
   std::unique_ptr<pqxx::connection> connection_;
 };
 
 }  // namespace
 
-std::unique_ptr<Store> Store::open(const std::string& url, std::shared_ptr<PasswordSource> password) {
-  return std::make_unique<PgStore>(url, std::move(password));
+std::unique_ptr<Store> Store::open(const std::string& url, std::shared_ptr<PasswordSource> password,
+                                  std::shared_ptr<const SecretBox> sealer) {
+  return std::make_unique<PgStore>(url, std::move(password), std::move(sealer));
 }
 
 }  // namespace brickwork

@@ -13,6 +13,7 @@
 
 #include "daemon/core/password_source.hpp"
 #include "daemon/core/result.hpp"
+#include "daemon/core/secret_box.hpp"
 #include "daemon/core/time.hpp"
 #include "daemon/engine/engine.hpp"
 
@@ -40,6 +41,9 @@ struct OutboxMessage {
   std::string topic;
   std::string key;
   std::string payload;
+  // Made from a sensitive step output (contract 6.3): sealed at rest, and a
+  // dead letter about it must not repeat it.
+  bool sensitive = false;
 };
 
 // Operations valid inside Store::transact. They throw on database errors;
@@ -69,9 +73,10 @@ class StoreTx {
   // False when the lease was lost: the caller must roll back, because another
   // worker owns the effect now and will record it.
   virtual bool delete_effect(int64_t effect_id, const std::string& owner, TimePoint now) = 0;
-  // Queues a message for the outbox publisher (status events, dead letters).
+  // Queues a message for the outbox publisher (status events, dead letters,
+  // emitted records). A sensitive payload is stored sealed.
   virtual void add_outbox(const std::string& topic, const std::string& key,
-                          const std::string& payload) = 0;
+                          const std::string& payload, bool sensitive = false) = 0;
   // The next input offset to apply for a topic-partition (-1 if none yet),
   // locked until commit so two consumers never apply the same input.
   virtual int64_t input_offset_for_update(const std::string& topic, int32_t partition) = 0;
@@ -97,8 +102,12 @@ class Store {
   // With `password`, every new connection uses the password it gives now (a
   // Lakebase credential), and a refused one (28P01) is reported back to it
   // and comes back as a transient Error.
+  // `sealer` encrypts sensitive step outputs and outbox records at rest
+  // (contract 6.3). Without it, writing one is an internal Error, and reading
+  // one leaves it sealed (enough for `brickwork status`, which redacts it).
   static std::unique_ptr<Store> open(const std::string& url,
-                                     std::shared_ptr<PasswordSource> password = nullptr);
+                                     std::shared_ptr<PasswordSource> password = nullptr,
+                                     std::shared_ptr<const SecretBox> sealer = nullptr);
 
   // Creates or upgrades the schema. Safe to run twice and concurrently
   // (an advisory lock serialises migrators).

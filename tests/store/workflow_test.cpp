@@ -30,7 +30,7 @@ WorkflowDefinition sample_definition() {
   StepDefinition undo;
   undo.name = "undo";
   undo.type = "wait_for_signal";
-  undo.plan = StepPlan{StepPlan::Kind::kAwaitSignal, "undo_done", "timeout"};
+  undo.plan = StepPlan{StepPlan::Kind::kAwaitSignal, "undo_done", "timeout", /*sensitive_output=*/true};
   def.steps = {transform, notify};
   def.on_failure = {undo};
   return def;
