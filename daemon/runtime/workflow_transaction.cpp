@@ -48,6 +48,7 @@ const std::optional<WorkflowState>& WorkflowTransaction::workflow(const std::str
       unloadable_.emplace(id, loaded.error());
       it = cache_.emplace(id, std::nullopt).first;
     } else {
+      if (*loaded) loaded_rows_.emplace(id, WorkflowRows::of(**loaded));
       it = cache_.emplace(id, std::move(*loaded)).first;
     }
   }
@@ -127,7 +128,11 @@ void WorkflowTransaction::dead_letter(const std::string& key, const std::string&
 void WorkflowTransaction::finish() {
   for (const auto& id : dirty_) {
     const auto& state = cache_.at(id);
-    if (state) tx_.save_workflow(*state);
+    if (!state) continue;
+    auto loaded = loaded_rows_.find(id);
+    tx_.save_workflow(*state, loaded == loaded_rows_.end() ? nullptr : &loaded->second);
+    // Saved: a later finish() in this transaction compares with this.
+    loaded_rows_.insert_or_assign(id, WorkflowRows::of(*state));
   }
   dirty_.clear();
 }

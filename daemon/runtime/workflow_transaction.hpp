@@ -48,6 +48,7 @@ class WorkflowTransaction {
   const RuntimeContext& context_;
   TimePoint now_;
   std::map<std::string, std::optional<WorkflowState>> cache_;
+  std::map<std::string, WorkflowRows> loaded_rows_;  // as loaded, for writing only changes
   std::map<std::string, Error> unloadable_;
   std::set<std::string> dirty_;
 };

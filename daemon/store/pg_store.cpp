@@ -5,7 +5,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <openssl/sha.h>
+
+#include <map>
 #include <pqxx/pqxx>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -65,21 +69,6 @@ std::optional<StepError> step_error_field(const pqxx::field& f) {
   return error;
 }
 
-// ------------------------------------------------------------------ workflows
-
-constexpr const char* kSelectWorkflow =
-    "SELECT workflow, definition::text, input::text, status, seq,"
-    " (extract(epoch FROM created_at) * 1000)::bigint,"
-    " (extract(epoch FROM updated_at) * 1000)::bigint"
-    " FROM workflows WHERE id = $1";
-
-constexpr const char* kSelectSteps =
-    "SELECT name, status, attempt, attempts_before_retry, run_id, run_page_url,"
-    " handle::text, output::text, error::text,"
-    " (extract(epoch FROM started_at) * 1000)::bigint,"
-    " (extract(epoch FROM finished_at) * 1000)::bigint"
-    " FROM steps WHERE workflow_id = $1 ORDER BY position";
-
 // ------------------------------------------------------------------ sealed values
 
 constexpr std::string_view kSealedKey = "$sealed";
@@ -122,25 +111,134 @@ json::object opened_output(const WorkflowState& state, const std::string& step,
   return std::move(v.as_object());
 }
 
+// ------------------------------------------------------------------ workflows
+
+// Parsed definitions by hash: a workflow's definition is read and parsed
+// once per store, not once per transition.
+class DefinitionCache {
+ public:
+  const WorkflowDefinition* find(const std::string& hash) const {
+    auto it = parsed_.find(hash);
+    return it == parsed_.end() ? nullptr : &it->second;
+  }
+  void add(const std::string& hash, WorkflowDefinition definition) {
+    if (parsed_.size() >= kMaxEntries) parsed_.clear();  // rare: many distinct definitions
+    parsed_.emplace(hash, std::move(definition));
+  }
+  // Hashes known to be in the definitions table (committed).
+  bool stored(const std::string& hash) const { return stored_.count(hash) != 0; }
+  void mark_stored(const std::string& hash) {
+    if (stored_.size() >= kMaxEntries) stored_.clear();
+    stored_.insert(hash);
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 1024;
+  std::map<std::string, WorkflowDefinition, std::less<>> parsed_;
+  std::set<std::string, std::less<>> stored_;
+};
+
+std::string sha256_hex(std::string_view text) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * SHA256_DIGEST_LENGTH);
+  for (unsigned char b : digest) {
+    out += kHex[b >> 4];
+    out += kHex[b & 0xf];
+  }
+  return out;
+}
+
+// Hot statements, prepared once per connection.
+constexpr const char* kWorkflowColumns =
+    "SELECT workflow, definition_hash,"
+    " CASE WHEN definition_hash IS NULL THEN definition::text END, input::text, status, seq,"
+    " (extract(epoch FROM created_at) * 1000)::bigint,"
+    " (extract(epoch FROM updated_at) * 1000)::bigint"
+    " FROM workflows WHERE id = $1";
+
+const std::map<std::string, std::string>& prepared_statements() {
+  static const std::map<std::string, std::string> statements = {
+      {"select_workflow", kWorkflowColumns},
+      {"select_workflow_locked", std::string(kWorkflowColumns) + " FOR UPDATE"},
+      {"select_definition", "SELECT definition::text FROM definitions WHERE hash = $1"},
+      {"insert_definition",
+       "INSERT INTO definitions (hash, definition) VALUES ($1, $2::jsonb)"
+       " ON CONFLICT (hash) DO NOTHING"},
+      {"select_steps",
+       "SELECT name, status, attempt, attempts_before_retry, run_id, run_page_url,"
+       " handle::text, output::text, error::text,"
+       " (extract(epoch FROM started_at) * 1000)::bigint,"
+       " (extract(epoch FROM finished_at) * 1000)::bigint"
+       " FROM steps WHERE workflow_id = $1 ORDER BY position"},
+      {"update_workflow",
+       "UPDATE workflows SET status = $2, seq = $3, updated_at = to_timestamp($4::bigint / 1000.0)"
+       " WHERE id = $1"},
+      {"update_workflow_input", "UPDATE workflows SET input = $2::jsonb WHERE id = $1"},
+      {"update_step",
+       "UPDATE steps SET status = $3, attempt = $4, attempts_before_retry = $5, run_id = $6,"
+       " run_page_url = $7, handle = $8::jsonb, output = $9::jsonb, error = $10::jsonb,"
+       " started_at = to_timestamp($11::bigint / 1000.0),"
+       " finished_at = to_timestamp($12::bigint / 1000.0)"
+       " WHERE workflow_id = $1 AND name = $2"},
+      {"delete_step", "DELETE FROM steps WHERE workflow_id = $1 AND name = $2"},
+      {"insert_effect",
+       "INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at)"
+       " VALUES ($1, $2, $3, $4, $5::jsonb, to_timestamp($6::bigint / 1000.0))"},
+      {"delete_effect",
+       "DELETE FROM effects WHERE id = $1 AND lease_owner = $2"
+       " AND lease_until >= to_timestamp($3::bigint / 1000.0)"},
+      {"insert_outbox", "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)"},
+      {"ensure_input_offset",
+       "INSERT INTO input_offsets (topic, partition, next_offset) VALUES ($1, $2, -1)"
+       " ON CONFLICT (topic, partition) DO NOTHING"},
+      {"select_input_offset",
+       "SELECT next_offset FROM input_offsets WHERE topic = $1 AND partition = $2 FOR UPDATE"},
+      {"set_input_offset",
+       "INSERT INTO input_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)"
+       " ON CONFLICT (topic, partition) DO UPDATE"
+       " SET next_offset = EXCLUDED.next_offset, updated_at = now()"},
+  };
+  return statements;
+}
+
+const WorkflowDefinition& definition_by_hash(pqxx::work& tx, const std::string& id,
+                                             const std::string& hash, DefinitionCache& cache) {
+  if (const WorkflowDefinition* known = cache.find(hash)) return *known;
+  const pqxx::result r = tx.exec_prepared("select_definition", hash);
+  if (r.empty()) throw CorruptRow("workflow " + id + ": no definition " + hash);
+  auto definition = workflow_definition_from_json(parse_json_field(r[0][0]));
+  if (!definition) throw CorruptRow("workflow " + id + ": " + definition.error().message);
+  cache.add(hash, std::move(*definition));
+  cache.mark_stored(hash);
+  return *cache.find(hash);
+}
+
 std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id, bool lock,
-                                           const SecretBox* sealer) {
-  const pqxx::result w = tx.exec_params(
-      lock ? std::string(kSelectWorkflow) + " FOR UPDATE" : std::string(kSelectWorkflow), id);
+                                           const SecretBox* sealer, DefinitionCache& cache) {
+  const pqxx::result w =
+      tx.exec_prepared(lock ? "select_workflow_locked" : "select_workflow", id);
   if (w.empty()) return std::nullopt;
   const pqxx::row row = w[0];
   WorkflowState state;
   state.id = id;
   state.workflow = row[0].as<std::string>();
-  auto definition = workflow_definition_from_json(parse_json_field(row[1]));
-  if (!definition) throw CorruptRow("workflow " + id + ": " + definition.error().message);
-  state.definition = std::move(*definition);
-  state.input = parse_object_field(row[2]);
-  state.status = workflow_status_field(row[3]);
-  state.seq = row[4].as<int64_t>();
-  state.created_at = from_epoch_ms(row[5].as<int64_t>());
-  state.updated_at = from_epoch_ms(row[6].as<int64_t>());
+  if (!row[1].is_null()) {
+    state.definition = definition_by_hash(tx, id, row[1].as<std::string>(), cache);
+  } else {
+    auto definition = workflow_definition_from_json(parse_json_field(row[2]));
+    if (!definition) throw CorruptRow("workflow " + id + ": " + definition.error().message);
+    state.definition = std::move(*definition);
+  }
+  state.input = parse_object_field(row[3]);
+  state.status = workflow_status_field(row[4]);
+  state.seq = row[5].as<int64_t>();
+  state.created_at = from_epoch_ms(row[6].as<int64_t>());
+  state.updated_at = from_epoch_ms(row[7].as<int64_t>());
 
-  for (const pqxx::row s : tx.exec_params(kSelectSteps, id)) {
+  for (const pqxx::row s : tx.exec_prepared("select_steps", id)) {
     StepState step;
     step.name = s[0].as<std::string>();
     auto status = step_status_from_string(s[1].c_str());
@@ -165,6 +263,26 @@ std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id
     state.steps.push_back(std::move(step));
   }
   return state;
+}
+
+// A nullable statement parameter: libpqxx sends a null pointer as NULL.
+class NullableText {
+ public:
+  NullableText() = default;
+  explicit NullableText(std::string text) : text_(std::move(text)), null_(false) {}
+  const char* get() const { return null_ ? nullptr : text_.c_str(); }
+
+ private:
+  std::string text_;
+  bool null_ = true;
+};
+
+NullableText json_param(const json::value& v) {
+  return v.is_null() ? NullableText() : NullableText(json::serialize(v));
+}
+
+NullableText ms_param(const std::optional<TimePoint>& t) {
+  return t ? NullableText(std::to_string(to_epoch_ms(*t))) : NullableText();
 }
 
 // All steps as one JSON array, written with a single statement (jsonb_to_recordset).
@@ -195,11 +313,13 @@ std::string steps_json(const WorkflowState& state, const SecretBox* sealer) {
 }
 
 constexpr const char* kUpsertWorkflow =
-    "INSERT INTO workflows (id, workflow, definition, input, status, seq, created_at, updated_at)"
-    " VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6,"
+    "INSERT INTO workflows (id, workflow, definition_hash, input, status, seq, created_at,"
+    "                       updated_at)"
+    " VALUES ($1, $2, $3, $4::jsonb, $5, $6,"
     "         to_timestamp($7::bigint / 1000.0), to_timestamp($8::bigint / 1000.0))"
-    " ON CONFLICT (id) DO UPDATE SET workflow = EXCLUDED.workflow,"
-    "   definition = EXCLUDED.definition, input = EXCLUDED.input, status = EXCLUDED.status,"
+    " ON CONFLICT (id) DO UPDATE SET workflow = EXCLUDED.workflow, definition = NULL,"
+    "   definition_hash = EXCLUDED.definition_hash, input = EXCLUDED.input,"
+    "   status = EXCLUDED.status,"
     "   seq = EXCLUDED.seq, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at";
 
 constexpr const char* kUpsertSteps =
@@ -226,11 +346,12 @@ constexpr const char* kDeleteOtherSteps =
 
 class PgStoreTx final : public StoreTx {
  public:
-  PgStoreTx(pqxx::work& tx, const SecretBox* sealer) : tx_(tx), sealer_(sealer) {}
+  PgStoreTx(pqxx::work& tx, const SecretBox* sealer, DefinitionCache& definitions)
+      : tx_(tx), sealer_(sealer), definitions_(definitions) {}
 
   Result<std::optional<WorkflowState>> load_workflow_for_update(const std::string& id) override {
     try {
-      return load_workflow(tx_, id, true, sealer_);
+      return load_workflow(tx_, id, true, sealer_, definitions_);
     } catch (const CorruptRow& e) {
       // Only the decoding failed; the database transaction is intact.
       return Error{ErrorKind::kInternal, "unloadable", e.what()};
@@ -249,32 +370,38 @@ class PgStoreTx final : public StoreTx {
     return ForcedFailure{r[0][0].as<std::string>(), r[0][1].as<int64_t>()};
   }
 
-  void save_workflow(const WorkflowState& state) override {
-    tx_.exec_params(kUpsertWorkflow, state.id, state.workflow,
-                    json::serialize(to_json(state.definition)), json::serialize(state.input),
-                    std::string(to_string(state.status)), state.seq, to_epoch_ms(state.created_at),
-                    to_epoch_ms(state.updated_at));
-    const std::string steps = steps_json(state, sealer_);
-    tx_.exec_params(kUpsertSteps, state.id, steps);
-    tx_.exec_params(kDeleteOtherSteps, state.id, steps);
+  void save_workflow(const WorkflowState& state, const WorkflowRows* loaded) override {
+    if (loaded == nullptr) return save_whole_workflow(state);
+    if (state.status != loaded->status || state.seq != loaded->seq ||
+        state.updated_at != loaded->updated_at) {
+      tx_.exec_prepared("update_workflow", state.id, std::string(to_string(state.status)),
+                        state.seq, to_epoch_ms(state.updated_at));
+    }
+    if (state.input != loaded->input) {
+      tx_.exec_prepared("update_workflow_input", state.id, json::serialize(state.input));
+    }
+    bool same_names = state.steps.size() == loaded->steps.size();
+    for (size_t i = 0; same_names && i < state.steps.size(); ++i) {
+      same_names = state.steps[i].name == loaded->steps[i].name;
+    }
+    // Steps come and go only when a definition's step list changes, never in
+    // a transition the engine makes today; rewrite them all then.
+    if (!same_names) return save_all_steps(state);
+    for (size_t i = 0; i < state.steps.size(); ++i) {
+      if (!(state.steps[i] == loaded->steps[i])) update_step(state, state.steps[i]);
+    }
   }
 
   void add_effect(const std::string& workflow_id, const Effect& effect, TimePoint due) override {
     const store_detail::EffectRow row = store_detail::encode_effect(effect);
-    tx_.exec_params(
-        "INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb, to_timestamp($6::bigint / 1000.0))",
-        workflow_id, row.kind, row.step, row.attempt, json::serialize(row.payload),
-        to_epoch_ms(due));
+    tx_.exec_prepared("insert_effect", workflow_id, row.kind, row.step, row.attempt,
+                      json::serialize(row.payload), to_epoch_ms(due));
   }
 
   bool delete_effect(int64_t effect_id, const std::string& owner, TimePoint now) override {
     // Owner and lease checked in the same statement: a worker whose lease ran
     // out cannot record a result that the effect's new holder also records.
-    const pqxx::result r = tx_.exec_params(
-        "DELETE FROM effects WHERE id = $1 AND lease_owner = $2"
-        " AND lease_until >= to_timestamp($3::bigint / 1000.0)",
-        effect_id, owner, to_epoch_ms(now));
+    const pqxx::result r = tx_.exec_prepared("delete_effect", effect_id, owner, to_epoch_ms(now));
     return r.affected_rows() == 1;
   }
 
@@ -283,35 +410,70 @@ class PgStoreTx final : public StoreTx {
     if (sensitive && sealer_ == nullptr) {
       throw std::logic_error("a sensitive outbox record and the store has no key");
     }
-    tx_.exec_params("INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)", topic, key,
-                    sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload);
+    tx_.exec_prepared("insert_outbox", topic, key,
+                      sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload);
   }
 
   int64_t input_offset_for_update(const std::string& topic, int32_t partition) override {
     // The row is created first so that there is always a row to lock: two
     // consumers of a new partition then queue on it like on any other.
-    tx_.exec_params(
-        "INSERT INTO input_offsets (topic, partition, next_offset) VALUES ($1, $2, -1)"
-        " ON CONFLICT (topic, partition) DO NOTHING",
-        topic, partition);
-    const pqxx::result r = tx_.exec_params(
-        "SELECT next_offset FROM input_offsets WHERE topic = $1 AND partition = $2 FOR UPDATE",
-        topic, partition);
+    tx_.exec_prepared("ensure_input_offset", topic, partition);
+    const pqxx::result r = tx_.exec_prepared("select_input_offset", topic, partition);
     if (r.empty()) throw CorruptRow("input_offsets row vanished for " + topic);
     return r[0][0].as<int64_t>();
   }
 
   void set_input_offset(const std::string& topic, int32_t partition, int64_t next_offset) override {
-    tx_.exec_params(
-        "INSERT INTO input_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)"
-        " ON CONFLICT (topic, partition) DO UPDATE"
-        " SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-        topic, partition, next_offset);
+    tx_.exec_prepared("set_input_offset", topic, partition, next_offset);
   }
 
  private:
+  // A new workflow (or one whose loaded rows are unknown): every row.
+  void save_whole_workflow(const WorkflowState& state) {
+    const std::string definition = json::serialize(to_json(state.definition));
+    const std::string hash = sha256_hex(definition);
+    if (!definitions_.stored(hash)) {
+      tx_.exec_prepared("insert_definition", hash, definition);
+      new_definitions_.push_back(hash);
+    }
+    tx_.exec_params(kUpsertWorkflow, state.id, state.workflow, hash, json::serialize(state.input),
+                    std::string(to_string(state.status)), state.seq,
+                    to_epoch_ms(state.created_at), to_epoch_ms(state.updated_at));
+    save_all_steps(state);
+  }
+
+  void save_all_steps(const WorkflowState& state) {
+    const std::string steps = steps_json(state, sealer_);
+    tx_.exec_params(kUpsertSteps, state.id, steps);
+    tx_.exec_params(kDeleteOtherSteps, state.id, steps);
+  }
+
+  void update_step(const WorkflowState& state, const StepState& s) {
+    NullableText output;
+    if (s.output) {
+      output = NullableText(json::serialize(output_is_sensitive(state, s.name)
+                                                ? sealed_output(state, s, *s.output, sealer_)
+                                                : *s.output));
+    }
+    const NullableText run_id =
+        s.run_id ? NullableText(std::to_string(*s.run_id)) : NullableText();
+    const NullableText error =
+        s.error ? NullableText(json::serialize(json::object{{"code", s.error->code},
+                                                            {"message", s.error->message}}))
+                : NullableText();
+    tx_.exec_prepared("update_step", state.id, s.name, std::string(to_string(s.status)), s.attempt,
+                      s.attempts_before_retry, run_id.get(), s.run_page_url,
+                      json_param(s.handle).get(), output.get(), error.get(),
+                      ms_param(s.started_at).get(), ms_param(s.finished_at).get());
+  }
+
   pqxx::work& tx_;
   const SecretBox* sealer_;
+  DefinitionCache& definitions_;
+
+ public:
+  // Definitions this transaction inserted: known to be stored once it commits.
+  std::vector<std::string> new_definitions_;
 };
 
 // ------------------------------------------------------------------ the store
@@ -354,9 +516,10 @@ class PgStore final : public Store {
   Status transact(const std::function<void(StoreTx&)>& body) override {
     return guarded<Done>("transact", [&](pqxx::connection& c) {
       pqxx::work tx(c);
-      PgStoreTx store_tx(tx, sealer_.get());
+      PgStoreTx store_tx(tx, sealer_.get(), definitions_);
       body(store_tx);
       tx.commit();
+      for (const std::string& hash : store_tx.new_definitions_) definitions_.mark_stored(hash);
       return Done{};
     });
   }
@@ -493,7 +656,7 @@ class PgStore final : public Store {
   Result<std::optional<WorkflowState>> get_workflow(const std::string& id) override {
     return guarded<std::optional<WorkflowState>>("get_workflow", [&](pqxx::connection& c) {
       pqxx::work tx(c);
-      auto state = load_workflow(tx, id, false, sealer_.get());
+      auto state = load_workflow(tx, id, false, sealer_.get(), definitions_);
       tx.commit();
       return state;
     });
@@ -549,7 +712,11 @@ class PgStore final : public Store {
       if (!connection_) {
         auto conninfo = with_password(*conninfo_, password_.get());
         if (!conninfo) return conninfo.error();
-        connection_ = std::make_unique<pqxx::connection>(*conninfo);
+        auto connection = std::make_unique<pqxx::connection>(*conninfo);
+        for (const auto& [name, statement] : prepared_statements()) {
+          connection->prepare(name, statement);
+        }
+        connection_ = std::move(connection);
       }
       return Result<T>(fn(*connection_));
     } catch (...) {
@@ -575,6 +742,7 @@ class PgStore final : public Store {
   PasswordRedactor passwords_;
   std::shared_ptr<PasswordSource> password_;
   std::shared_ptr<const SecretBox> sealer_;
+  DefinitionCache definitions_;
   std::unique_ptr<pqxx::connection> connection_;
 };
 

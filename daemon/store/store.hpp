@@ -46,6 +46,20 @@ struct OutboxMessage {
   bool sensitive = false;
 };
 
+// What a workflow's rows held when it was loaded, so that saving it writes
+// only the rows and columns a transition changed.
+struct WorkflowRows {
+  WorkflowStatus status = WorkflowStatus::kRunning;
+  int64_t seq = 0;
+  TimePoint updated_at{};
+  json::object input;
+  std::vector<StepState> steps;
+
+  static WorkflowRows of(const WorkflowState& state) {
+    return WorkflowRows{state.status, state.seq, state.updated_at, state.input, state.steps};
+  }
+};
+
 // Operations valid inside Store::transact. They throw on database errors;
 // transact converts those to an Error and rolls back.
 class StoreTx {
@@ -64,8 +78,10 @@ class StoreTx {
   };
   virtual std::optional<ForcedFailure> fail_unloadable_workflow(const std::string& id,
                                                                 TimePoint now) = 0;
-  // Inserts or updates the workflow row and all its step rows.
-  virtual void save_workflow(const WorkflowState& state) = 0;
+  // Writes a workflow: with `loaded` (its rows as loaded in this
+  // transaction), only what differs from them; without, every row (a new
+  // workflow). Its definition is stored once per distinct definition.
+  virtual void save_workflow(const WorkflowState& state, const WorkflowRows* loaded = nullptr) = 0;
   // Queues an effect to be performed at `due`.
   virtual void add_effect(const std::string& workflow_id, const Effect& effect, TimePoint due) = 0;
   // Removes an effect that has been performed (its result is applied in the
