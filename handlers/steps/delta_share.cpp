@@ -55,9 +55,13 @@ const json::value* share_member(const json::value& v, std::string_view key) {
   return v.is_object() ? v.as_object().if_contains(key) : nullptr;
 }
 
-std::string share_text(const json::value& v, std::string_view key) {
-  const json::value* f = share_member(v, key);
+std::string share_text(const json::object& o, std::string_view key) {
+  const json::value* f = o.if_contains(key);
   return f != nullptr && f->is_string() ? std::string(f->as_string()) : std::string();
+}
+
+std::string share_text(const json::value& v, std::string_view key) {
+  return v.is_object() ? share_text(v.as_object(), key) : std::string();
 }
 
 const json::array& array_of(const json::value& v, std::string_view key) {
@@ -130,7 +134,8 @@ Result<DeltaShareRequest> delta_share_request(const json::object& action) {
     if (!d) return invalid_action("delta_share.existing_token_expire_in must be a duration");
     r.existing_token_expire_in_seconds = d->count() / 1000;
   }
-  for (const auto& t : array_of(json::value(action), "tables")) {
+  const json::value* tables = action.if_contains("tables");
+  for (const auto& t : tables != nullptr && tables->is_array() ? tables->as_array() : json::array{}) {
     DeltaShareRequest::Table table;
     table.name = share_text(t, "name");
     if (!is_table_name(table.name)) {

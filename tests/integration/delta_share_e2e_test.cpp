@@ -198,7 +198,7 @@ TEST_F(DeltaShare, RevocationRemovesTheGrantAndTheRecipientAndIsSafeToRepeat) {
   EXPECT_EQ(state.writes.at("permissions.update"), 2);  // the grant, then its removal
 }
 
-TEST_F(DeltaShare, AUsedLinkIsNullUntilRotatedAndRotationHappensOncePerWorkflow) {
+TEST_F(DeltaShare, AUsedLinkIsNullUntilRotateTokenIssuesANewOne) {
   start_stack({});
   ASSERT_TRUE(stack_->kafka().create_topic("clients.acme.sharing", 1));
   // A recipient made long ago, its link never used.
