@@ -328,6 +328,17 @@ http::ServerResponse DatabricksSimulator::Impl::route(const http::ServerRequest&
     }
     return files(req, path, query);
   }
+  if (path.rfind("/api/2.1/unity-catalog/public/data_sharing_activation/", 0) == 0) {
+    return unity_catalog_sharing(req, path, query);  // public: the link is the credential
+  }
+  if (path.rfind("/api/2.1/unity-catalog/shares", 0) == 0 ||
+      path.rfind("/api/2.1/unity-catalog/recipients", 0) == 0) {
+    if (!authorized(req)) {
+      ++stats.unauthorized;
+      return api_error(401, "UNAUTHENTICATED", "Invalid access token.");
+    }
+    return unity_catalog_sharing(req, path, query);
+  }
   if (path.rfind("/api/2.0/sql/statements", 0) == 0) {
     if (!authorized(req)) {
       ++stats.unauthorized;
@@ -479,6 +490,16 @@ std::optional<SimulatedRun> DatabricksSimulator::run(int64_t run_id) const {
   auto it = impl_->runs.find(run_id);
   if (it == impl_->runs.end()) return std::nullopt;
   return it->second.view;
+}
+
+SimulatedSharing DatabricksSimulator::sharing() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->sharing;
+}
+
+void DatabricksSimulator::edit_sharing(const std::function<void(SimulatedSharing&)>& edit) {
+  std::lock_guard lock(impl_->mu);
+  edit(impl_->sharing);
 }
 
 }  // namespace brickwork

@@ -135,6 +135,13 @@ struct DatabricksSimulator::Impl {
   http::ServerResponse files(const http::ServerRequest& req, const std::string& path,
                              const std::map<std::string, std::string>& query);
   int64_t next_statement = 1;
+  // Delta Sharing routes (simulator_sharing.cpp): path below
+  // /api/2.1/unity-catalog/, authorized already, except the public
+  // activation link (public/data_sharing_activation/{code}), which needs no token.
+  http::ServerResponse unity_catalog_sharing(const http::ServerRequest& req, const std::string& path,
+                                             const std::map<std::string, std::string>& query);
+  SimulatedSharing sharing;
+  std::mt19937_64 sharing_rng{std::random_device{}()};
 };
 
 }  // namespace brickwork

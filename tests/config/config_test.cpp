@@ -47,6 +47,11 @@ TEST(Config, TheShippedExampleLoads) {
   // workflows.d/land_and_record.yaml: the data steps, into databases.results.
   ASSERT_EQ(c->workflows.count("land_and_record"), 1u);
   EXPECT_EQ(c->databases.count("results"), 1u);
+  // workflows.d/delta_sharing.yaml: a client's share, its link sent on, and revoked.
+  ASSERT_EQ(c->workflows.count("share_onboarding"), 1u);
+  ASSERT_EQ(c->workflows.count("share_offboarding"), 1u);
+  EXPECT_EQ(c->workflows.at("share_onboarding").steps[0].type, "delta_share");
+  EXPECT_TRUE(c->workflows.at("share_onboarding").steps[0].plan.sensitive_output);
   const auto& steps = c->workflows.at("daily_ingest").steps;
   ASSERT_EQ(steps.size(), 2u);
   EXPECT_EQ(steps[0].type, "run_job");
