@@ -197,7 +197,7 @@ int run_migrate(const std::string& config_path, std::optional<int32_t> topics_pa
     return kExitOk;
   }
   auto created = create_missing_topics(config->kafka, brickwork_topics(config->kafka.topics),
-                                       *topics_partitions, Duration(30000));
+                                       *topics_partitions, Duration(15000));
   if (!created) {
     print_error("cannot reach Kafka to create topics: " + created.error().message);
     return kExitError;
