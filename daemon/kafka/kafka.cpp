@@ -471,7 +471,10 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::create(const KafkaConfig& 
   std::map<std::string, std::string> settings = {{"acks", "all"},
                                                  {"linger.ms", "5"},
                                                  {"message.timeout.ms", "60000"},
-                                                 {"retry.backoff.ms", "100"}};
+                                                 {"retry.backoff.ms", "100"},
+                                                 // Java's partitioner: a key lands on the
+                                                 // partition a Java producer would choose.
+                                                 {"partitioner", "murmur2_random"}};
   if (idempotent) settings["enable.idempotence"] = "true";
   auto conf = make_conf(config, client_id, settings);
   if (!conf) return conf.error();

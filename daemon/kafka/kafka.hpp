@@ -71,6 +71,7 @@ class KafkaProducer {
   virtual ~KafkaProducer() = default;
 
   // Idempotent (enable.idempotence) when `idempotent`; acks=all either way.
+  // Keys are partitioned with murmur2_random, as the Java producer does.
   static Result<std::unique_ptr<KafkaProducer>> create(const KafkaConfig& config, bool idempotent,
                                                        const std::string& client_id);
 
