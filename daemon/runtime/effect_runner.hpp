@@ -36,6 +36,12 @@ class EffectRunner {
 
   // Performs one claimed effect with `store` (exposed for tests).
   void run_one(Store& store, const StoredEffect& effect);
+  // Performs claimed effects, their calls one after another, and records
+  // all their results in one transaction.
+  void run_batch(Store& store, const std::vector<StoredEffect>& batch);
+  // How many effects a worker claims at once: enough to share one commit,
+  // few enough that the last one's call does not wait long for the others.
+  static constexpr int32_t kEffectsPerClaim = 8;
   // Renews the leases of every effect in hand once (exposed for tests).
   Status renew_leases(Store& store);
 

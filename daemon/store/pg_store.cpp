@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <openssl/sha.h>
 
+#include <cctype>
+
 #include <map>
 #include <pqxx/pqxx>
 #include <set>
@@ -151,7 +153,8 @@ std::string sha256_hex(std::string_view text) {
   return out;
 }
 
-// Hot statements, prepared once per connection.
+// Hot statements: reads prepared once per connection; writes sent as text in
+// batches (WriteBuffer), many per round trip.
 constexpr const char* kWorkflowColumns =
     "SELECT workflow, definition_hash,"
     " CASE WHEN definition_hash IS NULL THEN definition::text END, input::text, status, seq,"
@@ -269,8 +272,15 @@ std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id
 class NullableText {
  public:
   NullableText() = default;
-  explicit NullableText(std::string text) : text_(std::move(text)), null_(false) {}
+  // Implicit on purpose: statement parameters read like a list of values.
+  NullableText(std::string text) : text_(std::move(text)), null_(false) {}
+  NullableText(const char* text) : text_(text), null_(false) {}
+  NullableText(std::string_view text) : text_(text), null_(false) {}
+  NullableText(int64_t n) : text_(std::to_string(n)), null_(false) {}
+  NullableText(int32_t n) : text_(std::to_string(n)), null_(false) {}
   const char* get() const { return null_ ? nullptr : text_.c_str(); }
+  bool null() const { return null_; }
+  const std::string& text() const { return text_; }
 
  private:
   std::string text_;
@@ -344,12 +354,64 @@ constexpr const char* kDeleteOtherSteps =
 
 // ------------------------------------------------------------------ the transaction
 
+// Writes of one transaction, sent together: just before the next read and at
+// commit. Nothing in a transaction reads what it has just written except
+// through those reads, so the order of statements is kept and one round trip
+// carries many writes. Values go in as literals quoted by libpq
+// (PQescapeStringConn), never spliced raw.
+class WriteBuffer {
+ public:
+  explicit WriteBuffer(pqxx::work& tx) : tx_(tx) {}
+
+  void add(const std::string& statement, std::initializer_list<NullableText> params) {
+    std::vector<const NullableText*> args;
+    for (const NullableText& p : params) args.push_back(&p);
+    size_t i = 0;
+    while (i < statement.size()) {
+      const char c = statement[i];
+      if (c == '$' && i + 1 < statement.size() && std::isdigit(static_cast<unsigned char>(statement[i + 1]))) {
+        size_t j = i + 1;
+        size_t n = 0;
+        while (j < statement.size() && std::isdigit(static_cast<unsigned char>(statement[j]))) {
+          n = n * 10 + static_cast<size_t>(statement[j] - '0');
+          ++j;
+        }
+        if (n == 0 || n > args.size()) throw std::logic_error("statement parameter out of range");
+        const NullableText& arg = *args[n - 1];
+        pending_ += arg.null() ? std::string("NULL") : tx_.quote(arg.text());
+        i = j;
+      } else {
+        pending_ += c;
+        ++i;
+      }
+    }
+    pending_ += ";\n";
+  }
+
+  void flush() {
+    if (pending_.empty()) return;
+    std::string batch;
+    batch.swap(pending_);
+    tx_.exec(batch);
+  }
+
+ private:
+  pqxx::work& tx_;
+  std::string pending_;
+};
+
+const std::string& statement(const char* name) { return prepared_statements().at(name); }
+
 class PgStoreTx final : public StoreTx {
  public:
   PgStoreTx(pqxx::work& tx, const SecretBox* sealer, DefinitionCache& definitions)
       : tx_(tx), sealer_(sealer), definitions_(definitions) {}
 
+  // Sends the writes still buffered; before commit.
+  void flush() { writes_.flush(); }
+
   Result<std::optional<WorkflowState>> load_workflow_for_update(const std::string& id) override {
+    writes_.flush();
     try {
       return load_workflow(tx_, id, true, sealer_, definitions_);
     } catch (const CorruptRow& e) {
@@ -360,6 +422,7 @@ class PgStoreTx final : public StoreTx {
 
   std::optional<ForcedFailure> fail_unloadable_workflow(const std::string& id,
                                                         TimePoint now) override {
+    writes_.flush();
     const pqxx::result r = tx_.exec_params(
         "UPDATE workflows SET status = 'failed', seq = seq + 1,"
         " updated_at = to_timestamp($2::bigint / 1000.0)"
@@ -374,11 +437,11 @@ class PgStoreTx final : public StoreTx {
     if (loaded == nullptr) return save_whole_workflow(state);
     if (state.status != loaded->status || state.seq != loaded->seq ||
         state.updated_at != loaded->updated_at) {
-      tx_.exec_prepared("update_workflow", state.id, std::string(to_string(state.status)),
-                        state.seq, to_epoch_ms(state.updated_at));
+      writes_.add(statement("update_workflow"), {state.id, to_string(state.status), state.seq,
+                                                 to_epoch_ms(state.updated_at)});
     }
     if (state.input != loaded->input) {
-      tx_.exec_prepared("update_workflow_input", state.id, json::serialize(state.input));
+      writes_.add(statement("update_workflow_input"), {state.id, json::serialize(state.input)});
     }
     bool same_names = state.steps.size() == loaded->steps.size();
     for (size_t i = 0; same_names && i < state.steps.size(); ++i) {
@@ -394,13 +457,14 @@ class PgStoreTx final : public StoreTx {
 
   void add_effect(const std::string& workflow_id, const Effect& effect, TimePoint due) override {
     const store_detail::EffectRow row = store_detail::encode_effect(effect);
-    tx_.exec_prepared("insert_effect", workflow_id, row.kind, row.step, row.attempt,
-                      json::serialize(row.payload), to_epoch_ms(due));
+    writes_.add(statement("insert_effect"), {workflow_id, row.kind, row.step, row.attempt,
+                                             json::serialize(row.payload), to_epoch_ms(due)});
   }
 
   bool delete_effect(int64_t effect_id, const std::string& owner, TimePoint now) override {
     // Owner and lease checked in the same statement: a worker whose lease ran
     // out cannot record a result that the effect's new holder also records.
+    writes_.flush();
     const pqxx::result r = tx_.exec_prepared("delete_effect", effect_id, owner, to_epoch_ms(now));
     return r.affected_rows() == 1;
   }
@@ -410,13 +474,14 @@ class PgStoreTx final : public StoreTx {
     if (sensitive && sealer_ == nullptr) {
       throw std::logic_error("a sensitive outbox record and the store has no key");
     }
-    tx_.exec_prepared("insert_outbox", topic, key,
-                      sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload);
+    writes_.add(statement("insert_outbox"),
+                {topic, key, sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload});
   }
 
   int64_t input_offset_for_update(const std::string& topic, int32_t partition) override {
     // The row is created first so that there is always a row to lock: two
     // consumers of a new partition then queue on it like on any other.
+    writes_.flush();
     tx_.exec_prepared("ensure_input_offset", topic, partition);
     const pqxx::result r = tx_.exec_prepared("select_input_offset", topic, partition);
     if (r.empty()) throw CorruptRow("input_offsets row vanished for " + topic);
@@ -424,7 +489,7 @@ class PgStoreTx final : public StoreTx {
   }
 
   void set_input_offset(const std::string& topic, int32_t partition, int64_t next_offset) override {
-    tx_.exec_prepared("set_input_offset", topic, partition, next_offset);
+    writes_.add(statement("set_input_offset"), {topic, partition, next_offset});
   }
 
  private:
@@ -433,19 +498,19 @@ class PgStoreTx final : public StoreTx {
     const std::string definition = json::serialize(to_json(state.definition));
     const std::string hash = sha256_hex(definition);
     if (!definitions_.stored(hash)) {
-      tx_.exec_prepared("insert_definition", hash, definition);
+      writes_.add(statement("insert_definition"), {hash, definition});
       new_definitions_.push_back(hash);
     }
-    tx_.exec_params(kUpsertWorkflow, state.id, state.workflow, hash, json::serialize(state.input),
-                    std::string(to_string(state.status)), state.seq,
-                    to_epoch_ms(state.created_at), to_epoch_ms(state.updated_at));
+    writes_.add(kUpsertWorkflow, {state.id, state.workflow, hash, json::serialize(state.input),
+                                  to_string(state.status), state.seq,
+                                  to_epoch_ms(state.created_at), to_epoch_ms(state.updated_at)});
     save_all_steps(state);
   }
 
   void save_all_steps(const WorkflowState& state) {
     const std::string steps = steps_json(state, sealer_);
-    tx_.exec_params(kUpsertSteps, state.id, steps);
-    tx_.exec_params(kDeleteOtherSteps, state.id, steps);
+    writes_.add(kUpsertSteps, {state.id, steps});
+    writes_.add(kDeleteOtherSteps, {state.id, steps});
   }
 
   void update_step(const WorkflowState& state, const StepState& s) {
@@ -461,15 +526,16 @@ class PgStoreTx final : public StoreTx {
         s.error ? NullableText(json::serialize(json::object{{"code", s.error->code},
                                                             {"message", s.error->message}}))
                 : NullableText();
-    tx_.exec_prepared("update_step", state.id, s.name, std::string(to_string(s.status)), s.attempt,
-                      s.attempts_before_retry, run_id.get(), s.run_page_url,
-                      json_param(s.handle).get(), output.get(), error.get(),
-                      ms_param(s.started_at).get(), ms_param(s.finished_at).get());
+    writes_.add(statement("update_step"),
+                {state.id, s.name, to_string(s.status), s.attempt, s.attempts_before_retry, run_id,
+                 s.run_page_url, json_param(s.handle), output, error, ms_param(s.started_at),
+                 ms_param(s.finished_at)});
   }
 
   pqxx::work& tx_;
   const SecretBox* sealer_;
   DefinitionCache& definitions_;
+  WriteBuffer writes_{tx_};
 
  public:
   // Definitions this transaction inserted: known to be stored once it commits.
@@ -518,6 +584,7 @@ class PgStore final : public Store {
       pqxx::work tx(c);
       PgStoreTx store_tx(tx, sealer_.get(), definitions_);
       body(store_tx);
+      store_tx.flush();
       tx.commit();
       for (const std::string& hash : store_tx.new_definitions_) definitions_.mark_stored(hash);
       return Done{};
@@ -659,6 +726,23 @@ class PgStore final : public Store {
       auto state = load_workflow(tx, id, false, sealer_.get(), definitions_);
       tx.commit();
       return state;
+    });
+  }
+
+  Result<LoadedWorkflows> get_workflows(const std::vector<std::string>& ids) override {
+    return guarded<LoadedWorkflows>("get_workflows", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      LoadedWorkflows loaded;
+      for (const std::string& id : ids) {
+        if (loaded.count(id) != 0) continue;
+        try {
+          loaded.emplace(id, load_workflow(tx, id, false, sealer_.get(), definitions_));
+        } catch (const CorruptRow& e) {
+          loaded.emplace(id, Error{ErrorKind::kInternal, "unloadable", e.what()});
+        }
+      }
+      tx.commit();
+      return loaded;
     });
   }
 

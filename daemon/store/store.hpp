@@ -158,6 +158,10 @@ class Store {
   virtual Result<int32_t> drain_outbox(int32_t limit, const OutboxPublish& publish) = 0;
 
   virtual Result<std::optional<WorkflowState>> get_workflow(const std::string& id) = 0;
+  // Several workflows read in one transaction; a row that cannot be decoded
+  // is an Error of its own id only.
+  using LoadedWorkflows = std::map<std::string, Result<std::optional<WorkflowState>>>;
+  virtual Result<LoadedWorkflows> get_workflows(const std::vector<std::string>& ids) = 0;
   // Newest first.
   virtual Result<std::vector<WorkflowSummary>> list_workflows(std::optional<WorkflowStatus> state,
                                                               int32_t limit) = 0;

@@ -322,7 +322,7 @@ TEST_F(StoreTest, SqlErrorCarriesItsSqlState) {
 }  // namespace
 }  // namespace brickwork::testing
 
-namespace brickwork {
+namespace brickwork::testing {
 namespace {
 
 // A transition writes only what it changed: untouched step rows keep their
@@ -363,4 +363,4 @@ TEST_F(StoreTest, ATransitionWritesOnlyTheRowsItChanged) {
 }
 
 }  // namespace
-}  // namespace brickwork
+}  // namespace brickwork::testing
