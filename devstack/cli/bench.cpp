@@ -41,6 +41,11 @@ double seconds_since(SteadyClock::time_point from) {
   return seconds_between(from, SteadyClock::now());
 }
 
+// SIGINT/SIGTERM end the waits, so the daemon child and the throwaway
+// Postgres are still stopped and removed on the way out.
+std::atomic<bool> g_bench_interrupted{false};
+extern "C" void on_bench_signal(int) { g_bench_interrupted = true; }
+
 constexpr int64_t kInstantJob = 901;  // ends at once and publishes its completion event
 constexpr int64_t kLongJob = 902;     // runs for a day: its workflow waits
 
@@ -158,7 +163,7 @@ class StatusWatch {
   bool wait_for(const std::string& phase, const std::function<bool(const PhaseCounts&)>& done,
                 std::chrono::seconds limit) const {
     const auto deadline = SteadyClock::now() + limit;
-    while (SteadyClock::now() < deadline) {
+    while (SteadyClock::now() < deadline && !g_bench_interrupted) {
       if (done(counts(phase))) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
@@ -642,7 +647,7 @@ class Bench {
     const auto count = static_cast<int64_t>(rate * options_.latency_seconds);
     step("latency: " + std::to_string(count) + " two-step workflows at " + fixed(rate, 0) + "/s");
     const auto t0 = SteadyClock::now();
-    for (int64_t i = 1; i <= count; ++i) {
+    for (int64_t i = 1; i <= count && !g_bench_interrupted; ++i) {
       // Paced against the start, so a slow produce call does not lower the rate.
       std::this_thread::sleep_until(
           t0 + std::chrono::duration_cast<SteadyClock::duration>(
@@ -756,7 +761,7 @@ class Bench {
     const auto deadline = SteadyClock::now() + std::chrono::seconds(120);
     std::optional<SteadyClock::time_point> run;
     while (!(run = runs_.run_time(id + "/run")) && SteadyClock::now() < deadline &&
-           daemon_->alive()) {
+           daemon_->alive() && !g_bench_interrupted) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     if (!run) {
@@ -812,6 +817,8 @@ int run_bench(const BenchOptions& given) {
     options.daemon_binary = fs::read_symlink("/proc/self/exe", ec).string();
   }
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGINT, on_bench_signal);
+  std::signal(SIGTERM, on_bench_signal);
   return Bench(std::move(options)).run();
 }
 
