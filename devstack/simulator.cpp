@@ -107,7 +107,6 @@ void DatabricksSimulator::Impl::set_state(Run& run, SteadyClock::time_point now,
 void DatabricksSimulator::Impl::finish(Run& run, std::vector<Event>& events) {
   run.done = true;
   run.end_ms = to_epoch_ms(now_ms());
-  active.erase(run.view.run_id);
   const std::string outcome = run.view.cancel_requested ? "CANCELED" : run.job.outcome;
   run.view.life_cycle_state = "TERMINATED";
   run.view.result_state = outcome;
@@ -155,8 +154,11 @@ void DatabricksSimulator::Impl::finish(Run& run, std::vector<Event>& events) {
 
 std::vector<Event> DatabricksSimulator::Impl::advance_locked(SteadyClock::time_point now) {
   std::vector<Event> events;
-  const std::vector<int64_t> ids(active.begin(), active.end());
-  for (int64_t id : ids) set_state(runs.at(id), now, events);
+  while (!due.empty() && due.begin()->first <= now) {
+    const int64_t id = due.begin()->second;
+    due.erase(due.begin());
+    set_state(runs.at(id), now, events);
+  }
   return events;
 }
 
@@ -187,14 +189,8 @@ void DatabricksSimulator::Impl::timer_loop() {
       lock.lock();
       continue;
     }
-    std::optional<SteadyClock::time_point> next;
-    for (int64_t id : active) {
-      const Run& r = runs.at(id);
-      auto due = SteadyClock::now() < r.running_at ? r.running_at : r.ends_at;
-      if (!next || due < *next) next = due;
-    }
-    if (next) {
-      wake.wait_until(lock, *next);
+    if (!due.empty()) {
+      wake.wait_until(lock, due.begin()->first);
     } else {
       wake.wait(lock);
     }
@@ -230,9 +226,11 @@ int64_t DatabricksSimulator::Impl::create_run(const SimulatedJob& job, int64_t j
   run.start_ms = to_epoch_ms(now_ms());
   run.state_message = "Waiting for cluster";
   const int64_t id = run.view.run_id;
-  runs.emplace(id, std::move(run));
-  active.insert(id);
+  due.emplace(run.running_at, id);
+  due.emplace(run.ends_at, id);
+  const Run& created = runs.emplace(id, std::move(run)).first->second;
   ++stats.runs_created;
+  if (run_observer) run_observer(created.view);
   if (!token.empty()) {
     run_by_token[token] = id;
     ++stats.runs_per_token[token];
@@ -465,6 +463,11 @@ std::string DatabricksSimulator::base_url() const {
 void DatabricksSimulator::set_sink(CompletionSink sink) {
   std::lock_guard lock(impl_->sink_mu);
   impl_->sink = std::move(sink);
+}
+
+void DatabricksSimulator::set_run_observer(RunObserver observer) {
+  std::lock_guard lock(impl_->mu);
+  impl_->run_observer = std::move(observer);
 }
 
 void DatabricksSimulator::set_faults(SimulatorFaults faults) {

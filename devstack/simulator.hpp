@@ -207,6 +207,11 @@ struct SimulatedSharing {
 // Called from a simulator thread, never under a simulator lock.
 using CompletionSink = std::function<void(const std::string& key, const std::string& payload)>;
 
+// Sees each run as it is created (jobs/run-now, jobs/runs/submit), before the
+// answer is sent: how a benchmark times the daemon from outside. Called under
+// the simulator's lock, so it must be quick and must not call the simulator.
+using RunObserver = std::function<void(const SimulatedRun& run)>;
+
 class DatabricksSimulator {
  public:
   explicit DatabricksSimulator(SimulatorOptions options = {});
@@ -222,6 +227,7 @@ class DatabricksSimulator {
   std::string base_url() const;  // "http://127.0.0.1:<port>"
 
   void set_sink(CompletionSink sink);
+  void set_run_observer(RunObserver observer);
   void set_faults(SimulatorFaults faults);
   void set_job(int64_t job_id, SimulatedJob job);  // add or replace, at any time
 

@@ -3,8 +3,10 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 
 #include "daemon/cli/commands.hpp"
+#include "devstack/cli/bench.hpp"
 
 namespace brickwork {
 namespace {
@@ -126,6 +128,30 @@ int run_cli(int argc, char** argv) {
   auto* demo = app.add_subcommand("demo", "run a whole example on this machine alone");
   demo->footer("Example:\n  brickwork demo");
 
+  BenchOptions bench_options;
+  std::string bench_waiting = "20000";
+  auto* bench = app.add_subcommand(
+      "bench", "measure one daemon (a child process) on this machine alone: docs/PERFORMANCE.md");
+  bench->add_flag("--smoke", bench_options.smoke, "every measure once at a small size");
+  bench->add_option("--daemon", bench_options.daemon_binary,
+                    "brickwork binary to run as the daemon (default: this one)");
+  bench->add_option("--workflows", bench_options.workflows, "throughput: start commands queued")
+      ->capture_default_str();
+  bench->add_option("--waiting", bench_waiting, "workflows waiting on runs, comma-separated")
+      ->capture_default_str();
+  bench->add_option("--intake", bench_options.intake, "workflows per intake measure")
+      ->capture_default_str();
+  bench->add_option("--latency-rate", bench_options.latency_rate, "two-step workflows/s")
+      ->capture_default_str();
+  bench->add_option("--latency-seconds", bench_options.latency_seconds, "")->capture_default_str();
+  bench->add_option("--pgbench-seconds", bench_options.pgbench_seconds, "")->capture_default_str();
+  bench->add_option("--waiting-poll-every", bench_options.waiting_poll_every,
+                    "poll_every of the waiting workflows' step")
+      ->capture_default_str();
+  bench->add_option("--daemon-settings", bench_options.daemon_settings,
+                    "extra keys of the daemon: section, e.g. 'batch_max_wait: 5ms'");
+  bench->add_flag("--keep", bench_options.keep, "keep the working directory and logs");
+
   uint16_t port = 0;
   std::string jobs_file;
   std::string brokers;
@@ -192,6 +218,20 @@ int run_cli(int argc, char** argv) {
     return cli::run_signal(config_path, id, signal_name, value_json, answer_wait, as_json);
   }
   if (demo->parsed()) return cli::run_demo(false);
+  if (bench->parsed()) {
+    bench_options.waiting.clear();
+    std::istringstream sizes(bench_waiting);
+    for (std::string size; std::getline(sizes, size, ',');) {
+      if (size.empty()) continue;
+      try {
+        bench_options.waiting.push_back(std::stoll(size));
+      } catch (const std::exception&) {
+        std::cerr << "error: --waiting expects numbers separated by commas\n";
+        return 2;
+      }
+    }
+    return run_bench(bench_options);
+  }
   if (simulator->parsed()) return cli::run_simulator(port, jobs_file, brokers, events_topic);
   return 2;
 }
