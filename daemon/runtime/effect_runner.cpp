@@ -6,6 +6,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "daemon/core/logging.hpp"
 #include "daemon/runtime/workflow_transaction.hpp"
 
 namespace brickwork {
@@ -159,17 +160,20 @@ class EffectExecution {
   template <class Body>
   void record_with(Body body) {
     bool lease_lost = false;
+    PendingMetrics metrics;
     Status s = store_.transact([&](StoreTx& tx) {
+      metrics.clear();
       const TimePoint now = now_ms();
       // The lease first: nothing is applied for a claim that lost it.
       if (!tx.delete_effect(stored_.id, stored_.lease_owner, now)) {
         lease_lost = true;
         throw LeaseLost();
       }
-      WorkflowTransaction wt(tx, context_, now);
+      WorkflowTransaction wt(tx, context_, now, &metrics);
       body(wt);
       wt.finish();
     });
+    if (s && !lease_lost) metrics.commit(&context_.metrics());
     if (lease_lost) {
       spdlog::warn("effects: lease of {} effect {} for workflow {} ran out; its new holder records it",
                    effect_name(stored_.effect), stored_.id, stored_.workflow_id);
@@ -249,8 +253,10 @@ Status EffectRunner::renew_leases(Store& store) {
 
 void EffectRunner::lease_keeper_loop() {
   auto store = context_.open_store();
+  Liveness::Loop& heartbeat = context_.liveness().add("leases", kLoopStallLimit);
   auto next = std::chrono::steady_clock::now();
   while (!stopping_) {
+    heartbeat.beat();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (std::chrono::steady_clock::now() < next) continue;
     // A third of the lease: two renewals may fail before an effect is lost.
@@ -258,13 +264,20 @@ void EffectRunner::lease_keeper_loop() {
     Status s = renew_leases(*store);
     if (!s) spdlog::warn("effects: cannot renew leases: {}", s.error().message);
   }
+  heartbeat.retire();
 }
 
 void EffectRunner::worker_loop(int32_t index) {
   auto store = context_.open_store();
   const std::string worker = owner_ + "/" + std::to_string(index);
+  // One effect may retry Databricks calls for the whole retry budget, twice
+  // over (a step type making two calls) before it is stuck.
+  Liveness::Loop& heartbeat = context_.liveness().add(
+      "effects/" + std::to_string(index),
+      2 * context_.config()->databricks.retry_budget + kLoopStallLimit);
   Duration backoff{100};
   while (!stopping_) {
+    heartbeat.beat();
     const ConfigPtr config = context_.config();
     // Each claim is its own lease owner: a later claim of the same effect by
     // this very worker is a different holder.
@@ -288,10 +301,13 @@ void EffectRunner::worker_loop(int32_t index) {
       release(effect.id);
     }
   }
+  heartbeat.retire();
 }
 
 void EffectRunner::run_one(Store& store, const StoredEffect& stored) {
   const TimePoint started = now_ms();
+  LogScope scope(LogScope::workflow(
+      stored.workflow_id, std::visit([](const auto& e) { return e.step; }, stored.effect)));
   EffectExecution(context_, services_, store, stored).run();
   spdlog::debug("effects: {} done in {} ms", stored.id, (now_ms() - started).count());
 }

@@ -13,6 +13,7 @@
 #include "daemon/store/effect_codec.hpp"
 #include "daemon/store/migrations.hpp"
 #include "daemon/store/pg_errors.hpp"
+#include "daemon/store/pg_notices.hpp"
 #include "daemon/store/store.hpp"
 
 namespace brickwork {
@@ -456,6 +457,18 @@ class PgStore final : public Store {
     });
   }
 
+  Result<QueueDepths> queue_depths(TimePoint now) override {
+    return guarded<QueueDepths>("queue_depths", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      const pqxx::row r = tx.exec_params1(
+          "SELECT (SELECT count(*) FROM outbox),"
+          " (SELECT count(*) FROM effects WHERE due_at <= to_timestamp($1::bigint / 1000.0)"
+          "    AND (lease_until IS NULL OR lease_until < to_timestamp($1::bigint / 1000.0)))",
+          to_epoch_ms(now));
+      return QueueDepths{r[0].as<int64_t>(), r[1].as<int64_t>()};
+    });
+  }
+
   Status ping() override {
     return guarded<Done>("ping", [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
@@ -475,7 +488,7 @@ class PgStore final : public Store {
       if (!connection_) {
         auto conninfo = with_password(*conninfo_, password_.get());
         if (!conninfo) return conninfo.error();
-        connection_ = std::make_unique<pqxx::connection>(*conninfo);
+        connection_ = std::make_unique<LoggedConnection>(*conninfo);
       }
       return Result<T>(fn(*connection_));
     } catch (...) {
@@ -500,7 +513,7 @@ class PgStore final : public Store {
   Result<std::string> conninfo_;  // postgres.url with the store's timeouts
   PasswordRedactor passwords_;
   std::shared_ptr<PasswordSource> password_;
-  std::unique_ptr<pqxx::connection> connection_;
+  std::unique_ptr<LoggedConnection> connection_;
 };
 
 }  // namespace
