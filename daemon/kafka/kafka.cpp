@@ -25,7 +25,7 @@ Error kafka_error(std::string code, std::string message) {
 // librdkafka's own messages through the daemon's logger (JSON lines), never
 // its `%3|...` lines on stderr. Called on librdkafka's threads.
 void log_through_logger(const rd_kafka_t* rk, int level, const char* facility, const char* text) {
-  LogScope client({{"client", rk != nullptr ? rd_kafka_name(rk) : ""}});
+  LogScope client(std::vector<LogScope::Field>{{"client", rk != nullptr ? rd_kafka_name(rk) : ""}});
   log_library_message(library_level_from_syslog(level), "librdkafka", facility, text);
 }
 

@@ -4,6 +4,7 @@
 #include <spdlog/formatter.h>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <boost/json.hpp>
 #include <sstream>
@@ -54,7 +55,7 @@ TEST(Logging, JsonLinesCarryTheWorkflowOfTheirScope) {
   {
     LogScope workflow(LogScope::workflow("order-4711", "transform"));
     {
-      LogScope run({{"run_id", "1234"}});
+      LogScope run(std::vector<LogScope::Field>{{"run_id", "1234"}});
       inner = logged("json", "x");
     }
     outer = logged("json", "y");
