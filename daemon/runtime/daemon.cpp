@@ -154,7 +154,7 @@ Status Daemon::run(const std::atomic<bool>& stop) {
 
   std::vector<KafkaMessage> pending;  // read but not yet durable
   std::optional<Error> fatal;
-  std::string stuck;  // why the watchdog is not fed, while it is not
+  std::string stuck;  // the loop for which the watchdog is not fed, while it is not
   Metrics& metrics = context_->metrics();
   metrics.set_intake_paused(false);
   while (!stop) {
@@ -178,9 +178,9 @@ Status Daemon::run(const std::atomic<bool>& stop) {
         last_watchdog = std::chrono::steady_clock::now();
         if (!stuck.empty()) spdlog::info("every loop is alive again: feeding the watchdog");
         stuck.clear();
-      } else if (verdict.reason != stuck) {
+      } else if (verdict.loop != stuck) {  // once per stuck loop, not per check
         spdlog::error("{}: no longer feeding the systemd watchdog", verdict.reason);
-        stuck = verdict.reason;
+        stuck = verdict.loop;
       }
     }
     const ConfigPtr current = context_->config();

@@ -14,7 +14,7 @@ Liveness::Verdict Liveness::check(Clock::time_point now) const {
     if (loop.retired()) continue;
     const auto silent = std::chrono::duration_cast<Duration>(now - loop.last_beat());
     if (silent > loop.limit()) {
-      return Verdict{false, "loop " + loop.name() + " stuck in one iteration for " +
+      return Verdict{false, loop.name(), "loop " + loop.name() + " stuck in one iteration for " +
                                 format_duration(silent) + " (limit " +
                                 format_duration(loop.limit()) + ")"};
     }

@@ -52,6 +52,7 @@ class Liveness {
 
   struct Verdict {
     bool alive = true;
+    std::string loop;    // the stuck loop's name; "" when alive
     std::string reason;  // which loop is stuck and for how long; "" when alive
   };
   Verdict check(Clock::time_point now = Clock::now()) const;

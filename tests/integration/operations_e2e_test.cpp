@@ -1,6 +1,8 @@
 // The operator's view (contract 10): /metrics, /healthz and /readyz on
 // daemon.metrics_listen, the systemd watchdog fed only while every loop is
 // alive, and logs that are JSON lines only, librdkafka's included.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -133,37 +135,44 @@ class BlockStep final : public StepType {
   Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
 };
 
-// The systemd side of sd_notify: a datagram socket named by NOTIFY_SOCKET.
+// The systemd side of sd_notify: a datagram socket named by NOTIFY_SOCKET,
+// read all the time as systemd does (a full socket would block the sender).
 class NotifySocket {
  public:
   explicit NotifySocket(const std::string& path) : path_(path) {
-    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
     EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    timeval tick{0, 50'000};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
+    reader_ = std::thread([this] {
+      char buffer[4096];
+      while (!stop_) {
+        const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
+        if (n > 0 && std::string_view(buffer, static_cast<size_t>(n)).find("WATCHDOG=1") !=
+                         std::string_view::npos) {
+          ++pings_;
+        }
+      }
+    });
   }
   ~NotifySocket() {
+    stop_ = true;
+    reader_.join();
     close(fd_);
     std::filesystem::remove(path_);
   }
   // How many WATCHDOG=1 arrived since the last call.
-  int watchdog_pings() {
-    int pings = 0;
-    char buffer[4096];
-    for (;;) {
-      const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
-      if (n <= 0) return pings;
-      if (std::string_view(buffer, static_cast<size_t>(n)).find("WATCHDOG=1") !=
-          std::string_view::npos) {
-        ++pings;
-      }
-    }
-  }
+  int watchdog_pings() { return pings_.exchange(0); }
 
  private:
   std::string path_;
   int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> pings_{0};
+  std::thread reader_;
 };
 
 TEST_F(Operations, AStuckLoopFailsHealthzAndStarvesTheWatchdog) {
@@ -189,6 +198,7 @@ TEST_F(Operations, AStuckLoopFailsHealthzAndStarvesTheWatchdog) {
   const uint16_t port = daemon.daemon().ops_port();
   EXPECT_TRUE(eventually([&] { return notify.watchdog_pings() > 0; }, 10s));
   EXPECT_TRUE(answers(port, "/healthz", 200));
+  ASSERT_TRUE(eventually([&] { return answers(port, "/readyz", 200); }, 60s));
 
   start_workflow("stuck-1", "stuck");
   EXPECT_TRUE(eventually([&] { return answers(port, "/healthz", 503, "loop effects/"); }, 30s));
