@@ -6,6 +6,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "daemon/core/logging.hpp"
 #include "daemon/runtime/workflow_transaction.hpp"
 
 namespace brickwork {
@@ -174,10 +175,12 @@ void record_results(RuntimeContext& context, Store& store,
                     const std::vector<const StoredEffect*>& effects,
                     const std::vector<EffectResult>& results) {
   std::vector<const StoredEffect*> lost;
+  PendingMetrics metrics;
   Status s = store.transact([&](StoreTx& tx) {
     lost.clear();
+    metrics.clear();
     const TimePoint now = now_ms();
-    WorkflowTransaction wt(tx, context, now);
+    WorkflowTransaction wt(tx, context, now, &metrics);
     for (size_t i = 0; i < effects.size(); ++i) {
       const StoredEffect& stored = *effects[i];
       const EffectResult& result = results[i];
@@ -198,6 +201,7 @@ void record_results(RuntimeContext& context, Store& store,
     spdlog::warn("effects: cannot record {} result(s): {}", effects.size(), s.error().message);
     return;
   }
+  metrics.commit(&context.metrics());
   for (const StoredEffect* stored : lost) {
     spdlog::warn("effects: lease of {} effect {} for workflow {} ran out; its new holder records it",
                  effect_name(stored->effect), stored->id, stored->workflow_id);
@@ -251,8 +255,10 @@ Status EffectRunner::renew_leases(Store& store) {
 
 void EffectRunner::lease_keeper_loop() {
   auto store = context_.open_store();
+  Liveness::Loop& heartbeat = context_.liveness().add("leases", kLoopStallLimit);
   auto next = std::chrono::steady_clock::now();
   while (!stopping_) {
+    heartbeat.beat();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (std::chrono::steady_clock::now() < next) continue;
     // A third of the lease: two renewals may fail before an effect is lost.
@@ -260,13 +266,20 @@ void EffectRunner::lease_keeper_loop() {
     Status s = renew_leases(*store);
     if (!s) spdlog::warn("effects: cannot renew leases: {}", s.error().message);
   }
+  heartbeat.retire();
 }
 
 void EffectRunner::worker_loop(int32_t index) {
   auto store = context_.open_store();
   const std::string worker = owner_ + "/" + std::to_string(index);
+  // One effect may retry Databricks calls for the whole retry budget, twice
+  // over (a step type making two calls) before it is stuck.
+  Liveness::Loop& heartbeat = context_.liveness().add(
+      "effects/" + std::to_string(index),
+      2 * context_.config()->databricks.retry_budget + kLoopStallLimit);
   Duration backoff{100};
   while (!stopping_) {
+    heartbeat.beat();
     const ConfigPtr config = context_.config();
     // Each claim is its own lease owner: a later claim of the same effect by
     // this very worker is a different holder.
@@ -285,16 +298,20 @@ void EffectRunner::worker_loop(int32_t index) {
       continue;
     }
     hold(*claimed);
-    run_batch(*store, *claimed);
+    // Each effect may take the whole stall limit: the worker is alive as long
+    // as it moves from one to the next.
+    run_batch(*store, *claimed, [&] { heartbeat.beat(); });
     for (const auto& effect : *claimed) release(effect.id);
   }
+  heartbeat.retire();
 }
 
 void EffectRunner::run_one(Store& store, const StoredEffect& stored) {
   run_batch(store, {stored});
 }
 
-void EffectRunner::run_batch(Store& store, const std::vector<StoredEffect>& batch) {
+void EffectRunner::run_batch(Store& store, const std::vector<StoredEffect>& batch,
+                             const std::function<void()>& progress) {
   const TimePoint started = now_ms();
   std::vector<std::string> ids;
   for (const auto& effect : batch) ids.push_back(effect.workflow_id);
@@ -305,7 +322,11 @@ void EffectRunner::run_batch(Store& store, const std::vector<StoredEffect>& batc
   for (const auto& stored : batch) {
     Result<std::optional<WorkflowState>> state =
         loaded ? loaded->at(stored.workflow_id) : Result<std::optional<WorkflowState>>(loaded.error());
+    // Log lines about this effect name its workflow and step.
+    LogScope scope(LogScope::workflow(
+        stored.workflow_id, std::visit([](const auto& e) { return e.step; }, stored.effect)));
     EffectResult result = EffectExecution(context_, services_, stored).run(state);
+    if (progress) progress();
     if (result.kind == EffectResult::Kind::kReschedule) {
       reschedule_effect(store, stored, result.error);
       continue;

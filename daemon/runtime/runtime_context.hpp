@@ -10,7 +10,9 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "daemon/core/metrics.hpp"
 #include "daemon/core/tokens.hpp"
+#include "daemon/runtime/liveness.hpp"
 #include "daemon/store/store.hpp"
 #include "handlers/steps/step_type.hpp"
 
@@ -68,6 +70,11 @@ class RuntimeContext {
   Wakeup& outbox_wakeup() { return outbox_wakeup_; }
   Wakeup& effects_wakeup() { return effects_wakeup_; }
 
+  // The daemon's Prometheus series and its loops' heartbeats (/metrics,
+  // /healthz and the systemd watchdog read them).
+  Metrics& metrics() { return metrics_; }
+  Liveness& liveness() { return liveness_; }
+
  private:
   ConfigPtr config_;
   std::shared_ptr<PasswordSource> store_password_;  // set before any thread starts
@@ -76,6 +83,8 @@ class RuntimeContext {
   const StepRegistry& registry_;
   Wakeup outbox_wakeup_;
   Wakeup effects_wakeup_;
+  Metrics metrics_;
+  Liveness liveness_;
 };
 
 }  // namespace brickwork

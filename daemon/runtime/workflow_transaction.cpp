@@ -102,10 +102,41 @@ Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input&
     tx_.add_effect(workflow_id, effect, effect_due(effect, now_));
   }
   if (decision.changed && decision.state) {
+    if (metrics_ != nullptr) observe(current, *decision.state);
     cache_[workflow_id] = *decision.state;
     dirty_.insert(workflow_id);
   }
   return decision;
+}
+
+// What the engine's decision finished: the workflow (by its state) and each
+// step attempt that ended (by its type), derived from the states before and
+// after, so the engine itself counts nothing.
+void WorkflowTransaction::observe(const std::optional<WorkflowState>& before,
+                                  const WorkflowState& after) {
+  const std::string& workflow = after.workflow;
+  if (is_terminal(after.status) && !(before && is_terminal(before->status))) {
+    const std::string state = to_string(after.status);
+    metrics_->add([workflow, state](Metrics& m) { m.count_workflow_finished(workflow, state); });
+  }
+  for (const StepState& step : after.steps) {
+    if (!step.started_at) continue;
+    const StepState* previous = before ? before->find_step(step.name) : nullptr;
+    const bool same_attempt = previous != nullptr && previous->attempt == step.attempt;
+    const bool was_active = same_attempt && (previous->status == StepStatus::kRunning ||
+                                             previous->status == StepStatus::kWaiting);
+    // An attempt ends when the step finishes, or when it fails into a retry
+    // (back to pending, without a finish time).
+    const bool finished_now =
+        step.finished_at && !(same_attempt && previous->finished_at == step.finished_at);
+    const bool retrying = was_active && step.status == StepStatus::kPending;
+    if (!finished_now && !retrying) continue;
+    const TimePoint ended = finished_now ? *step.finished_at : now_;
+    const StepDefinition* definition = after.definition.find_step(step.name);
+    const std::string type = definition != nullptr ? definition->type : "unknown";
+    const double seconds = std::chrono::duration<double>(ended - *step.started_at).count();
+    metrics_->add([workflow, type, seconds](Metrics& m) { m.observe_step(workflow, type, seconds); });
+  }
 }
 
 void WorkflowTransaction::publish_rejection_without_workflow(const std::string& workflow_id,

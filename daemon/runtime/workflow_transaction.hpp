@@ -16,8 +16,11 @@ namespace brickwork {
 
 class WorkflowTransaction {
  public:
-  WorkflowTransaction(StoreTx& tx, const RuntimeContext& context, TimePoint now)
-      : tx_(tx), context_(context), now_(now) {}
+  // With `metrics`, workflows that finish and steps that end are recorded
+  // there, for the caller to commit to the metrics once the transaction has.
+  WorkflowTransaction(StoreTx& tx, const RuntimeContext& context, TimePoint now,
+                      PendingMetrics* metrics = nullptr)
+      : tx_(tx), context_(context), now_(now), metrics_(metrics) {}
 
   // The workflow as this transaction sees it (loaded and locked on first use).
   // Empty when there is none, or when it cannot be loaded (see load_error).
@@ -44,9 +47,12 @@ class WorkflowTransaction {
   size_t changed_workflows() const { return dirty_.size(); }
 
  private:
+  void observe(const std::optional<WorkflowState>& before, const WorkflowState& after);
+
   StoreTx& tx_;
   const RuntimeContext& context_;
   TimePoint now_;
+  PendingMetrics* metrics_;
   std::map<std::string, std::optional<WorkflowState>> cache_;
   std::map<std::string, WorkflowRows> loaded_rows_;  // as loaded, for writing only changes
   std::map<std::string, Error> unloadable_;

@@ -20,6 +20,7 @@
 #include "daemon/store/effect_codec.hpp"
 #include "daemon/store/migrations.hpp"
 #include "daemon/store/pg_errors.hpp"
+#include "daemon/store/pg_notices.hpp"
 #include "daemon/store/store.hpp"
 
 namespace brickwork {
@@ -777,6 +778,18 @@ class PgStore final : public Store {
     });
   }
 
+  Result<QueueDepths> queue_depths(TimePoint now) override {
+    return guarded<QueueDepths>("queue_depths", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      const pqxx::row r = tx.exec_params1(
+          "SELECT (SELECT count(*) FROM outbox),"
+          " (SELECT count(*) FROM effects WHERE due_at <= to_timestamp($1::bigint / 1000.0)"
+          "    AND (lease_until IS NULL OR lease_until < to_timestamp($1::bigint / 1000.0)))",
+          to_epoch_ms(now));
+      return QueueDepths{r[0].as<int64_t>(), r[1].as<int64_t>()};
+    });
+  }
+
   Status ping() override {
     return guarded<Done>("ping", [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
@@ -796,7 +809,7 @@ class PgStore final : public Store {
       if (!connection_) {
         auto conninfo = with_password(*conninfo_, password_.get());
         if (!conninfo) return conninfo.error();
-        auto connection = std::make_unique<pqxx::connection>(*conninfo);
+        auto connection = std::make_unique<LoggedConnection>(*conninfo);
         for (const auto& [name, statement] : prepared_statements()) {
           connection->prepare(name, statement);
         }
@@ -827,7 +840,7 @@ class PgStore final : public Store {
   std::shared_ptr<PasswordSource> password_;
   std::shared_ptr<const SecretBox> sealer_;
   DefinitionCache definitions_;
-  std::unique_ptr<pqxx::connection> connection_;
+  std::unique_ptr<LoggedConnection> connection_;
 };
 
 }  // namespace

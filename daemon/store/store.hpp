@@ -99,6 +99,12 @@ class StoreTx {
   virtual void set_input_offset(const std::string& topic, int32_t partition, int64_t next_offset) = 0;
 };
 
+// What waits in Postgres (metrics: brickwork_outbox_backlog, brickwork_effects_due).
+struct QueueDepths {
+  int64_t outbox = 0;       // rows not yet published
+  int64_t effects_due = 0;  // effects due and not claimed by anyone
+};
+
 struct WorkflowSummary {
   std::string id;
   std::string workflow;
@@ -167,6 +173,8 @@ class Store {
                                                               int32_t limit) = 0;
   // Cheap liveness check (SELECT 1), reconnecting if needed.
   virtual Status ping() = 0;
+  // Outbox rows and effects due at `now`, in one statement.
+  virtual Result<QueueDepths> queue_depths(TimePoint now) = 0;
 };
 
 }  // namespace brickwork

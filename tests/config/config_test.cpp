@@ -95,6 +95,22 @@ TEST(Config, ErrorsNameFileLineColumnAndPath) {
   EXPECT_NE(e.find("expected an integer"), std::string::npos) << e;
 }
 
+TEST(Config, MetricsListenIsHostPortOrAConfigurationError) {
+  auto c = load_config_from_string(std::string(kMinimal) +
+                                       "daemon: {metrics_listen: \"127.0.0.1:9464\", log_level: DEBUG}\n",
+                                   "test.yaml", with_steps());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->daemon.metrics_listen, "127.0.0.1:9464");
+  EXPECT_EQ(c->daemon.log_level, "debug");  // in any case, as BRICKWORK_LOG_LEVEL
+  const std::string e =
+      error_of(std::string(kMinimal) + "daemon: {metrics_listen: \"127.0.0.1:99999\"}\n");
+  EXPECT_NE(e.find("test.yaml:3:"), std::string::npos) << e;
+  EXPECT_NE(e.find("daemon.metrics_listen"), std::string::npos) << e;
+  EXPECT_NE(e.find("0 to 65535"), std::string::npos) << e;
+  EXPECT_NE(error_of(std::string(kMinimal) + "daemon: {metrics_listen: \"9464\"}\n").find("no port"),
+            std::string::npos);
+}
+
 TEST(Config, YamlSyntaxErrorHasAPosition) {
   const std::string e = error_of("kafka: {brokers: [unclosed\n");
   EXPECT_NE(e.find("test.yaml:"), std::string::npos) << e;
