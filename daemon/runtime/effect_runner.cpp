@@ -325,7 +325,10 @@ void EffectRunner::run_batch(Store& store, const std::vector<StoredEffect>& batc
     // Log lines about this effect name its workflow and step.
     LogScope scope(LogScope::workflow(
         stored.workflow_id, std::visit([](const auto& e) { return e.step; }, stored.effect)));
+    const TimePoint effect_started = now_ms();
     EffectResult result = EffectExecution(context_, services_, stored).run(state);
+    spdlog::debug("effects: {} effect {} performed in {} ms", effect_name(stored.effect), stored.id,
+                  (now_ms() - effect_started).count());
     if (progress) progress();
     if (result.kind == EffectResult::Kind::kReschedule) {
       reschedule_effect(store, stored, result.error);
@@ -335,7 +338,7 @@ void EffectRunner::run_batch(Store& store, const std::vector<StoredEffect>& batc
     results.push_back(std::move(result));
   }
   if (!to_record.empty()) record_results(context_, store, to_record, results);
-  spdlog::debug("effects: {} done in {} ms", batch.size(), (now_ms() - started).count());
+  spdlog::debug("effects: {} recorded in {} ms", batch.size(), (now_ms() - started).count());
 }
 
 }  // namespace brickwork
