@@ -3,7 +3,7 @@
 # under AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrent
 # parts (store, Kafka, Databricks client and simulator, the daemon end to end)
 # again under ThreadSanitizer, then fuzz every parser of outside bytes and run
-# `brickwork demo` from the optimised build.
+# `brickwork demo` from the optimised build, and the benchmark at a small size.
 #   BRICKWORK_TEST_QUICK=1 scripts/test.sh   one plain build and run, no sanitizers
 #   FUZZ_SECONDS=60 scripts/test.sh          fuzz longer (default 10 s per target)
 set -euo pipefail
@@ -81,4 +81,12 @@ if ! build/release/brickwork demo >build/demo.log 2>&1; then
   exit 1
 fi
 tail -n 3 build/demo.log
+
+step "the benchmark once at a small size (a smoke test: no time is asserted)"
+if ! BENCH_BINARY=build/release/brickwork scripts/bench.sh --smoke >build/bench-smoke.log 2>&1; then
+  tail -n 60 build/bench-smoke.log
+  echo "scripts/bench.sh --smoke failed; full log in build/bench-smoke.log" >&2
+  exit 1
+fi
+tail -n 12 build/bench-smoke.log
 step "all tests passed"
