@@ -129,8 +129,10 @@ TEST_F(JobSideEndToEnd, ScriptTaskPublishesSuccessWithItsOutput) {
             (json::object{{"path", input.string()}, {"lines", 3}}));
   // Ended by the event, not by polling: the run is still going at the simulator.
   EXPECT_EQ(stack_->simulator().stats().events_emitted, 0);
-  const auto types = event_types(id);
-  EXPECT_NE(std::find(types.begin(), types.end(), "step_succeeded"), types.end());
+  EXPECT_TRUE(eventually([&] {
+    const auto types = event_types(id);
+    return std::find(types.begin(), types.end(), "workflow_succeeded") != types.end();
+  })) << "no workflow_succeeded status event";
 }
 
 TEST_F(JobSideEndToEnd, ScriptTaskThatRaisesPublishesFailedWithTheMessage) {
