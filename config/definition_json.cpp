@@ -87,6 +87,7 @@ json::value step_to_json(const StepDefinition& step) {
                                                                             : "perform"},
                     {"timeout_code", step.plan.timeout_code}};
   if (!step.plan.signal.empty()) plan["signal"] = step.plan.signal;
+  if (step.plan.sensitive_output) plan["sensitive_output"] = true;
   o["plan"] = std::move(plan);
   return o;
 }
@@ -160,6 +161,10 @@ Result<StepDefinition> step_from_json(const json::value& v, const std::string& w
       }
       pr.string("signal", step.plan.signal);
       pr.string("timeout_code", step.plan.timeout_code);
+      if (const json::value* sensitive = plan->as_object().if_contains("sensitive_output")) {
+        if (!sensitive->is_bool()) return invalid(where + ".plan.sensitive_output must be a boolean");
+        step.plan.sensitive_output = sensitive->as_bool();
+      }
       if (pr.error()) return *pr.error();
     }
   }

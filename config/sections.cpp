@@ -1,9 +1,11 @@
 #include "config/sections.hpp"
 
+#include <cctype>
 #include <set>
 #include <string>
 #include <utility>
 
+#include "daemon/core/listen_address.hpp"
 #include "daemon/core/loopback.hpp"
 
 namespace brickwork::config_detail {
@@ -289,6 +291,10 @@ std::optional<Error> load_daemon(const YamlReader& in, const YAML::Node& node,
   if (const YAML::Node v = node["metrics_listen"]) {
     auto s = in.string(v, "daemon.metrics_listen");
     if (!s) return s.error();
+    if (!s->empty()) {
+      auto address = parse_listen_address(*s);
+      if (!address) return in.error(v, "daemon.metrics_listen", address.error().message);
+    }
     daemon.metrics_listen = *s;
   }
   if (const YAML::Node v = node["log_format"]) {
@@ -302,6 +308,9 @@ std::optional<Error> load_daemon(const YamlReader& in, const YAML::Node& node,
   if (const YAML::Node v = node["log_level"]) {
     auto s = in.string(v, "daemon.log_level");
     if (!s) return s.error();
+    // In any case, as BRICKWORK_LOG_LEVEL is read.
+    for (char& c : *s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (*s == "warning") *s = "warn";
     static const std::set<std::string> kLevels = {"trace", "debug",    "info", "warn",
                                                   "error", "critical", "off"};
     if (kLevels.count(*s) == 0) {

@@ -107,7 +107,6 @@ void DatabricksSimulator::Impl::set_state(Run& run, SteadyClock::time_point now,
 void DatabricksSimulator::Impl::finish(Run& run, std::vector<Event>& events) {
   run.done = true;
   run.end_ms = to_epoch_ms(now_ms());
-  active.erase(run.view.run_id);
   const std::string outcome = run.view.cancel_requested ? "CANCELED" : run.job.outcome;
   run.view.life_cycle_state = "TERMINATED";
   run.view.result_state = outcome;
@@ -155,8 +154,11 @@ void DatabricksSimulator::Impl::finish(Run& run, std::vector<Event>& events) {
 
 std::vector<Event> DatabricksSimulator::Impl::advance_locked(SteadyClock::time_point now) {
   std::vector<Event> events;
-  const std::vector<int64_t> ids(active.begin(), active.end());
-  for (int64_t id : ids) set_state(runs.at(id), now, events);
+  while (!due.empty() && due.begin()->first <= now) {
+    const int64_t id = due.begin()->second;
+    due.erase(due.begin());
+    set_state(runs.at(id), now, events);
+  }
   return events;
 }
 
@@ -187,14 +189,8 @@ void DatabricksSimulator::Impl::timer_loop() {
       lock.lock();
       continue;
     }
-    std::optional<SteadyClock::time_point> next;
-    for (int64_t id : active) {
-      const Run& r = runs.at(id);
-      auto due = SteadyClock::now() < r.running_at ? r.running_at : r.ends_at;
-      if (!next || due < *next) next = due;
-    }
-    if (next) {
-      wake.wait_until(lock, *next);
+    if (!due.empty()) {
+      wake.wait_until(lock, due.begin()->first);
     } else {
       wake.wait(lock);
     }
@@ -230,9 +226,11 @@ int64_t DatabricksSimulator::Impl::create_run(const SimulatedJob& job, int64_t j
   run.start_ms = to_epoch_ms(now_ms());
   run.state_message = "Waiting for cluster";
   const int64_t id = run.view.run_id;
-  runs.emplace(id, std::move(run));
-  active.insert(id);
+  due.emplace(run.running_at, id);
+  due.emplace(run.ends_at, id);
+  const Run& created = runs.emplace(id, std::move(run)).first->second;
   ++stats.runs_created;
+  if (run_observer) run_observer(created.view);
   if (!token.empty()) {
     run_by_token[token] = id;
     ++stats.runs_per_token[token];
@@ -327,6 +325,17 @@ http::ServerResponse DatabricksSimulator::Impl::route(const http::ServerRequest&
       return api_error(401, "UNAUTHENTICATED", "Invalid access token.");
     }
     return files(req, path, query);
+  }
+  if (path.rfind("/api/2.1/unity-catalog/public/data_sharing_activation/", 0) == 0) {
+    return unity_catalog_sharing(req, path, query);  // public: the link is the credential
+  }
+  if (path.rfind("/api/2.1/unity-catalog/shares", 0) == 0 ||
+      path.rfind("/api/2.1/unity-catalog/recipients", 0) == 0) {
+    if (!authorized(req)) {
+      ++stats.unauthorized;
+      return api_error(401, "UNAUTHENTICATED", "Invalid access token.");
+    }
+    return unity_catalog_sharing(req, path, query);
   }
   if (path.rfind("/api/2.0/sql/statements", 0) == 0) {
     if (!authorized(req)) {
@@ -456,6 +465,11 @@ void DatabricksSimulator::set_sink(CompletionSink sink) {
   impl_->sink = std::move(sink);
 }
 
+void DatabricksSimulator::set_run_observer(RunObserver observer) {
+  std::lock_guard lock(impl_->mu);
+  impl_->run_observer = std::move(observer);
+}
+
 void DatabricksSimulator::set_faults(SimulatorFaults faults) {
   std::lock_guard lock(impl_->mu);
   impl_->fault_rng.seed(faults.seed);
@@ -479,6 +493,16 @@ std::optional<SimulatedRun> DatabricksSimulator::run(int64_t run_id) const {
   auto it = impl_->runs.find(run_id);
   if (it == impl_->runs.end()) return std::nullopt;
   return it->second.view;
+}
+
+SimulatedSharing DatabricksSimulator::sharing() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->sharing;
+}
+
+void DatabricksSimulator::edit_sharing(const std::function<void(SimulatedSharing&)>& edit) {
+  std::lock_guard lock(impl_->mu);
+  edit(impl_->sharing);
 }
 
 }  // namespace brickwork

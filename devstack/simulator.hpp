@@ -19,12 +19,15 @@
 //                                  refused with 400 INVALID_PARAMETER_VALUE, whatever its
 //                                  number of tasks, as Jobs API 2.1+ does
 //   POST /api/2.x/jobs/runs/cancel run_id (the run ends CANCELED shortly after)
+//   /api/2.1/unity-catalog/shares and /recipients: Delta Sharing (SimulatedSharing,
+//                                  simulator_sharing.cpp, docs/DATABRICKS.md)
 // Errors use the Databricks body {"error_code", "message"}.
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -157,10 +160,57 @@ struct SimulatorStats {
   std::map<int64_t, SimulatedRun> runs;
 };
 
+// Delta Sharing in the simulator's Unity Catalog: what the shares and
+// recipients API (docs/DATABRICKS.md) reads and changes. Names are
+// case-insensitive, as in Unity Catalog: maps are keyed by the lower-case
+// name and each entry keeps the name as created.
+struct SimulatedRecipientToken {
+  std::string id;
+  // "<base>/delta_sharing/retrieve_config.html?<code>"; "" once the recipient
+  // has retrieved its credential (the link works once).
+  std::string activation_url;
+  int64_t created_at = 0;                  // epoch ms
+  std::optional<int64_t> expiration_time;  // epoch ms; none: never expires
+};
+
+struct SimulatedRecipient {
+  std::string name;
+  std::string authentication_type = "TOKEN";       // or DATABRICKS
+  std::string data_recipient_global_metastore_id;  // DATABRICKS only
+  int64_t created_at = 0;
+  std::vector<SimulatedRecipientToken> tokens;  // TOKEN only; expired ones are not listed
+};
+
+struct SimulatedSharedObject {
+  std::string name;  // <catalog>.<schema>.<table>
+  std::string data_object_type = "TABLE";
+  json::array partitions;  // as the API takes them: [{"values": [{name, op, value}]}]
+};
+
+struct SimulatedShare {
+  std::string name;
+  std::vector<SimulatedSharedObject> objects;
+  std::map<std::string, std::set<std::string>> grants;  // recipient (lower case) → privileges
+};
+
+struct SimulatedSharing {
+  std::map<std::string, SimulatedShare> shares;
+  std::map<std::string, SimulatedRecipient> recipients;
+  // Accepted writes by operation: "shares.create", "shares.update",
+  // "shares.delete", "permissions.update", "recipients.create",
+  // "recipients.delete", "recipients.rotate_token", "activation.retrieve".
+  std::map<std::string, int64_t> writes;
+};
+
 // Receives completion events: key = workflow id, payload = the JSON text
 // {"type":"job_completed","workflow_id","step","token","state","run_id","output","message"}.
 // Called from a simulator thread, never under a simulator lock.
 using CompletionSink = std::function<void(const std::string& key, const std::string& payload)>;
+
+// Sees each run as it is created (jobs/run-now, jobs/runs/submit), before the
+// answer is sent: how a benchmark times the daemon from outside. Called under
+// the simulator's lock, so it must be quick and must not call the simulator.
+using RunObserver = std::function<void(const SimulatedRun& run)>;
 
 class DatabricksSimulator {
  public:
@@ -177,11 +227,17 @@ class DatabricksSimulator {
   std::string base_url() const;  // "http://127.0.0.1:<port>"
 
   void set_sink(CompletionSink sink);
+  void set_run_observer(RunObserver observer);
   void set_faults(SimulatorFaults faults);
   void set_job(int64_t job_id, SimulatedJob job);  // add or replace, at any time
 
   SimulatorStats stats() const;
   std::optional<SimulatedRun> run(int64_t run_id) const;
+  // Delta Sharing state: a snapshot, and a change made under the simulator's
+  // lock (tests prepare half-done states with it; `edit` must not call the
+  // simulator).
+  SimulatedSharing sharing() const;
+  void edit_sharing(const std::function<void(SimulatedSharing&)>& edit);
 
  private:
   struct Impl;

@@ -71,7 +71,12 @@ struct DatabricksSimulator::Impl {
   std::mt19937_64 token_rng{std::random_device{}()};
   std::map<int64_t, Run> runs;
   std::map<int64_t, int64_t> run_of_task;  // task run id → run id
-  std::set<int64_t> active;
+  // Each run's pending transitions (PENDING→RUNNING, end) by when they are
+  // due, so advancing costs the runs that change, not every run in flight
+  // (a benchmark keeps 100k runs waiting). Stale entries are harmless:
+  // set_state on a run that has nothing due does nothing.
+  std::set<std::pair<SteadyClock::time_point, int64_t>> due;
+  RunObserver run_observer;
   std::map<std::string, size_t> page_offsets;  // page tokens issued → where the page starts
   std::map<std::string, int64_t> run_by_token;
   std::map<std::string, SteadyClock::time_point> issued_tokens;
@@ -135,6 +140,13 @@ struct DatabricksSimulator::Impl {
   http::ServerResponse files(const http::ServerRequest& req, const std::string& path,
                              const std::map<std::string, std::string>& query);
   int64_t next_statement = 1;
+  // Delta Sharing routes (simulator_sharing.cpp): path below
+  // /api/2.1/unity-catalog/, authorized already, except the public
+  // activation link (public/data_sharing_activation/{code}), which needs no token.
+  http::ServerResponse unity_catalog_sharing(const http::ServerRequest& req, const std::string& path,
+                                             const std::map<std::string, std::string>& query);
+  SimulatedSharing sharing;
+  std::mt19937_64 sharing_rng{std::random_device{}()};
 };
 
 }  // namespace brickwork

@@ -242,6 +242,7 @@ http::ServerResponse DatabricksSimulator::Impl::cancel(const json::object& o) {
   if (!run.done && !run.view.cancel_requested) {
     run.view.cancel_requested = true;
     run.ends_at = std::min(run.ends_at, SteadyClock::now() + options.cancel_delay);
+    due.emplace(run.ends_at, run.view.run_id);
     run.view.life_cycle_state = "TERMINATING";
     run.state_message = "Run is being cancelled.";
     wake.notify_all();

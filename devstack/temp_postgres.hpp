@@ -38,6 +38,8 @@ class TempPostgres {
   uint16_t port() const { return port_; }
   const std::string& directory() const { return dir_; }
   const std::string& log_path() const { return log_path_; }
+  // The server binaries' directory (pgbench and psql live there too).
+  const std::string& bindir() const { return bindir_; }
   bool running() const { return pid_ > 0; }
 
   // Fast shutdown (clients are disconnected); the data stays for start_again().

@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache git
   librdkafka-dev libpqxx-dev libpq-dev libyaml-cpp-dev
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev
-  libssl-dev libcli11-dev libspdlog-dev libfmt-dev libsystemd-dev
+  libssl-dev libcli11-dev libspdlog-dev libfmt-dev libsystemd-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev
   postgresql postgresql-client
   clang libclang-rt-14-dev

@@ -3,15 +3,31 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 
 #include "daemon/cli/commands.hpp"
+#include "devstack/cli/bench.hpp"
 
 namespace brickwork {
+namespace {
+
+// A --timeout value: a duration such as 30s, 10m, 1h.
+struct DurationOption {
+  std::string text;
+  std::optional<Duration> parsed() const { return text.empty() ? std::nullopt : parse_duration(text); }
+};
+
+}  // namespace
 
 int run_cli(int argc, char** argv) {
   CLI::App app{"brickwork: multi-step Databricks workflows driven by Kafka, durable in Postgres"};
   app.set_version_flag("--version", std::string(BRICKWORK_VERSION));
   app.require_subcommand(1);
+  app.footer(
+      "Every subcommand takes -c FILE (default $BRICKWORK_CONFIG, else "
+      "/etc/brickwork/brickwork.yaml).\n"
+      "Exit codes: 0 success (--wait/--follow: the workflow succeeded), 1 error, 2 usage,\n"
+      "3 the workflow failed, 4 it was canceled, 5 --timeout passed first.");
   // Contract 8: -c defaults to $BRICKWORK_CONFIG when set.
   const char* from_env = std::getenv("BRICKWORK_CONFIG");
   std::string config_path =
@@ -22,56 +38,119 @@ int run_cli(int argc, char** argv) {
     sub->add_option("-c,--config", config_path, "configuration file")->capture_default_str();
     return sub;
   };
+  bool as_json = false;
+  auto with_json = [&](CLI::App* sub) {
+    sub->add_flag("--json", as_json, "print JSON (one object per line)");
+    return sub;
+  };
 
   auto* daemon = with_config(app.add_subcommand("daemon", "run the workers until SIGTERM/SIGINT; SIGHUP reloads workflows"));
-  auto* migrate = with_config(app.add_subcommand("migrate", "create or upgrade the Postgres schema"));
-  auto* check = with_config(app.add_subcommand("check", "validate the configuration and workflows"));
+  daemon->footer("Example:\n  brickwork daemon -c /etc/brickwork/brickwork.yaml");
+
+  bool topics = false;
+  int32_t partitions = 12;
+  auto* migrate = with_json(with_config(app.add_subcommand("migrate", "create or upgrade the Postgres schema")));
+  migrate->add_flag("--topics", topics, "also create the four Kafka topics if missing");
+  migrate->add_option("--partitions", partitions, "partitions of each topic created")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  migrate->footer("Example:\n  brickwork migrate --topics --partitions 24\n"
+                  "Topics that exist are left as they are and reported.");
+
+  bool connect = false;
+  auto* check = with_json(with_config(app.add_subcommand("check", "validate the configuration and workflows")));
+  check->add_flag("--connect", connect,
+                  "also reach Kafka, Postgres (and Lakebase) and Databricks with the "
+                  "configured credentials");
+  check->footer("Example:\n  brickwork check --connect\n"
+                "With --connect, one line per target: ok, or FAILED and why; exit 1 if any failed.");
 
   std::string workflow;
   std::string id;
   std::string input_json = "{}";
-  auto* submit = with_config(app.add_subcommand("submit", "produce a start command; prints the id"));
+  bool wait = false;
+  DurationOption follow_timeout;
+  auto* submit = with_json(with_config(app.add_subcommand("submit", "produce a start command; prints the id")));
   submit->add_option("workflow", workflow, "workflow name")->required();
   submit->add_option("--id", id, "workflow id (default: generated)");
   submit->add_option("--input", input_json, "input as a JSON object");
+  submit->add_flag("--wait", wait, "then print its status events until it ends");
+  submit->add_option("--timeout", follow_timeout.text, "with --wait: give up after this long (exit 5)");
+  submit->footer("Example:\n  brickwork submit daily_ingest --id order-4711 --input '{\"day\": \"2026-11-22\"}' --wait --timeout 2h");
 
-  bool as_json = false;
-  auto* status = with_config(app.add_subcommand("status", "one workflow with its steps"));
+  bool follow = false;
+  auto* status = with_json(with_config(app.add_subcommand("status", "one workflow with its steps")));
   status->add_option("id", id, "workflow id")->required();
-  status->add_flag("--json", as_json, "print JSON");
+  status->add_flag("--follow", follow, "then print its status events until it ends");
+  status->add_option("--timeout", follow_timeout.text, "with --follow: give up after this long (exit 5)");
+  status->footer("Example:\n  brickwork status order-4711 --follow --json");
 
   std::string state;
   int32_t limit = 50;
-  auto* list = with_config(app.add_subcommand("list", "workflows, newest first"));
+  auto* list = with_json(with_config(app.add_subcommand("list", "workflows, newest first")));
   list->add_option("--state", state, "running|succeeded|failed|canceled");
   list->add_option("--limit", limit, "how many")->capture_default_str();
-  list->add_flag("--json", as_json, "print JSON");
+  list->footer("Example:\n  brickwork list --state failed --json");
+
+  // cancel, retry and signal wait for the daemon's answer the same way.
+  bool no_wait = false;
+  std::string answer_timeout = "30s";
+  auto with_answer = [&](CLI::App* sub) {
+    sub->add_flag("--no-wait", no_wait,
+                  "only send it; do not wait for the daemon to accept or refuse it");
+    sub->add_option("--timeout", answer_timeout, "how long to wait for the answer")
+        ->capture_default_str();
+    return sub;
+  };
+  const std::string answer_codes =
+      "\nExit codes: 0 accepted (or sent, with --no-wait), 1 refused or an error, 5 no answer in time.";
 
   std::string reason = "canceled from the command line";
-  auto* cancel = with_config(app.add_subcommand("cancel", "produce a cancel command"));
+  auto* cancel = with_answer(with_json(with_config(app.add_subcommand("cancel", "produce a cancel command"))));
   cancel->add_option("id", id, "workflow id")->required();
   cancel->add_option("--reason", reason, "why");
+  cancel->footer("Example:\n  brickwork cancel order-4711 --reason 'wrong day'" + answer_codes +
+                 "\nA workflow that already ended is reported as such (exit 0).");
 
-  auto* retry = with_config(app.add_subcommand("retry", "produce a retry command"));
+  auto* retry = with_answer(with_json(with_config(app.add_subcommand("retry", "produce a retry command"))));
   retry->add_option("id", id, "workflow id")->required();
+  retry->footer("Example:\n  brickwork retry order-4711" + answer_codes);
 
   std::string signal_name;
   std::string value_json = "null";
-  auto* signal = with_config(app.add_subcommand("signal", "produce a signal command"));
+  auto* signal = with_answer(with_json(with_config(app.add_subcommand("signal", "produce a signal command"))));
   signal->add_option("id", id, "workflow id")->required();
   signal->add_option("name", signal_name, "signal name")->required();
   signal->add_option("--value", value_json, "signal value as JSON");
-  bool no_wait = false;
-  std::string answer_timeout = "30s";
-  signal->add_flag("--no-wait", no_wait,
-                   "only send it; do not wait for the daemon to accept or refuse it");
-  signal->add_option("--timeout", answer_timeout, "how long to wait for the answer")
-      ->capture_default_str();
-  signal->footer(
-      "Example:\n  brickwork signal order-4711 approved --value '{\"by\": \"ana\"}'\n"
-      "Exit codes: 0 accepted (or sent, with --no-wait), 1 refused or an error, 5 no answer in time.");
+  signal->footer("Example:\n  brickwork signal order-4711 approved --value '{\"by\": \"ana\"}'" +
+                 answer_codes);
 
   auto* demo = app.add_subcommand("demo", "run a whole example on this machine alone");
+  demo->footer("Example:\n  brickwork demo");
+
+  BenchOptions bench_options;
+  std::string bench_waiting = "20000";
+  auto* bench = app.add_subcommand(
+      "bench", "measure one daemon (a child process) on this machine alone: docs/PERFORMANCE.md");
+  bench->add_flag("--smoke", bench_options.smoke, "every measure once at a small size");
+  bench->add_option("--daemon", bench_options.daemon_binary,
+                    "brickwork binary to run as the daemon (default: this one)");
+  bench->add_option("--workflows", bench_options.workflows, "throughput: start commands queued")
+      ->capture_default_str();
+  bench->add_option("--waiting", bench_waiting, "workflows waiting on runs, comma-separated")
+      ->capture_default_str();
+  bench->add_option("--intake", bench_options.intake, "workflows per intake measure")
+      ->capture_default_str();
+  bench->add_option("--latency-rate", bench_options.latency_rate, "two-step workflows/s")
+      ->capture_default_str();
+  bench->add_option("--latency-seconds", bench_options.latency_seconds, "")->capture_default_str();
+  bench->add_option("--pgbench-seconds", bench_options.pgbench_seconds, "")->capture_default_str();
+  bench->add_option("--waiting-poll-every", bench_options.waiting_poll_every,
+                    "poll_every of the waiting workflows' step")
+      ->capture_default_str();
+  bench->add_option("--daemon-settings", bench_options.daemon_settings,
+                    "extra keys of the daemon: section, e.g. 'batch_max_wait: 5ms'");
+  bench->add_flag("--keep", bench_options.keep, "keep the working directory and logs");
 
   uint16_t port = 0;
   std::string jobs_file;
@@ -83,6 +162,7 @@ int run_cli(int argc, char** argv) {
   simulator->add_option("--brokers", brokers, "Kafka brokers for completion events (empty: none)");
   simulator->add_option("--events-topic", events_topic, "topic for completion events")
       ->capture_default_str();
+  simulator->footer("Example:\n  brickwork simulator --port 8089 --jobs jobs.yaml --brokers localhost:9092");
 
   int32_t mock_brokers = 1;
   int32_t mock_partitions = 4;
@@ -105,31 +185,66 @@ int run_cli(int argc, char** argv) {
     return printed == 0 ? 0 : 2;
   }
 
+  std::optional<cli::FollowOptions> follow_options;
+  if (!follow_timeout.text.empty() && !follow_timeout.parsed()) {
+    std::cerr << "error: --timeout expects a duration such as 30s, 10m or 2h\n";
+    return 2;
+  }
+  if (!follow_timeout.text.empty() && !wait && !follow) {
+    std::cerr << "error: --timeout needs " << (submit->parsed() ? "--wait" : "--follow") << "\n";
+    return 2;
+  }
+  if (wait || follow) follow_options = cli::FollowOptions{follow_timeout.parsed()};
+  cli::AnswerWait answer_wait;
+  if (!no_wait) {
+    answer_wait = parse_duration(answer_timeout);
+    if (!answer_wait) {
+      std::cerr << "error: --timeout expects a duration such as 30s\n";
+      return 2;
+    }
+  }
+  if (migrate->count("--partitions") > 0 && !topics) {
+    std::cerr << "error: --partitions needs --topics\n";
+    return 2;
+  }
+
   if (daemon->parsed()) return cli::run_daemon(config_path);
-  if (migrate->parsed()) return cli::run_migrate(config_path);
-  if (check->parsed()) return cli::run_check(config_path);
+  if (migrate->parsed()) {
+    return cli::run_migrate(config_path, topics ? std::optional<int32_t>(partitions) : std::nullopt,
+                            as_json);
+  }
+  if (check->parsed()) return cli::run_check(config_path, connect, as_json);
   if (submit->parsed()) {
     return cli::run_submit(config_path, workflow,
-                           id.empty() ? std::nullopt : std::optional<std::string>(id), input_json);
+                           id.empty() ? std::nullopt : std::optional<std::string>(id), input_json,
+                           as_json, follow_options);
   }
-  if (status->parsed()) return cli::run_status(config_path, id, as_json);
+  if (status->parsed()) return cli::run_status(config_path, id, as_json, follow_options);
   if (list->parsed()) {
     return cli::run_list(config_path,
                          state.empty() ? std::nullopt : std::optional<std::string>(state), limit,
                          as_json);
   }
-  if (cancel->parsed()) return cli::run_cancel(config_path, id, reason);
-  if (retry->parsed()) return cli::run_retry(config_path, id);
+  if (cancel->parsed()) return cli::run_cancel(config_path, id, reason, answer_wait, as_json);
+  if (retry->parsed()) return cli::run_retry(config_path, id, answer_wait, as_json);
   if (signal->parsed()) {
-    const auto wait = parse_duration(answer_timeout);
-    if (!wait) {
-      std::cerr << "error: --timeout expects a duration such as 30s\n";
-      return 2;
-    }
-    return cli::run_signal(config_path, id, signal_name, value_json,
-                           no_wait ? std::nullopt : std::optional<Duration>(*wait));
+    return cli::run_signal(config_path, id, signal_name, value_json, answer_wait, as_json);
   }
   if (demo->parsed()) return cli::run_demo(false);
+  if (bench->parsed()) {
+    bench_options.waiting.clear();
+    std::istringstream sizes(bench_waiting);
+    for (std::string size; std::getline(sizes, size, ',');) {
+      if (size.empty()) continue;
+      try {
+        bench_options.waiting.push_back(std::stoll(size));
+      } catch (const std::exception&) {
+        std::cerr << "error: --waiting expects numbers separated by commas\n";
+        return 2;
+      }
+    }
+    return run_bench(bench_options);
+  }
   if (simulator->parsed()) return cli::run_simulator(port, jobs_file, brokers, events_topic);
   if (mock_kafka->parsed()) {
     return cli::run_mock_kafka(mock_brokers, mock_topics, mock_partitions, bootstrap_file);

@@ -1,4 +1,6 @@
 #include "daemon/cli/commands.hpp"
+#include "daemon/cli/cli_common.hpp"
+#include "daemon/cli/connect_check.hpp"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -16,6 +18,7 @@
 #include "daemon/core/logging.hpp"
 #include "daemon/databricks/lakebase.hpp"
 #include "daemon/kafka/kafka.hpp"
+#include "daemon/kafka/kafka_admin.hpp"
 #include "daemon/runtime/daemon.hpp"
 #include "daemon/runtime/status_view.hpp"
 #include "daemon/store/conninfo.hpp"
@@ -40,12 +43,6 @@ void install_signal_handlers() {
   sa.sa_handler = on_reload_signal;
   sigaction(SIGHUP, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
-}
-
-// Errors carry text from outside (Postgres, Kafka, the configuration file):
-// escaped, so that they cannot drive the terminal or pose as other output.
-void print_error(std::string_view message) {
-  std::cerr << "error: " << escape_control_characters(message) << "\n";
 }
 
 // BRICKWORK_LOG_LEVEL, in any case, overrides daemon.log_level (one level
@@ -77,15 +74,15 @@ LoadOptions load_options() {
   return options;
 }
 
-Result<json::value> parse_json_arg(const std::string& text, const char* what) {
-  boost::system::error_code ec;
-  json::value v = parse_json(text, ec);
-  if (ec) return Error{ErrorKind::kInvalidInput, "invalid_json",
-                       std::string(what) + " is not valid JSON: " + ec.message()};
-  return v;
+}  // namespace
+
+// Errors carry text from outside (Postgres, Kafka, the configuration file):
+// escaped, so that they cannot drive the terminal or pose as other output.
+void print_error(std::string_view message) {
+  std::cerr << "error: " << escape_control_characters(message) << "\n";
 }
 
-int produce_command(const Config& config, const std::string& id, json::object command) {
+int produce_command(const Config& config, const std::string& id, const json::object& command) {
   auto producer = KafkaProducer::create(config.kafka, true, "brickwork-cli");
   if (!producer) {
     print_error(producer.error().message);
@@ -101,29 +98,15 @@ int produce_command(const Config& config, const std::string& id, json::object co
   return 0;
 }
 
-std::string generate_id(const std::string& workflow) {
-  std::random_device rd;
-  std::uniform_int_distribution<uint32_t> dist;
-  char suffix[24];
-  std::snprintf(suffix, sizeof suffix, "%08x%04x", dist(rd), dist(rd) & 0xffff);
-  std::string base = workflow.substr(0, 180);
-  for (char& c : base) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '-';
+std::optional<int> exit_code_of(WorkflowStatus status) {
+  switch (status) {
+    case WorkflowStatus::kSucceeded: return kExitOk;
+    case WorkflowStatus::kFailed: return kExitFailed;
+    case WorkflowStatus::kCanceled: return kExitCanceled;
+    case WorkflowStatus::kRunning: return std::nullopt;
   }
-  return base + "-" + suffix;
+  return std::nullopt;
 }
-
-}  // namespace
-
-namespace {
-
-// The store of a CLI command, with a Lakebase credential when configured
-// (members in the order they depend on each other).
-struct CliStore {
-  std::unique_ptr<DatabricksApi> databricks;
-  std::shared_ptr<PasswordSource> password;
-  std::unique_ptr<Store> store;
-};
 
 Result<CliStore> open_cli_store(const Config& config) {
   CliStore out;
@@ -136,8 +119,6 @@ Result<CliStore> open_cli_store(const Config& config) {
   out.store = Store::open(config.postgres.url, out.password);
   return out;
 }
-
-}  // namespace
 
 std::optional<Config> load_checked_config(const std::string& path, bool needs_callback_secret) {
   LoadOptions options = load_options();
@@ -155,13 +136,17 @@ int run_daemon(const std::string& config_path) {
   if (!config) return 1;
   setup_logging(config->daemon.log_format, effective_log_level(config->daemon.log_level));
   install_signal_handlers();
+  // Refused now rather than when the first such step fails in the night.
+  if (auto missing = missing_databricks_credentials(*config)) {
+    print_error(*missing);
+    return kExitError;
+  }
   std::unique_ptr<DatabricksApi> databricks;
   auto api = make_databricks_api(config->databricks);
   if (api) {
     databricks = std::move(*api);
   } else {
-    spdlog::warn("databricks: {}; Databricks steps will fail until it is configured",
-                 api.error().message);
+    spdlog::info("databricks: {}; no workflow needs it", api.error().message);
   }
   DaemonOptions options;
   options.notify_systemd = std::getenv("NOTIFY_SOCKET") != nullptr;
@@ -191,86 +176,114 @@ int run_daemon(const std::string& config_path) {
   return 0;
 }
 
-int run_migrate(const std::string& config_path) {
+int run_migrate(const std::string& config_path, std::optional<int32_t> topics_partitions,
+                bool as_json) {
   auto config = load_checked_config(config_path);
-  if (!config) return 1;
+  if (!config) return kExitError;
   auto opened = open_cli_store(*config);
   if (!opened) {
     print_error(opened.error().message);
-    return 1;
+    return kExitError;
   }
   Status s = opened->store->migrate();
   if (!s) {
     print_error("migration failed: " + s.error().message);
-    return 1;
+    return kExitError;
   }
-  std::cout << "schema is up to date\n";
-  return 0;
-}
-
-int run_check(const std::string& config_path) {
-  auto config = load_checked_config(config_path);
-  if (!config) return 1;
-  std::cout << config_path << ": ok, " << config->workflows.size() << " workflow(s)";
-  const char* sep = ": ";
-  for (const auto& [name, def] : config->workflows) {
-    std::cout << sep << name << " (" << def.steps.size() << " steps)";
-    sep = ", ";
+  json::object report{{"schema", "up_to_date"}};
+  if (!as_json) std::cout << "schema is up to date" << std::endl;
+  if (!topics_partitions) {
+    if (as_json) std::cout << json::serialize(report) << std::endl;
+    return kExitOk;
   }
-  std::cout << "\n";
-  return 0;
-}
-
-int run_submit(const std::string& config_path, const std::string& workflow,
-               std::optional<std::string> id, const std::string& input_json) {
-  auto config = load_checked_config(config_path);
-  if (!config) return 1;
-  if (config->workflows.count(workflow) == 0) {
-    std::cerr << "error: no workflow '" << workflow << "' in " << config_path << "\n";
-    return 1;
+  auto created = create_missing_topics(config->kafka, brickwork_topics(config->kafka.topics),
+                                       *topics_partitions, Duration(15000));
+  if (!created) {
+    print_error("cannot reach Kafka to create topics: " + created.error().message);
+    return kExitError;
   }
-  auto input = parse_json_arg(input_json, "--input");
-  if (!input) {
-    print_error(input.error().message);
-    return 1;
+  int rc = kExitOk;
+  json::array topics;
+  for (const auto& t : *created) {
+    json::object entry{{"topic", t.topic}, {"partitions", t.partitions}};
+    switch (t.outcome) {
+      case TopicCreation::Outcome::kCreated:
+        entry["result"] = "created";
+        if (!as_json) {
+          std::cout << "topic " << t.topic << ": created with " << t.partitions
+                    << " partition(s)\n";
+        }
+        break;
+      case TopicCreation::Outcome::kExisted:
+        entry["result"] = "exists";
+        if (!as_json) {
+          std::cout << "topic " << t.topic << ": exists";
+          if (t.partitions > 0) std::cout << " with " << t.partitions << " partition(s)";
+          std::cout << ", left as it is\n";
+        }
+        break;
+      case TopicCreation::Outcome::kFailed:
+        rc = kExitError;
+        entry["result"] = "failed";
+        entry["error"] = t.error;
+        if (!as_json) {
+          std::cout << "topic " << t.topic << ": FAILED: " << escape_control_characters(t.error)
+                    << "\n";
+        }
+        break;
+    }
+    topics.push_back(std::move(entry));
   }
-  if (!input->is_object()) {
-    std::cerr << "error: --input must be a JSON object\n";
-    return 1;
-  }
-  const std::string workflow_id = id.value_or(generate_id(workflow));
-  int rc = produce_command(*config, workflow_id,
-                           json::object{{"type", "start"},
-                                        {"id", workflow_id},
-                                        {"workflow", workflow},
-                                        {"input", input->as_object()}});
-  if (rc == 0) std::cout << workflow_id << "\n";
+  report["topics"] = std::move(topics);
+  if (as_json) std::cout << json::serialize(report) << std::endl;
   return rc;
 }
 
-int run_status(const std::string& config_path, const std::string& id, bool as_json) {
-  auto config = load_checked_config(config_path, /*needs_callback_secret=*/false);
-  if (!config) return 1;
-  auto opened = open_cli_store(*config);
-  if (!opened) {
-    print_error(opened.error().message);
-    return 1;
+int run_check(const std::string& config_path, bool connect, bool as_json) {
+  auto config = load_checked_config(config_path);
+  if (!config) return kExitError;
+  // librdkafka's own reading of kafka.properties: an unknown name or a value
+  // it refuses is a configuration error, not a start-up failure later.
+  if (Status properties = check_kafka_properties(config->kafka); !properties) {
+    print_error(config_path + ": kafka.properties: " + properties.error().message);
+    return kExitError;
   }
-  auto workflow = opened->store->get_workflow(id);
-  if (!workflow) {
-    print_error(workflow.error().message);
-    return 1;
+  if (auto missing = missing_databricks_credentials(*config)) {
+    print_error(*missing);
+    return kExitError;
   }
-  if (!*workflow) {
-    print_error("no workflow with id '" + id + "'");
-    return 1;
+  json::array workflows;
+  for (const auto& [name, def] : config->workflows) {
+    workflows.push_back(json::object{{"name", name}, {"steps", def.steps.size()}});
   }
-  if (as_json) {
-    std::cout << json::serialize(status_json(**workflow)) << "\n";
-  } else {
-    std::cout << status_table(**workflow);
+  json::object report{{"config", config_path}, {"ok", true}, {"workflows", workflows}};
+  if (!as_json) {
+    std::cout << config_path << ": ok, " << config->workflows.size() << " workflow(s)";
+    const char* sep = ": ";
+    for (const auto& [name, def] : config->workflows) {
+      std::cout << sep << name << " (" << def.steps.size() << " steps)";
+      sep = ", ";
+    }
+    std::cout << std::endl;
   }
-  return 0;
+  int rc = kExitOk;
+  if (connect) {
+    json::array probes;
+    for (const ConnectProbe& p : probe_connections(*config)) {
+      if (!p.ok) rc = kExitError;
+      probes.push_back(json::object{{"target", p.target}, {"ok", p.ok}, {"detail", p.detail}});
+      if (!as_json) {
+        std::cout << p.target << ": " << (p.ok ? "ok" : "FAILED")
+                  << (p.detail.empty() ? "" : (p.ok ? " (" : ": "))
+                  << escape_control_characters(p.detail)
+                  << (p.ok && !p.detail.empty() ? ")" : "") << std::endl;
+      }
+    }
+    report["ok"] = rc == kExitOk;
+    report["connect"] = std::move(probes);
+  }
+  if (as_json) std::cout << json::serialize(report) << std::endl;
+  return rc;
 }
 
 int run_list(const std::string& config_path, std::optional<std::string> state, int32_t limit,
@@ -303,93 +316,6 @@ int run_list(const std::string& config_path, std::optional<std::string> state, i
     std::cout << list_table(*summaries);
   }
   return 0;
-}
-
-int run_cancel(const std::string& config_path, const std::string& id, const std::string& reason) {
-  auto config = load_checked_config(config_path);
-  if (!config) return 1;
-  return produce_command(*config, id,
-                         json::object{{"type", "cancel"}, {"id", id}, {"reason", reason}});
-}
-
-int run_retry(const std::string& config_path, const std::string& id) {
-  auto config = load_checked_config(config_path);
-  if (!config) return 1;
-  return produce_command(*config, id, json::object{{"type", "retry"}, {"id", id}});
-}
-
-namespace {
-
-// The step names of `workflow` that wait for a signal named `name`.
-std::set<std::string> steps_waiting_for(const Config& config, const std::string& workflow,
-                                        const std::string& name) {
-  std::set<std::string> out;
-  auto it = config.workflows.find(workflow);
-  if (it == config.workflows.end()) return out;
-  for (const auto* list : {&it->second.steps, &it->second.on_failure}) {
-    for (const auto& step : *list) {
-      if (step.plan.kind == StepPlan::Kind::kAwaitSignal && step.plan.signal == name) {
-        out.insert(step.name);
-      }
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-int run_signal(const std::string& config_path, const std::string& id, const std::string& name,
-               const std::string& value_json, std::optional<Duration> wait) {
-  auto config = load_checked_config(config_path);
-  if (!config) return 1;
-  auto value = parse_json_arg(value_json, "--value");
-  if (!value) {
-    print_error(value.error().message);
-    return 1;
-  }
-  const json::object command{{"type", "signal"}, {"id", id}, {"name", name}, {"value", *value}};
-  if (!wait) return produce_command(*config, id, command);
-  // Follow the status topic from before the send, so the answer cannot be missed.
-  auto tail = TopicTail::open(config->kafka, config->kafka.topics.status, Duration(10000));
-  if (!tail) {
-    print_error("cannot read " + config->kafka.topics.status + ": " + tail.error().message);
-    return 1;
-  }
-  if (int sent = produce_command(*config, id, command); sent != 0) return sent;
-  const auto deadline = std::chrono::steady_clock::now() + *wait;
-  while (std::chrono::steady_clock::now() < deadline) {
-    for (const KafkaMessage& m : (*tail)->poll(Duration(200))) {
-      if (m.key != id) continue;
-      boost::system::error_code ec;
-      const json::value v = parse_json(m.payload, ec);
-      if (ec || !v.is_object()) continue;
-      const json::object& event = v.as_object();
-      const json::value* type = event.if_contains("type");
-      if (type == nullptr || !type->is_string()) continue;
-      if (*type == "command_rejected") {
-        const json::value* reason = event.if_contains("reason");
-        std::cerr << "refused: "
-                  << escape_control_characters(reason != nullptr && reason->is_string()
-                                                   ? std::string_view(reason->as_string())
-                                                   : std::string_view("unknown"))
-                  << "\n";
-        return 1;
-      }
-      const json::value* workflow = event.if_contains("workflow");
-      const json::value* step = event.if_contains("step");
-      if (*type == "step_succeeded" && workflow != nullptr && workflow->is_string() &&
-          step != nullptr && step->is_string() &&
-          steps_waiting_for(*config, std::string(workflow->as_string()), name)
-              .contains(std::string(step->as_string()))) {
-        std::cout << "accepted: step " << escape_control_characters(step->as_string())
-                  << " of " << id << " received " << name << "\n";
-        return 0;
-      }
-    }
-  }
-  std::cerr << "sent, but no answer within " << format_duration(*wait)
-            << " (is a daemon running?)\n";
-  return 5;
 }
 
 }  // namespace brickwork::cli

@@ -1,5 +1,7 @@
 #pragma once
-// The subcommands of `brickwork` (contract section 8). Each returns the exit code.
+// The subcommands of `brickwork` (contract section 8). Each returns the exit
+// code: 0 success, 1 error, 2 usage; for a command that follows a workflow
+// (--wait, --follow) 0 succeeded, 3 failed, 4 canceled, 5 --timeout first.
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,21 +16,40 @@ namespace brickwork::cli {
 std::optional<Config> load_checked_config(const std::string& path,
                                           bool needs_callback_secret = true);
 
+// How long to wait for the daemon's answer to a command; nullopt: do not
+// wait (--no-wait).
+using AnswerWait = std::optional<Duration>;
+
 int run_daemon(const std::string& config_path);
-int run_migrate(const std::string& config_path);
-int run_check(const std::string& config_path);
+// Migrates the schema; with `topics_partitions`, then creates the missing
+// topics with that many partitions each.
+int run_migrate(const std::string& config_path, std::optional<int32_t> topics_partitions,
+                bool as_json);
+// Validates the configuration and kafka.properties; with `connect`, also
+// reaches every configured service and prints one line per target.
+int run_check(const std::string& config_path, bool connect, bool as_json);
+// Produces a start command and prints its id. With `wait`, then prints the
+// workflow's status events until it ends (or *wait's timeout, if any, passes).
+struct FollowOptions {
+  std::optional<Duration> timeout;  // none: until the workflow ends
+};
 int run_submit(const std::string& config_path, const std::string& workflow,
-               std::optional<std::string> id, const std::string& input_json);
-int run_status(const std::string& config_path, const std::string& id, bool as_json);
+               std::optional<std::string> id, const std::string& input_json, bool as_json,
+               std::optional<FollowOptions> wait);
+// One workflow from Postgres; with `follow`, then its status events until it ends.
+int run_status(const std::string& config_path, const std::string& id, bool as_json,
+               std::optional<FollowOptions> follow);
 int run_list(const std::string& config_path, std::optional<std::string> state, int32_t limit,
              bool as_json);
-int run_cancel(const std::string& config_path, const std::string& id, const std::string& reason);
-int run_retry(const std::string& config_path, const std::string& id);
-// Sends the signal; with `wait`, then waits that long for the status event
-// that answers it: a step it resolved (exit 0) or command_rejected (exit 1);
-// no answer in time exits 5.
+// cancel, retry and signal send their command and, unless `wait` is empty,
+// wait that long for the status event that answers it: accepted (exit 0),
+// refused by command_rejected or without effect (exit 1), no answer (exit 5).
+int run_cancel(const std::string& config_path, const std::string& id, const std::string& reason,
+               AnswerWait wait, bool as_json);
+int run_retry(const std::string& config_path, const std::string& id, AnswerWait wait,
+              bool as_json);
 int run_signal(const std::string& config_path, const std::string& id, const std::string& name,
-               const std::string& value_json, std::optional<Duration> wait);
+               const std::string& value_json, AnswerWait wait, bool as_json);
 
 // The development tools' subcommands. They are defined with the stand-ins they
 // start, in the devstack folder (library bw_devstack_cli), which the program

@@ -14,6 +14,8 @@
 
 namespace brickwork {
 
+class Metrics;
+
 struct RunNowRequest {
   int64_t job_id = 0;
   std::map<std::string, std::string> job_parameters;
@@ -97,6 +99,9 @@ class DatabricksApi {
   virtual Status upload_file(const FileUpload& upload) = 0;
   // The workspace base URL, e.g. "https://adb-1.azuredatabricks.net".
   virtual std::string host() const = 0;
+  // Counts every HTTP exchange from now on into `metrics` (null: stop).
+  // `metrics` must outlive the calls made while it is set.
+  virtual void set_metrics(Metrics* /*metrics*/) {}
 };
 
 // Resolves host and credentials the way the Databricks SDKs do (explicit config,

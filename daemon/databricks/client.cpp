@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "daemon/core/base64.hpp"
+#include "daemon/core/metrics.hpp"
 #include "daemon/databricks/http.hpp"
 #include "daemon/databricks/parsing.hpp"
 
@@ -255,6 +256,7 @@ class DatabricksClient final : public DatabricksApi {
   }
 
   std::string host() const override { return config_.host; }
+  void set_metrics(Metrics* metrics) override { metrics_ = metrics; }
 
   // One logical call: attempts with backoff until success, a non-transient
   // error, or the retry budget is spent. Returns only 2xx responses.
@@ -338,7 +340,15 @@ class DatabricksClient final : public DatabricksApi {
     if (left.count() > 0 && left < request.timeout) request.timeout = left;
     if (request.timeout.count() <= 0) request.timeout = Duration(1);
     counters_->requests.fetch_add(1);
-    return http_.send(request);
+    const auto sent = SteadyClock::now();
+    auto response = http_.send(request);
+    if (Metrics* metrics = metrics_.load()) {
+      const std::chrono::duration<double> took = SteadyClock::now() - sent;
+      metrics->observe_databricks_request(
+          databricks_endpoint_label(call.path_and_query),
+          response ? std::to_string(response->status) : response.error().code, took.count());
+    }
+    return response;
   }
 
   Result<json::value> json_call(const std::string& method, const std::string& path,
@@ -368,6 +378,7 @@ class DatabricksClient final : public DatabricksApi {
 
   const ResolvedDatabricksConfig config_;
   std::shared_ptr<DatabricksClientCounters> counters_;
+  std::atomic<Metrics*> metrics_{nullptr};
   Backoff backoff_;
   http::Client http_;
   std::unique_ptr<OAuthTokenSource> oauth_;

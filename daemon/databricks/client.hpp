@@ -81,7 +81,8 @@ Result<std::unique_ptr<DatabricksApi>> make_databricks_api(const DatabricksConfi
 // 404 → kNotFound, 409 → kConflict, other 4xx → kPermanent; some error codes
 // and messages refine it (REQUEST_LIMIT_EXCEEDED, TEMPORARILY_UNAVAILABLE and
 // the SDKs' retriable worker-environment messages → kTransient;
-// RESOURCE_DOES_NOT_EXIST → kNotFound; ALREADY_EXISTS → kConflict).
+// any *DOES_NOT_EXIST (RESOURCE_, SHARE_, RECIPIENT_, ...) → kNotFound; any
+// *ALREADY_EXISTS → kConflict).
 Error error_from_http(int status, std::string_view reason, std::string_view body);
 
 // The tasks[] of a runs/get body (any page of it), as parse_run_info reads

@@ -30,6 +30,10 @@ std::string number_text(const json::value& v) {
   return {};
 }
 
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
 bool is_retriable_message(std::string_view message) {
   static constexpr std::array<std::string_view, 9> kPatterns = {
       "UnknownWorkerEnvironmentException",
@@ -132,10 +136,11 @@ Error error_from_http(int status, std::string_view reason, std::string_view body
   if (code == "REQUEST_LIMIT_EXCEEDED" || code == "TEMPORARILY_UNAVAILABLE" ||
       is_retriable_message(message)) {
     kind = ErrorKind::kTransient;
-  } else if (code == "RESOURCE_DOES_NOT_EXIST" && kind == ErrorKind::kPermanent) {
+  } else if (ends_with(code, "DOES_NOT_EXIST") && kind == ErrorKind::kPermanent) {
+    // RESOURCE_DOES_NOT_EXIST, and Unity Catalog's SHARE_/RECIPIENT_/TABLE_DOES_NOT_EXIST.
     kind = ErrorKind::kNotFound;
-  } else if ((code == "ALREADY_EXISTS" || code == "RESOURCE_ALREADY_EXISTS") &&
-             kind == ErrorKind::kPermanent) {
+  } else if (ends_with(code, "ALREADY_EXISTS") && kind == ErrorKind::kPermanent) {
+    // ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS, SHARE_/RECIPIENT_ALREADY_EXISTS.
     kind = ErrorKind::kConflict;
   }
   return Error{kind, std::move(code), std::move(message)};

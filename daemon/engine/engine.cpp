@@ -58,7 +58,11 @@ json::object to_json(const StatusEvent& e, const std::string& workflow_id,
   if (e.attempt) o["attempt"] = *e.attempt;
   if (e.run_id) o["run_id"] = *e.run_id;
   if (!e.run_page_url.empty()) o["run_page_url"] = e.run_page_url;
-  if (e.output) o["output"] = *e.output;
+  if (e.output_redacted) {
+    o["output"] = kRedactedOutput;
+  } else if (e.output) {
+    o["output"] = *e.output;
+  }
   if (e.error) o["error"] = json::object{{"code", e.error->code}, {"message", e.error->message}};
   if (!e.reason.empty()) o["reason"] = e.reason;
   if (!e.state.empty()) o["state"] = e.state;
@@ -270,7 +274,12 @@ class Transition {
     auto& e = emit_for("step_succeeded", step);
     e.run_id = step.run_id;
     e.run_page_url = step.run_page_url;
-    e.output = step.output;
+    const StepDefinition* def = find_definition(wf().definition, step.name);
+    if (def != nullptr && def->plan.sensitive_output) {
+      e.output_redacted = true;
+    } else {
+      e.output = step.output;
+    }
     start_ready_steps();
   }
 

@@ -18,6 +18,9 @@ namespace brickwork {
 // larger output fails the step with code too_large (not retried: the same
 // work would produce the same output).
 inline constexpr size_t kMaxStepOutputBytes = 512 * 1024;
+// What status events, dead letters and `brickwork status` show in place of a
+// sensitive step output (contract 6.3).
+inline constexpr std::string_view kRedactedOutput = "<redacted>";
 
 // ---------------------------------------------------------------- inputs
 
@@ -120,6 +123,8 @@ struct StatusEvent {
   std::optional<int64_t> run_id;
   std::string run_page_url;
   std::optional<json::object> output;
+  // The step's output is sensitive (contract 6.3): the event says so instead.
+  bool output_redacted = false;
   std::optional<StepError> error;
   std::string reason;  // command_rejected
   std::string state;   // workflow state after the event (convenience for consumers)

@@ -45,6 +45,7 @@ struct StepState {
   // Persist it with the step; a store that does not falls back to counting
   // all attempts (fewer automatic retries, never more).
   int32_t attempts_before_retry = 0;
+  bool operator==(const StepState&) const = default;
 };
 
 struct WorkflowState {

@@ -4,12 +4,14 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <boost/json.hpp>
 #include <chrono>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
 
+#include "daemon/core/logging.hpp"
 #include "daemon/kafka/rdkafka_detail.hpp"
 
 namespace brickwork {
@@ -20,9 +22,17 @@ Error kafka_error(std::string code, std::string message) {
   return Error{ErrorKind::kTransient, std::move(code), std::move(message)};
 }
 
+// librdkafka's own messages through the daemon's logger (JSON lines), never
+// its `%3|...` lines on stderr. Called on librdkafka's threads.
+void log_through_logger(const rd_kafka_t* rk, int level, const char* facility, const char* text) {
+  LogScope client(std::vector<LogScope::Field>{{"client", rk != nullptr ? rd_kafka_name(rk) : ""}});
+  log_library_message(library_level_from_syslog(level), "librdkafka", facility, text);
+}
+
 Result<rd_kafka_conf_t*> make_conf(const KafkaConfig& config, const std::string& client_id,
                                    const std::map<std::string, std::string>& settings) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set_log_cb(conf, &log_through_logger);
   char errstr[512];
   auto set = [&](const std::string& name, const std::string& value) -> bool {
     if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof errstr) !=
@@ -148,6 +158,7 @@ class RdKafkaConsumer final : public KafkaConsumer {
     const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       spdlog::info("kafka: assigned {} partition(s)", partitions->cnt);
+      self->joined_ = true;
       if (cooperative) {
         if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, partitions)) {
           spdlog::warn("kafka: incremental assign failed: {}", rd_kafka_error_string(e));
@@ -165,12 +176,54 @@ class RdKafkaConsumer final : public KafkaConsumer {
           rd_kafka_error_destroy(e);
         }
       } else {
+        self->joined_ = false;  // eager: everything goes; the next assignment rejoins
         rd_kafka_assign(rk, nullptr);
       }
     } else {
       spdlog::warn("kafka: rebalance error: {}", rd_kafka_err2str(err));
+      self->joined_ = false;
       rd_kafka_assign(rk, nullptr);
     }
+  }
+
+  // librdkafka's statistics (JSON, every statistics.interval.ms, on the
+  // polling thread): keeps each assigned partition's consumer_lag.
+  static int stats_cb(rd_kafka_t*, char* json_text, size_t json_len, void* opaque) {
+    auto* self = static_cast<RdKafkaConsumer*>(opaque);
+    boost::system::error_code ec;
+    const boost::json::value stats =
+        boost::json::parse(std::string_view(json_text, json_len), ec);
+    if (ec || !stats.is_object()) return 0;
+    std::vector<PartitionLag> lags;
+    const auto* topics = stats.as_object().if_contains("topics");
+    if (topics != nullptr && topics->is_object()) {
+      for (const auto& [topic, t] : topics->as_object()) {
+        const auto* partitions = t.is_object() ? t.as_object().if_contains("partitions") : nullptr;
+        if (partitions == nullptr || !partitions->is_object()) continue;
+        for (const auto& [id, p] : partitions->as_object()) {
+          if (!p.is_object()) continue;
+          const auto& o = p.as_object();
+          const auto* partition = o.if_contains("partition");
+          const auto* lag = o.if_contains("consumer_lag");
+          const auto* desired = o.if_contains("desired");
+          if (partition == nullptr || !partition->is_int64() || partition->as_int64() < 0) continue;
+          if (lag == nullptr || !lag->is_int64() || lag->as_int64() < 0) continue;  // unknown yet
+          if (desired != nullptr && desired->is_bool() && !desired->as_bool()) continue;
+          lags.push_back(PartitionLag{std::string(topic),
+                                      static_cast<int32_t>(partition->as_int64()),
+                                      lag->as_int64()});
+        }
+      }
+    }
+    std::lock_guard lock(self->mutex_);
+    self->lag_ = std::move(lags);
+    return 0;  // librdkafka frees the text
+  }
+
+  bool joined() const override { return joined_; }
+  std::vector<PartitionLag> lag() const override {
+    std::lock_guard lock(mutex_);
+    return lag_;
   }
 
   std::vector<KafkaMessage> poll_batch(int32_t max_messages, Duration wait) override {
@@ -276,8 +329,10 @@ class RdKafkaConsumer final : public KafkaConsumer {
   rd_kafka_t* rk_ = nullptr;
   bool paused_ = false;
   bool closed_ = false;
+  std::atomic<bool> joined_{false};
   mutable std::mutex mutex_;
   std::optional<std::string> fatal_;
+  std::vector<PartitionLag> lag_;  // guarded by mutex_
 };
 
 // Shared by the producer and every record of one produce_batch call; each
@@ -438,12 +493,15 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::create(const KafkaConfig& 
                          // The broker's minimum: a dead member's partitions move within ~6 s.
                          {"session.timeout.ms", "6000"},
                          {"heartbeat.interval.ms", "1000"},
-                         {"topic.metadata.refresh.interval.ms", "10000"}});
+                         {"topic.metadata.refresh.interval.ms", "10000"},
+                         // Consumer lag for brickwork_consumer_lag (stats_cb).
+                         {"statistics.interval.ms", "5000"}});
   if (!conf) return conf.error();
   rd_kafka_conf_t* c = *conf;
   auto consumer = std::make_unique<RdKafkaConsumer>();
   rd_kafka_conf_set_opaque(c, consumer.get());
   rd_kafka_conf_set_rebalance_cb(c, &RdKafkaConsumer::rebalance_cb);
+  rd_kafka_conf_set_stats_cb(c, &RdKafkaConsumer::stats_cb);
   char errstr[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof errstr);
   if (rk == nullptr) {
@@ -471,7 +529,10 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::create(const KafkaConfig& 
   std::map<std::string, std::string> settings = {{"acks", "all"},
                                                  {"linger.ms", "5"},
                                                  {"message.timeout.ms", "60000"},
-                                                 {"retry.backoff.ms", "100"}};
+                                                 {"retry.backoff.ms", "100"},
+                                                 // Java's partitioner: a key lands on the
+                                                 // partition a Java producer would choose.
+                                                 {"partitioner", "murmur2_random"}};
   if (idempotent) settings["enable.idempotence"] = "true";
   auto conf = make_conf(config, client_id, settings);
   if (!conf) return conf.error();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "daemon/core/metrics.hpp"
 #include "daemon/core/result.hpp"
 #include "daemon/core/time.hpp"
 
@@ -52,6 +53,12 @@ class KafkaConsumer {
   virtual int32_t assigned_partitions() = 0;
   // Leaves the group cleanly. Idempotent.
   virtual void close() = 0;
+  // Whether this member has joined its group (received an assignment, which
+  // may be empty when the group has more members than partitions). Any thread.
+  virtual bool joined() const { return true; }
+  // The lag of each assigned partition, from librdkafka's latest statistics
+  // (statistics.interval.ms); empty before the first. Any thread.
+  virtual std::vector<PartitionLag> lag() const { return {}; }
   // A fatal client error occurred: the consumer cannot be used again and the
   // process should restart (systemd does).
   virtual std::optional<std::string> fatal_error() const = 0;
@@ -71,6 +78,7 @@ class KafkaProducer {
   virtual ~KafkaProducer() = default;
 
   // Idempotent (enable.idempotence) when `idempotent`; acks=all either way.
+  // Keys are partitioned with murmur2_random, as the Java producer does.
   static Result<std::unique_ptr<KafkaProducer>> create(const KafkaConfig& config, bool idempotent,
                                                        const std::string& client_id);
 

@@ -9,6 +9,8 @@
 #include "daemon/kafka/kafka.hpp"
 #include "daemon/runtime/effect_runner.hpp"
 #include "daemon/runtime/input_processor.hpp"
+#include "daemon/runtime/ops_monitor.hpp"
+#include "daemon/runtime/ops_server.hpp"
 #include "daemon/runtime/outbox_publisher.hpp"
 #include "daemon/databricks/lakebase.hpp"
 #include "daemon/store/databases.hpp"
@@ -68,6 +70,26 @@ void Daemon::reload(ConfigPtr config) {
 Status Daemon::run(const std::atomic<bool>& stop) {
   const ConfigPtr config = context_->config();
   const std::string& id = options_.instance_id;
+  if (options_.stall_limit.count() > 0) context_->liveness().override_limit(options_.stall_limit);
+  // The operator's endpoint comes first, so a daemon waiting for Postgres
+  // already answers /healthz (alive) and /readyz (not ready, and why).
+  OpsMonitor monitor(*context_);
+  monitor.set_not_ready("starting: waiting for postgres");
+  std::unique_ptr<OpsServer> ops_server;
+  if (!config->daemon.metrics_listen.empty()) {
+    auto address = parse_listen_address(config->daemon.metrics_listen);
+    if (!address) return Error{ErrorKind::kInvalidInput, "config", address.error().message};
+    auto server = OpsServer::start(*address, [&monitor](std::string_view method,
+                                                        std::string_view path) {
+      return monitor.handle(method, path);
+    });
+    if (!server) return server.error();
+    ops_server = std::move(*server);
+    ops_port_ = ops_server->port();
+    spdlog::info("serving /metrics, /healthz and /readyz on {}:{}", address->host,
+                 ops_server->port());
+  }
+  if (databricks_) databricks_->set_metrics(&context_->metrics());
   // Lakebase: every connection's password is a database credential.
   if (config->postgres.lakebase) {
     if (!databricks_) {
@@ -76,6 +98,7 @@ Status Daemon::run(const std::atomic<bool>& stop) {
     }
     context_->set_store_password(
         make_lakebase_credentials(*databricks_, *config->postgres.lakebase, "postgres"));
+    monitor.add_credential("postgres", context_->store_password());
   }
   auto store = context_->open_store();
 
@@ -91,6 +114,7 @@ Status Daemon::run(const std::atomic<bool>& stop) {
     if (stop) return ok_status();
   }
   backoff.reset();
+  monitor.set_not_ready("starting: joining the consumer group");
 
   auto producer = KafkaProducer::create(config->kafka, true, "brickwork-" + id);
   if (!producer) return producer.error();
@@ -104,24 +128,25 @@ Status Daemon::run(const std::atomic<bool>& stop) {
   // Everything step types may use, built once here.
   auto databases = NamedDatabases::create(
       config->databases, 4,
-      [this](const std::string& name, const DatabaseConfig& db) -> std::shared_ptr<PasswordSource> {
+      [this, &monitor](const std::string& name,
+                       const DatabaseConfig& db) -> std::shared_ptr<PasswordSource> {
         if (!db.lakebase || !databricks_) return nullptr;
-        return make_lakebase_credentials(*databricks_, *db.lakebase, "databases." + name);
+        auto credentials =
+            make_lakebase_credentials(*databricks_, *db.lakebase, "databases." + name);
+        monitor.add_credential(name, credentials);
+        return credentials;
       });
   EffectRunner effects(*context_, StepServices{databricks_.get(), databases.get()}, id);
   InputProcessor inputs(*context_);
   publisher.start();
   effects.start(config->daemon.effect_workers);
+  monitor.start(**consumer, options_.monitor_period);
+  Liveness::Loop& intake = context_->liveness().add("intake", kLoopStallLimit);
 
   if (options_.notify_systemd) sd_notify(0, "READY=1\nSTATUS=consuming");
   if (options_.on_ready) options_.on_ready();
   spdlog::info("brickwork {} started as {}: group {}, topics {} and {}", BRICKWORK_VERSION, id,
                config->kafka.group, config->kafka.topics.commands, config->kafka.topics.events);
-  if (!config->daemon.metrics_listen.empty()) {
-    // Say so rather than let an operator wait for a scrape target that never comes.
-    spdlog::warn("daemon.metrics_listen={} is set, but this version serves no metrics endpoint yet",
-                 config->daemon.metrics_listen);
-  }
 
   uint64_t watchdog_usec = 0;
   const bool watchdog = options_.notify_systemd && sd_watchdog_enabled(0, &watchdog_usec) > 0;
@@ -129,7 +154,11 @@ Status Daemon::run(const std::atomic<bool>& stop) {
 
   std::vector<KafkaMessage> pending;  // read but not yet durable
   std::optional<Error> fatal;
+  std::string stuck;  // the loop for which the watchdog is not fed, while it is not
+  Metrics& metrics = context_->metrics();
+  metrics.set_intake_paused(false);
   while (!stop) {
+    intake.beat();
     // A fatal client error does not heal: stop cleanly and let systemd restart us.
     if (auto e = (*consumer)->fatal_error()) {
       fatal = Error{ErrorKind::kInternal, "kafka_fatal", "Kafka consumer: " + *e};
@@ -142,8 +171,17 @@ Status Daemon::run(const std::atomic<bool>& stop) {
     }
     if (watchdog && std::chrono::steady_clock::now() - last_watchdog >
                         std::chrono::microseconds(watchdog_usec / 2)) {
-      sd_notify(0, "WATCHDOG=1");
-      last_watchdog = std::chrono::steady_clock::now();
+      // Fed only while every loop is alive: a stuck one gets us restarted.
+      const Liveness::Verdict verdict = context_->liveness().check();
+      if (verdict.alive) {
+        sd_notify(0, "WATCHDOG=1");
+        last_watchdog = std::chrono::steady_clock::now();
+        if (!stuck.empty()) spdlog::info("every loop is alive again: feeding the watchdog");
+        stuck.clear();
+      } else if (verdict.loop != stuck) {  // once per stuck loop, not per check
+        spdlog::error("{}: no longer feeding the systemd watchdog", verdict.reason);
+        stuck = verdict.loop;
+      }
     }
     const ConfigPtr current = context_->config();
     if (pending.empty()) {
@@ -158,6 +196,7 @@ Status Daemon::run(const std::atomic<bool>& stop) {
       if ((*consumer)->paused()) {
         spdlog::info("postgres is back: resuming intake");
         (*consumer)->resume();
+        metrics.set_intake_paused(false);
       }
       backoff.reset();
       continue;
@@ -167,7 +206,9 @@ Status Daemon::run(const std::atomic<bool>& stop) {
       if (!(*consumer)->paused()) {
         spdlog::warn("cannot apply inputs ({}): pausing intake", report.error().message);
         (*consumer)->pause();
+        metrics.set_intake_paused(true);
       }
+      intake.beat();  // waiting is not being stuck
       backoff.wait(stop);
       (*consumer)->poll_batch(1, Duration(0));  // serves rebalances; paused: returns nothing
       continue;
@@ -203,10 +244,14 @@ Status Daemon::run(const std::atomic<bool>& stop) {
 
   if (options_.notify_systemd) sd_notify(0, "STOPPING=1");
   spdlog::info("stopping: intake closed, finishing work in hand");
+  intake.retire();
+  monitor.stop();
+  monitor.set_not_ready("stopping");
   effects.stop();
   publisher.stop(config->daemon.shutdown_grace);
   (*consumer)->close();
   (void)(*producer)->flush(Duration(5000));
+  if (databricks_) databricks_->set_metrics(nullptr);
   spdlog::info("stopped");
   if (fatal) return *fatal;
   return ok_status();

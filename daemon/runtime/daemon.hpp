@@ -24,6 +24,12 @@ struct DaemonOptions {
   const StepRegistry* steps = nullptr;
   // Tests: the Kafka clients once created (to inject faults through librdkafka).
   std::function<void(KafkaConsumer&, KafkaProducer&)> on_kafka_clients;
+  // How often readiness (Postgres, group membership) and the gauges read
+  // from Postgres and librdkafka are refreshed.
+  Duration monitor_period{std::chrono::seconds(1)};
+  // Tests: when set, how long any loop may spend in one iteration before it
+  // counts as stuck (otherwise each loop's own limit).
+  Duration stall_limit{0};
 };
 
 class Daemon {
@@ -44,11 +50,14 @@ class Daemon {
   void reload(ConfigPtr config);
 
   RuntimeContext& context() { return *context_; }
+  // The port of the daemon.metrics_listen endpoint once it listens, else 0.
+  uint16_t ops_port() const { return ops_port_; }
 
  private:
   std::unique_ptr<RuntimeContext> context_;
   std::unique_ptr<DatabricksApi> databricks_;
   DaemonOptions options_;
+  std::atomic<uint16_t> ops_port_{0};
 };
 
 }  // namespace brickwork

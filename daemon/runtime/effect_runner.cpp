@@ -6,6 +6,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "daemon/core/logging.hpp"
 #include "daemon/runtime/workflow_transaction.hpp"
 
 namespace brickwork {
@@ -30,102 +31,100 @@ StepOutcome failed_outcome(const Error& error) {
   return failed;
 }
 
-// Thrown inside a recording transaction to roll it back: the claim no longer
-// holds the effect, so its holder records the result instead.
-class LeaseLost : public std::runtime_error {
- public:
-  LeaseLost() : std::runtime_error("lease lost") {}
-};
-
 const char* effect_name(const Effect& effect) {
   static constexpr const char* kNames[] = {"execute", "poll", "cancel", "timer"};
   return kNames[effect.index()];
 }
 
-// One claimed effect, performed against one workflow's state.
+// What performing one claimed effect came to. Results of one batch are
+// recorded together, in one transaction.
+struct EffectResult {
+  enum class Kind {
+    kApply,           // apply `input` (if any) and drop the effect
+    kFailUnloadable,  // the workflow will never load: end it
+    kReschedule,      // a transient error: give the effect back for later
+  };
+  Kind kind = Kind::kApply;
+  std::optional<Input> input;
+  Error error;
+};
+
+// One claimed effect, performed against its workflow's state as loaded.
 class EffectExecution {
  public:
-  EffectExecution(RuntimeContext& context, StepServices services, Store& store,
-                  const StoredEffect& stored)
-      : context_(context), services_(services), store_(store), stored_(stored) {}
+  EffectExecution(RuntimeContext& context, StepServices services, const StoredEffect& stored)
+      : context_(context), services_(services), stored_(stored) {}
 
-  void run() {
-    auto loaded = store_.get_workflow(stored_.workflow_id);
-    if (!loaded && loaded.error().transient()) {
-      reschedule(loaded.error());
-      return;
-    }
-    if (!loaded) {
-      // It will never load: end the workflow instead of re-claiming this forever.
-      record_with([&](WorkflowTransaction& wt) {
-        wt.fail_unloadable(stored_.workflow_id, loaded.error().message);
-      });
-      return;
-    }
-    if (!*loaded) {
-      record(std::nullopt);
-      return;
-    }
+  EffectResult run(const Result<std::optional<WorkflowState>>& loaded) {
+    if (!loaded && loaded.error().transient()) return reschedule(loaded.error());
+    // It will never load: end the workflow instead of re-claiming this forever.
+    if (!loaded) return EffectResult{EffectResult::Kind::kFailUnloadable, {}, loaded.error()};
+    if (!*loaded) return {};
     workflow_ = &**loaded;
-    std::visit([this](const auto& effect) { perform(effect); }, stored_.effect);
+    return std::visit([this](const auto& effect) { return perform(effect); }, stored_.effect);
   }
 
  private:
-  void perform(const StartTimer& timer) {
-    record(Input(TimerFired{timer.step, timer.attempt, timer.kind}));
+  static EffectResult apply(Input input) { return EffectResult{{}, std::move(input), {}}; }
+  static EffectResult reschedule(Error error) {
+    return EffectResult{EffectResult::Kind::kReschedule, std::nullopt, std::move(error)};
   }
 
-  void perform(const CancelStep& cancel) {
-    if (!prepare(cancel.step)) return record(std::nullopt);
+  EffectResult perform(const StartTimer& timer) {
+    return apply(TimerFired{timer.step, timer.attempt, timer.kind});
+  }
+
+  EffectResult perform(const CancelStep& cancel) {
+    if (!prepare(cancel.step)) return {};
     step_.run_id = cancel.run_id;
     step_.handle = cancel.handle;
-    if (type_ == nullptr) return record(std::nullopt);
+    if (type_ == nullptr) return {};
     Status s = type_->cancel(context_for(cancel.attempt), services_);
     if (!s && s.error().transient()) return reschedule(s.error());
     if (!s) {
       spdlog::warn("effects: cancel of {}/{} failed: {}", workflow_->id, step_.name,
                    s.error().message);
     }
-    record(std::nullopt);
+    return {};
   }
 
-  void perform(const ExecuteStep& execute) {
-    perform_step_call(execute.step, execute.attempt, StepStatus::kRunning,
-                      [](const StepType& t, const StepContext& c, StepServices& s) {
-                        return t.execute(c, s);
-                      },
-                      [&](StepOutcome o) -> Input {
-                        return StepExecuted{execute.step, execute.attempt, std::move(o)};
-                      });
+  EffectResult perform(const ExecuteStep& execute) {
+    return perform_step_call(execute.step, execute.attempt, StepStatus::kRunning,
+                             [](const StepType& t, const StepContext& c, StepServices& s) {
+                               return t.execute(c, s);
+                             },
+                             [&](StepOutcome o) -> Input {
+                               return StepExecuted{execute.step, execute.attempt, std::move(o)};
+                             });
   }
 
-  void perform(const PollStep& poll) {
-    perform_step_call(poll.step, poll.attempt, StepStatus::kWaiting,
-                      [](const StepType& t, const StepContext& c, StepServices& s) {
-                        return t.poll(c, s);
-                      },
-                      [&](StepOutcome o) -> Input {
-                        return StepPolled{poll.step, poll.attempt, std::move(o)};
-                      });
+  EffectResult perform(const PollStep& poll) {
+    return perform_step_call(poll.step, poll.attempt, StepStatus::kWaiting,
+                             [](const StepType& t, const StepContext& c, StepServices& s) {
+                               return t.poll(c, s);
+                             },
+                             [&](StepOutcome o) -> Input {
+                               return StepPolled{poll.step, poll.attempt, std::move(o)};
+                             });
   }
 
   template <class Call, class ToInput>
-  void perform_step_call(const std::string& step_name, int32_t attempt, StepStatus expected,
-                         Call call, ToInput to_input) {
-    if (!prepare(step_name)) return record(std::nullopt);
+  EffectResult perform_step_call(const std::string& step_name, int32_t attempt,
+                                 StepStatus expected, Call call, ToInput to_input) {
+    if (!prepare(step_name)) return {};
     // Work for an attempt that has moved on is dropped, not performed.
     if (is_terminal(workflow_->status) || step_.attempt != attempt || step_.status != expected) {
-      return record(std::nullopt);
+      return {};
     }
     if (type_ == nullptr) {
       Error unknown{ErrorKind::kPermanent, "unknown_step_type",
                     "no step type '" + definition_->type + "'"};
-      if (expected != StepStatus::kRunning) return record(std::nullopt);
-      return record(to_input(failed_outcome(unknown)));
+      if (expected != StepStatus::kRunning) return {};
+      return apply(to_input(failed_outcome(unknown)));
     }
     Result<StepOutcome> outcome = call(*type_, context_for(attempt), services_);
     if (!outcome && outcome.error().transient()) return reschedule(outcome.error());
-    record(to_input(outcome ? std::move(*outcome) : failed_outcome(outcome.error())));
+    return apply(to_input(outcome ? std::move(*outcome) : failed_outcome(outcome.error())));
   }
 
   bool prepare(const std::string& step_name) {
@@ -148,54 +147,8 @@ class EffectExecution {
                        context_.tokens().idempotency_token(workflow_->id, step_.name, attempt)};
   }
 
-  void record(std::optional<Input> input) {
-    record_with([&](WorkflowTransaction& wt) {
-      if (input) wt.apply(stored_.workflow_id, *input);
-    });
-  }
-
-  // Applies the result and deletes the effect in one transaction, but only
-  // while this claim still holds the lease.
-  template <class Body>
-  void record_with(Body body) {
-    bool lease_lost = false;
-    Status s = store_.transact([&](StoreTx& tx) {
-      const TimePoint now = now_ms();
-      // The lease first: nothing is applied for a claim that lost it.
-      if (!tx.delete_effect(stored_.id, stored_.lease_owner, now)) {
-        lease_lost = true;
-        throw LeaseLost();
-      }
-      WorkflowTransaction wt(tx, context_, now);
-      body(wt);
-      wt.finish();
-    });
-    if (lease_lost) {
-      spdlog::warn("effects: lease of {} effect {} for workflow {} ran out; its new holder records it",
-                   effect_name(stored_.effect), stored_.id, stored_.workflow_id);
-      return;
-    }
-    if (!s) {
-      spdlog::warn("effects: cannot record result for {}: {}", stored_.workflow_id,
-                   s.error().message);
-      return;
-    }
-    context_.outbox_wakeup().notify();
-    context_.effects_wakeup().notify();
-  }
-
-  void reschedule(const Error& error) {
-    const Duration delay = retry_delay(stored_.tries);
-    spdlog::warn("effects: {} for workflow {} failed ({}: {}); again in {}",
-                 effect_name(stored_.effect), stored_.workflow_id, error.code, error.message,
-                 format_duration(delay));
-    Status s = store_.reschedule_effect(stored_.id, stored_.lease_owner, now_ms() + delay);
-    if (!s) spdlog::warn("effects: cannot reschedule: {}", s.error().message);
-  }
-
   RuntimeContext& context_;
   StepServices services_;
-  Store& store_;
   const StoredEffect& stored_;
   const WorkflowState* workflow_ = nullptr;
   const StepDefinition* definition_ = nullptr;
@@ -203,6 +156,59 @@ class EffectExecution {
   StepState step_;
   json::object scope_;
 };
+
+// Gives effects that hit a transient error back, each to be tried again later.
+void reschedule_effect(Store& store, const StoredEffect& stored, const Error& error) {
+  const Duration delay = retry_delay(stored.tries);
+  spdlog::warn("effects: {} for workflow {} failed ({}: {}); again in {}",
+               effect_name(stored.effect), stored.workflow_id, error.code, error.message,
+               format_duration(delay));
+  Status s = store.reschedule_effect(stored.id, stored.lease_owner, now_ms() + delay);
+  if (!s) spdlog::warn("effects: cannot reschedule: {}", s.error().message);
+}
+
+// Applies the results of a batch and deletes their effects in one
+// transaction; a result whose claim lost its lease is left to the effect's
+// new holder. On failure nothing is recorded: the leases run out and the
+// effects are performed again (every action is safe to repeat per attempt).
+void record_results(RuntimeContext& context, Store& store,
+                    const std::vector<const StoredEffect*>& effects,
+                    const std::vector<EffectResult>& results) {
+  std::vector<const StoredEffect*> lost;
+  PendingMetrics metrics;
+  Status s = store.transact([&](StoreTx& tx) {
+    lost.clear();
+    metrics.clear();
+    const TimePoint now = now_ms();
+    WorkflowTransaction wt(tx, context, now, &metrics);
+    for (size_t i = 0; i < effects.size(); ++i) {
+      const StoredEffect& stored = *effects[i];
+      const EffectResult& result = results[i];
+      // The lease first: nothing is applied for a claim that lost it.
+      if (!tx.delete_effect(stored.id, stored.lease_owner, now)) {
+        lost.push_back(&stored);
+        continue;
+      }
+      if (result.kind == EffectResult::Kind::kFailUnloadable) {
+        wt.fail_unloadable(stored.workflow_id, result.error.message);
+      } else if (result.input) {
+        wt.apply(stored.workflow_id, *result.input);
+      }
+    }
+    wt.finish();
+  });
+  if (!s) {
+    spdlog::warn("effects: cannot record {} result(s): {}", effects.size(), s.error().message);
+    return;
+  }
+  metrics.commit(&context.metrics());
+  for (const StoredEffect* stored : lost) {
+    spdlog::warn("effects: lease of {} effect {} for workflow {} ran out; its new holder records it",
+                 effect_name(stored->effect), stored->id, stored->workflow_id);
+  }
+  context.outbox_wakeup().notify();
+  context.effects_wakeup().notify();
+}
 
 }  // namespace
 
@@ -249,8 +255,10 @@ Status EffectRunner::renew_leases(Store& store) {
 
 void EffectRunner::lease_keeper_loop() {
   auto store = context_.open_store();
+  Liveness::Loop& heartbeat = context_.liveness().add("leases", kLoopStallLimit);
   auto next = std::chrono::steady_clock::now();
   while (!stopping_) {
+    heartbeat.beat();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (std::chrono::steady_clock::now() < next) continue;
     // A third of the lease: two renewals may fail before an effect is lost.
@@ -258,18 +266,25 @@ void EffectRunner::lease_keeper_loop() {
     Status s = renew_leases(*store);
     if (!s) spdlog::warn("effects: cannot renew leases: {}", s.error().message);
   }
+  heartbeat.retire();
 }
 
 void EffectRunner::worker_loop(int32_t index) {
   auto store = context_.open_store();
   const std::string worker = owner_ + "/" + std::to_string(index);
+  // One effect may retry Databricks calls for the whole retry budget, twice
+  // over (a step type making two calls) before it is stuck.
+  Liveness::Loop& heartbeat = context_.liveness().add(
+      "effects/" + std::to_string(index),
+      2 * context_.config()->databricks.retry_budget + kLoopStallLimit);
   Duration backoff{100};
   while (!stopping_) {
+    heartbeat.beat();
     const ConfigPtr config = context_.config();
     // Each claim is its own lease owner: a later claim of the same effect by
     // this very worker is a different holder.
     const std::string owner = worker + "#" + std::to_string(++claims_);
-    auto claimed = store->claim_due_effects(owner, 4, now_ms(), config->daemon.lease);
+    auto claimed = store->claim_due_effects(owner, kEffectsPerClaim, now_ms(), config->daemon.lease);
     if (!claimed) {
       spdlog::warn("effects: cannot claim: {}", claimed.error().message);
       context_.effects_wakeup().wait_for(backoff);
@@ -283,17 +298,44 @@ void EffectRunner::worker_loop(int32_t index) {
       continue;
     }
     hold(*claimed);
-    for (const auto& effect : *claimed) {
-      run_one(*store, effect);
-      release(effect.id);
-    }
+    // Each effect may take the whole stall limit: the worker is alive as long
+    // as it moves from one to the next.
+    run_batch(*store, *claimed, [&] { heartbeat.beat(); });
+    for (const auto& effect : *claimed) release(effect.id);
   }
+  heartbeat.retire();
 }
 
 void EffectRunner::run_one(Store& store, const StoredEffect& stored) {
+  run_batch(store, {stored});
+}
+
+void EffectRunner::run_batch(Store& store, const std::vector<StoredEffect>& batch,
+                             const std::function<void()>& progress) {
   const TimePoint started = now_ms();
-  EffectExecution(context_, services_, store, stored).run();
-  spdlog::debug("effects: {} done in {} ms", stored.id, (now_ms() - started).count());
+  std::vector<std::string> ids;
+  for (const auto& effect : batch) ids.push_back(effect.workflow_id);
+  // Every workflow of the batch, read in one transaction.
+  auto loaded = store.get_workflows(ids);
+  std::vector<const StoredEffect*> to_record;
+  std::vector<EffectResult> results;
+  for (const auto& stored : batch) {
+    Result<std::optional<WorkflowState>> state =
+        loaded ? loaded->at(stored.workflow_id) : Result<std::optional<WorkflowState>>(loaded.error());
+    // Log lines about this effect name its workflow and step.
+    LogScope scope(LogScope::workflow(
+        stored.workflow_id, std::visit([](const auto& e) { return e.step; }, stored.effect)));
+    EffectResult result = EffectExecution(context_, services_, stored).run(state);
+    if (progress) progress();
+    if (result.kind == EffectResult::Kind::kReschedule) {
+      reschedule_effect(store, stored, result.error);
+      continue;
+    }
+    to_record.push_back(&stored);
+    results.push_back(std::move(result));
+  }
+  if (!to_record.empty()) record_results(context_, store, to_record, results);
+  spdlog::debug("effects: {} done in {} ms", batch.size(), (now_ms() - started).count());
 }
 
 }  // namespace brickwork

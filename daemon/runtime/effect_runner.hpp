@@ -8,6 +8,7 @@
 // its claim still holds the lease, and leases of effects in hand are renewed
 // while their calls take long, so two workers never both record one effect.
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -36,6 +37,14 @@ class EffectRunner {
 
   // Performs one claimed effect with `store` (exposed for tests).
   void run_one(Store& store, const StoredEffect& effect);
+  // Performs claimed effects, their calls one after another, and records
+  // all their results in one transaction.
+  // `progress` is called after each effect is performed.
+  void run_batch(Store& store, const std::vector<StoredEffect>& batch,
+                 const std::function<void()>& progress = {});
+  // How many effects a worker claims at once: enough to share one commit,
+  // few enough that the last one's call does not wait long for the others.
+  static constexpr int32_t kEffectsPerClaim = 8;
   // Renews the leases of every effect in hand once (exposed for tests).
   Status renew_leases(Store& store);
 

@@ -4,6 +4,8 @@
 
 #include <map>
 
+#include "daemon/core/logging.hpp"
+
 #include "daemon/runtime/workflow_transaction.hpp"
 #include "handlers/inbound/messages.hpp"
 
@@ -50,6 +52,7 @@ class BatchApplier {
       return;
     }
     const ParsedCommand& command = *parsed;
+    LogScope scope(LogScope::workflow(command.id));
     Input input;
     if (command.type == "start") {
       StartCommand start{command.id, command.workflow, command.input, std::nullopt};
@@ -82,6 +85,7 @@ class BatchApplier {
       return;
     }
     const ParsedCompletion& event = *parsed;
+    LogScope scope(LogScope::workflow(event.workflow_id, event.step, event.run_id));
     // The token first: a forged event touches no row and cannot tell which
     // workflows exist (the reason is the same either way).
     const std::optional<int32_t> attempt =
@@ -138,9 +142,13 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
                                                 const std::vector<KafkaMessage>& batch,
                                                 TimePoint now) {
   BatchReport report;
+  PendingMetrics pending;
+  std::map<std::pair<std::string, std::string>, int64_t> inputs;  // (topic, result) -> count
   Status status = store.transact([&](StoreTx& tx) {
     report = BatchReport{};
-    WorkflowTransaction wt(tx, context_, now);
+    pending.clear();
+    inputs.clear();
+    WorkflowTransaction wt(tx, context_, now, &pending);
     BatchApplier applier(wt, context_, report, now);
     std::map<std::pair<std::string, int32_t>, int64_t> next_offsets;
     for (const auto& message : batch) {
@@ -152,9 +160,13 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
       }
       if (message.offset < it->second) {
         ++report.skipped;  // applied before a crash or by a previous owner of the partition
+        ++inputs[{message.topic, "duplicate"}];
         continue;
       }
+      const int32_t dead_lettered_before = report.dead_lettered;
       applier.handle(message);
+      ++inputs[{message.topic,
+                report.dead_lettered > dead_lettered_before ? "dead_letter" : "applied"}];
       it->second = message.offset + 1;
     }
     wt.finish();
@@ -163,6 +175,9 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
     }
   });
   if (!status) return status.error();
+  Metrics& metrics = context_.metrics();
+  pending.commit(&metrics);
+  for (const auto& [key, count] : inputs) metrics.count_input(key.first, key.second, count);
   if (report.applied + report.dead_lettered > 0) {
     context_.outbox_wakeup().notify();
     context_.effects_wakeup().notify();
@@ -182,7 +197,10 @@ Status InputProcessor::dead_letter_unprocessable(Store& store, const KafkaMessag
                                    message.payload, now));
     tx.set_input_offset(message.topic, message.partition, message.offset + 1);
   });
-  if (status) context_.outbox_wakeup().notify();
+  if (status) {
+    context_.metrics().count_input(message.topic, "dead_letter");
+    context_.outbox_wakeup().notify();
+  }
   return status;
 }
 

@@ -30,7 +30,8 @@ std::optional<OutboxMessage> replacement_for(const OutboxMessage& row, const Err
   dead.key = dead_letter_key(row.key);
   dead.payload = dead_letter_record(
       "publish_refused", "the broker refused this record: " + error.message,
-      json::object{{"topic", row.topic}, {"outbox_id", row.id}}, row.key, row.payload, now_ms(),
+      json::object{{"topic", row.topic}, {"outbox_id", row.id}}, row.key,
+      row.sensitive ? std::string(kRedactedOutput) : row.payload, now_ms(),
       kRefusedPayloadBytes);
   return dead;
 }
@@ -74,11 +75,14 @@ Result<int32_t> OutboxPublisher::drain_once(Store& store, int32_t limit) {
 
 void OutboxPublisher::loop() {
   auto store = context_.open_store();
+  Liveness::Loop& heartbeat = context_.liveness().add("outbox", kLoopStallLimit);
   Duration backoff{100};
   while (!stopping_) {
+    heartbeat.beat();
     if (auto fatal = producer_.fatal_error()) {
       // The daemon sees it too and exits; nothing more can be published here.
       spdlog::critical("outbox: the Kafka producer failed for good: {}", *fatal);
+      heartbeat.retire();
       return;
     }
     auto published = drain_once(*store, 1000);
@@ -95,6 +99,7 @@ void OutboxPublisher::loop() {
       context_.outbox_wakeup().wait_for(std::chrono::milliseconds(100));
     }
   }
+  heartbeat.retire();
   // Last drain so a clean shutdown leaves nothing behind, within the grace period.
   const auto deadline = now_ms() + final_grace_;
   while (now_ms() < deadline && !producer_.fatal_error()) {

@@ -10,7 +10,9 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "daemon/core/metrics.hpp"
 #include "daemon/core/tokens.hpp"
+#include "daemon/runtime/liveness.hpp"
 #include "daemon/store/store.hpp"
 #include "handlers/steps/step_type.hpp"
 
@@ -42,7 +44,10 @@ class Wakeup {
 class RuntimeContext {
  public:
   RuntimeContext(ConfigPtr config, const StepRegistry& registry)
-      : config_(std::move(config)), tokens_(config_->callbacks.secret), registry_(registry) {}
+      : config_(std::move(config)),
+        tokens_(config_->callbacks.secret),
+        sealer_(std::make_shared<const SecretBox>(config_->callbacks.secret)),
+        registry_(registry) {}
 
   ConfigPtr config() const { return std::atomic_load(&config_); }
   // Workflows started from now on use the new definitions; running ones keep
@@ -52,7 +57,7 @@ class RuntimeContext {
 
   // A Store on postgres.url, with its Lakebase password source if there is one.
   std::unique_ptr<Store> open_store() const {
-    return Store::open(config()->postgres.url, store_password_);
+    return Store::open(config()->postgres.url, store_password_, sealer_);
   }
   void set_store_password(std::shared_ptr<PasswordSource> password) {
     store_password_ = std::move(password);
@@ -65,13 +70,21 @@ class RuntimeContext {
   Wakeup& outbox_wakeup() { return outbox_wakeup_; }
   Wakeup& effects_wakeup() { return effects_wakeup_; }
 
+  // The daemon's Prometheus series and its loops' heartbeats (/metrics,
+  // /healthz and the systemd watchdog read them).
+  Metrics& metrics() { return metrics_; }
+  Liveness& liveness() { return liveness_; }
+
  private:
   ConfigPtr config_;
   std::shared_ptr<PasswordSource> store_password_;  // set before any thread starts
   TokenMinter tokens_;
+  std::shared_ptr<const SecretBox> sealer_;  // sensitive outputs at rest
   const StepRegistry& registry_;
   Wakeup outbox_wakeup_;
   Wakeup effects_wakeup_;
+  Metrics metrics_;
+  Liveness liveness_;
 };
 
 }  // namespace brickwork

@@ -37,6 +37,18 @@ std::string short_json(const json::value& v, size_t limit = 60) {
   return text;
 }
 
+// A sensitive output (contract 6.3) is never shown; that it exists is.
+bool output_is_sensitive(const WorkflowState& state, const StepState& step) {
+  const StepDefinition* def = state.definition.find_step(step.name);
+  return def != nullptr && def->plan.sensitive_output;
+}
+
+json::value shown_output(const WorkflowState& state, const StepState& step) {
+  if (!step.output) return nullptr;
+  if (output_is_sensitive(state, step)) return json::string(kRedactedOutput);
+  return *step.output;
+}
+
 }  // namespace
 
 json::object status_json(const WorkflowState& state) {
@@ -48,7 +60,7 @@ json::object status_json(const WorkflowState& state) {
     s["attempt"] = step.attempt;
     s["run_id"] = step.run_id ? json::value(*step.run_id) : json::value(nullptr);
     if (!step.run_page_url.empty()) s["run_page_url"] = step.run_page_url;
-    s["output"] = step.output ? json::value(*step.output) : json::value(nullptr);
+    s["output"] = shown_output(state, step);
     s["error"] = step.error ? json::value(json::object{{"code", step.error->code},
                                                        {"message", step.error->message}})
                             : json::value(nullptr);
@@ -82,7 +94,7 @@ std::string status_table(const WorkflowState& state) {
     if (step.error) {
       detail = step.error->code + ": " + step.error->message;
     } else if (step.output) {
-      detail = short_json(*step.output);
+      detail = short_json(shown_output(state, step));
     }
     rows.push_back({step.name, to_string(step.status), std::to_string(step.attempt),
                     step.run_id ? std::to_string(*step.run_id) : "-", detail});

@@ -17,6 +17,14 @@ TimePoint effect_due(const Effect& effect, TimePoint now) {
       effect);
 }
 
+bool holds_sensitive_output(const WorkflowState& state) {
+  for (const auto& step : state.steps) {
+    const StepDefinition* def = state.definition.find_step(step.name);
+    if (step.output && def != nullptr && def->plan.sensitive_output) return true;
+  }
+  return false;
+}
+
 json::object template_scope(const WorkflowState& state) {
   json::object steps;
   for (const auto& step : state.steps) {
@@ -40,6 +48,7 @@ const std::optional<WorkflowState>& WorkflowTransaction::workflow(const std::str
       unloadable_.emplace(id, loaded.error());
       it = cache_.emplace(id, std::nullopt).first;
     } else {
+      if (*loaded) loaded_rows_.emplace(id, WorkflowRows::of(**loaded));
       it = cache_.emplace(id, std::move(*loaded)).first;
     }
   }
@@ -83,17 +92,51 @@ Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input&
                    json::serialize(to_json(event, workflow_id, name)));
   }
   // Records steps publish (emit) go out with the change that produced them.
+  // One may hold a sensitive output of an earlier step: those of a workflow
+  // that has any are sealed until published.
+  const bool sensitive = decision.state && holds_sensitive_output(*decision.state);
   for (const auto& record : decision.records) {
-    tx_.add_outbox(record.topic, record.key, record.payload);
+    tx_.add_outbox(record.topic, record.key, record.payload, sensitive);
   }
   for (const auto& effect : decision.effects) {
     tx_.add_effect(workflow_id, effect, effect_due(effect, now_));
   }
   if (decision.changed && decision.state) {
+    if (metrics_ != nullptr) observe(current, *decision.state);
     cache_[workflow_id] = *decision.state;
     dirty_.insert(workflow_id);
   }
   return decision;
+}
+
+// What the engine's decision finished: the workflow (by its state) and each
+// step attempt that ended (by its type), derived from the states before and
+// after, so the engine itself counts nothing.
+void WorkflowTransaction::observe(const std::optional<WorkflowState>& before,
+                                  const WorkflowState& after) {
+  const std::string& workflow = after.workflow;
+  if (is_terminal(after.status) && !(before && is_terminal(before->status))) {
+    const std::string state = to_string(after.status);
+    metrics_->add([workflow, state](Metrics& m) { m.count_workflow_finished(workflow, state); });
+  }
+  for (const StepState& step : after.steps) {
+    if (!step.started_at) continue;
+    const StepState* previous = before ? before->find_step(step.name) : nullptr;
+    const bool same_attempt = previous != nullptr && previous->attempt == step.attempt;
+    const bool was_active = same_attempt && (previous->status == StepStatus::kRunning ||
+                                             previous->status == StepStatus::kWaiting);
+    // An attempt ends when the step finishes, or when it fails into a retry
+    // (back to pending, without a finish time).
+    const bool finished_now =
+        step.finished_at && !(same_attempt && previous->finished_at == step.finished_at);
+    const bool retrying = was_active && step.status == StepStatus::kPending;
+    if (!finished_now && !retrying) continue;
+    const TimePoint ended = finished_now ? *step.finished_at : now_;
+    const StepDefinition* definition = after.definition.find_step(step.name);
+    const std::string type = definition != nullptr ? definition->type : "unknown";
+    const double seconds = std::chrono::duration<double>(ended - *step.started_at).count();
+    metrics_->add([workflow, type, seconds](Metrics& m) { m.observe_step(workflow, type, seconds); });
+  }
 }
 
 void WorkflowTransaction::publish_rejection_without_workflow(const std::string& workflow_id,
@@ -116,7 +159,11 @@ void WorkflowTransaction::dead_letter(const std::string& key, const std::string&
 void WorkflowTransaction::finish() {
   for (const auto& id : dirty_) {
     const auto& state = cache_.at(id);
-    if (state) tx_.save_workflow(*state);
+    if (!state) continue;
+    auto loaded = loaded_rows_.find(id);
+    tx_.save_workflow(*state, loaded == loaded_rows_.end() ? nullptr : &loaded->second);
+    // Saved: a later finish() in this transaction compares with this.
+    loaded_rows_.insert_or_assign(id, WorkflowRows::of(*state));
   }
   dirty_.clear();
 }

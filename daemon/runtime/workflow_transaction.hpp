@@ -16,8 +16,11 @@ namespace brickwork {
 
 class WorkflowTransaction {
  public:
-  WorkflowTransaction(StoreTx& tx, const RuntimeContext& context, TimePoint now)
-      : tx_(tx), context_(context), now_(now) {}
+  // With `metrics`, workflows that finish and steps that end are recorded
+  // there, for the caller to commit to the metrics once the transaction has.
+  WorkflowTransaction(StoreTx& tx, const RuntimeContext& context, TimePoint now,
+                      PendingMetrics* metrics = nullptr)
+      : tx_(tx), context_(context), now_(now), metrics_(metrics) {}
 
   // The workflow as this transaction sees it (loaded and locked on first use).
   // Empty when there is none, or when it cannot be loaded (see load_error).
@@ -44,10 +47,14 @@ class WorkflowTransaction {
   size_t changed_workflows() const { return dirty_.size(); }
 
  private:
+  void observe(const std::optional<WorkflowState>& before, const WorkflowState& after);
+
   StoreTx& tx_;
   const RuntimeContext& context_;
   TimePoint now_;
+  PendingMetrics* metrics_;
   std::map<std::string, std::optional<WorkflowState>> cache_;
+  std::map<std::string, WorkflowRows> loaded_rows_;  // as loaded, for writing only changes
   std::map<std::string, Error> unloadable_;
   std::set<std::string> dirty_;
 };
@@ -55,6 +62,8 @@ class WorkflowTransaction {
 // The due time at which the shell should perform an effect.
 TimePoint effect_due(const Effect& effect, TimePoint now);
 
+// Whether any step of the workflow has a sensitive output (contract 6.3).
+bool holds_sensitive_output(const WorkflowState& state);
 // Values for {{ ... }} templates: input, workflow {id, name}, steps.NAME {output, run_id, state}.
 json::object template_scope(const WorkflowState& state);
 

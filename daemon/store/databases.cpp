@@ -7,6 +7,7 @@
 #include "daemon/core/json_limits.hpp"
 #include "daemon/store/conninfo.hpp"
 #include "daemon/store/pg_errors.hpp"
+#include "daemon/store/pg_notices.hpp"
 
 namespace brickwork {
 namespace {
@@ -59,7 +60,7 @@ class Pool {
   // A connection for one statement, returned by the guard.
   struct Lease {
     Pool* pool;
-    std::unique_ptr<pqxx::connection> connection;
+    std::unique_ptr<LoggedConnection> connection;
     ~Lease() { pool->give_back(std::move(connection)); }
   };
 
@@ -80,7 +81,7 @@ class Pool {
   PasswordSource* password() const { return password_.get(); }
 
  private:
-  void give_back(std::unique_ptr<pqxx::connection> c) {
+  void give_back(std::unique_ptr<LoggedConnection> c) {
     {
       std::lock_guard lock(mutex_);
       if (c && c->is_open()) {
@@ -97,7 +98,7 @@ class Pool {
   int32_t max_;
   std::mutex mutex_;
   std::condition_variable freed_;
-  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  std::vector<std::unique_ptr<LoggedConnection>> idle_;
   int32_t open_ = 0;
   std::shared_ptr<PasswordSource> password_;
 };
@@ -118,7 +119,7 @@ class PgNamedDatabases final : public NamedDatabases {
       if (!lease.connection) {
         auto conninfo = with_password((*pool)->conninfo(), (*pool)->password());
         if (!conninfo) return conninfo.error();
-        lease.connection = std::make_unique<pqxx::connection>(*conninfo);
+        lease.connection = std::make_unique<LoggedConnection>(*conninfo);
       }
       std::vector<const char*> values;
       values.reserve(parameters.size());

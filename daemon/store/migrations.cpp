@@ -74,8 +74,21 @@ CREATE TABLE input_offsets (
 );
 )sql";
 
-constexpr std::array<Migration, 1> kMigrations{{
+// A definition is stored once however many workflows run it: rows written
+// before this keep theirs inline in workflows.definition.
+constexpr const char* kV2 = R"sql(
+CREATE TABLE definitions (
+  hash        text PRIMARY KEY,
+  definition  jsonb NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE workflows ADD COLUMN definition_hash text REFERENCES definitions (hash);
+ALTER TABLE workflows ALTER COLUMN definition DROP NOT NULL;
+)sql";
+
+constexpr std::array<Migration, 2> kMigrations{{
     {1, "workflows, steps, effects, outbox, input offsets", kV1},
+    {2, "definitions stored once, by hash", kV2},
 }};
 
 }  // namespace

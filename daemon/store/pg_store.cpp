@@ -5,7 +5,14 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <openssl/sha.h>
+
+#include <cctype>
+
+#include <map>
 #include <pqxx/pqxx>
+#include <set>
+#include <stdexcept>
 #include <string>
 
 #include "daemon/core/json_limits.hpp"
@@ -13,6 +20,7 @@
 #include "daemon/store/effect_codec.hpp"
 #include "daemon/store/migrations.hpp"
 #include "daemon/store/pg_errors.hpp"
+#include "daemon/store/pg_notices.hpp"
 #include "daemon/store/store.hpp"
 
 namespace brickwork {
@@ -64,39 +72,177 @@ std::optional<StepError> step_error_field(const pqxx::field& f) {
   return error;
 }
 
+// ------------------------------------------------------------------ sealed values
+
+constexpr std::string_view kSealedKey = "$sealed";
+
+bool output_is_sensitive(const WorkflowState& state, const std::string& step) {
+  const StepDefinition* def = state.definition.find_step(step);
+  return def != nullptr && def->plan.sensitive_output;
+}
+
+// The ciphertext is bound to its workflow and step.
+std::string output_context(const std::string& workflow_id, const std::string& step) {
+  return "output\n" + workflow_id + "\n" + step;
+}
+
+std::string outbox_context(const std::string& topic, const std::string& key) {
+  return "outbox\n" + topic + "\n" + key;
+}
+
+json::object sealed_output(const WorkflowState& state, const StepState& step,
+                           const json::object& output, const SecretBox* sealer) {
+  if (sealer == nullptr) {
+    throw std::logic_error("step " + step.name + " has a sensitive output and the store has no key");
+  }
+  return json::object{
+      {kSealedKey, sealer->seal(json::serialize(output), output_context(state.id, step.name))}};
+}
+
+json::object opened_output(const WorkflowState& state, const std::string& step,
+                           json::object stored, const SecretBox* sealer) {
+  const json::value* sealed = stored.if_contains(kSealedKey);
+  if (sealer == nullptr || sealed == nullptr || !sealed->is_string()) return stored;
+  auto plain = sealer->open(sealed->as_string(), output_context(state.id, step));
+  if (!plain) {
+    throw CorruptRow("the sealed output of step " + step +
+                     " does not open with this key (was callbacks.secret changed?)");
+  }
+  boost::system::error_code ec;
+  json::value v = parse_json(*plain, ec);
+  if (ec || !v.is_object()) throw CorruptRow("the sealed output of step " + step + " is not JSON");
+  return std::move(v.as_object());
+}
+
 // ------------------------------------------------------------------ workflows
 
-constexpr const char* kSelectWorkflow =
-    "SELECT workflow, definition::text, input::text, status, seq,"
+// Parsed definitions by hash: a workflow's definition is read and parsed
+// once per store, not once per transition.
+class DefinitionCache {
+ public:
+  const WorkflowDefinition* find(const std::string& hash) const {
+    auto it = parsed_.find(hash);
+    return it == parsed_.end() ? nullptr : &it->second;
+  }
+  void add(const std::string& hash, WorkflowDefinition definition) {
+    if (parsed_.size() >= kMaxEntries) parsed_.clear();  // rare: many distinct definitions
+    parsed_.emplace(hash, std::move(definition));
+  }
+  // Hashes known to be in the definitions table (committed).
+  bool stored(const std::string& hash) const { return stored_.count(hash) != 0; }
+  void mark_stored(const std::string& hash) {
+    if (stored_.size() >= kMaxEntries) stored_.clear();
+    stored_.insert(hash);
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 1024;
+  std::map<std::string, WorkflowDefinition, std::less<>> parsed_;
+  std::set<std::string, std::less<>> stored_;
+};
+
+std::string sha256_hex(std::string_view text) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * SHA256_DIGEST_LENGTH);
+  for (unsigned char b : digest) {
+    out += kHex[b >> 4];
+    out += kHex[b & 0xf];
+  }
+  return out;
+}
+
+// Hot statements: reads prepared once per connection; writes sent as text in
+// batches (WriteBuffer), many per round trip.
+constexpr const char* kWorkflowColumns =
+    "SELECT workflow, definition_hash,"
+    " CASE WHEN definition_hash IS NULL THEN definition::text END, input::text, status, seq,"
     " (extract(epoch FROM created_at) * 1000)::bigint,"
     " (extract(epoch FROM updated_at) * 1000)::bigint"
     " FROM workflows WHERE id = $1";
 
-constexpr const char* kSelectSteps =
-    "SELECT name, status, attempt, attempts_before_retry, run_id, run_page_url,"
-    " handle::text, output::text, error::text,"
-    " (extract(epoch FROM started_at) * 1000)::bigint,"
-    " (extract(epoch FROM finished_at) * 1000)::bigint"
-    " FROM steps WHERE workflow_id = $1 ORDER BY position";
+const std::map<std::string, std::string>& prepared_statements() {
+  static const std::map<std::string, std::string> statements = {
+      {"select_workflow", kWorkflowColumns},
+      {"select_workflow_locked", std::string(kWorkflowColumns) + " FOR UPDATE"},
+      {"select_definition", "SELECT definition::text FROM definitions WHERE hash = $1"},
+      {"insert_definition",
+       "INSERT INTO definitions (hash, definition) VALUES ($1, $2::jsonb)"
+       " ON CONFLICT (hash) DO NOTHING"},
+      {"select_steps",
+       "SELECT name, status, attempt, attempts_before_retry, run_id, run_page_url,"
+       " handle::text, output::text, error::text,"
+       " (extract(epoch FROM started_at) * 1000)::bigint,"
+       " (extract(epoch FROM finished_at) * 1000)::bigint"
+       " FROM steps WHERE workflow_id = $1 ORDER BY position"},
+      {"update_workflow",
+       "UPDATE workflows SET status = $2, seq = $3, updated_at = to_timestamp($4::bigint / 1000.0)"
+       " WHERE id = $1"},
+      {"update_workflow_input", "UPDATE workflows SET input = $2::jsonb WHERE id = $1"},
+      {"update_step",
+       "UPDATE steps SET status = $3, attempt = $4, attempts_before_retry = $5, run_id = $6,"
+       " run_page_url = $7, handle = $8::jsonb, output = $9::jsonb, error = $10::jsonb,"
+       " started_at = to_timestamp($11::bigint / 1000.0),"
+       " finished_at = to_timestamp($12::bigint / 1000.0)"
+       " WHERE workflow_id = $1 AND name = $2"},
+      {"delete_step", "DELETE FROM steps WHERE workflow_id = $1 AND name = $2"},
+      {"insert_effect",
+       "INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at)"
+       " VALUES ($1, $2, $3, $4, $5::jsonb, to_timestamp($6::bigint / 1000.0))"},
+      {"delete_effect",
+       "DELETE FROM effects WHERE id = $1 AND lease_owner = $2"
+       " AND lease_until >= to_timestamp($3::bigint / 1000.0)"},
+      {"insert_outbox", "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)"},
+      {"ensure_input_offset",
+       "INSERT INTO input_offsets (topic, partition, next_offset) VALUES ($1, $2, -1)"
+       " ON CONFLICT (topic, partition) DO NOTHING"},
+      {"select_input_offset",
+       "SELECT next_offset FROM input_offsets WHERE topic = $1 AND partition = $2 FOR UPDATE"},
+      {"set_input_offset",
+       "INSERT INTO input_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)"
+       " ON CONFLICT (topic, partition) DO UPDATE"
+       " SET next_offset = EXCLUDED.next_offset, updated_at = now()"},
+  };
+  return statements;
+}
 
-std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id, bool lock) {
-  const pqxx::result w = tx.exec_params(
-      lock ? std::string(kSelectWorkflow) + " FOR UPDATE" : std::string(kSelectWorkflow), id);
+const WorkflowDefinition& definition_by_hash(pqxx::work& tx, const std::string& id,
+                                             const std::string& hash, DefinitionCache& cache) {
+  if (const WorkflowDefinition* known = cache.find(hash)) return *known;
+  const pqxx::result r = tx.exec_prepared("select_definition", hash);
+  if (r.empty()) throw CorruptRow("workflow " + id + ": no definition " + hash);
+  auto definition = workflow_definition_from_json(parse_json_field(r[0][0]));
+  if (!definition) throw CorruptRow("workflow " + id + ": " + definition.error().message);
+  cache.add(hash, std::move(*definition));
+  cache.mark_stored(hash);
+  return *cache.find(hash);
+}
+
+std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id, bool lock,
+                                           const SecretBox* sealer, DefinitionCache& cache) {
+  const pqxx::result w =
+      tx.exec_prepared(lock ? "select_workflow_locked" : "select_workflow", id);
   if (w.empty()) return std::nullopt;
   const pqxx::row row = w[0];
   WorkflowState state;
   state.id = id;
   state.workflow = row[0].as<std::string>();
-  auto definition = workflow_definition_from_json(parse_json_field(row[1]));
-  if (!definition) throw CorruptRow("workflow " + id + ": " + definition.error().message);
-  state.definition = std::move(*definition);
-  state.input = parse_object_field(row[2]);
-  state.status = workflow_status_field(row[3]);
-  state.seq = row[4].as<int64_t>();
-  state.created_at = from_epoch_ms(row[5].as<int64_t>());
-  state.updated_at = from_epoch_ms(row[6].as<int64_t>());
+  if (!row[1].is_null()) {
+    state.definition = definition_by_hash(tx, id, row[1].as<std::string>(), cache);
+  } else {
+    auto definition = workflow_definition_from_json(parse_json_field(row[2]));
+    if (!definition) throw CorruptRow("workflow " + id + ": " + definition.error().message);
+    state.definition = std::move(*definition);
+  }
+  state.input = parse_object_field(row[3]);
+  state.status = workflow_status_field(row[4]);
+  state.seq = row[5].as<int64_t>();
+  state.created_at = from_epoch_ms(row[6].as<int64_t>());
+  state.updated_at = from_epoch_ms(row[7].as<int64_t>());
 
-  for (const pqxx::row s : tx.exec_params(kSelectSteps, id)) {
+  for (const pqxx::row s : tx.exec_prepared("select_steps", id)) {
     StepState step;
     step.name = s[0].as<std::string>();
     auto status = step_status_from_string(s[1].c_str());
@@ -109,7 +255,11 @@ std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id
     step.handle = parse_json_field(s[6]);
     if (!s[7].is_null()) {
       json::value output = parse_json_field(s[7]);
-      if (output.is_object()) step.output = std::move(output.as_object());
+      if (output.is_object()) {
+        step.output = output_is_sensitive(state, step.name)
+                          ? opened_output(state, step.name, std::move(output.as_object()), sealer)
+                          : std::move(output.as_object());
+      }
     }
     step.error = step_error_field(s[8]);
     step.started_at = time_field(s[9]);
@@ -119,8 +269,35 @@ std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id
   return state;
 }
 
+// A nullable statement parameter: libpqxx sends a null pointer as NULL.
+class NullableText {
+ public:
+  NullableText() = default;
+  // Implicit on purpose: statement parameters read like a list of values.
+  NullableText(std::string text) : text_(std::move(text)), null_(false) {}
+  NullableText(const char* text) : text_(text), null_(false) {}
+  NullableText(std::string_view text) : text_(text), null_(false) {}
+  NullableText(int64_t n) : text_(std::to_string(n)), null_(false) {}
+  NullableText(int32_t n) : text_(std::to_string(n)), null_(false) {}
+  const char* get() const { return null_ ? nullptr : text_.c_str(); }
+  bool null() const { return null_; }
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+  bool null_ = true;
+};
+
+NullableText json_param(const json::value& v) {
+  return v.is_null() ? NullableText() : NullableText(json::serialize(v));
+}
+
+NullableText ms_param(const std::optional<TimePoint>& t) {
+  return t ? NullableText(std::to_string(to_epoch_ms(*t))) : NullableText();
+}
+
 // All steps as one JSON array, written with a single statement (jsonb_to_recordset).
-std::string steps_json(const WorkflowState& state) {
+std::string steps_json(const WorkflowState& state, const SecretBox* sealer) {
   json::array steps;
   steps.reserve(state.steps.size());
   int32_t position = 0;
@@ -134,7 +311,10 @@ std::string steps_json(const WorkflowState& state) {
     if (s.run_id) o["run_id"] = *s.run_id;
     o["run_page_url"] = s.run_page_url;
     if (!s.handle.is_null()) o["handle"] = s.handle;
-    if (s.output) o["output"] = *s.output;
+    if (s.output) {
+      o["output"] = output_is_sensitive(state, s.name) ? sealed_output(state, s, *s.output, sealer)
+                                                       : *s.output;
+    }
     if (s.error) o["error"] = json::object{{"code", s.error->code}, {"message", s.error->message}};
     if (s.started_at) o["started_at_ms"] = to_epoch_ms(*s.started_at);
     if (s.finished_at) o["finished_at_ms"] = to_epoch_ms(*s.finished_at);
@@ -144,11 +324,13 @@ std::string steps_json(const WorkflowState& state) {
 }
 
 constexpr const char* kUpsertWorkflow =
-    "INSERT INTO workflows (id, workflow, definition, input, status, seq, created_at, updated_at)"
-    " VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6,"
+    "INSERT INTO workflows (id, workflow, definition_hash, input, status, seq, created_at,"
+    "                       updated_at)"
+    " VALUES ($1, $2, $3, $4::jsonb, $5, $6,"
     "         to_timestamp($7::bigint / 1000.0), to_timestamp($8::bigint / 1000.0))"
-    " ON CONFLICT (id) DO UPDATE SET workflow = EXCLUDED.workflow,"
-    "   definition = EXCLUDED.definition, input = EXCLUDED.input, status = EXCLUDED.status,"
+    " ON CONFLICT (id) DO UPDATE SET workflow = EXCLUDED.workflow, definition = NULL,"
+    "   definition_hash = EXCLUDED.definition_hash, input = EXCLUDED.input,"
+    "   status = EXCLUDED.status,"
     "   seq = EXCLUDED.seq, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at";
 
 constexpr const char* kUpsertSteps =
@@ -173,13 +355,66 @@ constexpr const char* kDeleteOtherSteps =
 
 // ------------------------------------------------------------------ the transaction
 
+// Writes of one transaction, sent together: just before the next read and at
+// commit. Nothing in a transaction reads what it has just written except
+// through those reads, so the order of statements is kept and one round trip
+// carries many writes. Values go in as literals quoted by libpq
+// (PQescapeStringConn), never spliced raw.
+class WriteBuffer {
+ public:
+  explicit WriteBuffer(pqxx::work& tx) : tx_(tx) {}
+
+  void add(const std::string& statement, std::initializer_list<NullableText> params) {
+    std::vector<const NullableText*> args;
+    for (const NullableText& p : params) args.push_back(&p);
+    size_t i = 0;
+    while (i < statement.size()) {
+      const char c = statement[i];
+      if (c == '$' && i + 1 < statement.size() && std::isdigit(static_cast<unsigned char>(statement[i + 1]))) {
+        size_t j = i + 1;
+        size_t n = 0;
+        while (j < statement.size() && std::isdigit(static_cast<unsigned char>(statement[j]))) {
+          n = n * 10 + static_cast<size_t>(statement[j] - '0');
+          ++j;
+        }
+        if (n == 0 || n > args.size()) throw std::logic_error("statement parameter out of range");
+        const NullableText& arg = *args[n - 1];
+        pending_ += arg.null() ? std::string("NULL") : tx_.quote(arg.text());
+        i = j;
+      } else {
+        pending_ += c;
+        ++i;
+      }
+    }
+    pending_ += ";\n";
+  }
+
+  void flush() {
+    if (pending_.empty()) return;
+    std::string batch;
+    batch.swap(pending_);
+    tx_.exec(batch);
+  }
+
+ private:
+  pqxx::work& tx_;
+  std::string pending_;
+};
+
+const std::string& statement(const char* name) { return prepared_statements().at(name); }
+
 class PgStoreTx final : public StoreTx {
  public:
-  explicit PgStoreTx(pqxx::work& tx) : tx_(tx) {}
+  PgStoreTx(pqxx::work& tx, const SecretBox* sealer, DefinitionCache& definitions)
+      : tx_(tx), sealer_(sealer), definitions_(definitions) {}
+
+  // Sends the writes still buffered; before commit.
+  void flush() { writes_.flush(); }
 
   Result<std::optional<WorkflowState>> load_workflow_for_update(const std::string& id) override {
+    writes_.flush();
     try {
-      return load_workflow(tx_, id, true);
+      return load_workflow(tx_, id, true, sealer_, definitions_);
     } catch (const CorruptRow& e) {
       // Only the decoding failed; the database transaction is intact.
       return Error{ErrorKind::kInternal, "unloadable", e.what()};
@@ -188,6 +423,7 @@ class PgStoreTx final : public StoreTx {
 
   std::optional<ForcedFailure> fail_unloadable_workflow(const std::string& id,
                                                         TimePoint now) override {
+    writes_.flush();
     const pqxx::result r = tx_.exec_params(
         "UPDATE workflows SET status = 'failed', seq = seq + 1,"
         " updated_at = to_timestamp($2::bigint / 1000.0)"
@@ -198,73 +434,125 @@ class PgStoreTx final : public StoreTx {
     return ForcedFailure{r[0][0].as<std::string>(), r[0][1].as<int64_t>()};
   }
 
-  void save_workflow(const WorkflowState& state) override {
-    tx_.exec_params(kUpsertWorkflow, state.id, state.workflow,
-                    json::serialize(to_json(state.definition)), json::serialize(state.input),
-                    std::string(to_string(state.status)), state.seq, to_epoch_ms(state.created_at),
-                    to_epoch_ms(state.updated_at));
-    const std::string steps = steps_json(state);
-    tx_.exec_params(kUpsertSteps, state.id, steps);
-    tx_.exec_params(kDeleteOtherSteps, state.id, steps);
+  void save_workflow(const WorkflowState& state, const WorkflowRows* loaded) override {
+    if (loaded == nullptr) return save_whole_workflow(state);
+    if (state.status != loaded->status || state.seq != loaded->seq ||
+        state.updated_at != loaded->updated_at) {
+      writes_.add(statement("update_workflow"), {state.id, to_string(state.status), state.seq,
+                                                 to_epoch_ms(state.updated_at)});
+    }
+    if (state.input != loaded->input) {
+      writes_.add(statement("update_workflow_input"), {state.id, json::serialize(state.input)});
+    }
+    bool same_names = state.steps.size() == loaded->steps.size();
+    for (size_t i = 0; same_names && i < state.steps.size(); ++i) {
+      same_names = state.steps[i].name == loaded->steps[i].name;
+    }
+    // Steps come and go only when a definition's step list changes, never in
+    // a transition the engine makes today; rewrite them all then.
+    if (!same_names) return save_all_steps(state);
+    for (size_t i = 0; i < state.steps.size(); ++i) {
+      if (!(state.steps[i] == loaded->steps[i])) update_step(state, state.steps[i]);
+    }
   }
 
   void add_effect(const std::string& workflow_id, const Effect& effect, TimePoint due) override {
     const store_detail::EffectRow row = store_detail::encode_effect(effect);
-    tx_.exec_params(
-        "INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb, to_timestamp($6::bigint / 1000.0))",
-        workflow_id, row.kind, row.step, row.attempt, json::serialize(row.payload),
-        to_epoch_ms(due));
+    writes_.add(statement("insert_effect"), {workflow_id, row.kind, row.step, row.attempt,
+                                             json::serialize(row.payload), to_epoch_ms(due)});
   }
 
   bool delete_effect(int64_t effect_id, const std::string& owner, TimePoint now) override {
     // Owner and lease checked in the same statement: a worker whose lease ran
     // out cannot record a result that the effect's new holder also records.
-    const pqxx::result r = tx_.exec_params(
-        "DELETE FROM effects WHERE id = $1 AND lease_owner = $2"
-        " AND lease_until >= to_timestamp($3::bigint / 1000.0)",
-        effect_id, owner, to_epoch_ms(now));
+    writes_.flush();
+    const pqxx::result r = tx_.exec_prepared("delete_effect", effect_id, owner, to_epoch_ms(now));
     return r.affected_rows() == 1;
   }
 
-  void add_outbox(const std::string& topic, const std::string& key,
-                  const std::string& payload) override {
-    tx_.exec_params("INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)", topic, key,
-                    payload);
+  void add_outbox(const std::string& topic, const std::string& key, const std::string& payload,
+                  bool sensitive) override {
+    if (sensitive && sealer_ == nullptr) {
+      throw std::logic_error("a sensitive outbox record and the store has no key");
+    }
+    writes_.add(statement("insert_outbox"),
+                {topic, key, sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload});
   }
 
   int64_t input_offset_for_update(const std::string& topic, int32_t partition) override {
     // The row is created first so that there is always a row to lock: two
     // consumers of a new partition then queue on it like on any other.
-    tx_.exec_params(
-        "INSERT INTO input_offsets (topic, partition, next_offset) VALUES ($1, $2, -1)"
-        " ON CONFLICT (topic, partition) DO NOTHING",
-        topic, partition);
-    const pqxx::result r = tx_.exec_params(
-        "SELECT next_offset FROM input_offsets WHERE topic = $1 AND partition = $2 FOR UPDATE",
-        topic, partition);
+    writes_.flush();
+    tx_.exec_prepared("ensure_input_offset", topic, partition);
+    const pqxx::result r = tx_.exec_prepared("select_input_offset", topic, partition);
     if (r.empty()) throw CorruptRow("input_offsets row vanished for " + topic);
     return r[0][0].as<int64_t>();
   }
 
   void set_input_offset(const std::string& topic, int32_t partition, int64_t next_offset) override {
-    tx_.exec_params(
-        "INSERT INTO input_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)"
-        " ON CONFLICT (topic, partition) DO UPDATE"
-        " SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-        topic, partition, next_offset);
+    writes_.add(statement("set_input_offset"), {topic, partition, next_offset});
   }
 
  private:
+  // A new workflow (or one whose loaded rows are unknown): every row.
+  void save_whole_workflow(const WorkflowState& state) {
+    const std::string definition = json::serialize(to_json(state.definition));
+    const std::string hash = sha256_hex(definition);
+    if (!definitions_.stored(hash)) {
+      writes_.add(statement("insert_definition"), {hash, definition});
+      new_definitions_.push_back(hash);
+    }
+    writes_.add(kUpsertWorkflow, {state.id, state.workflow, hash, json::serialize(state.input),
+                                  to_string(state.status), state.seq,
+                                  to_epoch_ms(state.created_at), to_epoch_ms(state.updated_at)});
+    save_all_steps(state);
+  }
+
+  void save_all_steps(const WorkflowState& state) {
+    const std::string steps = steps_json(state, sealer_);
+    writes_.add(kUpsertSteps, {state.id, steps});
+    writes_.add(kDeleteOtherSteps, {state.id, steps});
+  }
+
+  void update_step(const WorkflowState& state, const StepState& s) {
+    NullableText output;
+    if (s.output) {
+      output = NullableText(json::serialize(output_is_sensitive(state, s.name)
+                                                ? sealed_output(state, s, *s.output, sealer_)
+                                                : *s.output));
+    }
+    const NullableText run_id =
+        s.run_id ? NullableText(std::to_string(*s.run_id)) : NullableText();
+    const NullableText error =
+        s.error ? NullableText(json::serialize(json::object{{"code", s.error->code},
+                                                            {"message", s.error->message}}))
+                : NullableText();
+    writes_.add(statement("update_step"),
+                {state.id, s.name, to_string(s.status), s.attempt, s.attempts_before_retry, run_id,
+                 s.run_page_url, json_param(s.handle), output, error, ms_param(s.started_at),
+                 ms_param(s.finished_at)});
+  }
+
   pqxx::work& tx_;
+  const SecretBox* sealer_;
+  DefinitionCache& definitions_;
+  WriteBuffer writes_{tx_};
+
+ public:
+  // Definitions this transaction inserted: known to be stored once it commits.
+  std::vector<std::string> new_definitions_;
 };
 
 // ------------------------------------------------------------------ the store
 
 class PgStore final : public Store {
  public:
-  PgStore(const std::string& url, std::shared_ptr<PasswordSource> password)
-      : conninfo_(store_conninfo(url)), passwords_(url), password_(std::move(password)) {}
+  PgStore(const std::string& url, std::shared_ptr<PasswordSource> password,
+          std::shared_ptr<const SecretBox> sealer)
+      : conninfo_(store_conninfo(url)),
+        passwords_(url),
+        password_(std::move(password)),
+        sealer_(std::move(sealer)) {}
 
   Status migrate() override {
     return guarded<Done>("migrate", [&](pqxx::connection& c) {
@@ -295,9 +583,11 @@ class PgStore final : public Store {
   Status transact(const std::function<void(StoreTx&)>& body) override {
     return guarded<Done>("transact", [&](pqxx::connection& c) {
       pqxx::work tx(c);
-      PgStoreTx store_tx(tx);
+      PgStoreTx store_tx(tx, sealer_.get(), definitions_);
       body(store_tx);
+      store_tx.flush();
       tx.commit();
+      for (const std::string& hash : store_tx.new_definitions_) definitions_.mark_stored(hash);
       return Done{};
     });
   }
@@ -392,10 +682,25 @@ class PgStore final : public Store {
       messages.reserve(r.size());
       std::string ids = "{";
       for (const pqxx::row row : r) {
-        messages.push_back(OutboxMessage{row[0].as<int64_t>(), row[1].as<std::string>(),
-                                         row[2].as<std::string>(), row[3].as<std::string>()});
+        OutboxMessage message{row[0].as<int64_t>(), row[1].as<std::string>(),
+                              row[2].as<std::string>(), row[3].as<std::string>()};
         if (ids.size() > 1) ids += ',';
-        ids += std::to_string(messages.back().id);
+        ids += std::to_string(message.id);
+        if (SecretBox::is_sealed(message.payload)) {
+          auto plain = sealer_ ? sealer_->open(message.payload,
+                                               outbox_context(message.topic, message.key))
+                               : std::nullopt;
+          if (!plain) {
+            // Sealed under another key: nothing can ever publish it.
+            spdlog::error("outbox: record {} for {} is sealed under another key (was "
+                          "callbacks.secret changed?); dropping it",
+                          message.id, message.topic);
+            continue;
+          }
+          message.payload = std::move(*plain);
+          message.sensitive = true;
+        }
+        messages.push_back(std::move(message));
       }
       ids += '}';
       auto published = publish(messages);
@@ -410,7 +715,7 @@ class PgStore final : public Store {
                        m.key, m.payload);
       }
       tx.commit();
-      return static_cast<int32_t>(messages.size());
+      return static_cast<int32_t>(r.size());
     });
     if (publish_error) return *publish_error;
     return drained;
@@ -419,9 +724,26 @@ class PgStore final : public Store {
   Result<std::optional<WorkflowState>> get_workflow(const std::string& id) override {
     return guarded<std::optional<WorkflowState>>("get_workflow", [&](pqxx::connection& c) {
       pqxx::work tx(c);
-      auto state = load_workflow(tx, id, false);
+      auto state = load_workflow(tx, id, false, sealer_.get(), definitions_);
       tx.commit();
       return state;
+    });
+  }
+
+  Result<LoadedWorkflows> get_workflows(const std::vector<std::string>& ids) override {
+    return guarded<LoadedWorkflows>("get_workflows", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      LoadedWorkflows loaded;
+      for (const std::string& id : ids) {
+        if (loaded.count(id) != 0) continue;
+        try {
+          loaded.emplace(id, load_workflow(tx, id, false, sealer_.get(), definitions_));
+        } catch (const CorruptRow& e) {
+          loaded.emplace(id, Error{ErrorKind::kInternal, "unloadable", e.what()});
+        }
+      }
+      tx.commit();
+      return loaded;
     });
   }
 
@@ -456,6 +778,18 @@ class PgStore final : public Store {
     });
   }
 
+  Result<QueueDepths> queue_depths(TimePoint now) override {
+    return guarded<QueueDepths>("queue_depths", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      const pqxx::row r = tx.exec_params1(
+          "SELECT (SELECT count(*) FROM outbox),"
+          " (SELECT count(*) FROM effects WHERE due_at <= to_timestamp($1::bigint / 1000.0)"
+          "    AND (lease_until IS NULL OR lease_until < to_timestamp($1::bigint / 1000.0)))",
+          to_epoch_ms(now));
+      return QueueDepths{r[0].as<int64_t>(), r[1].as<int64_t>()};
+    });
+  }
+
   Status ping() override {
     return guarded<Done>("ping", [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
@@ -475,7 +809,11 @@ class PgStore final : public Store {
       if (!connection_) {
         auto conninfo = with_password(*conninfo_, password_.get());
         if (!conninfo) return conninfo.error();
-        connection_ = std::make_unique<pqxx::connection>(*conninfo);
+        auto connection = std::make_unique<LoggedConnection>(*conninfo);
+        for (const auto& [name, statement] : prepared_statements()) {
+          connection->prepare(name, statement);
+        }
+        connection_ = std::move(connection);
       }
       return Result<T>(fn(*connection_));
     } catch (...) {
@@ -500,13 +838,16 @@ class PgStore final : public Store {
   Result<std::string> conninfo_;  // postgres.url with the store's timeouts
   PasswordRedactor passwords_;
   std::shared_ptr<PasswordSource> password_;
-  std::unique_ptr<pqxx::connection> connection_;
+  std::shared_ptr<const SecretBox> sealer_;
+  DefinitionCache definitions_;
+  std::unique_ptr<LoggedConnection> connection_;
 };
 
 }  // namespace
 
-std::unique_ptr<Store> Store::open(const std::string& url, std::shared_ptr<PasswordSource> password) {
-  return std::make_unique<PgStore>(url, std::move(password));
+std::unique_ptr<Store> Store::open(const std::string& url, std::shared_ptr<PasswordSource> password,
+                                  std::shared_ptr<const SecretBox> sealer) {
+  return std::make_unique<PgStore>(url, std::move(password), std::move(sealer));
 }
 
 }  // namespace brickwork

@@ -13,6 +13,7 @@
 
 #include "daemon/core/password_source.hpp"
 #include "daemon/core/result.hpp"
+#include "daemon/core/secret_box.hpp"
 #include "daemon/core/time.hpp"
 #include "daemon/engine/engine.hpp"
 
@@ -40,6 +41,23 @@ struct OutboxMessage {
   std::string topic;
   std::string key;
   std::string payload;
+  // Made from a sensitive step output (contract 6.3): sealed at rest, and a
+  // dead letter about it must not repeat it.
+  bool sensitive = false;
+};
+
+// What a workflow's rows held when it was loaded, so that saving it writes
+// only the rows and columns a transition changed.
+struct WorkflowRows {
+  WorkflowStatus status = WorkflowStatus::kRunning;
+  int64_t seq = 0;
+  TimePoint updated_at{};
+  json::object input;
+  std::vector<StepState> steps;
+
+  static WorkflowRows of(const WorkflowState& state) {
+    return WorkflowRows{state.status, state.seq, state.updated_at, state.input, state.steps};
+  }
 };
 
 // Operations valid inside Store::transact. They throw on database errors;
@@ -60,8 +78,10 @@ class StoreTx {
   };
   virtual std::optional<ForcedFailure> fail_unloadable_workflow(const std::string& id,
                                                                 TimePoint now) = 0;
-  // Inserts or updates the workflow row and all its step rows.
-  virtual void save_workflow(const WorkflowState& state) = 0;
+  // Writes a workflow: with `loaded` (its rows as loaded in this
+  // transaction), only what differs from them; without, every row (a new
+  // workflow). Its definition is stored once per distinct definition.
+  virtual void save_workflow(const WorkflowState& state, const WorkflowRows* loaded = nullptr) = 0;
   // Queues an effect to be performed at `due`.
   virtual void add_effect(const std::string& workflow_id, const Effect& effect, TimePoint due) = 0;
   // Removes an effect that has been performed (its result is applied in the
@@ -69,13 +89,20 @@ class StoreTx {
   // False when the lease was lost: the caller must roll back, because another
   // worker owns the effect now and will record it.
   virtual bool delete_effect(int64_t effect_id, const std::string& owner, TimePoint now) = 0;
-  // Queues a message for the outbox publisher (status events, dead letters).
+  // Queues a message for the outbox publisher (status events, dead letters,
+  // emitted records). A sensitive payload is stored sealed.
   virtual void add_outbox(const std::string& topic, const std::string& key,
-                          const std::string& payload) = 0;
+                          const std::string& payload, bool sensitive = false) = 0;
   // The next input offset to apply for a topic-partition (-1 if none yet),
   // locked until commit so two consumers never apply the same input.
   virtual int64_t input_offset_for_update(const std::string& topic, int32_t partition) = 0;
   virtual void set_input_offset(const std::string& topic, int32_t partition, int64_t next_offset) = 0;
+};
+
+// What waits in Postgres (metrics: brickwork_outbox_backlog, brickwork_effects_due).
+struct QueueDepths {
+  int64_t outbox = 0;       // rows not yet published
+  int64_t effects_due = 0;  // effects due and not claimed by anyone
 };
 
 struct WorkflowSummary {
@@ -97,8 +124,12 @@ class Store {
   // With `password`, every new connection uses the password it gives now (a
   // Lakebase credential), and a refused one (28P01) is reported back to it
   // and comes back as a transient Error.
+  // `sealer` encrypts sensitive step outputs and outbox records at rest
+  // (contract 6.3). Without it, writing one is an internal Error, and reading
+  // one leaves it sealed (enough for `brickwork status`, which redacts it).
   static std::unique_ptr<Store> open(const std::string& url,
-                                     std::shared_ptr<PasswordSource> password = nullptr);
+                                     std::shared_ptr<PasswordSource> password = nullptr,
+                                     std::shared_ptr<const SecretBox> sealer = nullptr);
 
   // Creates or upgrades the schema. Safe to run twice and concurrently
   // (an advisory lock serialises migrators).
@@ -133,11 +164,17 @@ class Store {
   virtual Result<int32_t> drain_outbox(int32_t limit, const OutboxPublish& publish) = 0;
 
   virtual Result<std::optional<WorkflowState>> get_workflow(const std::string& id) = 0;
+  // Several workflows read in one transaction; a row that cannot be decoded
+  // is an Error of its own id only.
+  using LoadedWorkflows = std::map<std::string, Result<std::optional<WorkflowState>>>;
+  virtual Result<LoadedWorkflows> get_workflows(const std::vector<std::string>& ids) = 0;
   // Newest first.
   virtual Result<std::vector<WorkflowSummary>> list_workflows(std::optional<WorkflowStatus> state,
                                                               int32_t limit) = 0;
   // Cheap liveness check (SELECT 1), reconnecting if needed.
   virtual Status ping() = 0;
+  // Outbox rows and effects due at `now`, in one statement.
+  virtual Result<QueueDepths> queue_depths(TimePoint now) = 0;
 };
 
 }  // namespace brickwork

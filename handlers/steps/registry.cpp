@@ -12,6 +12,7 @@ namespace brickwork {
   X(submit_run)                         \
   X(sql)                                \
   X(upload)                             \
+  X(delta_share)                        \
   X(postgres)                           \
   X(sleep)                              \
   X(wait_for_signal)                    \

@@ -47,6 +47,11 @@ TEST(Config, TheShippedExampleLoads) {
   // workflows.d/land_and_record.yaml: the data steps, into databases.results.
   ASSERT_EQ(c->workflows.count("land_and_record"), 1u);
   EXPECT_EQ(c->databases.count("results"), 1u);
+  // workflows.d/delta_sharing.yaml: a client's share, its link sent on, and revoked.
+  ASSERT_EQ(c->workflows.count("share_onboarding"), 1u);
+  ASSERT_EQ(c->workflows.count("share_offboarding"), 1u);
+  EXPECT_EQ(c->workflows.at("share_onboarding").steps[0].type, "delta_share");
+  EXPECT_TRUE(c->workflows.at("share_onboarding").steps[0].plan.sensitive_output);
   const auto& steps = c->workflows.at("daily_ingest").steps;
   ASSERT_EQ(steps.size(), 2u);
   EXPECT_EQ(steps[0].type, "run_job");
@@ -88,6 +93,22 @@ TEST(Config, ErrorsNameFileLineColumnAndPath) {
   EXPECT_NE(e.find("test.yaml:8:"), std::string::npos) << e;
   EXPECT_NE(e.find("workflows.w.steps[0].retry.max_attempts"), std::string::npos) << e;
   EXPECT_NE(e.find("expected an integer"), std::string::npos) << e;
+}
+
+TEST(Config, MetricsListenIsHostPortOrAConfigurationError) {
+  auto c = load_config_from_string(std::string(kMinimal) +
+                                       "daemon: {metrics_listen: \"127.0.0.1:9464\", log_level: DEBUG}\n",
+                                   "test.yaml", with_steps());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->daemon.metrics_listen, "127.0.0.1:9464");
+  EXPECT_EQ(c->daemon.log_level, "debug");  // in any case, as BRICKWORK_LOG_LEVEL
+  const std::string e =
+      error_of(std::string(kMinimal) + "daemon: {metrics_listen: \"127.0.0.1:99999\"}\n");
+  EXPECT_NE(e.find("test.yaml:3:"), std::string::npos) << e;
+  EXPECT_NE(e.find("daemon.metrics_listen"), std::string::npos) << e;
+  EXPECT_NE(e.find("0 to 65535"), std::string::npos) << e;
+  EXPECT_NE(error_of(std::string(kMinimal) + "daemon: {metrics_listen: \"9464\"}\n").find("no port"),
+            std::string::npos);
 }
 
 TEST(Config, YamlSyntaxErrorHasAPosition) {

@@ -164,6 +164,11 @@ TEST(ErrorFromHttp, Variants) {
             ErrorKind::kNotFound);
   EXPECT_EQ(error_from_http(409, "", R"({"error_code":"RESOURCE_ALREADY_EXISTS","message":"x"})").kind,
             ErrorKind::kConflict);
+  // Unity Catalog names the missing or existing thing in its codes.
+  EXPECT_EQ(error_from_http(400, "", R"({"error_code":"SHARE_DOES_NOT_EXIST","message":"x"})").kind,
+            ErrorKind::kNotFound);
+  EXPECT_EQ(error_from_http(400, "", R"({"error_code":"RECIPIENT_ALREADY_EXISTS","message":"x"})").kind,
+            ErrorKind::kConflict);
   EXPECT_EQ(error_from_http(429, "", "").kind, ErrorKind::kTransient);
   EXPECT_EQ(error_from_http(400, "", R"({"error_code":"REQUEST_LIMIT_EXCEEDED","message":"x"})").kind,
             ErrorKind::kTransient);

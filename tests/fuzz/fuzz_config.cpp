@@ -13,8 +13,8 @@ namespace {
 class AnyActionCatalog final : public brickwork::StepCatalog {
  public:
   std::vector<std::string> action_keys() const override {
-    return {"emit", "postgres", "run_job", "sleep", "sql", "submit_run", "upload",
-            "wait_for_signal"};
+    return {"delta_share", "emit", "postgres", "run_job", "sleep", "sql", "submit_run",
+            "upload", "wait_for_signal"};
   }
   std::optional<std::string> compile(brickwork::StepDefinition&) const override {
     return std::nullopt;

@@ -170,7 +170,8 @@ TEST_F(Hardening, AWorkflowThatCannotBeLoadedIsFailedInsteadOfLooping) {
     return w && w->steps[0].status == StepStatus::kWaiting;
   }));
   // Stored by some other version, or damaged: the definition no longer reads.
-  sql("UPDATE workflows SET definition = '{\"steps\": 7}' WHERE id = 'broken'");
+  sql("UPDATE workflows SET definition = '{\"steps\": 7}', definition_hash = NULL"
+      " WHERE id = 'broken'");
   ASSERT_TRUE(eventually([&] {
     auto types = event_types("broken");
     return !types.empty() && types.back() == "workflow_failed";

@@ -231,9 +231,21 @@ class EndToEndTest : public ::testing::Test {
               make_lakebase_credentials(*store_api_, *config_->postgres.lakebase, "test");
         }
       }
-      store_ = Store::open(config_->postgres.url, store_password_);
+      store_ = Store::open(config_->postgres.url, store_password_,
+                           std::make_shared<const SecretBox>(config_->callbacks.secret));
     }
     return *store_;
+  }
+
+  void signal(const std::string& id, const std::string& name, json::value value) {
+    send_command(json::object{{"type", "signal"}, {"id", id}, {"name", name}, {"value", value}});
+  }
+
+  bool step_is(const std::string& id, const std::string& step, StepStatus status) {
+    auto w = workflow(id);
+    if (!w) return false;
+    const StepState* s = w->find_step(step);
+    return s != nullptr && s->status == status;
   }
 
   std::optional<WorkflowState> workflow(const std::string& id) {

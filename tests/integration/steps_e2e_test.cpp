@@ -36,17 +36,6 @@ class Steps : public EndToEndTest {
     ASSERT_TRUE(stack_->kafka().create_topic("ops.alerts", 2));
     config(kApprovals);
   }
-
-  void signal(const std::string& id, const std::string& name, json::value value) {
-    send_command(json::object{{"type", "signal"}, {"id", id}, {"name", name}, {"value", value}});
-  }
-
-  bool step_is(const std::string& id, const std::string& step, StepStatus status) {
-    auto w = workflow(id);
-    if (!w) return false;
-    const StepState* s = w->find_step(step);
-    return s != nullptr && s->status == status;
-  }
 };
 
 TEST_F(Steps, SleepSignalAndEmitRunToSuccessWithOutputsFeedingTheEmit) {

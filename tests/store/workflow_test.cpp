@@ -30,7 +30,7 @@ WorkflowDefinition sample_definition() {
   StepDefinition undo;
   undo.name = "undo";
   undo.type = "wait_for_signal";
-  undo.plan = StepPlan{StepPlan::Kind::kAwaitSignal, "undo_done", "timeout"};
+  undo.plan = StepPlan{StepPlan::Kind::kAwaitSignal, "undo_done", "timeout", /*sensitive_output=*/true};
   def.steps = {transform, notify};
   def.on_failure = {undo};
   return def;
@@ -227,7 +227,9 @@ TEST_F(StoreTest, UnloadableWorkflowCanBeFailedWithoutLoadingIt) {
     tx.save_workflow(state);
     tx.add_effect("broken", ExecuteStep{state.steps[0].name, 1}, from_epoch_ms(0));
   }).ok());
-  sql("UPDATE workflows SET definition = '{\"steps\": 7}' WHERE id = 'broken'");
+  // An old-style row with its definition inline, and a broken one.
+  sql("UPDATE workflows SET definition = '{\"steps\": 7}', definition_hash = NULL"
+      " WHERE id = 'broken'");
   std::optional<StoreTx::ForcedFailure> failed;
   Status s = store_->transact([&](StoreTx& tx) {
     auto got = tx.load_workflow_for_update("broken");
@@ -315,6 +317,49 @@ TEST_F(StoreTest, SqlErrorCarriesItsSqlState) {
   EXPECT_EQ(s.error().code, "21000");  // ON CONFLICT cannot affect a row twice
   EXPECT_EQ(count("outbox"), 0);
   EXPECT_TRUE(store_->ping().ok());
+}
+
+}  // namespace
+}  // namespace brickwork::testing
+
+namespace brickwork::testing {
+namespace {
+
+// A transition writes only what it changed: untouched step rows keep their
+// row version (xmin), and one definition is stored once for many workflows.
+TEST_F(StoreTest, ATransitionWritesOnlyTheRowsItChanged) {
+  for (const char* id : {"a", "b", "c"}) {
+    ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+      tx.save_workflow(sample_state(id, from_epoch_ms(1'795'000'000'000)));
+    }).ok());
+  }
+  EXPECT_EQ(count("definitions"), 1);
+  EXPECT_EQ(sql("SELECT count(*) FROM workflows WHERE definition IS NULL")[0][0].as<int64_t>(), 3);
+  auto xmin = [&](const std::string& step) {
+    return sql("SELECT xmin::text FROM steps WHERE workflow_id = 'a' AND name = '" + step + "'")[0][0]
+        .as<std::string>();
+  };
+  const std::string notify_before = xmin("notify");
+  const std::string transform_before = xmin("transform");
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    auto loaded = tx.load_workflow_for_update("a");
+    ASSERT_TRUE(loaded.ok() && loaded->has_value());
+    WorkflowState next = **loaded;
+    const WorkflowRows rows = WorkflowRows::of(next);
+    next.steps[0].status = StepStatus::kSucceeded;
+    next.steps[0].output = json::object{{"done", true}};
+    next.seq += 1;
+    tx.save_workflow(next, &rows);
+  }).ok());
+  EXPECT_EQ(xmin("notify"), notify_before);
+  EXPECT_NE(xmin("transform"), transform_before);
+  auto back = store_->get_workflow("a");
+  ASSERT_TRUE(back.ok() && back->has_value());
+  EXPECT_EQ((*back)->seq, 8);
+  EXPECT_EQ((*back)->steps[0].status, StepStatus::kSucceeded);
+  EXPECT_EQ((*back)->steps[0].output, (json::object{{"done", true}}));
+  EXPECT_EQ((*back)->steps[1].output, sample_state("a", {}).steps[1].output);
+  expect_same_definition((*back)->definition, sample_definition());
 }
 
 }  // namespace

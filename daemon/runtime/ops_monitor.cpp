@@ -1,0 +1,92 @@
+#include "daemon/runtime/ops_monitor.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/kafka/kafka.hpp"
+
+namespace brickwork {
+
+void OpsMonitor::set_not_ready(std::string reason) {
+  std::lock_guard lock(mutex_);
+  not_ready_ = std::move(reason);
+}
+
+void OpsMonitor::add_credential(std::string database, std::shared_ptr<PasswordSource> source) {
+  if (!source) return;
+  std::lock_guard lock(mutex_);
+  credentials_.emplace_back(std::move(database), std::move(source));
+}
+
+void OpsMonitor::start(const KafkaConsumer& consumer, Duration period) {
+  consumer_ = &consumer;
+  stopping_ = false;
+  thread_ = std::thread([this, period] {
+    auto store = context_.open_store();
+    while (!stopping_) {
+      check_once(*store);
+      const auto until = std::chrono::steady_clock::now() + period;
+      while (!stopping_ && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+  });
+}
+
+void OpsMonitor::stop() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void OpsMonitor::check_once(Store& store) {
+  Metrics& metrics = context_.metrics();
+  std::string reason;
+  auto depths = store.queue_depths(now_ms());
+  if (depths) {
+    metrics.set_outbox_backlog(depths->outbox);
+    metrics.set_effects_due(depths->effects_due);
+  } else {
+    reason = "postgres unreachable: " + depths.error().message;
+  }
+  if (consumer_ != nullptr) {
+    if (reason.empty() && !consumer_->joined()) {
+      reason = "kafka consumer has not joined group " + context_.config()->kafka.group;
+    }
+    metrics.set_consumer_lag(consumer_->lag());
+  }
+  std::lock_guard lock(mutex_);
+  for (const auto& [database, source] : credentials_) {
+    if (auto expires = source->expires_at()) {
+      metrics.set_credential_expiry(
+          database, std::chrono::duration<double>(*expires - now_ms()).count());
+    }
+  }
+  if (reason != not_ready_) {
+    if (reason.empty()) {
+      spdlog::info("ready: postgres answers and the consumer has joined its group");
+    } else {
+      spdlog::warn("not ready: {}", reason);
+    }
+  }
+  not_ready_ = std::move(reason);
+}
+
+OpsResponse OpsMonitor::handle(std::string_view method, std::string_view path) {
+  if (method != "GET" && method != "HEAD") return OpsResponse{405, "text/plain; charset=utf-8", "GET only\n"};
+  if (path == "/metrics") {
+    return OpsResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+                       context_.metrics().exposition()};
+  }
+  if (path == "/healthz") {
+    const Liveness::Verdict verdict = context_.liveness().check();
+    if (verdict.alive) return OpsResponse{200, "text/plain; charset=utf-8", "ok\n"};
+    return OpsResponse{503, "text/plain; charset=utf-8", verdict.reason + "\n"};
+  }
+  if (path == "/readyz") {
+    std::lock_guard lock(mutex_);
+    if (not_ready_.empty()) return OpsResponse{200, "text/plain; charset=utf-8", "ready\n"};
+    return OpsResponse{503, "text/plain; charset=utf-8", not_ready_ + "\n"};
+  }
+  return OpsResponse{404, "text/plain; charset=utf-8", "not found: /metrics, /healthz, /readyz\n"};
+}
+
+}  // namespace brickwork

@@ -1,0 +1,825 @@
+// `brickwork bench` (docs/PERFORMANCE.md): the daemon measured from outside.
+#include "devstack/cli/bench.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <pqxx/pqxx>
+#include <regex>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "daemon/core/logging.hpp"
+#include "daemon/kafka/kafka.hpp"
+#include "devstack/local_stack.hpp"
+
+namespace brickwork {
+namespace {
+
+namespace fs = std::filesystem;
+using SteadyClock = std::chrono::steady_clock;
+
+double seconds_between(SteadyClock::time_point from, SteadyClock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+double seconds_since(SteadyClock::time_point from) {
+  return seconds_between(from, SteadyClock::now());
+}
+
+// SIGINT/SIGTERM end the waits, so the daemon child and the throwaway
+// Postgres are still stopped and removed on the way out.
+std::atomic<bool> g_bench_interrupted{false};
+extern "C" void on_bench_signal(int) { g_bench_interrupted = true; }
+
+constexpr int64_t kInstantJob = 901;  // ends at once and publishes its completion event
+constexpr int64_t kLongJob = 902;     // runs for a day: its workflow waits
+
+// --------------------------------------------------------------- the daemon
+
+// One daemon as a child process, so its resident memory and restart are its own.
+class DaemonProcess {
+ public:
+  DaemonProcess(const std::string& binary, const std::string& config_path,
+                const std::string& log_path) {
+    // Prepared before fork(): the child only makes async-signal-safe calls.
+    const std::vector<std::string> args{binary, "daemon", "-c", config_path};
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    started_ = SteadyClock::now();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (log >= 0) {
+        ::dup2(log, 1);
+        ::dup2(log, 2);
+      }
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    if (log >= 0) ::close(log);
+  }
+  ~DaemonProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+  DaemonProcess(const DaemonProcess&) = delete;
+  DaemonProcess& operator=(const DaemonProcess&) = delete;
+
+  SteadyClock::time_point started() const { return started_; }
+  bool alive() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    return true;
+  }
+  // SIGTERM, then waits for the exit; SIGKILL after `limit`. The seconds it took.
+  std::optional<double> terminate(std::chrono::seconds limit) {
+    if (pid_ <= 0) return std::nullopt;
+    const auto t0 = SteadyClock::now();
+    ::kill(pid_, SIGTERM);
+    while (SteadyClock::now() - t0 < limit) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return seconds_since(t0);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return std::nullopt;
+  }
+  // VmRSS in MiB; nullopt when it cannot be read.
+  std::optional<double> rss_mib() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  SteadyClock::time_point started_;
+};
+
+// ---------------------------------------------------------- what it shows
+
+// Status events by workflow-id prefix (the part before the first '-'), read
+// from the status topic as any consumer of the contract would.
+struct PhaseCounts {
+  int64_t started = 0;    // workflow_started
+  int64_t waiting = 0;    // step_waiting
+  int64_t succeeded = 0;  // workflow_succeeded
+  int64_t failed = 0;     // workflow_failed, workflow_canceled, command_rejected
+  std::optional<SteadyClock::time_point> first_started;
+  std::optional<SteadyClock::time_point> last_succeeded;
+};
+
+class StatusWatch {
+ public:
+  static Result<std::unique_ptr<StatusWatch>> open(const KafkaConfig& kafka,
+                                                   const std::string& topic) {
+    auto tail = TopicTail::open(kafka, topic, Duration(30000));
+    if (!tail) return tail.error();
+    return std::unique_ptr<StatusWatch>(new StatusWatch(std::move(*tail)));
+  }
+  ~StatusWatch() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  PhaseCounts counts(const std::string& phase) const {
+    std::lock_guard lock(mu_);
+    auto it = phases_.find(phase);
+    return it == phases_.end() ? PhaseCounts{} : it->second;
+  }
+  // Waits until `done` holds for the phase's counts or `limit` passes.
+  bool wait_for(const std::string& phase, const std::function<bool(const PhaseCounts&)>& done,
+                std::chrono::seconds limit) const {
+    const auto deadline = SteadyClock::now() + limit;
+    while (SteadyClock::now() < deadline && !g_bench_interrupted) {
+      if (done(counts(phase))) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return done(counts(phase));
+  }
+
+ private:
+  explicit StatusWatch(std::unique_ptr<TopicTail> tail) : tail_(std::move(tail)) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  void loop() {
+    while (!stop_) {
+      for (const auto& message : tail_->poll(Duration(50))) {
+        const auto now = SteadyClock::now();
+        boost::system::error_code ec;
+        json::value v = json::parse(message.payload, ec);
+        if (ec || !v.is_object()) continue;
+        const auto* type = v.as_object().if_contains("type");
+        const auto* id = v.as_object().if_contains("workflow_id");
+        if (type == nullptr || id == nullptr || !type->is_string() || !id->is_string()) continue;
+        const std::string_view t = type->get_string();
+        const std::string_view w = id->get_string();
+        const std::string phase(w.substr(0, w.find('-')));
+        std::lock_guard lock(mu_);
+        PhaseCounts& c = phases_[phase];
+        if (t == "workflow_started") {
+          if (c.started++ == 0) c.first_started = now;
+        } else if (t == "step_waiting") {
+          ++c.waiting;
+        } else if (t == "workflow_succeeded") {
+          ++c.succeeded;
+          c.last_succeeded = now;
+        } else if (t == "workflow_failed" || t == "workflow_canceled" ||
+                   t == "command_rejected") {
+          ++c.failed;
+        }
+      }
+    }
+  }
+
+  std::unique_ptr<TopicTail> tail_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, PhaseCounts> phases_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// When each completion event was handed to Kafka and each run was created at
+// the simulator, by "<workflow id>/<step>".
+class RunLog {
+ public:
+  void event_published(const std::string& workflow_id, const std::string& step) {
+    const auto now = SteadyClock::now();
+    std::lock_guard lock(mu_);
+    events_[workflow_id + "/" + step] = now;
+  }
+  void run_created(const SimulatedRun& run) {
+    const auto now = SteadyClock::now();
+    auto wf = run.parameters.find("brickwork_workflow_id");
+    auto step = run.parameters.find("brickwork_step");
+    if (wf == run.parameters.end() || step == run.parameters.end()) return;
+    std::lock_guard lock(mu_);
+    runs_[wf->second + "/" + step->second] = now;
+  }
+  std::optional<SteadyClock::time_point> event_time(const std::string& key) const {
+    std::lock_guard lock(mu_);
+    auto it = events_.find(key);
+    return it == events_.end() ? std::nullopt : std::optional(it->second);
+  }
+  std::optional<SteadyClock::time_point> run_time(const std::string& key) const {
+    std::lock_guard lock(mu_);
+    auto it = runs_.find(key);
+    return it == runs_.end() ? std::nullopt : std::optional(it->second);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, SteadyClock::time_point> events_;
+  std::unordered_map<std::string, SteadyClock::time_point> runs_;
+};
+
+// ---------------------------------------------------------------- reporting
+
+struct Row {
+  std::string measure;
+  std::string result;
+  std::string required;
+  std::string verdict;
+};
+
+std::string fixed(double v, int digits) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(digits) << v;
+  return out.str();
+}
+
+std::string thousands(int64_t n) {
+  if (n % 1000 == 0 && n >= 1000) return std::to_string(n / 1000) + "k";
+  return std::to_string(n);
+}
+
+std::string read_first(const std::string& path, const std::string& prefix) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) {
+      auto colon = line.find(':');
+      std::string v = colon == std::string::npos ? line : line.substr(colon + 1);
+      v.erase(0, v.find_first_not_of(" \t"));
+      return v;
+    }
+  }
+  return "?";
+}
+
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+std::string machine_line() {
+  const std::string mem_kb = read_first("/proc/meminfo", "MemTotal");
+  double mem_gib = 0;
+  try {
+    mem_gib = std::stod(mem_kb) / 1024.0 / 1024.0;
+  } catch (const std::exception&) {
+  }
+  return std::to_string(std::thread::hardware_concurrency()) + " cores (" +
+         read_first("/proc/cpuinfo", "model name") + "), " + fixed(mem_gib, 1) +
+         " GiB memory, load average " + load_average();
+}
+
+void print_table(const std::vector<Row>& rows) {
+  size_t w[3] = {7, 6, 8};
+  for (const auto& r : rows) {
+    w[0] = std::max(w[0], r.measure.size());
+    w[1] = std::max(w[1], r.result.size());
+    w[2] = std::max(w[2], r.required.size());
+  }
+  auto line = [&](const std::string& a, const std::string& b, const std::string& c,
+                  const std::string& d) {
+    std::cout << "| " << std::left << std::setw(static_cast<int>(w[0])) << a << " | "
+              << std::setw(static_cast<int>(w[1])) << b << " | "
+              << std::setw(static_cast<int>(w[2])) << c << " | " << d << " |\n";
+  };
+  line("measure", "result", "required", "ratio / verdict");
+  std::cout << "| " << std::string(w[0], '-') << " | " << std::string(w[1], '-') << " | "
+            << std::string(w[2], '-') << " | --- |\n";
+  for (const auto& r : rows) line(r.measure, r.result, r.required, r.verdict);
+}
+
+// -------------------------------------------------------------- the bench
+
+class Bench {
+ public:
+  explicit Bench(BenchOptions options) : options_(std::move(options)) {}
+
+  int run() {
+    const auto t0 = SteadyClock::now();
+    std::cout << "brickwork bench" << (options_.smoke ? " --smoke" : "") << "\nmachine: "
+              << machine_line() << "\n"
+              << std::flush;
+    if (!setup()) return 1;
+    const bool all_ran = measure_all();
+    if (daemon_) daemon_->terminate(std::chrono::seconds(30));
+    std::cout << "\n";
+    print_table(rows_);
+    std::cout << "\nmachine: " << machine_line() << "\nbench took " << fixed(seconds_since(t0), 0)
+              << " s; daemon logs in " << dir_.string()
+              << (options_.keep || !all_ran ? " (kept)" : " (removed)") << "\n";
+    teardown(all_ran);
+    return all_ran ? 0 : 1;
+  }
+
+ private:
+  bool setup() {
+    dir_ = fs::temp_directory_path() / ("brickwork-bench-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    LocalStackOptions stack_options;
+    SimulatedJob instant;
+    instant.name = "bench-instant";
+    instant.duration = Duration(0);
+    SimulatedJob long_running;
+    long_running.name = "bench-long";
+    long_running.duration = std::chrono::hours(24);
+    stack_options.simulator.jobs[kInstantJob] = instant;
+    stack_options.simulator.jobs[kLongJob] = long_running;
+    // Runs are in RUNNING at once: what the daemon sees of a started job.
+    stack_options.simulator.pending_for = Duration(0);
+    step("starting Postgres, the mock Kafka cluster and the simulator");
+    auto stack = LocalStack::start(stack_options);
+    if (!stack) return fail("cannot start the local stack: " + stack.error().message);
+    stack_ = std::move(*stack);
+
+    kafka_.brokers = stack_->kafka().bootstrap_servers();
+    // The mock cluster answers a fetch only after fetch.wait.max.ms; a real
+    // broker answers as soon as data arrives (docs/PERFORMANCE.md).
+    kafka_.properties = {{"fetch.wait.max.ms", "5"}};
+    KafkaConfig producer_kafka = kafka_;
+    producer_kafka.properties.clear();  // fetch.wait.max.ms is for consumers
+    KafkaConfig events_kafka = producer_kafka;
+    // As a job's last task that sends one event and flushes.
+    events_kafka.properties["linger.ms"] = "0";
+    auto events = KafkaProducer::create(events_kafka, true, "bench-job-events");
+    if (!events) return fail(events.error().message);
+    events_ = std::move(*events);
+    KafkaConfig commands_kafka = producer_kafka;
+    commands_kafka.properties["linger.ms"] = "1";
+    auto commands = KafkaProducer::create(commands_kafka, true, "bench-commands");
+    if (!commands) return fail(commands.error().message);
+    commands_ = std::move(*commands);
+
+    KafkaProducer* producer = events_.get();
+    RunLog* log = &runs_;
+    const std::string events_topic = stack_->topics().events;
+    stack_->simulator().set_sink([producer, log, events_topic](const std::string& key,
+                                                              const std::string& payload) {
+      boost::system::error_code ec;
+      json::value v = json::parse(payload, ec);
+      if (!ec && v.is_object()) {
+        if (const auto* s = v.as_object().if_contains("step"); s != nullptr && s->is_string()) {
+          log->event_published(key, std::string(s->get_string()));
+        }
+      }
+      (void)producer->produce_async({events_topic, key, payload});
+    });
+    stack_->simulator().set_run_observer([log](const SimulatedRun& run) { log->run_created(run); });
+
+    auto watch = StatusWatch::open(kafka_, stack_->topics().status);
+    if (!watch) return fail("cannot read the status topic: " + watch.error().message);
+    watch_ = std::move(*watch);
+
+    config_path_ = (dir_ / "brickwork.yaml").string();
+    std::ofstream(config_path_) << config_yaml();
+    return true;
+  }
+
+  std::string config_yaml() const {
+    const KafkaTopics& t = stack_->topics();
+    std::ostringstream out;
+    out << "kafka:\n"
+        << "  brokers: \"" << kafka_.brokers << "\"\n"
+        << "  group: brickwork-bench\n"
+        << "  topics: {commands: \"" << t.commands << "\", events: \"" << t.events
+        << "\", status: \"" << t.status << "\", dead_letter: \"" << t.dead_letter << "\"}\n"
+        << "  properties: {fetch.wait.max.ms: \"5\"}\n"
+        << "postgres:\n  url: \"" << stack_->postgres().url() << "\"\n"
+        << "databricks:\n  host: \"" << stack_->simulator().base_url() << "\"\n"
+        << "  token: \"" << LocalStack::kDatabricksToken << "\"\n"
+        << "callbacks:\n  secret: \"" << LocalStack::kCallbackSecret << "\"\n"
+        << "daemon: {log_format: text"
+        << (options_.daemon_settings.empty() ? "" : ", " + options_.daemon_settings) << "}\n"
+        << "workflows:\n"
+        << "  bench_one:\n    steps:\n"
+        << "      - {name: run, run_job: {job_id: " << kInstantJob << "}}\n"
+        << "  bench_two:\n    steps:\n"
+        << "      - {name: first, run_job: {job_id: " << kInstantJob << "}}\n"
+        << "      - {name: second, run_job: {job_id: " << kInstantJob << "}}\n"
+        << "  bench_wait:\n    steps:\n"
+        << "      - {name: wait, run_job: {job_id: " << kLongJob
+        << "}, poll_every: " << options_.waiting_poll_every << "}\n";
+    return out.str();
+  }
+
+  void teardown(bool all_ran) {
+    daemon_.reset();
+    watch_.reset();
+    // The clients go before the mock cluster they talk to.
+    if (commands_) (void)commands_->flush(Duration(2000));
+    if (events_) (void)events_->flush(Duration(2000));
+    stack_->simulator().stop();
+    commands_.reset();
+    events_.reset();
+    stack_.reset();
+    if (all_ran && !options_.keep) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+    }
+  }
+
+  bool fail(const std::string& message) {
+    std::cerr << "bench: " << message << "\n";
+    return false;
+  }
+  void step(const std::string& what) const {
+    std::cout << "  " << what << "...\n" << std::flush;
+  }
+
+  void start_daemon() {
+    daemon_ = std::make_unique<DaemonProcess>(
+        options_.daemon_binary, config_path_,
+        (dir_ / ("daemon-" + std::to_string(++daemons_started_) + ".log")).string());
+  }
+
+  static std::string workflow_id(const std::string& phase, int64_t i) {
+    return phase + "-" + std::to_string(i);
+  }
+  Status produce_starts(const std::string& phase, const std::string& workflow, int64_t from,
+                        int64_t count) {
+    constexpr int64_t kChunk = 5000;
+    for (int64_t done = 0; done < count;) {
+      std::vector<ProducerRecord> records;
+      const int64_t n = std::min(kChunk, count - done);
+      for (int64_t i = 0; i < n; ++i) {
+        const std::string id = workflow_id(phase, from + done + i);
+        records.push_back({stack_->topics().commands, id, start_command(id, workflow)});
+      }
+      Status s = commands_->produce_and_wait(records, Duration(120000));
+      if (!s) return s;
+      done += n;
+    }
+    return ok_status();
+  }
+  static std::string start_command(const std::string& id, const std::string& workflow) {
+    return json::serialize(json::object{
+        {"type", "start"}, {"id", id}, {"workflow", workflow}, {"input", json::object()}});
+  }
+
+  // A generous limit for `count` workflows: today's slowest rates, with room.
+  static std::chrono::seconds limit_for(int64_t count) {
+    return std::chrono::seconds(120 + count / 20);
+  }
+
+  bool daemon_alive() {
+    if (daemon_ && daemon_->alive()) return true;
+    fail("the daemon exited; see " + (dir_ / ("daemon-" + std::to_string(daemons_started_) + ".log")).string());
+    return false;
+  }
+
+  // Waits until `count` workflows of `phase` succeeded; their rate from the
+  // first workflow_started to the last workflow_succeeded.
+  std::optional<double> wait_succeeded(const std::string& phase, int64_t count) {
+    const bool done = watch_->wait_for(
+        phase,
+        [&](const PhaseCounts& c) {
+          return c.succeeded + c.failed >= count || !(daemon_ && daemon_->alive());
+        },
+        limit_for(count));
+    const PhaseCounts c = watch_->counts(phase);
+    if (!done || c.succeeded < count || !c.first_started || !c.last_succeeded) {
+      fail(phase + ": " + std::to_string(c.succeeded) + " of " + std::to_string(count) +
+           " workflows succeeded (" + std::to_string(c.failed) + " failed or rejected)");
+      return std::nullopt;
+    }
+    const double s = seconds_between(*c.first_started, *c.last_succeeded);
+    return static_cast<double>(count) / std::max(s, 1e-3);
+  }
+
+  // ------------------------------------------------------------ measures
+
+  // How long joining an empty consumer group takes on this cluster, for any
+  // client: librdkafka's mock coordinator holds the first join for 3 s, as a
+  // broker's group.initial.rebalance.delay.ms (default 3 s) does. Part of
+  // every restart below, and not brickwork's own.
+  std::optional<double> measure_group_join() {
+    step("Kafka: joining an empty consumer group (the floor under a restart)");
+    KafkaConfig config = kafka_;
+    config.group = "bench-join-floor";
+    const auto t0 = SteadyClock::now();
+    auto consumer = KafkaConsumer::create(config, {stack_->topics().commands}, "bench-join-floor");
+    if (!consumer) return std::nullopt;
+    while ((*consumer)->assigned_partitions() == 0 && seconds_since(t0) < 60) {
+      (void)(*consumer)->poll_batch(1, Duration(10));
+    }
+    const double took = seconds_since(t0);
+    (*consumer)->close();
+    if ((*consumer)->assigned_partitions() == 0 && took >= 60) return std::nullopt;
+    std::cout << "    " << fixed(took, 2) << " s\n";
+    return took;
+  }
+
+  bool measure_all() {
+    join_floor_ = measure_group_join();
+    const double transitions = measure_pgbench();
+    rows_.push_back({"pgbench: 10 x (UPDATE 1 row + INSERT 1 outbox row)/tx, 4 clients",
+                     transitions > 0 ? fixed(transitions, 0) + " transitions/s" : "not run",
+                     "(the yardstick)", ""});
+    bool ok = measure_throughput(transitions);
+    ok = ok && measure_latency();
+    std::optional<double> idle_rate;
+    if (ok) idle_rate = measure_in_flight(0, std::nullopt);
+    ok = ok && idle_rate.has_value();
+    for (int64_t w : options_.waiting) {
+      if (!ok) break;
+      ok = measure_in_flight(w, idle_rate).has_value();
+    }
+    return ok && transitions > 0;
+  }
+
+  // Raw Postgres batched transitions/s on the same server: the yardstick.
+  double measure_pgbench() {
+    step("pgbench (" + std::to_string(options_.pgbench_seconds) + " s, 4 clients)");
+    const std::string db = "bench_pgbench";
+    try {
+      {
+        pqxx::connection c(stack_->postgres().url());
+        pqxx::nontransaction tx(c);
+        tx.exec("CREATE DATABASE " + db);
+      }
+      pqxx::connection c(stack_->postgres().url(db));
+      pqxx::work tx(c);
+      tx.exec(
+          "CREATE TABLE bench_steps (id integer PRIMARY KEY, status text NOT NULL, "
+          "version bigint NOT NULL, updated_at timestamptz NOT NULL)");
+      tx.exec(
+          "INSERT INTO bench_steps SELECT g, 'waiting', 0, now() FROM generate_series(1, 100000) g");
+      tx.exec(
+          "CREATE TABLE bench_outbox (id bigserial PRIMARY KEY, step_id integer NOT NULL, "
+          "payload text NOT NULL, at timestamptz NOT NULL DEFAULT now())");
+      tx.commit();
+    } catch (const std::exception& e) {
+      fail(std::string("pgbench set-up: ") + e.what());
+      return 0;
+    }
+    const fs::path script = dir_ / "transitions.sql";
+    {
+      std::ofstream out(script);
+      for (int i = 1; i <= 10; ++i) out << "\\set s" << i << " random(1, 100000)\n";
+      out << "BEGIN;\n";
+      for (int i = 1; i <= 10; ++i) {
+        out << "UPDATE bench_steps SET status = 'succeeded', version = version + 1, updated_at = "
+               "now() WHERE id = :s"
+            << i << ";\n"
+            << "INSERT INTO bench_outbox (step_id, payload) VALUES (:s" << i
+            << ", '{\"v\": 1, \"type\": \"step_succeeded\", \"workflow_id\": \"bench-' || :s" << i
+            << " || '\", \"step\": \"run\", \"seq\": 4, \"attempt\": 1, \"output\": {}}');\n";
+      }
+      out << "END;\n";
+    }
+    const std::string command = stack_->postgres().bindir() + "/pgbench -n -c 4 -j 2 -T " +
+                                std::to_string(options_.pgbench_seconds) + " -f '" +
+                                script.string() + "' '" + stack_->postgres().url(db) + "' 2>&1";
+    std::string output;
+    if (FILE* p = ::popen(command.c_str(), "r")) {
+      char buf[4096];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) output.append(buf, n);
+      ::pclose(p);
+    }
+    std::smatch m;
+    if (!std::regex_search(output, m, std::regex(R"(tps = ([0-9.]+))"))) {
+      fail("pgbench: no result in its output:\n" + output);
+      return 0;
+    }
+    const double tps = std::stod(m[1]);
+    std::cout << "    " << fixed(tps, 0) << " transactions/s = " << fixed(tps * 10, 0)
+              << " transitions/s\n";
+    return tps * 10;
+  }
+
+  bool measure_throughput(double transitions) {
+    const int64_t n = options_.workflows;
+    step("throughput: " + std::to_string(n) + " one-step workflows queued, then the daemon starts");
+    Status s = produce_starts("tp", "bench_one", 1, n);
+    if (!s) return fail("cannot produce start commands: " + s.error().message);
+    start_daemon();
+    const auto exec = daemon_->started();
+    auto rate = wait_succeeded("tp", n);
+    if (!rate) {
+      daemon_alive();
+      return false;
+    }
+    const PhaseCounts c = watch_->counts("tp");
+    const double inputs = *rate * 2;
+    std::cout << "    " << fixed(*rate, 0) << " workflows/s; first workflow_started "
+              << fixed(seconds_between(exec, *c.first_started), 2) << " s after exec\n";
+    const double share = transitions > 0 ? inputs / transitions : 0;
+    rows_.push_back(
+        {"throughput: one-step run_job workflows, " + thousands(n) + " queued before start",
+         fixed(*rate, 0) + " workflows/s = " + fixed(inputs, 0) + " inputs/s",
+         ">= 40% of pgbench transitions/s" +
+             (transitions > 0 ? " (" + fixed(0.4 * transitions, 0) + " inputs/s)" : ""),
+         transitions > 0 ? fixed(100 * share, 1) + "% " + (share >= 0.4 ? "PASS" : "FAIL") : "?"});
+    return true;
+  }
+
+  bool measure_latency() {
+    const double rate = options_.latency_rate;
+    const auto count = static_cast<int64_t>(rate * options_.latency_seconds);
+    step("latency: " + std::to_string(count) + " two-step workflows at " + fixed(rate, 0) + "/s");
+    const auto t0 = SteadyClock::now();
+    for (int64_t i = 1; i <= count && !g_bench_interrupted; ++i) {
+      // Paced against the start, so a slow produce call does not lower the rate.
+      std::this_thread::sleep_until(
+          t0 + std::chrono::duration_cast<SteadyClock::duration>(
+                   std::chrono::duration<double>(static_cast<double>(i - 1) / rate)));
+      const std::string id = workflow_id("lat", i);
+      Status s = commands_->produce_async(
+          {stack_->topics().commands, id, start_command(id, "bench_two")});
+      if (!s) return fail("cannot produce a start command: " + s.error().message);
+    }
+    const double sent_in = seconds_since(t0);
+    if (!wait_succeeded("lat", count)) {
+      daemon_alive();
+      return false;
+    }
+    std::vector<double> ms;
+    for (int64_t i = 1; i <= count; ++i) {
+      const std::string id = workflow_id("lat", i);
+      auto event = runs_.event_time(id + "/first");
+      auto run = runs_.run_time(id + "/second");
+      if (event && run) ms.push_back(1000.0 * seconds_between(*event, *run));
+    }
+    if (ms.empty()) return fail("latency: no workflow had both times");
+    std::sort(ms.begin(), ms.end());
+    auto pct = [&](double p) {
+      return ms[std::min(ms.size() - 1, static_cast<size_t>(p * static_cast<double>(ms.size())))];
+    };
+    const double achieved = static_cast<double>(count) / sent_in;
+    std::cout << "    p50 " << fixed(pct(0.5), 1) << " ms, p99 " << fixed(pct(0.99), 1)
+              << " ms, max " << fixed(ms.back(), 1) << " ms over " << ms.size() << " workflows\n";
+    rows_.push_back({"completion event -> next step's run-now, " + fixed(achieved, 0) +
+                         " two-step workflows/s (" + fixed(3 * achieved, 0) + " input events/s)",
+                     "p50 " + fixed(pct(0.5), 1) + " ms, p99 " + fixed(pct(0.99), 1) +
+                         " ms, max " + fixed(ms.back(), 1) + " ms",
+                     "p99 < 25 ms at 1,000 input events/s",
+                     pct(0.99) < 25 ? "PASS" : "FAIL"});
+    return true;
+  }
+
+  // With `waiting` workflows waiting on long runs: intake of new one-step
+  // workflows, resident memory, and restart to a new workflow's run-now.
+  // Returns the intake rate.
+  std::optional<double> measure_in_flight(int64_t waiting, std::optional<double> idle_rate) {
+    const std::string w = thousands(waiting);
+    if (waiting > waiting_now_) {
+      step("bringing the waiting workflows to " + std::to_string(waiting));
+      const auto t0 = SteadyClock::now();
+      Status s = produce_starts("wait", "bench_wait", waiting_now_ + 1, waiting - waiting_now_);
+      if (!s) {
+        fail("cannot produce start commands: " + s.error().message);
+        return std::nullopt;
+      }
+      const bool all = watch_->wait_for(
+          "wait",
+          [&](const PhaseCounts& c) { return c.waiting >= waiting || !daemon_->alive(); },
+          limit_for(waiting - waiting_now_));
+      if (!all || !daemon_alive()) {
+        fail(std::to_string(watch_->counts("wait").waiting) + " of " + std::to_string(waiting) +
+             " workflows waiting in time");
+        return std::nullopt;
+      }
+      std::cout << "    " << waiting - waiting_now_ << " more waiting in "
+                << fixed(seconds_since(t0), 1) << " s ("
+                << fixed(static_cast<double>(waiting - waiting_now_) / seconds_since(t0), 0)
+                << " workflows/s to their run)\n";
+      waiting_now_ = waiting;
+    }
+
+    const std::string phase = "in" + std::to_string(waiting);
+    step("intake: " + std::to_string(options_.intake) + " one-step workflows with " +
+         std::to_string(waiting) + " waiting");
+    Status s = produce_starts(phase, "bench_one", 1, options_.intake);
+    if (!s) {
+      fail("cannot produce start commands: " + s.error().message);
+      return std::nullopt;
+    }
+    auto rate = wait_succeeded(phase, options_.intake);
+    if (!rate) {
+      daemon_alive();
+      return std::nullopt;
+    }
+    std::cout << "    " << fixed(*rate, 0) << " workflows/s\n";
+    if (idle_rate) {
+      const double ratio = *rate / *idle_rate;
+      rows_.push_back({"intake: one-step workflows while " + w + " wait on runs",
+                       fixed(*rate, 0) + " workflows/s",
+                       "within 20% of the rate with none waiting (" + fixed(0.8 * *idle_rate, 0) +
+                           "/s)",
+                       fixed(100 * ratio, 0) + "% " + (ratio >= 0.8 ? "PASS" : "FAIL")});
+    } else {
+      rows_.push_back({"intake: one-step workflows while 0 wait on runs",
+                       fixed(*rate, 0) + " workflows/s", "(reference for the rows below)", ""});
+    }
+
+    const auto rss = daemon_->rss_mib();
+    rows_.push_back({"resident memory (VmRSS), " + w + " waiting",
+                     rss ? fixed(*rss, 1) + " MiB" : "?", "< 64 MB with 100k waiting",
+                     !rss ? "?"
+                     : waiting < 100000 ? std::string(*rss < 64 ? "under" : "over") + " 64 MB"
+                                        : std::string(*rss < 64 ? "PASS" : "FAIL")});
+
+    step("restart with " + std::to_string(waiting) + " waiting");
+    const auto stopped = daemon_->terminate(std::chrono::seconds(60));
+    start_daemon();
+    const std::string id = workflow_id("rs" + std::to_string(waiting), 1);
+    s = commands_->produce_and_wait(
+        {{stack_->topics().commands, id, start_command(id, "bench_one")}}, Duration(30000));
+    if (!s) {
+      fail("cannot produce a start command: " + s.error().message);
+      return std::nullopt;
+    }
+    const auto deadline = SteadyClock::now() + std::chrono::seconds(120);
+    std::optional<SteadyClock::time_point> run;
+    while (!(run = runs_.run_time(id + "/run")) && SteadyClock::now() < deadline &&
+           daemon_->alive() && !g_bench_interrupted) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!run) {
+      fail("restart: the new workflow's run was not created within 120 s");
+      daemon_alive();
+      return std::nullopt;
+    }
+    const double restart = seconds_between(daemon_->started(), *run);
+    std::cout << "    SIGTERM to exit " << (stopped ? fixed(*stopped, 2) + " s" : "timed out")
+              << "; exec to the new workflow's run-now " << fixed(restart, 2) << " s\n";
+    rows_.push_back({"restart (exec) to a new workflow's run-now, " + w + " waiting",
+                     fixed(restart, 2) + " s (SIGTERM to exit " +
+                         (stopped ? fixed(*stopped, 2) + " s" : "timed out") +
+                         (join_floor_ ? "; an empty group join alone " + fixed(*join_floor_, 2) + " s" : "") +
+                         ")",
+                     "< 2 s with 100k waiting",
+                     waiting < 100000 ? std::string(restart < 2 ? "under" : "over") + " 2 s"
+                                      : std::string(restart < 2 ? "PASS" : "FAIL")});
+    return rate;
+  }
+
+  BenchOptions options_;
+  fs::path dir_;
+  std::string config_path_;
+  std::unique_ptr<LocalStack> stack_;
+  KafkaConfig kafka_;
+  std::unique_ptr<KafkaProducer> events_;
+  std::unique_ptr<KafkaProducer> commands_;
+  RunLog runs_;
+  std::unique_ptr<StatusWatch> watch_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  int daemons_started_ = 0;
+  int64_t waiting_now_ = 0;
+  std::optional<double> join_floor_;
+  std::vector<Row> rows_;
+};
+
+}  // namespace
+
+int run_bench(const BenchOptions& given) {
+  setup_logging("text", "warn");
+  BenchOptions options = given;
+  if (options.smoke) {
+    options.workflows = 200;
+    options.waiting = {500};
+    options.intake = 200;
+    options.latency_rate = 100;
+    options.latency_seconds = 2;
+    options.pgbench_seconds = 2;
+  }
+  if (options.daemon_binary.empty()) {
+    std::error_code ec;
+    options.daemon_binary = fs::read_symlink("/proc/self/exe", ec).string();
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGINT, on_bench_signal);
+  std::signal(SIGTERM, on_bench_signal);
+  return Bench(std::move(options)).run();
+}
+
+}  // namespace brickwork

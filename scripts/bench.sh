@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The performance benchmark (docs/PERFORMANCE.md): one daemon, a throwaway
+# Postgres, librdkafka's mock cluster and the Databricks simulator on this
+# machine, and pgbench on the same Postgres as the yardstick. Prints one table.
+#
+#   scripts/bench.sh            the full run (builds build/release if missing)
+#   scripts/bench.sh --smoke    every measure once at a small size (< 1 min)
+#
+# Sizes (environment):
+#   BENCH_WORKFLOWS=20000        throughput: start commands queued before the daemon starts
+#   BENCH_WAITING=20000          in-flight sizes, comma-separated (e.g. 20000,100000)
+#   BENCH_INTAKE=5000            workflows per intake measure
+#   BENCH_LATENCY_RATE=333       two-step workflows/s (3 input events each)
+#   BENCH_LATENCY_SECONDS=10
+#   BENCH_PGBENCH_SECONDS=10
+#   BENCH_WAITING_POLL_EVERY=1h  poll_every of the waiting workflows' step
+#   BENCH_DAEMON_SETTINGS=       extra keys of the daemon's `daemon:` section,
+#                                e.g. "batch_max_wait: 5ms, effect_workers: 16"
+#   BENCH_BINARY=build/release/brickwork   the binary (bench driver and daemon)
+#   BENCH_KEEP=1                 keep the working directory (config, daemon logs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+binary="${BENCH_BINARY:-build/release/brickwork}"
+if [[ ! -x "$binary" ]]; then
+  if [[ -n "${BENCH_BINARY:-}" ]]; then
+    echo "bench: $binary is not an executable" >&2
+    exit 2
+  fi
+  BUILD_TARGETS=brickwork scripts/build.sh release
+fi
+args=()
+[[ -n "${BENCH_WORKFLOWS:-}" ]] && args+=(--workflows "$BENCH_WORKFLOWS")
+[[ -n "${BENCH_WAITING:-}" ]] && args+=(--waiting "$BENCH_WAITING")
+[[ -n "${BENCH_INTAKE:-}" ]] && args+=(--intake "$BENCH_INTAKE")
+[[ -n "${BENCH_LATENCY_RATE:-}" ]] && args+=(--latency-rate "$BENCH_LATENCY_RATE")
+[[ -n "${BENCH_LATENCY_SECONDS:-}" ]] && args+=(--latency-seconds "$BENCH_LATENCY_SECONDS")
+[[ -n "${BENCH_PGBENCH_SECONDS:-}" ]] && args+=(--pgbench-seconds "$BENCH_PGBENCH_SECONDS")
+[[ -n "${BENCH_WAITING_POLL_EVERY:-}" ]] && args+=(--waiting-poll-every "$BENCH_WAITING_POLL_EVERY")
+[[ -n "${BENCH_DAEMON_SETTINGS:-}" ]] && args+=(--daemon-settings "$BENCH_DAEMON_SETTINGS")
+[[ -n "${BENCH_KEEP:-}" ]] && args+=(--keep)
+exec "$binary" bench "${args[@]}" "$@"

@@ -1,0 +1,283 @@
+// The operator's view (contract 10): /metrics, /healthz and /readyz on
+// daemon.metrics_listen, the systemd watchdog fed only while every loop is
+// alive, and logs that are JSON lines only, librdkafka's included.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "daemon/databricks/http.hpp"
+#include "tests/integration/harness.hpp"
+
+namespace brickwork::testing {
+namespace {
+
+constexpr const char* kOneJob = R"(  one_step:
+    steps:
+      - name: work
+        run_job: {job_id: 101}
+        poll_every: 2s
+)";
+
+struct Answer {
+  int status = 0;
+  std::string body;
+};
+
+class Operations : public EndToEndTest {
+ protected:
+  // config(workflows) with JSON logs and the endpoint on `listen`.
+  void config_with_endpoint(const std::string& workflows, const std::string& listen,
+                            const std::string& log_level = "info") {
+    config(workflows);
+    const std::string text_logs = "  log_format: text\n";
+    const size_t at = yaml_.find(text_logs);
+    ASSERT_NE(at, std::string::npos);
+    yaml_.replace(at, text_logs.size(),
+                  "  log_format: json\n  log_level: " + log_level + "\n  metrics_listen: \"" +
+                      listen + "\"\n");
+    LoadOptions load;
+    load.steps = steps_;
+    auto loaded = load_config_from_string(yaml_, "e2e.yaml", load);
+    ASSERT_TRUE(loaded) << loaded.error().message;
+    config_ = std::make_shared<const Config>(std::move(*loaded));
+  }
+
+  Answer get(uint16_t port, const std::string& path) {
+    http::Request request;
+    request.url = "http://127.0.0.1:" + std::to_string(port) + path;
+    request.timeout = 5s;
+    auto response = http_.send(request);
+    if (!response) return Answer{0, response.error().message};
+    return Answer{response->status, response->body};
+  }
+
+  bool answers(uint16_t port, const std::string& path, int status,
+               const std::string& contains = "") {
+    const Answer a = get(port, path);
+    return a.status == status && a.body.find(contains) != std::string::npos;
+  }
+
+  http::Client http_;
+};
+
+TEST_F(Operations, EndpointsServeTheSeriesAndReadinessFollowsPostgres) {
+  start_stack({{101, sim_job("work", 300)}});
+  config_with_endpoint(kOneJob, "127.0.0.1:0");
+  DaemonOptions options;
+  options.monitor_period = 200ms;
+  auto& daemon = start_daemon("d1", options);
+  const uint16_t port = daemon.daemon().ops_port();
+  ASSERT_NE(port, 0);
+  EXPECT_TRUE(answers(port, "/healthz", 200, "ok"));
+  ASSERT_TRUE(eventually([&] { return answers(port, "/readyz", 200, "ready"); }));
+  EXPECT_TRUE(answers(port, "/nothing", 404));
+
+  start_workflow("ops-1", "one_step");
+  send(config_->kafka.topics.commands, "junk", "not json");
+  auto done = wait_terminal("ops-1");
+  ASSERT_TRUE(done);
+  ASSERT_EQ(done->status, WorkflowStatus::kSucceeded);
+  const std::string commands = config_->kafka.topics.commands;
+  const std::vector<std::string> expected = {
+      "brickwork_inputs_total{result=\"applied\",topic=\"" + commands + "\"} 1",
+      "brickwork_inputs_total{result=\"dead_letter\",topic=\"" + commands + "\"} 1",
+      "brickwork_workflows_finished_total{state=\"succeeded\",workflow=\"one_step\"} 1",
+      "brickwork_step_seconds_count{type=\"run_job\",workflow=\"one_step\"} 1",
+      "brickwork_databricks_requests_total{code=\"200\",endpoint=\"jobs/run-now\"} 1",
+      "brickwork_databricks_request_seconds_count{endpoint=\"jobs/run-now\"} 1",
+      "brickwork_outbox_backlog 0",
+      "brickwork_effects_due 0",
+      "brickwork_intake_paused 0",
+  };
+  std::string metrics;
+  // Lag comes with librdkafka's statistics, every 5 s.
+  const bool all_there = eventually([&] {
+    metrics = get(port, "/metrics").body;
+    for (const auto& line : expected) {
+      if (metrics.find("\n" + line + "\n") == std::string::npos) return false;
+    }
+    // A partition this member committed on: the others have no lag yet.
+    return metrics.find("topic=\"" + commands + "\"} 0\n") != std::string::npos &&
+           metrics.find("\nbrickwork_consumer_lag{partition=\"") != std::string::npos;
+  }, 30s);
+  EXPECT_TRUE(all_there) << metrics;
+  for (const auto& line : expected) {
+    EXPECT_NE(metrics.find("\n" + line + "\n"), std::string::npos) << line;
+  }
+
+  ASSERT_TRUE(stack_->postgres().stop());
+  EXPECT_TRUE(eventually([&] { return answers(port, "/readyz", 503, "postgres unreachable"); }));
+  EXPECT_TRUE(answers(port, "/healthz", 200));  // waiting for Postgres is not being stuck
+  ASSERT_TRUE(stack_->postgres().start_again());
+  store_.reset();
+  EXPECT_TRUE(eventually([&] { return answers(port, "/readyz", 200, "ready"); }, 60s));
+}
+
+// Blocks every effect worker that performs it until released: a loop stuck
+// inside one iteration.
+std::atomic<bool> g_release_blocked{false};
+
+class BlockStep final : public StepType {
+ public:
+  std::string_view action_key() const override { return "block"; }
+  std::optional<std::string> compile(StepDefinition&) const override { return std::nullopt; }
+  Result<StepOutcome> execute(const StepContext&, StepServices&) const override {
+    const auto limit = std::chrono::steady_clock::now() + 120s;
+    while (!g_release_blocked && std::chrono::steady_clock::now() < limit) {
+      std::this_thread::sleep_for(20ms);
+    }
+    return StepOutcome{};
+  }
+  Result<StepOutcome> poll(const StepContext&, StepServices&) const override {
+    return Error{ErrorKind::kInternal, "not_polled", "block is never polled"};
+  }
+  Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
+};
+
+// The systemd side of sd_notify: a datagram socket named by NOTIFY_SOCKET,
+// read all the time as systemd does (a full socket would block the sender).
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path) : path_(path) {
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    timeval tick{0, 50'000};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
+    reader_ = std::thread([this] {
+      char buffer[4096];
+      while (!stop_) {
+        const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
+        if (n > 0 && std::string_view(buffer, static_cast<size_t>(n)).find("WATCHDOG=1") !=
+                         std::string_view::npos) {
+          ++pings_;
+        }
+      }
+    });
+  }
+  ~NotifySocket() {
+    stop_ = true;
+    reader_.join();
+    close(fd_);
+    std::filesystem::remove(path_);
+  }
+  // How many WATCHDOG=1 arrived since the last call.
+  int watchdog_pings() { return pings_.exchange(0); }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> pings_{0};
+  std::thread reader_;
+};
+
+TEST_F(Operations, AStuckLoopFailsHealthzAndStarvesTheWatchdog) {
+  static StepRegistry registry = [] {
+    StepRegistry r = StepRegistry::with_builtin_types();
+    r.add(std::make_unique<BlockStep>());
+    return r;
+  }();
+  steps_ = &registry;
+  g_release_blocked = false;
+  start_stack({});
+  config_with_endpoint("  stuck:\n    steps:\n      - name: wait\n        block: {}\n",
+                       "127.0.0.1:0");
+  // As systemd sets them for a Type=notify service with WatchdogSec=.
+  NotifySocket notify((dir_ / "notify").string());
+  setenv("NOTIFY_SOCKET", (dir_ / "notify").c_str(), 1);
+  setenv("WATCHDOG_USEC", "400000", 1);
+  setenv("WATCHDOG_PID", std::to_string(getpid()).c_str(), 1);
+  DaemonOptions options;
+  options.notify_systemd = true;
+  options.stall_limit = 2s;
+  auto& daemon = start_daemon("d1", options);
+  const uint16_t port = daemon.daemon().ops_port();
+  EXPECT_TRUE(eventually([&] { return notify.watchdog_pings() > 0; }, 10s));
+  EXPECT_TRUE(answers(port, "/healthz", 200));
+  ASSERT_TRUE(eventually([&] { return answers(port, "/readyz", 200); }, 60s));
+
+  start_workflow("stuck-1", "stuck");
+  EXPECT_TRUE(eventually([&] { return answers(port, "/healthz", 503, "loop effects/"); }, 30s));
+  notify.watchdog_pings();  // what was sent before the verdict
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(notify.watchdog_pings(), 0);  // five intervals of 0.4 s without a ping
+
+  g_release_blocked = true;
+  EXPECT_TRUE(eventually([&] { return answers(port, "/healthz", 200, "ok"); }, 30s));
+  EXPECT_TRUE(eventually([&] { return notify.watchdog_pings() > 0; }, 10s));
+  auto done = wait_terminal("stuck-1");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
+  daemons_.clear();
+  unsetenv("NOTIFY_SOCKET");
+  unsetenv("WATCHDOG_USEC");
+  unsetenv("WATCHDOG_PID");
+}
+
+std::string field_of(const json::object& line, std::string_view key) {
+  const json::value* v = line.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+uint16_t free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+TEST_F(Operations, ABrokerOutageLeavesOnlyJsonLinesInTheLog) {
+  start_stack({{101, sim_job("work", 300)}});
+  const uint16_t port = free_port();
+  config_with_endpoint(kOneJob, "127.0.0.1:" + std::to_string(port), "debug");
+  start_child_daemon("child");
+  ASSERT_TRUE(eventually([&] { return answers(port, "/readyz", 200); }, 60s));
+  for (int32_t b = 1; b <= stack_->kafka().broker_count(); ++b) {
+    ASSERT_TRUE(stack_->kafka().set_broker_down(b));
+  }
+  std::this_thread::sleep_for(5s);
+  for (int32_t b = 1; b <= stack_->kafka().broker_count(); ++b) {
+    ASSERT_TRUE(stack_->kafka().set_broker_up(b));
+  }
+  start_workflow("outage-1", "one_step");
+  auto done = wait_terminal("outage-1", 120s);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
+  EXPECT_EQ(children_.back()->terminate(), 0);
+
+  std::ifstream in(dir_ / "child.log");
+  std::string line;
+  int lines = 0;
+  int from_librdkafka = 0;
+  int about_the_workflow = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    ++lines;
+    boost::system::error_code ec;
+    const json::value v = json::parse(line, ec);
+    ASSERT_FALSE(ec) << "not a JSON line: " << line;
+    ASSERT_TRUE(v.is_object()) << line;
+    const json::object& o = v.as_object();
+    EXPECT_TRUE(o.contains("level") && o.contains("msg")) << line;
+    if (field_of(o, "source") == "librdkafka") ++from_librdkafka;
+    if (field_of(o, "workflow_id") == "outage-1") {
+      EXPECT_EQ(field_of(o, "step"), "work") << line;
+      ++about_the_workflow;
+    }
+  }
+  EXPECT_GT(lines, 0);
+  EXPECT_GT(from_librdkafka, 0) << "the outage must have made librdkafka speak";
+  EXPECT_GT(about_the_workflow, 0);
+}
+
+}  // namespace
+}  // namespace brickwork::testing
