@@ -85,13 +85,6 @@ TEST_METRICS_PORT_1=$(free_port); TEST_METRICS_PORT_2=$(free_port)
 export TEST_PG_PORT TEST_SIM_PORT TEST_METRICS_PORT_1 TEST_METRICS_PORT_2
 project="brickwork-test-$$"
 compose=("${compose_cmd[@]}" -p "$project" -f docker/compose.yaml -f docker/compose.test.yaml)
-# `migrate --topics` (contract section 8) is what compose.yaml runs; a build
-# without it migrates the schema only (the mock cluster has the topics).
-if ! build/release/brickwork migrate --help 2>/dev/null | grep -q -- --topics; then
-  say "this build's migrate has no --topics: the one-shot runs plain migrate"
-  printf 'services:\n  migrate:\n    command: ["migrate"]\n' >"$TEST_SHARED_DIR/no-topics.yaml"
-  compose+=(-f "$TEST_SHARED_DIR/no-topics.yaml")
-fi
 cleanup() {
   "${compose[@]}" logs --no-color >build/docker-test.log 2>&1 || true
   "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
@@ -119,11 +112,6 @@ wait_healthy() {  # name container
   for _ in $(seq 1 90); do
     status=$(docker inspect --format '{{.State.Health.Status}}' "$2")
     if [ "$status" = healthy ]; then say "$1 healthy (GET /healthz)"; return 0; fi
-    if docker logs "$2" 2>&1 | grep -q "serves no metrics endpoint"; then
-      # This build predates GET /healthz (contract section 10).
-      say "$1: this build serves no /healthz yet; its health is not asserted"
-      return 0
-    fi
     sleep 1
   done
   docker logs --tail 30 "$2" 2>&1
