@@ -11,6 +11,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   postgresql postgresql-client
   clang libclang-rt-14-dev
+  # The job-side helper's tests (integrations/databricks) and the static check
+  # of docker/compose.yaml (scripts/check-docker.sh).
+  python3-confluent-kafka python3-yaml
 )
 
 missing=()

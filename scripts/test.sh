@@ -6,21 +6,41 @@
 # `brickwork demo` from the optimised build, and the benchmark at a small size.
 #   BRICKWORK_TEST_QUICK=1 scripts/test.sh   one plain build and run, no sanitizers
 #   FUZZ_SECONDS=60 scripts/test.sh          fuzz longer (default 10 s per target)
+#   BRICKWORK_DOCKER_TEST=1 scripts/test.sh  also build the image and run the compose stack
+#                                            (runs anyway when `docker info` succeeds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
 started=$(date +%s)
 step() { echo; echo "=== $* ($(( $(date +%s) - started ))s)"; }
+# The deployment files, checked without systemd or Docker running (seconds).
+static_checks() {
+  step "systemd unit and Docker/compose files (static)"
+  scripts/check-systemd.sh
+  scripts/check-docker.sh
+}
+# The image and compose stack for real: only where an engine is reachable (or
+# BRICKWORK_DOCKER_TEST=1 insists), as a separate script it takes minutes.
+docker_test() {
+  if [ "${BRICKWORK_DOCKER_TEST:-0}" = "1" ] || timeout 20 docker info >/dev/null 2>&1; then
+    step "the image and the compose stack on Docker (scripts/docker-test.sh)"
+    scripts/docker-test.sh
+  else
+    echo "docker test skipped: no Docker engine reachable (BRICKWORK_DOCKER_TEST=1 requires it)"
+  fi
+}
 # End-to-end tests mostly wait on timers and the network (a third of the CPU),
 # so four run at a time, and the next build runs alongside at low priority.
 run_tests() { ctest --test-dir "$1" --output-on-failure -j 4 --timeout 600 "${@:2}"; }
 
+static_checks
 if [ "${BRICKWORK_TEST_QUICK:-0}" = "1" ]; then
   step "build (RelWithDebInfo, -Wall -Wextra -Werror)"
   scripts/build.sh debug
   step "tests"
   run_tests build/debug
+  docker_test
   step "all tests passed (quick: no sanitizers, no fuzzing)"
   exit 0
 fi
@@ -89,4 +109,5 @@ if ! BENCH_BINARY=build/release/brickwork scripts/bench.sh --smoke >build/bench-
   exit 1
 fi
 tail -n 12 build/bench-smoke.log
+docker_test
 step "all tests passed"

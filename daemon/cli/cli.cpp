@@ -164,6 +164,19 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str();
   simulator->footer("Example:\n  brickwork simulator --port 8089 --jobs jobs.yaml --brokers localhost:9092");
 
+  int32_t mock_brokers = 1;
+  int32_t mock_partitions = 4;
+  std::vector<std::string> mock_topics;
+  std::string bootstrap_file;
+  auto* mock_kafka = app.add_subcommand(
+      "mock-kafka", "serve librdkafka's in-memory mock Kafka cluster on 127.0.0.1 (development)");
+  mock_kafka->add_option("--brokers", mock_brokers, "number of brokers")->capture_default_str();
+  mock_kafka->add_option("--topic", mock_topics, "a topic to create (repeatable)");
+  mock_kafka->add_option("--partitions", mock_partitions, "partitions of each --topic")
+      ->capture_default_str();
+  mock_kafka->add_option("--bootstrap-file", bootstrap_file,
+                         "write the bootstrap servers to this file");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -233,6 +246,9 @@ int run_cli(int argc, char** argv) {
     return run_bench(bench_options);
   }
   if (simulator->parsed()) return cli::run_simulator(port, jobs_file, brokers, events_topic);
+  if (mock_kafka->parsed()) {
+    return cli::run_mock_kafka(mock_brokers, mock_topics, mock_partitions, bootstrap_file);
+  }
   return 2;
 }
 

@@ -4,6 +4,7 @@
 // (--wait, --follow) 0 succeeded, 3 failed, 4 canceled, 5 --timeout first.
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 
@@ -56,5 +57,9 @@ int run_signal(const std::string& config_path, const std::string& id, const std:
 int run_demo(bool keep_going_on_failure);
 int run_simulator(uint16_t port, const std::string& jobs_file, const std::string& brokers,
                   const std::string& events_topic);
+// librdkafka's mock cluster until SIGTERM/SIGINT, with `topics` created; its
+// bootstrap servers printed and, when `bootstrap_file` is set, written there.
+int run_mock_kafka(int32_t brokers, const std::vector<std::string>& topics, int32_t partitions,
+                   const std::string& bootstrap_file);
 
 }  // namespace brickwork::cli
