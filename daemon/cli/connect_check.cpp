@@ -11,6 +11,7 @@
 #include "daemon/databricks/lakebase.hpp"
 #include "daemon/kafka/kafka_admin.hpp"
 #include "daemon/store/databases.hpp"
+#include "handlers/steps/step_type.hpp"
 
 namespace brickwork::cli {
 namespace {
@@ -142,14 +143,12 @@ std::vector<ConnectProbe> probe_connections(const Config& config) {
 }
 
 std::vector<std::string> databricks_steps(const Config& config) {
-  // The step types that call Databricks. A new such type belongs here too.
-  static const std::set<std::string> kDatabricksTypes = {"run_job", "submit_run", "sql",
-                                                          "upload", "delta_share"};
   std::vector<std::string> out;
   for (const auto& [name, workflow] : config.workflows) {
     for (const auto* list : {&workflow.steps, &workflow.on_failure}) {
       for (const auto& step : *list) {
-        if (kDatabricksTypes.count(step.type) != 0) {
+        const StepType* type = StepRegistry::builtin().find(step.type);
+        if (type != nullptr && type->calls_databricks()) {
           out.push_back(name + "/" + step.name + " (" + step.type + ")");
         }
       }

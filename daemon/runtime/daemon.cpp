@@ -4,6 +4,8 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <random>
 #include <thread>
 
 #include "daemon/kafka/kafka.hpp"
@@ -19,10 +21,16 @@
 namespace brickwork {
 namespace {
 
+// Host and pid say where to look; the random part keeps two daemons apart
+// when those repeat (containers: every daemon is pid 1, often on one hostname),
+// because effect leases are owned by this id.
 std::string default_instance_id() {
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
-  return std::string(host) + ":" + std::to_string(getpid());
+  std::random_device random;
+  char suffix[9];
+  std::snprintf(suffix, sizeof suffix, "%08x", static_cast<unsigned>(random()));
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" + suffix;
 }
 
 // Waits on a transient condition with capped exponential backoff, watching `stop`.

@@ -392,6 +392,7 @@ std::optional<std::string> check_tables(const json::value& tables) {
 class DeltaShareStep final : public StepType {
  public:
   std::string_view action_key() const override { return "delta_share"; }
+  bool calls_databricks() const override { return true; }
 
   std::optional<std::string> compile(StepDefinition& step) const override {
     step.plan.sensitive_output = true;  // the activation link is a credential

@@ -34,6 +34,7 @@ std::string as_parameter_string(const json::value& v) {
 class RunJobStep final : public StepType {
  public:
   std::string_view action_key() const override { return "run_job"; }
+  bool calls_databricks() const override { return true; }
 
   std::optional<std::string> compile(StepDefinition& step) const override {
     const json::object& action = step.action;

@@ -155,6 +155,7 @@ namespace {
 class SqlStep final : public StepType {
  public:
   std::string_view action_key() const override { return "sql"; }
+  bool calls_databricks() const override { return true; }
 
   std::optional<std::string> compile(StepDefinition& step) const override {
     const json::object& action = step.action;

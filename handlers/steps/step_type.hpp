@@ -42,6 +42,9 @@ class StepType {
   virtual ~StepType() = default;
   // The action key in YAML, e.g. "run_job".
   virtual std::string_view action_key() const = 0;
+  // Whether its steps need Databricks credentials: without them, `check`
+  // fails and the daemon does not start.
+  virtual bool calls_databricks() const { return false; }
   // Checks the action's fields (`step.action`) at configuration time and
   // fills in what the engine needs: `step.plan` (default: performed by the
   // runtime through execute/poll/cancel) and any defaults of the step's

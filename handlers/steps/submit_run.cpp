@@ -69,6 +69,7 @@ void add_brickwork_parameters(json::object& task, const BrickworkParameters& bw)
 class SubmitRunStep final : public StepType {
  public:
   std::string_view action_key() const override { return "submit_run"; }
+  bool calls_databricks() const override { return true; }
 
   std::optional<std::string> compile(StepDefinition& step) const override {
     const json::object& action = step.action;
