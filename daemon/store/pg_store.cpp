@@ -188,6 +188,10 @@ const std::map<std::string, std::string>& prepared_statements() {
        " finished_at = to_timestamp($12::bigint / 1000.0)"
        " WHERE workflow_id = $1 AND name = $2"},
       {"delete_step", "DELETE FROM steps WHERE workflow_id = $1 AND name = $2"},
+      // Only polls no one holds: a claimed one is its holder's to record.
+      {"drop_polls",
+       "DELETE FROM effects WHERE workflow_id = $1 AND step = $2 AND attempt = $3"
+       " AND kind = 'poll' AND (lease_until IS NULL OR lease_until < now())"},
       {"insert_effect",
        "INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at)"
        " VALUES ($1, $2, $3, $4, $5::jsonb, to_timestamp($6::bigint / 1000.0))"},
@@ -452,7 +456,15 @@ class PgStoreTx final : public StoreTx {
     // a transition the engine makes today; rewrite them all then.
     if (!same_names) return save_all_steps(state);
     for (size_t i = 0; i < state.steps.size(); ++i) {
-      if (!(state.steps[i] == loaded->steps[i])) update_step(state, state.steps[i]);
+      const StepState& before = loaded->steps[i];
+      const StepState& after = state.steps[i];
+      if (after == before) continue;
+      update_step(state, after);
+      // A step that stopped waiting needs no more safety polls: drop the one
+      // queued now rather than claim, load and discard it when it comes due.
+      if (before.status == StepStatus::kWaiting && after.status != StepStatus::kWaiting) {
+        writes_.add(statement("drop_polls"), {state.id, before.name, before.attempt});
+      }
     }
   }
 

@@ -362,5 +362,29 @@ TEST_F(StoreTest, ATransitionWritesOnlyTheRowsItChanged) {
   expect_same_definition((*back)->definition, sample_definition());
 }
 
+// A step that stops waiting takes its queued safety poll with it.
+TEST_F(StoreTest, AStepThatStopsWaitingDropsItsQueuedPoll) {
+  const WorkflowState state = sample_state("p", from_epoch_ms(1'795'000'000'000));
+  ASSERT_EQ(state.steps[0].status, StepStatus::kWaiting);
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    tx.save_workflow(state);
+    tx.add_effect("p", PollStep{"transform", state.steps[0].attempt, from_epoch_ms(0)},
+                  from_epoch_ms(1'795'000'060'000));
+    tx.add_effect("p", StartTimer{"transform", state.steps[0].attempt, TimerKind::kTimeout,
+                                  from_epoch_ms(0)},
+                  from_epoch_ms(1'795'000'060'000));
+  }).ok());
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    auto loaded = tx.load_workflow_for_update("p");
+    ASSERT_TRUE(loaded.ok() && loaded->has_value());
+    WorkflowState next = **loaded;
+    const WorkflowRows rows = WorkflowRows::of(next);
+    next.steps[0].status = StepStatus::kSucceeded;
+    tx.save_workflow(next, &rows);
+  }).ok());
+  EXPECT_EQ(sql("SELECT kind FROM effects WHERE workflow_id = 'p'")[0][0].as<std::string>(), "timer");
+  EXPECT_EQ(count("effects"), 1);
+}
+
 }  // namespace
 }  // namespace brickwork::testing
