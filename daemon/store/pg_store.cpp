@@ -177,28 +177,14 @@ const std::map<std::string, std::string>& prepared_statements() {
        " (extract(epoch FROM started_at) * 1000)::bigint,"
        " (extract(epoch FROM finished_at) * 1000)::bigint"
        " FROM steps WHERE workflow_id = $1 ORDER BY position"},
-      {"update_workflow",
-       "UPDATE workflows SET status = $2, seq = $3, updated_at = to_timestamp($4::bigint / 1000.0)"
-       " WHERE id = $1"},
       {"update_workflow_input", "UPDATE workflows SET input = $2::jsonb WHERE id = $1"},
-      {"update_step",
-       "UPDATE steps SET status = $3, attempt = $4, attempts_before_retry = $5, run_id = $6,"
-       " run_page_url = $7, handle = $8::jsonb, output = $9::jsonb, error = $10::jsonb,"
-       " started_at = to_timestamp($11::bigint / 1000.0),"
-       " finished_at = to_timestamp($12::bigint / 1000.0)"
-       " WHERE workflow_id = $1 AND name = $2"},
-      {"delete_step", "DELETE FROM steps WHERE workflow_id = $1 AND name = $2"},
       // Only polls no one holds: a claimed one is its holder's to record.
       {"drop_polls",
        "DELETE FROM effects WHERE workflow_id = $1 AND step = $2 AND attempt = $3"
        " AND kind = 'poll' AND (lease_until IS NULL OR lease_until < now())"},
-      {"insert_effect",
-       "INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at)"
-       " VALUES ($1, $2, $3, $4, $5::jsonb, to_timestamp($6::bigint / 1000.0))"},
       {"delete_effect",
        "DELETE FROM effects WHERE id = $1 AND lease_owner = $2"
        " AND lease_until >= to_timestamp($3::bigint / 1000.0)"},
-      {"insert_outbox", "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)"},
       {"ensure_input_offset",
        "INSERT INTO input_offsets (topic, partition, next_offset) VALUES ($1, $2, -1)"
        " ON CONFLICT (topic, partition) DO NOTHING"},
@@ -366,15 +352,68 @@ constexpr const char* kDeleteOtherSteps =
 // (PQescapeStringConn), never spliced raw.
 class WriteBuffer {
  public:
+  // Rows of one hot write, sent as one multi-row statement: `head` + the
+  // rows joined by commas + `tail`. A row whose key is already in the batch
+  // sends the batch first (an UPDATE ... FROM VALUES must not see a key twice).
+  struct RowKind {
+    const char* head;
+    const char* row;  // with $1..$n
+    const char* tail;
+  };
+
   explicit WriteBuffer(pqxx::work& tx) : tx_(tx) {}
 
   void add(const std::string& statement, std::initializer_list<NullableText> params) {
+    singles_ += substitute(statement, params);
+    singles_ += ";\n";
+  }
+
+  void add_row(const RowKind& kind, const std::string& key,
+               std::initializer_list<NullableText> params) {
+    Rows* rows = nullptr;
+    for (Rows& r : rows_) {
+      if (r.kind == &kind) rows = &r;
+    }
+    if (rows != nullptr && !key.empty() && rows->keys.count(key) != 0) {
+      flush();
+      rows = nullptr;
+    }
+    if (rows == nullptr) rows = &rows_.emplace_back(Rows{&kind, {}, {}});
+    if (!rows->text.empty()) rows->text += ",";
+    rows->text += substitute(kind.row, params);
+    if (!key.empty()) rows->keys.insert(key);
+  }
+
+  void flush() {
+    std::string batch;
+    batch.swap(singles_);
+    for (const Rows& r : rows_) {
+      batch += r.kind->head;
+      batch += r.text;
+      batch += r.kind->tail;
+      batch += ";\n";
+    }
+    rows_.clear();
+    if (!batch.empty()) tx_.exec(batch);
+  }
+
+ private:
+  struct Rows {
+    const RowKind* kind;
+    std::string text;
+    std::set<std::string> keys;
+  };
+
+  std::string substitute(std::string_view statement, std::initializer_list<NullableText> params) {
     std::vector<const NullableText*> args;
     for (const NullableText& p : params) args.push_back(&p);
+    std::string out;
+    out.reserve(statement.size() + 64);
     size_t i = 0;
     while (i < statement.size()) {
       const char c = statement[i];
-      if (c == '$' && i + 1 < statement.size() && std::isdigit(static_cast<unsigned char>(statement[i + 1]))) {
+      if (c == '$' && i + 1 < statement.size() &&
+          std::isdigit(static_cast<unsigned char>(statement[i + 1]))) {
         size_t j = i + 1;
         size_t n = 0;
         while (j < statement.size() && std::isdigit(static_cast<unsigned char>(statement[j]))) {
@@ -383,27 +422,40 @@ class WriteBuffer {
         }
         if (n == 0 || n > args.size()) throw std::logic_error("statement parameter out of range");
         const NullableText& arg = *args[n - 1];
-        pending_ += arg.null() ? std::string("NULL") : tx_.quote(arg.text());
+        out += arg.null() ? std::string("NULL") : tx_.quote(arg.text());
         i = j;
       } else {
-        pending_ += c;
+        out += c;
         ++i;
       }
     }
-    pending_ += ";\n";
+    return out;
   }
 
-  void flush() {
-    if (pending_.empty()) return;
-    std::string batch;
-    batch.swap(pending_);
-    tx_.exec(batch);
-  }
-
- private:
   pqxx::work& tx_;
-  std::string pending_;
+  std::string singles_;
+  std::vector<Rows> rows_;  // in order of first use
 };
+
+const WriteBuffer::RowKind kOutboxRows{
+    "INSERT INTO outbox (topic, key, payload) VALUES ", "($1, $2, $3)", ""};
+const WriteBuffer::RowKind kEffectRows{
+    "INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at) VALUES ",
+    "($1, $2, $3, $4::int, $5::jsonb, to_timestamp($6::bigint / 1000.0))", ""};
+const WriteBuffer::RowKind kWorkflowUpdateRows{
+    "UPDATE workflows w SET status = v.status, seq = v.seq::bigint,"
+    " updated_at = to_timestamp(v.updated_ms::bigint / 1000.0) FROM (VALUES ",
+    "($1, $2, $3, $4)", ") AS v(id, status, seq, updated_ms) WHERE w.id = v.id"};
+const WriteBuffer::RowKind kStepUpdateRows{
+    "UPDATE steps s SET status = v.status, attempt = v.attempt::int,"
+    " attempts_before_retry = v.attempts_before_retry::int, run_id = v.run_id::bigint,"
+    " run_page_url = v.run_page_url, handle = v.handle::jsonb, output = v.output::jsonb,"
+    " error = v.error::jsonb, started_at = to_timestamp(v.started_ms::bigint / 1000.0),"
+    " finished_at = to_timestamp(v.finished_ms::bigint / 1000.0) FROM (VALUES ",
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    ") AS v(workflow_id, name, status, attempt, attempts_before_retry, run_id, run_page_url,"
+    " handle, output, error, started_ms, finished_ms)"
+    " WHERE s.workflow_id = v.workflow_id AND s.name = v.name"};
 
 const std::string& statement(const char* name) { return prepared_statements().at(name); }
 
@@ -442,8 +494,8 @@ class PgStoreTx final : public StoreTx {
     if (loaded == nullptr) return save_whole_workflow(state);
     if (state.status != loaded->status || state.seq != loaded->seq ||
         state.updated_at != loaded->updated_at) {
-      writes_.add(statement("update_workflow"), {state.id, to_string(state.status), state.seq,
-                                                 to_epoch_ms(state.updated_at)});
+      writes_.add_row(kWorkflowUpdateRows, state.id,
+                      {state.id, to_string(state.status), state.seq, to_epoch_ms(state.updated_at)});
     }
     if (state.input != loaded->input) {
       writes_.add(statement("update_workflow_input"), {state.id, json::serialize(state.input)});
@@ -470,8 +522,8 @@ class PgStoreTx final : public StoreTx {
 
   void add_effect(const std::string& workflow_id, const Effect& effect, TimePoint due) override {
     const store_detail::EffectRow row = store_detail::encode_effect(effect);
-    writes_.add(statement("insert_effect"), {workflow_id, row.kind, row.step, row.attempt,
-                                             json::serialize(row.payload), to_epoch_ms(due)});
+    writes_.add_row(kEffectRows, "", {workflow_id, row.kind, row.step, row.attempt,
+                                      json::serialize(row.payload), to_epoch_ms(due)});
   }
 
   bool delete_effect(int64_t effect_id, const std::string& owner, TimePoint now) override {
@@ -487,8 +539,8 @@ class PgStoreTx final : public StoreTx {
     if (sensitive && sealer_ == nullptr) {
       throw std::logic_error("a sensitive outbox record and the store has no key");
     }
-    writes_.add(statement("insert_outbox"),
-                {topic, key, sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload});
+    writes_.add_row(kOutboxRows, "",
+                    {topic, key, sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload});
   }
 
   int64_t input_offset_for_update(const std::string& topic, int32_t partition) override {
@@ -539,10 +591,10 @@ class PgStoreTx final : public StoreTx {
         s.error ? NullableText(json::serialize(json::object{{"code", s.error->code},
                                                             {"message", s.error->message}}))
                 : NullableText();
-    writes_.add(statement("update_step"),
-                {state.id, s.name, to_string(s.status), s.attempt, s.attempts_before_retry, run_id,
-                 s.run_page_url, json_param(s.handle), output, error, ms_param(s.started_at),
-                 ms_param(s.finished_at)});
+    writes_.add_row(kStepUpdateRows, state.id + '\n' + s.name,
+                    {state.id, s.name, to_string(s.status), s.attempt, s.attempts_before_retry,
+                     run_id, s.run_page_url, json_param(s.handle), output, error,
+                     ms_param(s.started_at), ms_param(s.finished_at)});
   }
 
   pqxx::work& tx_;
