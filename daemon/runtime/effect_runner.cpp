@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <random>
+#include <set>
 #include <stdexcept>
 
 #include "daemon/core/logging.hpp"
@@ -181,11 +182,19 @@ void record_results(RuntimeContext& context, Store& store,
     metrics.clear();
     const TimePoint now = now_ms();
     WorkflowTransaction wt(tx, context, now, &metrics);
+    // The leases first: nothing is applied for a claim that lost its lease.
+    std::vector<HeldLease> held;
+    for (const StoredEffect* stored : effects) held.push_back({stored->id, stored->lease_owner});
+    const std::set<int64_t> deleted = tx.delete_effects(held, now);
+    std::vector<std::string> ids;
+    for (const StoredEffect* stored : effects) {
+      if (deleted.count(stored->id) != 0) ids.push_back(stored->workflow_id);
+    }
+    wt.preload(ids);
     for (size_t i = 0; i < effects.size(); ++i) {
       const StoredEffect& stored = *effects[i];
       const EffectResult& result = results[i];
-      // The lease first: nothing is applied for a claim that lost it.
-      if (!tx.delete_effect(stored.id, stored.lease_owner, now)) {
+      if (deleted.count(stored.id) == 0) {
         lost.push_back(&stored);
         continue;
       }

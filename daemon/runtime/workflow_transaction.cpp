@@ -40,6 +40,23 @@ json::object template_scope(const WorkflowState& state) {
                       {"steps", std::move(steps)}};
 }
 
+void WorkflowTransaction::preload(const std::vector<std::string>& ids) {
+  std::vector<std::string> missing;
+  for (const auto& id : ids) {
+    if (cache_.count(id) == 0) missing.push_back(id);
+  }
+  if (missing.empty()) return;
+  for (auto& [id, loaded] : tx_.load_workflows_for_update(missing)) {
+    if (!loaded) {
+      unloadable_.emplace(id, loaded.error());
+      cache_.emplace(id, std::nullopt);
+      continue;
+    }
+    if (*loaded) loaded_rows_.emplace(id, WorkflowRows::of(**loaded));
+    cache_.emplace(id, std::move(*loaded));
+  }
+}
+
 const std::optional<WorkflowState>& WorkflowTransaction::workflow(const std::string& id) {
   auto it = cache_.find(id);
   if (it == cache_.end()) {

@@ -163,10 +163,29 @@ constexpr const char* kWorkflowColumns =
     " (extract(epoch FROM updated_at) * 1000)::bigint"
     " FROM workflows WHERE id = $1";
 
+constexpr const char* kWorkflowsColumns =
+    "SELECT id, workflow, definition_hash,"
+    " CASE WHEN definition_hash IS NULL THEN definition::text END, input::text, status, seq,"
+    " (extract(epoch FROM created_at) * 1000)::bigint,"
+    " (extract(epoch FROM updated_at) * 1000)::bigint"
+    " FROM workflows WHERE id = ANY($1::text[])";
+
 const std::map<std::string, std::string>& prepared_statements() {
   static const std::map<std::string, std::string> statements = {
       {"select_workflow", kWorkflowColumns},
       {"select_workflow_locked", std::string(kWorkflowColumns) + " FOR UPDATE"},
+      {"select_workflows", kWorkflowsColumns},
+      {"select_workflows_locked", std::string(kWorkflowsColumns) + " ORDER BY id FOR UPDATE"},
+      {"select_steps_of",
+       "SELECT workflow_id, name, status, attempt, attempts_before_retry, run_id, run_page_url,"
+       " handle::text, output::text, error::text,"
+       " (extract(epoch FROM started_at) * 1000)::bigint,"
+       " (extract(epoch FROM finished_at) * 1000)::bigint"
+       " FROM steps WHERE workflow_id = ANY($1::text[]) ORDER BY workflow_id, position"},
+      {"delete_effects",
+       "DELETE FROM effects e USING unnest($1::bigint[], $2::text[]) AS c(id, owner)"
+       " WHERE e.id = c.id AND e.lease_owner = c.owner"
+       " AND e.lease_until >= to_timestamp($3::bigint / 1000.0) RETURNING e.id"},
       {"select_definition", "SELECT definition::text FROM definitions WHERE hash = $1"},
       {"insert_definition",
        "INSERT INTO definitions (hash, definition) VALUES ($1, $2::jsonb)"
@@ -210,51 +229,111 @@ const WorkflowDefinition& definition_by_hash(pqxx::work& tx, const std::string& 
   return *cache.find(hash);
 }
 
+// The workflow columns of kWorkflowColumns, from `first` on.
+WorkflowState workflow_from_row(pqxx::work& tx, const std::string& id, const pqxx::row& row,
+                                int first, DefinitionCache& cache) {
+  WorkflowState state;
+  state.id = id;
+  state.workflow = row[first].as<std::string>();
+  if (!row[first + 1].is_null()) {
+    state.definition = definition_by_hash(tx, id, row[first + 1].as<std::string>(), cache);
+  } else {
+    auto definition = workflow_definition_from_json(parse_json_field(row[first + 2]));
+    if (!definition) throw CorruptRow("workflow " + id + ": " + definition.error().message);
+    state.definition = std::move(*definition);
+  }
+  state.input = parse_object_field(row[first + 3]);
+  state.status = workflow_status_field(row[first + 4]);
+  state.seq = row[first + 5].as<int64_t>();
+  state.created_at = from_epoch_ms(row[first + 6].as<int64_t>());
+  state.updated_at = from_epoch_ms(row[first + 7].as<int64_t>());
+  return state;
+}
+
+// The step columns of select_steps, from `first` on.
+StepState step_from_row(const WorkflowState& state, const pqxx::row& s, int first,
+                        const SecretBox* sealer) {
+  StepState step;
+  step.name = s[first].as<std::string>();
+  auto status = step_status_from_string(s[first + 1].c_str());
+  if (!status) {
+    throw CorruptRow("workflow " + state.id + ": unknown step status " + s[first + 1].c_str());
+  }
+  step.status = *status;
+  step.attempt = s[first + 2].as<int32_t>();
+  step.attempts_before_retry = s[first + 3].as<int32_t>();
+  if (!s[first + 4].is_null()) step.run_id = s[first + 4].as<int64_t>();
+  step.run_page_url = s[first + 5].as<std::string>();
+  step.handle = parse_json_field(s[first + 6]);
+  if (!s[first + 7].is_null()) {
+    json::value output = parse_json_field(s[first + 7]);
+    if (output.is_object()) {
+      step.output = output_is_sensitive(state, step.name)
+                        ? opened_output(state, step.name, std::move(output.as_object()), sealer)
+                        : std::move(output.as_object());
+    }
+  }
+  step.error = step_error_field(s[first + 8]);
+  step.started_at = time_field(s[first + 9]);
+  step.finished_at = time_field(s[first + 10]);
+  return step;
+}
+
+using LoadedWorkflows = Store::LoadedWorkflows;
+
+// Several workflows in two queries, their rows locked in id order (so two
+// transactions locking overlapping sets cannot deadlock). A workflow whose
+// rows do not decode is an Error of its own.
+LoadedWorkflows load_workflows(pqxx::work& tx, std::vector<std::string> ids, bool lock,
+                               const SecretBox* sealer, DefinitionCache& cache) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  LoadedWorkflows out;
+  if (ids.empty()) return out;
+  std::string array = "{";
+  for (const std::string& id : ids) {
+    if (array.size() > 1) array += ',';
+    array += '"';
+    for (char c : id) {
+      if (c == '"' || c == '\\') array += '\\';
+      array += c;
+    }
+    array += '"';
+  }
+  array += '}';
+  std::map<std::string, WorkflowState> states;
+  for (const pqxx::row row :
+       tx.exec_prepared(lock ? "select_workflows_locked" : "select_workflows", array)) {
+    const std::string id = row[0].as<std::string>();
+    try {
+      states.emplace(id, workflow_from_row(tx, id, row, 1, cache));
+    } catch (const CorruptRow& e) {
+      out.emplace(id, Error{ErrorKind::kInternal, "unloadable", e.what()});
+    }
+  }
+  for (const pqxx::row row : tx.exec_prepared("select_steps_of", array)) {
+    auto it = states.find(row[0].as<std::string>());
+    if (it == states.end()) continue;
+    try {
+      it->second.steps.push_back(step_from_row(it->second, row, 1, sealer));
+    } catch (const CorruptRow& e) {
+      out.emplace(it->first, Error{ErrorKind::kInternal, "unloadable", e.what()});
+      states.erase(it);
+    }
+  }
+  for (auto& [id, state] : states) out.emplace(id, std::optional<WorkflowState>(std::move(state)));
+  for (const std::string& id : ids) out.emplace(id, std::optional<WorkflowState>());  // absent
+  return out;
+}
+
 std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id, bool lock,
                                            const SecretBox* sealer, DefinitionCache& cache) {
   const pqxx::result w =
       tx.exec_prepared(lock ? "select_workflow_locked" : "select_workflow", id);
   if (w.empty()) return std::nullopt;
-  const pqxx::row row = w[0];
-  WorkflowState state;
-  state.id = id;
-  state.workflow = row[0].as<std::string>();
-  if (!row[1].is_null()) {
-    state.definition = definition_by_hash(tx, id, row[1].as<std::string>(), cache);
-  } else {
-    auto definition = workflow_definition_from_json(parse_json_field(row[2]));
-    if (!definition) throw CorruptRow("workflow " + id + ": " + definition.error().message);
-    state.definition = std::move(*definition);
-  }
-  state.input = parse_object_field(row[3]);
-  state.status = workflow_status_field(row[4]);
-  state.seq = row[5].as<int64_t>();
-  state.created_at = from_epoch_ms(row[6].as<int64_t>());
-  state.updated_at = from_epoch_ms(row[7].as<int64_t>());
-
+  WorkflowState state = workflow_from_row(tx, id, w[0], 0, cache);
   for (const pqxx::row s : tx.exec_prepared("select_steps", id)) {
-    StepState step;
-    step.name = s[0].as<std::string>();
-    auto status = step_status_from_string(s[1].c_str());
-    if (!status) throw CorruptRow("workflow " + id + ": unknown step status " + s[1].c_str());
-    step.status = *status;
-    step.attempt = s[2].as<int32_t>();
-    step.attempts_before_retry = s[3].as<int32_t>();
-    if (!s[4].is_null()) step.run_id = s[4].as<int64_t>();
-    step.run_page_url = s[5].as<std::string>();
-    step.handle = parse_json_field(s[6]);
-    if (!s[7].is_null()) {
-      json::value output = parse_json_field(s[7]);
-      if (output.is_object()) {
-        step.output = output_is_sensitive(state, step.name)
-                          ? opened_output(state, step.name, std::move(output.as_object()), sealer)
-                          : std::move(output.as_object());
-      }
-    }
-    step.error = step_error_field(s[8]);
-    step.started_at = time_field(s[9]);
-    step.finished_at = time_field(s[10]);
-    state.steps.push_back(std::move(step));
+    state.steps.push_back(step_from_row(state, s, 0, sealer));
   }
   return state;
 }
@@ -475,6 +554,38 @@ class PgStoreTx final : public StoreTx {
       // Only the decoding failed; the database transaction is intact.
       return Error{ErrorKind::kInternal, "unloadable", e.what()};
     }
+  }
+
+  LoadedWorkflows load_workflows_for_update(const std::vector<std::string>& ids) override {
+    writes_.flush();
+    return load_workflows(tx_, ids, true, sealer_, definitions_);
+  }
+
+  std::set<int64_t> delete_effects(const std::vector<HeldLease>& held, TimePoint now) override {
+    writes_.flush();
+    std::set<int64_t> deleted;
+    if (held.empty()) return deleted;
+    std::string ids = "{";
+    std::string owners = "{";
+    for (const HeldLease& h : held) {
+      if (ids.size() > 1) {
+        ids += ',';
+        owners += ',';
+      }
+      ids += std::to_string(h.effect_id);
+      owners += '"';
+      for (char c : h.owner) {
+        if (c == '"' || c == '\\') owners += '\\';
+        owners += c;
+      }
+      owners += '"';
+    }
+    ids += '}';
+    owners += '}';
+    for (const pqxx::row row : tx_.exec_prepared("delete_effects", ids, owners, to_epoch_ms(now))) {
+      deleted.insert(row[0].as<int64_t>());
+    }
+    return deleted;
   }
 
   std::optional<ForcedFailure> fail_unloadable_workflow(const std::string& id,
@@ -797,15 +908,7 @@ class PgStore final : public Store {
   Result<LoadedWorkflows> get_workflows(const std::vector<std::string>& ids) override {
     return guarded<LoadedWorkflows>("get_workflows", [&](pqxx::connection& c) {
       pqxx::work tx(c);
-      LoadedWorkflows loaded;
-      for (const std::string& id : ids) {
-        if (loaded.count(id) != 0) continue;
-        try {
-          loaded.emplace(id, load_workflow(tx, id, false, sealer_.get(), definitions_));
-        } catch (const CorruptRow& e) {
-          loaded.emplace(id, Error{ErrorKind::kInternal, "unloadable", e.what()});
-        }
-      }
+      LoadedWorkflows loaded = load_workflows(tx, ids, false, sealer_.get(), definitions_);
       tx.commit();
       return loaded;
     });

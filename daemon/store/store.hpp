@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -76,6 +77,11 @@ class StoreTx {
     std::string workflow;
     int64_t seq = 0;
   };
+  // Several workflows at once (two queries), their rows locked until commit
+  // in id order. Every id is in the result: a workflow, nothing, or the
+  // "unloadable" Error of that id alone.
+  virtual std::map<std::string, Result<std::optional<WorkflowState>>> load_workflows_for_update(
+      const std::vector<std::string>& ids) = 0;
   virtual std::optional<ForcedFailure> fail_unloadable_workflow(const std::string& id,
                                                                 TimePoint now) = 0;
   // Writes a workflow: with `loaded` (its rows as loaded in this
@@ -89,6 +95,8 @@ class StoreTx {
   // False when the lease was lost: the caller must roll back, because another
   // worker owns the effect now and will record it.
   virtual bool delete_effect(int64_t effect_id, const std::string& owner, TimePoint now) = 0;
+  // delete_effect for many in one statement; returns the ids deleted.
+  virtual std::set<int64_t> delete_effects(const std::vector<HeldLease>& held, TimePoint now) = 0;
   // Queues a message for the outbox publisher (status events, dead letters,
   // emitted records). A sensitive payload is stored sealed.
   virtual void add_outbox(const std::string& topic, const std::string& key,

@@ -238,5 +238,28 @@ TEST_F(StoreTest, ConcurrentClaimersGetDisjointSets) {
   EXPECT_EQ(sql("SELECT count(*) FROM effects WHERE tries = 1")[0][0].as<int64_t>(), kEffects);
 }
 
+// Many claims recorded in one statement: only those still holding their lease.
+TEST_F(StoreTest, DeleteEffectsRemovesOnlyThoseStillLeasedToTheirClaim) {
+  ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
+  ASSERT_TRUE(add(*store_, ExecuteStep{"b", 1}, kT0).ok());
+  ASSERT_TRUE(add(*store_, ExecuteStep{"c", 1}, kT0).ok());
+  auto claimed = store_->claim_due_effects("mine", 10, kT0, kLease);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 3u);
+  std::vector<HeldLease> held = {{(*claimed)[0].id, "mine"},
+                                 {(*claimed)[1].id, "someone \"else\""},
+                                 {(*claimed)[2].id, "mine"}};
+  std::set<int64_t> deleted;
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    deleted = tx.delete_effects(held, kT0 + Duration(1));
+  }).ok());
+  EXPECT_EQ(deleted, (std::set<int64_t>{(*claimed)[0].id, (*claimed)[2].id}));
+  // After the lease, nothing.
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    deleted = tx.delete_effects({{(*claimed)[1].id, "mine"}}, kT0 + kLease + Duration(1));
+  }).ok());
+  EXPECT_TRUE(deleted.empty());
+}
+
 }  // namespace
 }  // namespace brickwork::testing

@@ -386,5 +386,27 @@ TEST_F(StoreTest, AStepThatStopsWaitingDropsItsQueuedPoll) {
   EXPECT_EQ(count("effects"), 1);
 }
 
+// Several workflows in one go: each id answers for itself.
+TEST_F(StoreTest, LoadsSeveralWorkflowsAtOnceEachIdForItself) {
+  for (const char* id : {"x1", "x2", "broken"}) {
+    ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+      tx.save_workflow(sample_state(id, from_epoch_ms(1'795'000'000'000)));
+    }).ok());
+  }
+  sql("UPDATE workflows SET definition = '{\"steps\": 7}', definition_hash = NULL"
+      " WHERE id = 'broken'");
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    auto loaded = tx.load_workflows_for_update({"x2", "missing", "x1", "broken", "x2"});
+    ASSERT_EQ(loaded.size(), 4u);
+    ASSERT_TRUE(loaded.at("x1").ok() && loaded.at("x1")->has_value());
+    expect_same_state(**loaded.at("x1"), sample_state("x1", from_epoch_ms(1'795'000'000'000)));
+    ASSERT_TRUE(loaded.at("x2").ok() && loaded.at("x2")->has_value());
+    ASSERT_TRUE(loaded.at("missing").ok());
+    EXPECT_FALSE(loaded.at("missing")->has_value());
+    ASSERT_FALSE(loaded.at("broken").ok());
+    EXPECT_EQ(loaded.at("broken").error().code, "unloadable");
+  }).ok());
+}
+
 }  // namespace
 }  // namespace brickwork::testing
