@@ -304,7 +304,10 @@ Status TempPostgres::launch() {
   auto pid = spawn({bindir_ + "/postgres", "-D", data_dir_, "-p", std::to_string(port_), "-c",
                     "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + dir_, "-c",
                     "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c",
-                    "max_connections=300", "-c", "shared_buffers=32MB"},
+                    "max_connections=300", "-c", "shared_buffers=32MB", "-c",
+                    // As recommended for brickwork's server (docs/PERFORMANCE.md):
+                    // the queue tables need vacuuming within seconds, not a minute.
+                    "autovacuum_naptime=5s"},
                    options);
   ::close(fd);
   if (!pid) return pid.error();

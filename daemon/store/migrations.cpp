@@ -86,9 +86,21 @@ ALTER TABLE workflows ADD COLUMN definition_hash text REFERENCES definitions (ha
 ALTER TABLE workflows ALTER COLUMN definition DROP NOT NULL;
 )sql";
 
-constexpr std::array<Migration, 2> kMigrations{{
+// effects and outbox are queues: rows come and go by the thousand while few
+// are live, and every claim or drain walks past the dead ones until a vacuum.
+// Vacuum them after a fixed number of dead rows, not a fraction of a table
+// that is mostly empty, and without the cost delay.
+constexpr const char* kV3 = R"sql(
+ALTER TABLE effects SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+                         autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE outbox SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+                        autovacuum_vacuum_cost_delay = 0);
+)sql";
+
+constexpr std::array<Migration, 3> kMigrations{{
     {1, "workflows, steps, effects, outbox, input offsets", kV1},
     {2, "definitions stored once, by hash", kV2},
+    {3, "queue tables vacuumed by dead rows", kV3},
 }};
 
 }  // namespace
