@@ -16,6 +16,7 @@
 #include <string>
 
 #include "daemon/core/json_limits.hpp"
+#include "daemon/store/claim_query.hpp"
 #include "daemon/store/conninfo.hpp"
 #include "daemon/store/effect_codec.hpp"
 #include "daemon/store/migrations.hpp"
@@ -772,16 +773,7 @@ class PgStore final : public Store {
     return guarded<std::vector<StoredEffect>>("claim_due_effects", [&](pqxx::connection& c) {
       pqxx::work tx(c);
       const pqxx::result r = tx.exec_params(
-          "WITH claimed AS ("
-          " UPDATE effects SET lease_owner = $1, lease_until = to_timestamp($3::bigint / 1000.0),"
-          "   tries = tries + 1"
-          " WHERE id IN (SELECT id FROM effects"
-          "   WHERE due_at <= to_timestamp($2::bigint / 1000.0)"
-          "     AND (lease_until IS NULL OR lease_until < to_timestamp($2::bigint / 1000.0))"
-          "   ORDER BY due_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)"
-          " RETURNING id, workflow_id, kind, step, attempt, payload, tries, due_at)"
-          " SELECT id, workflow_id, kind, step, attempt, payload::text, tries FROM claimed"
-          " ORDER BY due_at, id",
+          store_detail::kClaimDueEffects,
           owner, to_epoch_ms(now), to_epoch_ms(now + lease), std::max(limit, 0));
       std::vector<StoredEffect> effects;
       effects.reserve(r.size());

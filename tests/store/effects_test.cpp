@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <thread>
 
+#include "daemon/store/claim_query.hpp"
 #include "tests/store/store_fixture.hpp"
 
 namespace brickwork::testing {
@@ -259,6 +261,33 @@ TEST_F(StoreTest, DeleteEffectsRemovesOnlyThoseStillLeasedToTheirClaim) {
     deleted = tx.delete_effects({{(*claimed)[1].id, "mine"}}, kT0 + kLease + Duration(1));
   }).ok());
   EXPECT_TRUE(deleted.empty());
+}
+
+// The claim reads only what is due: with 100k effects waiting in the future,
+// its plan walks effects_due_idx and touches a handful of rows.
+TEST_F(StoreTest, TheClaimReadsOnlyDueEffectsWith100kWaiting) {
+  sql("INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at)"
+      " SELECT 'w' || g, 'poll', 's', 1, '{}', now() + interval '1 hour'"
+      " FROM generate_series(1, 100000) g");
+  ASSERT_TRUE(add(*store_, ExecuteStep{"due", 1}, kT0).ok());
+  sql("ANALYZE effects");
+  std::string claim = store_detail::kClaimDueEffects;
+  const std::map<std::string, std::string> values = {
+      {"$1", "'me'"}, {"$2", std::to_string(to_epoch_ms(kT0))},
+      {"$3", std::to_string(to_epoch_ms(kT0 + kLease))}, {"$4", "8"}};
+  for (const auto& [param, value] : values) {
+    for (size_t at = claim.find(param); at != std::string::npos; at = claim.find(param)) {
+      claim.replace(at, param.size(), value);
+    }
+  }
+  // EXPLAIN ANALYZE runs the claim: it leases the one due effect.
+  std::string plan;
+  for (const auto& row : sql("EXPLAIN (ANALYZE, FORMAT TEXT) " + claim)) {
+    plan += row[0].as<std::string>() + "\n";
+  }
+  EXPECT_NE(plan.find("effects_due_idx"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("Seq Scan on effects"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("rows=1 loops=1"), std::string::npos) << plan;
 }
 
 }  // namespace
