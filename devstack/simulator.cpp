@@ -190,7 +190,10 @@ void DatabricksSimulator::Impl::timer_loop() {
       continue;
     }
     if (!due.empty()) {
-      wake.wait_until(lock, due.begin()->first);
+      // A copy: wait_until reads it after releasing the lock, while a request
+      // may erase the entry it came from.
+      const auto next = due.begin()->first;
+      wake.wait_until(lock, next);
     } else {
       wake.wait(lock);
     }
