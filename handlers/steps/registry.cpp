@@ -1,22 +1,9 @@
 #include <stdexcept>
 
+#include "handlers/steps/builtin_step_types.hpp"
 #include "handlers/steps/step_type.hpp"
 
 namespace brickwork {
-
-// Every built-in step type, in one list a reader can step through. Adding a
-// type: its own file in handlers/steps/ defining
-// `std::unique_ptr<StepType> make_<name>_step()`, its test, and one entry here.
-#define BRICKWORK_BUILTIN_STEP_TYPES(X) \
-  X(run_job)                            \
-  X(submit_run)                         \
-  X(sql)                                \
-  X(upload)                             \
-  X(delta_share)                        \
-  X(postgres)                           \
-  X(sleep)                              \
-  X(wait_for_signal)                    \
-  X(emit)
 
 #define BRICKWORK_DECLARE_STEP_TYPE(name) std::unique_ptr<StepType> make_##name##_step();
 BRICKWORK_BUILTIN_STEP_TYPES(BRICKWORK_DECLARE_STEP_TYPE)

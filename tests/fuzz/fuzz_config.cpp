@@ -4,6 +4,7 @@
 
 #include "config/config.hpp"
 #include "config/templates.hpp"
+#include "handlers/steps/builtin_step_types.hpp"
 
 namespace {
 
@@ -13,8 +14,9 @@ namespace {
 class AnyActionCatalog final : public brickwork::StepCatalog {
  public:
   std::vector<std::string> action_keys() const override {
-    return {"delta_share", "emit", "postgres", "run_job", "sleep", "sql", "submit_run",
-            "upload", "wait_for_signal"};
+#define BRICKWORK_STEP_TYPE_KEY(name) #name,
+    return {BRICKWORK_BUILTIN_STEP_TYPES(BRICKWORK_STEP_TYPE_KEY)};
+#undef BRICKWORK_STEP_TYPE_KEY
   }
   std::optional<std::string> compile(brickwork::StepDefinition&) const override {
     return std::nullopt;
