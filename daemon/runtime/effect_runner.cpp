@@ -329,8 +329,10 @@ void EffectRunner::run_batch(Store& store, const std::vector<StoredEffect>& batc
   std::vector<const StoredEffect*> to_record;
   std::vector<EffectResult> results;
   for (const auto& stored : batch) {
-    Result<std::optional<WorkflowState>> state =
-        loaded ? loaded->at(stored.workflow_id) : Result<std::optional<WorkflowState>>(loaded.error());
+    // By reference: a workflow is not copied per effect.
+    const Result<std::optional<WorkflowState>> unread =
+        loaded ? Result<std::optional<WorkflowState>>(std::nullopt) : loaded.error();
+    const Result<std::optional<WorkflowState>>& state = loaded ? loaded->at(stored.workflow_id) : unread;
     // Log lines about this effect name its workflow and step.
     LogScope scope(LogScope::workflow(
         stored.workflow_id, std::visit([](const auto& e) { return e.step; }, stored.effect)));

@@ -197,7 +197,6 @@ const std::map<std::string, std::string>& prepared_statements() {
        " (extract(epoch FROM started_at) * 1000)::bigint,"
        " (extract(epoch FROM finished_at) * 1000)::bigint"
        " FROM steps WHERE workflow_id = $1 ORDER BY position"},
-      {"update_workflow_input", "UPDATE workflows SET input = $2::jsonb WHERE id = $1"},
       // Only polls no one holds: a claimed one is its holder's to record.
       {"drop_polls",
        "DELETE FROM effects WHERE workflow_id = $1 AND step = $2 AND attempt = $3"
@@ -608,9 +607,6 @@ class PgStoreTx final : public StoreTx {
         state.updated_at != loaded->updated_at) {
       writes_.add_row(kWorkflowUpdateRows, state.id,
                       {state.id, to_string(state.status), state.seq, to_epoch_ms(state.updated_at)});
-    }
-    if (state.input != loaded->input) {
-      writes_.add(statement("update_workflow_input"), {state.id, json::serialize(state.input)});
     }
     bool same_names = state.steps.size() == loaded->steps.size();
     for (size_t i = 0; same_names && i < state.steps.size(); ++i) {

@@ -48,16 +48,16 @@ struct OutboxMessage {
 };
 
 // What a workflow's rows held when it was loaded, so that saving it writes
-// only the rows and columns a transition changed.
+// only the rows and columns a transition changed. (Name, definition and input
+// are fixed when a workflow starts: only a new workflow writes them.)
 struct WorkflowRows {
   WorkflowStatus status = WorkflowStatus::kRunning;
   int64_t seq = 0;
   TimePoint updated_at{};
-  json::object input;
   std::vector<StepState> steps;
 
   static WorkflowRows of(const WorkflowState& state) {
-    return WorkflowRows{state.status, state.seq, state.updated_at, state.input, state.steps};
+    return WorkflowRows{state.status, state.seq, state.updated_at, state.steps};
   }
 };
 
