@@ -100,9 +100,13 @@ class LakebaseCredentials final : public PasswordSource {
         provisioned ? json::value(json::object{{"instance_names", json::array{config_.instance}},
                                                {"request_id", random_uuid()}})
                     : json::value(json::object{{"endpoint", config_.endpoint}});
+    // One attempt, not the client's retries over its whole budget (minutes):
+    // the renewal loop and the store's reconnects retry with their own
+    // backoff, and both stop at once on shutdown, where a retrying call
+    // would hold the destructor until its budget ran out.
     auto response = api_.call(
         "POST", provisioned ? "/api/2.0/database/credentials" : "/api/2.0/postgres/credentials",
-        &body, true);
+        &body, false);
     if (!response) {
       spdlog::warn("lakebase ({}): cannot get a database credential: {}", name_,
                    response.error().message);
