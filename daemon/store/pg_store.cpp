@@ -197,10 +197,6 @@ const std::map<std::string, std::string>& prepared_statements() {
        " (extract(epoch FROM started_at) * 1000)::bigint,"
        " (extract(epoch FROM finished_at) * 1000)::bigint"
        " FROM steps WHERE workflow_id = $1 ORDER BY position"},
-      // Only polls no one holds: a claimed one is its holder's to record.
-      {"drop_polls",
-       "DELETE FROM effects WHERE workflow_id = $1 AND step = $2 AND attempt = $3"
-       " AND kind = 'poll' AND (lease_until IS NULL OR lease_until < now())"},
       {"delete_effect",
        "DELETE FROM effects WHERE id = $1 AND lease_owner = $2"
        " AND lease_until >= to_timestamp($3::bigint / 1000.0)"},
@@ -422,6 +418,40 @@ constexpr const char* kDeleteOtherSteps =
     "DELETE FROM steps WHERE workflow_id = $1 AND NOT EXISTS ("
     " SELECT 1 FROM jsonb_to_recordset($2::jsonb) AS s(name text) WHERE s.name = steps.name)";
 
+// Leases as two Postgres array literals (ids, owners), for unnest().
+std::pair<std::string, std::string> lease_arrays(const std::vector<HeldLease>& held) {
+  std::string ids = "{";
+  std::string owners = "{";
+  for (const HeldLease& h : held) {
+    if (ids.size() > 1) {
+      ids += ',';
+      owners += ',';
+    }
+    ids += std::to_string(h.effect_id);
+    owners += '"';
+    for (char c : h.owner) {
+      if (c == '"' || c == '\\') owners += '\\';
+      owners += c;
+    }
+    owners += '"';
+  }
+  ids += '}';
+  owners += '}';
+  return {ids, owners};
+}
+
+// A claimed effect from the columns id, workflow_id, kind, step, attempt,
+// payload, tries (lease owner left to the caller).
+StoredEffect stored_effect_of(const pqxx::row& row) {
+  store_detail::EffectRow effect_row{row[2].as<std::string>(), row[3].as<std::string>(),
+                                     row[4].as<int32_t>(), parse_object_field(row[5])};
+  auto effect = store_detail::decode_effect(effect_row);
+  if (!effect) throw CorruptRow(effect.error().message);
+  // `tries` counts claims including this one; StoredEffect wants the ones before.
+  return StoredEffect{row[0].as<int64_t>(), row[1].as<std::string>(), std::move(*effect),
+                      row[6].as<int32_t>() - 1, {}};
+}
+
 // ------------------------------------------------------------------ the transaction
 
 // Writes of one transaction, sent together: just before the next read and at
@@ -438,6 +468,9 @@ class WriteBuffer {
     const char* head;
     const char* row;  // with $1..$n
     const char* tail;
+    // Its statement ends in RETURNING: it goes last in its batch (a batch
+    // answers with its last statement's rows), and its rows are kept.
+    bool returns = false;
   };
 
   explicit WriteBuffer(pqxx::work& tx) : tx_(tx) {}
@@ -465,15 +498,35 @@ class WriteBuffer {
 
   void flush() {
     std::string batch;
-    batch.swap(singles_);
-    for (const Rows& r : rows_) {
-      batch += r.kind->head;
-      batch += r.text;
-      batch += r.kind->tail;
-      batch += ";\n";
+    if (!planned_ && (!singles_.empty() || !rows_.empty())) {
+      // Every write here touches rows by key. A batch of a few hundred rows
+      // would otherwise be planned as a hash join over a sequential scan of
+      // the whole table while the table is small (tens of thousands of
+      // rows), which costs more as it grows: keep the index lookups.
+      batch = "SET LOCAL enable_hashjoin = off;\nSET LOCAL enable_mergejoin = off;\n";
+      planned_ = true;
     }
+    batch += singles_;
+    singles_.clear();
+    const Rows* returning = nullptr;
+    for (const Rows& r : rows_) {
+      if (r.kind->returns) {
+        returning = &r;
+      } else {
+        append(batch, r);
+      }
+    }
+    if (returning != nullptr) append(batch, *returning);
+    if (batch.empty()) return;
+    pqxx::result result = tx_.exec(batch);
+    if (returning != nullptr) returned_.push_back(std::move(result));
     rows_.clear();
-    if (!batch.empty()) tx_.exec(batch);
+  }
+
+  // The rows returned by statements of a `returns` kind since the last call.
+  std::vector<pqxx::result> take_returned() {
+    flush();
+    return std::exchange(returned_, {});
   }
 
  private:
@@ -511,9 +564,18 @@ class WriteBuffer {
     return out;
   }
 
+  static void append(std::string& batch, const Rows& rows) {
+    batch += rows.kind->head;
+    batch += rows.text;
+    batch += rows.kind->tail;
+    batch += ";\n";
+  }
+
   pqxx::work& tx_;
   std::string singles_;
-  std::vector<Rows> rows_;  // in order of first use
+  std::vector<Rows> rows_;  // in order of first use; one `returns` kind at most
+  std::vector<pqxx::result> returned_;
+  bool planned_ = false;  // the join settings are sent
 };
 
 const WriteBuffer::RowKind kOutboxRows{
@@ -521,6 +583,31 @@ const WriteBuffer::RowKind kOutboxRows{
 const WriteBuffer::RowKind kEffectRows{
     "INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at) VALUES ",
     "($1, $2, $3, $4::int, $5::jsonb, to_timestamp($6::bigint / 1000.0))", ""};
+const WriteBuffer::RowKind kLeasedEffectRows{
+    "INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at, lease_owner,"
+    " lease_until, tries) VALUES ",
+    "($1, $2, $3, $4::int, $5::jsonb, to_timestamp($6::bigint / 1000.0), $7,"
+    " to_timestamp($8::bigint / 1000.0), 1)",
+    " RETURNING id, workflow_id, kind, step, attempt, payload::text, tries, lease_owner", true};
+const WriteBuffer::RowKind kNewWorkflowRows{
+    "INSERT INTO workflows (id, workflow, definition_hash, input, status, seq, created_at,"
+    " updated_at) VALUES ",
+    "($1, $2, $3, $4::jsonb, $5, $6::bigint, to_timestamp($7::bigint / 1000.0),"
+    " to_timestamp($8::bigint / 1000.0))",
+    ""};
+const WriteBuffer::RowKind kNewStepRows{
+    "INSERT INTO steps (workflow_id, name, position, status, attempt, attempts_before_retry,"
+    " run_id, run_page_url, handle, output, error, started_at, finished_at) VALUES ",
+    "($1, $2, $3::int, $4, $5::int, $6::int, $7::bigint, $8, $9::jsonb, $10::jsonb, $11::jsonb,"
+    " to_timestamp($12::bigint / 1000.0), to_timestamp($13::bigint / 1000.0))",
+    ""};
+// Only polls no one holds: a claimed one is its holder's to record.
+const WriteBuffer::RowKind kDroppedPollRows{
+    "DELETE FROM effects e USING (VALUES ",
+    "($1, $2, $3::int)",
+    ") AS v(workflow_id, step, attempt) WHERE e.workflow_id = v.workflow_id AND e.step = v.step"
+    " AND e.attempt = v.attempt AND e.kind = 'poll'"
+    " AND (e.lease_until IS NULL OR e.lease_until < now())"};
 const WriteBuffer::RowKind kWorkflowUpdateRows{
     "UPDATE workflows w SET status = v.status, seq = v.seq::bigint,"
     " updated_at = to_timestamp(v.updated_ms::bigint / 1000.0) FROM (VALUES ",
@@ -565,23 +652,7 @@ class PgStoreTx final : public StoreTx {
     writes_.flush();
     std::set<int64_t> deleted;
     if (held.empty()) return deleted;
-    std::string ids = "{";
-    std::string owners = "{";
-    for (const HeldLease& h : held) {
-      if (ids.size() > 1) {
-        ids += ',';
-        owners += ',';
-      }
-      ids += std::to_string(h.effect_id);
-      owners += '"';
-      for (char c : h.owner) {
-        if (c == '"' || c == '\\') owners += '\\';
-        owners += c;
-      }
-      owners += '"';
-    }
-    ids += '}';
-    owners += '}';
+    const auto [ids, owners] = lease_arrays(held);
     for (const pqxx::row row : tx_.exec_prepared("delete_effects", ids, owners, to_epoch_ms(now))) {
       deleted.insert(row[0].as<int64_t>());
     }
@@ -623,7 +694,8 @@ class PgStoreTx final : public StoreTx {
       // A step that stopped waiting needs no more safety polls: drop the one
       // queued now rather than claim, load and discard it when it comes due.
       if (before.status == StepStatus::kWaiting && after.status != StepStatus::kWaiting) {
-        writes_.add(statement("drop_polls"), {state.id, before.name, before.attempt});
+        writes_.add_row(kDroppedPollRows, state.id + '\n' + before.name,
+                        {state.id, before.name, before.attempt});
       }
     }
   }
@@ -632,6 +704,25 @@ class PgStoreTx final : public StoreTx {
     const store_detail::EffectRow row = store_detail::encode_effect(effect);
     writes_.add_row(kEffectRows, "", {workflow_id, row.kind, row.step, row.attempt,
                                       json::serialize(row.payload), to_epoch_ms(due)});
+  }
+
+  void add_leased_effect(const std::string& workflow_id, const Effect& effect, TimePoint due,
+                         const EffectLease& lease) override {
+    const store_detail::EffectRow row = store_detail::encode_effect(effect);
+    writes_.add_row(kLeasedEffectRows, "",
+                    {workflow_id, row.kind, row.step, row.attempt, json::serialize(row.payload),
+                     to_epoch_ms(due), lease.owner, to_epoch_ms(lease.until)});
+  }
+
+  std::vector<StoredEffect> take_leased_effects() override {
+    std::vector<StoredEffect> effects;
+    for (const pqxx::result& r : writes_.take_returned()) {
+      for (const pqxx::row row : r) {
+        effects.push_back(stored_effect_of(row));
+        effects.back().lease_owner = row[7].as<std::string>();
+      }
+    }
+    return effects;
   }
 
   bool delete_effect(int64_t effect_id, const std::string& owner, TimePoint now) override {
@@ -666,14 +757,20 @@ class PgStoreTx final : public StoreTx {
   }
 
  private:
-  // A new workflow (or one whose loaded rows are unknown): every row.
-  void save_whole_workflow(const WorkflowState& state) {
+  // The definition's hash, its row queued unless this connection knows it stored.
+  std::string definition_hash(const WorkflowState& state) {
     const std::string definition = json::serialize(to_json(state.definition));
-    const std::string hash = sha256_hex(definition);
+    std::string hash = sha256_hex(definition);
     if (!definitions_.stored(hash)) {
       writes_.add(statement("insert_definition"), {hash, definition});
       new_definitions_.push_back(hash);
     }
+    return hash;
+  }
+
+  // A workflow whose loaded rows are unknown: every row, over what exists.
+  void save_whole_workflow(const WorkflowState& state) {
+    const std::string hash = definition_hash(state);
     writes_.add(kUpsertWorkflow, {state.id, state.workflow, hash, json::serialize(state.input),
                                   to_string(state.status), state.seq,
                                   to_epoch_ms(state.created_at), to_epoch_ms(state.updated_at)});
@@ -686,24 +783,53 @@ class PgStoreTx final : public StoreTx {
     writes_.add(kDeleteOtherSteps, {state.id, steps});
   }
 
-  void update_step(const WorkflowState& state, const StepState& s) {
+  // A step's columns that a transition may change, as parameters.
+  struct StepColumns {
     NullableText output;
+    NullableText run_id;
+    NullableText error;
+  };
+  StepColumns step_columns(const WorkflowState& state, const StepState& s) const {
+    StepColumns c;
     if (s.output) {
-      output = NullableText(json::serialize(output_is_sensitive(state, s.name)
-                                                ? sealed_output(state, s, *s.output, sealer_)
-                                                : *s.output));
+      c.output = NullableText(json::serialize(output_is_sensitive(state, s.name)
+                                                  ? sealed_output(state, s, *s.output, sealer_)
+                                                  : *s.output));
     }
-    const NullableText run_id =
-        s.run_id ? NullableText(std::to_string(*s.run_id)) : NullableText();
-    const NullableText error =
-        s.error ? NullableText(json::serialize(json::object{{"code", s.error->code},
-                                                            {"message", s.error->message}}))
-                : NullableText();
+    if (s.run_id) c.run_id = NullableText(std::to_string(*s.run_id));
+    if (s.error) {
+      c.error = NullableText(json::serialize(
+          json::object{{"code", s.error->code}, {"message", s.error->message}}));
+    }
+    return c;
+  }
+
+  void update_step(const WorkflowState& state, const StepState& s) {
+    const StepColumns c = step_columns(state, s);
     writes_.add_row(kStepUpdateRows, state.id + '\n' + s.name,
                     {state.id, s.name, to_string(s.status), s.attempt, s.attempts_before_retry,
-                     run_id, s.run_page_url, json_param(s.handle), output, error,
+                     c.run_id, s.run_page_url, json_param(s.handle), c.output, c.error,
                      ms_param(s.started_at), ms_param(s.finished_at)});
   }
+
+ public:
+  void create_workflow(const WorkflowState& state) override {
+    const std::string hash = definition_hash(state);
+    writes_.add_row(kNewWorkflowRows, state.id,
+                    {state.id, state.workflow, hash, json::serialize(state.input),
+                     to_string(state.status), state.seq, to_epoch_ms(state.created_at),
+                     to_epoch_ms(state.updated_at)});
+    int32_t position = 0;
+    for (const StepState& s : state.steps) {
+      const StepColumns c = step_columns(state, s);
+      writes_.add_row(kNewStepRows, state.id + '\n' + s.name,
+                      {state.id, s.name, position++, to_string(s.status), s.attempt,
+                       s.attempts_before_retry, c.run_id, s.run_page_url, json_param(s.handle),
+                       c.output, c.error, ms_param(s.started_at), ms_param(s.finished_at)});
+    }
+  }
+
+ private:
 
   pqxx::work& tx_;
   const SecretBox* sealer_;
@@ -774,13 +900,8 @@ class PgStore final : public Store {
       std::vector<StoredEffect> effects;
       effects.reserve(r.size());
       for (const pqxx::row row : r) {
-        store_detail::EffectRow effect_row{row[2].as<std::string>(), row[3].as<std::string>(),
-                                           row[4].as<int32_t>(), parse_object_field(row[5])};
-        auto effect = store_detail::decode_effect(effect_row);
-        if (!effect) throw CorruptRow(effect.error().message);
-        // `tries` counts claims including this one; StoredEffect wants the ones before.
-        effects.push_back(StoredEffect{row[0].as<int64_t>(), row[1].as<std::string>(),
-                                       std::move(*effect), row[6].as<int32_t>() - 1, owner});
+        effects.push_back(stored_effect_of(row));
+        effects.back().lease_owner = owner;
       }
       tx.commit();
       return effects;
@@ -801,15 +922,30 @@ class PgStore final : public Store {
 
   Status renew_leases(const std::vector<HeldLease>& held, TimePoint now, Duration lease) override {
     if (held.empty()) return ok_status();
+    const auto [ids, owners] = lease_arrays(held);
     return guarded<Done>("renew_leases", [&](pqxx::connection& c) {
       pqxx::work tx(c);
-      for (const HeldLease& h : held) {
-        tx.exec_params(
-            "UPDATE effects SET lease_until = to_timestamp($3::bigint / 1000.0)"
-            " WHERE id = $1 AND lease_owner = $2"
-            " AND lease_until >= to_timestamp($4::bigint / 1000.0)",
-            h.effect_id, h.owner, to_epoch_ms(now + lease), to_epoch_ms(now));
-      }
+      tx.exec_params(
+          "UPDATE effects e SET lease_until = to_timestamp($3::bigint / 1000.0)"
+          " FROM unnest($1::bigint[], $2::text[]) AS c(id, owner)"
+          " WHERE e.id = c.id AND e.lease_owner = c.owner"
+          " AND e.lease_until >= to_timestamp($4::bigint / 1000.0)",
+          ids, owners, to_epoch_ms(now + lease), to_epoch_ms(now));
+      tx.commit();
+      return Done{};
+    });
+  }
+
+  Status release_leases(const std::vector<HeldLease>& held) override {
+    if (held.empty()) return ok_status();
+    const auto [ids, owners] = lease_arrays(held);
+    return guarded<Done>("release_leases", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      tx.exec_params(
+          "UPDATE effects e SET lease_owner = NULL, lease_until = NULL"
+          " FROM unnest($1::bigint[], $2::text[]) AS c(id, owner)"
+          " WHERE e.id = c.id AND e.lease_owner = c.owner",
+          ids, owners);
       tx.commit();
       return Done{};
     });

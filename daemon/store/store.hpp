@@ -31,6 +31,13 @@ struct StoredEffect {
   std::string lease_owner;
 };
 
+// A lease given to an effect as it is written, for the daemon that wrote it
+// to perform it at once without claiming it (see EffectHandoff).
+struct EffectLease {
+  std::string owner;
+  TimePoint until{};
+};
+
 // A claimed effect whose lease is kept alive while its work takes long.
 struct HeldLease {
   int64_t effect_id = 0;
@@ -88,8 +95,20 @@ class StoreTx {
   // transaction), only what differs from them; without, every row (a new
   // workflow). Its definition is stored once per distinct definition.
   virtual void save_workflow(const WorkflowState& state, const WorkflowRows* loaded = nullptr) = 0;
+  // Writes a workflow this transaction found absent: plain inserts, many
+  // workflows per statement. One created meanwhile by another transaction
+  // is a unique violation, not an overwrite.
+  virtual void create_workflow(const WorkflowState& state) = 0;
   // Queues an effect to be performed at `due`.
   virtual void add_effect(const std::string& workflow_id, const Effect& effect, TimePoint due) = 0;
+  // Queues an effect already leased to `lease.owner`: no claim will take it
+  // before the lease ends. take_leased_effects() gives it back with its id.
+  virtual void add_leased_effect(const std::string& workflow_id, const Effect& effect,
+                                 TimePoint due, const EffectLease& lease) = 0;
+  // Writes what is queued and returns the leased effects written since the
+  // last call, as a claim would return them. They exist once the
+  // transaction commits.
+  virtual std::vector<StoredEffect> take_leased_effects() = 0;
   // Removes an effect that has been performed (its result is applied in the
   // same transaction), but only while `owner` still holds its lease at `now`.
   // False when the lease was lost: the caller must roll back, because another
@@ -157,6 +176,8 @@ class Store {
   // Extends the leases still held (lease_until >= now) to now + lease.
   virtual Status renew_leases(const std::vector<HeldLease>& held, TimePoint now,
                               Duration lease) = 0;
+  // Gives effects back unperformed: any claim may take them at once.
+  virtual Status release_leases(const std::vector<HeldLease>& held) = 0;
   // The earliest due time of any effect, for the scheduler's sleep.
   virtual Result<std::optional<TimePoint>> next_effect_due() = 0;
 

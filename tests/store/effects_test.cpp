@@ -263,6 +263,69 @@ TEST_F(StoreTest, DeleteEffectsRemovesOnlyThoseStillLeasedToTheirClaim) {
   EXPECT_TRUE(deleted.empty());
 }
 
+// An effect written leased (handed to its daemon's workers) comes back with
+// its id from the transaction that wrote it, and no claim takes it while the
+// lease holds; released, the next claim does.
+TEST_F(StoreTest, ALeasedEffectIsWrittenForItsOwnerAndClaimedOnlyWhenReleased) {
+  std::vector<StoredEffect> leased;
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    tx.add_effect("w1", ExecuteStep{"plain", 1}, kT0);
+    tx.add_leased_effect("w1", ExecuteStep{"a", 1}, kT0, EffectLease{"me#1", kT0 + kLease});
+    tx.add_leased_effect("w2", CancelStep{"b", 2, 77, json::object{{"k", "v"}}}, kT0,
+                         EffectLease{"me#1", kT0 + kLease});
+    leased = tx.take_leased_effects();
+  }).ok());
+  ASSERT_EQ(leased.size(), 2u);
+  EXPECT_EQ(leased[0].workflow_id, "w1");
+  EXPECT_EQ(std::get<ExecuteStep>(leased[0].effect).step, "a");
+  EXPECT_EQ(leased[1].workflow_id, "w2");
+  EXPECT_EQ(std::get<CancelStep>(leased[1].effect).run_id, 77);
+  for (const auto& e : leased) {
+    EXPECT_EQ(e.lease_owner, "me#1");
+    EXPECT_EQ(e.tries, 0);  // like a first claim
+  }
+  // A claim finds only the unleased one.
+  auto claimed = store_->claim_due_effects("other", 10, kT0 + Duration(1), kLease);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ(std::get<ExecuteStep>((*claimed)[0].effect).step, "plain");
+  // Only the lease holder records it.
+  std::set<int64_t> deleted;
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    deleted = tx.delete_effects({{leased[0].id, "other"}, {leased[0].id, "me#1"}}, kT0 + Duration(2));
+  }).ok());
+  EXPECT_EQ(deleted, (std::set<int64_t>{leased[0].id}));
+  // Given back (another owner's release changes nothing): claimable at once.
+  ASSERT_TRUE(store_->release_leases({{leased[1].id, "someone else"}}).ok());
+  auto still = store_->claim_due_effects("other", 10, kT0 + Duration(3), kLease);
+  ASSERT_TRUE(still.ok());
+  EXPECT_TRUE(still->empty());
+  ASSERT_TRUE(store_->release_leases({{leased[1].id, "me#1"}}).ok());
+  auto released = store_->claim_due_effects("other", 10, kT0 + Duration(4), kLease);
+  ASSERT_TRUE(released.ok());
+  ASSERT_EQ(released->size(), 1u);
+  EXPECT_EQ(released->front().id, leased[1].id);
+  EXPECT_EQ(released->front().tries, 1);  // it was held once before
+}
+
+// Leased effects written by a flush before a read are still returned.
+TEST_F(StoreTest, LeasedEffectsWrittenBeforeAReadAreStillReturned) {
+  std::vector<StoredEffect> leased;
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    tx.add_leased_effect("w1", ExecuteStep{"a", 1}, kT0, EffectLease{"me#2", kT0 + kLease});
+    (void)tx.load_workflow_for_update("w1");  // flushes the queued writes
+    tx.add_leased_effect("w1", ExecuteStep{"b", 1}, kT0, EffectLease{"me#2", kT0 + kLease});
+    leased = tx.take_leased_effects();
+  }).ok());
+  ASSERT_EQ(leased.size(), 2u);
+  EXPECT_EQ(count("effects"), 2);
+  std::set<int64_t> in_table;
+  for (const auto& row : sql("SELECT id FROM effects WHERE lease_owner = 'me#2'")) {
+    in_table.insert(row[0].as<int64_t>());
+  }
+  EXPECT_EQ(in_table, ids(leased));
+}
+
 // The claim reads only what is due: with 100k effects waiting in the future,
 // its plan walks effects_due_idx and touches a handful of rows.
 TEST_F(StoreTest, TheClaimReadsOnlyDueEffectsWith100kWaiting) {

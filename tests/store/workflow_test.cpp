@@ -169,6 +169,32 @@ TEST_F(StoreTest, SavedWorkflowLoadsBackExactly) {
   expect_same_state(state, **got);
 }
 
+// A workflow created in a transaction (many per statement) loads back the
+// same as one saved whole; creating an id that exists fails rather than
+// overwriting it.
+TEST_F(StoreTest, ACreatedWorkflowLoadsBackExactlyAndIsNeverOverwritten) {
+  const WorkflowState first = sample_state("order-1", from_epoch_ms(1'795'000'000'123));
+  const WorkflowState second = sample_state("order-2", from_epoch_ms(1'795'000'000'456));
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    tx.create_workflow(first);
+    tx.create_workflow(second);
+  }).ok());
+  for (const WorkflowState* state : {&first, &second}) {
+    auto got = store_->get_workflow(state->id);
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    ASSERT_TRUE(got->has_value());
+    expect_same_state(*state, **got);
+  }
+  WorkflowState again = sample_state("order-1", from_epoch_ms(1'795'000'999'000));
+  again.input = json::object{{"other", true}};
+  Status s = store_->transact([&](StoreTx& tx) { tx.create_workflow(again); });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, "23505");
+  auto kept = store_->get_workflow("order-1");
+  ASSERT_TRUE(kept.ok() && kept->has_value());
+  expect_same_state(first, **kept);
+}
+
 TEST_F(StoreTest, SaveUpdatesStateAndSteps) {
   WorkflowState state = sample_state("w1", from_epoch_ms(1'795'000'000'000));
   ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.save_workflow(state); }).ok());
