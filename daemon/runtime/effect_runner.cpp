@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -11,7 +12,8 @@
 #include "daemon/runtime/workflow_transaction.hpp"
 
 namespace brickwork {
-namespace {
+// Internal to this file; named so that EffectRunner's members may use it.
+namespace effect_detail {
 
 // Backoff for an effect that hit a transient error: 1 s, 2 s, 4 s ... 60 s, with jitter.
 Duration retry_delay(int32_t tries) {
@@ -61,7 +63,11 @@ class EffectExecution {
     // It will never load: end the workflow instead of re-claiming this forever.
     if (!loaded) return EffectResult{EffectResult::Kind::kFailUnloadable, {}, loaded.error()};
     if (!*loaded) return {};
-    workflow_ = &**loaded;
+    return run(**loaded);
+  }
+
+  EffectResult run(const WorkflowState& workflow) {
+    workflow_ = &workflow;
     return std::visit([this](const auto& effect) { return perform(effect); }, stored_.effect);
   }
 
@@ -174,9 +180,10 @@ void reschedule_effect(Store& store, const StoredEffect& stored, const Error& er
 // effects are performed again (every action is safe to repeat per attempt).
 void record_results(RuntimeContext& context, Store& store,
                     const std::vector<const StoredEffect*>& effects,
-                    const std::vector<EffectResult>& results) {
+                    const std::vector<const EffectResult*>& results) {
   std::vector<const StoredEffect*> lost;
   PendingMetrics metrics;
+  WorkflowTransaction::Handoff handoff;
   Status s = store.transact([&](StoreTx& tx) {
     lost.clear();
     metrics.clear();
@@ -193,7 +200,7 @@ void record_results(RuntimeContext& context, Store& store,
     wt.preload(ids);
     for (size_t i = 0; i < effects.size(); ++i) {
       const StoredEffect& stored = *effects[i];
-      const EffectResult& result = results[i];
+      const EffectResult& result = *results[i];
       if (deleted.count(stored.id) == 0) {
         lost.push_back(&stored);
         continue;
@@ -205,6 +212,7 @@ void record_results(RuntimeContext& context, Store& store,
       }
     }
     wt.finish();
+    handoff = wt.take_handoff();
   });
   if (!s) {
     spdlog::warn("effects: cannot record {} result(s): {}", effects.size(), s.error().message);
@@ -216,18 +224,73 @@ void record_results(RuntimeContext& context, Store& store,
                  effect_name(stored->effect), stored->id, stored->workflow_id);
   }
   context.outbox_wakeup().notify();
-  context.effects_wakeup().notify();
+  deliver_effects(context, std::move(handoff));
 }
 
-}  // namespace
+}  // namespace effect_detail
+
+using namespace effect_detail;
+
+// Group commit: while one worker records results, the others queue theirs,
+// and the next of them records everything queued in one transaction. Under
+// load, transactions grow with the load (a multi-row statement costs much
+// less per row than a small one); alone, a worker records at once.
+class EffectRunner::ResultRecorder {
+ public:
+  explicit ResultRecorder(RuntimeContext& context) : context_(context) {}
+
+  // Returns once these results are recorded (or their transaction failed).
+  // The pointers stay valid until then.
+  void record(Store& store, const std::vector<const StoredEffect*>& effects,
+              const std::vector<const EffectResult*>& results) {
+    std::unique_lock lock(mutex_);
+    effects_.insert(effects_.end(), effects.begin(), effects.end());
+    results_.insert(results_.end(), results.begin(), results.end());
+    const uint64_t ticket = ++queued_;
+    while (recorded_ < ticket) {
+      if (busy_) {
+        done_.wait(lock);
+        continue;
+      }
+      busy_ = true;
+      const uint64_t upto = queued_;
+      std::vector<const StoredEffect*> effects_now = std::exchange(effects_, {});
+      std::vector<const EffectResult*> results_now = std::exchange(results_, {});
+      lock.unlock();
+      record_results(context_, store, effects_now, results_now);
+      lock.lock();
+      busy_ = false;
+      recorded_ = upto;
+      done_.notify_all();
+    }
+  }
+
+ private:
+  RuntimeContext& context_;
+  std::mutex mutex_;
+  std::condition_variable done_;
+  bool busy_ = false;
+  uint64_t queued_ = 0;    // tickets handed out
+  uint64_t recorded_ = 0;  // every ticket up to this is recorded
+  std::vector<const StoredEffect*> effects_;
+  std::vector<const EffectResult*> results_;
+};
 
 EffectRunner::EffectRunner(RuntimeContext& context, StepServices services, std::string owner)
-    : context_(context), services_(services), owner_(std::move(owner)) {}
+    : context_(context),
+      services_(services),
+      owner_(std::move(owner)),
+      recorder_(std::make_unique<ResultRecorder>(context)) {}
 
 EffectRunner::~EffectRunner() { stop(); }
 
 void EffectRunner::start(int32_t workers) {
   stopping_ = false;
+  // Room for many claims' worth per worker; beyond it, effects are claimed
+  // from Postgres as before. A state takes a few KiB, a bare effect little.
+  const auto claims = static_cast<size_t>(std::max(workers, 1)) * kEffectsPerClaim;
+  handoff_ = std::make_shared<EffectHandoff>(owner_, claims * 128, claims * 16);
+  context_.set_handoff(handoff_);
   for (int32_t i = 0; i < workers; ++i) {
     threads_.emplace_back([this, i] { worker_loop(i); });
   }
@@ -235,12 +298,25 @@ void EffectRunner::start(int32_t workers) {
 }
 
 void EffectRunner::stop() {
+  context_.set_handoff(nullptr);
   stopping_ = true;
   context_.effects_wakeup().notify();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+  if (handoff_ == nullptr) return;
+  // Effects handed over and not begun go back to Postgres unleased, so the
+  // next daemon claims them at once instead of after their lease.
+  std::vector<HeldLease> waiting = handoff_->leases();
+  handoff_->take(waiting.size());
+  handoff_.reset();
+  if (waiting.empty()) return;
+  Status s = context_.open_store()->release_leases(waiting);
+  if (!s) {
+    spdlog::warn("effects: cannot give back {} effect(s) not begun ({}): they run after their lease",
+                 waiting.size(), s.error().message);
+  }
 }
 
 void EffectRunner::hold(const std::vector<StoredEffect>& effects) {
@@ -255,6 +331,7 @@ void EffectRunner::release(int64_t effect_id) {
 
 Status EffectRunner::renew_leases(Store& store) {
   std::vector<HeldLease> held;
+  if (handoff_ != nullptr) held = handoff_->leases();
   {
     std::lock_guard lock(held_mutex_);
     for (const auto& [id, owner] : held_) held.push_back(HeldLease{id, owner});
@@ -287,8 +364,34 @@ void EffectRunner::worker_loop(int32_t index) {
       "effects/" + std::to_string(index),
       2 * context_.config()->databricks.retry_budget + kLoopStallLimit);
   Duration backoff{100};
+  // Timers, polls, retries, effects written unleased and those of a daemon
+  // that died are claimed from Postgres at each tick; effects handed over
+  // come at once, without a claim.
+  constexpr auto kClaimTick = std::chrono::milliseconds(200);
+  auto next_claim = std::chrono::steady_clock::now();
+  const auto run = [&](std::vector<HandedEffect> batch) {
+    std::vector<StoredEffect> held;
+    for (const auto& e : batch) held.push_back(e.stored);
+    hold(held);
+    // Each effect may take the whole stall limit: the worker is alive as long
+    // as it moves from one to the next.
+    run_batch(*store, std::move(batch), [&] { heartbeat.beat(); });
+    for (const auto& effect : held) release(effect.id);
+  };
   while (!stopping_) {
     heartbeat.beat();
+    std::vector<HandedEffect> handed = handoff_->take(kEffectsPerClaim);
+    if (!handed.empty()) {
+      run(std::move(handed));
+      continue;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!handoff_->take_claim_request() && now < next_claim) {
+      context_.effects_wakeup().wait_for(
+          std::chrono::duration_cast<std::chrono::milliseconds>(next_claim - now));
+      continue;
+    }
+    next_claim = now + kClaimTick;
     const ConfigPtr config = context_.config();
     // Each claim is its own lease owner: a later claim of the same effect by
     // this very worker is a different holder.
@@ -301,16 +404,12 @@ void EffectRunner::worker_loop(int32_t index) {
       continue;
     }
     backoff = Duration(100);
-    if (claimed->empty()) {
-      // New effects wake us at once; timers and other daemons' work at the next tick.
-      context_.effects_wakeup().wait_for(std::chrono::milliseconds(200));
-      continue;
-    }
-    hold(*claimed);
-    // Each effect may take the whole stall limit: the worker is alive as long
-    // as it moves from one to the next.
-    run_batch(*store, *claimed, [&] { heartbeat.beat(); });
-    for (const auto& effect : *claimed) release(effect.id);
+    if (claimed->empty()) continue;
+    // A full claim: more may be due, so the next free worker claims too.
+    if (static_cast<int32_t>(claimed->size()) == kEffectsPerClaim) handoff_->request_claim();
+    std::vector<HandedEffect> batch;
+    for (auto& effect : *claimed) batch.push_back(HandedEffect{std::move(effect), nullptr});
+    run(std::move(batch));
   }
   heartbeat.retire();
 }
@@ -321,23 +420,38 @@ void EffectRunner::run_one(Store& store, const StoredEffect& stored) {
 
 void EffectRunner::run_batch(Store& store, const std::vector<StoredEffect>& batch,
                              const std::function<void()>& progress) {
+  std::vector<HandedEffect> claimed;
+  for (const auto& effect : batch) claimed.push_back(HandedEffect{effect, nullptr});
+  run_batch(store, std::move(claimed), progress);
+}
+
+void EffectRunner::run_batch(Store& store, std::vector<HandedEffect> batch,
+                             const std::function<void()>& progress) {
   const TimePoint started = now_ms();
   std::vector<std::string> ids;
-  for (const auto& effect : batch) ids.push_back(effect.workflow_id);
-  // Every workflow of the batch, read in one transaction.
-  auto loaded = store.get_workflows(ids);
+  for (const auto& effect : batch) {
+    if (effect.state == nullptr) ids.push_back(effect.stored.workflow_id);
+  }
+  // Every workflow not handed over with its effect, read in one transaction.
+  Result<Store::LoadedWorkflows> loaded = Store::LoadedWorkflows{};
+  if (!ids.empty()) loaded = store.get_workflows(ids);
   std::vector<const StoredEffect*> to_record;
   std::vector<EffectResult> results;
-  for (const auto& stored : batch) {
-    // By reference: a workflow is not copied per effect.
-    const Result<std::optional<WorkflowState>> unread =
-        loaded ? Result<std::optional<WorkflowState>>(std::nullopt) : loaded.error();
-    const Result<std::optional<WorkflowState>>& state = loaded ? loaded->at(stored.workflow_id) : unread;
+  for (const auto& [stored, handed_state] : batch) {
     // Log lines about this effect name its workflow and step.
     LogScope scope(LogScope::workflow(
         stored.workflow_id, std::visit([](const auto& e) { return e.step; }, stored.effect)));
     const TimePoint effect_started = now_ms();
-    EffectResult result = EffectExecution(context_, services_, stored).run(state);
+    EffectExecution execution(context_, services_, stored);
+    EffectResult result;
+    if (handed_state != nullptr) {
+      result = execution.run(*handed_state);
+    } else if (loaded) {
+      // By reference: a workflow is not copied per effect.
+      result = execution.run(loaded->at(stored.workflow_id));
+    } else {
+      result = execution.run(Result<std::optional<WorkflowState>>(loaded.error()));
+    }
     spdlog::debug("effects: {} effect {} performed in {} ms", effect_name(stored.effect), stored.id,
                   (now_ms() - effect_started).count());
     if (progress) progress();
@@ -348,7 +462,11 @@ void EffectRunner::run_batch(Store& store, const std::vector<StoredEffect>& batc
     to_record.push_back(&stored);
     results.push_back(std::move(result));
   }
-  if (!to_record.empty()) record_results(context_, store, to_record, results);
+  if (!to_record.empty()) {
+    std::vector<const EffectResult*> result_pointers;
+    for (const auto& result : results) result_pointers.push_back(&result);
+    recorder_->record(store, to_record, result_pointers);
+  }
   spdlog::debug("effects: {} recorded in {} ms", batch.size(), (now_ms() - started).count());
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "daemon/databricks/api.hpp"
+#include "daemon/runtime/effect_handoff.hpp"
 #include "daemon/runtime/runtime_context.hpp"
 #include "daemon/store/store.hpp"
 
@@ -42,6 +43,10 @@ class EffectRunner {
   // `progress` is called after each effect is performed.
   void run_batch(Store& store, const std::vector<StoredEffect>& batch,
                  const std::function<void()>& progress = {});
+  // The same for effects handed over, with the workflow state they were
+  // decided from (a null state is read from the store).
+  void run_batch(Store& store, std::vector<HandedEffect> batch,
+                 const std::function<void()>& progress = {});
   // How many effects a worker claims at once: enough to share one commit,
   // few enough that the last one's call does not wait long for the others.
   static constexpr int32_t kEffectsPerClaim = 8;
@@ -62,6 +67,9 @@ class EffectRunner {
   std::mutex held_mutex_;
   std::map<int64_t, std::string> held_;  // effect id -> lease owner of its claim
   std::atomic<int64_t> claims_{0};
+  std::shared_ptr<EffectHandoff> handoff_;  // while started
+  class ResultRecorder;
+  std::unique_ptr<ResultRecorder> recorder_;
 };
 
 }  // namespace brickwork

@@ -160,6 +160,7 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
   BatchReport report;
   PendingMetrics pending;
   std::map<std::pair<std::string, std::string>, int64_t> inputs;  // (topic, result) -> count
+  WorkflowTransaction::Handoff handoff;
   Status status = store.transact([&](StoreTx& tx) {
     report = BatchReport{};
     pending.clear();
@@ -195,6 +196,7 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
       it->second = message.offset + 1;
     }
     wt.finish();
+    handoff = wt.take_handoff();
     for (const auto& [key, next] : next_offsets) {
       if (next >= 0) tx.set_input_offset(key.first, key.second, next);
     }
@@ -205,7 +207,7 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
   for (const auto& [key, count] : inputs) metrics.count_input(key.first, key.second, count);
   if (report.applied + report.dead_lettered > 0) {
     context_.outbox_wakeup().notify();
-    context_.effects_wakeup().notify();
+    deliver_effects(context_, std::move(handoff));
   }
   return report;
 }

@@ -18,6 +18,8 @@
 
 namespace brickwork {
 
+class EffectHandoff;
+
 // A latch-free wake-up: notify() makes the next (or current) wait_for return early.
 class Wakeup {
  public:
@@ -67,6 +69,13 @@ class RuntimeContext {
   const TokenMinter& tokens() const { return tokens_; }
   const StepRegistry& registry() const { return registry_; }
 
+  // Where transactions hand effects due now to this daemon's effect workers,
+  // while they run (null otherwise: effects wait for a claim).
+  std::shared_ptr<EffectHandoff> handoff() const { return std::atomic_load(&handoff_); }
+  void set_handoff(std::shared_ptr<EffectHandoff> handoff) {
+    std::atomic_store(&handoff_, std::move(handoff));
+  }
+
   Wakeup& outbox_wakeup() { return outbox_wakeup_; }
   Wakeup& effects_wakeup() { return effects_wakeup_; }
 
@@ -81,6 +90,7 @@ class RuntimeContext {
   TokenMinter tokens_;
   std::shared_ptr<const SecretBox> sealer_;  // sensitive outputs at rest
   const StepRegistry& registry_;
+  std::shared_ptr<EffectHandoff> handoff_;
   Wakeup outbox_wakeup_;
   Wakeup effects_wakeup_;
   Metrics metrics_;

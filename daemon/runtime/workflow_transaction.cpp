@@ -115,9 +115,7 @@ Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input&
   for (const auto& record : decision.records) {
     tx_.add_outbox(record.topic, record.key, record.payload, sensitive);
   }
-  for (const auto& effect : decision.effects) {
-    tx_.add_effect(workflow_id, effect, effect_due(effect, now_));
-  }
+  for (const auto& effect : decision.effects) add_effect(workflow_id, effect);
   if (decision.changed && decision.state) {
     if (metrics_ != nullptr) observe(current, *decision.state);
     cache_[workflow_id] = *decision.state;
@@ -173,16 +171,68 @@ void WorkflowTransaction::dead_letter(const std::string& key, const std::string&
   tx_.add_outbox(context_.config()->kafka.topics.dead_letter, key, payload);
 }
 
+void WorkflowTransaction::add_effect(const std::string& workflow_id, const Effect& effect) {
+  const TimePoint due = effect_due(effect, now_);
+  if (due > now_) {
+    tx_.add_effect(workflow_id, effect, due);  // a timer or poll: claimed when due
+    return;
+  }
+  if (handoff_ == nullptr || !handoff_->has_room(leased_ + 1)) {
+    tx_.add_effect(workflow_id, effect, due);
+    claim_needed_ = true;
+    return;
+  }
+  if (lease_owner_.empty()) lease_owner_ = handoff_->next_owner();
+  tx_.add_leased_effect(workflow_id, effect, due,
+                        EffectLease{lease_owner_, now_ + context_.config()->daemon.lease});
+  ++leased_;
+}
+
 void WorkflowTransaction::finish() {
   for (const auto& id : dirty_) {
     const auto& state = cache_.at(id);
     if (!state) continue;
     auto loaded = loaded_rows_.find(id);
-    tx_.save_workflow(*state, loaded == loaded_rows_.end() ? nullptr : &loaded->second);
+    if (loaded == loaded_rows_.end()) {
+      tx_.create_workflow(*state);
+    } else {
+      tx_.save_workflow(*state, &loaded->second);
+    }
     // Saved: a later finish() in this transaction compares with this.
     loaded_rows_.insert_or_assign(id, WorkflowRows::of(*state));
   }
   dirty_.clear();
+  if (leased_ == 0) return;
+  // Each workflow's final state in this transaction, shared by its effects:
+  // an effect an earlier input asked for and a later one made moot is then
+  // dropped by the worker, as it would be after a read.
+  std::map<std::string, std::shared_ptr<const WorkflowState>> states;
+  for (StoredEffect& stored : tx_.take_leased_effects()) {
+    auto [it, inserted] = states.try_emplace(stored.workflow_id);
+    if (inserted) {
+      auto cached = cache_.find(stored.workflow_id);
+      if (cached != cache_.end() && cached->second) {
+        it->second = std::make_shared<const WorkflowState>(*cached->second);
+      }
+    }
+    handed_.push_back(HandedEffect{std::move(stored), it->second});
+  }
+  leased_ = 0;
+}
+
+WorkflowTransaction::Handoff WorkflowTransaction::take_handoff() {
+  Handoff handoff{handoff_, std::move(handed_), claim_needed_};
+  handed_.clear();
+  claim_needed_ = false;
+  return handoff;
+}
+
+void deliver_effects(RuntimeContext& context, WorkflowTransaction::Handoff handoff) {
+  if (handoff.to != nullptr) {
+    if (handoff.claim_needed) handoff.to->request_claim();
+    if (!handoff.effects.empty()) handoff.to->push(std::move(handoff.effects));
+  }
+  context.effects_wakeup().notify();
 }
 
 }  // namespace brickwork

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "daemon/engine/engine.hpp"
+#include "daemon/runtime/effect_handoff.hpp"
 #include "daemon/runtime/runtime_context.hpp"
 #include "daemon/store/store.hpp"
 
@@ -20,7 +21,7 @@ class WorkflowTransaction {
   // there, for the caller to commit to the metrics once the transaction has.
   WorkflowTransaction(StoreTx& tx, const RuntimeContext& context, TimePoint now,
                       PendingMetrics* metrics = nullptr)
-      : tx_(tx), context_(context), now_(now), metrics_(metrics) {}
+      : tx_(tx), context_(context), now_(now), metrics_(metrics), handoff_(context.handoff()) {}
 
   // The workflow as this transaction sees it (loaded and locked on first use).
   // Loads and locks the workflows not loaded yet, all at once: what workflow()
@@ -47,10 +48,20 @@ class WorkflowTransaction {
   // Writes every workflow this transaction changed. Call once, before commit.
   void finish();
 
+  // What to hand to the effect workers once the transaction has committed.
+  struct Handoff {
+    std::shared_ptr<EffectHandoff> to;
+    std::vector<HandedEffect> effects;  // leased to this daemon, with their state
+    bool claim_needed = false;          // effects due now were written unleased
+  };
+  // After finish(); deliver it with deliver_effects() after commit.
+  Handoff take_handoff();
+
   size_t changed_workflows() const { return dirty_.size(); }
 
  private:
   void observe(const std::optional<WorkflowState>& before, const WorkflowState& after);
+  void add_effect(const std::string& workflow_id, const Effect& effect);
 
   StoreTx& tx_;
   const RuntimeContext& context_;
@@ -60,7 +71,15 @@ class WorkflowTransaction {
   std::map<std::string, WorkflowRows> loaded_rows_;  // as loaded, for writing only changes
   std::map<std::string, Error> unloadable_;
   std::set<std::string> dirty_;
+  std::shared_ptr<EffectHandoff> handoff_;
+  std::string lease_owner_;  // of the effects this transaction leases, once it has one
+  size_t leased_ = 0;
+  bool claim_needed_ = false;
+  std::vector<HandedEffect> handed_;
 };
+
+// Hands a committed transaction's effects to the workers and wakes them.
+void deliver_effects(RuntimeContext& context, WorkflowTransaction::Handoff handoff);
 
 // The due time at which the shell should perform an effect.
 TimePoint effect_due(const Effect& effect, TimePoint now);
