@@ -301,14 +301,23 @@ Status TempPostgres::launch() {
   options.uid = run_uid_;
   options.gid = run_gid_;
   options.cwd = dir_;
-  auto pid = spawn({bindir_ + "/postgres", "-D", data_dir_, "-p", std::to_string(port_), "-c",
+  std::vector<std::string> args{bindir_ + "/postgres", "-D", data_dir_, "-p", std::to_string(port_), "-c",
                     "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + dir_, "-c",
                     "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c",
                     "max_connections=300", "-c", "shared_buffers=32MB", "-c",
                     // As recommended for brickwork's server (docs/PERFORMANCE.md):
                     // the queue tables need vacuuming within seconds, not a minute.
-                    "autovacuum_naptime=5s"},
-                   options);
+                    "autovacuum_naptime=5s"};
+  // Extra server settings for profiling, e.g.
+  // BRICKWORK_TEMP_PG_SETTINGS="shared_preload_libraries=pg_stat_statements".
+  if (const char* extra = std::getenv("BRICKWORK_TEMP_PG_SETTINGS"); extra != nullptr) {
+    std::istringstream words(extra);
+    for (std::string setting; words >> setting;) {
+      args.push_back("-c");
+      args.push_back(setting);
+    }
+  }
+  auto pid = spawn(args, options);
   ::close(fd);
   if (!pid) return pid.error();
   pid_ = *pid;
