@@ -200,15 +200,15 @@ const std::map<std::string, std::string>& prepared_statements() {
       {"delete_effect",
        "DELETE FROM effects WHERE id = $1 AND lease_owner = $2"
        " AND lease_until >= to_timestamp($3::bigint / 1000.0)"},
-      {"ensure_input_offset",
-       "INSERT INTO input_offsets (topic, partition, next_offset) VALUES ($1, $2, -1)"
+      {"ensure_input_offsets",
+       "INSERT INTO input_offsets (topic, partition, next_offset)"
+       " SELECT t, p, -1 FROM unnest($1::text[], $2::int[]) AS x(t, p)"
        " ON CONFLICT (topic, partition) DO NOTHING"},
-      {"select_input_offset",
-       "SELECT next_offset FROM input_offsets WHERE topic = $1 AND partition = $2 FOR UPDATE"},
-      {"set_input_offset",
-       "INSERT INTO input_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)"
-       " ON CONFLICT (topic, partition) DO UPDATE"
-       " SET next_offset = EXCLUDED.next_offset, updated_at = now()"},
+      // In key order, so that two transactions lock overlapping sets alike.
+      {"select_input_offsets",
+       "SELECT topic, partition, next_offset FROM input_offsets"
+       " WHERE (topic, partition) IN (SELECT t, p FROM unnest($1::text[], $2::int[]) AS x(t, p))"
+       " ORDER BY topic, partition FOR UPDATE"},
   };
   return statements;
 }
@@ -608,6 +608,11 @@ const WriteBuffer::RowKind kDroppedPollRows{
     ") AS v(workflow_id, step, attempt) WHERE e.workflow_id = v.workflow_id AND e.step = v.step"
     " AND e.attempt = v.attempt AND e.kind = 'poll'"
     " AND (e.lease_until IS NULL OR e.lease_until < now())"};
+const WriteBuffer::RowKind kInputOffsetRows{
+    "INSERT INTO input_offsets (topic, partition, next_offset) VALUES ",
+    "($1, $2::int, $3::bigint)",
+    " ON CONFLICT (topic, partition) DO UPDATE"
+    " SET next_offset = EXCLUDED.next_offset, updated_at = now()"};
 const WriteBuffer::RowKind kWorkflowUpdateRows{
     "UPDATE workflows w SET status = v.status, seq = v.seq::bigint,"
     " updated_at = to_timestamp(v.updated_ms::bigint / 1000.0) FROM (VALUES ",
@@ -743,17 +748,53 @@ class PgStoreTx final : public StoreTx {
   }
 
   int64_t input_offset_for_update(const std::string& topic, int32_t partition) override {
-    // The row is created first so that there is always a row to lock: two
-    // consumers of a new partition then queue on it like on any other.
+    return input_offsets_for_update({{topic, partition}}).at({topic, partition});
+  }
+
+  std::map<TopicPartition, int64_t> input_offsets_for_update(
+      const std::vector<TopicPartition>& partitions) override {
     writes_.flush();
-    tx_.exec_prepared("ensure_input_offset", topic, partition);
-    const pqxx::result r = tx_.exec_prepared("select_input_offset", topic, partition);
-    if (r.empty()) throw CorruptRow("input_offsets row vanished for " + topic);
-    return r[0][0].as<int64_t>();
+    std::map<TopicPartition, int64_t> offsets;
+    if (partitions.empty()) return offsets;
+    std::string topics = "{";
+    std::string numbers = "{";
+    for (const auto& [topic, partition] : partitions) {
+      if (topics.size() > 1) {
+        topics += ',';
+        numbers += ',';
+      }
+      topics += '"';
+      for (char c : topic) {
+        if (c == '"' || c == '\\') topics += '\\';
+        topics += c;
+      }
+      topics += '"';
+      numbers += std::to_string(partition);
+    }
+    topics += '}';
+    numbers += '}';
+    const auto select = [&] {
+      for (const pqxx::row row : tx_.exec_prepared("select_input_offsets", topics, numbers)) {
+        offsets[{row[0].as<std::string>(), row[1].as<int32_t>()}] = row[2].as<int64_t>();
+      }
+    };
+    select();
+    if (offsets.size() < std::set<TopicPartition>(partitions.begin(), partitions.end()).size()) {
+      // A partition seen for the first time: its row is created, then locked
+      // like any other, so two consumers of a new partition queue on it.
+      tx_.exec_prepared("ensure_input_offsets", topics, numbers);
+      offsets.clear();
+      select();
+    }
+    for (const auto& tp : partitions) {
+      if (offsets.count(tp) == 0) throw CorruptRow("input_offsets row vanished for " + tp.first);
+    }
+    return offsets;
   }
 
   void set_input_offset(const std::string& topic, int32_t partition, int64_t next_offset) override {
-    writes_.add(statement("set_input_offset"), {topic, partition, next_offset});
+    writes_.add_row(kInputOffsetRows, topic + '\n' + std::to_string(partition),
+                    {topic, partition, next_offset});
   }
 
  private:

@@ -123,6 +123,11 @@ class StoreTx {
   // The next input offset to apply for a topic-partition (-1 if none yet),
   // locked until commit so two consumers never apply the same input.
   virtual int64_t input_offset_for_update(const std::string& topic, int32_t partition) = 0;
+  // The same for several topic-partitions, locked in (topic, partition)
+  // order (one statement once their rows exist).
+  using TopicPartition = std::pair<std::string, int32_t>;
+  virtual std::map<TopicPartition, int64_t> input_offsets_for_update(
+      const std::vector<TopicPartition>& partitions) = 0;
   virtual void set_input_offset(const std::string& topic, int32_t partition, int64_t next_offset) = 0;
 };
 
