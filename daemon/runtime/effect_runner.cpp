@@ -231,56 +231,92 @@ void record_results(RuntimeContext& context, Store& store,
 
 using namespace effect_detail;
 
-// Group commit: while one worker records results, the others queue theirs,
-// and the next of them records everything queued in one transaction. Under
-// load, transactions grow with the load (a multi-row statement costs much
-// less per row than a small one); alone, a worker records at once.
+// Records the results of every worker on a thread of its own, all those
+// queued in one transaction: a worker hands its results over and goes on to
+// its next effects instead of waiting for a commit, and under load each
+// transaction carries many results (a multi-row statement costs much less
+// per row than a small one). Effects stay held, their leases renewed, until
+// their results are committed.
 class EffectRunner::ResultRecorder {
  public:
-  explicit ResultRecorder(RuntimeContext& context) : context_(context) {}
+  ResultRecorder(RuntimeContext& context, std::function<void(int64_t)> release)
+      : context_(context), release_(std::move(release)) {}
+  ~ResultRecorder() { stop(); }
 
-  // Returns once these results are recorded (or their transaction failed).
-  // The pointers stay valid until then.
-  void record(Store& store, const std::vector<const StoredEffect*>& effects,
-              const std::vector<const EffectResult*>& results) {
-    std::unique_lock lock(mutex_);
-    effects_.insert(effects_.end(), effects.begin(), effects.end());
-    results_.insert(results_.end(), results.begin(), results.end());
-    const uint64_t ticket = ++queued_;
-    while (recorded_ < ticket) {
-      if (busy_) {
-        done_.wait(lock);
-        continue;
-      }
-      busy_ = true;
-      const uint64_t upto = queued_;
-      std::vector<const StoredEffect*> effects_now = std::exchange(effects_, {});
-      std::vector<const EffectResult*> results_now = std::exchange(results_, {});
-      lock.unlock();
-      record_results(context_, store, effects_now, results_now);
-      lock.lock();
-      busy_ = false;
-      recorded_ = upto;
-      done_.notify_all();
+  void start() {
+    stopping_ = false;
+    thread_ = std::thread([this] { loop(); });
+  }
+  // Records what is queued, then stops.
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
     }
+    queued_cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool running() const { return thread_.joinable(); }
+
+  // Queues results; waits only while many are queued already (Postgres
+  // slower than the calls).
+  void add(std::vector<StoredEffect> effects, std::vector<EffectResult> results) {
+    std::unique_lock lock(mutex_);
+    room_cv_.wait(lock, [&] { return effects_.size() < kMaxQueued || stopping_; });
+    for (auto& e : effects) effects_.push_back(std::move(e));
+    for (auto& r : results) results_.push_back(std::move(r));
+    queued_cv_.notify_all();
   }
 
  private:
+  static constexpr size_t kMaxQueued = 4096;
+
+  void loop() {
+    auto store = context_.open_store();
+    Liveness::Loop& heartbeat = context_.liveness().add("effects/recorder", kLoopStallLimit);
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      heartbeat.beat();
+      queued_cv_.wait_for(lock, std::chrono::seconds(1),
+                          [&] { return !effects_.empty() || stopping_; });
+      if (effects_.empty()) {
+        if (stopping_) break;
+        continue;
+      }
+      std::vector<StoredEffect> effects = std::exchange(effects_, {});
+      std::vector<EffectResult> results = std::exchange(results_, {});
+      room_cv_.notify_all();
+      lock.unlock();
+      std::vector<const StoredEffect*> effect_pointers;
+      std::vector<const EffectResult*> result_pointers;
+      for (size_t i = 0; i < effects.size(); ++i) {
+        effect_pointers.push_back(&effects[i]);
+        result_pointers.push_back(&results[i]);
+      }
+      record_results(context_, *store, effect_pointers, result_pointers);
+      for (const auto& effect : effects) release_(effect.id);
+      lock.lock();
+    }
+    heartbeat.retire();
+  }
+
   RuntimeContext& context_;
+  std::function<void(int64_t)> release_;
   std::mutex mutex_;
-  std::condition_variable done_;
-  bool busy_ = false;
-  uint64_t queued_ = 0;    // tickets handed out
-  uint64_t recorded_ = 0;  // every ticket up to this is recorded
-  std::vector<const StoredEffect*> effects_;
-  std::vector<const EffectResult*> results_;
+  std::condition_variable queued_cv_;
+  std::condition_variable room_cv_;
+  bool stopping_ = false;
+  std::vector<StoredEffect> effects_;
+  std::vector<EffectResult> results_;
+  std::thread thread_;
 };
 
 EffectRunner::EffectRunner(RuntimeContext& context, StepServices services, std::string owner)
     : context_(context),
       services_(services),
       owner_(std::move(owner)),
-      recorder_(std::make_unique<ResultRecorder>(context)) {}
+      recorder_(std::make_unique<ResultRecorder>(context,
+                                                 [this](int64_t id) { release(id); })) {}
 
 EffectRunner::~EffectRunner() { stop(); }
 
@@ -291,6 +327,7 @@ void EffectRunner::start(int32_t workers) {
   const auto claims = static_cast<size_t>(std::max(workers, 1)) * kEffectsPerClaim;
   handoff_ = std::make_shared<EffectHandoff>(owner_, claims * 128, claims * 16);
   context_.set_handoff(handoff_);
+  recorder_->start();
   for (int32_t i = 0; i < workers; ++i) {
     threads_.emplace_back([this, i] { worker_loop(i); });
   }
@@ -301,9 +338,11 @@ void EffectRunner::stop() {
   context_.set_handoff(nullptr);
   stopping_ = true;
   context_.effects_wakeup().notify();
-  for (auto& t : threads_) {
-    if (t.joinable()) t.join();
-  }
+  // The workers first (their last results queued), then the recorder
+  // commits those, and the lease keeper last: it renews to the end.
+  for (size_t i = 0; i + 1 < threads_.size(); ++i) threads_[i].join();
+  recorder_->stop();
+  if (!threads_.empty()) threads_.back().join();
   threads_.clear();
   if (handoff_ == nullptr) return;
   // Effects handed over and not begun go back to Postgres unleased, so the
@@ -368,15 +407,13 @@ void EffectRunner::worker_loop(int32_t index) {
   // that died are claimed from Postgres at each tick; effects handed over
   // come at once, without a claim.
   constexpr auto kClaimTick = std::chrono::milliseconds(200);
-  auto next_claim = std::chrono::steady_clock::now();
   const auto run = [&](std::vector<HandedEffect> batch) {
     std::vector<StoredEffect> held;
     for (const auto& e : batch) held.push_back(e.stored);
     hold(held);
     // Each effect may take the whole stall limit: the worker is alive as long
-    // as it moves from one to the next.
+    // as it moves from one to the next. Released once recorded.
     run_batch(*store, std::move(batch), [&] { heartbeat.beat(); });
-    for (const auto& effect : held) release(effect.id);
   };
   while (!stopping_) {
     heartbeat.beat();
@@ -385,13 +422,18 @@ void EffectRunner::worker_loop(int32_t index) {
       run(std::move(handed));
       continue;
     }
-    const auto now = std::chrono::steady_clock::now();
-    if (!handoff_->take_claim_request() && now < next_claim) {
-      context_.effects_wakeup().wait_for(
-          std::chrono::duration_cast<std::chrono::milliseconds>(next_claim - now));
+    // One claim per tick for all the workers (whichever comes first), more
+    // when asked for: an idle daemon claims five times a second, not forty.
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    int64_t due = next_claim_ms_.load();
+    const bool tick = now >= due && next_claim_ms_.compare_exchange_strong(due, now + kClaimTick.count());
+    if (!tick && !handoff_->take_claim_request()) {
+      context_.effects_wakeup().wait_for(std::chrono::milliseconds(std::clamp<int64_t>(
+          next_claim_ms_.load() - now, 1, kClaimTick.count())));
       continue;
     }
-    next_claim = now + kClaimTick;
     const ConfigPtr config = context_.config();
     // Each claim is its own lease owner: a later claim of the same effect by
     // this very worker is a different holder.
@@ -435,7 +477,7 @@ void EffectRunner::run_batch(Store& store, std::vector<HandedEffect> batch,
   // Every workflow not handed over with its effect, read in one transaction.
   Result<Store::LoadedWorkflows> loaded = Store::LoadedWorkflows{};
   if (!ids.empty()) loaded = store.get_workflows(ids);
-  std::vector<const StoredEffect*> to_record;
+  std::vector<StoredEffect> to_record;
   std::vector<EffectResult> results;
   for (const auto& [stored, handed_state] : batch) {
     // Log lines about this effect name its workflow and step.
@@ -457,16 +499,26 @@ void EffectRunner::run_batch(Store& store, std::vector<HandedEffect> batch,
     if (progress) progress();
     if (result.kind == EffectResult::Kind::kReschedule) {
       reschedule_effect(store, stored, result.error);
+      release(stored.id);
       continue;
     }
-    to_record.push_back(&stored);
+    to_record.push_back(stored);
     results.push_back(std::move(result));
   }
-  if (!to_record.empty()) {
-    std::vector<const EffectResult*> result_pointers;
-    for (const auto& result : results) result_pointers.push_back(&result);
-    recorder_->record(store, to_record, result_pointers);
+  if (to_record.empty()) return;
+  if (recorder_->running()) {
+    recorder_->add(std::move(to_record), std::move(results));
+    return;
   }
+  // Not started (a test performing effects itself): recorded here, now.
+  std::vector<const StoredEffect*> effect_pointers;
+  std::vector<const EffectResult*> result_pointers;
+  for (size_t i = 0; i < to_record.size(); ++i) {
+    effect_pointers.push_back(&to_record[i]);
+    result_pointers.push_back(&results[i]);
+  }
+  record_results(context_, store, effect_pointers, result_pointers);
+  for (const auto& effect : to_record) release(effect.id);
   spdlog::debug("effects: {} recorded in {} ms", batch.size(), (now_ms() - started).count());
 }
 

@@ -67,6 +67,7 @@ class EffectRunner {
   std::mutex held_mutex_;
   std::map<int64_t, std::string> held_;  // effect id -> lease owner of its claim
   std::atomic<int64_t> claims_{0};
+  std::atomic<int64_t> next_claim_ms_{0};  // steady clock: the next periodic claim
   std::shared_ptr<EffectHandoff> handoff_;  // while started
   class ResultRecorder;
   std::unique_ptr<ResultRecorder> recorder_;

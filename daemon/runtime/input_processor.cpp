@@ -167,13 +167,9 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
     inputs.clear();
     WorkflowTransaction wt(tx, context_, now, &pending);
     BatchApplier applier(wt, context_, report, now);
-    std::map<std::pair<std::string, int32_t>, int64_t> next_offsets;
-    for (const auto& message : batch) {
-      const auto key = std::make_pair(message.topic, message.partition);
-      if (next_offsets.count(key) == 0) {
-        next_offsets.emplace(key, tx.input_offset_for_update(message.topic, message.partition));
-      }
-    }
+    std::vector<StoreTx::TopicPartition> partitions;
+    for (const auto& message : batch) partitions.emplace_back(message.topic, message.partition);
+    std::map<StoreTx::TopicPartition, int64_t> next_offsets = tx.input_offsets_for_update(partitions);
     // Every workflow the new inputs name, loaded and locked at once.
     std::vector<std::string> ids;
     for (const auto& message : batch) {

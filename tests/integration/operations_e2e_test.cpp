@@ -1,10 +1,13 @@
 // The operator's view (contract 10): /metrics, /healthz and /readyz on
 // daemon.metrics_listen, the systemd watchdog fed only while every loop is
-// alive, and logs that are JSON lines only, librdkafka's included.
+// alive, and logs that are JSON lines only, librdkafka's included; and a
+// stopping daemon giving back the effects it was handed but had not begun.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+
+#include <pqxx/pqxx>
 
 #include "daemon/databricks/http.hpp"
 #include "tests/integration/harness.hpp"
@@ -117,12 +120,14 @@ TEST_F(Operations, EndpointsServeTheSeriesAndReadinessFollowsPostgres) {
 // Blocks every effect worker that performs it until released: a loop stuck
 // inside one iteration.
 std::atomic<bool> g_release_blocked{false};
+std::atomic<int> g_blocked_calls{0};  // executions begun
 
 class BlockStep final : public StepType {
  public:
   std::string_view action_key() const override { return "block"; }
   std::optional<std::string> compile(StepDefinition&) const override { return std::nullopt; }
   Result<StepOutcome> execute(const StepContext&, StepServices&) const override {
+    ++g_blocked_calls;
     const auto limit = std::chrono::steady_clock::now() + 120s;
     while (!g_release_blocked && std::chrono::steady_clock::now() < limit) {
       std::this_thread::sleep_for(20ms);
@@ -216,6 +221,56 @@ TEST_F(Operations, AStuckLoopFailsHealthzAndStarvesTheWatchdog) {
   unsetenv("NOTIFY_SOCKET");
   unsetenv("WATCHDOG_USEC");
   unsetenv("WATCHDOG_PID");
+}
+
+// Effects handed to a daemon's workers are leased to it as they are
+// written. Stopping gives back those not begun, so the next daemon performs
+// them at once instead of after their lease (a minute here).
+TEST_F(Operations, SigtermGivesBackHandedEffectsSoTheNextDaemonRunsThemAtOnce) {
+  static StepRegistry registry = [] {
+    StepRegistry r = StepRegistry::with_builtin_types();
+    r.add(std::make_unique<BlockStep>());
+    return r;
+  }();
+  steps_ = &registry;
+  g_release_blocked = false;
+  g_blocked_calls = 0;
+  start_stack({});
+  config("  held:\n    steps:\n      - name: wait\n        block: {}\n");
+  auto one_worker = std::make_shared<Config>(*config_);
+  one_worker->daemon.effect_workers = 1;
+  one_worker->daemon.lease = 60s;
+  config_ = one_worker;
+  auto& first = start_daemon("d1");
+
+  start_workflow("held-1", "held");
+  ASSERT_TRUE(eventually([] { return g_blocked_calls == 1; }));  // the only worker is busy
+  for (int i = 2; i <= 4; ++i) start_workflow("held-" + std::to_string(i), "held");
+  pqxx::connection db(config_->postgres.url);
+  const auto leased = [&] {
+    pqxx::nontransaction q(db);
+    return q.exec("SELECT count(*) FROM effects WHERE lease_owner IS NOT NULL")[0][0].as<int>();
+  };
+  // All four are leased to d1 as written: no claim took them.
+  ASSERT_TRUE(eventually([&] { return leased() == 4; }));
+
+  std::thread stopping([&] { first.stop(); });
+  std::this_thread::sleep_for(1s);  // the workers are asked to stop ...
+  g_release_blocked = true;         // ... and the busy one finishes its effect
+  stopping.join();
+  EXPECT_EQ(g_blocked_calls, 1);
+  EXPECT_EQ(leased(), 0);  // the three not begun were given back
+  auto done = workflow("held-1");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
+
+  start_daemon("d2");
+  for (int i = 2; i <= 4; ++i) {
+    auto w = wait_terminal("held-" + std::to_string(i), 20s);  // well inside the lease
+    ASSERT_TRUE(w);
+    EXPECT_EQ(w->status, WorkflowStatus::kSucceeded) << "held-" << i;
+  }
+  EXPECT_EQ(g_blocked_calls, 4);  // each performed once
 }
 
 std::string field_of(const json::object& line, std::string_view key) {
