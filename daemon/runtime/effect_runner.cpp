@@ -269,7 +269,7 @@ class EffectRunner::ResultRecorder {
   }
 
  private:
-  static constexpr size_t kMaxQueued = 4096;
+  static constexpr size_t kMaxQueued = 1024;
 
   void loop() {
     auto store = context_.open_store();
@@ -325,7 +325,7 @@ void EffectRunner::start(int32_t workers) {
   // Room for many claims' worth per worker; beyond it, effects are claimed
   // from Postgres as before. A state takes a few KiB, a bare effect little.
   const auto claims = static_cast<size_t>(std::max(workers, 1)) * kEffectsPerClaim;
-  handoff_ = std::make_shared<EffectHandoff>(owner_, claims * 128, claims * 16);
+  handoff_ = std::make_shared<EffectHandoff>(owner_, claims * 32, claims * 8);
   context_.set_handoff(handoff_);
   recorder_->start();
   for (int32_t i = 0; i < workers; ++i) {
