@@ -200,6 +200,11 @@ void WorkflowTransaction::finish() {
     }
     // Saved: a later finish() in this transaction compares with this.
     loaded_rows_.insert_or_assign(id, WorkflowRows::of(*state));
+    // Effects of this workflow handed over earlier are performed with this
+    // state once it is committed, not the one they were decided from.
+    if (handoff_ != nullptr && handoff_->waits_for(id)) {
+      refreshed_.emplace_back(id, std::make_shared<const WorkflowState>(*state));
+    }
   }
   dirty_.clear();
   if (leased_ == 0) return;
@@ -221,14 +226,16 @@ void WorkflowTransaction::finish() {
 }
 
 WorkflowTransaction::Handoff WorkflowTransaction::take_handoff() {
-  Handoff handoff{handoff_, std::move(handed_), claim_needed_};
+  Handoff handoff{handoff_, std::move(handed_), std::move(refreshed_), claim_needed_};
   handed_.clear();
+  refreshed_.clear();
   claim_needed_ = false;
   return handoff;
 }
 
 void deliver_effects(RuntimeContext& context, WorkflowTransaction::Handoff handoff) {
   if (handoff.to != nullptr) {
+    for (auto& [id, state] : handoff.refreshed) handoff.to->refresh(id, std::move(state));
     if (handoff.claim_needed) handoff.to->request_claim();
     if (!handoff.effects.empty()) handoff.to->push(std::move(handoff.effects));
   }

@@ -52,7 +52,9 @@ class WorkflowTransaction {
   struct Handoff {
     std::shared_ptr<EffectHandoff> to;
     std::vector<HandedEffect> effects;  // leased to this daemon, with their state
-    bool claim_needed = false;          // effects due now were written unleased
+    // New states of workflows whose effects were handed over before.
+    std::vector<std::pair<std::string, std::shared_ptr<const WorkflowState>>> refreshed;
+    bool claim_needed = false;  // effects due now were written unleased
   };
   // After finish(); deliver it with deliver_effects() after commit.
   Handoff take_handoff();
@@ -76,6 +78,7 @@ class WorkflowTransaction {
   size_t leased_ = 0;
   bool claim_needed_ = false;
   std::vector<HandedEffect> handed_;
+  std::vector<std::pair<std::string, std::shared_ptr<const WorkflowState>>> refreshed_;
 };
 
 // Hands a committed transaction's effects to the workers and wakes them.

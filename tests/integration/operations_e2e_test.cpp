@@ -273,6 +273,47 @@ TEST_F(Operations, SigtermGivesBackHandedEffectsSoTheNextDaemonRunsThemAtOnce) {
   EXPECT_EQ(g_blocked_calls, 4);  // each performed once
 }
 
+// A workflow canceled while its first effect waits in the handoff (its only
+// worker busy) starts no run: the worker performs the effect with the state
+// the cancel committed, not the one the start did.
+TEST_F(Operations, ACancelWhileTheFirstEffectWaitsStartsNoRun) {
+  static StepRegistry registry = [] {
+    StepRegistry r = StepRegistry::with_builtin_types();
+    r.add(std::make_unique<BlockStep>());
+    return r;
+  }();
+  steps_ = &registry;
+  g_release_blocked = false;
+  g_blocked_calls = 0;
+  start_stack({{101, sim_job("work", 300)}});
+  config(std::string("  held:\n    steps:\n      - name: wait\n        block: {}\n") + kOneJob);
+  auto one_worker = std::make_shared<Config>(*config_);
+  one_worker->daemon.effect_workers = 1;
+  config_ = one_worker;
+  start_daemon("d1");
+
+  start_workflow("busy", "held");
+  ASSERT_TRUE(eventually([] { return g_blocked_calls == 1; }));  // the only worker is busy
+  start_workflow("late", "one_step");
+  send_command(json::object{{"type", "cancel"}, {"id", "late"}, {"reason", "changed my mind"}});
+  auto canceled = wait_terminal("late", 30s);
+  ASSERT_TRUE(canceled);
+  EXPECT_EQ(canceled->status, WorkflowStatus::kCanceled);
+
+  g_release_blocked = true;
+  auto busy = wait_terminal("busy", 30s);
+  ASSERT_TRUE(busy);
+  EXPECT_EQ(busy->status, WorkflowStatus::kSucceeded);
+  // The worker has taken and dropped late's effect by now (it came after busy's).
+  ASSERT_TRUE(eventually([&] {
+    pqxx::connection db(config_->postgres.url);
+    pqxx::nontransaction q(db);
+    return q.exec("SELECT count(*) FROM effects WHERE workflow_id = 'late' AND kind = 'execute'")[0][0]
+               .as<int>() == 0;
+  }));
+  EXPECT_EQ(stack_->simulator().stats().runs_created, 0);
+}
+
 std::string field_of(const json::object& line, std::string_view key) {
   const json::value* v = line.if_contains(key);
   return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();

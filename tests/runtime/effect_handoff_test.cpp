@@ -48,6 +48,33 @@ TEST(EffectHandoff, HandsOverInOrderWithinItsRoomAndKeepsOnlySomeStates) {
   EXPECT_NE(handoff.take(1).at(0).state, nullptr);
 }
 
+std::shared_ptr<const WorkflowState> state_at(int64_t seq) {
+  auto state = std::make_shared<WorkflowState>();
+  state->seq = seq;
+  return state;
+}
+
+// A later commit of the workflow replaces the state its waiting effects are
+// performed with (a cancel meanwhile is seen); an older one does not.
+TEST(EffectHandoff, AWaitingEffectIsPerformedWithItsWorkflowsNewestState) {
+  EffectHandoff handoff("me", 8, 8);
+  handoff.push({HandedEffect{StoredEffect{1, "w", ExecuteStep{"a", 1}, 0, "o"}, state_at(2)}});
+  handoff.push({HandedEffect{StoredEffect{2, "w", ExecuteStep{"b", 1}, 0, "o"}, state_at(2)}});
+  EXPECT_TRUE(handoff.waits_for("w"));
+  EXPECT_FALSE(handoff.waits_for("other"));
+  handoff.refresh("w", state_at(5));
+  handoff.refresh("w", state_at(3));      // older: ignored
+  handoff.refresh("other", state_at(9));  // nothing waits for it
+  auto first = handoff.take(1);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].state->seq, 5);
+  EXPECT_TRUE(handoff.waits_for("w"));  // the second still waits
+  auto second = handoff.take(1);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].state->seq, 5);
+  EXPECT_FALSE(handoff.waits_for("w"));
+}
+
 TEST(EffectHandoff, OwnersAreUniquePerTransactionAndAClaimRequestIsTakenOnce) {
   EffectHandoff handoff("host:1:ab", 8, 8);
   const std::string a = handoff.next_owner();
