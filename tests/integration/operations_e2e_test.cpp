@@ -27,8 +27,22 @@ struct Answer {
   std::string body;
 };
 
+const StepRegistry& registry_with_block_step();
+
 class Operations : public EndToEndTest {
  protected:
+  void use_block_step() { steps_ = &registry_with_block_step(); }
+  // A `held` workflow (one `block` step) and `workflows`, on a daemon with
+  // one effect worker: while `held` blocks it, other effects wait handed over.
+  void config_with_one_worker(const std::string& workflows,
+                              std::chrono::seconds lease = std::chrono::seconds(30)) {
+    config("  held:\n    steps:\n      - name: wait\n        block: {}\n" + workflows);
+    auto one_worker = std::make_shared<Config>(*config_);
+    one_worker->daemon.effect_workers = 1;
+    one_worker->daemon.lease = lease;
+    config_ = one_worker;
+  }
+
   // config(workflows) with JSON logs and the endpoint on `listen`.
   void config_with_endpoint(const std::string& workflows, const std::string& listen,
                             const std::string& log_level = "info") {
@@ -140,6 +154,18 @@ class BlockStep final : public StepType {
   Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
 };
 
+// The built-in step types and `block`, for the test about to start.
+const StepRegistry& registry_with_block_step() {
+  static StepRegistry registry = [] {
+    StepRegistry r = StepRegistry::with_builtin_types();
+    r.add(std::make_unique<BlockStep>());
+    return r;
+  }();
+  g_release_blocked = false;
+  g_blocked_calls = 0;
+  return registry;
+}
+
 // The systemd side of sd_notify: a datagram socket named by NOTIFY_SOCKET,
 // read all the time as systemd does (a full socket would block the sender).
 class NotifySocket {
@@ -181,13 +207,7 @@ class NotifySocket {
 };
 
 TEST_F(Operations, AStuckLoopFailsHealthzAndStarvesTheWatchdog) {
-  static StepRegistry registry = [] {
-    StepRegistry r = StepRegistry::with_builtin_types();
-    r.add(std::make_unique<BlockStep>());
-    return r;
-  }();
-  steps_ = &registry;
-  g_release_blocked = false;
+  use_block_step();
   start_stack({});
   config_with_endpoint("  stuck:\n    steps:\n      - name: wait\n        block: {}\n",
                        "127.0.0.1:0");
@@ -227,20 +247,9 @@ TEST_F(Operations, AStuckLoopFailsHealthzAndStarvesTheWatchdog) {
 // written. Stopping gives back those not begun, so the next daemon performs
 // them at once instead of after their lease (a minute here).
 TEST_F(Operations, SigtermGivesBackHandedEffectsSoTheNextDaemonRunsThemAtOnce) {
-  static StepRegistry registry = [] {
-    StepRegistry r = StepRegistry::with_builtin_types();
-    r.add(std::make_unique<BlockStep>());
-    return r;
-  }();
-  steps_ = &registry;
-  g_release_blocked = false;
-  g_blocked_calls = 0;
+  use_block_step();
   start_stack({});
-  config("  held:\n    steps:\n      - name: wait\n        block: {}\n");
-  auto one_worker = std::make_shared<Config>(*config_);
-  one_worker->daemon.effect_workers = 1;
-  one_worker->daemon.lease = 60s;
-  config_ = one_worker;
+  config_with_one_worker("", 60s);
   auto& first = start_daemon("d1");
 
   start_workflow("held-1", "held");
@@ -277,19 +286,9 @@ TEST_F(Operations, SigtermGivesBackHandedEffectsSoTheNextDaemonRunsThemAtOnce) {
 // worker busy) starts no run: the worker performs the effect with the state
 // the cancel committed, not the one the start did.
 TEST_F(Operations, ACancelWhileTheFirstEffectWaitsStartsNoRun) {
-  static StepRegistry registry = [] {
-    StepRegistry r = StepRegistry::with_builtin_types();
-    r.add(std::make_unique<BlockStep>());
-    return r;
-  }();
-  steps_ = &registry;
-  g_release_blocked = false;
-  g_blocked_calls = 0;
+  use_block_step();
   start_stack({{101, sim_job("work", 300)}});
-  config(std::string("  held:\n    steps:\n      - name: wait\n        block: {}\n") + kOneJob);
-  auto one_worker = std::make_shared<Config>(*config_);
-  one_worker->daemon.effect_workers = 1;
-  config_ = one_worker;
+  config_with_one_worker(kOneJob);
   start_daemon("d1");
 
   start_workflow("busy", "held");
