@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "daemon/kafka/kafka.hpp"
 
 namespace brickwork {
@@ -22,8 +26,18 @@ void OpsMonitor::start(const KafkaConsumer& consumer, Duration period) {
   stopping_ = false;
   thread_ = std::thread([this, period] {
     auto store = context_.open_store();
+    auto next_trim = std::chrono::steady_clock::now();
     while (!stopping_) {
       check_once(*store);
+#ifdef __GLIBC__
+      // glibc keeps the pages of memory freed after a burst (a backlog of
+      // inputs, thousands of effects handed over) in its arenas: give them
+      // back, so resident memory follows the load instead of its peak.
+      if (std::chrono::steady_clock::now() >= next_trim) {
+        malloc_trim(0);
+        next_trim = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      }
+#endif
       const auto until = std::chrono::steady_clock::now() + period;
       while (!stopping_ && std::chrono::steady_clock::now() < until) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
