@@ -9,7 +9,7 @@
 # Sizes (environment):
 #   BENCH_WORKFLOWS=20000        throughput: start commands queued before the daemon starts
 #   BENCH_WAITING=20000          in-flight sizes, comma-separated (e.g. 20000,100000)
-#   BENCH_INTAKE=5000            workflows per intake measure
+#   BENCH_INTAKE=20000           workflows per intake measure
 #   BENCH_LATENCY_RATE=333       two-step workflows/s (3 input events each)
 #   BENCH_LATENCY_SECONDS=10
 #   BENCH_PGBENCH_SECONDS=10

@@ -176,11 +176,12 @@ void reschedule_effect(Store& store, const StoredEffect& stored, const Error& er
 
 // Applies the results of a batch and deletes their effects in one
 // transaction; a result whose claim lost its lease is left to the effect's
-// new holder. On failure nothing is recorded: the leases run out and the
-// effects are performed again (every action is safe to repeat per attempt).
-void record_results(RuntimeContext& context, Store& store,
-                    const std::vector<const StoredEffect*>& effects,
-                    const std::vector<const EffectResult*>& results) {
+// new holder. On failure nothing is recorded; the caller may try again while
+// the leases hold, or let them run out, and the effects are performed again
+// (every action is safe to repeat per attempt).
+Status record_results(RuntimeContext& context, Store& store,
+                      const std::vector<const StoredEffect*>& effects,
+                      const std::vector<const EffectResult*>& results) {
   std::vector<const StoredEffect*> lost;
   PendingMetrics metrics;
   WorkflowTransaction::Handoff handoff;
@@ -216,7 +217,7 @@ void record_results(RuntimeContext& context, Store& store,
   });
   if (!s) {
     spdlog::warn("effects: cannot record {} result(s): {}", effects.size(), s.error().message);
-    return;
+    return s;
   }
   metrics.commit(&context.metrics());
   for (const StoredEffect* stored : lost) {
@@ -225,6 +226,7 @@ void record_results(RuntimeContext& context, Store& store,
   }
   context.outbox_wakeup().notify();
   deliver_effects(context, std::move(handoff));
+  return ok_status();
 }
 
 }  // namespace effect_detail
@@ -245,7 +247,7 @@ class EffectRunner::ResultRecorder {
 
   void start() {
     stopping_ = false;
-    thread_ = std::thread([this] { loop(); });
+    for (int i = 0; i < kRecorders; ++i) threads_.emplace_back([this] { loop(); });
   }
   // Records what is queued, then stops.
   void stop() {
@@ -254,9 +256,10 @@ class EffectRunner::ResultRecorder {
       stopping_ = true;
     }
     queued_cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
   }
-  bool running() const { return thread_.joinable(); }
+  bool running() const { return !threads_.empty(); }
 
   // Queues results; waits only while many are queued already (Postgres
   // slower than the calls).
@@ -270,10 +273,17 @@ class EffectRunner::ResultRecorder {
 
  private:
   static constexpr size_t kMaxQueued = 1024;
+  // Two, so that results arriving while one commits wait for no commit but
+  // their own: a completion event for the same workflow waits on its row
+  // lock until its result is recorded. Their transactions lock workflows in
+  // id order, so they cannot deadlock.
+  static constexpr int kRecorders = 2;
 
   void loop() {
     auto store = context_.open_store();
-    Liveness::Loop& heartbeat = context_.liveness().add("effects/recorder", kLoopStallLimit);
+    Liveness::Loop& heartbeat = context_.liveness().add(
+        "effects/recorder/" + std::to_string(++started_), kLoopStallLimit);
+    Duration backoff{100};
     std::unique_lock lock(mutex_);
     for (;;) {
       heartbeat.beat();
@@ -293,7 +303,24 @@ class EffectRunner::ResultRecorder {
         effect_pointers.push_back(&effects[i]);
         result_pointers.push_back(&results[i]);
       }
-      record_results(context_, *store, effect_pointers, result_pointers);
+      const Status recorded = record_results(context_, *store, effect_pointers, result_pointers);
+      lock.lock();
+      if (!recorded && recorded.error().transient() && !stopping_) {
+        // Postgres away, a connection refused: the results are kept (their
+        // leases are renewed meanwhile) and tried again after a pause,
+        // rather than performed again after their leases run out.
+        effects.insert(effects.end(), std::make_move_iterator(effects_.begin()),
+                       std::make_move_iterator(effects_.end()));
+        results.insert(results.end(), std::make_move_iterator(results_.begin()),
+                       std::make_move_iterator(results_.end()));
+        effects_ = std::move(effects);
+        results_ = std::move(results);
+        queued_cv_.wait_for(lock, backoff, [&] { return stopping_; });
+        backoff = std::min(backoff * 2, Duration(5000));
+        continue;
+      }
+      backoff = Duration(100);
+      lock.unlock();
       for (const auto& effect : effects) release_(effect.id);
       lock.lock();
     }
@@ -308,7 +335,8 @@ class EffectRunner::ResultRecorder {
   bool stopping_ = false;
   std::vector<StoredEffect> effects_;
   std::vector<EffectResult> results_;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
+  std::atomic<int> started_{0};
 };
 
 EffectRunner::EffectRunner(RuntimeContext& context, StepServices services, std::string owner)
@@ -517,7 +545,7 @@ void EffectRunner::run_batch(Store& store, std::vector<HandedEffect> batch,
     effect_pointers.push_back(&to_record[i]);
     result_pointers.push_back(&results[i]);
   }
-  record_results(context_, store, effect_pointers, result_pointers);
+  (void)record_results(context_, store, effect_pointers, result_pointers);
   for (const auto& effect : to_record) release(effect.id);
   spdlog::debug("effects: {} recorded in {} ms", batch.size(), (now_ms() - started).count());
 }

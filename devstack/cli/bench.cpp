@@ -660,7 +660,30 @@ class Bench {
     return true;
   }
 
+  // Each measure starts from a quiet server: the one before leaves
+  // autovacuum cleaning up after it for a few seconds, which would be
+  // counted against the next. Waits (at most 20 s) until no autovacuum
+  // worker has run for half a second.
+  void settle() {
+    try {
+      pqxx::connection c(stack_->postgres().url());
+      const auto limit = SteadyClock::now() + std::chrono::seconds(20);
+      int quiet = 0;
+      while (quiet < 5 && SteadyClock::now() < limit) {
+        pqxx::nontransaction q(c);
+        const bool vacuuming =
+            q.exec("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")[0][0]
+                .as<int>() > 0;
+        quiet = vacuuming ? 0 : quiet + 1;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    } catch (const std::exception&) {
+      // Only a pause: a measure runs anyway.
+    }
+  }
+
   bool measure_latency() {
+    settle();
     const double rate = options_.latency_rate;
     const auto count = static_cast<int64_t>(rate * options_.latency_seconds);
     step("latency: " + std::to_string(count) + " two-step workflows at " + fixed(rate, 0) + "/s");
@@ -734,6 +757,7 @@ class Bench {
     }
 
     const std::string phase = "in" + std::to_string(waiting);
+    settle();
     step("intake: " + std::to_string(options_.intake) + " one-step workflows with " +
          std::to_string(waiting) + " waiting");
     Status s = produce_starts(phase, "bench_one", 1, options_.intake);

@@ -21,7 +21,7 @@ struct BenchOptions {
   std::string daemon_binary;
   int64_t workflows = 20000;             // throughput: start commands queued before the start
   std::vector<int64_t> waiting{20000};   // in-flight sizes for intake, memory and restart
-  int64_t intake = 5000;                 // one-step workflows per intake measure
+  int64_t intake = 20000;                // one-step workflows per intake measure (~8 s each)
   double latency_rate = 333;             // two-step workflows/s (3 inputs each)
   int32_t latency_seconds = 10;
   int32_t pgbench_seconds = 10;
