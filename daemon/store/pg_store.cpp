@@ -157,13 +157,6 @@ std::string sha256_hex(std::string_view text) {
 
 // Hot statements: reads prepared once per connection; writes sent as text in
 // batches (WriteBuffer), many per round trip.
-constexpr const char* kWorkflowColumns =
-    "SELECT workflow, definition_hash,"
-    " CASE WHEN definition_hash IS NULL THEN definition::text END, input::text, status, seq,"
-    " (extract(epoch FROM created_at) * 1000)::bigint,"
-    " (extract(epoch FROM updated_at) * 1000)::bigint"
-    " FROM workflows WHERE id = $1";
-
 constexpr const char* kWorkflowsColumns =
     "SELECT id, workflow, definition_hash,"
     " CASE WHEN definition_hash IS NULL THEN definition::text END, input::text, status, seq,"
@@ -173,8 +166,6 @@ constexpr const char* kWorkflowsColumns =
 
 const std::map<std::string, std::string>& prepared_statements() {
   static const std::map<std::string, std::string> statements = {
-      {"select_workflow", kWorkflowColumns},
-      {"select_workflow_locked", std::string(kWorkflowColumns) + " FOR UPDATE"},
       {"select_workflows", kWorkflowsColumns},
       {"select_workflows_locked", std::string(kWorkflowsColumns) + " ORDER BY id FOR UPDATE"},
       {"select_steps_of",
@@ -191,12 +182,6 @@ const std::map<std::string, std::string>& prepared_statements() {
       {"insert_definition",
        "INSERT INTO definitions (hash, definition) VALUES ($1, $2::jsonb)"
        " ON CONFLICT (hash) DO NOTHING"},
-      {"select_steps",
-       "SELECT name, status, attempt, attempts_before_retry, run_id, run_page_url,"
-       " handle::text, output::text, error::text,"
-       " (extract(epoch FROM started_at) * 1000)::bigint,"
-       " (extract(epoch FROM finished_at) * 1000)::bigint"
-       " FROM steps WHERE workflow_id = $1 ORDER BY position"},
       {"delete_effect",
        "DELETE FROM effects WHERE id = $1 AND lease_owner = $2"
        " AND lease_until >= to_timestamp($3::bigint / 1000.0)"},
@@ -225,7 +210,34 @@ const WorkflowDefinition& definition_by_hash(pqxx::work& tx, const std::string& 
   return *cache.find(hash);
 }
 
-// The workflow columns of kWorkflowColumns, from `first` on.
+// Postgres array literals for `= ANY($1::text[])` and unnest(): each text
+// element quoted, its quotes and backslashes escaped.
+std::string text_array(const std::vector<std::string>& values) {
+  std::string array = "{";
+  for (const std::string& value : values) {
+    if (array.size() > 1) array += ',';
+    array += '"';
+    for (char c : value) {
+      if (c == '"' || c == '\\') array += '\\';
+      array += c;
+    }
+    array += '"';
+  }
+  array += '}';
+  return array;
+}
+
+std::string number_array(const std::vector<int64_t>& values) {
+  std::string array = "{";
+  for (int64_t value : values) {
+    if (array.size() > 1) array += ',';
+    array += std::to_string(value);
+  }
+  array += '}';
+  return array;
+}
+
+// The workflow columns of kWorkflowsColumns after the id, from `first` on.
 WorkflowState workflow_from_row(pqxx::work& tx, const std::string& id, const pqxx::row& row,
                                 int first, DefinitionCache& cache) {
   WorkflowState state;
@@ -246,7 +258,7 @@ WorkflowState workflow_from_row(pqxx::work& tx, const std::string& id, const pqx
   return state;
 }
 
-// The step columns of select_steps, from `first` on.
+// The step columns of select_steps_of after the workflow id, from `first` on.
 StepState step_from_row(const WorkflowState& state, const pqxx::row& s, int first,
                         const SecretBox* sealer) {
   StepState step;
@@ -286,17 +298,7 @@ LoadedWorkflows load_workflows(pqxx::work& tx, std::vector<std::string> ids, boo
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   LoadedWorkflows out;
   if (ids.empty()) return out;
-  std::string array = "{";
-  for (const std::string& id : ids) {
-    if (array.size() > 1) array += ',';
-    array += '"';
-    for (char c : id) {
-      if (c == '"' || c == '\\') array += '\\';
-      array += c;
-    }
-    array += '"';
-  }
-  array += '}';
+  const std::string array = text_array(ids);
   std::map<std::string, WorkflowState> states;
   for (const pqxx::row row :
        tx.exec_prepared(lock ? "select_workflows_locked" : "select_workflows", array)) {
@@ -322,16 +324,13 @@ LoadedWorkflows load_workflows(pqxx::work& tx, std::vector<std::string> ids, boo
   return out;
 }
 
+// One workflow, by the same queries; rows that do not decode throw CorruptRow.
 std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id, bool lock,
                                            const SecretBox* sealer, DefinitionCache& cache) {
-  const pqxx::result w =
-      tx.exec_prepared(lock ? "select_workflow_locked" : "select_workflow", id);
-  if (w.empty()) return std::nullopt;
-  WorkflowState state = workflow_from_row(tx, id, w[0], 0, cache);
-  for (const pqxx::row s : tx.exec_prepared("select_steps", id)) {
-    state.steps.push_back(step_from_row(state, s, 0, sealer));
-  }
-  return state;
+  LoadedWorkflows loaded = load_workflows(tx, {id}, lock, sealer, cache);
+  auto& state = loaded.at(id);
+  if (!state) throw CorruptRow(state.error().message);
+  return std::move(*state);
 }
 
 // A nullable statement parameter: libpqxx sends a null pointer as NULL.
@@ -420,24 +419,13 @@ constexpr const char* kDeleteOtherSteps =
 
 // Leases as two Postgres array literals (ids, owners), for unnest().
 std::pair<std::string, std::string> lease_arrays(const std::vector<HeldLease>& held) {
-  std::string ids = "{";
-  std::string owners = "{";
+  std::vector<int64_t> ids;
+  std::vector<std::string> owners;
   for (const HeldLease& h : held) {
-    if (ids.size() > 1) {
-      ids += ',';
-      owners += ',';
-    }
-    ids += std::to_string(h.effect_id);
-    owners += '"';
-    for (char c : h.owner) {
-      if (c == '"' || c == '\\') owners += '\\';
-      owners += c;
-    }
-    owners += '"';
+    ids.push_back(h.effect_id);
+    owners.push_back(h.owner);
   }
-  ids += '}';
-  owners += '}';
-  return {ids, owners};
+  return {number_array(ids), text_array(owners)};
 }
 
 // A claimed effect from the columns id, workflow_id, kind, step, attempt,
@@ -756,23 +744,14 @@ class PgStoreTx final : public StoreTx {
     writes_.flush();
     std::map<TopicPartition, int64_t> offsets;
     if (partitions.empty()) return offsets;
-    std::string topics = "{";
-    std::string numbers = "{";
+    std::vector<std::string> topic_names;
+    std::vector<int64_t> partition_numbers;
     for (const auto& [topic, partition] : partitions) {
-      if (topics.size() > 1) {
-        topics += ',';
-        numbers += ',';
-      }
-      topics += '"';
-      for (char c : topic) {
-        if (c == '"' || c == '\\') topics += '\\';
-        topics += c;
-      }
-      topics += '"';
-      numbers += std::to_string(partition);
+      topic_names.push_back(topic);
+      partition_numbers.push_back(partition);
     }
-    topics += '}';
-    numbers += '}';
+    const std::string topics = text_array(topic_names);
+    const std::string numbers = number_array(partition_numbers);
     const auto select = [&] {
       for (const pqxx::row row : tx_.exec_prepared("select_input_offsets", topics, numbers)) {
         offsets[{row[0].as<std::string>(), row[1].as<int32_t>()}] = row[2].as<int64_t>();
