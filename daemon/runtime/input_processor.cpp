@@ -18,28 +18,44 @@ class BatchApplier {
                TimePoint now)
       : wt_(wt), context_(context), config_(context.config()), report_(report), now_(now) {}
 
+  // A message parsed once, for the prepass that collects the workflows to
+  // lock and then for applying it.
+  struct ParsedInput {
+    std::optional<Result<ParsedCommand>> command;
+    std::optional<Result<ParsedCompletion>> completion;
+    std::optional<int32_t> attempt;  // a completion's, when its token is brickwork's
+  };
+
+  ParsedInput parse(const KafkaMessage& message) const {
+    ParsedInput parsed;
+    if (message.topic == config_->kafka.topics.commands) {
+      parsed.command = parse_command(message.payload);
+    } else if (message.topic == config_->kafka.topics.events) {
+      parsed.completion = parse_completion(message.payload);
+      if (const auto& event = *parsed.completion) {
+        parsed.attempt =
+            context_.tokens().verify_callback_token(event->token, event->workflow_id, event->step);
+      }
+    }
+    return parsed;
+  }
+
   // The workflow an input will touch, if it is well formed and (for a
   // completion) carries a token brickwork issued: a forged event locks nothing.
-  std::optional<std::string> workflow_named_by(const KafkaMessage& message) const {
-    if (message.topic == config_->kafka.topics.commands) {
-      auto parsed = parse_command(message.payload);
-      if (parsed) return parsed->id;
-    } else if (message.topic == config_->kafka.topics.events) {
-      auto parsed = parse_completion(message.payload);
-      if (parsed && context_.tokens().verify_callback_token(parsed->token, parsed->workflow_id,
-                                                            parsed->step)) {
-        return parsed->workflow_id;
-      }
+  static std::optional<std::string> workflow_named_by(const ParsedInput& parsed) {
+    if (parsed.command && *parsed.command) return (*parsed.command)->id;
+    if (parsed.completion && *parsed.completion && parsed.attempt) {
+      return (*parsed.completion)->workflow_id;
     }
     return std::nullopt;
   }
 
-  void handle(const KafkaMessage& message) {
+  void handle(const KafkaMessage& message, const ParsedInput& parsed) {
     const TimePoint now = now_;
-    if (message.topic == config_->kafka.topics.commands) {
-      handle_command(message);
-    } else if (message.topic == config_->kafka.topics.events) {
-      handle_completion(message);
+    if (parsed.command) {
+      handle_command(message, *parsed.command);
+    } else if (parsed.completion) {
+      handle_completion(message, *parsed.completion, parsed.attempt);
     } else {
       dead_letter(message, "unknown_topic", "not a topic brickwork reads", now);
     }
@@ -56,9 +72,8 @@ class BatchApplier {
     ++report_.dead_lettered;
   }
 
-  void handle_command(const KafkaMessage& message) {
+  void handle_command(const KafkaMessage& message, const Result<ParsedCommand>& parsed) {
     const TimePoint now = now_;
-    auto parsed = parse_command(message.payload);
     if (!parsed) {
       dead_letter(message, parsed.error().code, parsed.error().message, now);
       // A usable id still learns why its command went nowhere.
@@ -93,19 +108,17 @@ class BatchApplier {
     }
   }
 
-  void handle_completion(const KafkaMessage& message) {
+  void handle_completion(const KafkaMessage& message, const Result<ParsedCompletion>& parsed,
+                         const std::optional<int32_t>& attempt) {
     const TimePoint now = now_;
-    auto parsed = parse_completion(message.payload);
     if (!parsed) {
       dead_letter(message, parsed.error().code, parsed.error().message, now);
       return;
     }
     const ParsedCompletion& event = *parsed;
     LogScope scope(LogScope::workflow(event.workflow_id, event.step, event.run_id));
-    // The token first: a forged event touches no row and cannot tell which
-    // workflows exist (the reason is the same either way).
-    const std::optional<int32_t> attempt =
-        context_.tokens().verify_callback_token(event.token, event.workflow_id, event.step);
+    // The token first (checked in parse): a forged event touches no row and
+    // cannot tell which workflows exist (the reason is the same either way).
     if (!attempt) {
       dead_letter(message, "bad_token",
                   "the token is not one brickwork issued for this workflow and step", now);
@@ -171,13 +184,17 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
     for (const auto& message : batch) partitions.emplace_back(message.topic, message.partition);
     std::map<StoreTx::TopicPartition, int64_t> next_offsets = tx.input_offsets_for_update(partitions);
     // Every workflow the new inputs name, loaded and locked at once.
+    std::vector<BatchApplier::ParsedInput> parsed(batch.size());
     std::vector<std::string> ids;
-    for (const auto& message : batch) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const KafkaMessage& message = batch[i];
       if (message.offset < next_offsets.at({message.topic, message.partition})) continue;
-      if (auto id = applier.workflow_named_by(message)) ids.push_back(std::move(*id));
+      parsed[i] = applier.parse(message);
+      if (auto id = BatchApplier::workflow_named_by(parsed[i])) ids.push_back(std::move(*id));
     }
     wt.preload(ids);
-    for (const auto& message : batch) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const KafkaMessage& message = batch[i];
       const auto key = std::make_pair(message.topic, message.partition);
       auto it = next_offsets.find(key);
       if (message.offset < it->second) {
@@ -186,7 +203,7 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
         continue;
       }
       const int32_t dead_lettered_before = report.dead_lettered;
-      applier.handle(message);
+      applier.handle(message, parsed[i]);
       ++inputs[{message.topic,
                 report.dead_lettered > dead_lettered_before ? "dead_letter" : "applied"}];
       it->second = message.offset + 1;

@@ -46,30 +46,23 @@ void WorkflowTransaction::preload(const std::vector<std::string>& ids) {
     if (cache_.count(id) == 0) missing.push_back(id);
   }
   if (missing.empty()) return;
-  for (auto& [id, loaded] : tx_.load_workflows_for_update(missing)) {
-    if (!loaded) {
-      unloadable_.emplace(id, loaded.error());
-      cache_.emplace(id, std::nullopt);
-      continue;
-    }
-    if (*loaded) loaded_rows_.emplace(id, WorkflowRows::of(**loaded));
-    cache_.emplace(id, std::move(*loaded));
-  }
+  for (auto& [id, loaded] : tx_.load_workflows_for_update(missing)) remember(id, std::move(loaded));
 }
 
 const std::optional<WorkflowState>& WorkflowTransaction::workflow(const std::string& id) {
   auto it = cache_.find(id);
-  if (it == cache_.end()) {
-    auto loaded = tx_.load_workflow_for_update(id);
-    if (!loaded) {
-      unloadable_.emplace(id, loaded.error());
-      it = cache_.emplace(id, std::nullopt).first;
-    } else {
-      if (*loaded) loaded_rows_.emplace(id, WorkflowRows::of(**loaded));
-      it = cache_.emplace(id, std::move(*loaded)).first;
-    }
+  if (it != cache_.end()) return it->second;
+  return remember(id, tx_.load_workflow_for_update(id));
+}
+
+const std::optional<WorkflowState>& WorkflowTransaction::remember(
+    const std::string& id, Result<std::optional<WorkflowState>> loaded) {
+  if (!loaded) {
+    unloadable_.emplace(id, loaded.error());
+    return cache_.emplace(id, std::nullopt).first->second;
   }
-  return it->second;
+  if (*loaded) loaded_rows_.emplace(id, WorkflowRows::of(**loaded));
+  return cache_.emplace(id, std::move(*loaded)).first->second;
 }
 
 const Error* WorkflowTransaction::load_error(const std::string& id) {
@@ -189,6 +182,23 @@ void WorkflowTransaction::add_effect(const std::string& workflow_id, const Effec
 }
 
 void WorkflowTransaction::finish() {
+  // Each changed workflow's final state, copied once for the effect workers
+  // if they need it: for effects handed over earlier (performed with this
+  // state once committed, not the one they were decided from) and for the
+  // effects this transaction hands over. An effect an earlier input asked
+  // for and a later one made moot is then dropped by the worker, as it
+  // would be after a read.
+  std::map<std::string, std::shared_ptr<const WorkflowState>> committed;
+  const auto committed_state = [&](const std::string& id) {
+    auto [it, inserted] = committed.try_emplace(id);
+    if (inserted) {
+      auto cached = cache_.find(id);
+      if (cached != cache_.end() && cached->second) {
+        it->second = std::make_shared<const WorkflowState>(*cached->second);
+      }
+    }
+    return it->second;
+  };
   for (const auto& id : dirty_) {
     const auto& state = cache_.at(id);
     if (!state) continue;
@@ -200,27 +210,15 @@ void WorkflowTransaction::finish() {
     }
     // Saved: a later finish() in this transaction compares with this.
     loaded_rows_.insert_or_assign(id, WorkflowRows::of(*state));
-    // Effects of this workflow handed over earlier are performed with this
-    // state once it is committed, not the one they were decided from.
     if (handoff_ != nullptr && handoff_->waits_for(id)) {
-      refreshed_.emplace_back(id, std::make_shared<const WorkflowState>(*state));
+      refreshed_.emplace_back(id, committed_state(id));
     }
   }
   dirty_.clear();
   if (leased_ == 0) return;
-  // Each workflow's final state in this transaction, shared by its effects:
-  // an effect an earlier input asked for and a later one made moot is then
-  // dropped by the worker, as it would be after a read.
-  std::map<std::string, std::shared_ptr<const WorkflowState>> states;
   for (StoredEffect& stored : tx_.take_leased_effects()) {
-    auto [it, inserted] = states.try_emplace(stored.workflow_id);
-    if (inserted) {
-      auto cached = cache_.find(stored.workflow_id);
-      if (cached != cache_.end() && cached->second) {
-        it->second = std::make_shared<const WorkflowState>(*cached->second);
-      }
-    }
-    handed_.push_back(HandedEffect{std::move(stored), it->second});
+    std::shared_ptr<const WorkflowState> state = committed_state(stored.workflow_id);
+    handed_.push_back(HandedEffect{std::move(stored), std::move(state)});
   }
   leased_ = 0;
 }
