@@ -14,6 +14,9 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "daemon/core/json_limits.hpp"
 #include "daemon/store/claim_query.hpp"
@@ -155,8 +158,8 @@ std::string sha256_hex(std::string_view text) {
   return out;
 }
 
-// Hot statements: reads prepared once per connection; writes sent as text in
-// batches (WriteBuffer), many per round trip.
+// Hot statements, prepared once per connection: these reads, and the writes
+// of WriteBuffer (a statement per set of row kinds sent together).
 constexpr const char* kWorkflowsColumns =
     "SELECT id, workflow, definition_hash,"
     " CASE WHEN definition_hash IS NULL THEN definition::text END, input::text, status, seq,"
@@ -210,31 +213,34 @@ const WorkflowDefinition& definition_by_hash(pqxx::work& tx, const std::string& 
   return *cache.find(hash);
 }
 
-// Postgres array literals for `= ANY($1::text[])` and unnest(): each text
-// element quoted, its quotes and backslashes escaped.
+// Postgres array literals, the one way a list of values travels (one
+// parameter each, for `= ANY($1::text[])` and unnest()): each element quoted,
+// its quotes and backslashes escaped; NULL unquoted.
+void append_array_element(std::string& array, std::string_view value) {
+  if (array.size() > 1) array += ',';
+  array += '"';
+  for (char c : value) {
+    if (c == '"' || c == '\\') array += '\\';
+    array += c;
+  }
+  array += '"';
+}
+
+void append_array_null(std::string& array) {
+  if (array.size() > 1) array += ',';
+  array += "NULL";
+}
+
 std::string text_array(const std::vector<std::string>& values) {
   std::string array = "{";
-  for (const std::string& value : values) {
-    if (array.size() > 1) array += ',';
-    array += '"';
-    for (char c : value) {
-      if (c == '"' || c == '\\') array += '\\';
-      array += c;
-    }
-    array += '"';
-  }
-  array += '}';
-  return array;
+  for (const std::string& value : values) append_array_element(array, value);
+  return array + '}';
 }
 
 std::string number_array(const std::vector<int64_t>& values) {
   std::string array = "{";
-  for (int64_t value : values) {
-    if (array.size() > 1) array += ',';
-    array += std::to_string(value);
-  }
-  array += '}';
-  return array;
+  for (int64_t value : values) append_array_element(array, std::to_string(value));
+  return array + '}';
 }
 
 // The workflow columns of kWorkflowsColumns after the id, from `first` on.
@@ -444,70 +450,70 @@ StoredEffect stored_effect_of(const pqxx::row& row) {
 
 // Writes of one transaction, sent together: just before the next read and at
 // commit. Nothing in a transaction reads what it has just written except
-// through those reads, so the order of statements is kept and one round trip
-// carries many writes. Values go in as literals quoted by libpq
-// (PQescapeStringConn), never spliced raw.
+// through those reads, so a flush needs only keep the order of writes that
+// touch the same rows. Values travel only as statement parameters, never in
+// the SQL text, so that no server log (log_min_error_statement logs the text
+// of a failed statement) holds a workflow's inputs or outputs.
 class WriteBuffer {
  public:
-  // Rows of one hot write, sent as one multi-row statement: `head` + the
-  // rows joined by commas + `tail`. A row whose key is already in the batch
-  // sends the batch first (an UPDATE ... FROM VALUES must not see a key twice).
+  // A hot write: its rows sent as ONE statement, each column's values one
+  // array parameter ($1 the first column, ...) that the statement unnests.
   struct RowKind {
-    const char* head;
-    const char* row;  // with $1..$n
-    const char* tail;
-    // Its statement ends in RETURNING: it goes last in its batch (a batch
-    // answers with its last statement's rows), and its rows are kept.
+    const char* id;  // one letter, unique: names the prepared statements
+    const char* statement;
+    const char* table;  // the table it writes
+    // It reads rows of `table` (UPDATE, DELETE, ON CONFLICT), so it must see
+    // what kinds queued before it wrote there: it never shares a statement
+    // with them (parts of one statement see the same snapshot).
+    bool reads_table;
+    // Its statement ends in RETURNING: it goes last, and its rows are kept.
     bool returns = false;
   };
 
   explicit WriteBuffer(pqxx::work& tx) : tx_(tx) {}
 
+  // A statement of its own, sent before the kinds' rows.
   void add(const std::string& statement, std::initializer_list<NullableText> params) {
-    singles_ += substitute(statement, params);
-    singles_ += ";\n";
+    singles_.push_back(Single{statement, params});
   }
 
+  // A row whose key is already queued sends what is queued first (one
+  // statement must not update or upsert a row twice).
   void add_row(const RowKind& kind, const std::string& key,
                std::initializer_list<NullableText> params) {
-    Rows* rows = nullptr;
-    for (Rows& r : rows_) {
-      if (r.kind == &kind) rows = &r;
-    }
+    Rows* rows = find(kind);
     if (rows != nullptr && !key.empty() && rows->keys.count(key) != 0) {
       flush();
       rows = nullptr;
     }
-    if (rows == nullptr) rows = &rows_.emplace_back(Rows{&kind, {}, {}});
-    if (!rows->text.empty()) rows->text += ",";
-    rows->text += substitute(kind.row, params);
+    if (rows == nullptr) {
+      rows = &rows_.emplace_back(Rows{&kind, std::vector<std::string>(params.size(), "{"), {}});
+    }
+    if (rows->columns.size() != params.size()) throw std::logic_error("row of the wrong width");
+    size_t column = 0;
+    for (const NullableText& p : params) {
+      std::string& array = rows->columns[column++];
+      if (p.null()) {
+        append_array_null(array);
+      } else {
+        append_array_element(array, p.text());
+      }
+    }
     if (!key.empty()) rows->keys.insert(key);
   }
 
   void flush() {
-    std::string batch;
-    if (!planned_ && (!singles_.empty() || !rows_.empty())) {
-      // Every write here touches rows by key. A batch of a few hundred rows
-      // would otherwise be planned as a hash join over a sequential scan of
-      // the whole table while the table is small (tens of thousands of
-      // rows), which costs more as it grows: keep the index lookups.
-      batch = "SET LOCAL enable_hashjoin = off;\nSET LOCAL enable_mergejoin = off;\n";
-      planned_ = true;
+    for (const Single& single : singles_) {
+      std::vector<const char*> params;
+      params.reserve(single.params.size());
+      for (const NullableText& p : single.params) params.push_back(p.get());
+      tx_.exec_params(single.statement, pqxx::prepare::make_dynamic_params(params));
     }
-    batch += singles_;
     singles_.clear();
-    const Rows* returning = nullptr;
-    for (const Rows& r : rows_) {
-      if (r.kind->returns) {
-        returning = &r;
-      } else {
-        append(batch, r);
-      }
+    for (const Statement& statement : statements()) {
+      pqxx::result result = send(statement);
+      if (statement.back()->kind->returns) returned_.push_back(std::move(result));
     }
-    if (returning != nullptr) append(batch, *returning);
-    if (batch.empty()) return;
-    pqxx::result result = tx_.exec(batch);
-    if (returning != nullptr) returned_.push_back(std::move(result));
     rows_.clear();
   }
 
@@ -518,103 +524,186 @@ class WriteBuffer {
   }
 
  private:
+  struct Single {
+    std::string statement;
+    std::vector<NullableText> params;
+  };
   struct Rows {
     const RowKind* kind;
-    std::string text;
+    std::vector<std::string> columns;  // array literals, each still to be closed
     std::set<std::string> keys;
   };
+  using Statement = std::vector<Rows*>;
 
-  std::string substitute(std::string_view statement, std::initializer_list<NullableText> params) {
-    std::vector<const NullableText*> args;
-    for (const NullableText& p : params) args.push_back(&p);
+  Rows* find(const RowKind& kind) {
+    for (Rows& r : rows_) {
+      if (r.kind == &kind) return &r;
+    }
+    return nullptr;
+  }
+
+  // The queued kinds in order of first use (a `returns` kind last), as few
+  // statements as keep that order where it matters: a kind that reads its
+  // table starts a new statement after one that writes it.
+  std::vector<Statement> statements() {
+    std::vector<Rows*> order;
+    for (Rows& r : rows_) {
+      if (!r.kind->returns) order.push_back(&r);
+    }
+    for (Rows& r : rows_) {
+      if (r.kind->returns) order.push_back(&r);
+    }
+    std::vector<Statement> out;
+    for (Rows* r : order) {
+      const bool must_see_earlier =
+          !out.empty() && r->kind->reads_table &&
+          std::any_of(out.back().begin(), out.back().end(), [&](const Rows* earlier) {
+            return std::string_view(earlier->kind->table) == r->kind->table;
+          });
+      if (out.empty() || must_see_earlier) out.emplace_back();
+      out.back().push_back(r);
+    }
+    return out;
+  }
+
+  // Several kinds go as one statement of data-modifying CTEs, the last kind
+  // its main statement; each kind's parameters numbered after the ones before.
+  pqxx::result send(const Statement& statement) {
+    std::string name = "write_";
+    std::string sql;
+    std::vector<const char*> params;
+    for (size_t i = 0; i < statement.size(); ++i) {
+      Rows& rows = *statement[i];
+      name += rows.kind->id;
+      const std::string part = renumbered(rows.kind->statement, params.size());
+      if (i + 1 < statement.size()) {
+        sql += (i == 0 ? "WITH " : ", ");
+        sql += std::string("w") + rows.kind->id + " AS (" + part + ")";
+      } else {
+        sql += (i == 0 ? "" : " ") + part;
+      }
+      for (std::string& column : rows.columns) {
+        column += '}';
+        params.push_back(column.c_str());
+      }
+    }
+    // Prepared once per connection (libpqxx ignores a repeated definition).
+    tx_.conn().prepare(name, sql);
+    return tx_.exec_prepared(name, pqxx::prepare::make_dynamic_params(params));
+  }
+
+  // `statement` with each $n as $(n + offset).
+  static std::string renumbered(std::string_view statement, size_t offset) {
     std::string out;
-    out.reserve(statement.size() + 64);
+    out.reserve(statement.size() + 16);
     size_t i = 0;
     while (i < statement.size()) {
-      const char c = statement[i];
-      if (c == '$' && i + 1 < statement.size() &&
-          std::isdigit(static_cast<unsigned char>(statement[i + 1]))) {
+      if (statement[i] == '$') {
         size_t j = i + 1;
         size_t n = 0;
         while (j < statement.size() && std::isdigit(static_cast<unsigned char>(statement[j]))) {
           n = n * 10 + static_cast<size_t>(statement[j] - '0');
           ++j;
         }
-        if (n == 0 || n > args.size()) throw std::logic_error("statement parameter out of range");
-        const NullableText& arg = *args[n - 1];
-        out += arg.null() ? std::string("NULL") : tx_.quote(arg.text());
-        i = j;
-      } else {
-        out += c;
-        ++i;
+        if (j > i + 1) {
+          out += '$' + std::to_string(n + offset);
+          i = j;
+          continue;
+        }
       }
+      out += statement[i++];
     }
     return out;
   }
 
-  static void append(std::string& batch, const Rows& rows) {
-    batch += rows.kind->head;
-    batch += rows.text;
-    batch += rows.kind->tail;
-    batch += ";\n";
-  }
-
   pqxx::work& tx_;
-  std::string singles_;
+  std::vector<Single> singles_;
   std::vector<Rows> rows_;  // in order of first use; one `returns` kind at most
   std::vector<pqxx::result> returned_;
-  bool planned_ = false;  // the join settings are sent
 };
 
+// Times travel as epoch milliseconds (bigint), JSON as jsonb array elements.
 const WriteBuffer::RowKind kOutboxRows{
-    "INSERT INTO outbox (topic, key, payload) VALUES ", "($1, $2, $3)", ""};
+    "o",
+    "INSERT INTO outbox (topic, key, payload)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
+    "outbox", false};
 const WriteBuffer::RowKind kEffectRows{
-    "INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at) VALUES ",
-    "($1, $2, $3, $4::int, $5::jsonb, to_timestamp($6::bigint / 1000.0))", ""};
+    "e",
+    "INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at)"
+    " SELECT workflow_id, kind, step, attempt, payload, to_timestamp(due_ms / 1000.0)"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::bigint[])"
+    " AS v(workflow_id, kind, step, attempt, payload, due_ms)",
+    "effects", false};
 const WriteBuffer::RowKind kLeasedEffectRows{
+    "l",
     "INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at, lease_owner,"
-    " lease_until, tries) VALUES ",
-    "($1, $2, $3, $4::int, $5::jsonb, to_timestamp($6::bigint / 1000.0), $7,"
-    " to_timestamp($8::bigint / 1000.0), 1)",
-    " RETURNING id, workflow_id, kind, step, attempt, payload::text, tries, lease_owner", true};
+    " lease_until, tries)"
+    " SELECT workflow_id, kind, step, attempt, payload, to_timestamp(due_ms / 1000.0),"
+    " lease_owner, to_timestamp(lease_until_ms / 1000.0), 1"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::bigint[],"
+    " $7::text[], $8::bigint[])"
+    " AS v(workflow_id, kind, step, attempt, payload, due_ms, lease_owner, lease_until_ms)"
+    " RETURNING id, workflow_id, kind, step, attempt, payload::text, tries, lease_owner",
+    "effects", false, true};
 const WriteBuffer::RowKind kNewWorkflowRows{
+    "w",
     "INSERT INTO workflows (id, workflow, definition_hash, input, status, seq, created_at,"
-    " updated_at) VALUES ",
-    "($1, $2, $3, $4::jsonb, $5, $6::bigint, to_timestamp($7::bigint / 1000.0),"
-    " to_timestamp($8::bigint / 1000.0))",
-    ""};
+    " updated_at)"
+    " SELECT id, workflow, definition_hash, input, status, seq, to_timestamp(created_ms / 1000.0),"
+    " to_timestamp(updated_ms / 1000.0)"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::bigint[],"
+    " $7::bigint[], $8::bigint[])"
+    " AS v(id, workflow, definition_hash, input, status, seq, created_ms, updated_ms)",
+    "workflows", false};
 const WriteBuffer::RowKind kNewStepRows{
+    "s",
     "INSERT INTO steps (workflow_id, name, position, status, attempt, attempts_before_retry,"
-    " run_id, run_page_url, handle, output, error, started_at, finished_at) VALUES ",
-    "($1, $2, $3::int, $4, $5::int, $6::int, $7::bigint, $8, $9::jsonb, $10::jsonb, $11::jsonb,"
-    " to_timestamp($12::bigint / 1000.0), to_timestamp($13::bigint / 1000.0))",
-    ""};
+    " run_id, run_page_url, handle, output, error, started_at, finished_at)"
+    " SELECT workflow_id, name, position, status, attempt, attempts_before_retry, run_id,"
+    " run_page_url, handle, output, error, to_timestamp(started_ms / 1000.0),"
+    " to_timestamp(finished_ms / 1000.0)"
+    " FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::int[],"
+    " $7::bigint[], $8::text[], $9::jsonb[], $10::jsonb[], $11::jsonb[], $12::bigint[],"
+    " $13::bigint[])"
+    " AS v(workflow_id, name, position, status, attempt, attempts_before_retry, run_id,"
+    " run_page_url, handle, output, error, started_ms, finished_ms)",
+    "steps", false};
 // Only polls no one holds: a claimed one is its holder's to record.
 const WriteBuffer::RowKind kDroppedPollRows{
-    "DELETE FROM effects e USING (VALUES ",
-    "($1, $2, $3::int)",
-    ") AS v(workflow_id, step, attempt) WHERE e.workflow_id = v.workflow_id AND e.step = v.step"
-    " AND e.attempt = v.attempt AND e.kind = 'poll'"
-    " AND (e.lease_until IS NULL OR e.lease_until < now())"};
+    "p",
+    "DELETE FROM effects e USING unnest($1::text[], $2::text[], $3::int[])"
+    " AS v(workflow_id, step, attempt)"
+    " WHERE e.workflow_id = v.workflow_id AND e.step = v.step AND e.attempt = v.attempt"
+    " AND e.kind = 'poll' AND (e.lease_until IS NULL OR e.lease_until < now())",
+    "effects", true};
 const WriteBuffer::RowKind kInputOffsetRows{
-    "INSERT INTO input_offsets (topic, partition, next_offset) VALUES ",
-    "($1, $2::int, $3::bigint)",
+    "i",
+    "INSERT INTO input_offsets (topic, partition, next_offset)"
+    " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
     " ON CONFLICT (topic, partition) DO UPDATE"
-    " SET next_offset = EXCLUDED.next_offset, updated_at = now()"};
+    " SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+    "input_offsets", true};
 const WriteBuffer::RowKind kWorkflowUpdateRows{
-    "UPDATE workflows w SET status = v.status, seq = v.seq::bigint,"
-    " updated_at = to_timestamp(v.updated_ms::bigint / 1000.0) FROM (VALUES ",
-    "($1, $2, $3, $4)", ") AS v(id, status, seq, updated_ms) WHERE w.id = v.id"};
+    "u",
+    "UPDATE workflows w SET status = v.status, seq = v.seq,"
+    " updated_at = to_timestamp(v.updated_ms / 1000.0)"
+    " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])"
+    " AS v(id, status, seq, updated_ms) WHERE w.id = v.id",
+    "workflows", true};
 const WriteBuffer::RowKind kStepUpdateRows{
-    "UPDATE steps s SET status = v.status, attempt = v.attempt::int,"
-    " attempts_before_retry = v.attempts_before_retry::int, run_id = v.run_id::bigint,"
-    " run_page_url = v.run_page_url, handle = v.handle::jsonb, output = v.output::jsonb,"
-    " error = v.error::jsonb, started_at = to_timestamp(v.started_ms::bigint / 1000.0),"
-    " finished_at = to_timestamp(v.finished_ms::bigint / 1000.0) FROM (VALUES ",
-    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    ") AS v(workflow_id, name, status, attempt, attempts_before_retry, run_id, run_page_url,"
+    "t",
+    "UPDATE steps s SET status = v.status, attempt = v.attempt,"
+    " attempts_before_retry = v.attempts_before_retry, run_id = v.run_id,"
+    " run_page_url = v.run_page_url, handle = v.handle, output = v.output, error = v.error,"
+    " started_at = to_timestamp(v.started_ms / 1000.0),"
+    " finished_at = to_timestamp(v.finished_ms / 1000.0)"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bigint[],"
+    " $7::text[], $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::bigint[], $12::bigint[])"
+    " AS v(workflow_id, name, status, attempt, attempts_before_retry, run_id, run_page_url,"
     " handle, output, error, started_ms, finished_ms)"
-    " WHERE s.workflow_id = v.workflow_id AND s.name = v.name"};
+    " WHERE s.workflow_id = v.workflow_id AND s.name = v.name",
+    "steps", true};
 
 const std::string& statement(const char* name) { return prepared_statements().at(name); }
 
@@ -781,7 +870,9 @@ class PgStoreTx final : public StoreTx {
   std::string definition_hash(const WorkflowState& state) {
     const std::string definition = json::serialize(to_json(state.definition));
     std::string hash = sha256_hex(definition);
-    if (!definitions_.stored(hash)) {
+    if (!definitions_.stored(hash) &&
+        std::find(new_definitions_.begin(), new_definitions_.end(), hash) ==
+            new_definitions_.end()) {
       writes_.add(statement("insert_definition"), {hash, definition});
       new_definitions_.push_back(hash);
     }
@@ -1124,6 +1215,12 @@ class PgStore final : public Store {
         for (const auto& [name, statement] : prepared_statements()) {
           connection->prepare(name, statement);
         }
+        // Every join the store makes is of a few keys (an array, a LIMIT) to a
+        // table by its index. A write of a few hundred rows was otherwise
+        // planned as a hash join over a sequential scan of the whole table
+        // while the table was small, which costs more as it grows.
+        pqxx::nontransaction(*connection).exec(
+            "SET enable_hashjoin = off; SET enable_mergejoin = off");
         connection_ = std::move(connection);
       }
       return Result<T>(fn(*connection_));

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "daemon/core/json_limits.hpp"
@@ -432,6 +434,84 @@ TEST_F(StoreTest, LoadsSeveralWorkflowsAtOnceEachIdForItself) {
     ASSERT_FALSE(loaded.at("broken").ok());
     EXPECT_EQ(loaded.at("broken").error().code, "unloadable");
   }).ok());
+}
+
+// What the throwaway server has logged since `offset` bytes into its log.
+std::string server_log_since(const TempPostgres& pg, std::streamoff offset) {
+  std::ifstream log(pg.log_path(), std::ios::binary);
+  log.seekg(offset);
+  std::ostringstream text;
+  text << log.rdbuf();
+  return text.str();
+}
+
+std::streamoff server_log_size(const TempPostgres& pg) {
+  std::ifstream log(pg.log_path(), std::ios::binary | std::ios::ate);
+  return log.tellg();
+}
+
+// Values travel as statement parameters, never in the SQL text: a write that
+// fails on the server (its statement logged by log_min_error_statement)
+// leaves no input, output or outbox payload in the server's log.
+TEST_F(StoreTest, AFailedWriteLeavesNoValueInTheServerLog) {
+  ASSERT_EQ(sql("SHOW log_min_error_statement")[0][0].as<std::string>(), "error");
+  ASSERT_EQ(sql("SHOW log_statement")[0][0].as<std::string>(), "none");
+  const std::string marker = "SECRET-MARKER-42";
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    tx.create_workflow(sample_state("order-1", from_epoch_ms(1'795'000'000'000)));
+  }).ok());
+  const std::streamoff before = server_log_size(*pg_);
+
+  Status s = store_->transact([&](StoreTx& tx) {
+    auto loaded = tx.load_workflow_for_update("order-1");
+    ASSERT_TRUE(loaded.ok() && loaded->has_value());
+    WorkflowState next = **loaded;
+    const WorkflowRows rows = WorkflowRows::of(next);
+    next.steps[0].status = StepStatus::kSucceeded;
+    next.steps[0].output = json::object{{"token", marker}};
+    next.seq += 1;
+    tx.save_workflow(next, &rows);
+    tx.add_outbox("status", "order-1", "{\"note\": \"" + marker + "\"}");
+    tx.add_effect("order-1", ExecuteStep{marker, 1}, from_epoch_ms(1'795'000'000'000));
+    // An id that exists: the batch fails with a unique violation.
+    WorkflowState again = sample_state("order-1", from_epoch_ms(1'795'000'000'000));
+    again.input = json::object{{"password", marker}};
+    tx.create_workflow(again);
+  });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, "23505");
+
+  const std::string log = server_log_since(*pg_, before);
+  // The failure and its statement are logged (the server writes its log
+  // before it answers)...
+  EXPECT_NE(log.find("duplicate key value violates unique constraint"), std::string::npos) << log;
+  EXPECT_NE(log.find("STATEMENT:"), std::string::npos) << log;
+  // ...without any value of the transaction.
+  EXPECT_EQ(log.find(marker), std::string::npos) << log;
+}
+
+// Writes queued together go as few statements as keep their order where it
+// matters: an update sees a row created earlier in the same flush, and a
+// dropped poll sees a poll queued before it.
+TEST_F(StoreTest, WritesQueuedTogetherSeeTheWritesBeforeThem) {
+  const WorkflowState created = sample_state("q", from_epoch_ms(1'795'000'000'000));
+  ASSERT_EQ(created.steps[0].status, StepStatus::kWaiting);
+  WorkflowState next = created;
+  next.status = WorkflowStatus::kSucceeded;
+  next.seq += 1;
+  next.steps[0].status = StepStatus::kSucceeded;
+  next.steps[0].output = json::object{{"rows", 3}};
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    tx.add_effect("q", PollStep{"transform", created.steps[0].attempt, from_epoch_ms(0)},
+                  from_epoch_ms(1'795'000'060'000));
+    tx.create_workflow(created);
+    const WorkflowRows rows = WorkflowRows::of(created);
+    tx.save_workflow(next, &rows);  // no read between: the same flush
+  }).ok());
+  auto got = store_->get_workflow("q");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  expect_same_state(next, **got);
+  EXPECT_EQ(count("effects"), 0);
 }
 
 }  // namespace
