@@ -99,13 +99,12 @@ Result<int32_t> OutboxPublisher::drain_once(Store& store, int32_t limit,
   for (const auto& [stream, waiting] : waiting_) {
     if (waiting.until > now) skip.push_back(stream);
   }
-  std::vector<OutboxStream> stalled, answered;
+  std::vector<OutboxStream> stalled;
   int64_t delivered = 0, refused = 0;
   auto removed = store.drain_outbox(
       limit, skip,
       [&](const std::vector<OutboxMessage>& rows, OutboxTx& tx) -> Result<OutboxRound> {
         stalled.clear();
-        answered.clear();
         std::vector<ProducerRecord> records;
         records.reserve(rows.size());
         for (const auto& row : rows) records.push_back({row.topic, row.key, row.payload});
@@ -118,7 +117,6 @@ Result<int32_t> OutboxPublisher::drain_once(Store& store, int32_t limit,
         for (const RecordRefusal& r : delivery.refused) {
           report_refusal(rows[r.index], r.error, tx, round.replacements);
         }
-        for (const auto& row : rows) answered.push_back(stream_of(row));
         if (!delivery.unconfirmed.empty()) {
           spdlog::warn("outbox: {} of {} record(s) not confirmed: {}; they wait aside with the "
                        "later records of their key, the others go on",
@@ -133,18 +131,18 @@ Result<int32_t> OutboxPublisher::drain_once(Store& store, int32_t limit,
   if (!removed) return removed;
   published_ += delivered;
   refused_ += refused;
-  note_stalls(stalled, answered);
+  note_stalls(stalled, now);
   return removed;
 }
 
-void OutboxPublisher::note_stalls(const std::vector<OutboxStream>& stalled,
-                                  const std::vector<OutboxStream>& answered) {
-  // A stream answered in full leaves the waiting list; one that stalled
-  // (again) waits, longer each time.
-  std::set<OutboxStream> still(stalled.begin(), stalled.end());
-  for (const OutboxStream& stream : answered) {
-    if (still.count(stream) == 0) waiting_.erase(stream);
-  }
+void OutboxPublisher::note_stalls(const std::vector<OutboxStream>& stalled, TimePoint round_start) {
+  // A stream that could take part in the round and did not stall is done
+  // waiting (published, refused, or its rows gone); one that stalled (again)
+  // waits, longer each time.
+  const std::set<OutboxStream> still(stalled.begin(), stalled.end());
+  std::erase_if(waiting_, [&](const auto& entry) {
+    return entry.second.until <= round_start && still.count(entry.first) == 0;
+  });
   const TimePoint now = now_ms();
   for (const OutboxStream& stream : still) {
     auto [it, first] = waiting_.try_emplace(stream, Waiting{now, kFirstRetry});

@@ -54,8 +54,7 @@ class OutboxPublisher {
   // report a record the broker refused for good.
   void report_refusal(const OutboxMessage& row, const Error& error, OutboxTx& tx,
                       std::vector<OutboxMessage>& out) const;
-  void note_stalls(const std::vector<OutboxStream>& stalled,
-                   const std::vector<OutboxStream>& answered);
+  void note_stalls(const std::vector<OutboxStream>& stalled, TimePoint round_start);
 
   RuntimeContext& context_;
   KafkaProducer& producer_;
