@@ -179,6 +179,26 @@ TEST_F(KafkaTest, ATopicWeMayNotWriteIsRefusedAndTheRestIsDelivered) {
   EXPECT_EQ(values, (std::multiset<std::string>{"before", "after"}));
 }
 
+// A topic that does not exist where auto-creation is off (the mock answers
+// UNKNOWN_TOPIC_OR_PART) is refused once its metadata had time to propagate.
+TEST_F(KafkaTest, ATopicThatDoesNotExistIsRefusedAfterMetadataPropagation) {
+  cluster_->set_topic_error("missing", 3 /* RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART */);
+  config_.properties["topic.metadata.propagation.max.ms"] = "1000";
+  auto producer = KafkaProducer::create(config_, true, "p");
+  ASSERT_TRUE(producer) << producer.error().message;
+  const auto start = std::chrono::steady_clock::now();
+  BatchDelivery delivery =
+      (*producer)->produce_batch({{"in", "a", "1"}, {"missing", "x", "lost"}}, 30s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_TRUE(delivery.unconfirmed.empty());
+  ASSERT_EQ(delivery.refused.size(), 1u);
+  EXPECT_EQ(delivery.refused[0].index, 1u);
+  // librdkafka now knows the topic is missing: the next record is refused at once.
+  delivery = (*producer)->produce_batch({{"missing", "x", "again"}}, 30s);
+  ASSERT_EQ(delivery.refused.size(), 1u);
+  EXPECT_TRUE(delivery.unconfirmed.empty());
+}
+
 // A record that waits longer than the timeout (its partition has no leader)
 // is unconfirmed, with the later record of its key, while the others are
 // delivered; sent again once the partition has a leader, each record of
