@@ -544,7 +544,8 @@ class RdKafkaProducer final : public KafkaProducer {
       const auto left = std::chrono::duration_cast<Duration>(deadline -
                                                              std::chrono::steady_clock::now());
       if (left <= Duration(0)) break;
-      const rd_kafka_resp_err_t err = topic_error(std::string(topic), std::min(left, Duration(2000)));
+      const rd_kafka_resp_err_t err =
+          topic_error(std::string(topic), std::min(left, Duration(2000)));
       if (!topic_refused_for_good(err)) continue;
       spdlog::warn("kafka: topic {} refuses records: {}", topic, rd_kafka_err2str(err));
       for (size_t i = 0; i < records.size(); ++i) {

@@ -752,10 +752,12 @@ class PgStoreTx final : public StoreTx {
     if (sensitive && sealer_ == nullptr) {
       throw std::logic_error("a sensitive outbox record and the store has no key");
     }
-    const auto or_null = [](const std::string& s) { return s.empty() ? NullableText() : NullableText(s); };
-    writes_.add_row(kOutboxRows, "",
-                    {topic, key, sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload,
-                     or_null(workflow_id), or_null(step)});
+    const auto or_null = [](const std::string& s) {
+      return s.empty() ? NullableText() : NullableText(s);
+    };
+    const std::string stored =
+        sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload;
+    writes_.add_row(kOutboxRows, "", {topic, key, stored, or_null(workflow_id), or_null(step)});
   }
 
   int64_t input_offset_for_update(const std::string& topic, int32_t partition) override {

@@ -95,7 +95,8 @@ TEST_F(StoreTest, RefusedRowIsReplacedAndTheOutboxMovesOn) {
   auto drained = drain(*store_, 10, [&](const std::vector<OutboxMessage>& rows) {
     OutboxRound round;
     round.replacements.push_back(
-        OutboxMessage{0, "brickwork.dlq", rows[1].key, "instead of " + rows[1].payload, false, "", ""});
+        OutboxMessage{0, "brickwork.dlq", rows[1].key, "instead of " + rows[1].payload, false,
+                      "", ""});
     return Result<OutboxRound>(std::move(round));
   });
   ASSERT_TRUE(drained.ok()) << drained.error().message;
@@ -189,7 +190,9 @@ TEST_F(StoreTest, EmittedRowsNameTheirWorkflowAndTheDrainTakesItsNextSeq) {
 TEST_F(StoreTest, ThrowingPublishRollsBack) {
   add_messages(*store_, 2);
   auto drained = drain(
-      *store_, 10, [&](const std::vector<OutboxMessage>&) -> Result<OutboxRound> { throw std::runtime_error("oops"); });
+      *store_, 10, [&](const std::vector<OutboxMessage>&) -> Result<OutboxRound> {
+        throw std::runtime_error("oops");
+      });
   ASSERT_FALSE(drained.ok());
   EXPECT_EQ(drained.error().kind, ErrorKind::kInternal);
   EXPECT_EQ(count("outbox"), 2);
