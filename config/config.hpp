@@ -73,6 +73,9 @@ struct DaemonConfig {
   int32_t effect_workers = 8;                       // concurrent Databricks calls
   Duration lease{std::chrono::seconds(30)};         // an effect claimed but not finished is retried after this
   Duration shutdown_grace{std::chrono::seconds(30)};
+  // The longest one record keeps the outbox's records of other keys waiting
+  // for the broker's answer; then it waits aside, with its key's later records.
+  Duration outbox_stall{std::chrono::seconds(30)};
   std::string metrics_listen;                       // "127.0.0.1:9464", empty = off
   std::string log_format = "json";                  // json | text
   std::string log_level = "info";

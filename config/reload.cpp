@@ -66,6 +66,7 @@ ReloadedConfig reloaded_config(const Config& running, const Config& fresh) {
   d.compare("daemon.effect_workers", rd.effect_workers, fd.effect_workers);
   d.compare("daemon.lease", rd.lease, fd.lease);
   d.compare("daemon.shutdown_grace", rd.shutdown_grace, fd.shutdown_grace);
+  d.compare("daemon.outbox_stall", rd.outbox_stall, fd.outbox_stall);
   d.compare("daemon.metrics_listen", rd.metrics_listen, fd.metrics_listen);
   d.compare("daemon.log_format", rd.log_format, fd.log_format);
   d.compare("daemon.log_level", rd.log_level, fd.log_level);

@@ -7,6 +7,7 @@
 
 #include "daemon/core/listen_address.hpp"
 #include "daemon/core/loopback.hpp"
+#include "daemon/core/time.hpp"
 
 namespace brickwork::config_detail {
 
@@ -264,7 +265,8 @@ std::optional<Error> load_daemon(const YamlReader& in, const YAML::Node& node,
   if (auto e = in.map_node(node, "daemon")) return e;
   if (auto e = in.check_keys(node, "daemon",
                              {"batch_max_messages", "batch_max_wait", "effect_workers", "lease",
-                              "shutdown_grace", "metrics_listen", "log_format", "log_level"})) {
+                              "shutdown_grace", "outbox_stall", "metrics_listen", "log_format",
+                              "log_level"})) {
     return e;
   }
   if (const YAML::Node v = node["batch_max_messages"]) {
@@ -287,6 +289,15 @@ std::optional<Error> load_daemon(const YamlReader& in, const YAML::Node& node,
       if (!d) return d.error();
       *target = *d;
     }
+  }
+  if (const YAML::Node v = node["outbox_stall"]) {
+    auto d = in.duration(v, "daemon.outbox_stall");
+    if (!d) return d.error();
+    if (*d < Duration(100) || *d > std::chrono::minutes(10)) {
+      return in.error(v, "daemon.outbox_stall",
+                      "must be between 100ms and 10m, got " + format_duration(*d));
+    }
+    daemon.outbox_stall = *d;
   }
   if (const YAML::Node v = node["metrics_listen"]) {
     auto s = in.string(v, "daemon.metrics_listen");

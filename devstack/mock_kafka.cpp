@@ -52,6 +52,18 @@ class RdKafkaMockCluster final : public MockKafkaCluster {
                                             static_cast<rd_kafka_resp_err_t>(error));
     rd_kafka_mock_push_request_errors_array(cluster_, api_key, errors.size(), errors.data());
   }
+  void set_topic_error(const std::string& topic, int32_t error) override {
+    rd_kafka_mock_topic_set_error(cluster_, topic.c_str(), static_cast<rd_kafka_resp_err_t>(error));
+  }
+  Status set_partition_leader(const std::string& topic, int32_t partition,
+                              int32_t broker_id) override {
+    const rd_kafka_resp_err_t err =
+        rd_kafka_mock_partition_set_leader(cluster_, topic.c_str(), partition, broker_id);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return kafka_detail::kafka_error("kafka_mock", rd_kafka_err2str(err));
+    }
+    return ok_status();
+  }
 
  private:
   rd_kafka_t* rk_;

@@ -26,6 +26,13 @@ class MockKafkaCluster {
   // The next `count` requests of `api_key` (rd_kafka ApiKey) fail with `error`
   // (rd_kafka_resp_err_t).
   virtual void push_request_errors(int16_t api_key, int32_t count, int32_t error) = 0;
+  // Every metadata answer about `topic` carries `error` (rd_kafka_resp_err_t;
+  // 0 clears it): e.g. TOPIC_AUTHORIZATION_FAILED, a topic we may not write.
+  virtual void set_topic_error(const std::string& topic, int32_t error) = 0;
+  // Makes `broker_id` lead the partition; -1 leaves it without a leader, so
+  // records for it wait.
+  virtual Status set_partition_leader(const std::string& topic, int32_t partition,
+                                      int32_t broker_id) = 0;
 };
 
 // Reads every message currently in `topic` from the beginning (a test and

@@ -191,8 +191,11 @@ class Transition {
     return true;
   }
 
-  void add_records(const std::vector<OutboxRecord>& records) {
-    d_.records.insert(d_.records.end(), records.begin(), records.end());
+  void add_records(const std::vector<OutboxRecord>& records, const std::string& step) {
+    for (OutboxRecord record : records) {
+      record.step = step;
+      d_.records.push_back(std::move(record));
+    }
   }
 
   bool is_compensation(const StepState& step) const {
@@ -642,7 +645,7 @@ class Decider {
       case StepOutcome::Kind::kSucceeded:
         t.succeed_step(s, outcome.output, outcome.run_id, outcome.run_page_url);
         // Published with the success itself: only if the step did succeed.
-        if (s.status == StepStatus::kSucceeded) t.add_records(outcome.publish);
+        if (s.status == StepStatus::kSucceeded) t.add_records(outcome.publish, s.name);
         break;
       case StepOutcome::Kind::kWaitUntil: {
         s.status = StepStatus::kWaiting;

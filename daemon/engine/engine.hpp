@@ -59,6 +59,7 @@ struct OutboxRecord {
   std::string topic;
   std::string key;
   std::string payload;
+  std::string step;  // the step that emits it (set by the engine)
   bool operator==(const OutboxRecord&) const = default;
 };
 

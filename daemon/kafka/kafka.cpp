@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "daemon/core/logging.hpp"
@@ -116,22 +117,74 @@ std::optional<std::string> client_fatal_error(rd_kafka_t* rk) {
   return std::string(errstr);
 }
 
-// Errors after which sending the same record again cannot succeed: it is too
-// large or malformed for the broker. Everything else (broker down, timeouts,
-// leadership changes, authorisation being fixed) is worth retrying.
-bool refused_for_good(rd_kafka_resp_err_t err) {
+// Errors worth sending the same record again for: the broker or the network
+// away, leadership moving, our own purge or timeout, the idempotent
+// producer's sequence troubles (a fatal one restarts the daemon instead).
+// Any other error refuses the record for good: too large, invalid, a topic
+// that does not exist (librdkafka reports UNKNOWN_TOPIC_OR_PART only after
+// topic.metadata.propagation.max.ms), authorization, ...
+bool worth_retrying(rd_kafka_resp_err_t err) {
   switch (err) {
-    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_INVALID_MSG:
-    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
-    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-    case RD_KAFKA_RESP_ERR__INVALID_ARG:
-    case RD_KAFKA_RESP_ERR__BAD_MSG:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
+    case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+    case RD_KAFKA_RESP_ERR__RESOLVE:
+    case RD_KAFKA_RESP_ERR__NODE_UPDATE:
+    case RD_KAFKA_RESP_ERR__WAIT_CACHE:
+    case RD_KAFKA_RESP_ERR__WAIT_COORD:
+    case RD_KAFKA_RESP_ERR__RETRY:
+    case RD_KAFKA_RESP_ERR__PREV_IN_PROGRESS:  // held back behind an earlier record of its key
+    case RD_KAFKA_RESP_ERR__INTR:
+    case RD_KAFKA_RESP_ERR__DESTROY:
+    case RD_KAFKA_RESP_ERR__FATAL:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:  // partitions changing under us
+    case RD_KAFKA_RESP_ERR__STATE:
+    case RD_KAFKA_RESP_ERR__GAPLESS_GUARANTEE:
+    case RD_KAFKA_RESP_ERR__INCONSISTENT:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    case RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR:
+    case RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH:
+    case RD_KAFKA_RESP_ERR_LISTENER_NOT_FOUND:
+    case RD_KAFKA_RESP_ERR_PREFERRED_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_CONTROLLER:
+    case RD_KAFKA_RESP_ERR_THROTTLING_QUOTA_EXCEEDED:
+    case RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER:
+    case RD_KAFKA_RESP_ERR_DUPLICATE_SEQUENCE_NUMBER:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_ID_MAPPING:
+    case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
+    case RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS:
       return true;
     default:
       return false;
   }
+}
+
+bool refused_for_good(rd_kafka_resp_err_t err) {
+  return err != RD_KAFKA_RESP_ERR_NO_ERROR && !worth_retrying(err);
+}
+
+// Errors in a topic's metadata that no retry fixes. librdkafka 2.0 keeps the
+// records of such a topic queued until message.timeout.ms instead of
+// failing them; an unknown topic is left to librdkafka, which fails its
+// records once metadata had time to propagate.
+bool topic_refused_for_good(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+         err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
+         err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
 }
 
 class RdKafkaConsumer final : public KafkaConsumer {
@@ -338,10 +391,37 @@ class RdKafkaConsumer final : public KafkaConsumer {
 // Shared by the producer and every record of one produce_batch call; each
 // in-flight record holds a reference, so a late delivery report stays safe.
 struct DeliveryBatch {
-  std::atomic<int32_t> remaining{0};
+  enum class Fate : uint8_t { kPending, kDelivered, kRefused, kUnconfirmed };
   std::mutex mutex;
-  std::vector<RecordRefusal> refused;  // for good
-  std::string first_error;             // any other failure
+  std::vector<Fate> fates;           // one per record
+  std::vector<std::string> refusals;  // why, for kRefused
+  size_t pending = 0;        // records not decided yet
+  std::string first_error;  // the first transient failure
+
+  explicit DeliveryBatch(size_t n) : fates(n, Fate::kPending), refusals(n), pending(n) {}
+
+  // The record's fate, once (a late report of a record already decided is
+  // dropped), except that an acknowledgement always wins: it was delivered.
+  void decide(size_t index, rd_kafka_resp_err_t err, std::string refusal_prefix = "") {
+    std::lock_guard lock(mutex);
+    Fate& fate = fates[index];
+    if (fate == Fate::kPending) --pending;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      fate = Fate::kDelivered;
+    } else if (fate != Fate::kPending) {
+      return;
+    } else if (refused_for_good(err)) {
+      fate = Fate::kRefused;
+      refusals[index] = refusal_prefix + rd_kafka_err2str(err);
+    } else {
+      fate = Fate::kUnconfirmed;
+      if (first_error.empty()) first_error = rd_kafka_err2str(err);
+    }
+  }
+  size_t pending_count() {
+    std::lock_guard lock(mutex);
+    return pending;
+  }
 };
 
 struct RecordTicket {
@@ -361,16 +441,7 @@ void delivery_report(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
   std::shared_ptr<DeliveryBatch> batch = std::move(ticket->batch);
   const size_t index = ticket->index;
   delete ticket;
-  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    std::lock_guard lock(batch->mutex);
-    if (refused_for_good(m->err)) {
-      batch->refused.push_back(
-          RecordRefusal{index, Error{ErrorKind::kPermanent, "kafka_refused", rd_kafka_err2str(m->err)}});
-    } else if (batch->first_error.empty()) {
-      batch->first_error = rd_kafka_err2str(m->err);
-    }
-  }
-  batch->remaining.fetch_sub(1);
+  batch->decide(index, m->err);
 }
 
 class RdKafkaProducer final : public KafkaProducer {
@@ -381,56 +452,49 @@ class RdKafkaProducer final : public KafkaProducer {
     rd_kafka_destroy(rk_);
   }
 
-  Result<std::vector<RecordRefusal>> produce_batch(const std::vector<ProducerRecord>& records,
-                                                   Duration timeout) override {
+  BatchDelivery produce_batch(const std::vector<ProducerRecord>& records,
+                              Duration timeout) override {
     std::lock_guard lock(mutex_);
-    auto batch = std::make_shared<DeliveryBatch>();
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::optional<Error> failure;
-    for (size_t i = 0; i < records.size() && !failure; ++i) {
-      batch->remaining.fetch_add(1);
+    auto batch = std::make_shared<DeliveryBatch>(records.size());
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = start + timeout;
+    // A record not queued keeps the later records of its topic and key back.
+    std::set<std::pair<std::string_view, std::string_view>> held_back;
+    for (size_t i = 0; i < records.size(); ++i) {
+      const std::pair<std::string_view, std::string_view> stream{records[i].topic, records[i].key};
+      if (held_back.count(stream) != 0) {
+        batch->decide(i, RD_KAFKA_RESP_ERR__PREV_IN_PROGRESS);
+        continue;
+      }
       auto* ticket = new RecordTicket{batch, i};
       const rd_kafka_resp_err_t err = produce_one(records[i], ticket, deadline);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
       delete ticket;
-      batch->remaining.fetch_sub(1);
-      if (refused_for_good(err)) {
-        std::lock_guard batch_lock(batch->mutex);
-        batch->refused.push_back(
-            RecordRefusal{i, Error{ErrorKind::kPermanent, "kafka_refused", rd_kafka_err2str(err)}});
-      } else {
-        failure = kafka_error("kafka_produce", rd_kafka_err2str(err));
-      }
+      batch->decide(i, err);
+      if (!refused_for_good(err)) held_back.insert(stream);
     }
-    // What is still queued must not go out later beside the retried batch.
-    if (failure) rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE);
-    while (batch->remaining.load() > 0) {
-      if (std::chrono::steady_clock::now() >= deadline) {
-        if (!failure) {
-          failure = kafka_error("kafka_timeout",
-                                "delivery not confirmed within " + format_duration(timeout));
-        }
-        rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE);
-        break;
-      }
+    // Topics that cannot take records are asked about once the batch has
+    // had a moment, and again now and then, not for every batch.
+    auto next_metadata_check = start + kMetadataCheckAfter;
+    bool refused_by_metadata = false;
+    while (batch->pending_count() > 0 && std::chrono::steady_clock::now() < deadline) {
       rd_kafka_poll(rk_, 20);
-    }
-    {
-      std::lock_guard batch_lock(batch->mutex);
-      if (!failure && !batch->first_error.empty()) {
-        failure = kafka_error("kafka_delivery", batch->first_error);
+      if (std::chrono::steady_clock::now() >= next_metadata_check) {
+        refused_by_metadata |= refuse_unwritable_topics(*batch, records, deadline);
+        next_metadata_check = std::chrono::steady_clock::now() + kMetadataCheckEvery;
       }
     }
-    if (failure) {
+    const bool timed_out = batch->pending_count() > 0;
+    if (timed_out || refused_by_metadata) {
+      // What is still queued must not go out later beside the retried
+      // records; what is in flight may still be acknowledged in a moment.
       rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE);
-      rd_kafka_poll(rk_, 0);
-      if (auto fatal = client_fatal_error(rk_)) {
-        return Error{ErrorKind::kInternal, "kafka_fatal", *fatal};
+      const auto settle = std::chrono::steady_clock::now() + kSettleAfterPurge;
+      while (batch->pending_count() > 0 && std::chrono::steady_clock::now() < settle) {
+        rd_kafka_poll(rk_, 20);
       }
-      return *failure;
     }
-    std::lock_guard batch_lock(batch->mutex);
-    return batch->refused;
+    return outcome(*batch, timed_out, timeout);
   }
 
   Status produce_async(const ProducerRecord& record) override {
@@ -460,6 +524,84 @@ class RdKafkaProducer final : public KafkaProducer {
   }
 
  private:
+  static constexpr Duration kMetadataCheckAfter{1000};
+  static constexpr Duration kMetadataCheckEvery{5000};
+  static constexpr Duration kSettleAfterPurge{500};
+
+  // Refuses the pending records of every topic whose metadata says it can
+  // never take them. True if any was refused.
+  bool refuse_unwritable_topics(DeliveryBatch& batch, const std::vector<ProducerRecord>& records,
+                                std::chrono::steady_clock::time_point deadline) {
+    std::set<std::string_view> topics;
+    {
+      std::lock_guard lock(batch.mutex);
+      for (size_t i = 0; i < records.size(); ++i) {
+        if (batch.fates[i] == DeliveryBatch::Fate::kPending) topics.insert(records[i].topic);
+      }
+    }
+    bool refused = false;
+    for (std::string_view topic : topics) {
+      const auto left = std::chrono::duration_cast<Duration>(deadline -
+                                                             std::chrono::steady_clock::now());
+      if (left <= Duration(0)) break;
+      const rd_kafka_resp_err_t err =
+          topic_error(std::string(topic), std::min(left, Duration(2000)));
+      if (!topic_refused_for_good(err)) continue;
+      spdlog::warn("kafka: topic {} refuses records: {}", topic, rd_kafka_err2str(err));
+      for (size_t i = 0; i < records.size(); ++i) {
+        if (records[i].topic == topic) batch.decide(i, err, "topic " + std::string(topic) + ": ");
+      }
+      refused = true;
+    }
+    return refused;
+  }
+
+  // The error the cluster gives for one topic's metadata (NO_ERROR when the
+  // request itself fails: that is not the topic's fault).
+  rd_kafka_resp_err_t topic_error(const std::string& topic, Duration timeout) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* metadata = nullptr;
+    const rd_kafka_resp_err_t err =
+        rd_kafka_metadata(rk_, 0, rkt, &metadata, static_cast<int>(timeout.count()));
+    rd_kafka_topic_destroy(rkt);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_resp_err_t topic_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; i < metadata->topic_cnt; ++i) {
+      if (topic == metadata->topics[i].topic) topic_err = metadata->topics[i].err;
+    }
+    rd_kafka_metadata_destroy(metadata);
+    return topic_err;
+  }
+
+  BatchDelivery outcome(DeliveryBatch& batch, bool timed_out, Duration timeout) {
+    BatchDelivery delivery;
+    std::lock_guard lock(batch.mutex);
+    for (size_t i = 0; i < batch.fates.size(); ++i) {
+      switch (batch.fates[i]) {
+        case DeliveryBatch::Fate::kDelivered:
+          break;
+        case DeliveryBatch::Fate::kRefused:
+          delivery.refused.push_back(
+              RecordRefusal{i, Error{ErrorKind::kPermanent, "kafka_refused", batch.refusals[i]}});
+          break;
+        case DeliveryBatch::Fate::kPending:
+        case DeliveryBatch::Fate::kUnconfirmed:
+          delivery.unconfirmed.push_back(i);
+          break;
+      }
+    }
+    if (delivery.unconfirmed.empty()) return delivery;
+    if (auto fatal = client_fatal_error(rk_)) {
+      delivery.unconfirmed_reason = Error{ErrorKind::kInternal, "kafka_fatal", *fatal};
+    } else if (timed_out) {
+      delivery.unconfirmed_reason =
+          kafka_error("kafka_timeout", "delivery not confirmed within " + format_duration(timeout));
+    } else {
+      delivery.unconfirmed_reason = kafka_error("kafka_delivery", batch.first_error);
+    }
+    return delivery;
+  }
+
   rd_kafka_resp_err_t produce_one(const ProducerRecord& record, void* opaque,
                                   std::chrono::steady_clock::time_point deadline) {
     for (;;) {

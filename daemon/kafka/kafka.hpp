@@ -66,11 +66,24 @@ class KafkaConsumer {
   virtual void inject_fatal_error_for_testing() = 0;
 };
 
-// A record the broker (or librdkafka) refused for good: too large, invalid.
-// Sending it again cannot succeed.
+// A record the broker (or librdkafka) refused for good: too large, invalid,
+// a topic it may not write or that does not exist. Sending it again cannot
+// succeed.
 struct RecordRefusal {
   size_t index = 0;  // into the records given
   Error error;       // kind kPermanent
+};
+
+// What became of each record of one produce_batch call: acknowledged by the
+// broker (neither list names it), refused for good, or unconfirmed.
+struct BatchDelivery {
+  std::vector<RecordRefusal> refused;
+  // Neither acknowledged nor refused in time (or a transient error): taken
+  // out of the producer's queue, to be sent again later. A record that could
+  // not be queued holds back the later records of its topic and key here, so
+  // their order is kept.
+  std::vector<size_t> unconfirmed;
+  std::optional<Error> unconfirmed_reason;  // why, when `unconfirmed` is not empty
 };
 
 class KafkaProducer {
@@ -82,18 +95,20 @@ class KafkaProducer {
   static Result<std::unique_ptr<KafkaProducer>> create(const KafkaConfig& config, bool idempotent,
                                                        const std::string& client_id);
 
-  // Produces every record and waits until each is acknowledged by the broker.
-  // Records refused for good are returned (the others were delivered); any
-  // other failure, or `timeout` passing first, fails the whole call
-  // (transient) after purging what is still queued, so a retried batch is not
-  // sent twice.
-  virtual Result<std::vector<RecordRefusal>> produce_batch(const std::vector<ProducerRecord>& records,
-                                                           Duration timeout) = 0;
-  // produce_batch where a refused record is an error too.
+  // Produces every record and waits until each is acknowledged or refused,
+  // at most `timeout`. A record that waits longer (its partition has no
+  // leader, its topic is still unknown) does not fail the others: it is
+  // reported unconfirmed and purged from the queue, so sending it again
+  // later does not double it. A topic the broker answers with an
+  // authorization error in its metadata is refused for good (librdkafka
+  // itself would hold its records until they time out).
+  virtual BatchDelivery produce_batch(const std::vector<ProducerRecord>& records,
+                                      Duration timeout) = 0;
+  // produce_batch where a refused or unconfirmed record is an error too.
   Status produce_and_wait(const std::vector<ProducerRecord>& records, Duration timeout) {
-    auto refused = produce_batch(records, timeout);
-    if (!refused) return refused.error();
-    if (!refused->empty()) return refused->front().error;
+    BatchDelivery delivery = produce_batch(records, timeout);
+    if (!delivery.unconfirmed.empty()) return *delivery.unconfirmed_reason;
+    if (!delivery.refused.empty()) return delivery.refused.front().error;
     return ok_status();
   }
   // Queues one record without waiting (delivery failures are logged).

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <set>
+
 #include "handlers/inbound/messages.hpp"
 
 namespace brickwork {
@@ -10,6 +12,9 @@ namespace {
 // What a refused row leaves behind: small enough for any broker's limit.
 constexpr size_t kRefusedPayloadBytes = 64 * 1024;
 constexpr std::string_view kRefusedPrefix = R"({"reason":"publish_refused")";
+// A stream that stalled is tried again after this, doubling up to the maximum.
+constexpr Duration kFirstRetry{1000};
+constexpr Duration kMaxRetry{60000};
 
 // A dead letter in place of an outbox row the broker refused for good, so
 // the refusal is visible on the dead-letter topic and the outbox moves on.
@@ -28,13 +33,19 @@ std::optional<OutboxMessage> replacement_for(const OutboxMessage& row, const Err
   OutboxMessage dead;
   dead.topic = dead_letter_topic;
   dead.key = dead_letter_key(row.key);
+  json::object source{{"topic", row.topic}, {"outbox_id", row.id}};
+  if (!row.workflow_id.empty()) {
+    source["workflow_id"] = row.workflow_id;
+    source["step"] = row.step;
+  }
   dead.payload = dead_letter_record(
-      "publish_refused", "the broker refused this record: " + error.message,
-      json::object{{"topic", row.topic}, {"outbox_id", row.id}}, row.key,
-      row.sensitive ? std::string(kRedactedOutput) : row.payload, now_ms(),
+      "publish_refused", "the broker refused this record: " + error.message, std::move(source),
+      row.key, row.sensitive ? std::string(kRedactedOutput) : row.payload, now_ms(),
       kRefusedPayloadBytes);
   return dead;
 }
+
+OutboxStream stream_of(const OutboxMessage& row) { return OutboxStream{row.topic, row.key}; }
 
 }  // namespace
 
@@ -51,31 +62,100 @@ void OutboxPublisher::stop(Duration grace) {
   thread_.join();
 }
 
-Result<int32_t> OutboxPublisher::drain_once(Store& store, int32_t limit) {
-  const std::string dead_letter_topic = context_.config()->kafka.topics.dead_letter;
-  auto published = store.drain_outbox(
-      limit, [&](const std::vector<OutboxMessage>& rows) -> Result<std::vector<OutboxMessage>> {
+void OutboxPublisher::report_refusal(const OutboxMessage& row, const Error& error, OutboxTx& tx,
+                                     std::vector<OutboxMessage>& out) const {
+  const ConfigPtr config = context_.config();
+  if (auto dead = replacement_for(row, error, config->kafka.topics.dead_letter)) {
+    out.push_back(std::move(*dead));
+  }
+  // The workflow whose step emitted the record learns of it too (a status
+  // event of its own would only be refused again if the status topic is
+  // the one refusing).
+  if (row.workflow_id.empty() || row.topic == config->kafka.topics.status) return;
+  const std::optional<WorkflowSequence> next = tx.take_next_seq(row.workflow_id);
+  if (!next) return;
+  StatusEvent event;
+  event.type = "publish_refused";
+  event.seq = next->seq;
+  event.at = now_ms();
+  if (!row.step.empty()) event.step = row.step;
+  event.error = StepError{"publish_refused", "the broker refused the record for topic " +
+                                                 row.topic + ": " + error.message};
+  event.state = to_string(next->status);
+  json::object payload = to_json(event, row.workflow_id, next->workflow);
+  payload["topic"] = row.topic;
+  OutboxMessage status;
+  status.topic = config->kafka.topics.status;
+  status.key = row.workflow_id;
+  status.payload = json::serialize(payload);
+  out.push_back(std::move(status));
+}
+
+Result<int32_t> OutboxPublisher::drain_once(Store& store, int32_t limit,
+                                            std::optional<Duration> wait) {
+  const Duration stall = wait.value_or(context_.config()->daemon.outbox_stall);
+  const TimePoint now = now_ms();
+  std::vector<OutboxStream> skip;
+  for (const auto& [stream, waiting] : waiting_) {
+    if (waiting.until > now) skip.push_back(stream);
+  }
+  std::vector<OutboxStream> stalled;
+  int64_t delivered = 0, refused = 0;
+  auto removed = store.drain_outbox(
+      limit, skip,
+      [&](const std::vector<OutboxMessage>& rows, OutboxTx& tx) -> Result<OutboxRound> {
+        stalled.clear();
         std::vector<ProducerRecord> records;
         records.reserve(rows.size());
         for (const auto& row : rows) records.push_back({row.topic, row.key, row.payload});
-        auto refused = producer_.produce_batch(records, Duration(15000));
-        if (!refused) return refused.error();
-        std::vector<OutboxMessage> replacements;
-        for (const RecordRefusal& r : *refused) {
-          if (auto dead = replacement_for(rows[r.index], r.error, dead_letter_topic)) {
-            replacements.push_back(std::move(*dead));
-          }
+        const BatchDelivery delivery = producer_.produce_batch(records, stall);
+        OutboxRound round;
+        for (size_t i : delivery.unconfirmed) {
+          round.unpublished.push_back(rows[i].id);
+          stalled.push_back(stream_of(rows[i]));
         }
-        refused_ += static_cast<int64_t>(refused->size());
-        return replacements;
+        for (const RecordRefusal& r : delivery.refused) {
+          report_refusal(rows[r.index], r.error, tx, round.replacements);
+        }
+        if (!delivery.unconfirmed.empty()) {
+          spdlog::warn("outbox: {} of {} record(s) not confirmed: {}; they wait aside with the "
+                       "later records of their key, the others go on",
+                       delivery.unconfirmed.size(), rows.size(),
+                       delivery.unconfirmed_reason->message);
+        }
+        refused = static_cast<int64_t>(delivery.refused.size());
+        delivered = static_cast<int64_t>(rows.size()) - refused -
+                    static_cast<int64_t>(delivery.unconfirmed.size());
+        return round;
       });
-  if (published) published_ += *published;
-  return published;
+  if (!removed) return removed;
+  published_ += delivered;
+  refused_ += refused;
+  note_stalls(stalled, now);
+  return removed;
+}
+
+void OutboxPublisher::note_stalls(const std::vector<OutboxStream>& stalled, TimePoint round_start) {
+  // A stream that could take part in the round and did not stall is done
+  // waiting (published, refused, or its rows gone); one that stalled (again)
+  // waits, longer each time.
+  const std::set<OutboxStream> still(stalled.begin(), stalled.end());
+  std::erase_if(waiting_, [&](const auto& entry) {
+    return entry.second.until <= round_start && still.count(entry.first) == 0;
+  });
+  const TimePoint now = now_ms();
+  for (const OutboxStream& stream : still) {
+    auto [it, first] = waiting_.try_emplace(stream, Waiting{now, kFirstRetry});
+    if (!first) it->second.backoff = std::min(it->second.backoff * 2, kMaxRetry);
+    it->second.until = now + it->second.backoff;
+  }
 }
 
 void OutboxPublisher::loop() {
   auto store = context_.open_store();
-  Liveness::Loop& heartbeat = context_.liveness().add("outbox", kLoopStallLimit);
+  // A round may wait for the broker up to daemon.outbox_stall.
+  Liveness::Loop& heartbeat = context_.liveness().add(
+      "outbox", kLoopStallLimit + context_.config()->daemon.outbox_stall);
   Duration backoff{100};
   while (!stopping_) {
     heartbeat.beat();
@@ -103,7 +183,9 @@ void OutboxPublisher::loop() {
   // Last drain so a clean shutdown leaves nothing behind, within the grace period.
   const auto deadline = now_ms() + final_grace_;
   while (now_ms() < deadline && !producer_.fatal_error()) {
-    auto published = drain_once(*store, 1000);
+    const Duration left = std::chrono::duration_cast<Duration>(deadline - now_ms());
+    auto published =
+        drain_once(*store, 1000, std::min(left, context_.config()->daemon.outbox_stall));
     if (!published || *published == 0) break;
   }
 }

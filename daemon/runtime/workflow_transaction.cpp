@@ -106,7 +106,7 @@ Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input&
   // that has any are sealed until published.
   const bool sensitive = decision.state && holds_sensitive_output(*decision.state);
   for (const auto& record : decision.records) {
-    tx_.add_outbox(record.topic, record.key, record.payload, sensitive);
+    tx_.add_outbox(record.topic, record.key, record.payload, sensitive, workflow_id, record.step);
   }
   for (const auto& effect : decision.effects) add_effect(workflow_id, effect);
   if (decision.changed && decision.state) {

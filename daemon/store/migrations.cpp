@@ -97,10 +97,17 @@ ALTER TABLE outbox SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_th
                         autovacuum_vacuum_cost_delay = 0);
 )sql";
 
-constexpr std::array<Migration, 3> kMigrations{{
+// An emitted record names the workflow and step that made it, so that a
+// broker's refusal of it can be reported to that workflow.
+constexpr const char* kV4 = R"sql(
+ALTER TABLE outbox ADD COLUMN workflow_id text, ADD COLUMN step text;
+)sql";
+
+constexpr std::array<Migration, 4> kMigrations{{
     {1, "workflows, steps, effects, outbox, input offsets", kV1},
     {2, "definitions stored once, by hash", kV2},
     {3, "queue tables vacuumed by dead rows", kV3},
+    {4, "outbox rows name the workflow and step that emitted them", kV4},
 }};
 
 }  // namespace

@@ -434,6 +434,25 @@ std::pair<std::string, std::string> lease_arrays(const std::vector<HeldLease>& h
   return {number_array(ids), text_array(owners)};
 }
 
+// The drain's transaction as the publisher sees it.
+class PgOutboxTx final : public OutboxTx {
+ public:
+  explicit PgOutboxTx(pqxx::work& tx) : tx_(tx) {}
+  std::optional<WorkflowSequence> take_next_seq(const std::string& workflow_id) override {
+    // The row lock is taken as any transition takes it, so seq stays gap-free.
+    const pqxx::result r = tx_.exec_params(
+        "UPDATE workflows SET seq = seq + 1 WHERE id = $1 RETURNING workflow, seq, status",
+        workflow_id);
+    if (r.empty()) return std::nullopt;
+    auto status = workflow_status_from_string(r[0][2].as<std::string>());
+    return WorkflowSequence{r[0][0].as<std::string>(), r[0][1].as<int64_t>(),
+                            status.value_or(WorkflowStatus::kRunning)};
+  }
+
+ private:
+  pqxx::work& tx_;
+};
+
 // A claimed effect from the columns id, workflow_id, kind, step, attempt,
 // payload, tries (lease owner left to the caller).
 StoredEffect stored_effect_of(const pqxx::row& row) {
@@ -625,8 +644,8 @@ class WriteBuffer {
 // Times travel as epoch milliseconds (bigint), JSON as jsonb array elements.
 const WriteBuffer::RowKind kOutboxRows{
     "o",
-    "INSERT INTO outbox (topic, key, payload)"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
+    "INSERT INTO outbox (topic, key, payload, workflow_id, step)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])",
     "outbox", false};
 const WriteBuffer::RowKind kEffectRows{
     "e",
@@ -816,12 +835,17 @@ class PgStoreTx final : public StoreTx {
   }
 
   void add_outbox(const std::string& topic, const std::string& key, const std::string& payload,
-                  bool sensitive) override {
+                  bool sensitive, const std::string& workflow_id,
+                  const std::string& step) override {
     if (sensitive && sealer_ == nullptr) {
       throw std::logic_error("a sensitive outbox record and the store has no key");
     }
-    writes_.add_row(kOutboxRows, "",
-                    {topic, key, sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload});
+    const auto or_null = [](const std::string& s) {
+      return s.empty() ? NullableText() : NullableText(s);
+    };
+    const std::string stored =
+        sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload;
+    writes_.add_row(kOutboxRows, "", {topic, key, stored, or_null(workflow_id), or_null(step)});
   }
 
   int64_t input_offset_for_update(const std::string& topic, int32_t partition) override {
@@ -1076,7 +1100,8 @@ class PgStore final : public Store {
     });
   }
 
-  Result<int32_t> drain_outbox(int32_t limit, const OutboxPublish& publish) override {
+  Result<int32_t> drain_outbox(int32_t limit, const std::vector<OutboxStream>& skip,
+                               const OutboxPublish& publish) override {
     std::optional<Error> publish_error;
     auto drained = guarded<int32_t>("drain_outbox", [&](pqxx::connection& c) -> int32_t {
       pqxx::work tx(c);
@@ -1085,23 +1110,30 @@ class PgStore final : public Store {
                .as<bool>()) {
         return 0;  // another publisher is draining
       }
+      std::vector<std::string> skip_topics, skip_keys;
+      for (const OutboxStream& s : skip) {
+        skip_topics.push_back(s.topic);
+        skip_keys.push_back(s.key);
+      }
       const pqxx::result r = tx.exec_params(
-          "SELECT id, topic, key, payload FROM outbox ORDER BY id LIMIT $1", std::max(limit, 0));
+          "SELECT id, topic, key, payload, coalesce(workflow_id, ''), coalesce(step, '')"
+          " FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[])"
+          "   AS s(topic, key) WHERE s.topic = o.topic AND s.key = o.key)"
+          " ORDER BY id LIMIT $1",
+          std::max(limit, 0), text_array(skip_topics), text_array(skip_keys));
       if (r.empty()) return 0;
       std::vector<OutboxMessage> messages;
       messages.reserve(r.size());
-      std::string ids = "{";
       for (const pqxx::row row : r) {
         OutboxMessage message{row[0].as<int64_t>(), row[1].as<std::string>(),
-                              row[2].as<std::string>(), row[3].as<std::string>()};
-        if (ids.size() > 1) ids += ',';
-        ids += std::to_string(message.id);
+                              row[2].as<std::string>(), row[3].as<std::string>(), false,
+                              row[4].as<std::string>(), row[5].as<std::string>()};
         if (SecretBox::is_sealed(message.payload)) {
           auto plain = sealer_ ? sealer_->open(message.payload,
                                                outbox_context(message.topic, message.key))
                                : std::nullopt;
           if (!plain) {
-            // Sealed under another key: nothing can ever publish it.
+            // Sealed under another key: nothing can ever publish it (deleted below).
             spdlog::error("outbox: record {} for {} is sealed under another key (was "
                           "callbacks.secret changed?); dropping it",
                           message.id, message.topic);
@@ -1112,20 +1144,27 @@ class PgStore final : public Store {
         }
         messages.push_back(std::move(message));
       }
-      ids += '}';
-      auto published = publish(messages);
-      if (!published) {
-        publish_error = published.error();
+      PgOutboxTx outbox_tx(tx);
+      auto round = publish(messages, outbox_tx);
+      if (!round) {
+        publish_error = round.error();
         return 0;  // the work's destructor rolls back; the rows stay
       }
       // By id, never by range: a row with a smaller id may commit after we read.
-      tx.exec_params("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids);
-      for (const OutboxMessage& m : *published) {
-        tx.exec_params("INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)", m.topic,
-                       m.key, m.payload);
+      const std::set<int64_t> kept(round->unpublished.begin(), round->unpublished.end());
+      std::vector<int64_t> done;
+      for (const pqxx::row row : r) {
+        if (kept.count(row[0].as<int64_t>()) == 0) done.push_back(row[0].as<int64_t>());
+      }
+      tx.exec_params("DELETE FROM outbox WHERE id = ANY($1::bigint[])", number_array(done));
+      for (const OutboxMessage& m : round->replacements) {
+        tx.exec_params(
+            "INSERT INTO outbox (topic, key, payload, workflow_id, step)"
+            " VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''))",
+            m.topic, m.key, m.payload, m.workflow_id, m.step);
       }
       tx.commit();
-      return static_cast<int32_t>(r.size());
+      return static_cast<int32_t>(done.size());
     });
     if (publish_error) return *publish_error;
     return drained;

@@ -2,6 +2,7 @@
 // Durable state in Postgres (libpqxx): workflows, steps, pending effects
 // (including timers and polls), the status/dead-letter outbox, and the input
 // offsets already applied. One Store per thread: a connection is not shared.
+#include <compare>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -52,6 +53,42 @@ struct OutboxMessage {
   // Made from a sensitive step output (contract 6.3): sealed at rest, and a
   // dead letter about it must not repeat it.
   bool sensitive = false;
+  // The workflow and step whose `emit` made the record; empty for status
+  // events and dead letters. A refusal of the record is reported to them.
+  std::string workflow_id;
+  std::string step;
+};
+
+// Records of one topic and key: their order is kept, whatever happens to
+// the records of others.
+struct OutboxStream {
+  std::string topic;
+  std::string key;
+  auto operator<=>(const OutboxStream&) const = default;
+};
+
+// What one publishing round did with the rows it was given.
+struct OutboxRound {
+  // Rows the broker neither acknowledged nor refused: they stay, in order.
+  // Every other row is deleted.
+  std::vector<int64_t> unpublished;
+  // Messages queued in place of rows the broker refused for good.
+  std::vector<OutboxMessage> replacements;
+};
+
+// A workflow's next seq, taken for an event that no transition made.
+struct WorkflowSequence {
+  std::string workflow;  // its definition's name
+  int64_t seq = 0;
+  WorkflowStatus status = WorkflowStatus::kRunning;
+};
+
+// The drain's transaction, to the publisher.
+class OutboxTx {
+ public:
+  virtual ~OutboxTx() = default;
+  // Advances the workflow's seq by one and returns it (nullopt: no such workflow).
+  virtual std::optional<WorkflowSequence> take_next_seq(const std::string& workflow_id) = 0;
 };
 
 // What a workflow's rows held when it was loaded, so that saving it writes
@@ -117,9 +154,11 @@ class StoreTx {
   // delete_effect for many in one statement; returns the ids deleted.
   virtual std::set<int64_t> delete_effects(const std::vector<HeldLease>& held, TimePoint now) = 0;
   // Queues a message for the outbox publisher (status events, dead letters,
-  // emitted records). A sensitive payload is stored sealed.
+  // emitted records). A sensitive payload is stored sealed. An emitted
+  // record names its workflow and step (OutboxMessage).
   virtual void add_outbox(const std::string& topic, const std::string& key,
-                          const std::string& payload, bool sensitive = false) = 0;
+                          const std::string& payload, bool sensitive = false,
+                          const std::string& workflow_id = "", const std::string& step = "") = 0;
   // The next input offset to apply for a topic-partition (-1 if none yet),
   // locked until commit so two consumers never apply the same input.
   virtual int64_t input_offset_for_update(const std::string& topic, int32_t partition) = 0;
@@ -186,16 +225,18 @@ class Store {
   // The earliest due time of any effect, for the scheduler's sleep.
   virtual Result<std::optional<TimePoint>> next_effect_due() = 0;
 
-  // Publishes the oldest outbox messages, in id order, and deletes them once
-  // `publish` succeeds, all in one transaction. Only one publisher at a time
-  // across all daemons (a transaction-level advisory lock), so per-workflow
-  // order holds. `publish` returns replacements: messages to queue in place
-  // of rows the broker refused for good (the rows themselves are deleted, so
-  // one bad record never stalls the outbox). Returns how many rows were
-  // handled (0 when another publisher holds the lock).
+  // Publishes the oldest outbox messages, in id order, skipping the streams
+  // in `skip` (their rows stay, in order), all in one transaction: `publish`
+  // says which rows it could not publish (they stay) and what to queue in
+  // place of rows the broker refused for good; every other row is deleted,
+  // so a row the broker acknowledged is never published again, whatever
+  // happened to the others. Only one publisher at a time across all daemons
+  // (a transaction-level advisory lock), so per-stream order holds. Returns
+  // how many rows were deleted (0 when another publisher holds the lock).
   using OutboxPublish =
-      std::function<Result<std::vector<OutboxMessage>>(const std::vector<OutboxMessage>&)>;
-  virtual Result<int32_t> drain_outbox(int32_t limit, const OutboxPublish& publish) = 0;
+      std::function<Result<OutboxRound>(const std::vector<OutboxMessage>&, OutboxTx&)>;
+  virtual Result<int32_t> drain_outbox(int32_t limit, const std::vector<OutboxStream>& skip,
+                                       const OutboxPublish& publish) = 0;
 
   virtual Result<std::optional<WorkflowState>> get_workflow(const std::string& id) = 0;
   // Several workflows read in one transaction; a row that cannot be decoded

@@ -73,7 +73,7 @@ class EmitStep final : public StepType {
     StepOutcome outcome;
     outcome.kind = StepOutcome::Kind::kSucceeded;
     outcome.output = json::object{{"topic", topic}, {"key", key}};
-    outcome.publish.push_back(OutboxRecord{topic, key, std::move(payload)});
+    outcome.publish.push_back(OutboxRecord{topic, key, std::move(payload), ""});
     return outcome;
   }
 

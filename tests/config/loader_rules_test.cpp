@@ -256,6 +256,18 @@ TEST(LoaderRules, DurationsInEveryPlace) {
   EXPECT_TRUE(has(bad, "got \"1.5h\"")) << bad;
 }
 
+TEST(LoaderRules, OutboxStallIsADurationWithinBounds) {
+  auto c = load_config_from_string(std::string(kSecret) + "daemon: {outbox_stall: 5s}\n", "r.yaml",
+                                   with_steps());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->daemon.outbox_stall, Duration(5000));
+  EXPECT_EQ(DaemonConfig{}.outbox_stall, Duration(30'000));
+  const std::string zero = rules_error(std::string(kSecret) + "daemon: {outbox_stall: 0s}\n");
+  EXPECT_TRUE(has(zero, "daemon.outbox_stall: must be between 100ms and 10m, got 0")) << zero;
+  const std::string word = rules_error(std::string(kSecret) + "daemon: {outbox_stall: soon}\n");
+  EXPECT_TRUE(has(word, "daemon.outbox_stall: expected a duration like 250ms")) << word;
+}
+
 TEST(LoaderRules, WorkflowDefinedInTwoFilesNamesBoth) {
   const auto dir =
       std::filesystem::temp_directory_path() / ("bw-rules-" + std::to_string(getpid()));

@@ -67,6 +67,7 @@ TEST(Reload, EveryOtherChangeIsKeptOutAndNamedByItsKey) {
   fresh.daemon.effect_workers = 7;
   fresh.daemon.lease = Duration(7000);
   fresh.daemon.shutdown_grace = Duration(7000);
+  fresh.daemon.outbox_stall = Duration(7000);
   fresh.daemon.metrics_listen = "127.0.0.1:9464";
   fresh.daemon.log_format = "text";
   fresh.daemon.log_level = "debug";
@@ -94,6 +95,7 @@ TEST(Reload, EveryOtherChangeIsKeptOutAndNamedByItsKey) {
                                              "daemon.effect_workers",
                                              "daemon.lease",
                                              "daemon.shutdown_grace",
+                                             "daemon.outbox_stall",
                                              "daemon.metrics_listen",
                                              "daemon.log_format",
                                              "daemon.log_level"};
@@ -121,6 +123,7 @@ TEST(Reload, EveryOtherChangeIsKeptOutAndNamedByItsKey) {
   EXPECT_EQ(c.daemon.effect_workers, running.daemon.effect_workers);
   EXPECT_EQ(c.daemon.lease, running.daemon.lease);
   EXPECT_EQ(c.daemon.shutdown_grace, running.daemon.shutdown_grace);
+  EXPECT_EQ(c.daemon.outbox_stall, running.daemon.outbox_stall);
   EXPECT_EQ(c.daemon.metrics_listen, running.daemon.metrics_listen);
   EXPECT_EQ(c.daemon.log_format, running.daemon.log_format);
   EXPECT_EQ(c.daemon.log_level, running.daemon.log_level);

@@ -791,9 +791,10 @@ TEST(EngineEmit, RecordsGoOutWithTheSuccessOnly) {
   Harness h;
   h.apply(start_cmd(workflow({job("a")})), kT0);
   StepOutcome done = succeeded({{"topic", "t"}, {"key", "k"}});
-  done.publish.push_back(OutboxRecord{"t", "k", R"({"x":1})"});
+  done.publish.push_back(OutboxRecord{"t", "k", R"({"x":1})", ""});
   const Decision d = h.apply(StepExecuted{"a", 1, done}, at(1s));
-  EXPECT_EQ(d.records, (std::vector<OutboxRecord>{{"t", "k", R"({"x":1})"}}));
+  // The engine names the step that emits each record.
+  EXPECT_EQ(d.records, (std::vector<OutboxRecord>{{"t", "k", R"({"x":1})", "a"}}));
   // A late duplicate of the same result publishes nothing.
   EXPECT_TRUE(h.apply(StepExecuted{"a", 1, done}, at(2s)).records.empty());
 }

@@ -138,12 +138,12 @@ TEST_F(KafkaTest, BadPropertyIsAClearError) {
 TEST_F(KafkaTest, ARecordRefusedForGoodIsReportedAndTheRestIsDelivered) {
   auto producer = KafkaProducer::create(config_, true, "p");
   ASSERT_TRUE(producer) << producer.error().message;
-  auto refused = (*producer)->produce_batch(
+  const BatchDelivery delivery = (*producer)->produce_batch(
       {{"in", "a", "before"}, {"in", "b", std::string(2'000'000, 'x')}, {"in", "c", "after"}}, 10s);
-  ASSERT_TRUE(refused) << refused.error().message;
-  ASSERT_EQ(refused->size(), 1u);
-  EXPECT_EQ((*refused)[0].index, 1u);
-  EXPECT_EQ((*refused)[0].error.kind, ErrorKind::kPermanent);
+  EXPECT_TRUE(delivery.unconfirmed.empty());
+  ASSERT_EQ(delivery.refused.size(), 1u);
+  EXPECT_EQ(delivery.refused[0].index, 1u);
+  EXPECT_EQ(delivery.refused[0].error.kind, ErrorKind::kPermanent);
   auto got = read_topic(config_.brokers, "in", 20s);
   ASSERT_TRUE(got) << got.error().message;
   std::multiset<std::string> values;
@@ -153,6 +153,81 @@ TEST_F(KafkaTest, ARecordRefusedForGoodIsReportedAndTheRestIsDelivered) {
   Status whole = (*producer)->produce_and_wait({{"in", "b", std::string(2'000'000, 'x')}}, 10s);
   ASSERT_FALSE(whole);
   EXPECT_FALSE(whole.error().transient());
+}
+
+// Issue 16: a topic the cluster will not let us write (its metadata says
+// TOPIC_AUTHORIZATION_FAILED; librdkafka alone would hold its records until
+// message.timeout.ms) is refused for good, quickly, and the rest delivered.
+TEST_F(KafkaTest, ATopicWeMayNotWriteIsRefusedAndTheRestIsDelivered) {
+  cluster_->set_topic_error("denied", 29 /* RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED */);
+  auto producer = KafkaProducer::create(config_, true, "p");
+  ASSERT_TRUE(producer) << producer.error().message;
+  const auto start = std::chrono::steady_clock::now();
+  const BatchDelivery delivery = (*producer)->produce_batch(
+      {{"in", "a", "before"}, {"denied", "x", "refused"}, {"in", "c", "after"}}, 30s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_TRUE(delivery.unconfirmed.empty());
+  ASSERT_EQ(delivery.refused.size(), 1u);
+  EXPECT_EQ(delivery.refused[0].index, 1u);
+  EXPECT_EQ(delivery.refused[0].error.kind, ErrorKind::kPermanent);
+  EXPECT_NE(delivery.refused[0].error.message.find("denied"), std::string::npos)
+      << delivery.refused[0].error.message;
+  auto got = read_topic(config_.brokers, "in", 20s);
+  ASSERT_TRUE(got) << got.error().message;
+  std::multiset<std::string> values;
+  for (const auto& m : *got) values.insert(m.payload);
+  EXPECT_EQ(values, (std::multiset<std::string>{"before", "after"}));
+}
+
+// A topic that does not exist where auto-creation is off (the mock answers
+// UNKNOWN_TOPIC_OR_PART) is refused once its metadata had time to propagate.
+TEST_F(KafkaTest, ATopicThatDoesNotExistIsRefusedAfterMetadataPropagation) {
+  cluster_->set_topic_error("missing", 3 /* RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART */);
+  config_.properties["topic.metadata.propagation.max.ms"] = "1000";
+  auto producer = KafkaProducer::create(config_, true, "p");
+  ASSERT_TRUE(producer) << producer.error().message;
+  const auto start = std::chrono::steady_clock::now();
+  BatchDelivery delivery =
+      (*producer)->produce_batch({{"in", "a", "1"}, {"missing", "x", "lost"}}, 30s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_TRUE(delivery.unconfirmed.empty());
+  ASSERT_EQ(delivery.refused.size(), 1u);
+  EXPECT_EQ(delivery.refused[0].index, 1u);
+  // librdkafka now knows the topic is missing: the next record is refused at once.
+  delivery = (*producer)->produce_batch({{"missing", "x", "again"}}, 30s);
+  ASSERT_EQ(delivery.refused.size(), 1u);
+  EXPECT_TRUE(delivery.unconfirmed.empty());
+}
+
+// A record that waits longer than the timeout (its partition has no leader)
+// is unconfirmed, with the later record of its key, while the others are
+// delivered; sent again once the partition has a leader, each record of
+// that key is on the topic once and in order, and the acknowledged ones
+// were never sent twice.
+TEST_F(KafkaTest, ARecordThatWaitsIsUnconfirmedAloneAndSentOnceLater) {
+  ASSERT_TRUE(cluster_->create_topic("slow", 1));
+  ASSERT_TRUE(cluster_->set_partition_leader("slow", 0, -1));
+  auto producer = KafkaProducer::create(config_, true, "p");
+  ASSERT_TRUE(producer) << producer.error().message;
+  BatchDelivery delivery = (*producer)->produce_batch(
+      {{"in", "a", "1"}, {"slow", "k", "s1"}, {"in", "b", "2"}, {"slow", "k", "s2"}}, 2s);
+  EXPECT_TRUE(delivery.refused.empty());
+  EXPECT_EQ(delivery.unconfirmed, (std::vector<size_t>{1, 3}));
+  ASSERT_TRUE(delivery.unconfirmed_reason.has_value());
+  EXPECT_TRUE(delivery.unconfirmed_reason->transient());
+
+  ASSERT_TRUE(cluster_->set_partition_leader("slow", 0, 1));
+  delivery = (*producer)->produce_batch({{"slow", "k", "s1"}, {"slow", "k", "s2"}}, 20s);
+  EXPECT_TRUE(delivery.refused.empty());
+  EXPECT_TRUE(delivery.unconfirmed.empty());
+  auto slow = read_topic(config_.brokers, "slow", 20s);
+  ASSERT_TRUE(slow) << slow.error().message;
+  std::vector<std::string> values;
+  for (const auto& m : *slow) values.push_back(m.payload);
+  EXPECT_EQ(values, (std::vector<std::string>{"s1", "s2"}));
+  auto in = read_topic(config_.brokers, "in", 20s);
+  ASSERT_TRUE(in) << in.error().message;
+  EXPECT_EQ(in->size(), 2u);
 }
 
 TEST_F(KafkaTest, FatalErrorsAreReportedByBothClients) {

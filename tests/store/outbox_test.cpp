@@ -21,12 +21,20 @@ void add_messages(Store& store, int n, int from = 0) {
 }
 
 // What a publish callback returns when the broker took every record.
-Result<std::vector<OutboxMessage>> nothing_refused() { return std::vector<OutboxMessage>{}; }
+Result<OutboxRound> nothing_refused() { return OutboxRound{}; }
+
+// drain_outbox without streams to skip, for callbacks that ignore the transaction.
+template <typename Publish>
+Result<int32_t> drain(Store& store, int32_t limit, Publish publish) {
+  return store.drain_outbox(limit, {}, [&](const std::vector<OutboxMessage>& rows, OutboxTx&) {
+    return publish(rows);
+  });
+}
 
 TEST_F(StoreTest, DrainsInIdOrderAndDeletes) {
   add_messages(*store_, 5);
   std::vector<OutboxMessage> seen;
-  auto drained = store_->drain_outbox(3, [&](const std::vector<OutboxMessage>& rows) {
+  auto drained = drain(*store_, 3, [&](const std::vector<OutboxMessage>& rows) {
     seen.insert(seen.end(), rows.begin(), rows.end());
     return nothing_refused();
   });
@@ -40,7 +48,7 @@ TEST_F(StoreTest, DrainsInIdOrderAndDeletes) {
   EXPECT_LT(seen[0].id, seen[1].id);
   EXPECT_EQ(count("outbox"), 2);
 
-  drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>& rows) {
+  drained = drain(*store_, 10, [&](const std::vector<OutboxMessage>& rows) {
     seen.insert(seen.end(), rows.begin(), rows.end());
     return nothing_refused();
   });
@@ -52,7 +60,7 @@ TEST_F(StoreTest, DrainsInIdOrderAndDeletes) {
   EXPECT_EQ(count("outbox"), 0);
 
   bool called = false;
-  drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>&) {
+  drained = drain(*store_, 10, [&](const std::vector<OutboxMessage>&) {
     called = true;
     return nothing_refused();
   });
@@ -63,7 +71,7 @@ TEST_F(StoreTest, DrainsInIdOrderAndDeletes) {
 
 TEST_F(StoreTest, FailedPublishKeepsTheMessages) {
   add_messages(*store_, 3);
-  auto drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>&) -> Result<std::vector<OutboxMessage>> {
+  auto drained = drain(*store_, 10, [&](const std::vector<OutboxMessage>&) -> Result<OutboxRound> {
     return Error{ErrorKind::kTransient, "kafka_down", "broker unavailable"};
   });
   ASSERT_FALSE(drained.ok());
@@ -72,7 +80,7 @@ TEST_F(StoreTest, FailedPublishKeepsTheMessages) {
   EXPECT_EQ(count("outbox"), 3);
 
   std::vector<std::string> payloads;
-  drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>& rows) {
+  drained = drain(*store_, 10, [&](const std::vector<OutboxMessage>& rows) {
     for (const auto& r : rows) payloads.push_back(r.payload);
     return nothing_refused();
   });
@@ -84,14 +92,17 @@ TEST_F(StoreTest, FailedPublishKeepsTheMessages) {
 // replacement queued behind everything, so the outbox moves on.
 TEST_F(StoreTest, RefusedRowIsReplacedAndTheOutboxMovesOn) {
   add_messages(*store_, 3);
-  auto drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>& rows) {
-    return Result<std::vector<OutboxMessage>>(std::vector<OutboxMessage>{
-        OutboxMessage{0, "brickwork.dlq", rows[1].key, "instead of " + rows[1].payload}});
+  auto drained = drain(*store_, 10, [&](const std::vector<OutboxMessage>& rows) {
+    OutboxRound round;
+    round.replacements.push_back(
+        OutboxMessage{0, "brickwork.dlq", rows[1].key, "instead of " + rows[1].payload, false,
+                      "", ""});
+    return Result<OutboxRound>(std::move(round));
   });
   ASSERT_TRUE(drained.ok()) << drained.error().message;
   EXPECT_EQ(*drained, 3);
   std::vector<std::string> payloads;
-  drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>& rows) {
+  drained = drain(*store_, 10, [&](const std::vector<OutboxMessage>& rows) {
     for (const auto& r : rows) payloads.push_back(r.topic + ":" + r.payload);
     return nothing_refused();
   });
@@ -100,10 +111,88 @@ TEST_F(StoreTest, RefusedRowIsReplacedAndTheOutboxMovesOn) {
   EXPECT_EQ(count("outbox"), 0);
 }
 
+// Issue 16: a round where the broker acknowledged some records and not
+// others deletes the acknowledged ones, so a later round never publishes
+// them again; the others stay, in order.
+TEST_F(StoreTest, RowsTheBrokerAcknowledgedAreDeletedWhenOthersOfTheRoundAreNot) {
+  add_messages(*store_, 5);
+  auto drained = drain(*store_, 10, [&](const std::vector<OutboxMessage>& rows) {
+    OutboxRound round;
+    round.unpublished = {rows[1].id, rows[3].id};  // m1 and m3 not confirmed
+    return Result<OutboxRound>(std::move(round));
+  });
+  ASSERT_TRUE(drained.ok()) << drained.error().message;
+  EXPECT_EQ(*drained, 3);
+  std::vector<std::string> again;
+  drained = drain(*store_, 10, [&](const std::vector<OutboxMessage>& rows) {
+    for (const auto& r : rows) again.push_back(r.payload);
+    return nothing_refused();
+  });
+  ASSERT_TRUE(drained.ok());
+  EXPECT_EQ(again, (std::vector<std::string>{"m1", "m3"}));
+  EXPECT_EQ(count("outbox"), 0);
+}
+
+// Streams set aside are not read at all: their rows stay in order behind
+// the first, and the others are published past them.
+TEST_F(StoreTest, SkippedStreamsStayInOrderWhileOthersArePublished) {
+  add_messages(*store_, 6);  // keys w0 w1 w2 w0 w1 w2
+  std::vector<std::string> seen;
+  auto drained = store_->drain_outbox(
+      10, {OutboxStream{"brickwork.status", "w1"}, OutboxStream{"other.topic", "w2"}},
+      [&](const std::vector<OutboxMessage>& rows, OutboxTx&) {
+        for (const auto& r : rows) seen.push_back(r.payload);
+        return nothing_refused();
+      });
+  ASSERT_TRUE(drained.ok()) << drained.error().message;
+  EXPECT_EQ(seen, (std::vector<std::string>{"m0", "m2", "m3", "m5"}));
+  seen.clear();
+  drained = drain(*store_, 10, [&](const std::vector<OutboxMessage>& rows) {
+    for (const auto& r : rows) seen.push_back(r.payload);
+    return nothing_refused();
+  });
+  ASSERT_TRUE(drained.ok());
+  EXPECT_EQ(seen, (std::vector<std::string>{"m1", "m4"}));
+}
+
+// An emitted row names its workflow and step; the drain's transaction takes
+// that workflow's next seq for an event about it.
+TEST_F(StoreTest, EmittedRowsNameTheirWorkflowAndTheDrainTakesItsNextSeq) {
+  sql("INSERT INTO workflows (id, workflow, status, seq, created_at, updated_at)"
+      " VALUES ('wf-1', 'emitter', 'succeeded', 4, now(), now())");
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    tx.add_outbox("clients.acme", "acme", "{}", false, "wf-1", "announce");
+    tx.add_outbox("brickwork.status", "wf-1", "{}");
+  }).ok());
+  std::vector<OutboxMessage> seen;
+  std::optional<WorkflowSequence> next, missing;
+  auto drained = store_->drain_outbox(
+      10, {}, [&](const std::vector<OutboxMessage>& rows, OutboxTx& tx) {
+        seen = rows;
+        next = tx.take_next_seq("wf-1");
+        missing = tx.take_next_seq("no-such-workflow");
+        return nothing_refused();
+      });
+  ASSERT_TRUE(drained.ok()) << drained.error().message;
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].workflow_id, "wf-1");
+  EXPECT_EQ(seen[0].step, "announce");
+  EXPECT_EQ(seen[1].workflow_id, "");
+  EXPECT_EQ(seen[1].step, "");
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->seq, 5);
+  EXPECT_EQ(next->workflow, "emitter");
+  EXPECT_EQ(next->status, WorkflowStatus::kSucceeded);
+  EXPECT_FALSE(missing.has_value());
+  EXPECT_EQ(sql("SELECT seq FROM workflows WHERE id = 'wf-1'")[0][0].as<int64_t>(), 5);
+}
+
 TEST_F(StoreTest, ThrowingPublishRollsBack) {
   add_messages(*store_, 2);
-  auto drained = store_->drain_outbox(
-      10, [&](const std::vector<OutboxMessage>&) -> Result<std::vector<OutboxMessage>> { throw std::runtime_error("oops"); });
+  auto drained = drain(
+      *store_, 10, [&](const std::vector<OutboxMessage>&) -> Result<OutboxRound> {
+        throw std::runtime_error("oops");
+      });
   ASSERT_FALSE(drained.ok());
   EXPECT_EQ(drained.error().kind, ErrorKind::kInternal);
   EXPECT_EQ(count("outbox"), 2);
@@ -114,9 +203,9 @@ TEST_F(StoreTest, OnlyOneDrainerAtATime) {
   auto other = Store::open(pg_->url());
   std::optional<Result<int32_t>> inner;
   bool inner_called = false;
-  auto drained = store_->drain_outbox(10, [&](const std::vector<OutboxMessage>& rows) {
+  auto drained = drain(*store_, 10, [&](const std::vector<OutboxMessage>& rows) {
     // While this drainer holds the lock, a second one (another connection) gets nothing.
-    inner = other->drain_outbox(10, [&](const std::vector<OutboxMessage>&) {
+    inner = drain(*other, 10, [&](const std::vector<OutboxMessage>&) {
       inner_called = true;
       return nothing_refused();
     });
@@ -133,7 +222,7 @@ TEST_F(StoreTest, OnlyOneDrainerAtATime) {
   // The lock is released with the transaction.
   add_messages(*store_, 1, 10);
   auto again =
-      other->drain_outbox(10, [&](const std::vector<OutboxMessage>&) { return nothing_refused(); });
+      drain(*other, 10, [&](const std::vector<OutboxMessage>&) { return nothing_refused(); });
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, 1);
 }
@@ -148,7 +237,7 @@ TEST_F(StoreTest, ConcurrentDrainersPublishEachMessageOnceInOrder) {
     threads.emplace_back([&] {
       auto store = Store::open(pg_->url());
       for (int idle = 0; idle < 200;) {
-        auto n = store->drain_outbox(7, [&](const std::vector<OutboxMessage>& rows) {
+        auto n = drain(*store, 7, [&](const std::vector<OutboxMessage>& rows) {
           std::lock_guard lock(mu);
           for (const auto& r : rows) published.push_back(r.id);
           return nothing_refused();
