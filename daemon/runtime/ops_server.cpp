@@ -25,7 +25,7 @@ struct OpsServer::Impl {
   struct Connection {
     explicit Connection(tcp::socket socket) : stream(std::move(socket)) {}
     beast::tcp_stream stream;
-    bool counted = true;  // in `open` until released
+    bool counted = true;   // in `open` until released
     bool waiting = false;  // for a request; then `waiting_at` is its place in Impl::waiting
     std::list<Connection*>::iterator waiting_at;
   };
@@ -116,7 +116,8 @@ struct OpsServer::Impl {
       response.keep_alive(request.keep_alive());
       response.prepare_payload();
       c.stream.expires_after(impl->limits.response_timeout);
-      co_await bhttp::async_write(c.stream, response, asio::redirect_error(asio::use_awaitable, ec));
+      co_await bhttp::async_write(c.stream, response,
+                                  asio::redirect_error(asio::use_awaitable, ec));
       if (ec || !response.keep_alive()) break;
     }
     if (c.counted) c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);

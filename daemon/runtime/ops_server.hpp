@@ -31,7 +31,7 @@ struct OpsResponse {
 // (doubling from `accept_pause` to `accept_pause_max`) instead of spinning.
 struct OpsServerLimits {
   size_t max_connections = 64;
-  std::chrono::milliseconds request_timeout{10'000};  // to read a request, idle time included
+  std::chrono::milliseconds request_timeout{10'000};   // to read a request, idle time included
   std::chrono::milliseconds response_timeout{10'000};  // to write an answer
   std::chrono::milliseconds accept_pause{100};
   std::chrono::milliseconds accept_pause_max{1'000};
@@ -46,8 +46,7 @@ class OpsServer {
   // Listens on `address` (a host name is resolved; its first address is
   // used). An Error (kInvalidInput) when it cannot: address in use, no such
   // host, not allowed.
-  static Result<std::unique_ptr<OpsServer>> start(const ListenAddress& address,
-                                                  OpsHandler handler,
+  static Result<std::unique_ptr<OpsServer>> start(const ListenAddress& address, OpsHandler handler,
                                                   OpsServerLimits limits = {});
   ~OpsServer();  // stops: closes the listener and every connection
   OpsServer(const OpsServer&) = delete;

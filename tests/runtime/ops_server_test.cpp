@@ -66,7 +66,8 @@ std::string status_line_of(uint16_t port, const std::string& path,
   const int fd = connect_to(port);
   if (fd < 0) return "";
   const std::string request = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
     close(fd);
     return "";
   }
@@ -87,9 +88,9 @@ std::string status_line_of(uint16_t port, const std::string& path,
 }
 
 struct ChildReport {
-  double cpu_seconds = 0;    // user + system time of the child over one second
+  double cpu_seconds = 0;       // user + system time of the child over one second
   uint64_t failed_accepts = 0;  // in that second
-  uint64_t connections = 0;  // open at its end
+  uint64_t connections = 0;     // open at its end
 };
 
 // An OpsServer in a forked child allowed `spare_descriptors` more file
