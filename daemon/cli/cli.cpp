@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "daemon/cli/commands.hpp"
+#include "daemon/core/logging.hpp"
 #include "devstack/cli/bench.hpp"
 
 namespace brickwork {
@@ -20,6 +21,10 @@ struct DurationOption {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
+  // stdout carries only a command's data (tables, JSON): whatever a library
+  // logs meanwhile (a Lakebase credential, librdkafka) goes to stderr. The
+  // daemon and the development commands set their own format and level.
+  setup_logging("text", "info");
   CLI::App app{"brickwork: multi-step Databricks workflows driven by Kafka, durable in Postgres"};
   app.set_version_flag("--version", std::string(BRICKWORK_VERSION));
   app.require_subcommand(1);

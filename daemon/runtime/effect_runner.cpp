@@ -185,6 +185,7 @@ Status record_results(RuntimeContext& context, Store& store,
   std::vector<const StoredEffect*> lost;
   PendingMetrics metrics;
   WorkflowTransaction::Handoff handoff;
+  std::vector<FailureNote> failures;
   Status s = store.transact([&](StoreTx& tx) {
     lost.clear();
     metrics.clear();
@@ -214,11 +215,13 @@ Status record_results(RuntimeContext& context, Store& store,
     }
     wt.finish();
     handoff = wt.take_handoff();
+    failures = wt.take_failures();
   });
   if (!s) {
     spdlog::warn("effects: cannot record {} result(s): {}", effects.size(), s.error().message);
     return s;
   }
+  log_failures(failures);
   metrics.commit(&context.metrics());
   for (const StoredEffect* stored : lost) {
     spdlog::warn("effects: lease of {} effect {} for workflow {} ran out; its new holder records it",

@@ -174,6 +174,7 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
   PendingMetrics pending;
   std::map<std::pair<std::string, std::string>, int64_t> inputs;  // (topic, result) -> count
   WorkflowTransaction::Handoff handoff;
+  std::vector<FailureNote> failures;
   Status status = store.transact([&](StoreTx& tx) {
     report = BatchReport{};
     pending.clear();
@@ -210,11 +211,13 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
     }
     wt.finish();
     handoff = wt.take_handoff();
+    failures = wt.take_failures();
     for (const auto& [key, next] : next_offsets) {
       if (next >= 0) tx.set_input_offset(key.first, key.second, next);
     }
   });
   if (!status) return status.error();
+  log_failures(failures);
   Metrics& metrics = context_.metrics();
   pending.commit(&metrics);
   for (const auto& [key, count] : inputs) metrics.count_input(key.first, key.second, count);

@@ -53,17 +53,22 @@ void OpsMonitor::stop() {
 
 void OpsMonitor::check_once(Store& store) {
   Metrics& metrics = context_.metrics();
+  // The reason is all /readyz tells (anyone who can reach the port reads
+  // it); the details, which may quote Postgres, go to the log only.
   std::string reason;
+  std::string details;
   auto depths = store.queue_depths(now_ms());
   if (depths) {
     metrics.set_outbox_backlog(depths->outbox);
     metrics.set_effects_due(depths->effects_due);
   } else {
-    reason = "postgres unreachable: " + depths.error().message;
+    reason = "postgres unreachable";
+    details = depths.error().message;
   }
   if (consumer_ != nullptr) {
     if (reason.empty() && !consumer_->joined()) {
-      reason = "kafka consumer has not joined group " + context_.config()->kafka.group;
+      reason = "kafka group not joined";
+      details = "the consumer has not joined group " + context_.config()->kafka.group;
     }
     metrics.set_consumer_lag(consumer_->lag());
   }
@@ -78,7 +83,7 @@ void OpsMonitor::check_once(Store& store) {
     if (reason.empty()) {
       spdlog::info("ready: postgres answers and the consumer has joined its group");
     } else {
-      spdlog::warn("not ready: {}", reason);
+      spdlog::warn("not ready: {}: {}", reason, details);
     }
   }
   not_ready_ = std::move(reason);

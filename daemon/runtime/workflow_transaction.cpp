@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/core/logging.hpp"
+
 namespace brickwork {
 
 TimePoint effect_due(const Effect& effect, TimePoint now) {
@@ -100,6 +102,7 @@ Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input&
   for (const auto& event : decision.events) {
     tx_.add_outbox(config->kafka.topics.status, workflow_id,
                    json::serialize(to_json(event, workflow_id, name)));
+    note_failure(workflow_id, name, event, decision.state ? &*decision.state : nullptr);
   }
   // Records steps publish (emit) go out with the change that produced them.
   // One may hold a sensitive output of an earlier step: those of a workflow
@@ -115,6 +118,39 @@ Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input&
     dirty_.insert(workflow_id);
   }
   return decision;
+}
+
+void WorkflowTransaction::note_failure(const std::string& workflow_id, const std::string& workflow,
+                                       const StatusEvent& event, const WorkflowState* state) {
+  const bool canceled = event.type == "workflow_canceled";
+  if (event.type != "step_failed" && event.type != "workflow_failed" && !canceled) return;
+  FailureNote note{event.type, workflow_id, workflow, event.step.value_or(""), event.run_id,
+                   canceled ? "canceled" : "", canceled ? event.reason : ""};
+  if (event.error) {
+    note.code = event.error->code;
+    note.message = event.error->message;
+  }
+  // workflow_failed names the step that failed it, not its run.
+  if (!note.run_id && !note.step.empty() && state != nullptr) {
+    if (const StepState* step = state->find_step(note.step)) note.run_id = step->run_id;
+  }
+  failures_.push_back(std::move(note));
+}
+
+void log_failures(const std::vector<FailureNote>& notes) {
+  for (const FailureNote& note : notes) {
+    LogScope scope(LogScope::workflow(note.workflow_id, note.step, note.run_id));
+    scope.set("workflow", note.workflow);
+    scope.set("error_code", note.code);
+    if (note.event == "step_failed") {
+      spdlog::warn("step {} failed: {}: {}", note.step, note.code, note.message);
+    } else if (note.event == "workflow_failed") {
+      spdlog::warn("workflow {} failed at step {}: {}: {}", note.workflow, note.step, note.code,
+                   note.message);
+    } else {
+      spdlog::warn("workflow {} canceled: {}", note.workflow, note.message);
+    }
+  }
 }
 
 // What the engine's decision finished: the workflow (by its state) and each

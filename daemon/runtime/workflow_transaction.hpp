@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "daemon/engine/engine.hpp"
 #include "daemon/runtime/effect_handoff.hpp"
@@ -14,6 +15,23 @@
 #include "daemon/store/store.hpp"
 
 namespace brickwork {
+
+// A failed step, or a failed or canceled workflow, as a transaction decided
+// it (from the decision's status events): what the operator's log says of it.
+struct FailureNote {
+  std::string event;  // step_failed, workflow_failed, workflow_canceled
+  std::string workflow_id;
+  std::string workflow;
+  std::string step;  // empty for a cancel
+  std::optional<int64_t> run_id;
+  std::string code;  // the error's code; "canceled" for a cancel
+  std::string message;
+};
+
+// One warning line per note, with workflow_id, step, run_id and error_code as
+// fields. Call once the transaction has committed: a rolled-back one (retried,
+// or failed) logs nothing.
+void log_failures(const std::vector<FailureNote>& notes);
 
 class WorkflowTransaction {
  public:
@@ -61,8 +79,14 @@ class WorkflowTransaction {
 
   size_t changed_workflows() const { return dirty_.size(); }
 
+  // The failures decided so far, for log_failures() after commit.
+  std::vector<FailureNote> take_failures() { return std::move(failures_); }
+
  private:
   void observe(const std::optional<WorkflowState>& before, const WorkflowState& after);
+  // Keeps a FailureNote if `event` is a failure (state: the decision's, or null).
+  void note_failure(const std::string& workflow_id, const std::string& workflow,
+                    const StatusEvent& event, const WorkflowState* state);
   void add_effect(const std::string& workflow_id, const Effect& effect);
   // Caches a load's outcome (a workflow, none, or why it is unloadable).
   const std::optional<WorkflowState>& remember(const std::string& id,
@@ -80,6 +104,7 @@ class WorkflowTransaction {
   std::string lease_owner_;  // of the effects this transaction leases, once it has one
   size_t leased_ = 0;
   bool claim_needed_ = false;
+  std::vector<FailureNote> failures_;
   std::vector<HandedEffect> handed_;
   std::vector<std::pair<std::string, std::shared_ptr<const WorkflowState>>> refreshed_;
 };

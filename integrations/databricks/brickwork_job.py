@@ -42,7 +42,12 @@ secrets of `secret_scope` (dbutils.secrets.get), environment variables.
 The event is flushed before the block ends; a flush that does not finish in
 `flush_timeout` seconds (default 30), or a delivery error, raises
 `CompletionNotDelivered`, so the task fails rather than end silently
-(brickwork's polling of jobs/runs/get then still ends the step).
+(brickwork's polling of jobs/runs/get then still ends the step). On a timeout
+the event is purged from the producer first, so librdkafka does not send (or
+retry) it later, after the task has failed.
+
+JSON has no NaN or Infinity (brickwork refuses them): an output holding one
+raises ValueError naming where, and the block publishes FAILED instead.
 
 Needs `confluent-kafka` (PyPI, or Debian's python3-confluent-kafka).
 Works with Python 3.8 and later.
@@ -51,6 +56,7 @@ Works with Python 3.8 and later.
 import contextlib
 import functools
 import json
+import math
 import os
 import sys
 
@@ -89,6 +95,23 @@ class Report:
     def __init__(self):
         self.output = {}
         self.message = ""
+
+
+def _non_finite(value, path="output"):
+    """(path, value) of the first NaN or +-Infinity in `value`, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    if isinstance(value, dict):
+        children = (("%s.%s" % (path, key), item) for key, item in value.items())
+    elif isinstance(value, (list, tuple)):
+        children = (("%s[%d]" % (path, i), item) for i, item in enumerate(value))
+    else:
+        return None
+    for child_path, child in children:
+        found = _non_finite(child, child_path)
+        if found:
+            return found
+    return None
 
 
 def _find_dbutils():
@@ -238,6 +261,9 @@ class BrickworkJob:
         config.setdefault("acks", "all")
         config.setdefault("enable.idempotence", True)
         config.setdefault("client.id", "brickwork-job")
+        # The Java client's partitioner for keyed records, as every brickwork
+        # producer uses: one workflow's events land on one partition.
+        config.setdefault("partitioner", "murmur2_random")
         return config
 
     def events_topic(self):
@@ -253,6 +279,10 @@ class BrickworkJob:
         if not isinstance(output, dict):
             raise TypeError("output must be a dict (a JSON object), not "
                             + type(output).__name__)
+        bad = _non_finite(output)
+        if bad:
+            raise ValueError("%s is %r, which JSON cannot carry (brickwork refuses NaN and "
+                             "Infinity): use null or a string instead" % bad)
         event = {"type": "job_completed", "workflow_id": self.workflow_id, "step": self.step,
                  "token": self.token, "state": state, "output": output}
         if message:
@@ -264,7 +294,7 @@ class BrickworkJob:
     def publish(self, state, output=None, message=""):
         """Publishes the completion event and waits until Kafka has it."""
         event = self.event(state, output, message)
-        payload = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        payload = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         if self._producer_factory is not None:
             producer = self._producer_factory(self.kafka_config())
         else:
@@ -281,9 +311,13 @@ class BrickworkJob:
                          key=self.workflow_id.encode("utf-8"), on_delivery=delivered)
         remaining = producer.flush(self.flush_timeout)
         if remaining:
+            # Queued or in flight: librdkafka would otherwise keep
+            # retrying it, and a SUCCESS could arrive after the task failed.
+            producer.purge()
+            producer.poll(0)  # serves the purge's delivery report
             raise CompletionNotDelivered(
-                "the completion event for %s/%s was not delivered within %ss"
-                % (self.workflow_id, self.step, self.flush_timeout))
+                "the completion event for %s/%s was not delivered within %ss (purged: it is "
+                "not sent later)" % (self.workflow_id, self.step, self.flush_timeout))
         if errors:
             raise CompletionNotDelivered(
                 "the completion event for %s/%s was refused: %s"
@@ -314,10 +348,10 @@ class BrickworkJob:
 
     def _publish_success(self, output, message):
         try:
-            json.dumps(output)
-            self.event("SUCCESS", output)
+            self.event("SUCCESS", output)  # names a NaN or Infinity and where
+            json.dumps(output, allow_nan=False)
         except (TypeError, ValueError) as bad:
-            self.publish("FAILED", {}, "the task's output is not a JSON object: %s" % bad)
+            self.publish("FAILED", {}, "the task's output is not a valid JSON object: %s" % bad)
             raise
         self.publish("SUCCESS", output, message)
 

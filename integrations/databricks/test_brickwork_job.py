@@ -52,14 +52,22 @@ class FakeProducer:
         self.remaining = remaining
         self.error = error
         self.messages = []
+        self.purged = False
 
     def produce(self, topic, value, key, on_delivery):
         self.messages.append((topic, key, value))
         self._on_delivery = on_delivery
 
     def flush(self, timeout):
-        self._on_delivery(self.error, None)
+        if not self.remaining:
+            self._on_delivery(self.error, None)
         return self.remaining
+
+    def purge(self):
+        self.purged = True
+
+    def poll(self, timeout):
+        return 0
 
 
 class ProducerRecorder:
@@ -108,6 +116,13 @@ class Parameters(unittest.TestCase):
         with self.assertRaises(ValueError):
             job.event("DONE")
 
+    def test_nan_or_infinity_in_the_output_is_refused_naming_where(self):
+        job = BrickworkJob.from_argv(ARGV)
+        with self.assertRaisesRegex(ValueError, r"output\.stats\[1\] is nan.*NaN and Infinity"):
+            job.event("SUCCESS", {"rows": 3, "stats": [0.5, float("nan")]})
+        with self.assertRaisesRegex(ValueError, r"output\.ratio is -inf"):
+            job.event("SUCCESS", {"ratio": float("-inf")})
+
 
 @mock.patch.dict(os.environ, CLEAN_ENV, clear=True)
 class KafkaSettings(unittest.TestCase):
@@ -129,6 +144,8 @@ class KafkaSettings(unittest.TestCase):
         self.assertEqual(config["sasl.username"], "svc-brickwork")
         self.assertEqual(config["sasl.password"], "s3cret")
         self.assertEqual(config["acks"], "all")
+        # As the daemon and the CLI: keyed like the Java client (docs/OPERATIONS.md).
+        self.assertEqual(config["partitioner"], "murmur2_random")
         self.assertEqual(job.events_topic(), "acme.brickwork.events")
 
     def test_extra_properties_and_explicit_settings_win(self):
@@ -187,20 +204,42 @@ class Reporting(unittest.TestCase):
                 report.output = {"when": object()}
         self.assertEqual(json.loads(producers.producers[0].messages[0][2])["state"], "FAILED")
 
+    def test_output_with_nan_publishes_failed_naming_it(self):
+        producers = ProducerRecorder()
+        job = BrickworkJob.from_argv(ARGV, producer_factory=producers)
+        with self.assertRaisesRegex(ValueError, "output.mean is nan"):
+            with job.reporting() as report:
+                report.output = {"mean": float("nan")}
+        ((_, _, value),) = producers.producers[0].messages
+        event = json.loads(value, parse_constant=self.fail)  # strict, as the daemon parses
+        self.assertEqual(event["state"], "FAILED")
+        self.assertIn("output.mean is nan", event["message"])
+
+    def test_publish_refuses_nan_before_producing(self):
+        producers = ProducerRecorder()
+        job = BrickworkJob.from_argv(ARGV, producer_factory=producers)
+        with self.assertRaisesRegex(ValueError, "output.x is inf"):
+            job.publish("SUCCESS", {"x": float("inf")})
+        self.assertEqual(producers.producers, [])
+
     def test_undelivered_or_refused_event_raises(self):
-        job = BrickworkJob.from_argv(ARGV, producer_factory=ProducerRecorder(remaining=1))
+        timed_out = ProducerRecorder(remaining=1)
+        job = BrickworkJob.from_argv(ARGV, producer_factory=timed_out)
         with self.assertRaisesRegex(CompletionNotDelivered, "not delivered"):
             job.publish("SUCCESS")
-        job = BrickworkJob.from_argv(ARGV, producer_factory=ProducerRecorder(error="TOPIC_AUTH"))
+        self.assertTrue(timed_out.producers[0].purged)
+        refused = ProducerRecorder(error="TOPIC_AUTH")
+        job = BrickworkJob.from_argv(ARGV, producer_factory=refused)
         with self.assertRaisesRegex(CompletionNotDelivered, "refused: TOPIC_AUTH"):
             job.publish("SUCCESS")
+        self.assertFalse(refused.producers[0].purged)
 
 
 @mock.patch.dict(os.environ, CLEAN_ENV, clear=True)
 class RealProducer(unittest.TestCase):
     def test_flush_times_out_when_no_broker_answers(self):
         try:
-            import confluent_kafka  # noqa: F401
+            import confluent_kafka
         except ImportError:
             self.fail("confluent_kafka is missing: run scripts/install-deps.sh "
                       "(python3-confluent-kafka)")
@@ -208,13 +247,21 @@ class RealProducer(unittest.TestCase):
         with socket.socket() as closed:
             closed.bind(("127.0.0.1", 0))
             port = closed.getsockname()[1]
+            producers = []
+
+            def real_producer(config):
+                producers.append(confluent_kafka.Producer(config))
+                return producers[-1]
+
             job = BrickworkJob.from_argv(
                 ARGV, kafka={"bootstrap.servers": "127.0.0.1:%d" % port, "log_level": 0},
-                flush_timeout=1.0)
+                flush_timeout=1.0, producer_factory=real_producer)
             started = time.monotonic()
             with self.assertRaisesRegex(CompletionNotDelivered, "within 1.0s"):
                 job.publish("SUCCESS", {"rows": 1})
             self.assertLess(time.monotonic() - started, 10)
+            # Purged: nothing is left for librdkafka to deliver once a broker answers.
+            self.assertEqual(len(producers[0]), 0)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,29 @@ class Lakebase : public EndToEndTest {
   }
 };
 
+// `brickwork ARGS`: its exit code, stdout alone (what `| jq` reads) and stderr.
+struct SeparateOutputs {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+SeparateOutputs run_brickwork_apart(const std::string& args, const std::filesystem::path& err_file) {
+  SeparateOutputs result;
+  const std::string command =
+      std::string(BRICKWORK_BINARY) + " " + args + " 2>'" + err_file.string() + "'";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) result.out.append(buf, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err_file);
+  result.err.assign(std::istreambuf_iterator<char>(in), {});
+  return result;
+}
+
 TEST_F(Lakebase, WithoutTheCurrentTokenNoOneLogsIn) {
   start(Duration(60'000));
   EXPECT_THROW(pqxx::connection(role_url("lakebase")), pqxx::broken_connection);
@@ -108,6 +131,34 @@ TEST_F(Lakebase, WorkflowsRunOnShortLivedCredentialsWhileConnectionsAreCut) {
   }
   // Renewed at about half of each 3 s lifetime while the test ran, and after refusals.
   EXPECT_GE(stack_->simulator().stats().credentials_issued, 4);
+}
+
+// The CLI on a Lakebase store logs the credential it fetches; the log goes
+// to stderr, so `status --json` prints the JSON alone on stdout.
+TEST_F(Lakebase, StatusJsonPrintsOnlyJsonOnStdout) {
+  start(Duration(60'000));
+  config_on_lakebase(R"(  one:
+    steps:
+      - name: work
+        run_job: {job_id: 101}
+        poll_every: 1s
+)");
+  start_daemon();
+  start_workflow("lb-cli", "one");
+  auto done = wait_terminal("lb-cli", 60s);
+  ASSERT_TRUE(done);
+  ASSERT_EQ(done->status, WorkflowStatus::kSucceeded);
+  const auto config_file = dir_ / "cli.yaml";
+  std::ofstream(config_file) << yaml_;
+  const SeparateOutputs status = run_brickwork_apart(
+      "status lb-cli --json -c '" + config_file.string() + "'", dir_ / "cli.err");
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  boost::system::error_code ec;
+  const json::value parsed = json::parse(status.out, ec);  // strict: the whole of stdout
+  ASSERT_FALSE(ec) << "stdout is not one JSON value: " << status.out;
+  EXPECT_EQ(parsed.at("id"), "lb-cli");
+  EXPECT_EQ(parsed.at("state"), "succeeded");
+  EXPECT_NE(status.err.find("new database credential"), std::string::npos) << status.err;
 }
 
 // config/examples/workflows.d/land_and_record.yaml as shipped: upload a

@@ -124,7 +124,13 @@ TEST_F(Operations, EndpointsServeTheSeriesAndReadinessFollowsPostgres) {
   }
 
   ASSERT_TRUE(stack_->postgres().stop());
-  EXPECT_TRUE(eventually([&] { return answers(port, "/readyz", 503, "postgres unreachable"); }));
+  Answer not_ready;
+  EXPECT_TRUE(eventually([&] {
+    not_ready = get(port, "/readyz");
+    return not_ready.status == 503;
+  }));
+  // The reason alone: Postgres's error text (host, port, role) goes only to the log.
+  EXPECT_EQ(not_ready.body, "postgres unreachable\n");
   EXPECT_TRUE(answers(port, "/healthz", 200));  // waiting for Postgres is not being stuck
   ASSERT_TRUE(stack_->postgres().start_again());
   store_.reset();
@@ -372,6 +378,83 @@ TEST_F(Operations, ABrokerOutageLeavesOnlyJsonLinesInTheLog) {
   EXPECT_GT(lines, 0);
   EXPECT_GT(from_librdkafka, 0) << "the outage must have made librdkafka speak";
   EXPECT_GT(about_the_workflow, 0);
+}
+
+// The JSON lines of `log` about `workflow_id` at level warning.
+std::vector<json::object> warnings_about(const std::filesystem::path& log,
+                                         const std::string& workflow_id) {
+  std::vector<json::object> found;
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    boost::system::error_code ec;
+    const json::value v = json::parse(line, ec);
+    if (ec || !v.is_object()) continue;
+    const json::object& o = v.as_object();
+    if (field_of(o, "level") == "warning" && field_of(o, "workflow_id") == workflow_id) {
+      found.push_back(o);
+    }
+  }
+  return found;
+}
+
+// At log_level warn, a failed step, the workflow it failed and a canceled
+// workflow each leave a warning line with workflow_id, step, run_id and
+// error_code as fields: what an operator reading the journal looks for.
+TEST_F(Operations, FailedAndCanceledWorkflowsAreLoggedAtWarning) {
+  start_stack({{101, sim_job("work", 300, {}, "FAILED")},
+               {102, sim_job("slow", 60000, {}, "SUCCESS", false)}});
+  config_with_endpoint(R"(  failing:
+    steps:
+      - name: work
+        run_job: {job_id: 101}
+        poll_every: 1s
+  slow:
+    steps:
+      - name: wait
+        run_job: {job_id: 102}
+)", "127.0.0.1:0", "warn");
+  start_child_daemon("child");
+  start_workflow("fail-1", "failing");
+  start_workflow("cancel-1", "slow");
+  auto failed = wait_terminal("fail-1", 120s);
+  ASSERT_TRUE(failed);
+  ASSERT_EQ(failed->status, WorkflowStatus::kFailed);
+  const StepState& step = failed->steps[0];
+  ASSERT_TRUE(step.error && step.run_id);
+  ASSERT_TRUE(eventually([&] {
+    auto w = workflow("cancel-1");
+    return w && w->steps[0].status == StepStatus::kWaiting;
+  }, 60s));
+  send_command(json::object{{"type", "cancel"}, {"id", "cancel-1"}, {"reason", "not needed"}});
+  auto canceled = wait_terminal("cancel-1", 60s);
+  ASSERT_TRUE(canceled);
+  ASSERT_EQ(canceled->status, WorkflowStatus::kCanceled);
+  EXPECT_EQ(children_.back()->terminate(), 0);
+
+  const auto failures = warnings_about(dir_ / "child.log", "fail-1");
+  int step_lines = 0;
+  int workflow_lines = 0;
+  for (const json::object& line : failures) {
+    const std::string msg = field_of(line, "msg");
+    if (msg.rfind("step work failed", 0) == 0) {
+      ++step_lines;
+    } else if (msg.rfind("workflow failing failed at step work", 0) == 0) {
+      ++workflow_lines;
+    } else {
+      continue;
+    }
+    EXPECT_EQ(field_of(line, "step"), "work") << json::serialize(line);
+    EXPECT_EQ(line.if_contains("run_id") ? line.at("run_id") : json::value(),
+              json::value(*step.run_id)) << json::serialize(line);
+    EXPECT_EQ(field_of(line, "error_code"), step.error->code) << json::serialize(line);
+  }
+  EXPECT_EQ(step_lines, 1);
+  EXPECT_EQ(workflow_lines, 1);
+
+  const auto cancels = warnings_about(dir_ / "child.log", "cancel-1");
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(field_of(cancels[0], "error_code"), "canceled");
+  EXPECT_NE(field_of(cancels[0], "msg").find("not needed"), std::string::npos);
 }
 
 }  // namespace
