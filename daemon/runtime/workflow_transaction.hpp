@@ -63,7 +63,7 @@ class WorkflowTransaction {
 
  private:
   void observe(const std::optional<WorkflowState>& before, const WorkflowState& after);
-  void add_effect(const std::string& workflow_id, const Effect& effect);
+  void add_effect(const std::string& workflow_id, Effect effect);
   // Caches a load's outcome (a workflow, none, or why it is unloadable).
   const std::optional<WorkflowState>& remember(const std::string& id,
                                                Result<std::optional<WorkflowState>> loaded);
