@@ -141,7 +141,9 @@ json::object to_json(const StatusEvent& e, const std::string& workflow_id,
 
 // Why a command could not be applied (contract section 2 reason codes).
 struct Rejection {
-  std::string reason;  // conflict, unknown_workflow, not_failed, not_waiting, invalid
+  // conflict, unknown_workflow, not_failed, not_waiting, invalid; for a
+  // completion event: run_mismatch
+  std::string reason;
   std::string message;
 };
 
