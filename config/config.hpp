@@ -64,6 +64,9 @@ struct DatabricksConfig {
 
 struct CallbacksConfig {
   std::string secret;  // HMAC key for completion tokens and idempotency tokens
+  // Earlier values of `secret` during a rotation: they still verify tokens
+  // and open sealed values they made; nothing new is made with them.
+  std::vector<std::string> previous_secrets;
 };
 
 // Knobs of the daemon itself; every one has a default and may be left out.

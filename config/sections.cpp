@@ -76,6 +76,22 @@ std::optional<std::string> host_problem(const std::string& host) {
          host + "\"";
 }
 
+// A callbacks secret of at least kMinSecretChars characters; the message never
+// repeats it.
+Result<std::string> callback_secret(const YamlReader& in, const YAML::Node& node,
+                                    const std::string& path) {
+  constexpr size_t kMinSecretChars = 32;
+  auto value = in.string(node, path);
+  if (!value) return value.error();
+  if (value->size() < kMinSecretChars) {
+    return in.error(node, path,
+                    "must be at least " + std::to_string(kMinSecretChars) +
+                        " characters (it keys the HMAC tokens and sealed values); it has " +
+                        std::to_string(value->size()));
+  }
+  return value;
+}
+
 }  // namespace
 
 std::optional<Error> load_kafka(const YamlReader& in, const YAML::Node& node, KafkaConfig& kafka) {
@@ -242,21 +258,27 @@ std::optional<Error> load_callbacks(const YamlReader& in, const YAML::Node& root
   const YAML::Node node = root["callbacks"];
   if (!node) {
     return in.error(root, "callbacks.secret",
-                    "required: the secret that keys completion tokens (at least 16 characters)");
+                    "required: the secret that keys completion tokens (at least 32 characters)");
   }
   if (auto e = in.map_node(node, "callbacks")) return *e;
-  if (auto e = in.check_keys(node, "callbacks", {"secret"})) return *e;
+  if (auto e = in.check_keys(node, "callbacks", {"secret", "previous_secrets"})) return *e;
   const YAML::Node secret = node["secret"];
-  if (!secret) return in.error(node, "callbacks.secret", "required (at least 16 characters)");
-  auto secret_value = in.string(secret, "callbacks.secret");
+  if (!secret) return in.error(node, "callbacks.secret", "required (at least 32 characters)");
+  auto secret_value = callback_secret(in, secret, "callbacks.secret");
   if (!secret_value) return secret_value.error();
-  if (secret_value->size() < 16) {
-    // The message never repeats the secret.
-    return in.error(secret, "callbacks.secret",
-                    "must be at least 16 characters (it keys the HMAC tokens); it has " +
-                        std::to_string(secret_value->size()));
-  }
   callbacks.secret = *secret_value;
+  // Earlier secrets, kept while a rotation is under way (docs/OPERATIONS.md).
+  if (const YAML::Node previous = node["previous_secrets"]) {
+    if (!previous.IsSequence()) {
+      return in.error(previous, "callbacks.previous_secrets", "expected a list of secrets");
+    }
+    for (size_t i = 0; i < previous.size(); ++i) {
+      auto value =
+          callback_secret(in, previous[i], "callbacks.previous_secrets[" + std::to_string(i) + "]");
+      if (!value) return value.error();
+      callbacks.previous_secrets.push_back(*value);
+    }
+  }
   return std::nullopt;
 }
 

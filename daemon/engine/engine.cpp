@@ -548,6 +548,16 @@ class Decider {
     if (!running()) return unchanged(current_);
     const auto* step = current_->find_step(ev.step);
     if (!is_current(step, ev.attempt) || !is_active(step->status)) return unchanged(current_);
+    // The token binds an event to an attempt, not to a run: one that names
+    // another run than the attempt's is refused, not applied.
+    if (step->run_id && ev.run_id && *ev.run_id != *step->run_id) {
+      Decision refused = unchanged(current_);
+      refused.rejection = Rejection{
+          "run_mismatch", "the event names run " + std::to_string(*ev.run_id) + ", but attempt " +
+                              std::to_string(ev.attempt) + " of step '" + ev.step + "' is run " +
+                              std::to_string(*step->run_id)};
+      return refused;
+    }
     Transition t(*current_, now_);
     auto& s = *t.wf().find_step(ev.step);
     if (ev.state == RunResult::kSuccess && ev.error_code.empty()) {

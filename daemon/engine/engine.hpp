@@ -101,8 +101,11 @@ using Input = std::variant<StartCommand, CancelCommand, RetryCommand, SignalComm
 // ---------------------------------------------------------------- effects
 
 // Perform the step's action for this attempt (for run_job: jobs/run-now with
-// the attempt's idempotency token). Result: StepExecuted.
-struct ExecuteStep { std::string step; int32_t attempt = 0; };
+// the attempt's idempotency token). Result: StepExecuted. `key_id` names the
+// callbacks secret that keys that token: the engine knows no secrets, so the
+// shell fills it in as it writes the effect, and a call repeated after a crash
+// sends the same token even if the secret was rotated in between.
+struct ExecuteStep { std::string step; int32_t attempt = 0; std::string key_id{}; };
 // Check on a waiting step at `due` (for run_job: jobs/runs/get). Result: StepPolled.
 struct PollStep { std::string step; int32_t attempt = 0; TimePoint due{}; };
 // Cancel what the attempt has in flight (jobs/runs/cancel). No result input.
@@ -139,7 +142,9 @@ json::object to_json(const StatusEvent& e, const std::string& workflow_id,
 
 // Why a command could not be applied (contract section 2 reason codes).
 struct Rejection {
-  std::string reason;  // conflict, unknown_workflow, not_failed, not_waiting, invalid
+  // conflict, unknown_workflow, not_failed, not_waiting, invalid; for a
+  // completion event: run_mismatch
+  std::string reason;
   std::string message;
 };
 

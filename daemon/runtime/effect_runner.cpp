@@ -145,13 +145,30 @@ class EffectExecution {
   }
 
   StepContext context_for(int32_t attempt) const {
+    const TokenMinter& tokens = context_.tokens();
     return StepContext{*workflow_,
                        *definition_,
                        step_,
                        attempt,
                        scope_,
-                       context_.tokens().callback_token(workflow_->id, step_.name, attempt),
-                       context_.tokens().idempotency_token(workflow_->id, step_.name, attempt)};
+                       tokens.callback_token(workflow_->id, step_.name, attempt),
+                       tokens.idempotency_token(workflow_->id, step_.name, attempt,
+                                                attempt_key_id())};
+  }
+
+  // The secret an execute effect's attempt started with (ExecuteStep::key_id):
+  // its idempotency token must not change if the secret is rotated before
+  // the call is repeated.
+  std::string attempt_key_id() const {
+    const auto* execute = std::get_if<ExecuteStep>(&stored_.effect);
+    if (execute == nullptr) return {};
+    if (!execute->key_id.empty() && !context_.tokens().has_key(execute->key_id)) {
+      spdlog::warn("effects: attempt {} of {}/{} started under callbacks secret {}, which is "
+                   "neither callbacks.secret nor in callbacks.previous_secrets; its run call "
+                   "uses the current secret's token (Databricks may start a second run)",
+                   execute->attempt, workflow_->id, step_.name, execute->key_id);
+    }
+    return execute->key_id;
   }
 
   RuntimeContext& context_;

@@ -140,22 +140,17 @@ class BatchApplier {
     completion.run_id = event.run_id;
     completion.output = event.output;
     completion.message = event.message;
-    // The token binds the event to an attempt, not to a run: a run id that
-    // contradicts the one Databricks gave us is not believed.
-    const StepState* step = workflow->find_step(event.step);
-    if (step != nullptr && step->attempt == *attempt && step->run_id && event.run_id &&
-        *event.run_id != *step->run_id) {
-      spdlog::warn("completion for {}/{} names run {}, but attempt {} is run {}: ignoring its run_id",
-                   event.workflow_id, event.step, *event.run_id, *attempt, *step->run_id);
-      completion.run_id.reset();
-    }
     if (event.oversized_output_bytes) {
       completion.error_code = "too_large";
       completion.message = "the job's output is " + std::to_string(*event.oversized_output_bytes) +
                            " bytes; the limit is " + std::to_string(kMaxOutputBytes);
     }
-    wt_.apply(event.workflow_id, completion);
+    const Decision decision = wt_.apply(event.workflow_id, completion);
     ++report_.applied;
+    // Refused by the engine (run_mismatch): the step goes on as it was.
+    if (decision.rejection) {
+      dead_letter(message, decision.rejection->reason, decision.rejection->message, now);
+    }
   }
 
   WorkflowTransaction& wt_;

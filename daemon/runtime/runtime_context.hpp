@@ -47,8 +47,9 @@ class RuntimeContext {
  public:
   RuntimeContext(ConfigPtr config, const StepRegistry& registry)
       : config_(std::move(config)),
-        tokens_(config_->callbacks.secret),
-        sealer_(std::make_shared<const SecretBox>(config_->callbacks.secret)),
+        tokens_(config_->callbacks.secret, config_->callbacks.previous_secrets),
+        sealer_(std::make_shared<const SecretBox>(config_->callbacks.secret,
+                                                  config_->callbacks.previous_secrets)),
         registry_(registry) {}
 
   ConfigPtr config() const { return std::atomic_load(&config_); }

@@ -200,7 +200,12 @@ void WorkflowTransaction::dead_letter(const std::string& key, const std::string&
   tx_.add_outbox(context_.config()->kafka.topics.dead_letter, key, payload);
 }
 
-void WorkflowTransaction::add_effect(const std::string& workflow_id, const Effect& effect) {
+void WorkflowTransaction::add_effect(const std::string& workflow_id, Effect effect) {
+  // An attempt's run call is keyed by the secret current as the attempt
+  // starts, whatever the secret is when the call is made or repeated.
+  if (auto* execute = std::get_if<ExecuteStep>(&effect)) {
+    execute->key_id = context_.tokens().key_id();
+  }
   const TimePoint due = effect_due(effect, now_);
   if (due > now_) {
     tx_.add_effect(workflow_id, effect, due);  // a timer or poll: claimed when due

@@ -87,7 +87,7 @@ class WorkflowTransaction {
   // Keeps a FailureNote if `event` is a failure (state: the decision's, or null).
   void note_failure(const std::string& workflow_id, const std::string& workflow,
                     const StatusEvent& event, const WorkflowState* state);
-  void add_effect(const std::string& workflow_id, const Effect& effect);
+  void add_effect(const std::string& workflow_id, Effect effect);
   // Caches a load's outcome (a workflow, none, or why it is unloadable).
   const std::optional<WorkflowState>& remember(const std::string& id,
                                                Result<std::optional<WorkflowState>> loaded);

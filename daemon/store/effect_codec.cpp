@@ -29,6 +29,7 @@ EffectRow encode_effect(const Effect& effect) {
         EffectRow row{"", e.step, e.attempt, {}};
         if constexpr (std::is_same_v<T, ExecuteStep>) {
           row.kind = "execute";
+          if (!e.key_id.empty()) row.payload["key_id"] = e.key_id;
         } else if constexpr (std::is_same_v<T, PollStep>) {
           row.kind = "poll";
           row.payload["due_ms"] = to_epoch_ms(e.due);
@@ -48,7 +49,13 @@ EffectRow encode_effect(const Effect& effect) {
 }
 
 Result<Effect> decode_effect(const EffectRow& row) {
-  if (row.kind == "execute") return Effect(ExecuteStep{row.step, row.attempt});
+  if (row.kind == "execute") {
+    // No key_id: written before key ids, when the current secret was the only one.
+    const json::value* key_id = row.payload.if_contains("key_id");
+    if (key_id != nullptr && !key_id->is_string()) return corrupt(row, "key_id is not a string");
+    return Effect(ExecuteStep{row.step, row.attempt,
+                              key_id != nullptr ? std::string(key_id->as_string()) : ""});
+  }
   if (row.kind == "poll") {
     auto due = int_field(row.payload, "due_ms");
     if (!due) return corrupt(row, "payload lacks due_ms");

@@ -13,7 +13,9 @@ struct EffectRow {
   std::string kind;  // execute | poll | cancel | timer
   std::string step;
   int32_t attempt = 0;
-  json::object payload;  // poll: {due_ms}; cancel: {run_id, handle}; timer: {timer, due_ms}
+  // execute: {key_id} (absent before key ids); poll: {due_ms}; cancel: {run_id,
+  // handle}; timer: {timer, due_ms}
+  json::object payload;
 };
 
 EffectRow encode_effect(const Effect& effect);

@@ -110,7 +110,8 @@ json::object opened_output(const WorkflowState& state, const std::string& step,
   auto plain = sealer->open(sealed->as_string(), output_context(state.id, step));
   if (!plain) {
     throw CorruptRow("the sealed output of step " + step +
-                     " does not open with this key (was callbacks.secret changed?)");
+                     " does not open with any configured key (was callbacks.secret changed"
+                     " without its old value in callbacks.previous_secrets?)");
   }
   boost::system::error_code ec;
   json::value v = parse_json(*plain, ec);
@@ -1134,8 +1135,9 @@ class PgStore final : public Store {
                                : std::nullopt;
           if (!plain) {
             // Sealed under another key: nothing can ever publish it (deleted below).
-            spdlog::error("outbox: record {} for {} is sealed under another key (was "
-                          "callbacks.secret changed?); dropping it",
+            spdlog::error("outbox: record {} for {} is sealed under a key no longer configured "
+                          "(was callbacks.secret changed without its old value in "
+                          "callbacks.previous_secrets?); dropping it",
                           message.id, message.topic);
             continue;
           }

@@ -12,7 +12,7 @@ namespace brickwork {
 namespace {
 
 const char* kMinimal = R"(callbacks:
-  secret: "0123456789abcdef-secret"
+  secret: "0123456789abcdef-0123456789abcdef-secret"
 )";
 
 std::string with_workflows(const std::string& workflows) {
@@ -36,7 +36,7 @@ TEST(Config, DefaultsWhenSectionsAreLeftOut) {
 }
 
 TEST(Config, TheShippedExampleLoads) {
-  setenv("BRICKWORK_CALLBACK_SECRET", "a-long-enough-secret-value", 1);
+  setenv("BRICKWORK_CALLBACK_SECRET", "a-long-enough-secret-value-of-32-characters", 1);
   auto c = load_config(std::string(BRICKWORK_SOURCE_DIR) + "/config/examples/brickwork.yaml", with_steps());
   ASSERT_TRUE(c) << c.error().message;
   ASSERT_EQ(c->workflows.count("daily_ingest"), 1u);
@@ -130,8 +130,33 @@ TEST(Config, TyposAreRejected) {
 TEST(Config, SecretIsRequiredLongAndNeverEchoed) {
   EXPECT_NE(error_of("kafka: {}\n").find("callbacks.secret"), std::string::npos);
   const std::string e = error_of("callbacks: {secret: shortsecret}\n");
-  EXPECT_NE(e.find("at least 16"), std::string::npos) << e;
+  EXPECT_NE(e.find("at least 32"), std::string::npos) << e;
   EXPECT_EQ(e.find("shortsecret"), std::string::npos) << e;
+  // 16 characters used to be enough; an HMAC key deserves 32.
+  const std::string sixteen = error_of("callbacks: {secret: \"0123456789abcdef\"}\n");
+  EXPECT_NE(sixteen.find("test.yaml:1:21: callbacks.secret: must be at least 32 characters"),
+            std::string::npos)
+      << sixteen;
+}
+
+TEST(Config, PreviousSecretsAreListedAndLongToo) {
+  const std::string current = "callbacks:\n  secret: \"0123456789abcdef-0123456789abcdef\"\n";
+  auto c = load_config_from_string(
+      current + "  previous_secrets: [\"an-earlier-secret-of-thirty-two-chars\"]\n", "test.yaml",
+      with_steps());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->callbacks.previous_secrets,
+            std::vector<std::string>{"an-earlier-secret-of-thirty-two-chars"});
+  const std::string short_one =
+      error_of(current + "  previous_secrets: [\"an-earlier-secret-of-thirty-two-chars\", "
+                         "\"old-short-secret\"]\n");
+  EXPECT_NE(short_one.find("callbacks.previous_secrets[1]: must be at least 32 characters"),
+            std::string::npos)
+      << short_one;
+  EXPECT_EQ(short_one.find("old-short-secret"), std::string::npos) << short_one;
+  EXPECT_NE(error_of(current + "  previous_secrets: \"one-secret-not-in-a-list-0123456789\"\n")
+                .find("callbacks.previous_secrets: expected a list of secrets"),
+            std::string::npos);
 }
 
 TEST(Config, StepRules) {

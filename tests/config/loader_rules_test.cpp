@@ -15,7 +15,7 @@
 namespace brickwork {
 namespace {
 
-const char* kSecret = "callbacks:\n  secret: \"0123456789abcdef-secret\"\n";  // lines 1-2
+const char* kSecret = "callbacks:\n  secret: \"0123456789abcdef-0123456789abcdef-secret\"\n";  // lines 1-2
 
 std::string rules_error(const std::string& yaml) {
   auto c = load_config_from_string(yaml, "rules.yaml", with_steps());

@@ -62,6 +62,7 @@ TEST(Reload, EveryOtherChangeIsKeptOutAndNamedByItsKey) {
   fresh.databricks.request_timeout = Duration(1000);
   fresh.databricks.retry_budget = Duration(2000);
   fresh.callbacks.secret = "callback-secret-number-2";
+  fresh.callbacks.previous_secrets = {"callback-secret-number-1"};
   fresh.daemon.batch_max_messages = 7;
   fresh.daemon.batch_max_wait = Duration(7);
   fresh.daemon.effect_workers = 7;
@@ -90,6 +91,7 @@ TEST(Reload, EveryOtherChangeIsKeptOutAndNamedByItsKey) {
                                              "databricks.request_timeout",
                                              "databricks.retry_budget",
                                              "callbacks.secret",
+                                             "callbacks.previous_secrets",
                                              "daemon.batch_max_messages",
                                              "daemon.batch_max_wait",
                                              "daemon.effect_workers",

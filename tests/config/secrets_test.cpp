@@ -13,7 +13,7 @@
 namespace brickwork {
 namespace {
 
-const char* kCallbacks = "callbacks:\n  secret: \"0123456789abcdef-secret\"\n";  // lines 1-2
+const char* kCallbacks = "callbacks:\n  secret: \"0123456789abcdef-0123456789abcdef-secret\"\n";  // lines 1-2
 
 std::string load_error(const std::string& yaml, const LoadOptions& options = with_steps()) {
   auto c = load_config_from_string(yaml, "secrets.yaml", options);
@@ -92,7 +92,7 @@ namespace {
 TEST(SecretFiles, FileAndCredentialReferencesReadTheFileWithoutItsNewline) {
   const auto dir = std::filesystem::temp_directory_path() / ("bw-creds-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
-  std::ofstream(dir / "callback") << "from-a-credential-0123456789\n";
+  std::ofstream(dir / "callback") << "from-a-credential-0123456789-0123456789\n";
   std::ofstream(dir / "plain") << "from-a-file";
   ASSERT_EQ(setenv("CREDENTIALS_DIRECTORY", dir.c_str(), 1), 0);
   auto file = substitute_env("${file:" + (dir / "plain").string() + "}");
@@ -100,11 +100,11 @@ TEST(SecretFiles, FileAndCredentialReferencesReadTheFileWithoutItsNewline) {
   EXPECT_EQ(*file, "from-a-file");
   auto credential = substitute_env("x-${credential:callback}-y");
   ASSERT_TRUE(credential) << credential.error().message;
-  EXPECT_EQ(*credential, "x-from-a-credential-0123456789-y");
+  EXPECT_EQ(*credential, "x-from-a-credential-0123456789-0123456789-y");
   auto config = load_config_from_string(
       "callbacks:\n  secret: \"${credential:callback}\"\n", "creds.yaml", with_steps());
   ASSERT_TRUE(config) << config.error().message;
-  EXPECT_EQ(config->callbacks.secret, "from-a-credential-0123456789");
+  EXPECT_EQ(config->callbacks.secret, "from-a-credential-0123456789-0123456789");
 
   auto missing = substitute_env("${credential:nope}");
   ASSERT_FALSE(missing);

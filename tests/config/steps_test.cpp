@@ -8,7 +8,7 @@
 namespace brickwork {
 namespace {
 
-const char* kHeader = "callbacks:\n  secret: \"0123456789abcdef-secret\"\nworkflows:\n  w:\n";
+const char* kHeader = "callbacks:\n  secret: \"0123456789abcdef-0123456789abcdef-secret\"\nworkflows:\n  w:\n";
 
 Result<Config> load_workflow_body(const std::string& body) {
   return load_config_from_string(std::string(kHeader) + body, "steps.yaml", with_steps());

@@ -55,3 +55,55 @@ TEST(TokenMinter, IdempotencyTokenFitsDatabricksLimit) {
 
 }  // namespace
 }  // namespace brickwork
+
+namespace brickwork {
+namespace {
+
+const std::string kOldSecret = "the-secret-before-the-rotation-0123456789";
+const std::string kNewSecret = "the-secret-after-the-rotation-0123456789";
+
+// A rotation: callbacks.secret becomes kNewSecret, kOldSecret moves to previous_secrets.
+TEST(TokenRotation, ATokenMadeWithAPreviousSecretIsStillAccepted) {
+  const std::string before = TokenMinter(kOldSecret).callback_token("order-1", "transform", 3);
+  const TokenMinter rotated(kNewSecret, {kOldSecret});
+  EXPECT_EQ(rotated.verify_callback_token(before, "order-1", "transform"), 3);
+  EXPECT_FALSE(rotated.verify_callback_token(before, "order-1", "extract"));
+  // New tokens use the new secret, which a daemon without it refuses.
+  const std::string after = rotated.callback_token("order-1", "transform", 3);
+  EXPECT_NE(after, before);
+  EXPECT_EQ(TokenMinter(kNewSecret).verify_callback_token(after, "order-1", "transform"), 3);
+  EXPECT_FALSE(TokenMinter(kOldSecret).verify_callback_token(after, "order-1", "transform"));
+  // Once the old secret is dropped, its tokens are refused.
+  EXPECT_FALSE(TokenMinter(kNewSecret).verify_callback_token(before, "order-1", "transform"));
+}
+
+TEST(TokenRotation, AnAttemptKeepsTheIdempotencyTokenOfTheKeyItStartedWith) {
+  const TokenMinter before(kOldSecret);
+  const std::string started_with = before.key_id();
+  const std::string token = before.idempotency_token("order-1", "transform", 1, started_with);
+  EXPECT_EQ(token, before.idempotency_token("order-1", "transform", 1));
+
+  const TokenMinter rotated(kNewSecret, {kOldSecret});
+  EXPECT_NE(rotated.key_id(), started_with);
+  EXPECT_TRUE(rotated.has_key(started_with));
+  EXPECT_EQ(rotated.idempotency_token("order-1", "transform", 1, started_with), token);
+  // Attempts started after the rotation use the new secret.
+  EXPECT_NE(rotated.idempotency_token("order-1", "transform", 1, rotated.key_id()), token);
+  EXPECT_EQ(rotated.idempotency_token("order-1", "transform", 1),
+            rotated.idempotency_token("order-1", "transform", 1, rotated.key_id()));
+  // A key no longer configured falls back to the current secret.
+  EXPECT_FALSE(TokenMinter(kNewSecret).has_key(started_with));
+  EXPECT_EQ(TokenMinter(kNewSecret).idempotency_token("order-1", "transform", 1, started_with),
+            rotated.idempotency_token("order-1", "transform", 1));
+}
+
+TEST(TokenRotation, KeyIdsAreShortStableAndDistinct) {
+  EXPECT_EQ(TokenMinter(kOldSecret).key_id(), TokenMinter(kOldSecret, {kNewSecret}).key_id());
+  EXPECT_NE(TokenMinter(kOldSecret).key_id(), TokenMinter(kNewSecret).key_id());
+  EXPECT_EQ(TokenMinter(kOldSecret).key_id().size(), 8u);
+  const std::string id = TokenMinter(kOldSecret).key_id();
+  EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+}
+
+}  // namespace
+}  // namespace brickwork

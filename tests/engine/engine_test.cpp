@@ -546,6 +546,31 @@ TEST(EngineCompletion, AcceptedWhileRunningBeforeStepExecuted) {
   EXPECT_TRUE(d.effects.empty());
 }
 
+// The token names an attempt; an event naming another run than the one
+// Databricks gave that attempt is refused, and the step goes on unchanged.
+TEST(EngineCompletion, AnEventNamingAnotherRunIsRefusedRunMismatch) {
+  Harness h;
+  h.apply(start_cmd(workflow({job("a")})), kT0);
+  h.apply(StepExecuted{"a", 1, started(1234)}, at(1s));
+  auto ev = completion("a", 1, RunResult::kFailed, {}, "forged or confused");
+  ev.run_id = 999;
+  const Decision d = h.apply(ev, at(2s));
+  ASSERT_TRUE(d.rejection);
+  EXPECT_EQ(d.rejection->reason, "run_mismatch");
+  EXPECT_NE(d.rejection->message.find("999"), std::string::npos) << d.rejection->message;
+  EXPECT_NE(d.rejection->message.find("1234"), std::string::npos) << d.rejection->message;
+  EXPECT_FALSE(d.changed);
+  EXPECT_TRUE(d.events.empty());
+  EXPECT_EQ(h.step("a").status, StepStatus::kWaiting);
+  EXPECT_EQ(h.step("a").run_id, 1234);
+
+  // The event of the attempt's own run (or one naming no run) still ends it.
+  ev.run_id = 1234;
+  ev.state = RunResult::kSuccess;
+  EXPECT_FALSE(h.apply(ev, at(3s)).rejection);
+  EXPECT_EQ(h.step("a").status, StepStatus::kSucceeded);
+}
+
 TEST(EngineCompletion, FailureStatesMapToErrorCodes) {
   for (const auto& [state, code] : {std::pair{RunResult::kFailed, "FAILED"},
                                     std::pair{RunResult::kCanceled, "CANCELED"},

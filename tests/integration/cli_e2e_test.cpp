@@ -125,7 +125,8 @@ TEST_F(Cli, BadConfigurationAndArgumentsFailClearly) {
   start_stack({});
   config("  w:\n    steps:\n      - name: a\n        run_job: {job_id: 1}\n");
   const std::string bad = (dir_ / "bad.yaml").string();
-  std::ofstream(bad) << "callbacks: {secret: \"0123456789abcdefgh\"}\nworkflows:\n  w:\n    steps:\n"
+  std::ofstream(bad) << "callbacks: {secret: \"0123456789abcdefgh-0123456789abcdefgh\"}\n"
+                        "workflows:\n  w:\n    steps:\n"
                         "      - name: a\n        run_job: {job_id: nope}\n";
   auto check = run("check -c " + bad);
   EXPECT_EQ(check.exit_code, 1);
@@ -147,7 +148,7 @@ TEST(CliConfig, CheckRejectsAPostgresUrlLibpqCannotRead) {
                    ("brickwork-cli-url-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "url.yaml").string();
-  std::ofstream(path) << "callbacks: {secret: \"0123456789abcdefgh\"}\n"
+  std::ofstream(path) << "callbacks: {secret: \"0123456789abcdefgh-0123456789abcdefgh\"}\n"
                          "postgres:\n  url: \"postgresql://bw:p%zzsecret@127.0.0.1:1/bw\"\n";
   auto check = run("check -c " + path);
   EXPECT_EQ(check.exit_code, 1) << check.out;
@@ -159,6 +160,31 @@ TEST(CliConfig, CheckRejectsAPostgresUrlLibpqCannotRead) {
   EXPECT_EQ(status.exit_code, 1) << status.out;
   EXPECT_NE(status.out.find("postgres.url"), std::string::npos) << status.out;
   EXPECT_EQ(status.out.find("zzsecret"), std::string::npos) << status.out;
+  std::filesystem::remove_all(dir);
+}
+
+// A callbacks secret keys HMAC tokens and the sealing key: `check` refuses
+// one of 16 characters (it used to pass), current or previous, and never
+// shows it.
+TEST(CliConfig, CheckRefusesACallbackSecretUnder32Characters) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("brickwork-cli-secret-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string current = (dir / "current.yaml").string();
+  std::ofstream(current) << "callbacks: {secret: \"sixteen-chars-16\"}\n";
+  auto check = run("check -c " + current);
+  EXPECT_EQ(check.exit_code, 1) << check.out;
+  EXPECT_NE(check.out.find("callbacks.secret: must be at least 32 characters"), std::string::npos)
+      << check.out;
+  EXPECT_EQ(check.out.find("sixteen-chars-16"), std::string::npos) << check.out;
+  const std::string previous = (dir / "previous.yaml").string();
+  std::ofstream(previous) << "callbacks:\n  secret: \"0123456789abcdefgh-0123456789abcdefgh\"\n"
+                             "  previous_secrets: [\"sixteen-chars-16\"]\n";
+  check = run("check -c " + previous);
+  EXPECT_EQ(check.exit_code, 1) << check.out;
+  EXPECT_NE(check.out.find("callbacks.previous_secrets[0]: must be at least 32 characters"),
+            std::string::npos)
+      << check.out;
   std::filesystem::remove_all(dir);
 }
 

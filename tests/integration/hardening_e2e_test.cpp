@@ -284,7 +284,10 @@ TEST_F(Hardening, AFatalKafkaErrorStopsTheDaemonWithAnError) {
   }
 }
 
-TEST_F(Hardening, ACompletionCannotRewriteTheRecordedRunId) {
+// A genuine token (the job holds it) on an event naming somebody else's run:
+// refused as run_mismatch, not applied (a FAILED event used to fail the
+// step with the run id dropped); the step ends by polling its own run.
+TEST_F(Hardening, ACompletionNamingAnotherRunIsRefusedRunMismatch) {
   start_stack({{101, sim_job("work", 3000, {{"rows", 3}}, "SUCCESS", /*emit_event=*/false)}});
   config(kOneStep);
   start_daemon();
@@ -295,16 +298,18 @@ TEST_F(Hardening, ACompletionCannotRewriteTheRecordedRunId) {
     if (w && w->steps[0].status == StepStatus::kWaiting) run_id = w->steps[0].run_id;
     return run_id.has_value();
   }));
-  // A genuine token (the job holds it) naming somebody else's run.
   const std::string token = TokenMinter(config_->callbacks.secret).callback_token("mine", "work", 1);
   send(config_->kafka.topics.events, "mine",
        json::serialize(json::object{{"type", "job_completed"}, {"workflow_id", "mine"},
-                                    {"step", "work"}, {"token", token}, {"state", "SUCCESS"},
-                                    {"run_id", *run_id + 1000}, {"output", {{"rows", 3}}}}));
+                                    {"step", "work"}, {"token", token}, {"state", "FAILED"},
+                                    {"run_id", *run_id + 1000}, {"message", "not my run"}}));
+  ASSERT_TRUE(eventually([&] { return dead_letter_reasons_by_key()["mine"] == "run_mismatch"; }))
+      << "no run_mismatch dead letter";
   auto done = wait_terminal("mine");
   ASSERT_TRUE(done);
   EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
   EXPECT_EQ(done->steps[0].run_id, run_id);
+  EXPECT_EQ(done->steps[0].attempt, 1);
 }
 
 }  // namespace

@@ -176,13 +176,24 @@ class EndToEndTest : public ::testing::Test {
   }
 
   ConfigPtr config(const std::string& workflows_yaml) {
-    LoadOptions load;
-    load.steps = steps_;
     yaml_ = stack_->config_yaml(workflows_yaml, "e2e");
-    auto loaded = load_config_from_string(yaml_, "e2e.yaml", load);
-    EXPECT_TRUE(loaded) << loaded.error().message;
-    config_ = std::make_shared<const Config>(std::move(*loaded));
-    return config_;
+    return load_yaml();
+  }
+
+  // Rotates callbacks.secret to `secret` as docs/OPERATIONS.md says: the old
+  // value moves to callbacks.previous_secrets. Daemons started afterwards
+  // (child daemons too) and store() use the new configuration.
+  ConfigPtr rotate_callback_secret(const std::string& secret) {
+    const std::string old = config_->callbacks.secret;
+    const std::string line = "  secret: \"" + old + "\"\n";
+    const size_t at = yaml_.find(line);
+    EXPECT_NE(at, std::string::npos) << "no callbacks.secret line to rotate";
+    if (at == std::string::npos) return config_;
+    yaml_.replace(at, line.size(),
+                  "  secret: \"" + secret + "\"\n  previous_secrets: [\"" + old + "\"]\n");
+    std::ofstream(dir_ / "brickwork.yaml") << yaml_;
+    store_.reset();
+    return load_yaml();
   }
 
   InProcessDaemon& start_daemon(const std::string& name = "d1", DaemonOptions options = {}) {
@@ -232,7 +243,8 @@ class EndToEndTest : public ::testing::Test {
         }
       }
       store_ = Store::open(config_->postgres.url, store_password_,
-                           std::make_shared<const SecretBox>(config_->callbacks.secret));
+                           std::make_shared<const SecretBox>(
+                               config_->callbacks.secret, config_->callbacks.previous_secrets));
     }
     return *store_;
   }
@@ -366,6 +378,15 @@ class EndToEndTest : public ::testing::Test {
       EXPECT_TRUE(tokens.insert(run.parameters.at("brickwork_token")).second)
           << "two runs of " << id << " for one attempt";
     }
+  }
+
+  ConfigPtr load_yaml() {
+    LoadOptions load;
+    load.steps = steps_;
+    auto loaded = load_config_from_string(yaml_, "e2e.yaml", load);
+    EXPECT_TRUE(loaded) << loaded.error().message;
+    config_ = std::make_shared<const Config>(std::move(*loaded));
+    return config_;
   }
 
   // The step types for config() and start_daemon(); a test may point it at

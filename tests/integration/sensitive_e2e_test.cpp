@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "config/templates.hpp"
+#include "daemon/core/key_id.hpp"
 #include "daemon/runtime/status_view.hpp"
 #include "tests/integration/harness.hpp"
 
@@ -97,7 +98,10 @@ TEST_F(Sensitive, ASecretOutputReachesTheNextStepAndNoOtherChannel) {
   const auto stored = sql_texts(
       "SELECT output::text FROM steps WHERE workflow_id = 'client-1' AND name = 'provision'");
   ASSERT_EQ(stored.size(), 1u);
-  EXPECT_NE(stored[0].find("bwenc1:"), std::string::npos) << stored[0];
+  // Named by the key that sealed it (a rotation keeps the old key to open it).
+  EXPECT_NE(stored[0].find("bwenc2:" + key_id_of(config_->callbacks.secret) + ":"),
+            std::string::npos)
+      << stored[0];
 
   // A signal nothing waits for: a dead letter about this workflow.
   signal("client-1", "nobody-waits", nullptr);
@@ -172,6 +176,63 @@ TEST_F(Sensitive, AnOutputSealedUnderAnotherSecretFailsItsWorkflowClearly) {
   ASSERT_FALSE(read);
   EXPECT_NE(read.error().message.find("callbacks.secret"), std::string::npos)
       << read.error().message;
+}
+
+// After a rotation (the old secret in callbacks.previous_secrets) a sealed
+// output made before it still reaches a later step. Its row is not written
+// again, so it keeps naming the old key: only the old secret opens it.
+TEST_F(Sensitive, AnOutputSealedBeforeARotationStillReachesALaterStep) {
+  static StepRegistry registry = [] {
+    StepRegistry r = StepRegistry::with_builtin_types();
+    r.add(std::make_unique<SecretStep>());
+    return r;
+  }();
+  steps_ = &registry;
+  start_stack({});
+  ASSERT_TRUE(stack_->kafka().create_topic("client.credentials", 1));
+  config(R"(  onboard:
+    steps:
+      - name: provision
+        mint_secret: {}
+      - name: gate
+        wait_for_signal: {}
+      - name: deliver
+        emit:
+          topic: client.credentials
+          key: "{{ input.client }}"
+          value: {url: "{{ steps.provision.output.activation_url }}"}
+)");
+  const std::string old_key = key_id_of(config_->callbacks.secret);
+  start_daemon("before");
+  start_workflow("client-3", "onboard", {{"client", "acme"}});
+  ASSERT_TRUE(eventually([&] { return step_is("client-3", "gate", StepStatus::kWaiting); }));
+  daemons_.clear();
+  const std::string sealed = sql_texts(
+      "SELECT output::text FROM steps WHERE workflow_id = 'client-3' AND name = 'provision'")[0];
+  EXPECT_NE(sealed.find("bwenc2:" + old_key + ":"), std::string::npos) << sealed;
+
+  rotate_callback_secret("the-rotated-callback-secret-0123456789abcdef");
+  start_daemon("after");
+  signal("client-3", "gate", nullptr);
+  auto done = wait_terminal("client-3");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
+  std::vector<KafkaMessage> delivered;
+  ASSERT_TRUE(eventually([&] {
+    auto m = read_topic(config_->kafka.brokers, "client.credentials", 10s);
+    if (m) delivered = *m;
+    return !delivered.empty();
+  }));
+  ASSERT_EQ(delivered.size(), 1u);
+  EXPECT_TRUE(mentions_secret(delivered[0].payload)) << delivered[0].payload;
+  EXPECT_EQ(sql_texts("SELECT output::text FROM steps WHERE workflow_id = 'client-3' AND "
+                      "name = 'provision'")[0],
+            sealed);
+  auto without_old = Store::open(config_->postgres.url, nullptr,
+                                 std::make_shared<const SecretBox>(config_->callbacks.secret));
+  EXPECT_FALSE(without_old->get_workflow("client-3"));
+  auto with_old = store().get_workflow("client-3");
+  ASSERT_TRUE(with_old) << with_old.error().message;
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ std::set<int64_t> ids(const std::vector<StoredEffect>& effects) {
 TEST_F(StoreTest, EveryEffectKindRoundTrips) {
   const TimePoint poll_due = kT0 + Duration(60'000);
   const TimePoint timer_due = kT0 + Duration(1);
-  ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
+  ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1, "0a1b2c3d"}, kT0).ok());
   ASSERT_TRUE(add(*store_, PollStep{"b", 2, poll_due}, kT0 + Duration(1)).ok());
   ASSERT_TRUE(
       add(*store_, CancelStep{"c", 3, 1234, json::parse(R"({"sid": "x"})")}, kT0 + Duration(2))
@@ -48,6 +48,7 @@ TEST_F(StoreTest, EveryEffectKindRoundTrips) {
   const auto& execute = std::get<ExecuteStep>((*claimed)[0].effect);
   EXPECT_EQ(execute.step, "a");
   EXPECT_EQ(execute.attempt, 1);
+  EXPECT_EQ(execute.key_id, "0a1b2c3d");  // the secret its idempotency token keeps
   const auto& poll = std::get<PollStep>((*claimed)[1].effect);
   EXPECT_EQ(poll.step, "b");
   EXPECT_EQ(poll.attempt, 2);
