@@ -78,6 +78,14 @@ struct DaemonConfig {
   std::string log_level = "info";
 };
 
+// Local files steps may read (upload.from_file).
+struct FilesConfig {
+  // Absolute directories a rendered from_file must resolve under (after
+  // symlinks and ".."). Empty: only a literal from_file of the configuration.
+  std::vector<std::string> allowed_dirs;
+  bool operator==(const FilesConfig&) const = default;
+};
+
 enum class CompletionMode { kEvent, kPoll };
 
 struct RetryPolicy {
@@ -149,6 +157,7 @@ struct Config {
 
 using ConfigPtr = std::shared_ptr<const Config>;
 
+  FilesConfig files;
 struct Config;
 
 // The step types the loader may use, by action key. The step registry
