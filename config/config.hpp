@@ -108,6 +108,9 @@ struct StepPlan {
   // The step's output is a secret (contract 6.3): templates of later steps may
   // read it, but it is redacted everywhere else and stored encrypted.
   bool sensitive_output = false;
+  // Its runs may publish a completion event (run_job, submit_run): with
+  // completion: event, a poll that sees the run end waits event_grace for it.
+  bool completion_event = false;
   bool operator==(const StepPlan&) const = default;
 };
 
@@ -119,6 +122,9 @@ struct StepDefinition {
   std::vector<std::string> depends_on;  // effective: the previous step unless given
   CompletionMode completion = CompletionMode::kEvent;
   Duration poll_every{std::chrono::seconds(60)};
+  // completion: event: how long a poll that saw the run end waits for the
+  // run's completion event before it completes the step itself.
+  Duration event_grace{std::chrono::seconds(30)};
   std::optional<Duration> timeout;
   RetryPolicy retry;
   std::string source_location;    // "file:line:col" of the step, for messages
@@ -151,13 +157,13 @@ struct Config {
   DatabricksConfig databricks;
   CallbacksConfig callbacks;
   DaemonConfig daemon;
+  FilesConfig files;
   std::map<std::string, DatabaseConfig> databases;
   std::map<std::string, WorkflowDefinition> workflows;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;
 
-  FilesConfig files;
 struct Config;
 
 // The step types the loader may use, by action key. The step registry

@@ -81,6 +81,14 @@ bool is_active(StepStatus s) { return s == StepStatus::kRunning || s == StepStat
 
 bool has_run(const StepState& step) { return step.run_id.has_value() || !step.handle.is_null(); }
 
+// The run's own completion event carries the job's output, in the shape its
+// later steps read; a poll only has runs/get-output. So a poll that sees the
+// run end first waits this long for the event before it ends the step.
+bool waits_for_event(const StepDefinition& def) {
+  return def.completion == CompletionMode::kEvent && def.plan.completion_event &&
+         def.event_grace > Duration::zero();
+}
+
 // Unique names, known dependencies, no cycle: otherwise some step could never
 // start and the workflow would hang instead of failing loudly.
 std::optional<std::string> check_step_list(const std::vector<StepDefinition>& steps) {
@@ -583,9 +591,19 @@ class Decider {
         t.add_effect(PollStep{s.name, s.attempt, now_ + t.definition_of(s).poll_every});
         break;
       case StepOutcome::Kind::kSucceeded:
-      case StepOutcome::Kind::kFailed:
+      case StepOutcome::Kind::kFailed: {
+        const StepDefinition& def = t.definition_of(s);
+        if (!ev.after_event_grace && waits_for_event(def)) {
+          // The run ended; its event may be behind in the consumer's lag.
+          // A CompletionEvent meanwhile ends the step and this poll finds
+          // it no longer waiting.
+          t.add_effect(PollStep{s.name, s.attempt, now_ + def.event_grace,
+                                /*after_event_grace=*/true});
+          break;
+        }
         apply_outcome(t, s, ev.outcome);
         break;
+      }
     }
     return std::move(t).finish();
   }
