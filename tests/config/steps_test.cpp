@@ -81,7 +81,7 @@ TEST(StepTypes, SqlStatementRefusesTemplatesLikePostgres) {
   const std::string e = error_of_step(
       "        sql:\n          warehouse_id: w\n"
       "          statement: \"SELECT * FROM t WHERE id = '{{ input.id }}'\"\n");
-  EXPECT_TRUE(text_has(e, "steps.yaml:7:")) << e;  // file and line of the action
+  EXPECT_TRUE(text_has(e, "steps.yaml:8:")) << e;  // file and line of the action
   EXPECT_TRUE(text_has(e, "sql.statement may not hold templates")) << e;
   EXPECT_TRUE(text_has(e, "IDENTIFIER(:name)")) << e;
   EXPECT_TRUE(text_has(error_of_step("        postgres: {database: d, statement: \"SELECT '{{ input.x }}'\"}\n"),
