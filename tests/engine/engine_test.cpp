@@ -649,12 +649,14 @@ TEST(EngineEventGrace, WithoutTheEventTheGracePollEndsTheStep) {
   }
 }
 
-TEST(EngineEventGrace, PollCompletionNoGraceAndStepsWithoutEventsEndAtOnce) {
+TEST(EngineEventGrace, PollCompletionNoGraceTimeoutFirstAndStepsWithoutEventsEndAtOnce) {
   StepDefinition polled = evented_job("a");
   polled.completion = CompletionMode::kPoll;
   StepDefinition no_grace = evented_job("a", 0s);
   StepDefinition statement = job("a");  // e.g. sql: nothing ever publishes its event
-  for (const StepDefinition& step : {polled, no_grace, statement}) {
+  // The timeout (at 80 s) would fail the ended run before the grace (61 s + 30 s).
+  StepDefinition timed = with_timeout(evented_job("a"), 80s);
+  for (const StepDefinition& step : {polled, no_grace, statement, timed}) {
     Harness h;
     h.apply(start_cmd(workflow({step})), kT0);
     h.apply(StepExecuted{"a", 1, started(3)}, at(1s));
