@@ -60,7 +60,11 @@ TEST_F(EventGrace, ALateEventStillGivesTheStepItsOutput) {
   ASSERT_EQ(done->status, WorkflowStatus::kSucceeded)
       << (done->steps[1].error ? done->steps[1].error->message : "");
   EXPECT_EQ(*done->steps[0].output, (json::object{{"rows", 42}}));
-  const auto sent = topic_objects("reports");
+  std::vector<json::object> sent;  // the outbox publishes after the commit
+  ASSERT_TRUE(eventually([&] {
+    sent = topic_objects("reports");
+    return !sent.empty();
+  }));
   ASSERT_EQ(sent.size(), 1u);
   EXPECT_EQ(sent[0].at("rows"), 42);
 }
