@@ -185,8 +185,8 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
   if (root.IsNull()) return in.empty_error();
   if (auto e = in.map_node(root, "(top level)")) return *e;
   if (auto e = in.check_keys(root, "",
-                             {"kafka", "postgres", "databricks", "callbacks", "daemon", "databases",
-                              "workflows", "workflows_dir"})) {
+                             {"kafka", "postgres", "databricks", "callbacks", "daemon", "files",
+                              "databases", "workflows", "workflows_dir"})) {
     return *e;
   }
   if (const YAML::Node v = root["kafka"]) {
@@ -212,6 +212,9 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
   }
   if (const YAML::Node v = root["daemon"]) {
     if (auto e = config_detail::load_daemon(in, v, config.daemon)) return *e;
+  }
+  if (const YAML::Node v = root["files"]) {
+    if (auto e = config_detail::load_files(in, v, config.files)) return *e;
   }
   std::map<std::string, std::string> defined_at;
   if (const YAML::Node v = root["workflows"]) {

@@ -84,6 +84,14 @@ struct DaemonConfig {
   std::string log_level = "info";
 };
 
+// Local files steps may read (upload.from_file).
+struct FilesConfig {
+  // Absolute directories a rendered from_file must resolve under (after
+  // symlinks and ".."). Empty: only a literal from_file of the configuration.
+  std::vector<std::string> allowed_dirs;
+  bool operator==(const FilesConfig&) const = default;
+};
+
 enum class CompletionMode { kEvent, kPoll };
 
 struct RetryPolicy {
@@ -106,6 +114,9 @@ struct StepPlan {
   // The step's output is a secret (contract 6.3): templates of later steps may
   // read it, but it is redacted everywhere else and stored encrypted.
   bool sensitive_output = false;
+  // Its runs may publish a completion event (run_job, submit_run): with
+  // completion: event, a poll that sees the run end waits event_grace for it.
+  bool completion_event = false;
   bool operator==(const StepPlan&) const = default;
 };
 
@@ -117,6 +128,9 @@ struct StepDefinition {
   std::vector<std::string> depends_on;  // effective: the previous step unless given
   CompletionMode completion = CompletionMode::kEvent;
   Duration poll_every{std::chrono::seconds(60)};
+  // completion: event: how long a poll that saw the run end waits for the
+  // run's completion event before it completes the step itself.
+  Duration event_grace{std::chrono::seconds(30)};
   std::optional<Duration> timeout;
   RetryPolicy retry;
   std::string source_location;    // "file:line:col" of the step, for messages
@@ -149,6 +163,7 @@ struct Config {
   DatabricksConfig databricks;
   CallbacksConfig callbacks;
   DaemonConfig daemon;
+  FilesConfig files;
   std::map<std::string, DatabaseConfig> databases;
   std::map<std::string, WorkflowDefinition> workflows;
 };

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "config/config.hpp"
 
@@ -79,6 +80,7 @@ json::value step_to_json(const StepDefinition& step) {
   o["depends_on"] = std::move(deps);
   o["completion"] = to_string(step.completion);
   o["poll_every_ms"] = step.poll_every.count();
+  o["event_grace_ms"] = step.event_grace.count();
   o["timeout_ms"] = step.timeout ? json::value(step.timeout->count()) : json::value(nullptr);
   o["retry"] = json::object{{"max_attempts", step.retry.max_attempts},
                             {"backoff_ms", step.retry.backoff.count()}};
@@ -88,6 +90,7 @@ json::value step_to_json(const StepDefinition& step) {
                     {"timeout_code", step.plan.timeout_code}};
   if (!step.plan.signal.empty()) plan["signal"] = step.plan.signal;
   if (step.plan.sensitive_output) plan["sensitive_output"] = true;
+  if (step.plan.completion_event) plan["completion_event"] = true;
   o["plan"] = std::move(plan);
   return o;
 }
@@ -127,6 +130,7 @@ Result<StepDefinition> step_from_json(const json::value& v, const std::string& w
     r.fail("completion", "must be \"event\" or \"poll\"");
   }
   r.duration("poll_every_ms", step.poll_every);
+  r.duration("event_grace_ms", step.event_grace);
   if (r.find("timeout_ms") != nullptr) {
     Duration timeout{0};
     r.duration("timeout_ms", timeout);
@@ -161,9 +165,16 @@ Result<StepDefinition> step_from_json(const json::value& v, const std::string& w
       }
       pr.string("signal", step.plan.signal);
       pr.string("timeout_code", step.plan.timeout_code);
-      if (const json::value* sensitive = plan->as_object().if_contains("sensitive_output")) {
-        if (!sensitive->is_bool()) return invalid(where + ".plan.sensitive_output must be a boolean");
-        step.plan.sensitive_output = sensitive->as_bool();
+      // Absent: false (definitions stored before completion_event existed
+      // never wait for an event).
+      const std::pair<const char*, bool*> flags[] = {
+          {"sensitive_output", &step.plan.sensitive_output},
+          {"completion_event", &step.plan.completion_event}};
+      for (const auto& [key, target] : flags) {
+        if (const json::value* flag = plan->as_object().if_contains(key)) {
+          if (!flag->is_bool()) return invalid(where + ".plan." + key + " must be a boolean");
+          *target = flag->as_bool();
+        }
       }
       if (pr.error()) return *pr.error();
     }

@@ -356,4 +356,26 @@ std::optional<Error> load_daemon(const YamlReader& in, const YAML::Node& node,
   return std::nullopt;
 }
 
+std::optional<Error> load_files(const YamlReader& in, const YAML::Node& node, FilesConfig& files) {
+  if (auto e = in.map_node(node, "files")) return e;
+  if (auto e = in.check_keys(node, "files", {"allowed_dirs"})) return e;
+  const YAML::Node dirs = node["allowed_dirs"];
+  if (!dirs || dirs.IsNull()) return std::nullopt;
+  if (!dirs.IsSequence()) {
+    return in.error(dirs, "files.allowed_dirs",
+                    "expected a list of absolute directories, got " + YamlReader::shown(dirs));
+  }
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    const std::string path = "files.allowed_dirs[" + std::to_string(i) + "]";
+    auto s = in.string(dirs[i], path);
+    if (!s) return s.error();
+    // "/" would allow every file the daemon can read, the configuration too.
+    if (s->empty() || s->front() != '/' || s->find_first_not_of('/') == std::string::npos) {
+      return in.error(dirs[i], path, "expected an absolute directory other than /, got \"" + *s + "\"");
+    }
+    files.allowed_dirs.push_back(*s);
+  }
+  return std::nullopt;
+}
+
 }  // namespace brickwork::config_detail

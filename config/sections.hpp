@@ -32,6 +32,9 @@ std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& nod
 std::optional<Error> load_callbacks(const YamlReader& in, const YAML::Node& root,
                                     CallbacksConfig& callbacks);
 
+// files: {allowed_dirs: [absolute directories]}.
+std::optional<Error> load_files(const YamlReader& in, const YAML::Node& node, FilesConfig& files);
+
 std::optional<Error> load_daemon(const YamlReader& in, const YAML::Node& node,
                                  DaemonConfig& daemon);
 

@@ -45,8 +45,8 @@ class StepReader {
 Result<std::vector<std::string>> StepReader::step_actions(
     const YAML::Node& node, const std::string& path,
     const std::vector<std::string>& action_keys) const {
-  static const std::set<std::string> kFields = {"name",       "depends_on", "completion",
-                                                "poll_every", "timeout",    "retry"};
+  static const std::set<std::string> kFields = {"name",    "depends_on",  "completion", "poll_every",
+                                                "timeout", "event_grace", "retry"};
   std::vector<std::string> actions;
   for (const auto& kv : node) {
     const std::string key = kv.first.Scalar();
@@ -57,7 +57,7 @@ Result<std::vector<std::string>> StepReader::step_actions(
     } else if (kFields.count(key) == 0) {
       return in_.error(kv.first, path + "." + key,
                        "unknown key (a step has name, depends_on, completion, poll_every, "
-                       "timeout, retry and exactly one action: " +
+                       "event_grace, timeout, retry and exactly one action: " +
                            comma_separated(action_keys) + ")");
     }
   }
@@ -134,7 +134,8 @@ std::optional<Error> StepReader::load_depends_on(const YAML::Node& node, const s
   return std::nullopt;
 }
 
-// completion, poll_every (whose default depends on completion) and timeout.
+// completion, poll_every (whose default depends on completion), event_grace
+// and timeout.
 std::optional<Error> StepReader::load_timing(const YAML::Node& node, const std::string& path,
                                              StepDefinition& step) const {
   bool poll = false;
@@ -155,6 +156,13 @@ std::optional<Error> StepReader::load_timing(const YAML::Node& node, const std::
     if (!d) return d.error();
     if (d->count() < 100) return in_.error(v, path + ".poll_every", "must be at least 100ms");
     step.poll_every = *d;
+  }
+  if (const YAML::Node v = node["event_grace"]) {
+    auto d = in_.duration(v, path + ".event_grace");
+    if (!d) return d.error();
+    if (d->count() < 0) return in_.error(v, path + ".event_grace", "must not be negative");
+    if (poll) return in_.error(v, path + ".event_grace", "applies only to completion: event");
+    step.event_grace = *d;
   }
   if (const YAML::Node v = node["timeout"]) {
     auto d = in_.duration(v, path + ".timeout");

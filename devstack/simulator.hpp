@@ -177,6 +177,7 @@ struct SimulatedRecipient {
   std::string name;
   std::string authentication_type = "TOKEN";       // or DATABRICKS
   std::string data_recipient_global_metastore_id;  // DATABRICKS only
+  std::string comment;
   int64_t created_at = 0;
   std::vector<SimulatedRecipientToken> tokens;  // TOKEN only; expired ones are not listed
 };
@@ -189,6 +190,7 @@ struct SimulatedSharedObject {
 
 struct SimulatedShare {
   std::string name;
+  std::string comment;
   std::vector<SimulatedSharedObject> objects;
   std::map<std::string, std::set<std::string>> grants;  // recipient (lower case) → privileges
 };

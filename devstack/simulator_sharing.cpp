@@ -4,7 +4,9 @@
 // link. Error codes follow what Databricks documents for these calls
 // (SHARE_DOES_NOT_EXIST, RECIPIENT_ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS
 // for a table already in a share, ...). Tokens and activation links are
-// never logged.
+// never logged. As in Unity Catalog, securable names (shares, recipients,
+// tables, columns) are looked up without case, each kept as first created;
+// partition values and comments are kept and compared exactly.
 #include <algorithm>
 #include <cctype>
 
@@ -37,6 +39,7 @@ bool token_active(const SimulatedRecipientToken& t, int64_t now) {
 
 json::object share_json(const SimulatedShare& share, bool include_shared_data) {
   json::object o{{"name", share.name}, {"owner", "simulator"}};
+  if (!share.comment.empty()) o["comment"] = share.comment;
   if (include_shared_data) {
     json::array objects;
     for (const auto& object : share.objects) {
@@ -56,6 +59,7 @@ json::object recipient_json(const SimulatedRecipient& r, int64_t now) {
                  {"authentication_type", r.authentication_type},
                  {"owner", "simulator"},
                  {"created_at", r.created_at}};
+  if (!r.comment.empty()) o["comment"] = r.comment;
   if (r.authentication_type == "DATABRICKS") {
     o["data_recipient_global_metastore_id"] = r.data_recipient_global_metastore_id;
     return o;
@@ -180,6 +184,7 @@ struct SharingCall {
     }
     SimulatedShare share;
     share.name = name;
+    share.comment = uc_text(body, "comment");
     state.shares[uc_name_key(name)] = share;
     ++state.writes["shares.create"];
     return json_response(200, share_json(share, false));
@@ -338,6 +343,7 @@ struct SharingCall {
     r.name = name;
     r.authentication_type = type;
     r.data_recipient_global_metastore_id = metastore;
+    r.comment = uc_text(body, "comment");
     r.created_at = now;
     if (type == "TOKEN") r.tokens.push_back(new_token());
     state.recipients[uc_name_key(name)] = r;

@@ -81,6 +81,19 @@ bool is_active(StepStatus s) { return s == StepStatus::kRunning || s == StepStat
 
 bool has_run(const StepState& step) { return step.run_id.has_value() || !step.handle.is_null(); }
 
+// The run's own completion event carries the job's output, in the shape its
+// later steps read; a poll only has runs/get-output. So a poll that sees the
+// run end first waits this long for the event before it ends the step.
+// Not when the step's timeout would come first: it would fail (and maybe
+// run again) a run that has ended.
+bool waits_for_event(const StepDefinition& def, const StepState& step, TimePoint now) {
+  if (def.completion != CompletionMode::kEvent || !def.plan.completion_event ||
+      def.event_grace <= Duration::zero()) {
+    return false;
+  }
+  return !def.timeout || !step.started_at || now + def.event_grace < *step.started_at + *def.timeout;
+}
+
 // Unique names, known dependencies, no cycle: otherwise some step could never
 // start and the workflow would hang instead of failing loudly.
 std::optional<std::string> check_step_list(const std::vector<StepDefinition>& steps) {
@@ -596,9 +609,19 @@ class Decider {
         t.add_effect(PollStep{s.name, s.attempt, now_ + t.definition_of(s).poll_every});
         break;
       case StepOutcome::Kind::kSucceeded:
-      case StepOutcome::Kind::kFailed:
+      case StepOutcome::Kind::kFailed: {
+        const StepDefinition& def = t.definition_of(s);
+        if (!ev.after_event_grace && waits_for_event(def, s, now_)) {
+          // The run ended; its event may be behind in the consumer's lag.
+          // A CompletionEvent meanwhile ends the step and this poll finds
+          // it no longer waiting.
+          t.add_effect(PollStep{s.name, s.attempt, now_ + def.event_grace,
+                                /*after_event_grace=*/true});
+          break;
+        }
         apply_outcome(t, s, ev.outcome);
         break;
+      }
     }
     return std::move(t).finish();
   }

@@ -88,7 +88,13 @@ struct StepOutcome {
 };
 
 struct StepExecuted { std::string step; int32_t attempt = 0; StepOutcome outcome; };
-struct StepPolled { std::string step; int32_t attempt = 0; StepOutcome outcome; };
+// `after_event_grace`: from the PollStep of that name (see PollStep).
+struct StepPolled {
+  std::string step;
+  int32_t attempt = 0;
+  StepOutcome outcome;
+  bool after_event_grace = false;
+};
 
 enum class TimerKind { kRetryBackoff, kTimeout, kSleep };
 const char* to_string(TimerKind k);
@@ -107,7 +113,15 @@ using Input = std::variant<StartCommand, CancelCommand, RetryCommand, SignalComm
 // sends the same token even if the secret was rotated in between.
 struct ExecuteStep { std::string step; int32_t attempt = 0; std::string key_id{}; };
 // Check on a waiting step at `due` (for run_job: jobs/runs/get). Result: StepPolled.
-struct PollStep { std::string step; int32_t attempt = 0; TimePoint due{}; };
+// `after_event_grace`: an earlier poll saw the run end while its completion
+// event had not arrived; this poll, event_grace later, completes the step
+// from what it finds unless the event came meanwhile.
+struct PollStep {
+  std::string step;
+  int32_t attempt = 0;
+  TimePoint due{};
+  bool after_event_grace = false;
+};
 // Cancel what the attempt has in flight (jobs/runs/cancel). No result input.
 struct CancelStep { std::string step; int32_t attempt = 0; std::optional<int64_t> run_id; json::value handle; };
 // Fire TimerFired at `due`.

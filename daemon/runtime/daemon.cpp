@@ -144,7 +144,8 @@ Status Daemon::run(const std::atomic<bool>& stop) {
         monitor.add_credential(name, credentials);
         return credentials;
       });
-  EffectRunner effects(*context_, StepServices{databricks_.get(), databases.get()}, id);
+  EffectRunner effects(
+      *context_, StepServices{databricks_.get(), databases.get(), config->files.allowed_dirs}, id);
   InputProcessor inputs(*context_);
   publisher.start();
   effects.start(config->daemon.effect_workers);

@@ -111,7 +111,8 @@ class EffectExecution {
                                return t.poll(c, s);
                              },
                              [&](StepOutcome o) -> Input {
-                               return StepPolled{poll.step, poll.attempt, std::move(o)};
+                               return StepPolled{poll.step, poll.attempt, std::move(o),
+                                                 poll.after_event_grace};
                              });
   }
 

@@ -33,6 +33,7 @@ EffectRow encode_effect(const Effect& effect) {
         } else if constexpr (std::is_same_v<T, PollStep>) {
           row.kind = "poll";
           row.payload["due_ms"] = to_epoch_ms(e.due);
+          if (e.after_event_grace) row.payload["after_event_grace"] = true;
         } else if constexpr (std::is_same_v<T, CancelStep>) {
           row.kind = "cancel";
           row.payload["run_id"] = e.run_id ? json::value(*e.run_id) : json::value(nullptr);
@@ -59,7 +60,9 @@ Result<Effect> decode_effect(const EffectRow& row) {
   if (row.kind == "poll") {
     auto due = int_field(row.payload, "due_ms");
     if (!due) return corrupt(row, "payload lacks due_ms");
-    return Effect(PollStep{row.step, row.attempt, from_epoch_ms(*due)});
+    const json::value* grace = row.payload.if_contains("after_event_grace");
+    return Effect(PollStep{row.step, row.attempt, from_epoch_ms(*due),
+                           grace != nullptr && grace->is_bool() && grace->as_bool()});
   }
   if (row.kind == "cancel") {
     CancelStep cancel{row.step, row.attempt, int_field(row.payload, "run_id"), nullptr};

@@ -23,6 +23,13 @@
 // downloaded its credential (rotate_token: true issues a new one), for a
 // DATABRICKS recipient, and for revoke. A rotation happens at most once per
 // workflow: a token issued since the workflow began counts as done.
+//
+// Unity Catalog looks securable names (shares, recipients, tables, columns)
+// up without case, so a share or recipient named "ACME" is the one created
+// for "acme". Partition values are compared exactly. brickwork marks what it
+// creates with the name as asked (in its comment); a share or recipient
+// created under another spelling belongs to another client and fails the
+// step with name_collision before anything is written.
 #include <algorithm>
 #include <cctype>
 #include <tuple>
@@ -44,6 +51,9 @@ constexpr std::string_view kRecipients = "/api/2.1/unity-catalog/recipients/";
 // counts as issued by it: the daemon's and the workspace's clocks differ.
 constexpr int64_t kClockSkewMs = 10'000;
 
+constexpr std::string_view kCreatedAs = "brickwork: created as ";
+
+// Unity Catalog securable names only: they ignore case.
 std::string share_name_key(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -102,6 +112,26 @@ PartitionKey partition_key(const json::array& partitions) {
   }
   std::sort(key.begin(), key.end());
   return key;
+}
+
+// The name a share or recipient was created under: brickwork's mark in its
+// comment, else its name as listed.
+std::string created_as(const json::value& object) {
+  const std::string comment = share_text(object, "comment");
+  if (comment.rfind(kCreatedAs, 0) == 0) return comment.substr(kCreatedAs.size());
+  return share_text(object, "name");
+}
+
+// A share or recipient found under `asked` that was created under another
+// spelling: another client's, never to be written for this one.
+std::optional<Error> name_collision(std::string_view kind, const std::string& asked,
+                                    const json::value& object) {
+  const std::string owner = created_as(object);
+  if (owner.empty() || owner == asked) return std::nullopt;
+  return Error{ErrorKind::kPermanent, "name_collision",
+               std::string(kind) + " '" + asked + "' is the " + std::string(kind) + " '" + owner +
+                   "' in Unity Catalog, whose names ignore case; it belongs to another client "
+                   "and is left as it is: give this one a name that differs in more than case"};
 }
 
 std::string share_path(const std::string& share) {
@@ -228,6 +258,10 @@ class Sharing {
   }
 
   Result<json::object> revoke() {
+    if (auto s = check_owner("share", share_path(r_.share), r_.share); !s) return s.error();
+    if (auto s = check_owner("recipient", recipient_path(r_.recipient), r_.recipient); !s) {
+      return s.error();
+    }
     auto permissions = api_.call("GET", share_path(r_.share) + "/permissions", nullptr, true);
     if (!permissions && permissions.error().kind != ErrorKind::kNotFound) return permissions.error();
     if (permissions) {
@@ -261,11 +295,22 @@ class Sharing {
     return api_.call("GET", path, nullptr, true);
   }
 
+  // Fails when what `path` names exists under another spelling of `asked`.
+  Status check_owner(std::string_view kind, const std::string& path, const std::string& asked) {
+    auto got = api_.call("GET", path, nullptr, true);
+    if (!got && got.error().kind == ErrorKind::kNotFound) return ok_status();
+    if (!got) return got.error();
+    if (auto collision = name_collision(kind, asked, *got)) return *collision;
+    return ok_status();
+  }
+
   Status ensure_share_and_tables() {
     const std::string path = share_path(r_.share) + "?include_shared_data=true";
-    auto share = get_or_create(path, "/api/2.1/unity-catalog/shares",
-                               json::object{{"name", r_.share}});
+    auto share = get_or_create(
+        path, "/api/2.1/unity-catalog/shares",
+        json::object{{"name", r_.share}, {"comment", std::string(kCreatedAs) + r_.share}});
     if (!share) return share.error();
+    if (auto collision = name_collision("share", r_.share, *share)) return *collision;
     // A table added by someone else between our read and our write comes
     // back as RESOURCE_ALREADY_EXISTS: read again and go on from there.
     for (int round = 0;; ++round) {
@@ -283,7 +328,8 @@ class Sharing {
 
   json::object recipient_create_body() const {
     json::object create{{"name", r_.recipient},
-                        {"authentication_type", r_.sharing_identifier.empty() ? "TOKEN" : "DATABRICKS"}};
+                        {"authentication_type", r_.sharing_identifier.empty() ? "TOKEN" : "DATABRICKS"},
+                        {"comment", std::string(kCreatedAs) + r_.recipient}};
     if (!r_.sharing_identifier.empty()) {
       create["data_recipient_global_metastore_id"] = r_.sharing_identifier;
     }
@@ -295,6 +341,7 @@ class Sharing {
     auto got = api_.call("GET", recipient_path(r_.recipient), nullptr, true);
     if (!got && got.error().kind == ErrorKind::kNotFound) return json::value();
     if (!got) return got;
+    if (auto collision = name_collision("recipient", r_.recipient, *got)) return *collision;
     if (auto mismatch = kind_mismatch(*got)) return *mismatch;
     return got;
   }
@@ -304,7 +351,9 @@ class Sharing {
     auto recipient = get_or_create(recipient_path(r_.recipient),
                                    "/api/2.1/unity-catalog/recipients", json::value(create));
     if (!recipient) return recipient;
-    if (auto mismatch = kind_mismatch(*recipient)) return *mismatch;  // created by another meanwhile
+    // Created by another meanwhile:
+    if (auto collision = name_collision("recipient", r_.recipient, *recipient)) return *collision;
+    if (auto mismatch = kind_mismatch(*recipient)) return *mismatch;
     return recipient;
   }
 
@@ -313,7 +362,7 @@ class Sharing {
     const std::string want = r_.sharing_identifier.empty() ? "TOKEN" : "DATABRICKS";
     const std::string metastore = share_text(recipient, "data_recipient_global_metastore_id");
     if (type == want &&
-        (want != "DATABRICKS" || share_name_key(metastore) == share_name_key(r_.sharing_identifier))) {
+        (want != "DATABRICKS" || metastore == r_.sharing_identifier)) {
       return std::nullopt;
     }
     return Error{ErrorKind::kPermanent, "recipient_mismatch",

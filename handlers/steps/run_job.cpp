@@ -37,6 +37,7 @@ class RunJobStep final : public StepType {
   bool calls_databricks() const override { return true; }
 
   std::optional<std::string> compile(StepDefinition& step) const override {
+    step.plan.completion_event = true;  // the job may publish job_completed
     const json::object& action = step.action;
     const json::value* job_id = action.if_contains("job_id");
     const json::value* job_name = action.if_contains("job_name");

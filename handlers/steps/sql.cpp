@@ -2,13 +2,14 @@
 //
 //   sql:
 //     warehouse_id: "{{ input.warehouse }}"
-//     statement: "SELECT count(*) AS n FROM main.sales.orders WHERE day = :day"
-//     parameters: {day: "{{ input.day }}"}   # sent as the API's named parameters
+//     statement: "SELECT count(*) AS n FROM IDENTIFIER(:table) WHERE day = :day"
+//     parameters: {day: "{{ input.day }}", table: main.sales.orders}  # the API's named parameters
 //     catalog: main                           # optional, as schema
 //     row_limit: 1000                         # rows kept in the output (default 1000)
 //     wait_timeout: 10s                       # 0s or 5s..50s: how long the POST waits
 //
-// Parameter values are never spliced into the text: each goes as
+// The statement is literal text (templates are refused at load) and
+// parameter values are never spliced into it: each goes as
 // {name, value, type} (type from the JSON value: BIGINT, DOUBLE, BOOLEAN;
 // strings as STRING; null as SQL NULL). A statement still running when the
 // POST returns is polled (GET .../statements/{id}) with its id kept on the
@@ -171,6 +172,12 @@ class SqlStep final : public StepType {
       if (v == nullptr || !v->is_string() || v->as_string().empty()) {
         return "sql." + std::string(required) + " is required (a string)";
       }
+    }
+    // An input rendered into the text could inject SQL: values go as
+    // parameters, names through IDENTIFIER(:name).
+    if (holds_template(action.at("statement"))) {
+      return "sql.statement may not hold templates: pass values as parameters (:name), "
+             "and table or column names as IDENTIFIER(:name)";
     }
     if (const json::value* p = action.if_contains("parameters"); p != nullptr && !p->is_object()) {
       return "sql.parameters must be a mapping of name to value (used as :name in the statement)";

@@ -35,6 +35,7 @@ struct StepContext {
 struct StepServices {
   DatabricksApi* databricks = nullptr;
   NamedDatabases* databases = nullptr;  // the databases under `databases:`
+  std::vector<std::string> allowed_file_dirs = {};  // files.allowed_dirs
 };
 
 class StepType {

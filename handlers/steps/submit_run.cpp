@@ -72,6 +72,7 @@ class SubmitRunStep final : public StepType {
   bool calls_databricks() const override { return true; }
 
   std::optional<std::string> compile(StepDefinition& step) const override {
+    step.plan.completion_event = true;  // the run's task may publish job_completed
     const json::object& action = step.action;
     const json::value* tasks = action.if_contains("tasks");
     if (tasks == nullptr || !tasks->is_array() || tasks->as_array().empty()) {

@@ -9,6 +9,11 @@
 // Output: {"path", "bytes"}. A local file is read in small pieces as it is
 // sent, never held whole in memory. With overwrite: false an existing file
 // fails the step with code already_exists (not retried).
+//
+// from_file may name only what the operator allowed: with files.allowed_dirs
+// set, the path must resolve (symlinks and ".." followed, when the step runs)
+// under one of them; without it, only a literal path of the configuration is
+// read. Anything else fails the step with file_not_allowed (not retried).
 #include <filesystem>
 
 #include "handlers/steps/action_fields.hpp"
@@ -30,6 +35,36 @@ bool is_volume_path(std::string_view path) {
     from = slash + 1;
   }
   return true;
+}
+
+bool is_under(const std::filesystem::path& file, const std::filesystem::path& dir) {
+  const std::filesystem::path relative = file.lexically_relative(dir);
+  return !relative.empty() && *relative.begin() != ".." && relative != ".";
+}
+
+Error file_not_allowed(const std::string& why) {
+  return Error{ErrorKind::kPermanent, "file_not_allowed", "upload.from_file: " + why};
+}
+
+// The file to read for a rendered from_file, resolved as the kernel will
+// open it, or why it may not be read.
+Result<std::filesystem::path> allowed_file(const std::string& rendered, bool templated,
+                                           const std::vector<std::string>& allowed_dirs) {
+  if (allowed_dirs.empty()) {
+    if (templated) {
+      return file_not_allowed("a templated path needs files.allowed_dirs in the configuration");
+    }
+    return std::filesystem::path(rendered);  // the operator wrote this very path
+  }
+  std::error_code ec;
+  const std::filesystem::path resolved = std::filesystem::weakly_canonical(rendered, ec);
+  if (ec) return file_not_allowed("cannot resolve " + rendered);
+  for (const auto& dir : allowed_dirs) {
+    const std::filesystem::path allowed = std::filesystem::weakly_canonical(dir, ec);
+    if (!ec && is_under(resolved, allowed)) return resolved;
+  }
+  return file_not_allowed(rendered + " resolves to " + resolved.string() +
+                          ", outside files.allowed_dirs");
 }
 
 class UploadStep final : public StepType {
@@ -59,6 +94,16 @@ class UploadStep final : public StepType {
     return std::nullopt;
   }
 
+  std::optional<std::string> check_references(const StepDefinition& step,
+                                              const Config& config) const override {
+    const json::value* from_file = step.action.if_contains("from_file");
+    if (from_file != nullptr && holds_template(*from_file) && config.files.allowed_dirs.empty()) {
+      return "upload.from_file holds a template: list the directories it may read under "
+             "files.allowed_dirs (otherwise only a literal path is allowed)";
+    }
+    return std::nullopt;
+  }
+
   Result<StepOutcome> execute(const StepContext& context, StepServices& services) const override {
     if (services.databricks == nullptr) return no_workspace("upload");
     auto action = rendered_action(context);
@@ -78,7 +123,11 @@ class UploadStep final : public StepType {
     } else {
       const json::value& file = action->at("from_file");
       if (!file.is_string()) return invalid_action("upload.from_file must render to a path");
-      upload.local_file = std::string(file.as_string());
+      auto allowed = allowed_file(std::string(file.as_string()),
+                                  holds_template(context.definition.action.at("from_file")),
+                                  services.allowed_file_dirs);
+      if (!allowed) return allowed.error();
+      upload.local_file = allowed->string();
       std::error_code ec;
       const auto size = std::filesystem::file_size(upload.local_file, ec);
       if (ec || !std::filesystem::is_regular_file(upload.local_file, ec)) {

@@ -111,6 +111,23 @@ TEST(Config, MetricsListenIsHostPortOrAConfigurationError) {
             std::string::npos);
 }
 
+TEST(Config, FilesAllowedDirsAreAbsoluteDirectories) {
+  auto c = load_config_from_string(std::string(kMinimal) +
+                                       "files: {allowed_dirs: [/var/lib/exports, /srv/out]}\n",
+                                   "test.yaml", with_steps());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->files.allowed_dirs, (std::vector<std::string>{"/var/lib/exports", "/srv/out"}));
+  const std::string relative = error_of(std::string(kMinimal) + "files: {allowed_dirs: [exports]}\n");
+  EXPECT_NE(relative.find("test.yaml:"), std::string::npos) << relative;
+  EXPECT_NE(relative.find("files.allowed_dirs[0]"), std::string::npos) << relative;
+  EXPECT_NE(error_of(std::string(kMinimal) + "files: {allowed_dirs: [/]}\n").find("other than /"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kMinimal) + "files: {allowed_dirs: /tmp}\n").find("a list"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kMinimal) + "files: {allowed: [/tmp]}\n").find("files.allowed"),
+            std::string::npos);
+}
+
 TEST(Config, YamlSyntaxErrorHasAPosition) {
   const std::string e = error_of("kafka: {brokers: [unclosed\n");
   EXPECT_NE(e.find("test.yaml:"), std::string::npos) << e;

@@ -72,10 +72,42 @@ TEST(StepTypes, ATypeMaySetItsOwnPollEveryDefault) {
   EXPECT_EQ(steps[2].poll_every, Duration(60000));  // the common default
 }
 
+TEST(StepTypes, SqlStatementRefusesTemplatesLikePostgres) {
+  // Values travel as parameters, names through IDENTIFIER(:name).
+  EXPECT_EQ(error_of_step("        sql:\n          warehouse_id: w\n"
+                          "          statement: \"SELECT * FROM IDENTIFIER(:t) WHERE id = :id\"\n"
+                          "          parameters: {t: \"{{ input.table }}\", id: \"{{ input.id }}\"}\n"),
+            "ok");
+  const std::string e = error_of_step(
+      "        sql:\n          warehouse_id: w\n"
+      "          statement: \"SELECT * FROM t WHERE id = '{{ input.id }}'\"\n");
+  EXPECT_TRUE(text_has(e, "steps.yaml:8:")) << e;  // file and line of the action
+  EXPECT_TRUE(text_has(e, "sql.statement may not hold templates")) << e;
+  EXPECT_TRUE(text_has(e, "IDENTIFIER(:name)")) << e;
+  EXPECT_TRUE(text_has(error_of_step("        postgres: {database: d, statement: \"SELECT '{{ input.x }}'\"}\n"),
+                       "postgres.statement may not hold templates"));
+}
+
 TEST(StepTypes, RunJobPlanIsPerformedByTheRuntime) {
   auto c = load_workflow_body("    steps:\n      - name: a\n        run_job: {job_id: 1}\n");
   ASSERT_TRUE(c) << c.error().message;
-  EXPECT_EQ(c->workflows.at("w").steps[0].plan, StepPlan{});
+  StepPlan plan;
+  plan.completion_event = true;  // its job may end it with job_completed
+  EXPECT_EQ(c->workflows.at("w").steps[0].plan, plan);
+}
+
+TEST(StepTypes, EventGraceIsAStepDurationForCompletionByEvent) {
+  auto c = load_workflow_body(
+      "    steps:\n      - name: a\n        run_job: {job_id: 1}\n"
+      "      - name: b\n        run_job: {job_id: 1}\n        event_grace: 2s\n");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->workflows.at("w").steps[0].event_grace, Duration(30'000));  // the default
+  EXPECT_EQ(c->workflows.at("w").steps[1].event_grace, Duration(2'000));
+  EXPECT_TRUE(text_has(error_of_step("        run_job: {job_id: 1}\n        event_grace: soon\n"),
+                       "event_grace"));
+  EXPECT_TRUE(text_has(error_of_step("        run_job: {job_id: 1}\n        completion: poll\n"
+                                     "        event_grace: 5s\n"),
+                       "applies only to completion: event"));
 }
 
 TEST(OnFailure, IsItsOwnListWithItsOwnDependencies) {

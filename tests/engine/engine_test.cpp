@@ -615,6 +615,81 @@ TEST(EnginePoll, StillRunningReschedules) {
   EXPECT_TRUE(d.effects.empty());
 }
 
+// A run_job-like step: its run may publish a completion event.
+StepDefinition evented_job(std::string name, Duration grace = 30s) {
+  StepDefinition s = job(std::move(name));
+  s.plan.completion_event = true;
+  s.event_grace = grace;
+  return s;
+}
+
+TEST(EngineEventGrace, APollThatSeesTheEndWaitsForTheEventWhichWins) {
+  Harness h;
+  h.apply(start_cmd(workflow({evented_job("a")})), kT0);
+  h.apply(StepExecuted{"a", 1, started(3)}, at(1s));
+  const auto seq = h.state->seq;
+
+  // The run ended before its event was consumed: nothing changes yet, one
+  // more poll comes event_grace later.
+  Decision d = h.apply(StepPolled{"a", 1, succeeded({{"notebook_output", "{}"}})}, at(61s));
+  EXPECT_FALSE(d.changed);
+  EXPECT_TRUE(d.events.empty());
+  ASSERT_EQ(d.effects.size(), 1u);
+  const auto& poll = std::get<PollStep>(d.effects[0]);
+  EXPECT_EQ(poll.due, at(91s));
+  EXPECT_TRUE(poll.after_event_grace);
+  EXPECT_EQ(h.step("a").status, StepStatus::kWaiting);
+  EXPECT_EQ(h.state->seq, seq);
+
+  // The event arrives within the grace: its output is the step's.
+  d = h.apply(completion("a", 1, RunResult::kSuccess, {{"rows", 42}}), at(70s));
+  EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "workflow_succeeded"}));
+  EXPECT_EQ(h.step("a").output, (json::object{{"rows", 42}}));
+
+  // The grace poll then finds nothing to do.
+  d = h.apply(StepPolled{"a", 1, succeeded({{"notebook_output", "{}"}}), true}, at(91s));
+  EXPECT_FALSE(d.changed);
+  EXPECT_TRUE(d.effects.empty());
+  EXPECT_EQ(h.step("a").output, (json::object{{"rows", 42}}));
+}
+
+TEST(EngineEventGrace, WithoutTheEventTheGracePollEndsTheStep) {
+  for (const RunResult end : {RunResult::kSuccess, RunResult::kFailed}) {
+    Harness h;
+    h.apply(start_cmd(workflow({evented_job("a", 5s)})), kT0);
+    h.apply(StepExecuted{"a", 1, started(3)}, at(1s));
+    const StepOutcome polled = end == RunResult::kSuccess ? succeeded({{"notebook_output", "x"}})
+                                                          : failed("FAILED", "the task failed");
+    Decision d = h.apply(StepPolled{"a", 1, polled}, at(61s));
+    EXPECT_FALSE(d.changed);
+    ASSERT_EQ(effects_of<PollStep>(d).size(), 1u);
+    EXPECT_EQ(effects_of<PollStep>(d)[0].due, at(66s));
+    d = h.apply(StepPolled{"a", 1, polled, /*after_event_grace=*/true}, at(66s));
+    if (end == RunResult::kSuccess) {
+      EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "workflow_succeeded"}));
+      EXPECT_EQ(h.step("a").output, (json::object{{"notebook_output", "x"}}));
+    } else {
+      EXPECT_EQ(types(d.events), (Strings{"step_failed", "workflow_failed"}));
+    }
+  }
+}
+
+TEST(EngineEventGrace, PollCompletionNoGraceTimeoutFirstAndStepsWithoutEventsEndAtOnce) {
+  StepDefinition polled = evented_job("a");
+  polled.completion = CompletionMode::kPoll;
+  StepDefinition no_grace = evented_job("a", 0s);
+  StepDefinition statement = job("a");  // e.g. sql: nothing ever publishes its event
+  // The timeout (at 80 s) would fail the ended run before the grace (61 s + 30 s).
+  StepDefinition timed = with_timeout(evented_job("a"), 80s);
+  for (const StepDefinition& step : {polled, no_grace, statement, timed}) {
+    Harness h;
+    h.apply(start_cmd(workflow({step})), kT0);
+    h.apply(StepExecuted{"a", 1, started(3)}, at(1s));
+    const Decision d = h.apply(StepPolled{"a", 1, succeeded({{"n", 1}})}, at(61s));
+    EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "workflow_succeeded"}));
+  }
+}
+
 TEST(EnginePoll, StepExecutedStillRunningActsLikeStarted) {
   Harness h;
   h.apply(start_cmd(workflow({job("a")})), kT0);

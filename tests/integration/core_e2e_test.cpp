@@ -190,6 +190,7 @@ TEST_F(CoreEndToEnd, ForgedTokenIsRejectedAndTheStepKeepsWaiting) {
         run_job: {job_id: 101}
         completion: event
         poll_every: 1s
+        event_grace: 1s     # no genuine event comes: the poll ends it soon after the run
 )");
   start_daemon();
   start_workflow("order-6", "one_step");

@@ -259,6 +259,47 @@ TEST_F(DeltaShare, AUsedLinkIsNullUntilRotateTokenIssuesANewOne) {
   EXPECT_TRUE(state.recipients.at("acme").tokens[0].expiration_time.has_value());
 }
 
+TEST_F(DeltaShare, ClientsWhoseNamesDifferOnlyInCaseNeverShareASecurable) {
+  start_stack({});
+  ASSERT_TRUE(stack_->kafka().create_topic("clients.acme.sharing", 1));
+  ASSERT_TRUE(stack_->kafka().create_topic("clients.ACME.sharing", 1));
+  shipped_workflows();
+  start_daemon();
+  auto acme = run("case-1", "share_onboarding", "acme");
+  ASSERT_TRUE(acme);
+  ASSERT_EQ(acme->status, WorkflowStatus::kSucceeded) << error_of(acme);
+  const json::value link = acme->steps[0].output->at("activation_url");
+  const SimulatedSharing before = sharing();
+
+  // Unity Catalog finds acme's share and recipient under "ACME_usage" and
+  // "ACME": the second client fails clearly instead of taking them over.
+  auto upper = run("case-2", "share_onboarding", "ACME");
+  ASSERT_TRUE(upper);
+  EXPECT_EQ(upper->status, WorkflowStatus::kFailed);
+  ASSERT_TRUE(upper->steps[0].error);
+  EXPECT_EQ(upper->steps[0].error->code, "name_collision") << error_of(upper);
+  EXPECT_NE(upper->steps[0].error->message.find("'acme'"), std::string::npos) << error_of(upper);
+  EXPECT_EQ(upper->steps[0].attempt, 1);
+  EXPECT_NE(upper->steps[1].status, StepStatus::kSucceeded);
+
+  const SimulatedSharing after = sharing();
+  EXPECT_EQ(after.writes, before.writes) << "nothing written for ACME";
+  EXPECT_EQ(json::value(after.shares.at("acme_usage").objects.at(0).partitions), kAcmePartitions);
+  auto sent = links_sent("acme", 1);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].at("activation_url"), link);
+  EXPECT_TRUE(topic_objects("clients.ACME.sharing", "ACME").empty()) << "acme's link stays acme's";
+
+  // Nor may ACME's offboarding revoke acme.
+  auto revoke = run("case-3", "share_offboarding", "ACME");
+  ASSERT_TRUE(revoke);
+  EXPECT_EQ(revoke->status, WorkflowStatus::kFailed);
+  ASSERT_TRUE(revoke->steps[0].error);
+  EXPECT_EQ(revoke->steps[0].error->code, "name_collision");
+  EXPECT_EQ(sharing().recipients.count("acme"), 1u);
+  EXPECT_EQ(sharing().writes, before.writes);
+}
+
 TEST_F(DeltaShare, ARecipientOfAnotherKindFailsTheStepWithoutRetries) {
   start_stack({});
   stack_->simulator().edit_sharing([](SimulatedSharing& s) {

@@ -16,7 +16,13 @@ int64_t peak_rss_kib(pid_t pid) {
   return -1;
 }
 
-class Upload : public EndToEndTest {};
+class Upload : public EndToEndTest {
+ protected:
+  // The configuration's files section, allowing one directory.
+  static std::string allowing(const std::filesystem::path& dir) {
+    return "files:\n  allowed_dirs: [\"" + dir.string() + "\"]\n";
+  }
+};
 
 TEST_F(Upload, ContentGoesToTheVolumePathAndOverwriteFalseRefusesASecondPut) {
   start_stack({});
@@ -55,7 +61,7 @@ TEST_F(Upload, ASixtyFourMegabyteFileIsStreamedInBoundedMemory) {
         upload: {path: /Volumes/main/raw/landing/small.bin, from_file: "{{ input.small }}", overwrite: true}
       - name: put
         upload: {path: /Volumes/main/raw/landing/big.bin, from_file: "{{ input.file }}", overwrite: true}
-)");
+)" + allowing(dir_));
   const std::string small = (dir_ / "small.bin").string();
   const std::string file = (dir_ / "big.bin").string();
   {
@@ -91,6 +97,71 @@ TEST_F(Upload, ASixtyFourMegabyteFileIsStreamedInBoundedMemory) {
 #endif
   std::cout << "daemon peak RSS " << before << " KiB before, " << after
             << " KiB after a 64 MiB upload\n";
+}
+
+TEST_F(Upload, ARenderedPathMustResolveUnderAnAllowedDirectory) {
+  start_stack({});
+  const auto allowed = dir_ / "exports";
+  std::filesystem::create_directories(allowed);
+  std::ofstream(allowed / "acme.csv") << "a,b\n1,2\n";
+  std::ofstream(dir_ / "secret.txt") << "not for upload";
+  std::filesystem::create_symlink(dir_ / "secret.txt", allowed / "link.csv");
+  config(R"(  put:
+    steps:
+      - name: put
+        upload: {path: "/Volumes/main/raw/landing/{{ workflow.id }}", from_file: "{{ input.file }}"}
+)" + allowing(allowed));
+  start_daemon();
+  const std::pair<const char*, std::string> cases[] = {
+      {"allowed", (allowed / "acme.csv").string()},
+      {"symlink", (allowed / "link.csv").string()},      // a link out of the directory
+      {"dotdot", (allowed / ".." / "secret.txt").string()},  // ".." out of the directory
+  };
+  for (const auto& [id, file] : cases) start_workflow(id, "put", {{"file", file}});
+  auto ok = wait_terminal("allowed");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, WorkflowStatus::kSucceeded);
+  EXPECT_EQ(stack_->simulator().stats().files.at("/Volumes/main/raw/landing/allowed").second,
+            "a,b\n1,2\n");
+  for (const char* id : {"symlink", "dotdot"}) {
+    auto refused = wait_terminal(id);
+    ASSERT_TRUE(refused) << id;
+    EXPECT_EQ(refused->status, WorkflowStatus::kFailed) << id;
+    ASSERT_TRUE(refused->steps[0].error) << id;
+    EXPECT_EQ(refused->steps[0].error->code, "file_not_allowed") << id;
+    EXPECT_NE(refused->steps[0].error->message.find(std::filesystem::canonical(dir_ / "secret.txt").string()),
+              std::string::npos)
+        << refused->steps[0].error->message;
+    EXPECT_EQ(refused->steps[0].attempt, 1) << id << ": a refused path is not retried";
+    EXPECT_EQ(stack_->simulator().stats().files.count(std::string("/Volumes/main/raw/landing/") + id),
+              0u);
+  }
+}
+
+TEST_F(Upload, WithoutAllowedDirsOnlyALiteralPathIsRead) {
+  start_stack({});
+  const auto file = dir_ / "fixed.csv";
+  std::ofstream(file) << "x\n";
+  // Checked when loaded: a templated path with no allowed_dirs is refused.
+  LoadOptions load;
+  load.steps = &StepRegistry::builtin();
+  auto templated = load_config_from_string(
+      stack_->config_yaml("  put:\n    steps:\n      - name: put\n        upload: "
+                          "{path: /Volumes/main/raw/t, from_file: \"{{ input.file }}\"}\n",
+                          "e2e"),
+      "e2e.yaml", load);
+  ASSERT_FALSE(templated);
+  EXPECT_NE(templated.error().message.find("e2e.yaml:"), std::string::npos) << templated.error().message;
+  EXPECT_NE(templated.error().message.find("files.allowed_dirs"), std::string::npos) << templated.error().message;
+
+  config("  put:\n    steps:\n      - name: put\n        upload: {path: /Volumes/main/raw/fixed, "
+         "from_file: \"" + file.string() + "\"}\n");
+  start_daemon();
+  start_workflow("literal", "put");
+  auto done = wait_terminal("literal");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
+  EXPECT_EQ(stack_->simulator().stats().files.at("/Volumes/main/raw/fixed").second, "x\n");
 }
 
 }  // namespace

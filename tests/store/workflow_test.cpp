@@ -29,6 +29,8 @@ WorkflowDefinition sample_definition() {
   notify.action =
       json::parse(R"({"topic": "notifications", "value": {"n": 1.5, "ok": true}})").as_object();
   notify.depends_on = {"transform"};
+  notify.event_grace = Duration(4'500);
+  notify.plan.completion_event = true;
   StepDefinition undo;
   undo.name = "undo";
   undo.type = "wait_for_signal";
@@ -84,6 +86,7 @@ void expect_same_definition(const WorkflowDefinition& a, const WorkflowDefinitio
     EXPECT_EQ(x.depends_on, y.depends_on);
     EXPECT_EQ(x.completion, y.completion);
     EXPECT_EQ(x.poll_every, y.poll_every);
+    EXPECT_EQ(x.event_grace, y.event_grace);
     EXPECT_EQ(x.timeout, y.timeout);
     EXPECT_EQ(x.retry.max_attempts, y.retry.max_attempts);
     EXPECT_EQ(x.retry.backoff, y.retry.backoff);
