@@ -263,7 +263,8 @@ std::optional<Error> load_daemon(const YamlReader& in, const YAML::Node& node,
                                  DaemonConfig& daemon) {
   if (auto e = in.map_node(node, "daemon")) return e;
   if (auto e = in.check_keys(node, "daemon",
-                             {"batch_max_messages", "batch_max_wait", "effect_workers", "lease",
+                             {"batch_max_messages", "batch_max_bytes", "batch_max_wait",
+                              "effect_workers", "lease",
                               "shutdown_grace", "metrics_listen", "log_format", "log_level"})) {
     return e;
   }
@@ -271,6 +272,11 @@ std::optional<Error> load_daemon(const YamlReader& in, const YAML::Node& node,
     auto i = in.integer(v, "daemon.batch_max_messages", 1, 100000);
     if (!i) return i.error();
     daemon.batch_max_messages = static_cast<int32_t>(*i);
+  }
+  if (const YAML::Node v = node["batch_max_bytes"]) {
+    auto i = in.byte_size(v, "daemon.batch_max_bytes", 64 * 1024, int64_t{1} << 30);
+    if (!i) return i.error();
+    daemon.batch_max_bytes = *i;
   }
   if (const YAML::Node v = node["effect_workers"]) {
     auto i = in.integer(v, "daemon.effect_workers", 1, 256);
