@@ -502,7 +502,8 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::create(const KafkaConfig& 
                          // What librdkafka holds for us: 64 MiB of prefetched
                          // messages and 50 MiB per fetch by default, on top of the
                          // batch in hand. 8 MiB ahead is plenty for a loop that
-                         // applies 16 MiB per transaction; a fetch answer is
+                         // applies 4 MiB (daemon.batch_max_bytes) per
+                         // transaction; a fetch answer is
                          // capped to the same, and 1 MiB per partition (a
                          // larger message is still fetched whole).
                          {"queued.max.messages.kbytes", "8192"},

@@ -13,10 +13,10 @@ Result<Config> with_daemon(const std::string& daemon) {
       "bytes.yaml", with_steps());
 }
 
-TEST(BatchMaxBytes, DefaultsTo16MiBAndTakesUnits) {
+TEST(BatchMaxBytes, DefaultsTo4MiBAndTakesUnits) {
   auto c = with_daemon("{}");
   ASSERT_TRUE(c) << c.error().message;
-  EXPECT_EQ(c->daemon.batch_max_bytes, 16 * 1024 * 1024);
+  EXPECT_EQ(c->daemon.batch_max_bytes, 4 * 1024 * 1024);
   const std::pair<const char*, int64_t> sizes[] = {
       {"4MiB", 4 << 20}, {"512KiB", 512 << 10}, {"1GiB", int64_t{1} << 30}, {"100000", 100000}};
   for (const auto& [text, bytes] : sizes) {
