@@ -73,6 +73,9 @@ struct CallbacksConfig {
 struct DaemonConfig {
   int32_t batch_max_messages = 500;                 // inputs per Postgres transaction
   Duration batch_max_wait{std::chrono::milliseconds(50)};
+  // Payload bytes per intake batch: a batch stops growing once it holds this
+  // much (a message is never split), so memory follows a bound, not a burst.
+  int64_t batch_max_bytes = 4 * 1024 * 1024;
   int32_t effect_workers = 8;                       // concurrent Databricks calls
   Duration lease{std::chrono::seconds(30)};         // an effect claimed but not finished is retried after this
   Duration shutdown_grace{std::chrono::seconds(30)};

@@ -66,6 +66,7 @@ ReloadedConfig reloaded_config(const Config& running, const Config& fresh) {
   const DaemonConfig& fd = fresh.daemon;
   d.compare("daemon.batch_max_messages", rd.batch_max_messages, fd.batch_max_messages);
   d.compare("daemon.batch_max_wait", rd.batch_max_wait, fd.batch_max_wait);
+  d.compare("daemon.batch_max_bytes", rd.batch_max_bytes, fd.batch_max_bytes);
   d.compare("daemon.effect_workers", rd.effect_workers, fd.effect_workers);
   d.compare("daemon.lease", rd.lease, fd.lease);
   d.compare("daemon.shutdown_grace", rd.shutdown_grace, fd.shutdown_grace);

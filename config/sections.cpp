@@ -286,15 +286,20 @@ std::optional<Error> load_daemon(const YamlReader& in, const YAML::Node& node,
                                  DaemonConfig& daemon) {
   if (auto e = in.map_node(node, "daemon")) return e;
   if (auto e = in.check_keys(node, "daemon",
-                             {"batch_max_messages", "batch_max_wait", "effect_workers", "lease",
-                              "shutdown_grace", "outbox_stall", "metrics_listen", "log_format",
-                              "log_level"})) {
+                             {"batch_max_messages", "batch_max_bytes", "batch_max_wait",
+                              "effect_workers", "lease", "shutdown_grace", "outbox_stall",
+                              "metrics_listen", "log_format", "log_level"})) {
     return e;
   }
   if (const YAML::Node v = node["batch_max_messages"]) {
     auto i = in.integer(v, "daemon.batch_max_messages", 1, 100000);
     if (!i) return i.error();
     daemon.batch_max_messages = static_cast<int32_t>(*i);
+  }
+  if (const YAML::Node v = node["batch_max_bytes"]) {
+    auto i = in.byte_size(v, "daemon.batch_max_bytes", 64 * 1024, int64_t{1} << 30);
+    if (!i) return i.error();
+    daemon.batch_max_bytes = *i;
   }
   if (const YAML::Node v = node["effect_workers"]) {
     auto i = in.integer(v, "daemon.effect_workers", 1, 256);

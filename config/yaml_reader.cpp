@@ -144,6 +144,28 @@ Result<Duration> YamlReader::duration(const YAML::Node& node, const std::string&
   return *d;
 }
 
+Result<int64_t> YamlReader::byte_size(const YAML::Node& node, const std::string& path,
+                                      int64_t min, int64_t max) const {
+  auto text = string(node, path);
+  if (!text) return text.error();
+  int64_t v = 0;
+  const char* end = text->data() + text->size();
+  auto [ptr, ec] = std::from_chars(text->data(), end, v);
+  const std::string_view unit(ptr, static_cast<size_t>(end - ptr));
+  int shift = -1;
+  if (unit.empty()) shift = 0;
+  if (unit == "KiB") shift = 10;
+  if (unit == "MiB") shift = 20;
+  if (unit == "GiB") shift = 30;
+  const bool fits = ec == std::errc() && shift >= 0 && v >= 0 && v <= (max >> shift);
+  if (!fits || (v << shift) < min) {
+    return error(node, path,
+                 "expected a size from " + std::to_string(min) + " to " + std::to_string(max) +
+                     " bytes (a number of bytes, or with KiB, MiB or GiB), got \"" + *text + "\"");
+  }
+  return v << shift;
+}
+
 std::optional<Error> YamlReader::map_node(const YAML::Node& node, const std::string& path) const {
   if (!node.IsMap()) return error(node, path, "expected a mapping, got " + shown(node));
   std::map<std::string, YAML::Mark> seen;

@@ -56,6 +56,9 @@ class YamlReader {
                           int64_t max) const;
   // A scalar duration: 250ms, 30s, 5m, 2h, 1d.
   Result<Duration> duration(const YAML::Node& node, const std::string& path) const;
+  // A scalar size in bytes from `min` to `max`: 1048576, 512KiB, 16MiB, 1GiB.
+  Result<int64_t> byte_size(const YAML::Node& node, const std::string& path, int64_t min,
+                            int64_t max) const;
 
   // A mapping whose keys are scalars, each once: yaml-cpp keeps both entries of
   // a repeated key and lookups see only the first, so a repeat would pass

@@ -27,6 +27,17 @@ inline boost::json::value parse_json(std::string_view text, boost::system::error
   return boost::json::parse(text, ec, {}, json_parse_options());
 }
 
+// The size of json::serialize(v), counted in small pieces: a limit on a
+// large value is checked without a second copy of it in memory.
+inline std::size_t serialized_size(const boost::json::value& v) {
+  boost::json::serializer serializer;
+  serializer.reset(&v);
+  char buffer[4096];
+  std::size_t size = 0;
+  while (!serializer.done()) size += serializer.read(buffer, sizeof buffer).size();
+  return size;
+}
+
 // A JSON integer that fits int64 (Databricks ids, epoch milliseconds); a
 // uint64 above INT64_MAX is not one.
 inline std::optional<int64_t> as_int64(const boost::json::value& v) {

@@ -36,6 +36,9 @@ Result<json::value> parse_json_body(const std::string& body, std::string_view wh
     return Error{ErrorKind::kInvalidInput, "bad_response",
                  std::string(what) + ": response is not JSON: " + ec.message()};
   }
+  // A run's message, a notebook's result or a SQL cell may hold U+0000,
+  // which Postgres cannot store: it becomes U+FFFD here, for every answer.
+  replace_nul(v);
   return v;
 }
 

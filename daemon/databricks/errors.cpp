@@ -13,15 +13,8 @@ namespace brickwork {
 
 namespace {
 
+using databricks_parsing::kMaxErrorCodeBytes;
 using databricks_parsing::trim;
-
-std::string truncate(std::string s, size_t max = 1000) {
-  if (s.size() > max) {
-    s.resize(max);
-    s += "...";
-  }
-  return s;
-}
 
 std::string number_text(const json::value& v) {
   if (v.is_int64()) return std::to_string(v.get_int64());
@@ -123,7 +116,10 @@ Error error_from_http(int status, std::string_view reason, std::string_view body
   if (message.empty()) {
     message = reason.empty() ? "HTTP " + std::to_string(status) : std::string(reason);
   }
-  message = truncate(std::move(message));
+  // Cut at a character boundary, NUL and bad bytes replaced: the text may
+  // end up in a step's error in Postgres and in a step_failed event.
+  message = storable_text(message, kMaxErrorTextBytes);
+  code = storable_text(code, kMaxErrorCodeBytes);
 
   ErrorKind kind = ErrorKind::kPermanent;
   if (status == 429 || status == 500 || status == 502 || status == 503 || status == 504) {

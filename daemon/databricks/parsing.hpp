@@ -12,6 +12,7 @@
 
 #include "daemon/core/json_limits.hpp"
 #include "daemon/core/result.hpp"
+#include "daemon/core/storable_text.hpp"
 
 namespace brickwork::databricks_parsing {
 
@@ -59,6 +60,10 @@ inline Result<std::string> next_page_token(const boost::json::value& body, std::
   }
   return std::string(t->get_string());
 }
+
+// Error texts and state messages from Databricks are cut at
+// kMaxErrorTextBytes (storable_text.hpp); error codes shorter still.
+inline constexpr size_t kMaxErrorCodeBytes = 256;
 
 // Paged calls stop here even if the server keeps answering with new tokens
 // (a job has at most a few thousand tasks; a name matches a handful of jobs).

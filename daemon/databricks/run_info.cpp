@@ -156,6 +156,8 @@ Result<RunInfo> parse_run_info(const json::value& body) {
     if (info.state_message.empty()) info.state_message = std::move(message);
   }
   if (info.life_cycle_state.empty()) return invalid("run has no life_cycle_state");
+  // A failed run's message becomes its step's error, repeated in step_failed.
+  info.state_message = storable_text(info.state_message, kMaxErrorTextBytes);
   return info;
 }
 
@@ -169,7 +171,10 @@ json::object output_from_run_output(const json::object& get_output_body) {
   // structure serializes a JSON object, anything else is kept as text.
   boost::system::error_code ec;
   json::value parsed = parse_json(std::string_view(text), ec);
-  if (!ec && parsed.is_object()) return std::move(parsed.get_object());
+  if (!ec && parsed.is_object()) {
+    replace_nul(parsed);  // "\\u0000" in the text is U+0000 once parsed
+    return std::move(parsed.get_object());
+  }
   return json::object{{"result", text}};
 }
 

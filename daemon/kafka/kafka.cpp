@@ -279,10 +279,12 @@ class RdKafkaConsumer final : public KafkaConsumer {
     return lag_;
   }
 
-  std::vector<KafkaMessage> poll_batch(int32_t max_messages, Duration wait) override {
+  std::vector<KafkaMessage> poll_batch(int32_t max_messages, Duration wait,
+                                       size_t max_bytes) override {
     std::vector<KafkaMessage> batch;
+    size_t bytes = 0;
     auto timeout = static_cast<int>(wait.count());
-    while (static_cast<int32_t>(batch.size()) < max_messages) {
+    while (static_cast<int32_t>(batch.size()) < max_messages && bytes < max_bytes) {
       rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, timeout);
       if (m == nullptr) break;
       timeout = 0;  // after the first message take only what is already here
@@ -304,6 +306,7 @@ class RdKafkaConsumer final : public KafkaConsumer {
       msg.offset = m->offset;
       if (m->key != nullptr) msg.key.emplace(static_cast<const char*>(m->key), m->key_len);
       if (m->payload != nullptr) msg.payload.assign(static_cast<const char*>(m->payload), m->len);
+      bytes += m->len + m->key_len;
       batch.push_back(std::move(msg));
       rd_kafka_message_destroy(m);
     }
@@ -637,7 +640,17 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::create(const KafkaConfig& 
                          {"heartbeat.interval.ms", "1000"},
                          {"topic.metadata.refresh.interval.ms", "10000"},
                          // Consumer lag for brickwork_consumer_lag (stats_cb).
-                         {"statistics.interval.ms", "5000"}});
+                         {"statistics.interval.ms", "5000"},
+                         // What librdkafka holds for us: 64 MiB of prefetched
+                         // messages and 50 MiB per fetch by default, on top of the
+                         // batch in hand. 8 MiB ahead is plenty for a loop that
+                         // applies 4 MiB (daemon.batch_max_bytes) per
+                         // transaction; a fetch answer is
+                         // capped to the same, and 1 MiB per partition (a
+                         // larger message is still fetched whole).
+                         {"queued.max.messages.kbytes", "8192"},
+                         {"fetch.max.bytes", "8388608"},
+                         {"max.partition.fetch.bytes", "1048576"}});
   if (!conf) return conf.error();
   rd_kafka_conf_t* c = *conf;
   auto consumer = std::make_unique<RdKafkaConsumer>();

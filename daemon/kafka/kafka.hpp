@@ -40,9 +40,12 @@ class KafkaConsumer {
                                                        const std::string& client_id);
 
   // Up to `max_messages`, waiting at most `wait` for the first and then taking
-  // what is already fetched. Serves rebalances and heartbeats; errors that are
-  // not fatal are logged and skipped.
-  virtual std::vector<KafkaMessage> poll_batch(int32_t max_messages, Duration wait) = 0;
+  // what is already fetched; the batch stops growing once its payloads and
+  // keys hold `max_bytes` (a message is never split, so it may pass the bound
+  // by one message). Serves rebalances and heartbeats; errors that are not
+  // fatal are logged and skipped.
+  virtual std::vector<KafkaMessage> poll_batch(int32_t max_messages, Duration wait,
+                                               size_t max_bytes = SIZE_MAX) = 0;
   // Commits offset+1 of the highest message per partition in `messages` (async).
   virtual void commit(const std::vector<KafkaMessage>& messages) = 0;
   // Stops (or restarts) fetching on every assigned partition, staying in the group.

@@ -195,7 +195,8 @@ Status Daemon::run(const std::atomic<bool>& stop) {
     const ConfigPtr current = context_->config();
     if (pending.empty()) {
       pending = (*consumer)->poll_batch(current->daemon.batch_max_messages,
-                                        current->daemon.batch_max_wait);
+                                        current->daemon.batch_max_wait,
+                                        static_cast<size_t>(current->daemon.batch_max_bytes));
       if (pending.empty()) continue;
     }
     auto report = inputs.apply_batch(*store, pending, now_ms());

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "daemon/core/logging.hpp"
+#include "daemon/core/storable_text.hpp"
 #include "daemon/runtime/workflow_transaction.hpp"
 
 namespace brickwork {
@@ -132,7 +133,11 @@ class EffectExecution {
     }
     Result<StepOutcome> outcome = call(*type_, context_for(attempt), services_);
     if (!outcome && outcome.error().transient()) return reschedule(outcome.error());
-    return apply(to_input(outcome ? std::move(*outcome) : failed_outcome(outcome.error())));
+    StepOutcome done = outcome ? std::move(*outcome) : failed_outcome(outcome.error());
+    // Whatever a step type read, its error stays storable and small enough
+    // for the step_failed event that repeats it.
+    done.error.message = storable_text(done.error.message, kMaxErrorTextBytes);
+    return apply(to_input(std::move(done)));
   }
 
   bool prepare(const std::string& step_name) {
@@ -250,6 +255,80 @@ Status record_results(RuntimeContext& context, Store& store,
   return ok_status();
 }
 
+// The result as its step's failure, when Postgres refused to store it (a
+// value it cannot hold): the same result would be refused every time.
+// Nothing to replace for a result that is not a step's outcome.
+std::optional<EffectResult> as_refused(const EffectResult& result, const Error& refusal) {
+  if (!result.input) return std::nullopt;
+  const Error error{ErrorKind::kPermanent, "invalid_output",
+                    "Postgres refused to store the step's result (" + refusal.code + ")"};
+  auto refused = [&](const auto& call) -> std::optional<EffectResult> {
+    StepOutcome failed = failed_outcome(error);
+    failed.run_id = call.outcome.run_id;
+    failed.run_page_url = call.outcome.run_page_url;
+    EffectResult replaced;
+    replaced.input = std::decay_t<decltype(call)>{call.step, call.attempt, std::move(failed)};
+    return replaced;
+  };
+  if (const auto* executed = std::get_if<StepExecuted>(&*result.input)) return refused(*executed);
+  if (const auto* polled = std::get_if<StepPolled>(&*result.input)) return refused(*polled);
+  return std::nullopt;
+}
+
+// One result alone. One that Postgres refuses for good fails its step
+// instead; if even that cannot be stored, the effect is given back to be
+// performed again later. Only a transient error is returned.
+Status record_alone(RuntimeContext& context, Store& store, const StoredEffect& stored,
+                    const EffectResult& result) {
+  Status s = record_results(context, store, {&stored}, {&result});
+  if (s || s.error().transient()) return s;
+  spdlog::error("effects: Postgres refused the result of {} effect {} for workflow {}: {}",
+                effect_name(stored.effect), stored.id, stored.workflow_id, s.error().message);
+  if (const std::optional<EffectResult> refused = as_refused(result, s.error())) {
+    s = record_results(context, store, {&stored}, {&*refused});
+    if (s || s.error().transient()) return s;
+  }
+  reschedule_effect(store, stored, s.error());
+  return ok_status();
+}
+
+// Records results in one transaction; when Postgres refuses the batch for
+// a reason other than a transient one, one at a time (as intake does with
+// inputs), so a result it refuses fails only its own step. Each effect
+// recorded is released; on a transient error, `effects` and `results` keep
+// only what is still to be recorded.
+Status record_all(RuntimeContext& context, Store& store, std::vector<StoredEffect>& effects,
+                  std::vector<EffectResult>& results,
+                  const std::function<void(int64_t)>& release) {
+  if (effects.size() > 1) {
+    std::vector<const StoredEffect*> effect_pointers;
+    std::vector<const EffectResult*> result_pointers;
+    for (size_t i = 0; i < effects.size(); ++i) {
+      effect_pointers.push_back(&effects[i]);
+      result_pointers.push_back(&results[i]);
+    }
+    const Status s = record_results(context, store, effect_pointers, result_pointers);
+    if (s) {
+      for (const auto& effect : effects) release(effect.id);
+      return s;
+    }
+    if (s.error().transient()) return s;
+    spdlog::error("effects: cannot record a batch of {} results: {}; recording one by one",
+                  effects.size(), s.error().message);
+  }
+  for (size_t i = 0; i < effects.size(); ++i) {
+    const Status s = record_alone(context, store, effects[i], results[i]);
+    if (s) {
+      release(effects[i].id);
+    } else {
+      effects.erase(effects.begin(), effects.begin() + static_cast<std::ptrdiff_t>(i));
+      results.erase(results.begin(), results.begin() + static_cast<std::ptrdiff_t>(i));
+      return s;
+    }
+  }
+  return ok_status();
+}
+
 }  // namespace effect_detail
 
 using namespace effect_detail;
@@ -318,13 +397,7 @@ class EffectRunner::ResultRecorder {
       std::vector<EffectResult> results = std::exchange(results_, {});
       room_cv_.notify_all();
       lock.unlock();
-      std::vector<const StoredEffect*> effect_pointers;
-      std::vector<const EffectResult*> result_pointers;
-      for (size_t i = 0; i < effects.size(); ++i) {
-        effect_pointers.push_back(&effects[i]);
-        result_pointers.push_back(&results[i]);
-      }
-      const Status recorded = record_results(context_, *store, effect_pointers, result_pointers);
+      const Status recorded = record_all(context_, *store, effects, results, release_);
       lock.lock();
       if (!recorded && recorded.error().transient() && !stopping_) {
         // Postgres away, a connection refused: the results are kept (their
@@ -341,9 +414,11 @@ class EffectRunner::ResultRecorder {
         continue;
       }
       backoff = Duration(100);
-      lock.unlock();
-      for (const auto& effect : effects) release_(effect.id);
-      lock.lock();
+      if (!recorded) {  // stopping with Postgres away: their leases will run out
+        lock.unlock();
+        for (const auto& effect : effects) release_(effect.id);
+        lock.lock();
+      }
     }
     heartbeat.retire();
   }
@@ -560,13 +635,7 @@ void EffectRunner::run_batch(Store& store, std::vector<HandedEffect> batch,
     return;
   }
   // Not started (a test performing effects itself): recorded here, now.
-  std::vector<const StoredEffect*> effect_pointers;
-  std::vector<const EffectResult*> result_pointers;
-  for (size_t i = 0; i < to_record.size(); ++i) {
-    effect_pointers.push_back(&to_record[i]);
-    result_pointers.push_back(&results[i]);
-  }
-  (void)record_results(context_, store, effect_pointers, result_pointers);
+  (void)record_all(context_, store, to_record, results, [this](int64_t id) { release(id); });
   for (const auto& effect : to_record) release(effect.id);
   spdlog::debug("effects: {} recorded in {} ms", batch.size(), (now_ms() - started).count());
 }

@@ -50,7 +50,8 @@ class BatchApplier {
     return std::nullopt;
   }
 
-  void handle(const KafkaMessage& message, const ParsedInput& parsed) {
+  // Takes what it needs out of `parsed` (a start's input is moved, not copied).
+  void handle(const KafkaMessage& message, ParsedInput& parsed) {
     const TimePoint now = now_;
     if (parsed.command) {
       handle_command(message, *parsed.command);
@@ -72,21 +73,23 @@ class BatchApplier {
     ++report_.dead_lettered;
   }
 
-  void handle_command(const KafkaMessage& message, const Result<ParsedCommand>& parsed) {
+  void handle_command(const KafkaMessage& message, Result<ParsedCommand>& parsed) {
     const TimePoint now = now_;
     if (!parsed) {
       dead_letter(message, parsed.error().code, parsed.error().message, now);
       // A usable id still learns why its command went nowhere.
       if (auto id = extract_id(message.payload)) {
-        wt_.publish_rejection_without_workflow(*id, "", Rejection{"invalid", parsed.error().message});
+        // Text Postgres cannot store has a reason of its own: the sender can fix it.
+        const std::string reason = parsed.error().code == "invalid_text" ? "invalid_text" : "invalid";
+        wt_.publish_rejection_without_workflow(*id, "", Rejection{reason, parsed.error().message});
       }
       return;
     }
-    const ParsedCommand& command = *parsed;
+    ParsedCommand& command = *parsed;
     LogScope scope(LogScope::workflow(command.id));
     Input input;
     if (command.type == "start") {
-      StartCommand start{command.id, command.workflow, command.input, std::nullopt};
+      StartCommand start{command.id, command.workflow, std::move(command.input), std::nullopt};
       if (auto it = config_->workflows.find(command.workflow); it != config_->workflows.end()) {
         start.definition = it->second;
       }
@@ -96,7 +99,7 @@ class BatchApplier {
     } else if (command.type == "retry") {
       input = RetryCommand{};
     } else {
-      input = SignalCommand{command.name, command.value};
+      input = SignalCommand{command.name, std::move(command.value)};
     }
     Decision decision = wt_.apply(command.id, input);
     ++report_.applied;
@@ -144,6 +147,9 @@ class BatchApplier {
       completion.error_code = "too_large";
       completion.message = "the job's output is " + std::to_string(*event.oversized_output_bytes) +
                            " bytes; the limit is " + std::to_string(kMaxOutputBytes);
+    } else if (event.output_holds_nul) {
+      completion.error_code = "invalid_output";
+      completion.message = "the job's output holds U+0000 (\\u0000), which Postgres cannot store";
     }
     const Decision decision = wt_.apply(event.workflow_id, completion);
     ++report_.applied;
@@ -200,6 +206,7 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
       }
       const int32_t dead_lettered_before = report.dead_lettered;
       applier.handle(message, parsed[i]);
+      parsed[i] = {};  // a batch holds each large input once at a time, not twice
       ++inputs[{message.topic,
                 report.dead_lettered > dead_lettered_before ? "dead_letter" : "applied"}];
       it->second = message.offset + 1;

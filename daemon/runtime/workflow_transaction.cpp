@@ -114,7 +114,7 @@ Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input&
   for (const auto& effect : decision.effects) add_effect(workflow_id, effect);
   if (decision.changed && decision.state) {
     if (metrics_ != nullptr) observe(current, *decision.state);
-    cache_[workflow_id] = *decision.state;
+    cache_[workflow_id] = std::move(*decision.state);  // a state (its input) is not copied
     dirty_.insert(workflow_id);
   }
   return decision;

@@ -51,7 +51,9 @@ class WorkflowTransaction {
   const Error* load_error(const std::string& id);
   // Runs the engine and records the decision. Returns the decision so the
   // caller can see a rejection (reason "unloadable" for a workflow that
-  // cannot be loaded: no input can change it).
+  // cannot be loaded: no input can change it). A changed state is moved
+  // into the transaction: the decision's `state` then says only whether a
+  // workflow exists (read it with workflow()).
   Decision apply(const std::string& workflow_id, const Input& input);
   // Ends a running workflow that cannot be loaded as failed (code
   // "unloadable") and publishes workflow_failed, so its effects stop

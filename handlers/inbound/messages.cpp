@@ -2,6 +2,7 @@
 
 #include "daemon/core/base64.hpp"
 #include "daemon/core/json_limits.hpp"
+#include "daemon/core/storable_text.hpp"
 #include "daemon/core/utf8.hpp"
 
 namespace brickwork {
@@ -18,24 +19,6 @@ std::string_view utf8_prefix(std::string_view text, size_t max) {
   size_t cut = max;
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
   return text.substr(0, cut);
-}
-
-// Text for a dead letter: valid UTF-8 whatever it was given (U+FFFD for bad bytes).
-std::string valid_utf8(std::string_view text) {
-  if (is_valid_utf8(text)) return std::string(text);
-  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-  std::string out;
-  for (size_t i = 0; i < text.size();) {
-    const size_t len = utf8_sequence(s, text.size(), i);
-    if (len == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      out.append(text.substr(i, len));
-      i += len;
-    }
-  }
-  return out;
 }
 
 Error reject(const char* reason, std::string message) {
@@ -92,6 +75,9 @@ Result<std::string> optional_string(const json::object& o, std::string_view fiel
   return std::string(v->as_string());
 }
 
+constexpr const char* kNulRefused =
+    "the message holds U+0000 (\\u0000), which Postgres cannot store";
+
 // Long enough for any message; the type is checked before anything else.
 constexpr size_t kMaxTypeBytes = 64;
 // A brickwork_token is 43 characters; anything much longer is not one.
@@ -122,7 +108,7 @@ bool is_valid_workflow_id(std::string_view id) {
 Result<ParsedCommand> parse_command(std::string_view payload, size_t max_bytes) {
   auto parsed = parse_object(payload, max_bytes);
   if (!parsed) return parsed.error();
-  const json::object& o = *parsed;
+  json::object& o = *parsed;  // its input and value are moved out, not copied
   auto type = required_string(o, "type", SIZE_MAX);
   if (!type) return type.error();
   ParsedCommand command;
@@ -135,19 +121,21 @@ Result<ParsedCommand> parse_command(std::string_view payload, size_t max_bytes) 
   auto id = required_id(o, "id");
   if (!id) return id.error();
   command.id = *id;
+  // Nothing Postgres would refuse gets near a transaction: anywhere in a command.
+  if (holds_nul(o)) return reject("invalid_text", kNulRefused);
   if (command.type == "start") {
     auto workflow = required_string(o, "workflow", kMaxNameBytes);
     if (!workflow) return workflow.error();
     if (workflow->empty()) return reject("invalid_field", "'workflow' must not be empty");
     command.workflow = *workflow;
-    if (const json::value* input = o.if_contains("input"); input != nullptr && !input->is_null()) {
+    if (json::value* input = o.if_contains("input"); input != nullptr && !input->is_null()) {
       if (!input->is_object()) return reject("invalid_field", "'input' must be a JSON object");
-      const size_t size = json::serialize(*input).size();
+      const size_t size = serialized_size(*input);
       if (size > kMaxInputBytes) {
         return reject("too_large", "'input' is " + std::to_string(size) + " bytes; the limit is " +
                                        std::to_string(kMaxInputBytes));
       }
-      command.input = input->as_object();
+      command.input = std::move(input->as_object());
     }
   } else if (command.type == "cancel") {
     auto reason = optional_string(o, "reason", kMaxReasonBytes);
@@ -158,11 +146,11 @@ Result<ParsedCommand> parse_command(std::string_view payload, size_t max_bytes) 
     if (!name) return name.error();
     if (name->empty()) return reject("invalid_field", "'name' must not be empty");
     command.name = *name;
-    if (const json::value* value = o.if_contains("value")) {
+    if (json::value* value = o.if_contains("value")) {
       // The value becomes the step's output, which status events repeat.
-      const size_t size = json::serialize(*value).size();
+      const size_t size = serialized_size(*value);
       if (size > kMaxSignalValueBytes) return too_long("value", size, kMaxSignalValueBytes);
-      command.value = *value;
+      command.value = std::move(*value);
     }
   }
   return command;
@@ -171,7 +159,7 @@ Result<ParsedCommand> parse_command(std::string_view payload, size_t max_bytes) 
 Result<ParsedCompletion> parse_completion(std::string_view payload, size_t max_bytes) {
   auto parsed = parse_object(payload, max_bytes);
   if (!parsed) return parsed.error();
-  const json::object& o = *parsed;
+  json::object& o = *parsed;  // its output is moved out, not copied
   auto type = required_string(o, "type", SIZE_MAX);
   if (!type) return type.error();
   if (*type != "job_completed") {
@@ -188,6 +176,9 @@ Result<ParsedCompletion> parse_completion(std::string_view payload, size_t max_b
   auto token = required_string(o, "token", kMaxTokenBytes);
   if (!token) return token.error();
   event.token = *token;
+  if (event.step.find('\0') != std::string::npos || event.token.find('\0') != std::string::npos) {
+    return reject("invalid_text", kNulRefused);
+  }
   auto state = required_string(o, "state", kMaxTypeBytes);
   if (!state) return state.error();
   auto result = run_result_from_string(*state);
@@ -199,18 +190,20 @@ Result<ParsedCompletion> parse_completion(std::string_view payload, size_t max_b
     event.run_id = as_int64(*run_id);
     if (!event.run_id) return reject("invalid_field", "'run_id' must be an integer");
   }
-  if (const json::value* output = o.if_contains("output"); output != nullptr && !output->is_null()) {
+  if (json::value* output = o.if_contains("output"); output != nullptr && !output->is_null()) {
     if (!output->is_object()) return reject("invalid_field", "'output' must be a JSON object");
-    const size_t size = json::serialize(*output).size();
+    const size_t size = serialized_size(*output);
     if (size > kMaxOutputBytes) {
       event.oversized_output_bytes = size;
+    } else if (holds_nul(*output)) {
+      event.output_holds_nul = true;
     } else {
-      event.output = output->as_object();
+      event.output = std::move(output->as_object());
     }
   }
   auto message = optional_string(o, "message", SIZE_MAX);
   if (!message) return message.error();
-  event.message = truncate_text(*message, kMaxMessageTextBytes);
+  event.message = storable_text(*message, kMaxMessageTextBytes);
   return event;
 }
 
@@ -245,8 +238,12 @@ std::string truncate_text(std::string_view text, size_t max) {
 
 std::string dead_letter_key(const std::optional<std::string>& key) {
   if (!key) return {};
-  if (is_valid_utf8(*key)) return std::string(utf8_prefix(*key, kMaxDeadLetterKeyBytes));
-  return key->substr(0, kMaxDeadLetterKeyBytes);
+  // Postgres keeps the key as text: NUL and bad bytes become U+FFFD (the
+  // record itself keeps the original in key_base64).
+  if (is_valid_utf8(*key) && key->find('\0') == std::string::npos) {
+    return std::string(utf8_prefix(*key, kMaxDeadLetterKeyBytes));
+  }
+  return std::string(utf8_prefix(storable_text(*key), kMaxDeadLetterKeyBytes));
 }
 
 std::string dead_letter_json(const std::string& reason, const std::string& message,
@@ -263,16 +260,18 @@ std::string dead_letter_record(const std::string& reason, const std::string& mes
                                json::object source, const std::optional<std::string>& key,
                                std::string_view payload, TimePoint at, size_t max_payload_bytes) {
   json::object record;
-  record["reason"] = truncate_text(valid_utf8(reason), kMaxNameBytes);
-  record["message"] = truncate_text(valid_utf8(message), kMaxDeadLetterMessageBytes);
+  record["reason"] = storable_text(reason, kMaxNameBytes);
+  record["message"] = storable_text(message, kMaxDeadLetterMessageBytes);
   record["source"] = std::move(source);
   if (key) {
-    const std::string kept = dead_letter_key(key);
+    const bool key_is_text = is_valid_utf8(*key);
+    const std::string_view kept = key_is_text ? utf8_prefix(*key, kMaxDeadLetterKeyBytes)
+                                              : std::string_view(*key).substr(0, kMaxDeadLetterKeyBytes);
     if (kept.size() < key->size()) {
       record["key_truncated"] = true;
       record["key_bytes"] = key->size();
     }
-    if (is_valid_utf8(*key)) {
+    if (key_is_text) {
       record["key"] = kept;
     } else {
       record["key_base64"] = base64(kept);

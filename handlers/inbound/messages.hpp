@@ -54,15 +54,20 @@ struct ParsedCompletion {
   RunResult state = RunResult::kSuccess;
   std::optional<int64_t> run_id;
   json::object output;  // default {}; empty when over kMaxOutputBytes
-  std::string message;  // cut at kMaxMessageTextBytes (a job's traceback is still news)
+  std::string message;  // cut at kMaxMessageTextBytes (a job's traceback is still news); U+0000 -> U+FFFD
   // The serialized size of `output` when it was over kMaxOutputBytes: the
   // event still ends the step (its token is checked first), as failed with
   // code too_large.
   std::optional<size_t> oversized_output_bytes;
+  // `output` held U+0000, which jsonb refuses: the event still ends the step
+  // (after its token is checked), as failed with code invalid_output.
+  bool output_holds_nul = false;
 };
 
 // On failure the Error's `code` is the dead-letter reason: too_large,
-// invalid_json, not_object, missing_field, invalid_field, unknown_type.
+// invalid_json, not_object, missing_field, invalid_field, unknown_type,
+// invalid_text (U+0000 anywhere in a command, or in a completion's step or
+// token: Postgres cannot store it).
 Result<ParsedCommand> parse_command(std::string_view payload, size_t max_bytes = kMaxMessageBytes);
 Result<ParsedCompletion> parse_completion(std::string_view payload,
                                           size_t max_bytes = kMaxMessageBytes);

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "daemon/databricks/api.hpp"
+#include "daemon/core/storable_text.hpp"
 #include "daemon/databricks/client.hpp"
 #include "devstack/simulator.hpp"
 
@@ -360,6 +361,54 @@ TEST(SimulatorFile, Errors) {
   EXPECT_FALSE(parse_simulator_jobs("faults: {error_rate: 2}\n").ok());
   EXPECT_FALSE(parse_simulator_jobs("nonsense: 1\n").ok());
   EXPECT_FALSE(load_simulator_jobs_file("/nonexistent/brickwork-sim.yaml").ok());
+}
+
+}  // namespace
+}  // namespace brickwork
+
+namespace brickwork {
+namespace {
+
+// A step_failed event repeats the text: a megabyte stack trace must not make
+// it too large for the broker, and a cut must not split a character.
+TEST(DatabricksTextCaps, ErrorTextsAndStateMessagesAreCutAt8KiB) {
+  std::string huge;
+  for (int i = 0; i < 50'000; ++i) huge += "\xc3\xa9";  // 100 KB of two-byte characters
+  const Error e = error_from_http(
+      400, "Bad Request", json::serialize(json::object{{"error_code", "X"}, {"message", huge}}));
+  EXPECT_LE(e.message.size(), kMaxErrorTextBytes);
+  EXPECT_GT(e.message.size(), kMaxErrorTextBytes - 8);
+  EXPECT_EQ(e.message.substr(e.message.size() - 5), "\xc3\xa9...");
+  const Error text = error_from_http(502, "Bad Gateway", "x" + huge);
+  EXPECT_LE(text.message.size(), kMaxErrorTextBytes);
+
+  json::object run{{"run_id", 7},
+                   {"state", json::object{{"life_cycle_state", "TERMINATED"},
+                                          {"result_state", "FAILED"},
+                                          {"state_message", huge}}}};
+  auto r = parse_run_info(run);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_LE(r->state_message.size(), kMaxErrorTextBytes);
+  EXPECT_EQ(r->state_message.substr(r->state_message.size() - 3), "...");
+  run["state"].as_object()["state_message"] = "";
+  run["status"] = json::object{{"state", "TERMINATED"},
+                               {"termination_details", json::object{{"code", "RUN_EXECUTION_ERROR"},
+                                                                    {"type", "CLIENT_ERROR"},
+                                                                    {"message", huge}}}};
+  r = parse_run_info(run);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_LE(r->state_message.size(), kMaxErrorTextBytes);
+}
+
+TEST(DatabricksTextCaps, NulInAnErrorBodyOrANotebookResultBecomesTheReplacementCharacter) {
+  const Error e = error_from_http(400, "Bad Request", R"({"error_code":"X","message":"a\u0000b"})");
+  EXPECT_EQ(e.message, "a\xEF\xBF\xBD" "b");
+  const Error raw = error_from_http(400, "Bad Request", std::string("oops\0!", 6));
+  EXPECT_EQ(raw.message, "oops\xEF\xBF\xBD!");
+  // The notebook returns JSON text: its \u0000 is U+0000 only once parsed.
+  const json::object out = output_from_run_output(
+      json::parse(R"({"notebook_output":{"result":"{\"x\":\"a\\u0000b\"}"}})").as_object());
+  EXPECT_EQ(out.at("x"), "a\xEF\xBF\xBD" "b");
 }
 
 }  // namespace

@@ -240,3 +240,61 @@ TEST(InboundLimits, NestingUpToTheCommonLimitIsAccepted) {
 
 }  // namespace
 }  // namespace brickwork
+
+namespace brickwork {
+namespace {
+
+// jsonb refuses U+0000 and Postgres text refuses NUL: such a command must be
+// refused where it is parsed, not fail the transaction that would store it.
+TEST(TextPostgresRefuses, NulAnywhereInACommandIsInvalidText) {
+  EXPECT_EQ(reason_of(R"({"type":"start","id":"a","workflow":"w","input":{"x":"a\u0000b"}})"),
+            "invalid_text");
+  EXPECT_EQ(reason_of(R"({"type":"start","id":"a","workflow":"w","input":{"deep":[{"k\u0000":1}]}})"),
+            "invalid_text");
+  EXPECT_EQ(reason_of(R"({"type":"start","id":"a","workflow":"w\u0000"})"), "invalid_text");
+  EXPECT_EQ(reason_of(R"({"type":"cancel","id":"a","reason":"\u0000"})"), "invalid_text");
+  EXPECT_EQ(reason_of(R"({"type":"signal","id":"a","name":"s","value":{"v":"\u0000"}})"),
+            "invalid_text");
+  // Other escapes and U+FFFD itself are fine.
+  EXPECT_EQ(reason_of(R"({"type":"start","id":"a","workflow":"w","input":{"x":"\u0001\ufffd"}})"),
+            "ok");
+  // Lone surrogates and invalid UTF-8 never get past the JSON parser.
+  EXPECT_EQ(reason_of(R"({"type":"start","id":"a","workflow":"w","input":{"x":"\ud800"}})"),
+            "invalid_json");
+  EXPECT_EQ(reason_of("{\"type\":\"start\",\"id\":\"a\",\"workflow\":\"w\",\"input\":{\"x\":\"\xff\"}}"),
+            "invalid_json");
+  // The id is still usable, for the command_rejected event.
+  EXPECT_EQ(extract_id(R"({"type":"start","id":"a","workflow":"w","input":{"x":"\u0000"}})"), "a");
+}
+
+TEST(TextPostgresRefuses, NulInACompletionsOutputFailsItsStepOtherwiseRefusedOrReplaced) {
+  auto output = parse_completion(
+      R"({"type":"job_completed","workflow_id":"w","step":"s","token":"t","state":"SUCCESS","output":{"x":"a\u0000b"}})");
+  ASSERT_TRUE(output) << output.error().message;
+  EXPECT_TRUE(output->output_holds_nul);  // the step then fails with invalid_output
+  EXPECT_TRUE(output->output.empty());
+  auto message = parse_completion(
+      R"({"type":"job_completed","workflow_id":"w","step":"s","token":"t","state":"FAILED","message":"bad\u0000thing"})");
+  ASSERT_TRUE(message) << message.error().message;
+  EXPECT_FALSE(message->output_holds_nul);
+  EXPECT_EQ(message->message, "bad\xEF\xBF\xBDthing");
+  auto step = parse_completion(
+      R"({"type":"job_completed","workflow_id":"w","step":"s\u0000","token":"t","state":"SUCCESS"})");
+  ASSERT_FALSE(step);
+  EXPECT_EQ(step.error().code, "invalid_text");
+}
+
+// A dead letter's Kafka key is stored as text until it is published.
+TEST(TextPostgresRefuses, DeadLetterKeyIsStorableTextAndTheRecordKeepsTheOriginal) {
+  const std::string nul_key("k\0y", 3);
+  EXPECT_EQ(dead_letter_key(nul_key), "k\xEF\xBF\xBDy");
+  EXPECT_EQ(dead_letter_key(std::string("\xff\xfe")), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  const json::object o =
+      json::parse(dead_letter_json("invalid_json", "m", "t", 0, 1, std::string("\xff"), "x",
+                                   from_epoch_ms(0)))
+          .as_object();
+  EXPECT_EQ(o.at("key_base64"), "/w==");
+}
+
+}  // namespace
+}  // namespace brickwork
