@@ -156,6 +156,10 @@ class BatchApplier {
     // Refused by the engine (run_mismatch): the step goes on as it was.
     if (decision.rejection) {
       dead_letter(message, decision.rejection->reason, decision.rejection->message, now);
+    } else if (event.output_holds_nul) {
+      // The step has failed for it; the event itself is refused text, so its
+      // sender finds it where every refused input goes.
+      dead_letter(message, "invalid_text", completion.message, now);
     }
   }
 

@@ -86,6 +86,10 @@ TEST_F(OutsideText, NulInACompletionsOutputFailsItsStepAsInvalidOutput) {
   ASSERT_TRUE(done->steps[0].error);
   EXPECT_EQ(done->steps[0].error->code, "invalid_output");
   EXPECT_EQ(done->steps[0].attempt, 1);  // the same job would send the same output
+  // The event itself is refused text: a dead letter says so.
+  std::optional<json::object> dead;
+  ASSERT_TRUE(eventually([&] { return (dead = dead_letter_for("nul-output")).has_value(); }));
+  EXPECT_EQ(dead->at("reason"), "invalid_text");
 }
 
 TEST_F(OutsideText, NulInDatabricksAnswersBecomesTheReplacementCharacter) {
