@@ -10,23 +10,7 @@
 namespace brickwork::testing {
 namespace {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-CommandResult run_command(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buf[4096];
-  size_t n = 0;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) result.out.append(buf, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
+// stdout and stderr together.
 CommandResult run(const std::string& args) {
   return run_command(std::string(BRICKWORK_BINARY) + " " + args + " 2>&1");
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -123,6 +124,25 @@ class ChildDaemon {
  private:
   pid_t pid_ = -1;
 };
+
+
+// A shell command's exit code and what it wrote to stdout.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+};
+
+inline CommandResult run_command(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) result.out.append(buf, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
 
 class EndToEndTest : public ::testing::Test {
  protected:
@@ -276,6 +296,17 @@ class EndToEndTest : public ::testing::Test {
       std::this_thread::sleep_for(100ms);
     }
     return workflow(id);
+  }
+
+  // Every message of `topic` once it holds at least one (empty after 30 s).
+  std::vector<KafkaMessage> wait_for_messages(const std::string& topic) {
+    std::vector<KafkaMessage> messages;
+    eventually([&] {
+      auto read = read_topic(config_->kafka.brokers, topic, 10s);
+      if (read) messages = *read;
+      return !messages.empty();
+    });
+    return messages;
   }
 
   template <class Pred>

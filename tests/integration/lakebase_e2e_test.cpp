@@ -68,23 +68,14 @@ class Lakebase : public EndToEndTest {
 };
 
 // `brickwork ARGS`: its exit code, stdout alone (what `| jq` reads) and stderr.
-struct SeparateOutputs {
-  int exit_code = -1;
-  std::string out;
+struct SeparateOutputs : CommandResult {
   std::string err;
 };
 
 SeparateOutputs run_brickwork_apart(const std::string& args, const std::filesystem::path& err_file) {
   SeparateOutputs result;
-  const std::string command =
-      std::string(BRICKWORK_BINARY) + " " + args + " 2>'" + err_file.string() + "'";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buf[4096];
-  size_t n = 0;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) result.out.append(buf, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  static_cast<CommandResult&>(result) =
+      run_command(std::string(BRICKWORK_BINARY) + " " + args + " 2>'" + err_file.string() + "'");
   std::ifstream in(err_file);
   result.err.assign(std::istreambuf_iterator<char>(in), {});
   return result;

@@ -111,12 +111,7 @@ TEST_F(Sensitive, ASecretOutputReachesTheNextStepAndNoOtherChannel) {
   EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
 
   // The step that asked for it got it.
-  std::vector<KafkaMessage> delivered;
-  ASSERT_TRUE(eventually([&] {
-    auto m = read_topic(config_->kafka.brokers, "client.credentials", 10s);
-    if (m) delivered = *m;
-    return !delivered.empty();
-  }));
+  const std::vector<KafkaMessage> delivered = wait_for_messages("client.credentials");
   ASSERT_EQ(delivered.size(), 1u);
   EXPECT_EQ(delivered[0].payload, json::serialize(json::object{{"url", secret_url}}));
 
@@ -217,12 +212,7 @@ TEST_F(Sensitive, AnOutputSealedBeforeARotationStillReachesALaterStep) {
   auto done = wait_terminal("client-3");
   ASSERT_TRUE(done);
   EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
-  std::vector<KafkaMessage> delivered;
-  ASSERT_TRUE(eventually([&] {
-    auto m = read_topic(config_->kafka.brokers, "client.credentials", 10s);
-    if (m) delivered = *m;
-    return !delivered.empty();
-  }));
+  const std::vector<KafkaMessage> delivered = wait_for_messages("client.credentials");
   ASSERT_EQ(delivered.size(), 1u);
   EXPECT_TRUE(mentions_secret(delivered[0].payload)) << delivered[0].payload;
   EXPECT_EQ(sql_texts("SELECT output::text FROM steps WHERE workflow_id = 'client-3' AND "
