@@ -73,8 +73,14 @@ struct Server::Impl {
       res.body() = std::move(out.body);
       res.keep_alive(msg.keep_alive());
       res.prepare_payload();
+      if (out.delay.count() > 0) {
+        stream.expires_never();  // the read's deadline must not run out during the pause
+        asio::steady_timer pause(impl->ioc, out.delay);
+        co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
       stream.expires_after(std::chrono::seconds(30));
       co_await bhttp::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+      if (out.on_sent) out.on_sent();
       if (ec || !res.keep_alive()) break;
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);

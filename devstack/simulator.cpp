@@ -249,8 +249,20 @@ http::ServerResponse DatabricksSimulator::Impl::handle(const http::ServerRequest
   http::ServerResponse response;
   {
     std::lock_guard lock(mu);
-    response = route(req, events);
+    ++stats.requests;
+    const std::string api = simulator_api_name(req.target.substr(0, req.target.find('?')));
+    SimulatedApiCounts& counts = stats.apis[api];
+    ++counts.calls;
+    auto limited = rate_limit(api);
+    response = limited ? std::move(*limited) : route(req, events);
+    if (response.status == 429) ++counts.answered_429;
+    response.delay = pace_delay(req, api);
+    stats.max_in_flight = std::max(stats.max_in_flight, ++stats.in_flight);
   }
+  response.on_sent = [this] {
+    std::lock_guard lock(mu);
+    --stats.in_flight;
+  };
   emit(std::move(events));
   return response;
 }
@@ -297,7 +309,6 @@ bool DatabricksSimulator::Impl::authorized(const http::ServerRequest& req) {
 
 http::ServerResponse DatabricksSimulator::Impl::route(const http::ServerRequest& req,
                                                       std::vector<Event>& events) {
-  ++stats.requests;
   if (auto fault = maybe_fault()) return *fault;
   events = advance_locked(SteadyClock::now());
 

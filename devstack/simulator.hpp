@@ -85,6 +85,41 @@ struct SimulatedStatement {
   std::string message = "[PARSE_SYNTAX_ERROR] Syntax error";
 };
 
+// A real workspace's pace (docs/DATABRICKS.md "A real workspace's pace"); all
+// off by default. Delays are timers of the HTTP server, so a slow call never
+// holds up another.
+struct SimulatorPace {
+  // Each call is answered after a delay drawn uniformly from [min, max].
+  Duration latency_min{0};
+  Duration latency_max{0};
+  // Calls per second by API name (simulator_api_name): a token bucket per API
+  // holding up to one second's calls; past it 429 REQUEST_LIMIT_EXCEEDED with
+  // Retry-After (whole seconds until a call is allowed again, at least 1).
+  std::map<std::string, double> limits;
+  // A Files API PUT takes transfer_time + its size / transfer_bytes_per_second
+  // more (0: no cap), on top of the latency.
+  Duration transfer_time{0};
+  double transfer_bytes_per_second = 0;
+};
+
+// The API a request belongs to, as rate limits and counters name it:
+// "jobs/run-now", "jobs/runs/submit", "jobs/runs/get", "jobs/runs/get-output",
+// "jobs/runs/cancel", "jobs/list", "fs/files", "sql/statements",
+// "database/credentials", "postgres/credentials", "unity-catalog/shares",
+// "unity-catalog/recipients", "oidc/token"; "other" for anything else.
+std::string simulator_api_name(const std::string& path);
+// Whether `name` is one of the names above (not "other").
+bool is_simulator_api_name(const std::string& name);
+
+// The pace's values as the jobs file and the flags of `brickwork simulator`
+// write them (kInvalidInput errors say what is expected):
+//   latency "200ms" or "100ms..500ms"; limit "jobs/run-now=20/s";
+//   transfer rate "1MiB/s" (B, KB, MB, GB, KiB, MiB, GiB).
+Status parse_simulator_latency(const std::string& text, SimulatorPace& pace);
+Status parse_simulator_limit(const std::string& text, SimulatorPace& pace);
+Result<double> parse_simulator_rate(const std::string& text);  // "20/s" → 20
+Result<double> parse_simulator_transfer_rate(const std::string& text);  // bytes per second
+
 struct SimulatorOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 0;  // 0 = a free port
@@ -112,6 +147,7 @@ struct SimulatorOptions {
   Duration pending_for{std::chrono::milliseconds(100)};  // PENDING before RUNNING
   Duration cancel_delay{std::chrono::milliseconds(100)};  // TERMINATING before CANCELED
   SimulatorFaults faults;
+  SimulatorPace pace;
 };
 
 // One task run of a run: its own run id (from the same sequence as run ids)
@@ -134,8 +170,18 @@ struct SimulatedRun {
   std::vector<SimulatedTaskRun> tasks;
 };
 
+// Calls of one API (simulator_api_name).
+struct SimulatedApiCounts {
+  int64_t calls = 0;         // received, whatever the answer
+  int64_t answered_429 = 0;  // by a rate limit or an injected fault
+  int64_t rate_limited = 0;  // by a rate limit only
+};
+
 // Counts for tests; a consistent snapshot.
 struct SimulatorStats {
+  std::map<std::string, SimulatedApiCounts> apis;
+  int64_t in_flight = 0;      // calls received and not yet answered
+  int64_t max_in_flight = 0;  // the most there ever were at once
   int64_t requests = 0;          // every HTTP request received
   int64_t run_now_calls = 0;     // accepted past faults and auth
   int64_t submit_calls = 0;
@@ -253,6 +299,10 @@ class DatabricksSimulator {
 //        tasks: 1, notebook_result: '{"rows": 42}'}
 //   default_job: {duration: 1s, outcome: SUCCESS}          # optional
 //   faults: {error_rate: 0.0, statuses: [429, 503], retry_after: 1s, seed: 1}
+//   latency: 200ms            # or {min: 100ms, max: 500ms}      # optional
+//   limits: {"jobs/run-now": 20/s, "jobs/runs/get": 100/s}      # optional
+//   transfer_rate: 1MiB/s                                         # optional
+//   transfer_time: 40s                                            # optional
 //   bearer_token: "..."                                      # optional
 //   oauth: {client_id: ..., client_secret: ..., token_ttl: 1h}  # optional
 //   port: 0                                                  # optional

@@ -70,6 +70,28 @@ Duration duration_field(const std::string& source, const YAML::Node& node, const
   return *d;
 }
 
+template <typename T>
+void check(const std::string& source, const YAML::Node& node, const std::string& field,
+           const Result<T>& parsed) {
+  if (!parsed) throw YamlError{where(source, node, field) + ": " + parsed.error().message};
+}
+
+// latency: 200ms, or {min: 100ms, max: 500ms}.
+void parse_latency(const std::string& source, const YAML::Node& v, SimulatorPace& pace) {
+  if (!v.IsMap()) {
+    check(source, v, "latency", parse_simulator_latency(v.as<std::string>(), pace));
+    return;
+  }
+  if (!v["min"] || !v["max"] || v.size() != 2) {
+    throw YamlError{where(source, v, "latency") + ": expected a duration or {min: .., max: ..}"};
+  }
+  pace.latency_min = duration_field(source, v["min"], "latency.min");
+  pace.latency_max = duration_field(source, v["max"], "latency.max");
+  if (pace.latency_max < pace.latency_min) {
+    throw YamlError{where(source, v, "latency") + ": max is less than min"};
+  }
+}
+
 SimulatedJob parse_job(const std::string& source, const YAML::Node& node, const std::string& field) {
   if (!node.IsMap()) throw YamlError{where(source, node, field) + ": expected a mapping"};
   SimulatedJob job;
@@ -160,6 +182,21 @@ Result<SimulatorOptions> parse_simulator_jobs(const std::string& yaml_text, cons
             throw YamlError{where(source, f.first, "faults." + fk) + ": unknown field"};
           }
         }
+      } else if (key == "latency") {
+        parse_latency(source, v, options.pace);
+      } else if (key == "limits") {
+        if (!v.IsMap()) throw YamlError{where(source, v, "limits") + ": expected a mapping"};
+        for (const auto& l : v) {
+          const std::string api = l.first.as<std::string>();
+          check(source, l.first, "limits." + api,
+                parse_simulator_limit(api + "=" + l.second.as<std::string>(), options.pace));
+        }
+      } else if (key == "transfer_rate") {
+        auto rate = parse_simulator_transfer_rate(v.as<std::string>());
+        check(source, v, "transfer_rate", rate);
+        options.pace.transfer_bytes_per_second = *rate;
+      } else if (key == "transfer_time") {
+        options.pace.transfer_time = duration_field(source, v, "transfer_time");
       } else if (key == "bearer_token") {
         options.bearer_token = v.as<std::string>();
       } else if (key == "port") {

@@ -91,7 +91,10 @@ struct DatabricksSimulator::Impl {
   std::thread timer;
 
   explicit Impl(SimulatorOptions o)
-      : options(std::move(o)), faults(options.faults), fault_rng(options.faults.seed) {}
+      : options(std::move(o)),
+        faults(options.faults),
+        fault_rng(options.faults.seed),
+        pace_rng(options.faults.seed) {}
 
   // The runs' state machine (simulator.cpp).
   void set_state(Run& run, SteadyClock::time_point now, std::vector<Event>& events);
@@ -102,6 +105,17 @@ struct DatabricksSimulator::Impl {
   int64_t create_run(const SimulatedJob& job, int64_t job_id, bool submit, std::string run_name,
                      std::map<std::string, std::string> params, const std::string& token,
                      std::vector<std::string> task_keys);
+
+  // A real workspace's pace (simulator_pace.cpp): the 429 of an API past its
+  // rate limit, and how long an answer is held back.
+  struct Bucket {
+    double tokens = 0;
+    SteadyClock::time_point refilled;
+  };
+  std::map<std::string, Bucket> buckets;  // by API name
+  std::mt19937_64 pace_rng;
+  std::optional<http::ServerResponse> rate_limit(const std::string& api);
+  std::chrono::milliseconds pace_delay(const http::ServerRequest& req, const std::string& api);
 
   // The gate and the token endpoint (simulator.cpp).
   http::ServerResponse handle(const http::ServerRequest& req);

@@ -167,7 +167,16 @@ int run_cli(int argc, char** argv) {
   simulator->add_option("--brokers", brokers, "Kafka brokers for completion events (empty: none)");
   simulator->add_option("--events-topic", events_topic, "topic for completion events")
       ->capture_default_str();
-  simulator->footer("Example:\n  brickwork simulator --port 8089 --jobs jobs.yaml --brokers localhost:9092");
+  cli::SimulatorPaceFlags pace;
+  simulator->add_option("--latency", pace.latency, "delay of every call: 200ms, or 100ms..500ms");
+  simulator->add_option("--limit", pace.limits,
+                        "rate limit of one API, repeatable: jobs/run-now=20/s (past it 429)");
+  simulator->add_option("--transfer-rate", pace.transfer_rate, "Files API upload speed: 1MiB/s");
+  simulator->add_option("--transfer-time", pace.transfer_time, "added to every Files API upload: 40s");
+  simulator->footer(
+      "Example:\n  brickwork simulator --port 8089 --jobs jobs.yaml --brokers localhost:9092\n"
+      "  brickwork simulator --latency 200ms --limit jobs/run-now=20/s --limit jobs/runs/get=100/s "
+      "--transfer-time 40s");
 
   int32_t mock_brokers = 1;
   int32_t mock_partitions = 4;
@@ -250,7 +259,7 @@ int run_cli(int argc, char** argv) {
     }
     return run_bench(bench_options);
   }
-  if (simulator->parsed()) return cli::run_simulator(port, jobs_file, brokers, events_topic);
+  if (simulator->parsed()) return cli::run_simulator(port, jobs_file, brokers, events_topic, pace);
   if (mock_kafka->parsed()) {
     return cli::run_mock_kafka(mock_brokers, mock_topics, mock_partitions, bootstrap_file);
   }

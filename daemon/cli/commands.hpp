@@ -55,8 +55,16 @@ int run_signal(const std::string& config_path, const std::string& id, const std:
 // start, in the devstack folder (library bw_devstack_cli), which the program
 // links and the product libraries never do.
 int run_demo(bool keep_going_on_failure);
+// `brickwork simulator`'s pace flags as typed; each overrides the jobs file's
+// key of the same name (empty: the file's, else off).
+struct SimulatorPaceFlags {
+  std::string latency;              // "200ms" or "100ms..500ms"
+  std::vector<std::string> limits;  // "jobs/run-now=20/s", ...
+  std::string transfer_rate;        // "1MiB/s"
+  std::string transfer_time;        // "40s"
+};
 int run_simulator(uint16_t port, const std::string& jobs_file, const std::string& brokers,
-                  const std::string& events_topic);
+                  const std::string& events_topic, const SimulatorPaceFlags& pace);
 // librdkafka's mock cluster until SIGTERM/SIGINT, with `topics` created; its
 // bootstrap servers printed and, when `bootstrap_file` is set, written there.
 int run_mock_kafka(int32_t brokers, const std::vector<std::string>& topics, int32_t partitions,

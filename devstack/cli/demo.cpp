@@ -238,8 +238,34 @@ int run_demo(bool) {
   return code;
 }
 
+namespace {
+
+// The pace flags over the jobs file's pace; false (after saying why) if one is invalid.
+bool apply_pace_flags(const SimulatorPaceFlags& flags, SimulatorPace& pace) {
+  Status status = ok_status();
+  if (!flags.latency.empty()) status = parse_simulator_latency(flags.latency, pace);
+  for (const auto& limit : flags.limits) {
+    if (status) status = parse_simulator_limit(limit, pace);
+  }
+  if (status && !flags.transfer_rate.empty()) {
+    auto rate = parse_simulator_transfer_rate(flags.transfer_rate);
+    if (rate) pace.transfer_bytes_per_second = *rate;
+    else status = rate.error();
+  }
+  if (status && !flags.transfer_time.empty()) {
+    auto time = parse_duration(flags.transfer_time);
+    if (time) pace.transfer_time = *time;
+    else status = Error{ErrorKind::kInvalidInput, "bad_simulator_pace",
+                        "--transfer-time \"" + flags.transfer_time + "\": expected a duration like 40s"};
+  }
+  if (!status) std::cerr << "error: " << status.error().message << "\n";
+  return static_cast<bool>(status);
+}
+
+}  // namespace
+
 int run_simulator(uint16_t port, const std::string& jobs_file, const std::string& brokers,
-                  const std::string& events_topic) {
+                  const std::string& events_topic, const SimulatorPaceFlags& pace) {
   setup_logging("text", "info");
   SimulatorOptions options;
   if (!jobs_file.empty()) {
@@ -251,6 +277,7 @@ int run_simulator(uint16_t port, const std::string& jobs_file, const std::string
     options = std::move(*loaded);
   }
   if (port != 0) options.port = port;
+  if (!apply_pace_flags(pace, options.pace)) return 1;
   std::unique_ptr<KafkaProducer> producer;
   if (!brokers.empty()) {
     KafkaConfig kafka;
@@ -279,6 +306,14 @@ int run_simulator(uint16_t port, const std::string& jobs_file, const std::string
   std::signal(SIGTERM, on_demo_signal);
   while (!g_demo_interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   simulator.stop();
+  // What the workspace saw, for whoever drove it (a benchmark, a user trying limits).
+  const SimulatorStats stats = simulator.stats();
+  std::cout << "calls by API (calls, 429s, of which rate-limited); most in flight at once: "
+            << stats.max_in_flight << "\n";
+  for (const auto& [api, counts] : stats.apis) {
+    std::cout << "  " << api << ": " << counts.calls << ", " << counts.answered_429 << ", "
+              << counts.rate_limited << "\n";
+  }
   if (producer) (void)producer->flush(Duration(5000));
   return 0;
 }
