@@ -71,7 +71,8 @@ fi
 
 step "concurrent parts under ThreadSanitizer (fuzz targets and release build alongside: build/more.log)"
 (nice -n 19 scripts/fuzz.sh --build-only &&
-  BUILD_TARGETS=brickwork nice -n 19 scripts/build.sh release) >build/more.log 2>&1 &
+  BUILD_TARGETS="brickwork runtime_tests integration_tests" nice -n 19 scripts/build.sh release) \
+  >build/more.log 2>&1 &
 more_builds=$!
 background+=("$more_builds")
 # GCC 12's TSan cannot map its shadow memory under some kernels' address
@@ -101,6 +102,13 @@ if ! build/release/brickwork demo >build/demo.log 2>&1; then
   exit 1
 fi
 tail -n 3 build/demo.log
+
+# What sanitizers cannot measure or run: peak memory, and a process with no
+# free file descriptor (UBSan needs one for its checks).
+step "tests the sanitizers skip, on the optimised build"
+build/release/tests/runtime_tests --gtest_filter='OpsServer.AcceptFailuresForLackOfDescriptorsDoNotSpin'
+(cd build/release && tests/integration_tests \
+  --gtest_filter='OutsideText.AHundredStartsOf900KBAtOnceStayUnder200MBOfPeakMemory')
 
 step "the benchmark once at a small size (a smoke test: no time is asserted)"
 if ! BENCH_BINARY=build/release/brickwork scripts/bench.sh --smoke >build/bench-smoke.log 2>&1; then
