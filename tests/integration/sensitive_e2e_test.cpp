@@ -40,6 +40,16 @@ class SecretStep final : public StepType {
 
 class Sensitive : public EndToEndTest {
  protected:
+  // The built-in step types and `mint_secret`, which hands out a secret.
+  void use_secret_step() {
+    static StepRegistry registry = [] {
+      StepRegistry r = StepRegistry::with_builtin_types();
+      r.add(std::make_unique<SecretStep>());
+      return r;
+    }();
+    steps_ = &registry;
+  }
+
   std::vector<std::string> sql_texts(const std::string& statement) {
     pqxx::connection c(config_->postgres.url);
     pqxx::work tx(c);
@@ -52,12 +62,7 @@ class Sensitive : public EndToEndTest {
 bool mentions_secret(const std::string& text) { return text.find(kSecretMark) != std::string::npos; }
 
 TEST_F(Sensitive, ASecretOutputReachesTheNextStepAndNoOtherChannel) {
-  static StepRegistry registry = [] {
-    StepRegistry r = StepRegistry::with_builtin_types();
-    r.add(std::make_unique<SecretStep>());
-    return r;
-  }();
-  steps_ = &registry;
+  use_secret_step();
   // Every log line of the daemon, in memory.
   std::ostringstream log;
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
@@ -147,12 +152,7 @@ TEST_F(Sensitive, ASecretOutputReachesTheNextStepAndNoOtherChannel) {
 }
 
 TEST_F(Sensitive, AnOutputSealedUnderAnotherSecretFailsItsWorkflowClearly) {
-  static StepRegistry registry = [] {
-    StepRegistry r = StepRegistry::with_builtin_types();
-    r.add(std::make_unique<SecretStep>());
-    return r;
-  }();
-  steps_ = &registry;
+  use_secret_step();
   start_stack({});
   config(R"(  onboard:
     steps:
@@ -177,12 +177,7 @@ TEST_F(Sensitive, AnOutputSealedUnderAnotherSecretFailsItsWorkflowClearly) {
 // output made before it still reaches a later step. Its row is not written
 // again, so it keeps naming the old key: only the old secret opens it.
 TEST_F(Sensitive, AnOutputSealedBeforeARotationStillReachesALaterStep) {
-  static StepRegistry registry = [] {
-    StepRegistry r = StepRegistry::with_builtin_types();
-    r.add(std::make_unique<SecretStep>());
-    return r;
-  }();
-  steps_ = &registry;
+  use_secret_step();
   start_stack({});
   ASSERT_TRUE(stack_->kafka().create_topic("client.credentials", 1));
   config(R"(  onboard:
