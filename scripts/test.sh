@@ -19,6 +19,8 @@ static_checks() {
   step "systemd unit and Docker/compose files (static)"
   scripts/check-systemd.sh
   scripts/check-docker.sh
+  step "scripts/install-deps.sh leaves a running Postgres of yours alone"
+  tests/scripts/install_deps_test.sh
 }
 # The image and compose stack for real: only where an engine is reachable (or
 # BRICKWORK_DOCKER_TEST=1 insists), as a separate script it takes minutes.
