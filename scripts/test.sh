@@ -21,6 +21,8 @@ static_checks() {
   scripts/check-docker.sh
   step "scripts/install-deps.sh leaves a running Postgres of yours alone"
   tests/scripts/install_deps_test.sh
+  step "the job helper's wheel, installed in a virtual environment and tested there"
+  scripts/test-job-helper.sh
 }
 # The image and compose stack for real: only where an engine is reachable (or
 # BRICKWORK_DOCKER_TEST=1 insists), as a separate script it takes minutes.
