@@ -3,7 +3,10 @@
 # under AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrent
 # parts (store, Kafka, Databricks client and simulator, the daemon end to end)
 # again under ThreadSanitizer, then fuzz every parser of outside bytes and run
-# `brickwork demo` from the optimised build, and the benchmark at a small size.
+# `brickwork demo` from the optimised build, and the benchmark at a small size;
+# then build the Debian package (lintian) and install it in a clean Debian 12
+# root (debootstrap, cached in build/). Before the builds: the job helper's
+# wheel, installed in a virtual environment and tested there.
 #   BRICKWORK_TEST_QUICK=1 scripts/test.sh   one plain build and run, no sanitizers
 #   FUZZ_SECONDS=60 scripts/test.sh          fuzz longer (default 10 s per target)
 #   BRICKWORK_DOCKER_TEST=1 scripts/test.sh  also build the image and run the compose stack
@@ -44,15 +47,22 @@ if [ "${BRICKWORK_TEST_QUICK:-0}" = "1" ]; then
   scripts/build.sh debug
   step "tests"
   run_tests build/debug
+  echo "Debian package skipped (quick): scripts/package.sh deb && scripts/test-package.sh"
   docker_test
   step "all tests passed (quick: no sanitizers, no fuzzing)"
   exit 0
 fi
 
 mkdir -p build
-tsan_targets="brickwork store_tests kafka_tests databricks_tests integration_tests"
 background=()
 trap 'for p in "${background[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+# The clean Debian 12 root of the package's install test: made once (network
+# bound, minutes) while the builds below use the cores; cached in build/.
+nice -n 19 scripts/debian-root.sh >build/debian-root.log 2>&1 &
+debian_root=$!
+background+=("$debian_root")
+
+tsan_targets="brickwork store_tests kafka_tests databricks_tests integration_tests"
 
 step "build with AddressSanitizer + UndefinedBehaviorSanitizer (-Wall -Wextra -Werror)"
 scripts/build.sh asan
@@ -125,5 +135,11 @@ if ! BENCH_BINARY=build/release/brickwork scripts/bench.sh --smoke >build/bench-
   exit 1
 fi
 tail -n 12 build/bench-smoke.log
+
+step "the Debian package: built from the optimised build, lintian, install layout, installed in a clean Debian 12 root"
+scripts/package.sh deb
+tests/scripts/install_layout_test.sh build/release
+wait "$debian_root" || true   # its result (or why there is none) is test-package.sh's to report
+scripts/test-package.sh
 docker_test
 step "all tests passed"
