@@ -59,6 +59,8 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # systemd-sysusers is absent; /bin/kill (procps) for the unit's ExecReload.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "passwd, procps")
+# TLS to Databricks and Kafka verifies against the system's CA certificates.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "ca-certificates")
 # `brickwork demo` starts a throwaway PostgreSQL server of its own.
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "postgresql")
 set(CPACK_STRIP_FILES ON)
