@@ -3,7 +3,8 @@
 # (scripts/debian-root.sh: debootstrap --variant=minbase, cached under build/):
 # `apt-get install ./brickwork_*.deb` inside it (chroot; the libraries come
 # from the mirror by the package's Depends), then
-#   - the system user exists and /etc/brickwork's files are conffiles;
+#   - the system user exists (useradd; then, with systemd installed,
+#     systemd-sysusers) and /etc/brickwork's files are conffiles;
 #   - `brickwork check` accepts the installed configuration and the shipped
 #     example;
 #   - `systemd-analyze verify` (the root's systemd) accepts the installed unit, its
@@ -69,7 +70,7 @@ unit=/lib/systemd/system/brickwork.service
 [ -f "$root$unit" ] || fail "no $unit"
 exec_start=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$root$unit")
 [ -x "$root$exec_start" ] || fail "the unit runs $exec_start, which the package does not install"
-for doc in $(sed -n 's#^Documentation=file://##p' "$root$unit"); do
+for doc in $(grep '^Documentation=' "$root$unit" | grep -o 'file://[^ ]*' | cut -c8-); do
   [ -f "$root$doc" ] || fail "the unit's Documentation= $doc does not exist"
 done
 # Verified with the root's own systemd (not part of a minimal root, nor a
@@ -80,6 +81,18 @@ find "$root/var/cache/apt/archives" -name '*.deb' -exec cp -t "$archives/" {} +
 warnings=$(inside systemd-analyze verify "$unit" 2>&1) || true
 [ -z "$warnings" ] || { echo "$warnings"; fail "systemd-analyze verify: $unit has warnings"; }
 say "systemd-analyze verify accepts the installed $unit ($exec_start, Documentation= present)"
+
+# Again, now that systemd is there: the user comes from sysusers.d (useradd
+# is made unusable, so the fallback would fail the postinst).
+inside dpkg --purge brickwork >"$log" 2>&1 || { cat "$log"; fail "dpkg --purge brickwork failed"; }
+inside userdel brickwork
+chmod a-x "$root/usr/sbin/useradd"
+inside dpkg -i "/tmp/$(basename "$deb")" >"$log" 2>&1 || { cat "$log"; fail "dpkg -i with systemd present failed"; }
+chmod 0755 "$root/usr/sbin/useradd"
+user=$(inside getent passwd brickwork) || fail "no brickwork user from systemd-sysusers"
+[ "$(echo "$user" | cut -d: -f5-7)" = "brickwork daemon:/nonexistent:/usr/sbin/nologin" ] ||
+  fail "the user is not /usr/lib/sysusers.d/brickwork.conf's: $user"
+say "the postinst makes the system user with useradd, and with systemd-sysusers once systemd is installed"
 
 inside dpkg --purge brickwork >"$log" 2>&1 || { cat "$log"; fail "dpkg --purge brickwork failed"; }
 [ ! -e "$root/etc/brickwork/brickwork.yaml" ] || fail "purge left /etc/brickwork/brickwork.yaml"

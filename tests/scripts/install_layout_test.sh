@@ -19,7 +19,7 @@ check_prefix() {  # prefix expected-config-dir expected-unit-dir
   [ -f "$dest$2/brickwork.yaml" ] || fail "prefix $1: no configuration in $2"
   local path
   for path in $(sed -n 's/^ExecStart\(Pre\)\{0,1\}=\([^ ]*\) .* -c \([^ ]*\)$/\2 \3/p' "$unit") \
-              $(sed -n 's#^Documentation=file://##p' "$unit"); do
+              $(grep '^Documentation=' "$unit" | grep -o 'file://[^ ]*' | cut -c8-); do
     [ -e "$dest$path" ] || fail "prefix $1: the unit names $path, which was not installed"
   done
   grep -q "^ExecStart=$1/bin/brickwork daemon -c $2/brickwork.yaml$" "$unit" ||
