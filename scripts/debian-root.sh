@@ -5,15 +5,17 @@
 # (the install test, scripts/docker-test.sh's base image) take seconds.
 # Prints the tarball's path. Exits 3, saying why, where it cannot be made:
 # not root, no debootstrap, or the mirror not reachable.
-#   scripts/debian-root.sh            make it if missing, print its path
-#   scripts/debian-root.sh --mirror      print the mirror only
+#   scripts/debian-root.sh               make it if missing, print its path
 #   scripts/debian-root.sh --reachable   exit 0 if the mirror answers, else 3
+#   BRICKWORK_DEBIAN_MIRROR=http://... scripts/debian-root.sh   another mirror
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "debian-root: $*" >&2; }
 
-# The first deb822 source (Debian 12's default), else sources.list, else Debian's CDN.
-mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)
+# BRICKWORK_DEBIAN_MIRROR, else the first deb822 source (Debian 12's default),
+# else sources.list, else Debian's CDN.
+mirror="${BRICKWORK_DEBIAN_MIRROR:-}"
+[ -n "$mirror" ] || mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)
 [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
 mirror="${mirror:-http://deb.debian.org/debian}"
 reachable() {
@@ -21,7 +23,6 @@ reachable() {
 urllib.request.urlopen(sys.argv[1].rstrip("/") + "/dists/bookworm/Release", timeout=15)' "$mirror" 2>/dev/null
 }
 case "${1:-}" in
-  --mirror) echo "$mirror"; exit 0 ;;
   --reachable) reachable && exit 0; say "the mirror $mirror is not reachable"; exit 3 ;;
 esac
 
