@@ -34,7 +34,7 @@ deb() {
     return
   fi
   # Errors fail; warnings are shown. Running as root is lintian's own warning.
-  if ! lintian --fail-on error --allow-root --no-tag-display-limit "$deb" >"$out/lintian.log" 2>&1; then
+  if ! lintian --fail-on error --allow-root --tag-display-limit 0 "$deb" >"$out/lintian.log" 2>&1; then
     cat "$out/lintian.log" >&2
     say "lintian found errors in $deb" >&2
     exit 1
