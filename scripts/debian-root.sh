@@ -28,6 +28,10 @@ esac
 
 dir=build/debian-root
 tarball="$dir/bookworm-minbase.tar"
+mkdir -p "$dir"
+# One maker at a time: a second caller waits for the first one's root.
+exec 9>"$dir/.lock"
+flock 9
 if [ -s "$tarball" ]; then echo "$tarball"; exit 0; fi
 
 [ "$(id -u)" -eq 0 ] || { say "not root: debootstrap and chroot need root"; exit 3; }
@@ -37,7 +41,6 @@ if ! reachable; then
   exit 3
 fi
 
-mkdir -p "$dir"
 rootfs=$(mktemp -d "$PWD/$dir/rootfs.XXXXXX")
 chmod 0755 "$rootfs"   # the root directory: mktemp makes it private
 # debootstrap mounts /proc (and more) inside while it works: unmount before

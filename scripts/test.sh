@@ -59,8 +59,7 @@ trap 'for p in "${background[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 # The clean Debian 12 root of the package's install test: made once (network
 # bound, minutes) while the builds below use the cores; cached in build/.
 nice -n 19 scripts/debian-root.sh >build/debian-root.log 2>&1 &
-debian_root=$!
-background+=("$debian_root")
+background+=("$!")
 
 tsan_targets="brickwork store_tests kafka_tests databricks_tests integration_tests"
 
@@ -111,6 +110,13 @@ if ! wait "$more_builds"; then
   echo "fuzz or release build failed; full log in build/more.log" >&2
   exit 1
 fi
+# The Debian package from the optimised build: built, checked by lintian and
+# installed in the clean root while the fuzzers, demo and benchmark run
+# (mostly disk and network; result below, log in build/package.log).
+(scripts/package.sh deb && tests/scripts/install_layout_test.sh build/release &&
+  scripts/test-package.sh) </dev/null >build/package.log 2>&1 &
+package_test=$!
+background+=("$package_test")
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh --no-build
 
 step "brickwork demo from the optimised build (the README's other command)"
@@ -136,10 +142,12 @@ if ! BENCH_BINARY=build/release/brickwork scripts/bench.sh --smoke >build/bench-
 fi
 tail -n 12 build/bench-smoke.log
 
-step "the Debian package: built from the optimised build, lintian, install layout, installed in a clean Debian 12 root"
-scripts/package.sh deb
-tests/scripts/install_layout_test.sh build/release
-wait "$debian_root" || true   # its result (or why there is none) is test-package.sh's to report
-scripts/test-package.sh
+step "the Debian package: lintian, install layout, installed in a clean Debian 12 root (build/package.log)"
+if ! wait "$package_test"; then
+  tail -n 60 build/package.log
+  echo "the Debian package or its install test failed; full log in build/package.log" >&2
+  exit 1
+fi
+grep -E '^(package|install_layout_test|test-package|debian-root):' build/package.log || true
 docker_test
 step "all tests passed"
