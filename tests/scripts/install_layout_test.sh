@@ -12,7 +12,8 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "install_layout_test: $*" >&2; exit 1; }
 
 check_prefix() {  # prefix expected-config-dir expected-unit-dir
-  local dest="$work/$(echo "$1" | tr / _)"
+  local dest
+  dest="$work/$(echo "$1" | tr / _)"
   DESTDIR="$dest" cmake --install "$tree" --prefix "$1" >"$work/log" 2>&1 || { cat "$work/log"; fail "cmake --install --prefix $1 failed"; }
   local unit="$dest$3/brickwork.service"
   [ -f "$unit" ] || fail "prefix $1: no unit in $3"
