@@ -6,13 +6,14 @@
 # (`docker compose` or docker-compose). scripts/test.sh runs it when an
 # engine is reachable or BRICKWORK_DOCKER_TEST=1.
 #
-# Where no image registry is reachable (as on the build machines), it builds
-# a Debian 12 base with `debootstrap --variant=minbase bookworm` from the apt
-# mirror this machine uses and `docker import`s it (once; kept as
-# brickwork-test/debian:12), and docker/compose.test.yaml swaps Apache Kafka
-# for librdkafka's mock cluster and postgres:15 for Debian's PostgreSQL. The
-# image gets the binary built on this host (docker/prebuilt.Dockerfile) on
-# the shipped Dockerfile's runtime stage, so nothing is compiled twice.
+# Where no image registry is reachable (as on the build machines), it
+# `docker import`s the Debian 12 root of scripts/debian-root.sh (debootstrap
+# --variant=minbase bookworm from the apt mirror this machine uses; once, kept
+# as brickwork-test/debian:12), and docker/compose.test.yaml swaps Apache
+# Kafka for librdkafka's mock cluster and postgres:15 for Debian's PostgreSQL.
+# The image is the shipped Dockerfile's, installing the .deb that
+# scripts/package.sh built on this host (its host-package stage), so nothing
+# is compiled twice.
 #   BRICKWORK_DEBIAN_IMAGE=debian:12-slim scripts/docker-test.sh   a base of your own
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,37 +43,33 @@ if [ -z "$base" ]; then
   fi
 fi
 if [ "$base" = brickwork-test/debian:12 ] && ! docker image inspect "$base" >/dev/null 2>&1; then
-  command -v debootstrap >/dev/null || { say "no registry and no debootstrap (apt-get install debootstrap)" >&2; exit 1; }
-  mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)
-  [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
-  mirror="${mirror:-http://deb.debian.org/debian}"
-  rootfs=$(mktemp -d /tmp/brickwork-rootfs.XXXXXX)
-  say "building $base with debootstrap from $mirror (once)"
-  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >build/docker-debootstrap.log 2>&1 ||
-    { tail -n 20 build/docker-debootstrap.log; exit 1; }
-  rm -rf "$rootfs"/var/cache/apt/archives/*.deb
-  tar -C "$rootfs" -c . | docker import - "$base" >/dev/null
-  rm -rf "$rootfs"
+  tarball=$(scripts/debian-root.sh) || { say "no registry and no Debian 12 root (above)" >&2; exit 1; }
+  docker import - "$base" <"$tarball" >/dev/null
 fi
 say "base image $base"
 
 # ---- images
 mkdir -p build
-BUILD_TARGETS=brickwork scripts/build.sh release >build/docker-build.log 2>&1 ||
+PACKAGE_LINT=0 scripts/package.sh deb >build/docker-build.log 2>&1 ||
   { tail -n 30 build/docker-build.log; exit 1; }
 build() {
   docker build --network host "$@" >>build/docker-build.log 2>&1 ||
     { tail -n 30 build/docker-build.log; say "docker build $* failed" >&2; exit 1; }
 }
-build --build-arg DEBIAN_IMAGE="$base" --target runtime -t brickwork:runtime -f docker/Dockerfile .
-build -f docker/prebuilt.Dockerfile -t brickwork:local .
+build --build-arg DEBIAN_IMAGE="$base" --build-arg PACKAGE_STAGE=host-package \
+  -t brickwork:local -f docker/Dockerfile .
 build --build-arg DEBIAN_IMAGE="$base" -f docker/test/postgres.Dockerfile -t brickwork-test/postgres:15 .
 
 uid=$(docker run --rm --entrypoint id brickwork:local -u)
 [ "$uid" = 10001 ] || { say "the image runs as uid $uid, not 10001" >&2; exit 1; }
 docker inspect --format '{{json .Config.Healthcheck.Test}}' brickwork:local | grep -q healthcheck ||
   { say "the image has no HEALTHCHECK" >&2; exit 1; }
-say "image brickwork:local: uid 10001, HEALTHCHECK set"
+deb=$(ls build/package/brickwork_*.deb | head -n 1)
+installed=$(docker run --rm --entrypoint dpkg-query brickwork:local -W -f '${Version}' brickwork) ||
+  { say "the image has no brickwork package installed" >&2; exit 1; }
+[ "$installed" = "$(dpkg-deb -f "$deb" Version)" ] ||
+  { say "the image holds brickwork $installed, not $deb" >&2; exit 1; }
+say "image brickwork:local: package brickwork $installed, uid 10001, HEALTHCHECK set"
 
 # ---- the stack
 docker/make-secrets.sh >/dev/null

@@ -14,6 +14,12 @@ PACKAGES=(
   # The job-side helper's tests (integrations/databricks) and the static check
   # of docker/compose.yaml (scripts/check-docker.sh).
   python3-confluent-kafka python3-yaml
+  # The job helper's wheel, built offline and tested from a virtual
+  # environment (scripts/test-job-helper.sh).
+  python3-setuptools python3-wheel python3-pip python3-venv
+  # The Debian package: lintian (scripts/package.sh), and a clean Debian 12
+  # root to install it in (scripts/debian-root.sh, scripts/test-package.sh).
+  debootstrap lintian
 )
 
 missing=()
@@ -27,10 +33,20 @@ fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+# Clusters that are up now are someone's own (a developer's Postgres): left alone.
+online_clusters() {
+  command -v pg_lsclusters >/dev/null 2>&1 || return 0
+  pg_lsclusters -h 2>/dev/null | awk '$4 ~ /^online/ {print $1 "/" $2}'
+}
+online_before=$(online_clusters)
 echo "install-deps: installing ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# The packaged cluster is not used: tests and the demo start their own servers.
-if command -v pg_lsclusters >/dev/null 2>&1 && pg_lsclusters -h 2>/dev/null | grep -q online; then
-  $SUDO pg_ctlcluster --skip-systemctl-redirect 15 main stop 2>/dev/null || true
-fi
+# A cluster that installing postgresql created and started is not used (tests
+# and the demo start their own servers): stop only those.
+for cluster in $(online_clusters); do
+  if ! grep -qxF "$cluster" <<<"$online_before"; then
+    echo "install-deps: stopping cluster $cluster, started by installing postgresql"
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "${cluster%%/*}" "${cluster#*/}" stop 2>/dev/null || true
+  fi
+done

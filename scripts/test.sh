@@ -3,7 +3,10 @@
 # under AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrent
 # parts (store, Kafka, Databricks client and simulator, the daemon end to end)
 # again under ThreadSanitizer, then fuzz every parser of outside bytes and run
-# `brickwork demo` from the optimised build, and the benchmark at a small size.
+# `brickwork demo` from the optimised build, and the benchmark at a small size;
+# then build the Debian package (lintian) and install it in a clean Debian 12
+# root (debootstrap, cached in build/). Before the builds: the job helper's
+# wheel, installed in a virtual environment and tested there.
 #   BRICKWORK_TEST_QUICK=1 scripts/test.sh   one plain build and run, no sanitizers
 #   FUZZ_SECONDS=60 scripts/test.sh          fuzz longer (default 10 s per target)
 #   BRICKWORK_DOCKER_TEST=1 scripts/test.sh  also build the image and run the compose stack
@@ -19,6 +22,10 @@ static_checks() {
   step "systemd unit and Docker/compose files (static)"
   scripts/check-systemd.sh
   scripts/check-docker.sh
+  step "scripts/install-deps.sh leaves a running Postgres of yours alone"
+  tests/scripts/install_deps_test.sh
+  step "the job helper's wheel, installed in a virtual environment and tested there"
+  scripts/test-job-helper.sh
 }
 # The image and compose stack for real: only where an engine is reachable (or
 # BRICKWORK_DOCKER_TEST=1 insists), as a separate script it takes minutes.
@@ -40,15 +47,21 @@ if [ "${BRICKWORK_TEST_QUICK:-0}" = "1" ]; then
   scripts/build.sh debug
   step "tests"
   run_tests build/debug
+  echo "Debian package skipped (quick): scripts/package.sh deb && scripts/test-package.sh"
   docker_test
   step "all tests passed (quick: no sanitizers, no fuzzing)"
   exit 0
 fi
 
 mkdir -p build
-tsan_targets="brickwork store_tests kafka_tests databricks_tests integration_tests"
 background=()
 trap 'for p in "${background[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+# The clean Debian 12 root of the package's install test: made once (network
+# bound, minutes) while the builds below use the cores; cached in build/.
+nice -n 19 scripts/debian-root.sh >build/debian-root.log 2>&1 &
+background+=("$!")
+
+tsan_targets="brickwork store_tests kafka_tests databricks_tests integration_tests"
 
 step "build with AddressSanitizer + UndefinedBehaviorSanitizer (-Wall -Wextra -Werror)"
 scripts/build.sh asan
@@ -97,6 +110,13 @@ if ! wait "$more_builds"; then
   echo "fuzz or release build failed; full log in build/more.log" >&2
   exit 1
 fi
+# The Debian package from the optimised build: built, checked by lintian and
+# installed in the clean root while the fuzzers, demo and benchmark run
+# (mostly disk and network; result below, log in build/package.log).
+(scripts/package.sh deb && tests/scripts/install_layout_test.sh build/release &&
+  scripts/test-package.sh) </dev/null >build/package.log 2>&1 &
+package_test=$!
+background+=("$package_test")
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh --no-build
 
 step "brickwork demo from the optimised build (the README's other command)"
@@ -121,5 +141,13 @@ if ! BENCH_BINARY=build/release/brickwork scripts/bench.sh --smoke >build/bench-
   exit 1
 fi
 tail -n 12 build/bench-smoke.log
+
+step "the Debian package: lintian, install layout, installed in a clean Debian 12 root (build/package.log)"
+if ! wait "$package_test"; then
+  tail -n 60 build/package.log
+  echo "the Debian package or its install test failed; full log in build/package.log" >&2
+  exit 1
+fi
+grep -E '^(package|install_layout_test|test-package|debian-root):' build/package.log || true
 docker_test
 step "all tests passed"

@@ -26,7 +26,8 @@ dbutils.widgets.text("table", "main.sales.orders")
 
 # COMMAND ----------
 
-# brickwork_job.py next to this notebook in the workspace (or in a Repo/Git folder).
+# The brickwork-job wheel as a library of the task (docs/OPERATIONS.md), or
+# brickwork_job.py next to this notebook in the workspace (or a Git folder).
 from brickwork_job import BrickworkJob
 
 job = BrickworkJob.from_widgets(dbutils, secret_scope=dbutils.widgets.get("brickwork_secret_scope"))
