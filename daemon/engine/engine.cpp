@@ -576,8 +576,9 @@ class Decider {
       return std::move(t).finish();
     }
     if (!awaits_signal(current_->definition, cmd.name)) {
-      t.emit_rejected("unknown_signal", "no step of workflow '" + current_->workflow +
-                                            "' waits for signal '" + cmd.name + "'");
+      t.emit_rejected("unknown_signal", "no step of workflow '" + current_->id + "' (" +
+                                            current_->workflow + ") waits for signal '" +
+                                            cmd.name + "'");
       return std::move(t).finish();
     }
     for (auto& s : t.wf().steps) {
