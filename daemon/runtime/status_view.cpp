@@ -66,12 +66,21 @@ json::object status_json(const WorkflowState& state) {
                             : json::value(nullptr);
     steps.push_back(std::move(s));
   }
-  return json::object{{"id", state.id},
-                      {"workflow", state.workflow},
-                      {"state", to_string(state.status)},
-                      {"created_at", format_iso8601(state.created_at)},
-                      {"updated_at", format_iso8601(state.updated_at)},
-                      {"steps", std::move(steps)}};
+  json::object out{{"id", state.id},
+                   {"workflow", state.workflow},
+                   {"state", to_string(state.status)},
+                   {"created_at", format_iso8601(state.created_at)},
+                   {"updated_at", format_iso8601(state.updated_at)},
+                   {"steps", std::move(steps)}};
+  // Signals no step has taken yet: their names and when they came, not their values.
+  if (!state.kept_signals.empty()) {
+    json::array kept;
+    for (const KeptSignal& s : state.kept_signals) {
+      kept.push_back(json::object{{"name", s.name}, {"at", format_iso8601(s.received_at)}});
+    }
+    out["kept_signals"] = std::move(kept);
+  }
+  return out;
 }
 
 json::object summary_json(const WorkflowSummary& summary) {
@@ -100,6 +109,14 @@ std::string status_table(const WorkflowState& state) {
                     step.run_id ? std::to_string(*step.run_id) : "-", detail});
   }
   out << render_table(rows);
+  if (!state.kept_signals.empty()) {
+    out << "\nkept signals (no step has taken them yet):";
+    for (const KeptSignal& s : state.kept_signals) {
+      out << ' ' << escape_control_characters(s.name) << " (" << format_iso8601(s.received_at)
+          << ')';
+    }
+    out << '\n';
+  }
   return out.str();
 }
 
