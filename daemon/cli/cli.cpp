@@ -90,12 +90,24 @@ int run_cli(int argc, char** argv) {
   status->add_option("--timeout", follow_timeout.text, "with --follow: give up after this long (exit 5)");
   status->footer("Example:\n  brickwork status order-4711 --follow --json");
 
-  std::string state;
-  int32_t limit = 50;
+  cli::ListOptions list_options;
   auto* list = with_json(with_config(app.add_subcommand("list", "workflows, newest first")));
-  list->add_option("--state", state, "running|succeeded|failed|canceled");
-  list->add_option("--limit", limit, "how many")->capture_default_str();
-  list->footer("Example:\n  brickwork list --state failed --json");
+  list->add_option("--state", list_options.state, "running|succeeded|failed|canceled");
+  list->add_option("--workflow", list_options.workflow, "only workflows of this definition");
+  list->add_option("--since", list_options.since,
+                   "created at or after: RFC 3339 in UTC, or an age such as 2h or 7d");
+  list->add_option("--until", list_options.until, "created before: as --since");
+  list->add_option("--after", list_options.after,
+                   "the next page: the last id of the page before");
+  list->add_option("--limit", list_options.limit, "how many (0: all)")->capture_default_str();
+  list->footer(
+      "Example:\n  brickwork list --state failed --workflow daily_ingest --since 1d --json\n"
+      "A full page ends with a hint on stderr: add --after ID for the next one.");
+
+  auto* history = with_json(with_config(app.add_subcommand(
+      "history", "one workflow's timeline: every attempt, signals, cancel and retry")));
+  history->add_option("id", id, "workflow id")->required();
+  history->footer("Example:\n  brickwork history order-4711 --json");
 
   // cancel, retry and signal wait for the daemon's answer the same way.
   bool no_wait = false;
@@ -128,7 +140,9 @@ int run_cli(int argc, char** argv) {
   signal->add_option("name", signal_name, "signal name")->required();
   signal->add_option("--value", value_json, "signal value as JSON");
   signal->footer("Example:\n  brickwork signal order-4711 approved --value '{\"by\": \"ana\"}'" +
-                 answer_codes);
+                 answer_codes +
+                 "\nAccepted is either delivered (a waiting step took it) or kept (until a "
+                 "step waits for it).");
 
   auto* demo = app.add_subcommand("demo", "run a whole example on this machine alone");
   demo->footer("Example:\n  brickwork demo");
@@ -234,11 +248,8 @@ int run_cli(int argc, char** argv) {
                            as_json, follow_options);
   }
   if (status->parsed()) return cli::run_status(config_path, id, as_json, follow_options);
-  if (list->parsed()) {
-    return cli::run_list(config_path,
-                         state.empty() ? std::nullopt : std::optional<std::string>(state), limit,
-                         as_json);
-  }
+  if (list->parsed()) return cli::run_list(config_path, list_options, as_json);
+  if (history->parsed()) return cli::run_history(config_path, id, as_json);
   if (cancel->parsed()) return cli::run_cancel(config_path, id, reason, answer_wait, as_json);
   if (retry->parsed()) return cli::run_retry(config_path, id, answer_wait, as_json);
   if (signal->parsed()) {

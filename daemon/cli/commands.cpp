@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "daemon/core/escape.hpp"
 #include "daemon/core/json_limits.hpp"
@@ -286,27 +287,51 @@ int run_check(const std::string& config_path, bool connect, bool as_json) {
   return rc;
 }
 
-int run_list(const std::string& config_path, std::optional<std::string> state, int32_t limit,
-             bool as_json) {
+namespace {
+
+// An RFC 3339 time in UTC, or an age before `now` (90m, 2h, 7d).
+std::optional<TimePoint> parse_list_time(const std::string& text, TimePoint now) {
+  if (auto at = parse_iso8601(text)) return at;
+  if (auto age = parse_duration(text)) return now - *age;
+  return std::nullopt;
+}
+
+}  // namespace
+
+int run_list(const std::string& config_path, const ListOptions& options, bool as_json) {
   auto config = load_checked_config(config_path, /*needs_callback_secret=*/false);
-  if (!config) return 1;
-  std::optional<WorkflowStatus> filter;
-  if (state) {
-    filter = workflow_status_from_string(*state);
-    if (!filter) {
+  if (!config) return kExitError;
+  WorkflowQuery query;
+  query.workflow = options.workflow;
+  query.after = options.after;
+  query.limit = options.limit;
+  if (!options.state.empty()) {
+    query.state = workflow_status_from_string(options.state);
+    if (!query.state) {
       std::cerr << "error: --state must be running, succeeded, failed or canceled\n";
-      return 1;
+      return kExitUsage;
+    }
+  }
+  const TimePoint now = now_ms();
+  for (auto [text, flag, target] : {std::tuple{&options.since, "--since", &query.since},
+                                    std::tuple{&options.until, "--until", &query.until}}) {
+    if (text->empty()) continue;
+    *target = parse_list_time(*text, now);
+    if (!*target) {
+      std::cerr << "error: " << flag
+                << " expects an RFC 3339 time in UTC (2026-11-22T10:00:00Z) or an age (90m, 2h, 7d)\n";
+      return kExitUsage;
     }
   }
   auto opened = open_cli_store(*config);
   if (!opened) {
     print_error(opened.error().message);
-    return 1;
+    return kExitError;
   }
-  auto summaries = opened->store->list_workflows(filter, limit);
+  auto summaries = opened->store->list_workflows(query);
   if (!summaries) {
     print_error(summaries.error().message);
-    return 1;
+    return kExitError;
   }
   if (as_json) {
     json::array out;
@@ -315,7 +340,37 @@ int run_list(const std::string& config_path, std::optional<std::string> state, i
   } else {
     std::cout << list_table(*summaries);
   }
-  return 0;
+  // A full page may have a next one: say how to ask for it (stderr: not data).
+  if (query.limit > 0 && summaries->size() == static_cast<size_t>(query.limit)) {
+    std::cerr << "more may follow: add --after " << escape_control_characters(summaries->back().id)
+              << "\n";
+  }
+  return kExitOk;
+}
+
+int run_history(const std::string& config_path, const std::string& id, bool as_json) {
+  auto config = load_checked_config(config_path, /*needs_callback_secret=*/false);
+  if (!config) return kExitError;
+  auto opened = open_cli_store(*config);
+  if (!opened) {
+    print_error(opened.error().message);
+    return kExitError;
+  }
+  auto history = opened->store->get_history(id);
+  if (!history) {
+    print_error(history.error().message);
+    return kExitError;
+  }
+  if (!*history) {
+    print_error("no workflow with id '" + id + "'");
+    return kExitError;
+  }
+  if (as_json) {
+    std::cout << json::serialize(history_json(**history)) << std::endl;
+  } else {
+    std::cout << history_table(**history) << std::flush;
+  }
+  return kExitOk;
 }
 
 }  // namespace brickwork::cli

@@ -39,8 +39,20 @@ int run_submit(const std::string& config_path, const std::string& workflow,
 // One workflow from Postgres; with `follow`, then its status events until it ends.
 int run_status(const std::string& config_path, const std::string& id, bool as_json,
                std::optional<FollowOptions> follow);
-int run_list(const std::string& config_path, std::optional<std::string> state, int32_t limit,
-             bool as_json);
+// `list`'s filters as typed: --since and --until take an RFC 3339 time in
+// UTC or an age (2h, 7d: that long before now); --after a workflow id.
+struct ListOptions {
+  std::string state;
+  std::string workflow;
+  std::string since;
+  std::string until;
+  std::string after;
+  int32_t limit = 50;
+};
+int run_list(const std::string& config_path, const ListOptions& options, bool as_json);
+// A workflow's history from Postgres: every attempt of every step, signals
+// kept and delivered, cancel and retry commands.
+int run_history(const std::string& config_path, const std::string& id, bool as_json);
 // cancel, retry and signal send their command and, unless `wait` is empty,
 // wait that long for the status event that answers it: accepted (exit 0),
 // refused by command_rejected or without effect (exit 1), no answer (exit 5).

@@ -165,7 +165,7 @@ void print_state(const WorkflowState& state, bool as_json) {
 // The daemon's answer to a command, read from its status events.
 struct Answer {
   int exit_code = kExitOk;
-  std::string result;   // accepted, refused, no_op
+  std::string result;   // accepted (signal: delivered or kept), refused, no_op
   std::string message;  // for people
   json::object detail;  // added to the --json answer
 };
@@ -398,13 +398,19 @@ int run_signal(const std::string& config_path, const std::string& id, const std:
   return send_and_report(
       *config, id, command, wait, as_json,
       [&](const json::object& event) -> std::optional<Answer> {
+        const std::string type = string_field(event, "type");
+        if (type == "signal_kept" && string_field(event, "signal") == name) {
+          return Answer{kExitOk, "kept",
+                        "kept: " + id + " keeps " + name + " until a step waits for it",
+                        json::object{{"signal", name}}};
+        }
         const std::string step = string_field(event, "step");
-        if (string_field(event, "type") != "step_succeeded" ||
+        if (type != "step_succeeded" ||
             !steps_waiting_for(*config, string_field(event, "workflow"), name).contains(step)) {
           return std::nullopt;
         }
-        return Answer{kExitOk, "accepted",
-                      "accepted: step " + step + " of " + id + " received " + name,
+        return Answer{kExitOk, "delivered",
+                      "delivered: step " + step + " of " + id + " received " + name,
                       json::object{{"step", step}}};
       });
 }

@@ -1,5 +1,6 @@
 #include "daemon/engine/engine.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <set>
 #include <string_view>
@@ -65,6 +66,7 @@ json::object to_json(const StatusEvent& e, const std::string& workflow_id,
   }
   if (e.error) o["error"] = json::object{{"code", e.error->code}, {"message", e.error->message}};
   if (!e.reason.empty()) o["reason"] = e.reason;
+  if (!e.signal.empty()) o["signal"] = e.signal;
   if (!e.state.empty()) o["state"] = e.state;
   return o;
 }
@@ -140,6 +142,17 @@ json::object signal_output(const json::value& value) {
   if (value.is_object()) return value.as_object();
   if (value.is_null()) return {};
   return json::object{{"value", value}};
+}
+
+// Whether some step of the definition (regular or on_failure) waits for a
+// signal of this name: only such a signal can ever be taken, so only it is kept.
+bool awaits_signal(const WorkflowDefinition& def, std::string_view name) {
+  for (const auto* list : {&def.steps, &def.on_failure}) {
+    for (const auto& step : *list) {
+      if (step.plan.kind == StepPlan::Kind::kAwaitSignal && step.plan.signal == name) return true;
+    }
+  }
+  return false;
 }
 
 // One decision in the making: a working copy of the state plus what it emits.
@@ -261,6 +274,8 @@ class Transition {
         // Waiting at once, so a signal sent right after the start is not missed.
         step.status = StepStatus::kWaiting;
         emit_for("step_waiting", step);
+        // A signal that came before the step waited resolves it now.
+        if (take_kept_signal(step, def.plan.signal)) return;
         break;
       case StepPlan::Kind::kPerform:
         add_effect(ExecuteStep{step.name, step.attempt});
@@ -269,6 +284,23 @@ class Transition {
     if (def.timeout) {
       add_effect(StartTimer{step.name, step.attempt, TimerKind::kTimeout, now_ + *def.timeout});
     }
+  }
+
+  bool awaits(const StepState& step, std::string_view signal) {
+    const StepPlan& plan = definition_of(step).plan;
+    return plan.kind == StepPlan::Kind::kAwaitSignal && plan.signal == signal;
+  }
+
+  // Resolves a waiting step with the oldest kept signal of its name, if any.
+  bool take_kept_signal(StepState& step, const std::string& name) {
+    auto& kept = wf().kept_signals;
+    auto oldest = std::find_if(kept.begin(), kept.end(),
+                               [&](const KeptSignal& s) { return s.name == name; });
+    if (oldest == kept.end()) return false;
+    const json::value value = std::move(oldest->value);
+    kept.erase(oldest);
+    succeed_step(step, signal_output(value), std::nullopt, {});
+    return true;
   }
 
   void succeed_step(StepState& step, json::object output, std::optional<int64_t> run_id,
@@ -525,35 +557,46 @@ class Decider {
     return std::move(t).finish();
   }
 
-  // Resolves every step waiting for a signal of that name when it arrives; a
-  // step that only starts because of it waits for the next one. A signal no
-  // step waits for is refused (not_waiting), so its sender learns it went
-  // nowhere.
+  // Signals are durable promises: one a step waits for resolves the first
+  // such step (in definition order); any other is kept, and each step that
+  // later waits for its name takes the oldest kept one (see start_step). One
+  // signal resolves one step. Refused: a workflow that is not running, a name
+  // no step of its definition waits for, and more than kMaxKeptSignals kept.
   Decision operator()(const SignalCommand& cmd) {
     if (!current_) {
       Decision d;
-      d.rejection = Rejection{"not_waiting", "no such workflow"};
+      d.rejection = Rejection{"not_running", "no workflow with this id"};
       return d;
     }
     Transition t(*current_, now_);
-    std::vector<size_t> waiting;
-    for (size_t i = 0; i < t.wf().steps.size() && running(); ++i) {
-      const auto& s = t.wf().steps[i];
-      const auto& plan = t.definition_of(s).plan;
-      if (s.status == StepStatus::kWaiting && plan.kind == StepPlan::Kind::kAwaitSignal &&
-          plan.signal == cmd.name) {
-        waiting.push_back(i);
-      }
-    }
-    if (waiting.empty()) {
-      t.emit_rejected("not_waiting", "no step of workflow '" + current_->id +
-                                         "' is waiting for signal '" + cmd.name + "'");
+    if (!running()) {
+      t.emit_rejected("not_running", "workflow '" + current_->id + "' is " +
+                                         to_string(current_->status) +
+                                         "; only a running workflow takes signals");
       return std::move(t).finish();
     }
-    for (size_t i : waiting) {
-      if (t.wf().status != WorkflowStatus::kRunning) break;
-      t.succeed_step(t.wf().steps[i], signal_output(cmd.value), std::nullopt, {});
+    if (!awaits_signal(current_->definition, cmd.name)) {
+      t.emit_rejected("unknown_signal", "no step of workflow '" + current_->id + "' (" +
+                                            current_->workflow + ") waits for signal '" +
+                                            cmd.name + "'");
+      return std::move(t).finish();
     }
+    for (auto& s : t.wf().steps) {
+      if (s.status == StepStatus::kWaiting && t.awaits(s, cmd.name)) {
+        t.succeed_step(s, signal_output(cmd.value), std::nullopt, {});
+        return std::move(t).finish();
+      }
+    }
+    if (t.wf().kept_signals.size() >= kMaxKeptSignals) {
+      t.emit_rejected("too_many_signals",
+                      "workflow '" + current_->id + "' already keeps " +
+                          std::to_string(kMaxKeptSignals) +
+                          " signals no step has taken; the limit is " +
+                          std::to_string(kMaxKeptSignals));
+      return std::move(t).finish();
+    }
+    t.wf().kept_signals.push_back(KeptSignal{cmd.name, cmd.value, now_});
+    t.emit("signal_kept").signal = cmd.name;
     return std::move(t).finish();
   }
 

@@ -18,6 +18,9 @@ namespace brickwork {
 // larger output fails the step with code too_large (not retried: the same
 // work would produce the same output).
 inline constexpr size_t kMaxStepOutputBytes = 512 * 1024;
+// A running workflow keeps at most this many signals that no step has taken
+// yet; the next is refused (too_many_signals).
+inline constexpr size_t kMaxKeptSignals = 100;
 // What status events, dead letters and `brickwork status` show in place of a
 // sensitive step output (contract 6.3).
 inline constexpr std::string_view kRedactedOutput = "<redacted>";
@@ -145,6 +148,7 @@ struct StatusEvent {
   bool output_redacted = false;
   std::optional<StepError> error;
   std::string reason;  // command_rejected
+  std::string signal;  // signal_kept: the signal's name
   std::string state;   // workflow state after the event (convenience for consumers)
 };
 
@@ -156,8 +160,8 @@ json::object to_json(const StatusEvent& e, const std::string& workflow_id,
 
 // Why a command could not be applied (contract section 2 reason codes).
 struct Rejection {
-  // conflict, unknown_workflow, not_failed, not_waiting, invalid; for a
-  // completion event: run_mismatch
+  // conflict, unknown_workflow, not_failed, not_running, unknown_signal,
+  // too_many_signals, invalid; for a completion event: run_mismatch
   std::string reason;
   std::string message;
 };

@@ -48,6 +48,15 @@ struct StepState {
   bool operator==(const StepState&) const = default;
 };
 
+// A signal no step was waiting for when it came: kept until a step waits for
+// its name (signals are durable promises, contract section 2).
+struct KeptSignal {
+  std::string name;
+  json::value value;
+  TimePoint received_at{};
+  bool operator==(const KeptSignal&) const = default;
+};
+
 struct WorkflowState {
   std::string id;
   std::string workflow;            // definition name
@@ -58,6 +67,7 @@ struct WorkflowState {
   TimePoint created_at{};
   TimePoint updated_at{};
   std::vector<StepState> steps;    // in definition order
+  std::vector<KeptSignal> kept_signals;  // oldest first
 
   StepState* find_step(std::string_view name);
   const StepState* find_step(std::string_view name) const;

@@ -1,5 +1,5 @@
 #pragma once
-// How `brickwork status` and `list` show workflows (contract section 8).
+// How `brickwork status`, `list` and `history` show workflows (contract section 8).
 #include <boost/json.hpp>
 #include <string>
 #include <vector>
@@ -19,5 +19,13 @@ json::object summary_json(const WorkflowSummary& summary);
 // from outside reaches the terminal as a control character.
 std::string status_table(const WorkflowState& state);
 std::string list_table(const std::vector<WorkflowSummary>& summaries);
+
+// `history --json`: the summary's fields, "attempts" (step, attempt, state,
+// run_id, run_page_url, started_at, ended_at, error, output_bytes) and
+// "timeline" (at, kind, and step, signal, reason where they apply).
+json::object history_json(const WorkflowHistory& history);
+// One line per moment, oldest first: attempts starting and ending, signals
+// kept and delivered, cancel and retry commands.
+std::string history_table(const WorkflowHistory& history);
 
 }  // namespace brickwork

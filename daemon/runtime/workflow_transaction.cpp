@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <iterator>
+
 #include "daemon/core/logging.hpp"
+#include "daemon/runtime/history_recorder.hpp"
 
 namespace brickwork {
 
@@ -114,6 +117,10 @@ Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input&
   for (const auto& effect : decision.effects) add_effect(workflow_id, effect);
   if (decision.changed && decision.state) {
     if (metrics_ != nullptr) observe(current, *decision.state);
+    HistoryChanges changes = history_changes(current, *decision.state, decision.events, now_);
+    HistoryChanges& history = history_[workflow_id];
+    std::move(changes.attempts.begin(), changes.attempts.end(), std::back_inserter(history.attempts));
+    std::move(changes.notes.begin(), changes.notes.end(), std::back_inserter(history.notes));
     cache_[workflow_id] = std::move(*decision.state);  // a state (its input) is not copied
     dirty_.insert(workflow_id);
   }
@@ -248,6 +255,10 @@ void WorkflowTransaction::finish() {
       tx_.create_workflow(*state);
     } else {
       tx_.save_workflow(*state, &loaded->second);
+    }
+    if (auto history = history_.find(id); history != history_.end()) {
+      if (!history->second.empty()) tx_.record_history(id, history->second);
+      history_.erase(history);
     }
     // Saved: a later finish() in this transaction compares with this.
     loaded_rows_.insert_or_assign(id, WorkflowRows::of(*state));

@@ -102,6 +102,8 @@ class WorkflowTransaction {
   std::map<std::string, WorkflowRows> loaded_rows_;  // as loaded, for writing only changes
   std::map<std::string, Error> unloadable_;
   std::set<std::string> dirty_;
+  // What the changed workflows add to their history, written by finish().
+  std::map<std::string, HistoryChanges> history_;
   std::shared_ptr<EffectHandoff> handoff_;
   std::string lease_owner_;  // of the effects this transaction leases, once it has one
   size_t leased_ = 0;

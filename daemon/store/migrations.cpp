@@ -103,11 +103,43 @@ constexpr const char* kV4 = R"sql(
 ALTER TABLE outbox ADD COLUMN workflow_id text, ADD COLUMN step text;
 )sql";
 
-constexpr std::array<Migration, 4> kMigrations{{
+// Signals kept until a step waits for them (NULL: none), and a workflow's
+// history: every attempt of every step once it ended, and the other entries
+// of its timeline. Both go with their workflow when it is deleted.
+constexpr const char* kV5 = R"sql(
+ALTER TABLE workflows ADD COLUMN signals jsonb;
+CREATE TABLE step_attempts (
+  workflow_id   text NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+  step          text NOT NULL,
+  attempt       int NOT NULL,
+  state         text NOT NULL,
+  run_id        bigint,
+  run_page_url  text NOT NULL DEFAULT '',
+  started_at    timestamptz,
+  ended_at      timestamptz,
+  error         jsonb,
+  output_bytes  bigint,
+  PRIMARY KEY (workflow_id, step, attempt)
+);
+CREATE TABLE workflow_history (
+  id           bigserial PRIMARY KEY,
+  workflow_id  text NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+  at           timestamptz NOT NULL,
+  kind         text NOT NULL,
+  step         text,
+  signal       text,
+  detail       text
+);
+CREATE INDEX workflow_history_workflow_idx ON workflow_history (workflow_id, id);
+CREATE INDEX workflows_workflow_created_idx ON workflows (workflow, created_at DESC);
+)sql";
+
+constexpr std::array<Migration, 5> kMigrations{{
     {1, "workflows, steps, effects, outbox, input offsets", kV1},
     {2, "definitions stored once, by hash", kV2},
     {3, "queue tables vacuumed by dead rows", kV3},
     {4, "outbox rows name the workflow and step that emitted them", kV4},
+    {5, "kept signals, step attempts and workflow history", kV5},
 }};
 
 }  // namespace

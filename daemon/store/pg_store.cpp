@@ -22,6 +22,7 @@
 #include "daemon/store/claim_query.hpp"
 #include "daemon/store/conninfo.hpp"
 #include "daemon/store/effect_codec.hpp"
+#include "daemon/store/history_store.hpp"
 #include "daemon/store/migrations.hpp"
 #include "daemon/store/pg_errors.hpp"
 #include "daemon/store/pg_notices.hpp"
@@ -165,7 +166,7 @@ constexpr const char* kWorkflowsColumns =
     "SELECT id, workflow, definition_hash,"
     " CASE WHEN definition_hash IS NULL THEN definition::text END, input::text, status, seq,"
     " (extract(epoch FROM created_at) * 1000)::bigint,"
-    " (extract(epoch FROM updated_at) * 1000)::bigint"
+    " (extract(epoch FROM updated_at) * 1000)::bigint, signals::text"
     " FROM workflows WHERE id = ANY($1::text[])";
 
 const std::map<std::string, std::string>& prepared_statements() {
@@ -262,6 +263,7 @@ WorkflowState workflow_from_row(pqxx::work& tx, const std::string& id, const pqx
   state.seq = row[first + 5].as<int64_t>();
   state.created_at = from_epoch_ms(row[first + 6].as<int64_t>());
   state.updated_at = from_epoch_ms(row[first + 7].as<int64_t>());
+  state.kept_signals = store_detail::kept_signals_from_column(row[first + 8]);
   return state;
 }
 
@@ -725,6 +727,17 @@ const WriteBuffer::RowKind kStepUpdateRows{
     " WHERE s.workflow_id = v.workflow_id AND s.name = v.name",
     "steps", true};
 
+// Signals and history (history_store.hpp).
+const WriteBuffer::RowKind kWorkflowWithSignalsRows{
+    "g", store_detail::kUpdateWorkflowWithSignals, "workflows", true};
+const WriteBuffer::RowKind kAttemptRows{"a", store_detail::kUpsertAttempts, "step_attempts", true};
+const WriteBuffer::RowKind kHistoryNoteRows{
+    "n", store_detail::kInsertHistoryNotes, "workflow_history", false};
+
+NullableText optional_text(const std::optional<std::string>& text) {
+  return text ? NullableText(*text) : NullableText();
+}
+
 const std::string& statement(const char* name) { return prepared_statements().at(name); }
 
 class PgStoreTx final : public StoreTx {
@@ -776,8 +789,10 @@ class PgStoreTx final : public StoreTx {
 
   void save_workflow(const WorkflowState& state, const WorkflowRows* loaded) override {
     if (loaded == nullptr) return save_whole_workflow(state);
-    if (state.status != loaded->status || state.seq != loaded->seq ||
-        state.updated_at != loaded->updated_at) {
+    if (state.kept_signals != loaded->kept_signals) {
+      update_with_signals(state);
+    } else if (state.status != loaded->status || state.seq != loaded->seq ||
+               state.updated_at != loaded->updated_at) {
       writes_.add_row(kWorkflowUpdateRows, state.id,
                       {state.id, to_string(state.status), state.seq, to_epoch_ms(state.updated_at)});
     }
@@ -890,6 +905,21 @@ class PgStoreTx final : public StoreTx {
                     {topic, partition, next_offset});
   }
 
+  void record_history(const std::string& workflow_id, const HistoryChanges& changes) override {
+    for (const AttemptRecord& a : changes.attempts) {
+      writes_.add_row(kAttemptRows, workflow_id + '\n' + a.step + '\n' + std::to_string(a.attempt),
+                      {workflow_id, a.step, a.attempt, a.state,
+                       a.run_id ? NullableText(*a.run_id) : NullableText(), a.run_page_url,
+                       ms_param(a.started_at), ms_param(a.ended_at),
+                       a.error ? NullableText(store_detail::error_column(*a.error)) : NullableText(),
+                       a.output_bytes ? NullableText(*a.output_bytes) : NullableText()});
+    }
+    for (const HistoryNote& n : changes.notes) {
+      writes_.add_row(kHistoryNoteRows, "",
+                      {workflow_id, to_epoch_ms(n.at), n.kind, n.step, n.signal, n.detail});
+    }
+  }
+
  private:
   // The definition's hash, its row queued unless this connection knows it stored.
   std::string definition_hash(const WorkflowState& state) {
@@ -910,7 +940,15 @@ class PgStoreTx final : public StoreTx {
     writes_.add(kUpsertWorkflow, {state.id, state.workflow, hash, json::serialize(state.input),
                                   to_string(state.status), state.seq,
                                   to_epoch_ms(state.created_at), to_epoch_ms(state.updated_at)});
+    update_with_signals(state);  // also clears those the row kept before
     save_all_steps(state);
+  }
+
+  // The workflow's row with its kept signals (rare: a signal kept or taken).
+  void update_with_signals(const WorkflowState& state) {
+    writes_.add_row(kWorkflowWithSignalsRows, state.id,
+                    {state.id, to_string(state.status), state.seq, to_epoch_ms(state.updated_at),
+                     optional_text(store_detail::kept_signals_column(state.kept_signals))});
   }
 
   void save_all_steps(const WorkflowState& state) {
@@ -955,6 +993,8 @@ class PgStoreTx final : public StoreTx {
                     {state.id, state.workflow, hash, json::serialize(state.input),
                      to_string(state.status), state.seq, to_epoch_ms(state.created_at),
                      to_epoch_ms(state.updated_at)});
+    // Signals kept in the transaction that started it (start and signal in one batch).
+    if (!state.kept_signals.empty()) update_with_signals(state);
     int32_t position = 0;
     for (const StepState& s : state.steps) {
       const StepColumns c = step_columns(state, s);
@@ -1190,34 +1230,25 @@ class PgStore final : public Store {
     });
   }
 
-  Result<std::vector<WorkflowSummary>> list_workflows(std::optional<WorkflowStatus> state,
-                                                      int32_t limit) override {
-    return guarded<std::vector<WorkflowSummary>>("list_workflows", [&](pqxx::connection& c) {
+  Result<std::vector<WorkflowSummary>> list_workflows(const WorkflowQuery& query) override {
+    std::optional<Error> refused;
+    auto listed = guarded<std::vector<WorkflowSummary>>("list_workflows", [&](pqxx::connection& c) {
       pqxx::work tx(c);
-      // LIMIT NULL is LIMIT ALL.
-      const char* limit_param = nullptr;
-      const std::string limit_text = std::to_string(limit);
-      if (limit > 0) limit_param = limit_text.c_str();
-      constexpr const char* kColumns =
-          "SELECT id, workflow, status, (extract(epoch FROM created_at) * 1000)::bigint,"
-          " (extract(epoch FROM updated_at) * 1000)::bigint FROM workflows";
-      const pqxx::result r =
-          state ? tx.exec_params(std::string(kColumns) +
-                                     " WHERE status = $1 ORDER BY created_at DESC, id DESC"
-                                     " LIMIT $2::bigint",
-                                 std::string(to_string(*state)), limit_param)
-                : tx.exec_params(
-                      std::string(kColumns) + " ORDER BY created_at DESC, id DESC LIMIT $1::bigint",
-                      limit_param);
-      std::vector<WorkflowSummary> summaries;
-      summaries.reserve(r.size());
-      for (const pqxx::row row : r) {
-        summaries.push_back(WorkflowSummary{
-            row[0].as<std::string>(), row[1].as<std::string>(), workflow_status_field(row[2]),
-            from_epoch_ms(row[3].as<int64_t>()), from_epoch_ms(row[4].as<int64_t>())});
-      }
+      auto summaries = store_detail::query_workflows(tx, query);
       tx.commit();
-      return summaries;
+      if (!summaries) refused = summaries.error();
+      return summaries ? std::move(*summaries) : std::vector<WorkflowSummary>{};
+    });
+    if (refused) return *refused;
+    return listed;
+  }
+
+  Result<std::optional<WorkflowHistory>> get_history(const std::string& id) override {
+    return guarded<std::optional<WorkflowHistory>>("get_history", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      auto history = store_detail::read_history(tx, id);
+      tx.commit();
+      return history;
     });
   }
 

@@ -18,6 +18,7 @@
 #include "daemon/core/secret_box.hpp"
 #include "daemon/core/time.hpp"
 #include "daemon/engine/engine.hpp"
+#include "daemon/store/history.hpp"
 
 namespace brickwork {
 
@@ -99,9 +100,11 @@ struct WorkflowRows {
   int64_t seq = 0;
   TimePoint updated_at{};
   std::vector<StepState> steps;
+  std::vector<KeptSignal> kept_signals;
 
   static WorkflowRows of(const WorkflowState& state) {
-    return WorkflowRows{state.status, state.seq, state.updated_at, state.steps};
+    return WorkflowRows{state.status, state.seq, state.updated_at, state.steps,
+                        state.kept_signals};
   }
 };
 
@@ -168,6 +171,9 @@ class StoreTx {
   virtual std::map<TopicPartition, int64_t> input_offsets_for_update(
       const std::vector<TopicPartition>& partitions) = 0;
   virtual void set_input_offset(const std::string& topic, int32_t partition, int64_t next_offset) = 0;
+  // Adds to a workflow's history (written with the transition that made it):
+  // attempts that ended and the timeline's other entries.
+  virtual void record_history(const std::string& workflow_id, const HistoryChanges& changes) = 0;
 };
 
 // What waits in Postgres (metrics: brickwork_outbox_backlog, brickwork_effects_due).
@@ -182,6 +188,25 @@ struct WorkflowSummary {
   WorkflowStatus status = WorkflowStatus::kRunning;
   TimePoint created_at{};
   TimePoint updated_at{};
+};
+
+// Which workflows list_workflows returns: newest first (created_at, then id),
+// every filter that is set applying.
+struct WorkflowQuery {
+  std::optional<WorkflowStatus> state;
+  std::string workflow;              // the definition's name; empty: any
+  std::optional<TimePoint> since;    // created at or after
+  std::optional<TimePoint> until;    // created before
+  std::string after;                 // a workflow id: only those listed after it
+  int32_t limit = 0;                 // 0: all
+};
+
+// A workflow's history: its attempts (ended, and the ones still going) and
+// the other entries of its timeline.
+struct WorkflowHistory {
+  WorkflowSummary workflow;
+  std::vector<AttemptRecord> attempts;  // by start time
+  std::vector<HistoryNote> notes;       // in the order they happened
 };
 
 class Store {
@@ -243,9 +268,15 @@ class Store {
   // is an Error of its own id only.
   using LoadedWorkflows = std::map<std::string, Result<std::optional<WorkflowState>>>;
   virtual Result<LoadedWorkflows> get_workflows(const std::vector<std::string>& ids) = 0;
-  // Newest first.
-  virtual Result<std::vector<WorkflowSummary>> list_workflows(std::optional<WorkflowStatus> state,
-                                                              int32_t limit) = 0;
+  // Newest first. An `after` id that names no workflow is an Error of code
+  // "unknown_cursor".
+  virtual Result<std::vector<WorkflowSummary>> list_workflows(const WorkflowQuery& query) = 0;
+  Result<std::vector<WorkflowSummary>> list_workflows(std::optional<WorkflowStatus> state,
+                                                      int32_t limit) {
+    return list_workflows(WorkflowQuery{state, {}, {}, {}, {}, limit});
+  }
+  // The workflow's history; nothing when there is no such workflow.
+  virtual Result<std::optional<WorkflowHistory>> get_history(const std::string& id) = 0;
   // Cheap liveness check (SELECT 1), reconnecting if needed.
   virtual Status ping() = 0;
   // Outbox rows and effects due at `now`, in one statement.

@@ -6,7 +6,8 @@
 // it starts, so a signal sent right after is not missed. Output: the
 // signal's value (an object as it is, nothing as {}, anything else as
 // {"value": ...}). `timeout` fails the step with code `timeout`. A signal
-// that no step waits for is refused with reason not_waiting.
+// sent before the step waits is kept by the engine, and the step takes the
+// oldest kept one of its name as it starts (docs/STEPS.md).
 #include "daemon/core/time.hpp"
 #include "handlers/steps/action_fields.hpp"
 

@@ -350,11 +350,11 @@ TEST(EngineFailure, FailingJobFailsWorkflowAndSkipsPending) {
   EXPECT_EQ(cancels[0].step, "b");
   EXPECT_EQ(cancels[0].run_id, 22);
 
-  // Anything later is a no-op; a signal is refused (nothing waits for it).
+  // Anything later is a no-op; a signal is refused (the workflow has ended).
   EXPECT_FALSE(h.apply(completion("b", 1, RunResult::kSuccess), at(3s)).changed);
   const Decision late = h.apply(SignalCommand{"x", {}}, at(3s));
   ASSERT_TRUE(late.rejection);
-  EXPECT_EQ(late.rejection->reason, "not_waiting");
+  EXPECT_EQ(late.rejection->reason, "not_running");
   EXPECT_EQ(types(late.events), (Strings{"command_rejected"}));
   expect_gap_free(h.all_events);
 }
@@ -841,25 +841,132 @@ TEST(EngineSignal, ResolvesWaitingStep) {
   EXPECT_EQ(h.step("gate").status, StepStatus::kWaiting);
   EXPECT_EQ(types(h.all_events), (Strings{"workflow_started", "step_started", "step_waiting"}));
 
-  // Wrong name: refused, with the reason, and nothing else changes.
+  // A name no step of the definition waits for: refused, and nothing is kept.
   const Decision wrong = h.apply(SignalCommand{"rejected", json::value("x")}, at(1s));
   ASSERT_TRUE(wrong.rejection);
-  EXPECT_EQ(wrong.rejection->reason, "not_waiting");
+  EXPECT_EQ(wrong.rejection->reason, "unknown_signal");
+  EXPECT_EQ(types(wrong.events), (Strings{"command_rejected"}));
+  EXPECT_EQ(wrong.events[0].reason, "unknown_signal");
   EXPECT_EQ(h.step("gate").status, StepStatus::kWaiting);
+  EXPECT_TRUE(h.state->kept_signals.empty());
 
   const Decision d = h.apply(SignalCommand{"approved", json::object{{"by", "ana"}}}, at(2s));
   EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "step_started"}));
   // The signal's value is the output.
   EXPECT_EQ(h.step("gate").output, (json::object{{"by", "ana"}}));
   EXPECT_EQ(d.events[0].output, (json::object{{"by", "ana"}}));
+  EXPECT_TRUE(h.state->kept_signals.empty());
 
-  // Again: nothing waits for it any more.
-  EXPECT_TRUE(h.apply(SignalCommand{"approved", nullptr}, at(3s)).rejection);
   // On no workflow: refused without state.
   const Decision none = decide(std::nullopt, SignalCommand{"approved", nullptr}, kT0);
   EXPECT_FALSE(none.changed);
   ASSERT_TRUE(none.rejection);
-  EXPECT_EQ(none.rejection->reason, "not_waiting");
+  EXPECT_EQ(none.rejection->reason, "not_running");
+  expect_gap_free(h.all_events);
+}
+
+// A signal that comes while an earlier step still runs is kept, and the gate
+// takes it as it starts: the producer need not know how far the workflow got.
+TEST(EngineSignal, AnEarlySignalIsKeptThenTakenWhenTheStepWaits) {
+  Harness h;
+  h.apply(StartCommand{"w", "wf", {},
+                       workflow({job("extract"), with_timeout(gate("gate", "approved", {"extract"}), 1h),
+                                 job("after", {"gate"})})},
+          kT0);
+  const Decision kept = h.apply(SignalCommand{"approved", json::object{{"by", "ana"}}}, at(1s));
+  EXPECT_FALSE(kept.rejection);
+  EXPECT_EQ(types(kept.events), (Strings{"signal_kept"}));
+  EXPECT_EQ(kept.events[0].signal, "approved");
+  EXPECT_EQ(to_json(kept.events[0], "w", "wf").at("signal"), "approved");
+  ASSERT_EQ(h.state->kept_signals.size(), 1u);
+  EXPECT_EQ(h.state->kept_signals[0],
+            (KeptSignal{"approved", json::object{{"by", "ana"}}, at(1s)}));
+  EXPECT_EQ(h.step("gate").status, StepStatus::kPending);
+
+  const Decision d = h.apply(StepExecuted{"extract", 1, succeeded({})}, at(5s));
+  EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "step_started", "step_waiting",
+                                      "step_succeeded", "step_started"}));
+  EXPECT_EQ(h.step("gate").status, StepStatus::kSucceeded);
+  EXPECT_EQ(h.step("gate").output, (json::object{{"by", "ana"}}));
+  EXPECT_EQ(h.step("after").status, StepStatus::kRunning);
+  EXPECT_TRUE(h.state->kept_signals.empty());
+  // The gate was resolved at once: no timeout timer is left for it.
+  for (const auto& timer : effects_of<StartTimer>(d)) EXPECT_NE(timer.step, "gate");
+  expect_gap_free(h.all_events);
+}
+
+// Each waiting step takes one signal, the oldest of its name; others stay kept.
+TEST(EngineSignal, EachGateTakesTheOldestKeptSignalOfItsName) {
+  Harness h;
+  h.apply(StartCommand{"w", "wf", {},
+                       workflow({job("extract"), gate("g1", "go", {"extract"}),
+                                 gate("g2", "go", {"g1"}), gate("g3", "other", {"g2"})})},
+          kT0);
+  h.apply(SignalCommand{"go", 1}, at(1s));
+  h.apply(SignalCommand{"other", 9}, at(2s));
+  h.apply(SignalCommand{"go", 2}, at(3s));
+  h.apply(SignalCommand{"go", 3}, at(4s));
+  ASSERT_EQ(h.state->kept_signals.size(), 4u);
+  h.apply(StepExecuted{"extract", 1, succeeded({})}, at(5s));
+  EXPECT_EQ(h.step("g1").output, (json::object{{"value", 1}}));
+  EXPECT_EQ(h.step("g2").output, (json::object{{"value", 2}}));
+  EXPECT_EQ(h.step("g3").output, (json::object{{"value", 9}}));
+  EXPECT_EQ(h.state->status, WorkflowStatus::kSucceeded);
+  // The third "go" found no step left to take it.
+  ASSERT_EQ(h.state->kept_signals.size(), 1u);
+  EXPECT_EQ(h.state->kept_signals[0].value, 3);
+  expect_gap_free(h.all_events);
+}
+
+// Two steps waiting for one name at once: one signal resolves one of them.
+TEST(EngineSignal, OneSignalResolvesOneOfTwoParallelGates) {
+  Harness h;
+  h.apply(StartCommand{"w", "wf", {}, workflow({gate("a", "go"), gate("b", "go", {})})}, kT0);
+  ASSERT_EQ(h.step("b").status, StepStatus::kWaiting);
+  h.apply(SignalCommand{"go", 1}, at(1s));
+  EXPECT_EQ(h.step("a").status, StepStatus::kSucceeded);
+  EXPECT_EQ(h.step("b").status, StepStatus::kWaiting);
+  h.apply(SignalCommand{"go", 2}, at(2s));
+  EXPECT_EQ(h.step("b").output, (json::object{{"value", 2}}));
+  EXPECT_EQ(h.state->status, WorkflowStatus::kSucceeded);
+}
+
+TEST(EngineSignal, RefusesMoreThanTheKeptLimit) {
+  Harness h;
+  h.apply(StartCommand{"w", "wf", {}, workflow({job("extract"), gate("g", "go", {"extract"})})},
+          kT0);
+  for (size_t i = 0; i < kMaxKeptSignals; ++i) {
+    EXPECT_FALSE(h.apply(SignalCommand{"go", static_cast<int64_t>(i)}, at(1s)).rejection) << i;
+  }
+  const Decision full = h.apply(SignalCommand{"go", 1000}, at(2s));
+  ASSERT_TRUE(full.rejection);
+  EXPECT_EQ(full.rejection->reason, "too_many_signals");
+  EXPECT_EQ(types(full.events), (Strings{"command_rejected"}));
+  EXPECT_EQ(h.state->kept_signals.size(), kMaxKeptSignals);
+  // Taking one makes room for one more.
+  h.apply(StepExecuted{"extract", 1, succeeded({})}, at(3s));
+  EXPECT_EQ(h.step("g").output, (json::object{{"value", 0}}));
+  EXPECT_EQ(h.state->kept_signals.size(), kMaxKeptSignals - 1);
+  expect_gap_free(h.all_events);
+}
+
+// A finished workflow takes no signal; its kept ones stay for a retry.
+TEST(EngineSignal, AFinishedWorkflowRefusesSignalsAsNotRunning) {
+  Harness h;
+  h.apply(StartCommand{"w", "wf", {}, workflow({job("extract"), gate("g", "go", {"extract"})})},
+          kT0);
+  h.apply(SignalCommand{"go", 1}, at(1s));
+  h.apply(StepExecuted{"extract", 1, failed("FAILED", "boom")}, at(2s));
+  ASSERT_EQ(h.state->status, WorkflowStatus::kFailed);
+  const Decision late = h.apply(SignalCommand{"go", 2}, at(3s));
+  ASSERT_TRUE(late.rejection);
+  EXPECT_EQ(late.rejection->reason, "not_running");
+  EXPECT_EQ(types(late.events), (Strings{"command_rejected"}));
+  ASSERT_EQ(h.state->kept_signals.size(), 1u);
+  h.apply(RetryCommand{}, at(4s));
+  h.apply(StepExecuted{"extract", 2, succeeded({})}, at(5s));
+  EXPECT_EQ(h.step("g").output, (json::object{{"value", 1}}));
+  EXPECT_EQ(h.state->status, WorkflowStatus::kSucceeded);
   expect_gap_free(h.all_events);
 }
 

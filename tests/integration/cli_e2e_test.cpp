@@ -190,10 +190,10 @@ TEST_F(Cli, SignalReportsAcceptanceOrRefusal) {
   }));
   auto wrong = run("signal cli-sig rejected " + c);
   EXPECT_EQ(wrong.exit_code, 1) << wrong.out;
-  EXPECT_NE(wrong.out.find("refused: not_waiting"), std::string::npos) << wrong.out;
+  EXPECT_NE(wrong.out.find("refused: unknown_signal"), std::string::npos) << wrong.out;
   auto right = run("signal cli-sig approved --value '{\"by\":\"ana\"}' " + c);
   EXPECT_EQ(right.exit_code, 0) << right.out;
-  EXPECT_NE(right.out.find("accepted: step approve"), std::string::npos) << right.out;
+  EXPECT_NE(right.out.find("delivered: step approve"), std::string::npos) << right.out;
   auto done = wait_terminal("cli-sig");
   ASSERT_TRUE(done);
   EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);

@@ -74,30 +74,33 @@ TEST_F(Steps, SleepSignalAndEmitRunToSuccessWithOutputsFeedingTheEmit) {
   EXPECT_EQ(std::count(types.begin(), types.end(), "step_waiting"), 3);  // extract, nap, approve
 }
 
-TEST_F(Steps, ASignalNothingWaitsForIsRejectedWithAReason) {
+// A signal before its gate waits is kept, not refused; one for no workflow
+// is refused with a reason.
+TEST_F(Steps, ASignalBeforeItsGateIsKeptAndOneForNoWorkflowIsRefused) {
   start({{101, sim_job("extract", 60'000)}});
   start_daemon();
   start_workflow("order-2", "approvals", {{"client", "acme"}});
   ASSERT_TRUE(eventually([&] { return step_is("order-2", "extract", StepStatus::kWaiting); }));
-  signal("order-2", "approved", json::object{{"by", "too early"}});
+  signal("order-2", "approved", json::object{{"by", "early"}});
   signal("nobody", "approved", nullptr);
   ASSERT_TRUE(eventually([&] {
     for (const auto& e : status_events("order-2")) {
-      if (e.at("type") == "command_rejected" && e.at("reason") == "not_waiting") return true;
+      if (e.at("type") == "signal_kept" && e.at("signal") == "approved") return true;
     }
     return false;
   }));
   ASSERT_TRUE(eventually([&] {
     const auto events = status_events("nobody");
-    return !events.empty() && events[0].at("reason") == "not_waiting";
+    return !events.empty() && events[0].at("reason") == "not_running";
   }));
   EXPECT_TRUE(step_is("order-2", "extract", StepStatus::kWaiting));
-  int not_waiting = 0;
+  EXPECT_EQ(workflow("order-2")->kept_signals.size(), 1u);
+  int not_running = 0;
   EXPECT_TRUE(eventually([&] {
-    not_waiting = 0;
-    for (const auto& d : dead_letters()) not_waiting += d.at("reason") == "not_waiting";
-    return not_waiting == 2;
-  })) << not_waiting;
+    not_running = 0;
+    for (const auto& d : dead_letters()) not_running += d.at("reason") == "not_running";
+    return not_running == 1;
+  })) << not_running;
 }
 
 TEST_F(Steps, OnFailureStepsRunBeforeTheWorkflowEndsFailed) {

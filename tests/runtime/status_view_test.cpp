@@ -61,5 +61,22 @@ TEST(StatusView, ListEscapesEveryCell) {
   EXPECT_NE(table.find("w\\nforged-row"), std::string::npos) << table;
 }
 
+// Signals kept for a step not waiting yet show by name and time, never by value.
+TEST(StatusView, KeptSignalsShowByNameAndTime) {
+  WorkflowState w = failed_workflow("boom");
+  EXPECT_FALSE(status_json(w).contains("kept_signals"));
+  w.kept_signals = {KeptSignal{"approved", json::object{{"by", "ana"}}, from_epoch_ms(0)}};
+  const json::object j = status_json(w);
+  ASSERT_TRUE(j.contains("kept_signals"));
+  EXPECT_EQ(j.at("kept_signals"),
+            (json::array{json::object{{"name", "approved"}, {"at", "1970-01-01T00:00:00.000Z"}}}));
+  const std::string table = status_table(w);
+  EXPECT_NE(table.find("kept signals (no step has taken them yet): approved "
+                       "(1970-01-01T00:00:00.000Z)"),
+            std::string::npos)
+      << table;
+  EXPECT_EQ(table.find("ana"), std::string::npos) << table;
+}
+
 }  // namespace
 }  // namespace brickwork

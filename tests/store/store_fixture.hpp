@@ -36,7 +36,8 @@ class StoreTest : public ::testing::Test {
     store_ = Store::open(pg_->url());
     Status migrated = store_->migrate();
     ASSERT_TRUE(migrated.ok()) << migrated.error().message;
-    sql("TRUNCATE workflows, steps, effects, outbox, input_offsets RESTART IDENTITY");
+    // CASCADE: with every table that refers to a workflow (history, ...).
+    sql("TRUNCATE workflows, steps, effects, outbox, input_offsets RESTART IDENTITY CASCADE");
   }
 
   // Runs SQL outside the store (set-up and inspection).
