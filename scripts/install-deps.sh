@@ -14,7 +14,11 @@ PACKAGES=(
   # The job-side helper's tests (integrations/databricks) and the static check
   # of docker/compose.yaml (scripts/check-docker.sh).
   python3-confluent-kafka python3-yaml
+  # The contract checks (scripts/check-contract.sh: AsyncAPI parser, ajv).
+  nodejs
 )
+# npm comes with some nodejs builds and as a package of its own in Debian.
+if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(npm); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
