@@ -58,6 +58,9 @@ struct WorkflowState {
   TimePoint created_at{};
   TimePoint updated_at{};
   std::vector<StepState> steps;    // in definition order
+  // The W3C traceparent of the start command (empty: none), carried to
+  // status events, emitted records and Databricks runs.
+  std::string traceparent;
 
   StepState* find_step(std::string_view name);
   const StepState* find_step(std::string_view name) const;

@@ -103,11 +103,19 @@ constexpr const char* kV4 = R"sql(
 ALTER TABLE outbox ADD COLUMN workflow_id text, ADD COLUMN step text;
 )sql";
 
-constexpr std::array<Migration, 4> kMigrations{{
+// The W3C traceparent of the command that started a workflow, carried as a
+// Kafka header on its status events and emitted records.
+constexpr const char* kV5 = R"sql(
+ALTER TABLE workflows ADD COLUMN traceparent text;
+ALTER TABLE outbox ADD COLUMN traceparent text;
+)sql";
+
+constexpr std::array<Migration, 5> kMigrations{{
     {1, "workflows, steps, effects, outbox, input offsets", kV1},
     {2, "definitions stored once, by hash", kV2},
     {3, "queue tables vacuumed by dead rows", kV3},
     {4, "outbox rows name the workflow and step that emitted them", kV4},
+    {5, "workflows and outbox rows keep a trace context", kV5},
 }};
 
 }  // namespace
