@@ -161,6 +161,10 @@ const schemaFor = { commands: 'command.schema.json', events: 'completion-event.s
 // Dead-letter reasons a schema can tell: an input refused for one of them must not validate.
 const schemaReasons = new Set(['invalid_json', 'not_object', 'missing_field', 'invalid_field', 'unknown_type']);
 
+function ajvText(errors) {
+  return (errors ?? []).slice(0, 4).map((e) => `${e.instancePath || '/'} ${e.message}${e.params ? ' ' + JSON.stringify(e.params) : ''}`).join('; ');
+}
+
 function parsePayload(line) {
   if (line.payload === undefined) return { ok: false };
   try { return { ok: true, value: JSON.parse(line.payload) }; } catch { return { ok: false }; }
@@ -168,11 +172,16 @@ function parsePayload(line) {
 
 test('every message the integration tests saw agrees with the schemas', { skip: !capturePath && 'BRICKWORK_CONTRACT_CAPTURE is not set' }, () => {
   const lines = fs.readFileSync(capturePath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const problems = [];
+  const check = (ok, problem) => { if (!ok) problems.push(problem()); };
+  const errorsText = (file) => ajvText(validate[file].errors);
+  const where = (line) => `${line.test}: ${line.topic}@${line.partition}/${line.offset}`;
   const counts = {};
   const seen = new Set();
   for (const line of lines) {
     if (line.role === 'config') {
-      assertValid('config.schema.json', YAML.parse(line.yaml), `the configuration of ${line.test}`);
+      const config = YAML.parse(line.yaml);
+      check(validate['config.schema.json'](config), () => `${line.test}: its configuration: ${errorsText('config.schema.json')}`);
       counts.config = (counts.config ?? 0) + 1;
       continue;
     }
@@ -181,13 +190,15 @@ test('every message the integration tests saw agrees with the schemas', { skip: 
     if (seen.has(id)) continue;
     seen.add(id);
     counts[line.role] = (counts[line.role] ?? 0) + 1;
-    if (line.headers?.traceparent !== undefined && line.role !== 'commands' && line.role !== 'events') {
-      assert.match(line.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, `${line.test}: a traceparent brickwork wrote`);
-    }
-    if (line.role === 'status' || line.role === 'dead_letter') {
-      const parsed = parsePayload(line);
-      assert.ok(parsed.ok, `${line.test}: brickwork published text that is not JSON on ${line.topic}`);
-      assertValid(schemaFor[line.role], parsed.value, `${line.test}: ${line.topic}@${line.partition}/${line.offset}`);
+    if (line.role !== 'status' && line.role !== 'dead_letter') continue;
+    const traceparent = line.headers?.traceparent;
+    check(traceparent === undefined || /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(traceparent),
+      () => `${where(line)}: brickwork wrote the traceparent ${traceparent}`);
+    const parsed = parsePayload(line);
+    check(parsed.ok, () => `${where(line)}: brickwork published text that is not JSON`);
+    if (parsed.ok) {
+      check(validate[schemaFor[line.role]](parsed.value),
+        () => `${where(line)}: ${errorsText(schemaFor[line.role])}: ${line.payload.slice(0, 300)}`);
     }
   }
   // Inputs: valid, or refused with a dead letter; refused for a reason the
@@ -195,8 +206,9 @@ test('every message the integration tests saw agrees with the schemas', { skip: 
   const deadLetters = new Map();
   const lastDeadLetter = new Map();  // test|topic|partition -> the highest offset with a dead letter
   for (const line of lines.filter((l) => l.role === 'dead_letter')) {
-    const record = JSON.parse(line.payload);
-    if (record.source.partition === undefined) continue;
+    const parsed = parsePayload(line);
+    if (!parsed.ok || parsed.value?.source?.partition === undefined) continue;
+    const record = parsed.value;
     const partition = `${line.test}|${record.source.topic}|${record.source.partition}`;
     deadLetters.set(`${partition}|${record.source.offset}`, record.reason);
     lastDeadLetter.set(partition, Math.max(lastDeadLetter.get(partition) ?? -1, record.source.offset));
@@ -207,25 +219,25 @@ test('every message the integration tests saw agrees with the schemas', { skip: 
     const id = `${line.test}|${line.topic}|${line.partition}|${line.offset}`;
     if (inputsSeen.has(id)) continue;
     inputsSeen.add(id);
+    const schema = schemaFor[line.role];
     const parsed = parsePayload(line);
-    const valid = parsed.ok && validate[schemaFor[line.role]](parsed.value);
+    const valid = parsed.ok && validate[schema](parsed.value);
     const reason = deadLetters.get(id);
-    if (!valid && reason === undefined && !(lastDeadLetter.get(`${line.test}|${line.topic}|${line.partition}`) > line.offset)) {
+    if (!valid && reason === undefined &&
+        !(lastDeadLetter.get(`${line.test}|${line.topic}|${line.partition}`) > line.offset)) {
       ++unconsumed;  // nothing shows the daemon read it before the test ended
       continue;
     }
     if (!valid) {
-      assert.ok(reason !== undefined,
-        `${line.test}: ${line.topic}@${line.partition}/${line.offset} does not validate but has no dead letter: ` +
-        `${(line.payload ?? '').slice(0, 200)} ${JSON.stringify(validate[schemaFor[line.role]].errors)}`);
+      check(reason !== undefined, () => `${where(line)} does not validate (${parsed.ok ? errorsText(schema) : 'not JSON'}) but has no dead letter: ${(line.payload ?? '').slice(0, 200)}`);
     } else {
-      assert.ok(!schemaReasons.has(reason),
-        `${line.test}: ${line.topic}@${line.partition}/${line.offset} validates, but brickwork refused it as ${reason}: ${line.payload.slice(0, 200)}`);
+      check(!schemaReasons.has(reason), () => `${where(line)} validates, but brickwork refused it as ${reason}: ${line.payload.slice(0, 200)}`);
     }
   }
   for (const role of ['commands', 'events', 'status', 'dead_letter', 'config']) {
-    assert.ok((counts[role] ?? 0) > 0, `no ${role} captured in ${capturePath}`);
+    check((counts[role] ?? 0) > 0, () => `no ${role} captured in ${capturePath}`);
   }
+  assert.deepEqual(problems.slice(0, 30), [], `${problems.length} problem(s), the first 30 shown`);
   console.log(`validated ${JSON.stringify(counts)}; ${unconsumed} invalid input(s) not yet consumed when their test ended`);
 });
 
