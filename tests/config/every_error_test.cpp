@@ -69,6 +69,14 @@ TEST(EveryError, OneErrorIsTheMessageItWasBefore) {
       << lines[0];
 }
 
+// Read on after errors, but a workflows: that is no mapping is still one.
+TEST(EveryError, AWorkflowsSectionThatIsNoMappingIsStillAnError) {
+  const auto lines = error_lines(
+      "callbacks: {secret: \"0123456789abcdef-0123456789abcdef-secret\"}\nworkflows: [1]\n");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("workflows"), std::string::npos) << lines[0];
+}
+
 TEST(EveryError, AWorkflowsFileIsCheckedAlone) {
   const auto path = std::filesystem::temp_directory_path() /
                     ("brickwork-workflows-" + std::to_string(getpid()) + ".yaml");
