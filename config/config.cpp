@@ -136,13 +136,74 @@ namespace {
 
 using config_detail::YamlReader;
 
+// Errors of a document, kept up to options.max_errors; each section,
+// workflow and step is read on after an error elsewhere.
+class ErrorList {
+ public:
+  explicit ErrorList(size_t max) : max_(max == 0 ? 1 : max) {}
+  void add(std::optional<Error> e) {
+    if (e) errors_.push_back(std::move(*e));
+  }
+  std::vector<Error>* sink() { return &errors_; }
+  bool empty() const { return errors_.empty(); }
+  // The first error alone as it is; several as one message, a line each,
+  // at most max_ lines.
+  Error combined() const {
+    std::vector<std::string> lines;
+    for (const Error& e : errors_) {
+      for (size_t from = 0;;) {
+        const size_t nl = e.message.find('\n', from);
+        lines.push_back(e.message.substr(from, nl == std::string::npos ? nl : nl - from));
+        if (nl == std::string::npos) break;
+        from = nl + 1;
+      }
+    }
+    Error out = errors_.front();
+    out.message.clear();
+    for (size_t i = 0; i < lines.size() && i < max_; ++i) {
+      out.message += (i == 0 ? "" : "\n") + lines[i];
+    }
+    if (lines.size() > max_) {
+      out.message += "\n... and " + std::to_string(lines.size() - max_) +
+                     " more error(s) (only the first " + std::to_string(max_) + " are shown)";
+    }
+    return out;
+  }
+
+ private:
+  size_t max_;
+  std::vector<Error> errors_;
+};
+
+// One file holding only `workflows:` (workflows_dir, or check --workflows).
+std::optional<Error> load_workflows_only(const std::string& file, const LoadOptions& options,
+                                         std::map<std::string, WorkflowDefinition>& workflows,
+                                         std::map<std::string, std::string>& defined_at,
+                                         ErrorList& errors) {
+  const YamlReader sub(file);
+  YAML::Node doc;
+  try {
+    doc = YAML::LoadFile(file);
+  } catch (const YAML::Exception& e) {
+    return sub.yaml_error(e);
+  }
+  if (doc.IsNull()) return std::nullopt;
+  if (auto e = sub.map_node(doc, "(top level)")) return *e;
+  errors.add(sub.check_keys(doc, "", {"workflows"}));
+  if (const YAML::Node w = doc["workflows"]) {
+    (void)config_detail::load_workflows(sub, options.steps, w, workflows, defined_at, errors.sink());
+  }
+  return std::nullopt;
+}
+
 // The files of workflows_dir (*.yaml, *.yml, in name order), each holding only
 // `workflows:`. `defined_at` holds where each workflow came from, across files.
 std::optional<Error> load_workflows_dir(const YamlReader& in, const LoadOptions& options,
                                         const YAML::Node& node,
                                         const std::filesystem::path& base_dir,
                                         std::map<std::string, WorkflowDefinition>& workflows,
-                                        std::map<std::string, std::string>& defined_at) {
+                                        std::map<std::string, std::string>& defined_at,
+                                        ErrorList& errors) {
   auto dir = in.string(node, "workflows_dir");
   if (!dir) return dir.error();
   std::filesystem::path path(*dir);
@@ -158,21 +219,7 @@ std::optional<Error> load_workflows_dir(const YamlReader& in, const LoadOptions&
   }
   std::sort(files.begin(), files.end());
   for (const auto& file : files) {
-    const YamlReader sub(file.string());
-    YAML::Node doc;
-    try {
-      doc = YAML::LoadFile(file.string());
-    } catch (const YAML::Exception& e) {
-      return sub.yaml_error(e);
-    }
-    if (doc.IsNull()) continue;
-    if (auto e = sub.map_node(doc, "(top level)")) return *e;
-    if (auto e = sub.check_keys(doc, "", {"workflows"})) return *e;
-    if (const YAML::Node w = doc["workflows"]) {
-      if (auto e = config_detail::load_workflows(sub, options.steps, w, workflows, defined_at)) {
-        return *e;
-      }
-    }
+    errors.add(load_workflows_only(file.string(), options, workflows, defined_at, errors));
   }
   return std::nullopt;
 }
@@ -184,64 +231,56 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
   config.source_path = in.file();
   if (root.IsNull()) return in.empty_error();
   if (auto e = in.map_node(root, "(top level)")) return *e;
-  if (auto e = in.check_keys(root, "",
-                             {"kafka", "postgres", "databricks", "callbacks", "daemon", "files",
-                              "databases", "workflows", "workflows_dir"})) {
-    return *e;
-  }
+  ErrorList errors(options.max_errors);
+  errors.add(in.check_keys(root, "",
+                           {"kafka", "postgres", "databricks", "callbacks", "daemon", "files",
+                            "databases", "workflows", "workflows_dir"}));
   if (const YAML::Node v = root["kafka"]) {
-    if (auto e = config_detail::load_kafka(in, v, config.kafka)) return *e;
+    errors.add(config_detail::load_kafka(in, v, config.kafka));
   }
   if (const YAML::Node v = root["postgres"]) {
-    if (auto e =
-            config_detail::load_postgres(in, v, options.validate_postgres_url, config.postgres)) {
-      return *e;
-    }
+    errors.add(config_detail::load_postgres(in, v, options.validate_postgres_url, config.postgres));
   }
   if (const YAML::Node v = root["databricks"]) {
-    if (auto e = config_detail::load_databricks(in, v, config.databricks)) return *e;
+    errors.add(config_detail::load_databricks(in, v, config.databricks));
   }
   if (const YAML::Node v = root["databases"]) {
-    if (auto e = config_detail::load_databases(in, v, options.validate_postgres_url,
-                                               config.databases)) {
-      return *e;
-    }
+    errors.add(config_detail::load_databases(in, v, options.validate_postgres_url,
+                                             config.databases));
   }
   if (options.require_callback_secret) {
-    if (auto e = config_detail::load_callbacks(in, root, config.callbacks)) return *e;
+    errors.add(config_detail::load_callbacks(in, root, config.callbacks));
   }
   if (const YAML::Node v = root["daemon"]) {
-    if (auto e = config_detail::load_daemon(in, v, config.daemon)) return *e;
+    errors.add(config_detail::load_daemon(in, v, config.daemon));
   }
   if (const YAML::Node v = root["files"]) {
-    if (auto e = config_detail::load_files(in, v, config.files)) return *e;
+    errors.add(config_detail::load_files(in, v, config.files));
   }
   std::map<std::string, std::string> defined_at;
   if (const YAML::Node v = root["workflows"]) {
-    if (auto e =
-            config_detail::load_workflows(in, options.steps, v, config.workflows, defined_at)) {
-      return *e;
-    }
+    (void)config_detail::load_workflows(in, options.steps, v, config.workflows, defined_at,
+                                        errors.sink());
   }
   if (const YAML::Node v = root["workflows_dir"]) {
-    if (auto e = load_workflows_dir(in, options, v, base_dir, config.workflows, defined_at)) {
-      return *e;
-    }
+    errors.add(load_workflows_dir(in, options, v, base_dir, config.workflows, defined_at, errors));
   }
-  // What steps name elsewhere in the file (databases, ...), now that all is read.
-  if (options.steps != nullptr) {
+  // What steps name elsewhere in the file (databases, ...), now that all is
+  // read; a section that had errors would only add errors that follow from them.
+  if (options.steps != nullptr && errors.empty()) {
     for (const auto& [name, def] : config.workflows) {
       for (const auto* list : {&def.steps, &def.on_failure}) {
         for (const auto& step : *list) {
           if (auto problem = options.steps->check_references(step, config)) {
-            return Error{ErrorKind::kInvalidInput, "config",
-                         step.source_location + ": workflows." + name + ", step '" + step.name +
-                             "': " + *problem};
+            errors.add(Error{ErrorKind::kInvalidInput, "config",
+                             step.source_location + ": workflows." + name + ", step '" +
+                                 step.name + "': " + *problem});
           }
         }
       }
     }
   }
+  if (!errors.empty()) return errors.combined();
   return config;
 }
 
@@ -276,6 +315,23 @@ Result<Config> load_config(const std::string& path, const LoadOptions& options) 
 Result<Config> load_config_from_string(const std::string& yaml_text, const std::string& source_name,
                                        const LoadOptions& options) {
   return load_from_text(yaml_text, source_name, std::filesystem::current_path(), options);
+}
+
+Result<std::map<std::string, WorkflowDefinition>> load_workflows_file(const std::string& path,
+                                                                     const LoadOptions& options) {
+  if (!std::ifstream(path)) {
+    return Error{ErrorKind::kInvalidInput, "config", path + ": cannot read the workflows file"};
+  }
+  std::map<std::string, WorkflowDefinition> workflows;
+  std::map<std::string, std::string> defined_at;
+  ErrorList errors(options.max_errors);
+  try {
+    errors.add(load_workflows_only(path, options, workflows, defined_at, errors));
+  } catch (const YAML::Exception& e) {
+    errors.add(config_detail::YamlReader(path).yaml_error(e));
+  }
+  if (!errors.empty()) return errors.combined();
+  return workflows;
 }
 
 }  // namespace brickwork

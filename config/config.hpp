@@ -211,6 +211,9 @@ struct LoadOptions {
   // False for commands that only read Postgres (status, list): the callbacks
   // section is then not read at all, so its secret need not be at hand.
   bool require_callback_secret = true;
+  // Errors reported at most: sections, workflows and steps are each read on
+  // after an error in another, so one run of `brickwork check` shows them all.
+  size_t max_errors = 50;
 };
 
 // Reads `path`, substitutes ${VAR} and ${VAR:-default} from the environment,
@@ -225,11 +228,18 @@ struct LoadOptions {
 // databricks.host over http:// to a non-loopback address; postgres.url that
 // validate_postgres_url rejects. No message repeats a value that may be a
 // secret: a scalar where a mapping or list belongs is described, not quoted.
+// Several errors come as one message, a line each (at most max_errors).
 Result<Config> load_config(const std::string& path, const LoadOptions& options = {});
 // Same, from text (tests); `source_name` is used in messages.
 Result<Config> load_config_from_string(const std::string& yaml_text,
                                        const std::string& source_name = "<string>",
                                        const LoadOptions& options = {});
+
+// One workflows file alone (`workflows:` and nothing else, as in
+// workflows_dir), checked as the configuration would check it, except the
+// references to other sections (databases) it cannot see.
+Result<std::map<std::string, WorkflowDefinition>> load_workflows_file(
+    const std::string& path, const LoadOptions& options = {});
 
 // What a reload (SIGHUP) may change in a running daemon: the workflow
 // definitions, and nothing else. Topics, brokers, the consumer group, the

@@ -31,7 +31,8 @@ struct StepList {
 // Every error names file:line:col, the path of the value and what was expected.
 class WorkflowReader {
  public:
-  WorkflowReader(const YamlReader& in, const StepCatalog* steps) : in_(in), steps_(steps) {}
+  WorkflowReader(const YamlReader& in, const StepCatalog* steps, bool every_error)
+      : in_(in), steps_(steps), every_error_(every_error) {}
 
   Result<WorkflowDefinition> load_workflow(const std::string& name, const YAML::Node& node) const;
 
@@ -48,6 +49,7 @@ class WorkflowReader {
 
   const YamlReader& in_;
   const StepCatalog* steps_;
+  bool every_error_;  // a step's error does not stop the reading of the next
 };
 
 Result<WorkflowDefinition> WorkflowReader::load_workflow(const std::string& name,
@@ -85,10 +87,20 @@ Result<std::vector<StepDefinition>> WorkflowReader::load_step_list(
   StepList list;
   list.def.name = workflow;
   list.sources.resize(steps.size());
+  std::optional<Error> step_errors;  // a line each
   for (size_t i = 0; i < steps.size(); ++i) {
     const std::string step_path = path + "[" + std::to_string(i) + "]";
     const StepDefinition* previous = list.def.steps.empty() ? nullptr : &list.def.steps.back();
     auto step = load_step(in_, steps_, steps[i], step_path, previous, list.sources[i]);
+    if (!step && every_error_) {
+      // The other steps are still read; the checks across them are not.
+      if (step_errors) {
+        step_errors->message += "\n" + step.error().message;
+      } else {
+        step_errors = step.error();
+      }
+      continue;
+    }
     if (!step) return step.error();
     if (auto it = names.find(step->name); it != names.end()) {
       return in_.error(node_of_key(steps[i], "name"), step_path + ".name",
@@ -99,6 +111,7 @@ Result<std::vector<StepDefinition>> WorkflowReader::load_step_list(
     list.index_of[step->name] = i;
     list.def.steps.push_back(std::move(*step));
   }
+  if (step_errors) return *step_errors;
   if (auto e = check_depends_on(list)) return *e;
   if (auto e = check_cycles(list)) return *e;
   if (auto e = check_templates(list)) return *e;
@@ -231,26 +244,48 @@ std::optional<Error> WorkflowReader::check_template(const TemplateUse& use,
 std::optional<Error> load_workflows(const YamlReader& in, const StepCatalog* steps,
                                     const YAML::Node& node,
                                     std::map<std::string, WorkflowDefinition>& out,
-                                    std::map<std::string, std::string>& defined_at) {
+                                    std::map<std::string, std::string>& defined_at,
+                                    std::vector<Error>* errors) {
   if (node.IsNull()) return std::nullopt;
-  if (auto e = in.map_node(node, "workflows")) return e;
-  const WorkflowReader reader(in, steps);
+  std::optional<Error> first;
+  // Without `errors` the first error ends the reading; with it, the next
+  // workflow is read.
+  auto failed = [&](Error e) {
+    if (errors != nullptr) errors->push_back(e);
+    if (!first) first = std::move(e);
+    return errors == nullptr;
+  };
+  if (auto e = in.map_node(node, "workflows")) {
+    failed(*e);
+    return e;
+  }
+  const WorkflowReader reader(in, steps, errors != nullptr);
   for (const auto& kv : node) {
     const std::string name = kv.first.Scalar();
     if (!is_valid_name(name)) {
-      return in.error(kv.first, "workflows." + name,
-                      "a workflow name is 1-100 characters of [A-Za-z0-9_.-]");
+      if (failed(in.error(kv.first, "workflows." + name,
+                          "a workflow name is 1-100 characters of [A-Za-z0-9_.-]"))) {
+        break;
+      }
+      continue;
     }
     if (auto it = defined_at.find(name); it != defined_at.end()) {
-      return in.error(kv.first, "workflows." + name,
-                      "workflow '" + name + "' is defined twice (first at " + it->second + ")");
+      if (failed(in.error(kv.first, "workflows." + name,
+                          "workflow '" + name + "' is defined twice (first at " + it->second +
+                              ")"))) {
+        break;
+      }
+      continue;
     }
     defined_at[name] = in.location(kv.first);
     auto def = reader.load_workflow(name, kv.second);
-    if (!def) return def.error();
+    if (!def) {
+      if (failed(def.error())) break;
+      continue;
+    }
     out[name] = std::move(*def);
   }
-  return std::nullopt;
+  return first;
 }
 
 }  // namespace brickwork::config_detail

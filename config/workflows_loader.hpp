@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "config/yaml_reader.hpp"
@@ -20,10 +21,13 @@ namespace brickwork::config_detail {
 // Reads `node` (workflow name to definition; null: none) into `out`.
 // `defined_at` holds where each workflow in `out` came from, across files, so
 // that a name defined twice is refused. Without `steps` every action key is
-// unknown.
+// unknown. With `errors`, every error is appended there (those of one list of
+// steps as one, a line each) and the next workflow is read on; the result is
+// then the first error.
 std::optional<Error> load_workflows(const YamlReader& in, const StepCatalog* steps,
                                     const YAML::Node& node,
                                     std::map<std::string, WorkflowDefinition>& out,
-                                    std::map<std::string, std::string>& defined_at);
+                                    std::map<std::string, std::string>& defined_at,
+                                    std::vector<Error>* errors = nullptr);
 
 }  // namespace brickwork::config_detail

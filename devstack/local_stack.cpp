@@ -1,7 +1,11 @@
 #include "devstack/local_stack.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <sstream>
 
 namespace brickwork {
@@ -52,6 +56,26 @@ Result<std::unique_ptr<LocalStack>> LocalStack::start(LocalStackOptions options)
 LocalStack::~LocalStack() {
   if (simulator_) simulator_->stop();
   if (events_producer_) (void)events_producer_->flush(Duration(2000));
+}
+
+bool append_contract_capture(const std::string& lines) {
+  const char* path = std::getenv("BRICKWORK_CONTRACT_CAPTURE");
+  if (path == nullptr || *path == '\0') return true;
+  const int fd = ::open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  ::flock(fd, LOCK_EX);
+  bool written = true;
+  for (size_t done = 0; done < lines.size();) {
+    const ssize_t n = ::write(fd, lines.data() + done, lines.size() - done);
+    if (n <= 0) {
+      written = false;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::flock(fd, LOCK_UN);
+  ::close(fd);
+  return written;
 }
 
 std::string LocalStack::config_yaml(const std::string& workflows_yaml,

@@ -45,4 +45,10 @@ class LocalStack {
   std::unique_ptr<DatabricksSimulator> simulator_;
 };
 
+// With BRICKWORK_CONTRACT_CAPTURE=FILE set, appends `lines` (JSON lines: the
+// configurations and messages a run saw) to FILE, one locked append however
+// many processes write, for scripts/check-contract.sh to check against
+// schemas/. Without it, does nothing. False when FILE cannot be written.
+bool append_contract_capture(const std::string& lines);
+
 }  // namespace brickwork

@@ -20,7 +20,11 @@ PACKAGES=(
   # The Debian package: lintian (scripts/package.sh), and a clean Debian 12
   # root to install it in (scripts/debian-root.sh, scripts/test-package.sh).
   debootstrap lintian
+  # The contract checks (scripts/check-contract.sh: AsyncAPI parser, ajv).
+  nodejs
 )
+# npm comes with some nodejs builds and as a package of its own in Debian.
+if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(npm); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -6,7 +6,9 @@
 # `brickwork demo` from the optimised build, and the benchmark at a small size;
 # then build the Debian package (lintian) and install it in a clean Debian 12
 # root (debootstrap, cached in build/). Before the builds: the job helper's
-# wheel, installed in a virtual environment and tested there.
+# wheel, installed in a virtual environment and tested there. The
+# machine-readable contract (schemas/) is checked statically first, then
+# against every message the end-to-end tests and the demo saw.
 #   BRICKWORK_TEST_QUICK=1 scripts/test.sh   one plain build and run, no sanitizers
 #   FUZZ_SECONDS=60 scripts/test.sh          fuzz longer (default 10 s per target)
 #   BRICKWORK_DOCKER_TEST=1 scripts/test.sh  also build the image and run the compose stack
@@ -26,6 +28,15 @@ static_checks() {
   tests/scripts/install_deps_test.sh
   step "the job helper's wheel, installed in a virtual environment and tested there"
   scripts/test-job-helper.sh
+  step "the contract: JSON Schemas, AsyncAPI document, shipped configurations (static)"
+  scripts/check-contract.sh
+}
+# The end-to-end tests write every message they saw to this file, which
+# check_messages then checks against schemas/.
+capture="$PWD/build/contract-messages.jsonl"
+check_messages() {
+  step "every message the tests saw against the schemas; the README against --help"
+  scripts/check-contract.sh --binary "$1/brickwork" --capture "$capture"
 }
 # The image and compose stack for real: only where an engine is reachable (or
 # BRICKWORK_DOCKER_TEST=1 insists), as a separate script it takes minutes.
@@ -46,7 +57,9 @@ if [ "${BRICKWORK_TEST_QUICK:-0}" = "1" ]; then
   step "build (RelWithDebInfo, -Wall -Wextra -Werror)"
   scripts/build.sh debug
   step "tests"
-  run_tests build/debug
+  mkdir -p build && rm -f "$capture"
+  BRICKWORK_CONTRACT_CAPTURE="$capture" run_tests build/debug
+  check_messages build/debug
   echo "Debian package skipped (quick): scripts/package.sh deb && scripts/test-package.sh"
   docker_test
   step "all tests passed (quick: no sanitizers, no fuzzing)"
@@ -70,10 +83,13 @@ step "every test under ASan + UBSan (ThreadSanitizer build alongside: build/tsan
 BUILD_TARGETS="$tsan_targets" nice -n 19 scripts/build.sh tsan >build/tsan.log 2>&1 &
 tsan_build=$!
 background+=("$tsan_build")
+rm -f "$capture"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp" \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+BRICKWORK_CONTRACT_CAPTURE="$capture" \
   run_tests build/asan
+check_messages build/asan
 
 step "finishing the ThreadSanitizer build"
 if ! wait "$tsan_build"; then
@@ -120,12 +136,14 @@ background+=("$package_test")
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh --no-build
 
 step "brickwork demo from the optimised build (the README's other command)"
-if ! build/release/brickwork demo >build/demo.log 2>&1; then
+if ! BRICKWORK_CONTRACT_CAPTURE="$capture" build/release/brickwork demo >build/demo.log 2>&1; then
   tail -n 60 build/demo.log
   echo "brickwork demo failed; full log in build/demo.log" >&2
   exit 1
 fi
 tail -n 3 build/demo.log
+# The demo's configuration joins what the tests saw.
+check_messages build/release
 
 # What sanitizers cannot measure or run: peak memory, and a process with no
 # free file descriptor (UBSan needs one for its checks).

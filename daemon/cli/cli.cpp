@@ -29,8 +29,8 @@ int run_cli(int argc, char** argv) {
   app.set_version_flag("--version", std::string(BRICKWORK_VERSION));
   app.require_subcommand(1);
   app.footer(
-      "Every subcommand takes -c FILE (default $BRICKWORK_CONFIG, else "
-      "/etc/brickwork/brickwork.yaml).\n"
+      "daemon, migrate, check, submit, status, list, cancel, retry and signal take -c FILE\n"
+      "(default $BRICKWORK_CONFIG, else /etc/brickwork/brickwork.yaml).\n"
       "Exit codes: 0 success (--wait/--follow: the workflow succeeded), 1 error, 2 usage,\n"
       "3 the workflow failed, 4 it was canceled, 5 --timeout passed first.");
   // Contract 8: -c defaults to $BRICKWORK_CONFIG when set.
@@ -67,7 +67,13 @@ int run_cli(int argc, char** argv) {
   check->add_flag("--connect", connect,
                   "also reach Kafka, Postgres (and Lakebase) and Databricks with the "
                   "configured credentials");
-  check->footer("Example:\n  brickwork check --connect\n"
+  std::string workflows_file;
+  check->add_option("--workflows", workflows_file,
+                    "check this workflows file alone (workflows: only, as in workflows_dir), "
+                    "without the configuration");
+  check->footer("Example:\n  brickwork check --connect\n  brickwork check --workflows workflows.d/ingest.yaml\n"
+                "Every error found is reported (up to 50), one per line; --json prints\n"
+                "{\"ok\": false, \"errors\": [...]} instead.\n"
                 "With --connect, one line per target: ok, or FAILED and why; exit 1 if any failed.");
 
   std::string workflow;
@@ -241,7 +247,10 @@ int run_cli(int argc, char** argv) {
     return cli::run_migrate(config_path, topics ? std::optional<int32_t>(partitions) : std::nullopt,
                             as_json);
   }
-  if (check->parsed()) return cli::run_check(config_path, connect, as_json);
+  if (check->parsed()) {
+    if (!workflows_file.empty()) return cli::run_check_workflows(workflows_file, as_json);
+    return cli::run_check(config_path, connect, as_json);
+  }
   if (submit->parsed()) {
     return cli::run_submit(config_path, workflow,
                            id.empty() ? std::nullopt : std::optional<std::string>(id), input_json,

@@ -79,8 +79,25 @@ LoadOptions load_options() {
 
 // Errors carry text from outside (Postgres, Kafka, the configuration file):
 // escaped, so that they cannot drive the terminal or pose as other output.
+namespace {
+
+// The lines of a message (a configuration with several errors has one each).
+std::vector<std::string> lines_of(std::string_view message) {
+  std::vector<std::string> lines;
+  for (size_t from = 0;;) {
+    const size_t nl = message.find('\n', from);
+    lines.emplace_back(message.substr(from, nl == std::string_view::npos ? nl : nl - from));
+    if (nl == std::string_view::npos) return lines;
+    from = nl + 1;
+  }
+}
+
+}  // namespace
+
 void print_error(std::string_view message) {
-  std::cerr << "error: " << escape_control_characters(message) << "\n";
+  for (const std::string& line : lines_of(message)) {
+    std::cerr << "error: " << escape_control_characters(line) << "\n";
+  }
 }
 
 int produce_command(const Config& config, const std::string& id, const json::object& command) {
@@ -240,33 +257,77 @@ int run_migrate(const std::string& config_path, std::optional<int32_t> topics_pa
   return rc;
 }
 
+namespace {
+
+// A check that found errors: every one on stderr, or with --json one object
+// on stdout, {"config"|"workflows": FILE, "ok": false, "errors": [...]}.
+int report_check_errors(const char* what, const std::string& path, const std::string& message,
+                        bool as_json) {
+  if (!as_json) {
+    print_error(message);
+    return kExitError;
+  }
+  json::array errors;
+  for (const std::string& line : lines_of(message)) errors.emplace_back(line);
+  std::cout << json::serialize(json::object{{what, path}, {"ok", false}, {"errors", errors}})
+            << std::endl;
+  return kExitError;
+}
+
+json::array workflow_summaries(const std::map<std::string, WorkflowDefinition>& workflows) {
+  json::array out;
+  for (const auto& [name, def] : workflows) {
+    out.push_back(json::object{{"name", name}, {"steps", def.steps.size()}});
+  }
+  return out;
+}
+
+void print_workflow_summary(const std::string& path,
+                            const std::map<std::string, WorkflowDefinition>& workflows) {
+  std::cout << path << ": ok, " << workflows.size() << " workflow(s)";
+  const char* sep = ": ";
+  for (const auto& [name, def] : workflows) {
+    std::cout << sep << name << " (" << def.steps.size() << " steps)";
+    sep = ", ";
+  }
+  std::cout << std::endl;
+}
+
+}  // namespace
+
+int run_check_workflows(const std::string& workflows_path, bool as_json) {
+  auto workflows = load_workflows_file(workflows_path, load_options());
+  if (!workflows) {
+    return report_check_errors("workflows", workflows_path, workflows.error().message, as_json);
+  }
+  if (as_json) {
+    std::cout << json::serialize(json::object{{"workflows", workflows_path},
+                                              {"ok", true},
+                                              {"workflow_definitions",
+                                               workflow_summaries(*workflows)}})
+              << std::endl;
+  } else {
+    print_workflow_summary(workflows_path, *workflows);
+  }
+  return kExitOk;
+}
+
 int run_check(const std::string& config_path, bool connect, bool as_json) {
-  auto config = load_checked_config(config_path);
-  if (!config) return kExitError;
+  auto config = load_config(config_path, load_options());
+  if (!config) return report_check_errors("config", config_path, config.error().message, as_json);
   // librdkafka's own reading of kafka.properties: an unknown name or a value
   // it refuses is a configuration error, not a start-up failure later.
   if (Status properties = check_kafka_properties(config->kafka); !properties) {
-    print_error(config_path + ": kafka.properties: " + properties.error().message);
-    return kExitError;
+    return report_check_errors("config", config_path,
+                               config_path + ": kafka.properties: " + properties.error().message,
+                               as_json);
   }
   if (auto missing = missing_databricks_credentials(*config)) {
-    print_error(*missing);
-    return kExitError;
+    return report_check_errors("config", config_path, *missing, as_json);
   }
-  json::array workflows;
-  for (const auto& [name, def] : config->workflows) {
-    workflows.push_back(json::object{{"name", name}, {"steps", def.steps.size()}});
-  }
-  json::object report{{"config", config_path}, {"ok", true}, {"workflows", workflows}};
-  if (!as_json) {
-    std::cout << config_path << ": ok, " << config->workflows.size() << " workflow(s)";
-    const char* sep = ": ";
-    for (const auto& [name, def] : config->workflows) {
-      std::cout << sep << name << " (" << def.steps.size() << " steps)";
-      sep = ", ";
-    }
-    std::cout << std::endl;
-  }
+  json::object report{
+      {"config", config_path}, {"ok", true}, {"workflows", workflow_summaries(config->workflows)}};
+  if (!as_json) print_workflow_summary(config_path, config->workflows);
   int rc = kExitOk;
   if (connect) {
     json::array probes;

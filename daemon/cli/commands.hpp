@@ -28,6 +28,8 @@ int run_migrate(const std::string& config_path, std::optional<int32_t> topics_pa
 // Validates the configuration and kafka.properties; with `connect`, also
 // reaches every configured service and prints one line per target.
 int run_check(const std::string& config_path, bool connect, bool as_json);
+// check --workflows FILE: one workflows file alone, without the configuration.
+int run_check_workflows(const std::string& workflows_path, bool as_json);
 // Produces a start command and prints its id. With `wait`, then prints the
 // workflow's status events until it ends (or *wait's timeout, if any, passes).
 struct FollowOptions {

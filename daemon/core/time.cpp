@@ -18,16 +18,39 @@ std::string format_iso8601(TimePoint t) {
   return buf;
 }
 
+namespace {
+
+// `width` decimal digits at `at`, within [min, max].
+std::optional<int> fixed_digits(std::string_view text, size_t at, size_t width, int min, int max) {
+  if (at + width > text.size()) return std::nullopt;
+  int value = 0;
+  for (size_t i = at; i < at + width; ++i) {
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+    value = value * 10 + (text[i] - '0');
+  }
+  if (value < min || value > max) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+// RFC 3339 (section 5.6): date-time with any number of fractional digits
+// (kept to the millisecond) and any offset, Z or z or +HH:MM / -HH:MM; T and
+// Z in either case.
 std::optional<TimePoint> parse_iso8601(std::string_view text) {
-  std::tm tm{};
-  int millis = 0;
-  std::string s(text);
-  int consumed = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
+  auto year = fixed_digits(text, 0, 4, 0, 9999);
+  auto month = fixed_digits(text, 5, 2, 1, 12);
+  auto day = fixed_digits(text, 8, 2, 1, 31);
+  auto hour = fixed_digits(text, 11, 2, 0, 23);
+  auto minute = fixed_digits(text, 14, 2, 0, 59);
+  auto second = fixed_digits(text, 17, 2, 0, 60);  // 60: a leap second
+  if (!year || !month || !day || !hour || !minute || !second || text[4] != '-' ||
+      text[7] != '-' || (text[10] != 'T' && text[10] != 't') || text[13] != ':' ||
+      text[16] != ':') {
     return std::nullopt;
   }
-  std::string_view rest = text.substr(static_cast<size_t>(consumed));
+  std::string_view rest = text.substr(19);
+  int millis = 0;
   if (!rest.empty() && rest.front() == '.') {
     rest.remove_prefix(1);
     int digits = 0;
@@ -36,13 +59,30 @@ std::optional<TimePoint> parse_iso8601(std::string_view text) {
       ++digits;
       rest.remove_prefix(1);
     }
+    if (digits == 0) return std::nullopt;
     for (; digits < 3; ++digits) millis *= 10;
   }
-  if (rest != "Z" && rest != "+00:00" && !rest.empty()) return std::nullopt;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
+  int64_t offset_minutes = 0;
+  if (rest == "Z" || rest == "z") {
+    offset_minutes = 0;
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    auto offset_hours = fixed_digits(rest, 1, 2, 0, 23);
+    auto offset_mins = fixed_digits(rest, 4, 2, 0, 59);
+    if (!offset_hours || !offset_mins) return std::nullopt;
+    offset_minutes = (*offset_hours * 60 + *offset_mins) * (rest[0] == '-' ? -1 : 1);
+  } else {
+    return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = *year - 1900;
+  tm.tm_mon = *month - 1;
+  tm.tm_mday = *day;
+  tm.tm_hour = *hour;
+  tm.tm_min = *minute;
+  tm.tm_sec = *second;
   const std::time_t secs = timegm(&tm);
-  return from_epoch_ms(static_cast<int64_t>(secs) * 1000 + millis);
+  // The local time at that offset is offset_minutes ahead of UTC.
+  return from_epoch_ms((static_cast<int64_t>(secs) - offset_minutes * 60) * 1000 + millis);
 }
 
 std::optional<Duration> parse_duration(std::string_view text) {

@@ -487,6 +487,7 @@ class Decider {
     state.workflow = cmd.workflow;
     state.definition = *cmd.definition;
     state.input = cmd.input;
+    state.traceparent = cmd.traceparent;
     state.status = WorkflowStatus::kRunning;
     state.created_at = now_;
     for (const auto* list : {&cmd.definition->steps, &cmd.definition->on_failure}) {

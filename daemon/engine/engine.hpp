@@ -33,6 +33,7 @@ struct StartCommand {
   json::object input;
   // Resolved by the shell from the configuration; absent when the name is unknown.
   std::optional<WorkflowDefinition> definition;
+  std::string traceparent = {};  // the command's valid traceparent header, or empty
 };
 struct CancelCommand { std::string reason; };
 struct RetryCommand {};

@@ -68,6 +68,9 @@ struct WorkflowState {
   TimePoint updated_at{};
   std::vector<StepState> steps;    // in definition order
   std::vector<KeptSignal> kept_signals;  // oldest first
+  // The W3C traceparent of the start command (empty: none), carried to
+  // status events, emitted records and Databricks runs.
+  std::string traceparent;
 
   StepState* find_step(std::string_view name);
   const StepState* find_step(std::string_view name) const;

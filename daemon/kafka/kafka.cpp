@@ -64,6 +64,19 @@ KafkaMessage to_message(const std::string& topic, const rd_kafka_message_t* m) {
   msg.offset = m->offset;
   if (m->key != nullptr) msg.key.emplace(static_cast<const char*>(m->key), m->key_len);
   if (m->payload != nullptr) msg.payload.assign(static_cast<const char*>(m->payload), m->len);
+  rd_kafka_headers_t* headers = nullptr;  // owned by the message
+  if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i) {
+      msg.headers.emplace_back(name, value != nullptr
+                                         ? std::string(static_cast<const char*>(value), size)
+                                         : std::string());
+    }
+  }
   return msg;
 }
 
@@ -300,14 +313,8 @@ class RdKafkaConsumer final : public KafkaConsumer {
         rd_kafka_message_destroy(m);
         continue;
       }
-      KafkaMessage msg;
-      msg.topic = rd_kafka_topic_name(m->rkt);
-      msg.partition = m->partition;
-      msg.offset = m->offset;
-      if (m->key != nullptr) msg.key.emplace(static_cast<const char*>(m->key), m->key_len);
-      if (m->payload != nullptr) msg.payload.assign(static_cast<const char*>(m->payload), m->len);
       bytes += m->len + m->key_len;
-      batch.push_back(std::move(msg));
+      batch.push_back(to_message(rd_kafka_topic_name(m->rkt), m));
       rd_kafka_message_destroy(m);
     }
     return batch;
@@ -608,11 +615,22 @@ class RdKafkaProducer final : public KafkaProducer {
   rd_kafka_resp_err_t produce_one(const ProducerRecord& record, void* opaque,
                                   std::chrono::steady_clock::time_point deadline) {
     for (;;) {
+      // librdkafka owns the headers once the record is queued, not before.
+      rd_kafka_headers_t* headers = nullptr;
+      if (!record.headers.empty()) {
+        headers = rd_kafka_headers_new(record.headers.size());
+        for (const auto& [name, value] : record.headers) {
+          rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                              static_cast<ssize_t>(value.size()));
+        }
+      }
       const rd_kafka_resp_err_t err = rd_kafka_producev(
           rk_, RD_KAFKA_V_TOPIC(record.topic.c_str()),
           RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
           RD_KAFKA_V_VALUE(const_cast<char*>(record.payload.data()), record.payload.size()),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+          RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR && headers != nullptr) rd_kafka_headers_destroy(headers);
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && std::chrono::steady_clock::now() < deadline) {
         rd_kafka_poll(rk_, 50);  // make room by serving delivery reports
         continue;

@@ -6,6 +6,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -15,18 +17,31 @@
 
 namespace brickwork {
 
+// Kafka record headers, name and value, in order (a name may repeat).
+using KafkaHeaders = std::vector<std::pair<std::string, std::string>>;
+
 struct KafkaMessage {
   std::string topic;
   int32_t partition = 0;
   int64_t offset = 0;
   std::optional<std::string> key;
   std::string payload;
+  KafkaHeaders headers = {};
+
+  // The value of the last header named `name`, if any.
+  std::optional<std::string> header(std::string_view name) const {
+    for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
+      if (it->first == name) return it->second;
+    }
+    return std::nullopt;
+  }
 };
 
 struct ProducerRecord {
   std::string topic;
   std::string key;
   std::string payload;
+  KafkaHeaders headers = {};
 };
 
 class KafkaConsumer {

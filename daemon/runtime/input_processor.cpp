@@ -5,6 +5,7 @@
 #include <map>
 
 #include "daemon/core/logging.hpp"
+#include "daemon/core/trace_context.hpp"
 
 #include "daemon/runtime/workflow_transaction.hpp"
 #include "handlers/inbound/messages.hpp"
@@ -90,6 +91,10 @@ class BatchApplier {
     Input input;
     if (command.type == "start") {
       StartCommand start{command.id, command.workflow, std::move(command.input), std::nullopt};
+      // An invalid traceparent is dropped, never a reason to refuse the command.
+      if (auto header = message.header(kTraceparentHeader)) {
+        start.traceparent = valid_traceparent(*header).value_or("");
+      }
       if (auto it = config_->workflows.find(command.workflow); it != config_->workflows.end()) {
         start.definition = it->second;
       }

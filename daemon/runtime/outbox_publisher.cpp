@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "daemon/core/trace_context.hpp"
 #include "handlers/inbound/messages.hpp"
 
 namespace brickwork {
@@ -47,6 +48,12 @@ std::optional<OutboxMessage> replacement_for(const OutboxMessage& row, const Err
 
 OutboxStream stream_of(const OutboxMessage& row) { return OutboxStream{row.topic, row.key}; }
 
+ProducerRecord record_of(const OutboxMessage& row) {
+  ProducerRecord record{row.topic, row.key, row.payload, {}};
+  if (!row.traceparent.empty()) record.headers.emplace_back(kTraceparentHeader, row.traceparent);
+  return record;
+}
+
 }  // namespace
 
 void OutboxPublisher::start() {
@@ -88,6 +95,7 @@ void OutboxPublisher::report_refusal(const OutboxMessage& row, const Error& erro
   status.topic = config->kafka.topics.status;
   status.key = row.workflow_id;
   status.payload = json::serialize(payload);
+  status.traceparent = row.traceparent;
   out.push_back(std::move(status));
 }
 
@@ -107,7 +115,7 @@ Result<int32_t> OutboxPublisher::drain_once(Store& store, int32_t limit,
         stalled.clear();
         std::vector<ProducerRecord> records;
         records.reserve(rows.size());
-        for (const auto& row : rows) records.push_back({row.topic, row.key, row.payload});
+        for (const auto& row : rows) records.push_back(record_of(row));
         const BatchDelivery delivery = producer_.produce_batch(records, stall);
         OutboxRound round;
         for (size_t i : delivery.unconfirmed) {

@@ -102,9 +102,11 @@ Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input&
   const ConfigPtr config = context_.config();
   const std::string& name =
       decision.state ? decision.state->workflow : (current ? current->workflow : std::string());
+  const std::string& traceparent =
+      decision.state ? decision.state->traceparent : (current ? current->traceparent : std::string());
   for (const auto& event : decision.events) {
     tx_.add_outbox(config->kafka.topics.status, workflow_id,
-                   json::serialize(to_json(event, workflow_id, name)));
+                   json::serialize(to_json(event, workflow_id, name)), false, "", "", traceparent);
     note_failure(workflow_id, name, event, decision.state ? &*decision.state : nullptr);
   }
   // Records steps publish (emit) go out with the change that produced them.
@@ -112,7 +114,8 @@ Decision WorkflowTransaction::apply(const std::string& workflow_id, const Input&
   // that has any are sealed until published.
   const bool sensitive = decision.state && holds_sensitive_output(*decision.state);
   for (const auto& record : decision.records) {
-    tx_.add_outbox(record.topic, record.key, record.payload, sensitive, workflow_id, record.step);
+    tx_.add_outbox(record.topic, record.key, record.payload, sensitive, workflow_id, record.step,
+                   traceparent);
   }
   for (const auto& effect : decision.effects) add_effect(workflow_id, effect);
   if (decision.changed && decision.state) {

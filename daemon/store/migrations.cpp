@@ -134,12 +134,20 @@ CREATE INDEX workflow_history_workflow_idx ON workflow_history (workflow_id, id)
 CREATE INDEX workflows_workflow_created_idx ON workflows (workflow, created_at DESC);
 )sql";
 
-constexpr std::array<Migration, 5> kMigrations{{
+// The W3C traceparent of the command that started a workflow, carried as a
+// Kafka header on its status events and emitted records.
+constexpr const char* kV6 = R"sql(
+ALTER TABLE workflows ADD COLUMN traceparent text;
+ALTER TABLE outbox ADD COLUMN traceparent text;
+)sql";
+
+constexpr std::array<Migration, 6> kMigrations{{
     {1, "workflows, steps, effects, outbox, input offsets", kV1},
     {2, "definitions stored once, by hash", kV2},
     {3, "queue tables vacuumed by dead rows", kV3},
     {4, "outbox rows name the workflow and step that emitted them", kV4},
     {5, "kept signals, step attempts and workflow history", kV5},
+    {6, "workflows and outbox rows keep a trace context", kV6},
 }};
 
 }  // namespace

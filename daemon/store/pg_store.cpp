@@ -166,7 +166,7 @@ constexpr const char* kWorkflowsColumns =
     "SELECT id, workflow, definition_hash,"
     " CASE WHEN definition_hash IS NULL THEN definition::text END, input::text, status, seq,"
     " (extract(epoch FROM created_at) * 1000)::bigint,"
-    " (extract(epoch FROM updated_at) * 1000)::bigint, signals::text"
+    " (extract(epoch FROM updated_at) * 1000)::bigint, signals::text, coalesce(traceparent, '')"
     " FROM workflows WHERE id = ANY($1::text[])";
 
 const std::map<std::string, std::string>& prepared_statements() {
@@ -264,6 +264,7 @@ WorkflowState workflow_from_row(pqxx::work& tx, const std::string& id, const pqx
   state.created_at = from_epoch_ms(row[first + 6].as<int64_t>());
   state.updated_at = from_epoch_ms(row[first + 7].as<int64_t>());
   state.kept_signals = store_detail::kept_signals_from_column(row[first + 8]);
+  state.traceparent = row[first + 9].as<std::string>();
   return state;
 }
 
@@ -398,12 +399,12 @@ std::string steps_json(const WorkflowState& state, const SecretBox* sealer) {
 
 constexpr const char* kUpsertWorkflow =
     "INSERT INTO workflows (id, workflow, definition_hash, input, status, seq, created_at,"
-    "                       updated_at)"
+    "                       updated_at, traceparent)"
     " VALUES ($1, $2, $3, $4::jsonb, $5, $6,"
-    "         to_timestamp($7::bigint / 1000.0), to_timestamp($8::bigint / 1000.0))"
+    "         to_timestamp($7::bigint / 1000.0), to_timestamp($8::bigint / 1000.0), NULLIF($9, ''))"
     " ON CONFLICT (id) DO UPDATE SET workflow = EXCLUDED.workflow, definition = NULL,"
     "   definition_hash = EXCLUDED.definition_hash, input = EXCLUDED.input,"
-    "   status = EXCLUDED.status,"
+    "   status = EXCLUDED.status, traceparent = EXCLUDED.traceparent,"
     "   seq = EXCLUDED.seq, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at";
 
 constexpr const char* kUpsertSteps =
@@ -647,8 +648,9 @@ class WriteBuffer {
 // Times travel as epoch milliseconds (bigint), JSON as jsonb array elements.
 const WriteBuffer::RowKind kOutboxRows{
     "o",
-    "INSERT INTO outbox (topic, key, payload, workflow_id, step)"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])",
+    "INSERT INTO outbox (topic, key, payload, workflow_id, step, traceparent)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    " $6::text[])",
     "outbox", false};
 const WriteBuffer::RowKind kEffectRows{
     "e",
@@ -671,12 +673,12 @@ const WriteBuffer::RowKind kLeasedEffectRows{
 const WriteBuffer::RowKind kNewWorkflowRows{
     "w",
     "INSERT INTO workflows (id, workflow, definition_hash, input, status, seq, created_at,"
-    " updated_at)"
+    " updated_at, traceparent)"
     " SELECT id, workflow, definition_hash, input, status, seq, to_timestamp(created_ms / 1000.0),"
-    " to_timestamp(updated_ms / 1000.0)"
+    " to_timestamp(updated_ms / 1000.0), traceparent"
     " FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::bigint[],"
-    " $7::bigint[], $8::bigint[])"
-    " AS v(id, workflow, definition_hash, input, status, seq, created_ms, updated_ms)",
+    " $7::bigint[], $8::bigint[], $9::text[])"
+    " AS v(id, workflow, definition_hash, input, status, seq, created_ms, updated_ms, traceparent)",
     "workflows", false};
 const WriteBuffer::RowKind kNewStepRows{
     "s",
@@ -851,8 +853,8 @@ class PgStoreTx final : public StoreTx {
   }
 
   void add_outbox(const std::string& topic, const std::string& key, const std::string& payload,
-                  bool sensitive, const std::string& workflow_id,
-                  const std::string& step) override {
+                  bool sensitive, const std::string& workflow_id, const std::string& step,
+                  const std::string& traceparent) override {
     if (sensitive && sealer_ == nullptr) {
       throw std::logic_error("a sensitive outbox record and the store has no key");
     }
@@ -861,7 +863,8 @@ class PgStoreTx final : public StoreTx {
     };
     const std::string stored =
         sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload;
-    writes_.add_row(kOutboxRows, "", {topic, key, stored, or_null(workflow_id), or_null(step)});
+    writes_.add_row(kOutboxRows, "", {topic, key, stored, or_null(workflow_id), or_null(step),
+                                      or_null(traceparent)});
   }
 
   int64_t input_offset_for_update(const std::string& topic, int32_t partition) override {
@@ -939,7 +942,8 @@ class PgStoreTx final : public StoreTx {
     const std::string hash = definition_hash(state);
     writes_.add(kUpsertWorkflow, {state.id, state.workflow, hash, json::serialize(state.input),
                                   to_string(state.status), state.seq,
-                                  to_epoch_ms(state.created_at), to_epoch_ms(state.updated_at)});
+                                  to_epoch_ms(state.created_at), to_epoch_ms(state.updated_at),
+                                  state.traceparent});
     update_with_signals(state);  // also clears those the row kept before
     save_all_steps(state);
   }
@@ -992,7 +996,8 @@ class PgStoreTx final : public StoreTx {
     writes_.add_row(kNewWorkflowRows, state.id,
                     {state.id, state.workflow, hash, json::serialize(state.input),
                      to_string(state.status), state.seq, to_epoch_ms(state.created_at),
-                     to_epoch_ms(state.updated_at)});
+                     to_epoch_ms(state.updated_at),
+                     state.traceparent.empty() ? NullableText() : NullableText(state.traceparent)});
     // Signals kept in the transaction that started it (start and signal in one batch).
     if (!state.kept_signals.empty()) update_with_signals(state);
     int32_t position = 0;
@@ -1157,7 +1162,8 @@ class PgStore final : public Store {
         skip_keys.push_back(s.key);
       }
       const pqxx::result r = tx.exec_params(
-          "SELECT id, topic, key, payload, coalesce(workflow_id, ''), coalesce(step, '')"
+          "SELECT id, topic, key, payload, coalesce(workflow_id, ''), coalesce(step, ''),"
+          " coalesce(traceparent, '')"
           " FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[])"
           "   AS s(topic, key) WHERE s.topic = o.topic AND s.key = o.key)"
           " ORDER BY id LIMIT $1",
@@ -1168,7 +1174,8 @@ class PgStore final : public Store {
       for (const pqxx::row row : r) {
         OutboxMessage message{row[0].as<int64_t>(), row[1].as<std::string>(),
                               row[2].as<std::string>(), row[3].as<std::string>(), false,
-                              row[4].as<std::string>(), row[5].as<std::string>()};
+                              row[4].as<std::string>(), row[5].as<std::string>(),
+                              row[6].as<std::string>()};
         if (SecretBox::is_sealed(message.payload)) {
           auto plain = sealer_ ? sealer_->open(message.payload,
                                                outbox_context(message.topic, message.key))
@@ -1201,9 +1208,9 @@ class PgStore final : public Store {
       tx.exec_params("DELETE FROM outbox WHERE id = ANY($1::bigint[])", number_array(done));
       for (const OutboxMessage& m : round->replacements) {
         tx.exec_params(
-            "INSERT INTO outbox (topic, key, payload, workflow_id, step)"
-            " VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''))",
-            m.topic, m.key, m.payload, m.workflow_id, m.step);
+            "INSERT INTO outbox (topic, key, payload, workflow_id, step, traceparent)"
+            " VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), NULLIF($6, ''))",
+            m.topic, m.key, m.payload, m.workflow_id, m.step, m.traceparent);
       }
       tx.commit();
       return static_cast<int32_t>(done.size());

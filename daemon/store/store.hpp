@@ -58,6 +58,8 @@ struct OutboxMessage {
   // events and dead letters. A refusal of the record is reported to them.
   std::string workflow_id;
   std::string step;
+  // The W3C traceparent header the record goes out with (empty: none).
+  std::string traceparent = {};
 };
 
 // Records of one topic and key: their order is kept, whatever happens to
@@ -161,7 +163,8 @@ class StoreTx {
   // record names its workflow and step (OutboxMessage).
   virtual void add_outbox(const std::string& topic, const std::string& key,
                           const std::string& payload, bool sensitive = false,
-                          const std::string& workflow_id = "", const std::string& step = "") = 0;
+                          const std::string& workflow_id = "", const std::string& step = "",
+                          const std::string& traceparent = "") = 0;
   // The next input offset to apply for a topic-partition (-1 if none yet),
   // locked until commit so two consumers never apply the same input.
   virtual int64_t input_offset_for_update(const std::string& topic, int32_t partition) = 0;

@@ -130,10 +130,15 @@ int run_demo(bool) {
 
   LoadOptions load;
   load.steps = &StepRegistry::builtin();
-  auto config = load_config_from_string((*stack)->config_yaml(kDemoWorkflows), "demo.yaml", load);
+  const std::string yaml = (*stack)->config_yaml(kDemoWorkflows);
+  auto config = load_config_from_string(yaml, "demo.yaml", load);
   if (!config) {
     std::cerr << "demo: " << config.error().message << "\n";
     return 1;
+  }
+  if (!append_contract_capture(json::serialize(json::object{
+          {"test", "brickwork demo"}, {"role", "config"}, {"yaml", yaml}}) + "\n")) {
+    std::cerr << "demo: cannot write $BRICKWORK_CONTRACT_CAPTURE\n";
   }
   auto shared = std::make_shared<const Config>(std::move(*config));
   auto api = make_databricks_api(shared->databricks);

@@ -7,7 +7,8 @@
 namespace brickwork {
 
 BrickworkParameters brickwork_parameters(const StepContext& context) {
-  return {context.workflow.id, context.step.name, context.callback_token};
+  return {context.workflow.id, context.step.name, context.callback_token,
+          context.workflow.traceparent};
 }
 
 StepOutcome started_run(int64_t run_id, std::string run_page_url, json::value handle) {

@@ -1,8 +1,10 @@
 #pragma once
 // What run_job and submit_run share once Databricks has started their run:
-// the three brickwork_* parameters, polling (with the run's output from
+// the brickwork_* parameters, polling (with the run's output from
 // runs/get-output when polling ends it) and canceling.
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "daemon/databricks/api.hpp"
 #include "handlers/steps/step_type.hpp"
@@ -14,6 +16,16 @@ struct BrickworkParameters {
   std::string workflow_id;
   std::string step;
   std::string token;
+  std::string traceparent = {};  // the start command's, or empty
+
+  // Name and value of each parameter to send: brickwork_traceparent only
+  // when the workflow has one.
+  std::vector<std::pair<std::string, std::string>> named() const {
+    std::vector<std::pair<std::string, std::string>> out = {
+        {"brickwork_workflow_id", workflow_id}, {"brickwork_step", step}, {"brickwork_token", token}};
+    if (!traceparent.empty()) out.emplace_back("brickwork_traceparent", traceparent);
+    return out;
+  }
 };
 BrickworkParameters brickwork_parameters(const StepContext& context);
 

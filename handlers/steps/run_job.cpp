@@ -8,7 +8,8 @@
 //
 // The job also receives brickwork_workflow_id, brickwork_step and
 // brickwork_token (contract section 3) so its last task can publish the
-// completion event; polling jobs/runs/get is the safety net.
+// completion event, and brickwork_traceparent when the start command carried
+// one; polling jobs/runs/get is the safety net.
 #include <map>
 #include <mutex>
 
@@ -90,10 +91,9 @@ class RunJobStep final : public StepType {
         request.job_parameters[std::string(name)] = as_parameter_string(value);
       }
     }
-    const BrickworkParameters bw = brickwork_parameters(context);
-    request.job_parameters["brickwork_workflow_id"] = bw.workflow_id;
-    request.job_parameters["brickwork_step"] = bw.step;
-    request.job_parameters["brickwork_token"] = bw.token;
+    for (const auto& [name, value] : brickwork_parameters(context).named()) {
+      request.job_parameters[name] = value;
+    }
     request.idempotency_token = context.idempotency_token;
     for (const auto& [key, value] : action) {
       if (key != "job_id" && key != "job_name" && key != "parameters") request.extra[key] = value;

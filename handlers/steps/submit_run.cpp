@@ -28,20 +28,16 @@ void add_to_map(json::object& task, std::string_view type, std::string_view fiel
   json::object& spec = task[type].as_object();
   json::value& params = spec[field];
   if (!params.is_object()) params = json::object{};
-  params.as_object()["brickwork_workflow_id"] = bw.workflow_id;
-  params.as_object()["brickwork_step"] = bw.step;
-  params.as_object()["brickwork_token"] = bw.token;
+  for (const auto& [name, value] : bw.named()) params.as_object()[name] = value;
 }
 
 void append_to_list(json::object& task, std::string_view type, const BrickworkParameters& bw) {
   json::object& spec = task[type].as_object();
   json::value& params = spec["parameters"];
   if (!params.is_array()) params = json::array{};
-  for (const auto& [name, value] : {std::pair{"--brickwork_workflow_id", &bw.workflow_id},
-                                    std::pair{"--brickwork_step", &bw.step},
-                                    std::pair{"--brickwork_token", &bw.token}}) {
-    params.as_array().emplace_back(name);
-    params.as_array().emplace_back(*value);
+  for (const auto& [name, value] : bw.named()) {
+    params.as_array().emplace_back("--" + name);
+    params.as_array().emplace_back(value);
   }
 }
 

@@ -9,6 +9,10 @@ workflow id, to the events topic (default `brickwork.events`):
      "state": "SUCCESS" | "FAILED", "output": {...}, "message": "...",
      "run_id": 1234}          # run_id only when known (brickwork_run_id)
 
+When the workflow's start command carried a W3C `traceparent` Kafka header,
+the run also receives `brickwork_traceparent`, and the event goes out with
+that `traceparent` header, so the trace goes on through the job.
+
 Use it around the last task's code:
 
     from brickwork_job import BrickworkJob
@@ -67,6 +71,10 @@ PARAMETERS = ("brickwork_workflow_id", "brickwork_step", "brickwork_token")
 # parameters so the event names the run. Left out, brickwork keeps the run id
 # it recorded when it started the run.
 RUN_ID_PARAMETER = "brickwork_run_id"
+# Set by brickwork when the workflow has a trace context: the completion event
+# carries it back as its `traceparent` Kafka header.
+TRACEPARENT_PARAMETER = "brickwork_traceparent"
+OPTIONAL_PARAMETERS = (RUN_ID_PARAMETER, TRACEPARENT_PARAMETER)
 DEFAULT_EVENTS_TOPIC = "brickwork.events"
 # brickwork keeps at most 8 KiB of a message; there is no point sending more.
 MAX_MESSAGE_CHARS = 8000
@@ -135,7 +143,7 @@ def _find_dbutils():
 def parse_argv(argv):
     """brickwork_* values from `--name value` or `--name=value` arguments
     (Python script and wheel tasks); other arguments are left alone."""
-    wanted = PARAMETERS + (RUN_ID_PARAMETER,)
+    wanted = PARAMETERS + OPTIONAL_PARAMETERS
     found = {}
     i = 0
     while i < len(argv):
@@ -156,7 +164,7 @@ def _widgets(dbutils):
     """brickwork_* values from notebook widgets (notebook task parameters and
     job parameters both arrive as widgets)."""
     found = {}
-    for name in PARAMETERS + (RUN_ID_PARAMETER,):
+    for name in PARAMETERS + OPTIONAL_PARAMETERS:
         try:
             value = dbutils.widgets.get(name)
         except Exception:  # no such widget
@@ -171,7 +179,7 @@ class BrickworkJob:
 
     def __init__(self, workflow_id, step, token, run_id=None, kafka=None,
                  secret_scope=None, events_topic=None, dbutils=None,
-                 flush_timeout=30.0, producer_factory=None):
+                 flush_timeout=30.0, producer_factory=None, traceparent=None):
         for name, value in zip(PARAMETERS, (workflow_id, step, token)):
             if not value:
                 raise MissingParameter(
@@ -180,6 +188,7 @@ class BrickworkJob:
         self.step = step
         self.token = token
         self.run_id = int(run_id) if run_id not in (None, "") else None
+        self.traceparent = traceparent or None
         self.flush_timeout = flush_timeout
         self._dbutils = dbutils
         self._secret_scope = secret_scope or os.environ.get("BRICKWORK_SECRET_SCOPE") or None
@@ -220,7 +229,7 @@ class BrickworkJob:
     def _from_values(cls, values, **kwargs):
         return cls(values.get("brickwork_workflow_id"), values.get("brickwork_step"),
                    values.get("brickwork_token"), run_id=values.get(RUN_ID_PARAMETER),
-                   **kwargs)
+                   traceparent=values.get(TRACEPARENT_PARAMETER), **kwargs)
 
     # ---- publishing
 
@@ -307,8 +316,10 @@ class BrickworkJob:
             if err is not None:
                 errors.append(err)
 
+        headers = [("traceparent", self.traceparent.encode("ascii"))] if self.traceparent else []
         producer.produce(self.events_topic(), value=payload.encode("utf-8"),
-                         key=self.workflow_id.encode("utf-8"), on_delivery=delivered)
+                         key=self.workflow_id.encode("utf-8"), headers=headers,
+                         on_delivery=delivered)
         remaining = producer.flush(self.flush_timeout)
         if remaining:
             # Queued or in flight: librdkafka would otherwise keep

@@ -54,8 +54,9 @@ class FakeProducer:
         self.messages = []
         self.purged = False
 
-    def produce(self, topic, value, key, on_delivery):
+    def produce(self, topic, value, key, on_delivery, headers=None):
         self.messages.append((topic, key, value))
+        self.headers = headers
         self._on_delivery = on_delivery
 
     def flush(self, timeout):
@@ -100,6 +101,18 @@ class Parameters(unittest.TestCase):
                                        "brickwork_step": "load", "brickwork_token": "1.def"})
         job = BrickworkJob.from_context(argv=[], dbutils=dbutils)
         self.assertEqual((job.workflow_id, job.step, job.token), ("order-2", "load", "1.def"))
+
+    def test_traceparent_goes_on_the_event_as_a_header(self):
+        traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        producers = ProducerRecorder()
+        BrickworkJob.from_argv(ARGV + ["--brickwork_traceparent", traceparent],
+                               kafka={"bootstrap.servers": "k:9092"},
+                               producer_factory=producers).publish("SUCCESS")
+        self.assertEqual(producers.producers[0].headers, [("traceparent", traceparent.encode())])
+        producers = ProducerRecorder()
+        BrickworkJob.from_argv(ARGV, kafka={"bootstrap.servers": "k:9092"},
+                               producer_factory=producers).publish("SUCCESS")
+        self.assertEqual(producers.producers[0].headers, [])
 
     def test_missing_parameter_names_it(self):
         with self.assertRaisesRegex(MissingParameter, "brickwork_token"):

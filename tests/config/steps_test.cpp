@@ -23,6 +23,9 @@ std::string error_of_step(const std::string& step) {
 TEST(StepTypes, SleepAcceptsForOrUntil) {
   EXPECT_EQ(error_of_step("        sleep: {for: 10m}\n"), "ok");
   EXPECT_EQ(error_of_step("        sleep: {until: \"2026-12-01T08:00:00Z\"}\n"), "ok");
+  EXPECT_EQ(error_of_step("        sleep: {until: \"2026-12-01T10:00:00.5+02:00\"}\n"), "ok");
+  EXPECT_EQ(error_of_step("        sleep: {until: \"2026-12-01t02:30:00-05:30\"}\n"), "ok");
+  EXPECT_EQ(error_of_step("        sleep: {until: \"2026-12-01T08:00:00z\"}\n"), "ok");
   EXPECT_EQ(error_of_step("        sleep: {until: \"{{ input.at }}\"}\n"), "ok");
   EXPECT_TRUE(text_has(error_of_step("        sleep: {}\n"), "exactly one of for"));
   EXPECT_TRUE(text_has(error_of_step("        sleep: {for: 1s, until: \"2026-12-01T08:00:00Z\"}\n"),

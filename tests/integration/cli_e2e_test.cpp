@@ -147,6 +147,70 @@ TEST(CliConfig, CheckRejectsAPostgresUrlLibpqCannotRead) {
   std::filesystem::remove_all(dir);
 }
 
+// A configuration with several mistakes: `check` names them all at once, one
+// line each, in the order of the file (it used to stop at the first), and
+// with --json reports them as JSON (it used to print nothing).
+TEST(CliConfig, CheckReportsEveryErrorAsTextOrJson) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("brickwork-cli-errors-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "errors.yaml").string();
+  std::ofstream(path) << "callbacks: {secret: \"0123456789abcdefgh-0123456789abcdefgh\"}\n"
+                         "daemon: {lease: soon}\n"
+                         "workflows:\n"
+                         "  a:\n    steps:\n"
+                         "      - name: one\n        run_job: {job_id: nope}\n"
+                         "      - name: two\n        sleep: {for: never}\n"
+                         "  b:\n    steps:\n"
+                         "      - name: three\n        emit: {topic: t}\n";
+  auto check = run("check -c " + path);
+  EXPECT_EQ(check.exit_code, 1) << check.out;
+  const std::vector<std::string> expected = {"errors.yaml:2:", "daemon.lease", "job_id", "sleep.for",
+                                             "emit.value"};
+  size_t at = 0;
+  for (const auto& part : expected) {
+    const size_t found = check.out.find(part, at);
+    EXPECT_NE(found, std::string::npos) << part << " (in order) in:\n" << check.out;
+    if (found != std::string::npos) at = found;
+  }
+  auto as_json = run_command(std::string(BRICKWORK_BINARY) + " check --json -c " + path +
+                             " 2>/dev/null");
+  EXPECT_EQ(as_json.exit_code, 1);
+  boost::system::error_code ec;
+  const json::value report = json::parse(as_json.out, ec);
+  ASSERT_FALSE(ec) << as_json.out;
+  EXPECT_EQ(report.at("ok"), false);
+  EXPECT_EQ(report.at("config").as_string(), path);
+  ASSERT_EQ(report.at("errors").as_array().size(), 4u) << as_json.out;
+  EXPECT_NE(std::string(report.at("errors").as_array()[3].as_string()).find("emit.value"),
+            std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+// `check --workflows FILE` reads one workflows_dir file alone, with no
+// configuration (no -c, no callbacks secret).
+TEST(CliConfig, CheckWorkflowsChecksOneWorkflowsFileAlone) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("brickwork-cli-workflows-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string good = (dir / "good.yaml").string();
+  std::ofstream(good) << "workflows:\n  w:\n    steps:\n      - name: a\n        sleep: {for: 1s}\n";
+  auto ok = run("check --workflows " + good + " -c /nonexistent/brickwork.yaml");
+  EXPECT_EQ(ok.exit_code, 0) << ok.out;
+  EXPECT_NE(ok.out.find("good.yaml: ok, 1 workflow(s): w (1 steps)"), std::string::npos) << ok.out;
+  const std::string bad = (dir / "bad.yaml").string();
+  std::ofstream(bad) << "kafka: {}\nworkflows:\n  w:\n    steps:\n      - name: a\n        sleep: {}\n";
+  auto refused = run("check --workflows " + bad);
+  EXPECT_EQ(refused.exit_code, 1) << refused.out;
+  EXPECT_NE(refused.out.find("bad.yaml:1:1: kafka"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("exactly one of for"), std::string::npos) << refused.out;
+  auto as_json = run_command(std::string(BRICKWORK_BINARY) + " check --json --workflows " + bad +
+                             " 2>/dev/null");
+  EXPECT_EQ(as_json.exit_code, 1);
+  EXPECT_EQ(json::parse(as_json.out).at("errors").as_array().size(), 2u) << as_json.out;
+  std::filesystem::remove_all(dir);
+}
+
 // A callbacks secret keys HMAC tokens and the sealing key: `check` refuses
 // one of 16 characters (it used to pass), current or previous, and never
 // shows it.

@@ -22,6 +22,7 @@
 #include "daemon/databricks/lakebase.hpp"
 #include "daemon/runtime/daemon.hpp"
 #include "devstack/local_stack.hpp"
+#include "handlers/inbound/messages.hpp"
 #include "daemon/store/store.hpp"
 #include "handlers/steps/step_type.hpp"
 
@@ -162,6 +163,7 @@ class EndToEndTest : public ::testing::Test {
   void TearDown() override {
     daemons_.clear();
     children_.clear();
+    capture_contract_messages();
     // A sanitizer report in a child daemon (ASan, UBSan, TSan in the test
     // command's builds) fails the test even when the work got done.
     if (!dir_.empty()) {
@@ -231,18 +233,59 @@ class EndToEndTest : public ::testing::Test {
     return *children_.back();
   }
 
-  void send(const std::string& topic, const std::string& key, const std::string& payload) {
+  void send(const std::string& topic, const std::string& key, const std::string& payload,
+            KafkaHeaders headers = {}) {
     if (!producer_) {
       auto p = KafkaProducer::create(config_->kafka, true, "e2e-client");
       ASSERT_TRUE(p);
       producer_ = std::move(*p);
     }
-    Status s = producer_->produce_and_wait({{topic, key, payload}}, 30s);
+    Status s = producer_->produce_and_wait({{topic, key, payload, std::move(headers)}}, 30s);
     ASSERT_TRUE(s) << s.error().message;
   }
-  void send_command(const json::object& command) {
+  void send_command(const json::object& command, KafkaHeaders headers = {}) {
     send(config_->kafka.topics.commands, std::string(command.at("id").as_string()),
-         json::serialize(command));
+         json::serialize(command), std::move(headers));
+  }
+
+  // With BRICKWORK_CONTRACT_CAPTURE=FILE, every message of the four topics
+  // and the configuration are appended to FILE as JSON lines, which
+  // scripts/check-contract.sh checks against schemas/ (contract section 11).
+  void capture_contract_messages() {
+    const char* path = std::getenv("BRICKWORK_CONTRACT_CAPTURE");
+    if (path == nullptr || *path == '\0' || !config_ || !stack_) return;
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    const std::string test = std::string(info->test_suite_name()) + "." + info->name();
+    const KafkaTopics& topics = config_->kafka.topics;
+    std::string lines;
+    // A test's own step types are not the contract's.
+    if (steps_ == &StepRegistry::builtin()) {
+      lines += json::serialize(json::object{{"test", test}, {"role", "config"}, {"yaml", yaml_}}) +
+               "\n";
+    }
+    for (const auto& [role, topic] : {std::pair{"commands", &topics.commands},
+                                      std::pair{"events", &topics.events},
+                                      std::pair{"status", &topics.status},
+                                      std::pair{"dead_letter", &topics.dead_letter}}) {
+      if (!capture_topics_) break;
+      auto messages = read_topic(config_->kafka.brokers, *topic, 10s);
+      if (!messages) continue;
+      for (const KafkaMessage& m : *messages) {
+        json::object line{{"test", test},          {"role", role},
+                          {"topic", m.topic},      {"partition", m.partition},
+                          {"offset", m.offset}};
+        // Bytes that are not UTF-8 are not JSON either: left out, they must
+        // have a dead letter.
+        if (is_valid_utf8(m.payload)) line["payload"] = m.payload;
+        json::object headers;
+        for (const auto& [name, value] : m.headers) {
+          if (is_valid_utf8(name) && is_valid_utf8(value)) headers[name] = value;
+        }
+        line["headers"] = std::move(headers);
+        lines += json::serialize(line) + "\n";
+      }
+    }
+    EXPECT_TRUE(append_contract_capture(lines)) << "cannot append to " << path;
   }
   void start_workflow(const std::string& id, const std::string& workflow,
                       json::object input = {}) {
@@ -423,6 +466,9 @@ class EndToEndTest : public ::testing::Test {
   // The step types for config() and start_daemon(); a test may point it at
   // its own registry (child daemons always use the built-in one).
   const StepRegistry* steps_ = &StepRegistry::builtin();
+  // False when the test itself wrote records brickwork would not (made-up
+  // outbox rows): its topics are then not checked against the contract.
+  bool capture_topics_ = true;
   std::unique_ptr<LocalStack> stack_;
   std::filesystem::path dir_;
   std::string yaml_;

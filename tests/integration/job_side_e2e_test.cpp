@@ -99,7 +99,8 @@ class JobSideEndToEnd : public EndToEndTest {
                        dir_ / "job_task.txt");
   }
 
-  void start_job_side_workflow(const std::string& id, const std::string& path) {
+  void start_job_side_workflow(const std::string& id, const std::string& path,
+                               KafkaHeaders headers = {}) {
     // The job runs for two minutes and never publishes itself; the poll is a
     // minute away: only the helper's event can end the step within the test.
     start_stack({{101, sim_job("count_lines", 120000, {}, "SUCCESS", /*emit_event=*/false)}});
@@ -114,16 +115,23 @@ class JobSideEndToEnd : public EndToEndTest {
         retry: {max_attempts: 1}
 )");
     start_daemon();
-    start_workflow(id, "job_side", json::object{{"path", path}});
+    send_command(json::object{{"type", "start"}, {"id", id}, {"workflow", "job_side"},
+                              {"input", json::object{{"path", path}}}},
+                 std::move(headers));
   }
 };
 
 TEST_F(JobSideEndToEnd, ScriptTaskPublishesSuccessWithItsOutput) {
   const std::string id = "job-side-ok";
-  start_job_side_workflow(id, "");  // the path is known once the stack's directory is
+  // The trace context goes from the command through the run to the event.
+  const std::string traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  // The path is known once the stack's directory is.
+  start_job_side_workflow(id, "", {{"traceparent", traceparent}});
   const auto parameters = parameters_of_run(id);
   ASSERT_FALSE(parameters.empty());
   ASSERT_TRUE(parameters.count("brickwork_token"));
+  EXPECT_EQ(parameters.count("brickwork_traceparent") ? parameters.at("brickwork_traceparent") : "",
+            traceparent);
   ASSERT_TRUE(parameters.count("input_path"));
 
   const auto input = dir_ / "orders.csv";
@@ -141,6 +149,10 @@ TEST_F(JobSideEndToEnd, ScriptTaskPublishesSuccessWithItsOutput) {
             (json::object{{"path", input.string()}, {"lines", 3}}));
   // Ended by the event, not by polling: the run is still going at the simulator.
   EXPECT_EQ(stack_->simulator().stats().events_emitted, 0);
+  auto events = read_topic(config_->kafka.brokers, config_->kafka.topics.events, 10s);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ(events->front().header("traceparent"), traceparent);
   EXPECT_TRUE(eventually([&] {
     const auto types = event_types(id);
     return std::find(types.begin(), types.end(), "workflow_succeeded") != types.end();

@@ -32,6 +32,8 @@ SimulatedStatement statement(std::string match, int64_t ms, std::string outcome 
 
 TEST_F(SqlStepTest, ParametersReachTheApiAsParametersNeverAsText) {
   start({});
+  // Not the status topic, whose messages are status events (schemas/).
+  ASSERT_TRUE(stack_->kafka().create_topic("sql.results", 1));
   config(R"(  query:
     steps:
       - name: q
@@ -40,7 +42,7 @@ TEST_F(SqlStepTest, ParametersReachTheApiAsParametersNeverAsText) {
           statement: "SELECT :name AS name, :n AS n"
           parameters: {name: "{{ input.name }}", n: 42}
       - name: use
-        emit: {topic: brickwork.status, value: {first: "{{ steps.q.output.rows.0.0 }}"}}
+        emit: {topic: sql.results, value: {first: "{{ steps.q.output.rows.0.0 }}"}}
 )");
   start_daemon();
   const std::string hostile = "x' OR '1'='1";
