@@ -60,6 +60,9 @@ struct DatabricksConfig {
   std::string client_secret;
   Duration request_timeout{std::chrono::seconds(60)};
   Duration retry_budget{std::chrono::seconds(300)};  // total time spent retrying one call
+  // databricks.limits: calls per second by API name ("jobs/run-now": 15),
+  // on top of the defaults (daemon/databricks/rate_limits.hpp).
+  std::map<std::string, double> limits;
 };
 
 struct CallbacksConfig {
