@@ -261,7 +261,7 @@ class WorkspaceBench {
     const auto quick_took = until_succeeded("one", quick(), t0, quick_limit);
     rows_.push_back({std::to_string(quick()) + " one-step workflows, from produce to all succeeded",
                      done_within(quick_took, "one", quick(), quick_limit), "<= 20 s"});
-    const auto upload_limit = options_.smoke ? 60s : 150s;
+    const auto upload_limit = options_.smoke ? 60s : 120s;
     const auto uploads_took = until_succeeded("up", uploads(), t0, upload_limit);
     rows_.push_back({std::to_string(uploads()) + " uploads of " + std::to_string(upload_seconds()) +
                          " s each, started together",
@@ -294,11 +294,11 @@ class WorkspaceBench {
     // SIGTERM while a call never answers: the daemon moved to a workspace
     // that takes every call and answers none.
     step("SIGTERM with a call that never answers");
-    // (Uploads may still be in flight: their daemon is killed after a minute.)
-    const auto ended = daemon_->terminate(60s);
+    // (Uploads may still be in flight: their daemon is killed after 30 s.)
+    const auto ended = daemon_->terminate(30s);
     daemon_.reset();
     std::cout << "    the first daemon "
-              << (ended ? "exited " + fixed(*ended, 1) + " s after SIGTERM" : "was killed 60 s after SIGTERM")
+              << (ended ? "exited " + fixed(*ended, 1) + " s after SIGTERM" : "was killed 30 s after SIGTERM")
               << "\n";
     std::atomic<int> received{0};
     auto black_hole = http::Server::start("127.0.0.1", 0, [&](const http::ServerRequest&) {
@@ -321,7 +321,7 @@ class WorkspaceBench {
     while (received.load() == 0 && since(hung_t0) < 60) std::this_thread::sleep_for(50ms);
     if (received.load() == 0) return fail("the daemon never called the unanswering workspace");
     std::this_thread::sleep_for(1s);
-    const auto limit = options_.smoke ? 60s : 120s;
+    const auto limit = 60s;  // twice shutdown_grace
     const auto exit_took = daemon_->terminate(limit);
     daemon_.reset();
     (*black_hole)->stop();
