@@ -60,6 +60,9 @@ struct DatabricksConfig {
   std::string client_secret;
   Duration request_timeout{std::chrono::seconds(60)};
   Duration retry_budget{std::chrono::seconds(300)};  // total time spent retrying one call
+  // databricks.limits: calls per second by API name ("jobs/run-now": 15),
+  // on top of the defaults (daemon/databricks/rate_limits.hpp).
+  std::map<std::string, double> limits;
 };
 
 struct CallbacksConfig {
@@ -123,11 +126,17 @@ struct StepPlan {
   bool operator==(const StepPlan&) const = default;
 };
 
+// A step's action as its type bound it (handlers/steps/step_type.hpp).
+struct BoundAction;
+
 struct StepDefinition {
   std::string name;
   std::string type;               // the action key: run_job, submit_run, sql, ...
   json::object action;            // the action's own fields, as JSON (templates unexpanded)
   StepPlan plan;                  // compiled from the action by its type
+  // The action's typed form, bound by its type when compiled; not stored
+  // with a workflow (a definition read back is bound again when it runs).
+  std::shared_ptr<const BoundAction> bound;
   std::vector<std::string> depends_on;  // effective: the previous step unless given
   CompletionMode completion = CompletionMode::kEvent;
   Duration poll_every{std::chrono::seconds(60)};

@@ -58,6 +58,7 @@ ReloadedConfig reloaded_config(const Config& running, const Config& fresh) {
             fresh.databricks.request_timeout);
   d.compare("databricks.retry_budget", running.databricks.retry_budget,
             fresh.databricks.retry_budget);
+  d.compare("databricks.limits", running.databricks.limits, fresh.databricks.limits);
   d.compare("callbacks.secret", running.callbacks.secret, fresh.callbacks.secret);
   d.compare("callbacks.previous_secrets", running.callbacks.previous_secrets,
             fresh.callbacks.previous_secrets);

@@ -1,10 +1,12 @@
 #include "config/sections.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <set>
 #include <string>
 #include <utility>
 
+#include "daemon/core/databricks_apis.hpp"
 #include "daemon/core/listen_address.hpp"
 #include "daemon/core/loopback.hpp"
 #include "daemon/core/time.hpp"
@@ -209,12 +211,39 @@ std::optional<Error> load_databases(const YamlReader& in, const YAML::Node& node
   return std::nullopt;
 }
 
+// databricks.limits: {API: calls per second}, each API one of
+// databricks_limit_api_names().
+std::optional<Error> load_databricks_limits(const YamlReader& in, const YAML::Node& node,
+                                            std::map<std::string, double>& limits) {
+  if (node.IsNull()) return std::nullopt;
+  if (auto e = in.map_node(node, "databricks.limits")) return e;
+  const auto& known = databricks_limit_api_names();
+  for (const auto& kv : node) {
+    const std::string api = kv.first.Scalar();
+    const std::string path = "databricks.limits." + api;
+    if (std::find(known.begin(), known.end(), api) == known.end()) {
+      std::string list;
+      for (const auto& name : known) list += (list.empty() ? "" : ", ") + name;
+      return in.error(kv.first, path, "not an API brickwork limits (expected one of " + list + ")");
+    }
+    double rate = 0;
+    const bool number = kv.second.IsScalar() && YAML::convert<double>::decode(kv.second, rate);
+    if (!number || !(rate > 0) || rate > 100000) {
+      return in.error(kv.second, path,
+                      "expected calls per second, a number above 0 (e.g. 15 or 0.5)");
+    }
+    limits[api] = rate;
+  }
+  return std::nullopt;
+}
+
 std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& node,
                                      DatabricksConfig& dbx) {
   if (auto e = in.map_node(node, "databricks")) return e;
   if (auto e = in.check_keys(
           node, "databricks",
-          {"host", "token", "client_id", "client_secret", "request_timeout", "retry_budget"})) {
+          {"host", "token", "client_id", "client_secret", "request_timeout", "retry_budget",
+           "limits"})) {
     return e;
   }
   const std::pair<const char*, std::string*> fields[] = {{"host", &dbx.host},
@@ -249,6 +278,9 @@ std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& nod
     auto d = in.duration(v, "databricks.retry_budget");
     if (!d) return d.error();
     dbx.retry_budget = *d;
+  }
+  if (const YAML::Node v = node["limits"]) {
+    if (auto e = load_databricks_limits(in, v, dbx.limits)) return e;
   }
   return std::nullopt;
 }

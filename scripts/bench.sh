@@ -5,6 +5,8 @@
 #
 #   scripts/bench.sh            the full run (builds build/release if missing)
 #   scripts/bench.sh --smoke    every measure once at a small size (< 1 min)
+#   scripts/bench.sh --workspace          only the real-workspace profile (a few minutes)
+#   scripts/bench.sh --workspace --smoke  the same, small
 #
 # Sizes (environment):
 #   BENCH_WORKFLOWS=20000        throughput: start commands queued before the daemon starts
@@ -18,6 +20,7 @@
 #                                e.g. "batch_max_wait: 5ms, effect_workers: 16"
 #   BENCH_BINARY=build/release/brickwork   the binary (bench driver and daemon)
 #   BENCH_KEEP=1                 keep the working directory (config, daemon logs)
+#   BENCH_WORKSPACE=0            skip the real-workspace profile after the others
 set -euo pipefail
 cd "$(dirname "$0")/.."
 binary="${BENCH_BINARY:-build/release/brickwork}"
@@ -27,6 +30,14 @@ if [[ ! -x "$binary" ]]; then
     exit 2
   fi
   BUILD_TARGETS=brickwork scripts/build.sh release
+fi
+# The real-workspace profile (docs/PERFORMANCE.md "A real workspace"): its
+# own subcommand, run after the other measures or alone with --workspace.
+workspace_args=()
+[[ -n "${BENCH_KEEP:-}" ]] && workspace_args+=(--keep)
+if [[ "${1:-}" == "--workspace" ]]; then
+  shift
+  exec "$binary" bench-workspace "${workspace_args[@]}" "$@"
 fi
 args=()
 [[ -n "${BENCH_WORKFLOWS:-}" ]] && args+=(--workflows "$BENCH_WORKFLOWS")
@@ -38,4 +49,5 @@ args=()
 [[ -n "${BENCH_WAITING_POLL_EVERY:-}" ]] && args+=(--waiting-poll-every "$BENCH_WAITING_POLL_EVERY")
 [[ -n "${BENCH_DAEMON_SETTINGS:-}" ]] && args+=(--daemon-settings "$BENCH_DAEMON_SETTINGS")
 [[ -n "${BENCH_KEEP:-}" ]] && args+=(--keep)
-exec "$binary" bench "${args[@]}" "$@"
+"$binary" bench "${args[@]}" "$@"
+[[ "${BENCH_WORKSPACE:-1}" == 0 ]] || "$binary" bench-workspace "${workspace_args[@]}" "$@"

@@ -8,6 +8,7 @@
 #include "daemon/cli/commands.hpp"
 #include "daemon/core/logging.hpp"
 #include "devstack/cli/bench.hpp"
+#include "devstack/cli/bench_workspace.hpp"
 
 namespace brickwork {
 namespace {
@@ -177,6 +178,17 @@ int run_cli(int argc, char** argv) {
                     "extra keys of the daemon: section, e.g. 'batch_max_wait: 5ms'");
   bench->add_flag("--keep", bench_options.keep, "keep the working directory and logs");
 
+  WorkspaceBenchOptions workspace_bench_options;
+  auto* bench_workspace = app.add_subcommand(
+      "bench-workspace",
+      "measure one daemon against a real workspace's pace (latency, limits, slow uploads): "
+      "docs/PERFORMANCE.md");
+  bench_workspace->add_flag("--smoke", workspace_bench_options.smoke, "small sizes, short uploads");
+  bench_workspace->add_option("--daemon", workspace_bench_options.daemon_binary,
+                              "brickwork binary to run as the daemon (default: this one)");
+  bench_workspace->add_flag("--keep", workspace_bench_options.keep,
+                            "keep the working directory and logs");
+
   uint16_t port = 0;
   std::string jobs_file;
   std::string brokers;
@@ -279,6 +291,7 @@ int run_cli(int argc, char** argv) {
     }
     return run_bench(bench_options);
   }
+  if (bench_workspace->parsed()) return run_workspace_bench(workspace_bench_options);
   if (simulator->parsed()) return cli::run_simulator(port, jobs_file, brokers, events_topic, pace);
   if (mock_kafka->parsed()) {
     return cli::run_mock_kafka(mock_brokers, mock_topics, mock_partitions, bootstrap_file);

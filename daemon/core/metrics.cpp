@@ -42,6 +42,22 @@ struct Metrics::Impl {
       .Name("brickwork_databricks_request_seconds")
       .Help("Duration of one HTTP exchange with Databricks, by API endpoint")
       .Register(registry);
+  prom::Family<prom::Counter>& throttled = prom::BuildCounter()
+      .Name("brickwork_databricks_throttled_total")
+      .Help("Databricks answers 429 (rate limited), by API")
+      .Register(registry);
+  prom::Family<prom::Counter>& limit_wait = prom::BuildCounter()
+      .Name("brickwork_databricks_limit_wait_seconds_total")
+      .Help("Time Databricks calls waited for their turn under the client-side limit, by API")
+      .Register(registry);
+  prom::Family<prom::Counter>& polls_deferred = prom::BuildCounter()
+      .Name("brickwork_databricks_polls_deferred_total")
+      .Help("Polls put off because their API's client-side limit was busy, by API")
+      .Register(registry);
+  prom::Family<prom::Gauge>& limit_rate = prom::BuildGauge()
+      .Name("brickwork_databricks_limit_rate")
+      .Help("Calls per second the client-side limit allows now, by API (lowered by 429s)")
+      .Register(registry);
   prom::Family<prom::Counter>& finished = prom::BuildCounter()
       .Name("brickwork_workflows_finished_total")
       .Help("Workflows that reached a terminal state, by definition and state")
@@ -128,6 +144,22 @@ void Metrics::observe_databricks_request(std::string_view endpoint, std::string_
                                          double seconds) {
   impl_->requests.Add({{"endpoint", text(endpoint)}, {"code", text(code)}}).Increment();
   impl_->request_seconds.Add({{"endpoint", text(endpoint)}}, request_buckets()).Observe(seconds);
+}
+
+void Metrics::count_databricks_throttled(std::string_view api) {
+  impl_->throttled.Add({{"api", text(api)}}).Increment();
+}
+
+void Metrics::observe_databricks_limit_wait(std::string_view api, double seconds) {
+  impl_->limit_wait.Add({{"api", text(api)}}).Increment(seconds);
+}
+
+void Metrics::count_databricks_poll_deferred(std::string_view api) {
+  impl_->polls_deferred.Add({{"api", text(api)}}).Increment();
+}
+
+void Metrics::set_databricks_limit_rate(std::string_view api, double rate) {
+  impl_->limit_rate.Add({{"api", text(api)}}).Set(rate);
 }
 
 void Metrics::count_workflow_finished(std::string_view workflow, std::string_view state) {

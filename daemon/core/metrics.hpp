@@ -39,6 +39,16 @@ class Metrics {
   // response came (timeout, connection_error, ...).
   void observe_databricks_request(std::string_view endpoint, std::string_view code,
                                   double seconds);
+  // Client-side limits, by API name (daemon/databricks/rate_limits.hpp):
+  // brickwork_databricks_throttled_total{api} (answers 429),
+  // brickwork_databricks_limit_wait_seconds_total{api} (time calls waited for
+  // their turn), brickwork_databricks_polls_deferred_total{api} (polls put off
+  // by a busy limit), brickwork_databricks_limit_rate{api} (calls per second
+  // allowed now, after 429s lowered it).
+  void count_databricks_throttled(std::string_view api);
+  void observe_databricks_limit_wait(std::string_view api, double seconds);
+  void count_databricks_poll_deferred(std::string_view api);
+  void set_databricks_limit_rate(std::string_view api, double rate);
   void count_workflow_finished(std::string_view workflow, std::string_view state);
   // brickwork_step_seconds{workflow, type}: one step attempt, start to end.
   void observe_step(std::string_view workflow, std::string_view type, double seconds);

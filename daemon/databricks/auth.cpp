@@ -9,6 +9,7 @@
 #include "daemon/databricks/client.hpp"
 #include "daemon/databricks/http.hpp"
 #include "daemon/databricks/parsing.hpp"
+#include "daemon/databricks/rate_limits.hpp"
 
 namespace brickwork {
 
@@ -70,6 +71,7 @@ Result<ResolvedDatabricksConfig> resolve_databricks_config(const DatabricksConfi
   ResolvedDatabricksConfig out;
   out.request_timeout = config.request_timeout;
   out.retry_budget = config.retry_budget;
+  out.limits = databricks_limits_with(config.limits);
   out.host = config.host;
   out.token = config.token;
   out.client_id = config.client_id;

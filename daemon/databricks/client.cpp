@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <limits>
 #include <mutex>
 #include <random>
@@ -15,6 +16,7 @@
 #include "daemon/core/metrics.hpp"
 #include "daemon/databricks/http.hpp"
 #include "daemon/databricks/parsing.hpp"
+#include "daemon/databricks/rate_limits.hpp"
 
 namespace brickwork {
 
@@ -120,7 +122,8 @@ class DatabricksClient final : public DatabricksApi {
   DatabricksClient(ResolvedDatabricksConfig config, const DatabricksClientOptions& options)
       : config_(std::move(config)),
         counters_(options.counters ? options.counters : std::make_shared<DatabricksClientCounters>()),
-        backoff_(options.backoff_initial, options.backoff_max) {
+        backoff_(options.backoff_initial, options.backoff_max),
+        limiter_(config_.limits) {
     if (config_.auth == DatabricksAuth::kOAuthM2M) {
       oauth_ = std::make_unique<OAuthTokenSource>(*this, config_.client_id, config_.client_secret,
                                                   backoff_);
@@ -266,18 +269,30 @@ class DatabricksClient final : public DatabricksApi {
   Result<http::Response> execute(const Call& call) {
     const auto start = SteadyClock::now();
     const auto budget_end = start + config_.retry_budget;
+    const std::string api = databricks_api_name(call.path_and_query);
+    const CallPriority priority = priority_of(call.method, api, call.path_and_query);
     bool reauthorized = false;
     for (int attempt = 1;; ++attempt) {
+      if (Status turn = wait_for_turn(api, priority, budget_end); !turn) return turn.error();
       std::optional<Duration> retry_after;
       Error error;
+      bool paused_by_limit = false;
       auto outcome = attempt_once(call, budget_end);
       if (outcome.ok()) {
         const http::Response& response = *outcome;
-        if (response.status >= 200 && response.status < 300) return std::move(*outcome);
-        error = error_from_http(response.status, response.reason, response.body);
         if (response.status == 429 || response.status == 503) {
           retry_after = parse_retry_after(response.header("Retry-After"));
         }
+        if (response.status == 429) {
+          // Every call of this API waits out the pause, not only this one.
+          paused_by_limit = note_throttled(api, retry_after.value_or(backoff_.delay(attempt)));
+        } else if (limiter_.succeeded(api)) {
+          if (Metrics* metrics = metrics_.load()) {
+            metrics->set_databricks_limit_rate(api, limiter_.rate(api));
+          }
+        }
+        if (response.status >= 200 && response.status < 300) return std::move(*outcome);
+        error = error_from_http(response.status, response.reason, response.body);
         if (response.status == 401 && oauth_ && call.with_auth && !reauthorized) {
           // The cached token may have been revoked: fetch a new one once.
           reauthorized = true;
@@ -305,13 +320,63 @@ class DatabricksClient final : public DatabricksApi {
                    path_only(call.path_and_query), error.code, error.message, attempt,
                    wait.count());
       counters_->retries.fetch_add(1);
-      std::this_thread::sleep_for(wait);
+      // After a 429 the next turn waits for the API's pause instead.
+      if (!paused_by_limit) std::this_thread::sleep_for(wait);
     }
   }
 
  private:
   static std::string path_only(const std::string& path_and_query) {
     return path_and_query.substr(0, path_and_query.find('?'));
+  }
+
+  // Waits until the API's client-side limit lets the call go. A poll that
+  // would wait long is refused (transient "throttled"): it holds no caller
+  // while work waits, and is tried again later.
+  Status wait_for_turn(const std::string& api, CallPriority priority,
+                       SteadyClock::time_point budget_end) {
+    const ApiLimiter::Grant grant = limiter_.reserve(api, priority);
+    Metrics* metrics = metrics_.load();
+    if (!grant.granted) {
+      counters_->polls_deferred.fetch_add(1);
+      if (metrics != nullptr) metrics->count_databricks_poll_deferred(api);
+      return Error{ErrorKind::kTransient, "throttled",
+                   api + ": the client-side limit of " + format_rate(limiter_.rate(api)) +
+                       " is busy for " + std::to_string(grant.wait.count()) +
+                       " ms; this poll is tried again later"};
+    }
+    if (grant.wait.count() <= 0) return ok_status();
+    if (SteadyClock::now() + grant.wait >= budget_end) {
+      return Error{ErrorKind::kTransient, "throttled",
+                   api + ": waiting for its turn under the client-side limit of " +
+                       format_rate(limiter_.rate(api)) + " would pass the retry budget of " +
+                       format_duration(config_.retry_budget)};
+    }
+    std::this_thread::sleep_for(grant.wait);
+    counters_->limit_wait_ms.fetch_add(grant.wait.count());
+    if (metrics != nullptr) {
+      metrics->observe_databricks_limit_wait(api, std::chrono::duration<double>(grant.wait).count());
+    }
+    return ok_status();
+  }
+
+  // A 429: the API's limit is lowered and paused. False when the API has no
+  // client-side limit (then the retry sleeps the pause itself).
+  bool note_throttled(const std::string& api, Duration pause) {
+    counters_->throttled.fetch_add(1);
+    const bool limited = limiter_.rate(api) > 0;
+    limiter_.throttled(api, pause);
+    if (Metrics* metrics = metrics_.load()) {
+      metrics->count_databricks_throttled(api);
+      if (limited) metrics->set_databricks_limit_rate(api, limiter_.rate(api));
+    }
+    return limited;
+  }
+
+  static std::string format_rate(double rate) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g/s", rate);
+    return text;
   }
 
   Result<http::Response> attempt_once(const Call& call, SteadyClock::time_point budget_end) {
@@ -383,6 +448,7 @@ class DatabricksClient final : public DatabricksApi {
   std::shared_ptr<DatabricksClientCounters> counters_;
   std::atomic<Metrics*> metrics_{nullptr};
   Backoff backoff_;
+  ApiLimiter limiter_;
   http::Client http_;
   std::unique_ptr<OAuthTokenSource> oauth_;
 };

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +40,7 @@ struct ResolvedDatabricksConfig {
   std::string config_file;  // the file read, "" if none
   Duration request_timeout{std::chrono::seconds(60)};
   Duration retry_budget{std::chrono::seconds(300)};
+  std::map<std::string, double> limits;  // calls per second by API: defaults + databricks.limits
 };
 
 // Fills host and credentials as the Databricks SDKs do: explicit `config`
@@ -60,6 +62,9 @@ struct DatabricksClientCounters {
   std::atomic<int64_t> transient_errors{0};  // transient outcomes seen (before any retry)
   std::atomic<int64_t> token_fetches{0};     // OAuth token requests that succeeded
   std::atomic<int64_t> token_failures{0};    // OAuth token requests that failed
+  std::atomic<int64_t> throttled{0};         // answers 429 (rate limited)
+  std::atomic<int64_t> limit_wait_ms{0};     // time calls waited for their API's client-side limit
+  std::atomic<int64_t> polls_deferred{0};    // polls refused by a busy client-side limit
 };
 
 struct DatabricksClientOptions {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdint>
+#include <string>
 #include <set>
 #include <string_view>
 #include <utility>
@@ -72,6 +74,25 @@ json::object to_json(const StatusEvent& e, const std::string& workflow_id,
 }
 
 // ------------------------------------------------------------ the engine
+
+TimePoint next_poll_due(std::string_view workflow_id, std::string_view step, int32_t attempt,
+                        Duration poll_every, TimePoint now) {
+  // FNV-1a: the same spread on every build and machine.
+  uint64_t hash = 14695981039346656037ull;
+  const auto mix = [&](std::string_view bytes) {
+    for (const char c : bytes) {
+      hash ^= static_cast<unsigned char>(c);
+      hash *= 1099511628211ull;
+    }
+  };
+  mix(workflow_id);
+  mix(std::string_view("\0", 1));
+  mix(step);
+  mix(std::to_string(attempt) + "@" + std::to_string(now.time_since_epoch().count()));
+  const int64_t spread = std::max<int64_t>(poll_every.count(), 0) / 4;
+  const int64_t jitter = spread > 0 ? static_cast<int64_t>(hash % static_cast<uint64_t>(spread + 1)) : 0;
+  return now + poll_every + Duration(jitter);
+}
 
 namespace {
 
@@ -650,7 +671,7 @@ class Decider {
       case StepOutcome::Kind::kStillRunning:
       case StepOutcome::Kind::kWaitUntil:
         // Nothing changed; only the next poll is scheduled.
-        t.add_effect(PollStep{s.name, s.attempt, now_ + t.definition_of(s).poll_every});
+        t.add_effect(PollStep{s.name, s.attempt, poll_due(t, s)});
         break;
       case StepOutcome::Kind::kSucceeded:
       case StepOutcome::Kind::kFailed: {
@@ -745,10 +766,14 @@ class Decider {
         auto& e = t.emit_for("step_waiting", s);
         e.run_id = s.run_id;
         e.run_page_url = s.run_page_url;
-        t.add_effect(PollStep{s.name, s.attempt, now_ + t.definition_of(s).poll_every});
+        t.add_effect(PollStep{s.name, s.attempt, poll_due(t, s)});
         break;
       }
     }
+  }
+
+  TimePoint poll_due(Transition& t, const StepState& s) const {
+    return next_poll_due(t.wf().id, s.name, s.attempt, t.definition_of(s).poll_every, now_);
   }
 
   const std::optional<WorkflowState>& current_;

@@ -176,6 +176,13 @@ struct Decision {
   bool changed = false;                // state must be written
 };
 
+// When the next safety-net poll of a waiting step is due: poll_every after
+// `now`, plus up to a quarter of poll_every more, derived from a hash of the
+// workflow, step, attempt and `now` (the engine stays pure) so that many
+// steps started together do not poll together.
+TimePoint next_poll_due(std::string_view workflow_id, std::string_view step, int32_t attempt,
+                        Duration poll_every, TimePoint now);
+
 // Apply one input to a workflow's state. `current` is empty when no workflow
 // with that id exists yet. Inputs that no longer apply (a completion for an
 // older attempt, a timer for a finished step) yield an unchanged Decision.

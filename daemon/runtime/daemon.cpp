@@ -14,6 +14,7 @@
 #include "daemon/runtime/ops_monitor.hpp"
 #include "daemon/runtime/ops_server.hpp"
 #include "daemon/runtime/outbox_publisher.hpp"
+#include "daemon/databricks/http.hpp"
 #include "daemon/databricks/lakebase.hpp"
 #include "daemon/store/databases.hpp"
 #include "daemon/store/store.hpp"
@@ -144,8 +145,10 @@ Status Daemon::run(const std::atomic<bool>& stop) {
         monitor.add_credential(name, credentials);
         return credentials;
       });
+  http::Client web;  // plain HTTPS for step types that call other services
   EffectRunner effects(
-      *context_, StepServices{databricks_.get(), databases.get(), config->files.allowed_dirs}, id);
+      *context_,
+      StepServices{databricks_.get(), databases.get(), config->files.allowed_dirs, &web}, id);
   InputProcessor inputs(*context_);
   publisher.start();
   effects.start(config->daemon.effect_workers);

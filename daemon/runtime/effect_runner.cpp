@@ -87,7 +87,7 @@ class EffectExecution {
     step_.run_id = cancel.run_id;
     step_.handle = cancel.handle;
     if (type_ == nullptr) return {};
-    Status s = type_->cancel(context_for(cancel.attempt), services_);
+    Status s = cancel_step(*type_, context_for(cancel.attempt), services_);
     if (!s && s.error().transient()) return reschedule(s.error());
     if (!s) {
       spdlog::warn("effects: cancel of {}/{} failed: {}", workflow_->id, step_.name,
@@ -99,7 +99,7 @@ class EffectExecution {
   EffectResult perform(const ExecuteStep& execute) {
     return perform_step_call(execute.step, execute.attempt, StepStatus::kRunning,
                              [](const StepType& t, const StepContext& c, StepServices& s) {
-                               return t.execute(c, s);
+                               return execute_step(t, c, s);
                              },
                              [&](StepOutcome o) -> Input {
                                return StepExecuted{execute.step, execute.attempt, std::move(o)};
@@ -109,7 +109,7 @@ class EffectExecution {
   EffectResult perform(const PollStep& poll) {
     return perform_step_call(poll.step, poll.attempt, StepStatus::kWaiting,
                              [](const StepType& t, const StepContext& c, StepServices& s) {
-                               return t.poll(c, s);
+                               return poll_step(t, c, s);
                              },
                              [&](StepOutcome o) -> Input {
                                return StepPolled{poll.step, poll.attempt, std::move(o),
@@ -159,7 +159,8 @@ class EffectExecution {
                        scope_,
                        tokens.callback_token(workflow_->id, step_.name, attempt),
                        tokens.idempotency_token(workflow_->id, step_.name, attempt,
-                                                attempt_key_id())};
+                                                attempt_key_id()),
+                       /*bound=*/nullptr};
   }
 
   // The secret an execute effect's attempt started with (ExecuteStep::key_id):

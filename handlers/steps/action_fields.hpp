@@ -37,10 +37,36 @@ inline bool holds_template(const json::value& v) {
   return v.is_string() && v.as_string().find("{{") != json::string::npos;
 }
 
-// The step's action with every template rendered against the workflow.
-inline Result<json::object> rendered_action(const StepContext& context) {
-  auto rendered = render_templates(json::value(context.definition.action), context.template_scope);
+// Whether any string in `v`, however deep, holds a template.
+inline bool has_template(const json::value& v) {
+  if (v.is_object()) {
+    for (const auto& [key, value] : v.as_object()) {
+      if (has_template(value)) return true;
+    }
+    return false;
+  }
+  if (v.is_array()) {
+    for (const auto& value : v.as_array()) {
+      if (has_template(value)) return true;
+    }
+    return false;
+  }
+  return holds_template(v);
+}
+
+// One value of a bound action with its templates rendered.
+inline Result<json::value> render_value(const json::value& value, const StepContext& context) {
+  if (!holds_template(value) && !value.is_object() && !value.is_array()) return value;
+  auto rendered = render_templates(value, context.template_scope);
   if (!rendered) return Error{ErrorKind::kPermanent, "template", rendered.error().message};
+  return std::move(*rendered);
+}
+
+// A mapping of a bound action with its templates rendered.
+inline Result<json::object> render_object(const json::object& object, const StepContext& context) {
+  if (object.empty()) return object;
+  auto rendered = render_value(json::value(object), context);
+  if (!rendered) return rendered.error();
   return std::move(rendered->as_object());
 }
 

@@ -438,12 +438,36 @@ std::optional<std::string> check_tables(const json::value& tables) {
   return std::nullopt;
 }
 
+// delta_share's action, checked: the request itself when the action holds
+// no template, else the action, read once rendered.
+struct DeltaShareAction final : BoundAction {
+  std::optional<DeltaShareRequest> request;
+  json::object templated;
+};
+
 class DeltaShareStep final : public StepType {
  public:
   std::string_view action_key() const override { return "delta_share"; }
   bool calls_databricks() const override { return true; }
 
-  std::optional<std::string> compile(StepDefinition& step) const override {
+  Result<BoundActionPtr> compile(StepDefinition& step) const override {
+    auto message = check(step);
+    if (message) return compile_error(*message);
+    // Without templates the request is read once, here; with them, each
+    // time the step runs, once they are rendered.
+    auto bound = std::make_shared<DeltaShareAction>();
+    if (has_template(json::value(step.action))) {
+      bound->templated = step.action;
+    } else {
+      auto request = delta_share_request(step.action);
+      if (!request) return compile_error(request.error().message);
+      bound->request = std::move(*request);
+    }
+    return BoundActionPtr(std::move(bound));
+  }
+
+ private:
+  static std::optional<std::string> check(StepDefinition& step) {
     step.plan.sensitive_output = true;  // the activation link is a credential
     const json::object& action = step.action;
     const json::value* mode = action.if_contains("action");
@@ -492,24 +516,26 @@ class DeltaShareStep final : public StepType {
     return std::nullopt;
   }
 
+
+ public:
   Result<StepOutcome> execute(const StepContext& context, StepServices& services) const override {
-    if (services.databricks == nullptr) return no_workspace("delta_share");
-    auto action = rendered_action(context);
-    if (!action) return action.error();
-    auto request = delta_share_request(*action);
-    if (!request) return request.error();
-    Sharing sharing(*services.databricks, *request, context.workflow.created_at);
-    auto output = request->revoke ? sharing.revoke() : sharing.provision();
+    const auto& action = context.action<DeltaShareAction>();
+    std::optional<DeltaShareRequest> rendered_request;
+    if (!action.request) {
+      auto rendered = render_object(action.templated, context);
+      if (!rendered) return rendered.error();
+      auto request = delta_share_request(*rendered);
+      if (!request) return request.error();
+      rendered_request = std::move(*request);
+    }
+    const DeltaShareRequest& request = action.request ? *action.request : *rendered_request;
+    Sharing sharing(*services.databricks, request, context.workflow.created_at);
+    auto output = request.revoke ? sharing.revoke() : sharing.provision();
     if (!output) return output.error();
     StepOutcome outcome;
     outcome.output = std::move(*output);
     return outcome;
   }
-
-  Result<StepOutcome> poll(const StepContext&, StepServices&) const override {
-    return not_performed("delta_share");
-  }
-  Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
 };
 
 }  // namespace

@@ -26,44 +26,60 @@ bool is_valid_topic(std::string_view topic) {
   return true;
 }
 
+// emit's action, checked (each may hold templates).
+struct EmitAction final : BoundAction {
+  json::value topic;
+  std::optional<json::value> key;  // default: the workflow id
+  json::value value;
+};
+
 class EmitStep final : public StepType {
  public:
   std::string_view action_key() const override { return "emit"; }
 
-  std::optional<std::string> compile(StepDefinition& step) const override {
+  Result<BoundActionPtr> compile(StepDefinition& step) const override {
     const json::object& action = step.action;
-    if (auto e = unknown_action_key(action, "emit", {"topic", "key", "value"})) return e;
+    if (auto e = unknown_action_key(action, "emit", {"topic", "key", "value"})) return compile_error(*e);
     const json::value* topic = action.if_contains("topic");
-    if (topic == nullptr || !topic->is_string()) return "emit.topic is required (a Kafka topic)";
+    if (topic == nullptr || !topic->is_string()) return compile_error("emit.topic is required (a Kafka topic)");
     if (!holds_template(*topic) && !is_valid_topic(std::string_view(topic->as_string()))) {
-      return "emit.topic must be 1-249 characters of [A-Za-z0-9._-]";
+      return compile_error("emit.topic must be 1-249 characters of [A-Za-z0-9._-]");
     }
-    if (const json::value* key = action.if_contains("key"); key != nullptr && !key->is_string()) {
-      return "emit.key must be a string";
+    auto bound = std::make_shared<EmitAction>();
+    bound->topic = *topic;
+    if (const json::value* key = action.if_contains("key")) {
+      if (!key->is_string()) return compile_error("emit.key must be a string");
+      bound->key = *key;
     }
     const json::value* value = action.if_contains("value");
     if (value == nullptr || !(value->is_object() || holds_template(*value))) {
-      return "emit.value is required: a mapping (its strings may hold templates)";
+      return compile_error("emit.value is required: a mapping (its strings may hold templates)");
     }
-    return std::nullopt;
+    bound->value = *value;
+    return BoundActionPtr(std::move(bound));
   }
 
   Result<StepOutcome> execute(const StepContext& context, StepServices&) const override {
-    auto action = rendered_action(context);
-    if (!action) return action.error();
-    const std::string topic(action->at("topic").as_string());
+    const auto& action = context.action<EmitAction>();
+    auto rendered_topic = render_value(action.topic, context);
+    if (!rendered_topic) return rendered_topic.error();
+    if (!rendered_topic->is_string()) return invalid_action("emit.topic must render to a string");
+    const std::string topic(rendered_topic->as_string());
     if (!is_valid_topic(topic)) {
       return invalid_action("emit.topic rendered to '" + topic.substr(0, 80) +
                      "', not a Kafka topic name");
     }
     std::string key = context.workflow.id;
-    if (const json::value* k = action->if_contains("key")) {
+    if (action.key) {
+      auto k = render_value(*action.key, context);
+      if (!k) return k.error();
       if (!k->is_string()) return invalid_action("emit.key must render to a string");
       key = std::string(k->as_string());
     }
-    const json::value& value = action->at("value");
-    if (!value.is_object()) return invalid_action("emit.value must render to a JSON object");
-    std::string payload = json::serialize(value);
+    auto value = render_value(action.value, context);
+    if (!value) return value.error();
+    if (!value->is_object()) return invalid_action("emit.value must render to a JSON object");
+    std::string payload = json::serialize(*value);
     if (payload.size() > kMaxStepOutputBytes || key.size() > 1024) {
       return Error{ErrorKind::kPermanent, "too_large",
                    "emit.value is " + std::to_string(payload.size()) + " bytes and key " +
@@ -76,11 +92,6 @@ class EmitStep final : public StepType {
     outcome.publish.push_back(OutboxRecord{topic, key, std::move(payload), ""});
     return outcome;
   }
-
-  Result<StepOutcome> poll(const StepContext&, StepServices&) const override {
-    return not_performed("emit");
-  }
-  Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
 };
 
 }  // namespace

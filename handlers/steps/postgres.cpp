@@ -18,35 +18,50 @@ namespace brickwork {
 namespace {
 
 
+// postgres's action, checked.
+struct PostgresAction final : BoundAction {
+  std::string database;
+  std::string statement;  // never templated: values go in parameters
+  json::array parameters; // may hold templates
+  int64_t row_limit = kDefaultRowLimit;
+};
+
 class PostgresStep final : public StepType {
  public:
   std::string_view action_key() const override { return "postgres"; }
 
-  std::optional<std::string> compile(StepDefinition& step) const override {
+  Result<BoundActionPtr> compile(StepDefinition& step) const override {
     const json::object& action = step.action;
     if (auto e = unknown_action_key(action, "postgres",
                                     {"database", "statement", "parameters", "row_limit"})) {
-      return e;
+      return compile_error(*e);
     }
     const json::value* database = action.if_contains("database");
     if (database == nullptr || !database->is_string() || holds_template(*database)) {
-      return "postgres.database is required: the name of an entry under databases:";
+      return compile_error("postgres.database is required: the name of an entry under databases:");
     }
     const json::value* statement = action.if_contains("statement");
     if (statement == nullptr || !statement->is_string() || statement->as_string().empty()) {
-      return "postgres.statement is required (use $1, $2, ... for values)";
+      return compile_error("postgres.statement is required (use $1, $2, ... for values)");
     }
     if (holds_template(*statement)) {
-      return "postgres.statement may not hold templates: pass values as parameters ($1, $2, ...)";
+      return compile_error(
+          "postgres.statement may not hold templates: pass values as parameters ($1, $2, ...)");
     }
-    if (const json::value* p = action.if_contains("parameters"); p != nullptr && !p->is_array()) {
-      return "postgres.parameters must be a list (the values of $1, $2, ...)";
+    auto bound = std::make_shared<PostgresAction>();
+    bound->database = std::string(database->as_string());
+    bound->statement = std::string(statement->as_string());
+    if (const json::value* p = action.if_contains("parameters")) {
+      if (!p->is_array()) return compile_error("postgres.parameters must be a list (the values of $1, $2, ...)");
+      bound->parameters = p->as_array();
     }
-    if (const json::value* r = action.if_contains("row_limit");
-        r != nullptr && !(r->is_int64() && r->as_int64() >= 0 && r->as_int64() <= 100'000)) {
-      return "postgres.row_limit must be an integer from 0 to 100000";
+    if (const json::value* r = action.if_contains("row_limit")) {
+      if (!(r->is_int64() && r->as_int64() >= 0 && r->as_int64() <= 100'000)) {
+        return compile_error("postgres.row_limit must be an integer from 0 to 100000");
+      }
+      bound->row_limit = r->as_int64();
     }
-    return std::nullopt;
+    return BoundActionPtr(std::move(bound));
   }
 
   std::optional<std::string> check_references(const StepDefinition& step,
@@ -62,37 +77,28 @@ class PostgresStep final : public StepType {
     if (services.databases == nullptr) {
       return invalid_action("no databases are configured");
     }
-    auto action = rendered_action(context);
-    if (!action) return action.error();
+    const auto& action = context.action<PostgresAction>();
+    auto rendered = render_value(json::value(action.parameters), context);
+    if (!rendered) return rendered.error();
     std::vector<std::optional<std::string>> parameters;
-    if (const json::value* p = action->if_contains("parameters")) {
-      for (const auto& v : p->as_array()) {
-        if (v.is_null()) {
-          parameters.emplace_back(std::nullopt);
-        } else if (v.is_string()) {
-          parameters.emplace_back(std::string(v.as_string()));
-        } else if (v.is_bool()) {
-          parameters.emplace_back(v.as_bool() ? "true" : "false");
-        } else {
-          parameters.emplace_back(json::serialize(v));
-        }
+    for (const auto& v : rendered->as_array()) {
+      if (v.is_null()) {
+        parameters.emplace_back(std::nullopt);
+      } else if (v.is_string()) {
+        parameters.emplace_back(std::string(v.as_string()));
+      } else if (v.is_bool()) {
+        parameters.emplace_back(v.as_bool() ? "true" : "false");
+      } else {
+        parameters.emplace_back(json::serialize(v));
       }
     }
-    int64_t row_limit = kDefaultRowLimit;
-    if (const json::value* r = action->if_contains("row_limit")) row_limit = r->as_int64();
-    auto result = services.databases->query(std::string(action->at("database").as_string()),
-                                            std::string(action->at("statement").as_string()),
-                                            parameters, row_limit);
+    auto result =
+        services.databases->query(action.database, action.statement, parameters, action.row_limit);
     if (!result) return result.error();
     StepOutcome outcome;
     outcome.output = std::move(*result);
     return outcome;
   }
-
-  Result<StepOutcome> poll(const StepContext&, StepServices&) const override {
-    return not_performed("postgres");
-  }
-  Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include <stdexcept>
 
 #include "handlers/steps/builtin_step_types.hpp"
+#include "handlers/steps/databricks_run.hpp"
 #include "handlers/steps/step_type.hpp"
 
 namespace brickwork {
@@ -48,7 +49,80 @@ std::optional<std::string> StepRegistry::compile(StepDefinition& step) const {
     return "step type '" + step.type + "' is not available in this version of brickwork";
   }
   step.plan = StepPlan{};
-  return type->compile(step);
+  step.bound = nullptr;
+  auto bound = type->compile(step);
+  if (!bound) return bound.error().message;
+  step.bound = std::move(*bound);
+  return std::nullopt;
+}
+
+// ------------------------------------------------------------ the seam
+
+Result<StepOutcome> StepType::poll(const StepContext& context, StepServices&) const {
+  return Error{ErrorKind::kInternal, "not_polled",
+               std::string(action_key()) + " never waits, so it is never polled (step " +
+                   context.definition.name + ")"};
+}
+
+Status StepType::cancel(const StepContext&, StepServices&) const { return ok_status(); }
+
+BoundActionPtr bind_nothing() {
+  static const BoundActionPtr kNothing = std::make_shared<const BoundAction>();
+  return kNothing;
+}
+
+Error compile_error(std::string message) {
+  return Error{ErrorKind::kInvalidInput, "invalid_step", std::move(message)};
+}
+
+namespace {
+
+// The definition's bound action; one read back from the store is bound
+// again (its plan and defaults are already in the definition: only the
+// action is taken from a copy).
+Result<BoundActionPtr> bound_action(const StepType& type, const StepDefinition& definition) {
+  if (definition.bound) return definition.bound;
+  StepDefinition copy = definition;
+  auto bound = type.compile(copy);
+  if (!bound) {
+    return Error{ErrorKind::kPermanent, "invalid_step",
+                 "step " + definition.name + ": " + bound.error().message};
+  }
+  return bound;
+}
+
+// Binds and checks what every call of `type` needs; the bound action lives
+// in `hold` while the call runs.
+Status prepare_call(const StepType& type, StepContext& context, const StepServices& services,
+                    BoundActionPtr& hold) {
+  if (type.calls_databricks() && services.databricks == nullptr) {
+    return no_workspace(type.action_key());
+  }
+  auto bound = bound_action(type, context.definition);
+  if (!bound) return bound.error();
+  hold = std::move(*bound);
+  context.bound = hold.get();
+  return ok_status();
+}
+
+}  // namespace
+
+Result<StepOutcome> execute_step(const StepType& type, StepContext context, StepServices& services) {
+  BoundActionPtr hold;
+  if (Status ready = prepare_call(type, context, services, hold); !ready) return ready.error();
+  return type.execute(context, services);
+}
+
+Result<StepOutcome> poll_step(const StepType& type, StepContext context, StepServices& services) {
+  BoundActionPtr hold;
+  if (Status ready = prepare_call(type, context, services, hold); !ready) return ready.error();
+  return type.poll(context, services);
+}
+
+Status cancel_step(const StepType& type, StepContext context, StepServices& services) {
+  BoundActionPtr hold;
+  if (!prepare_call(type, context, services, hold)) return ok_status();
+  return type.cancel(context, services);
 }
 
 std::optional<std::string> StepRegistry::check_references(const StepDefinition& step,

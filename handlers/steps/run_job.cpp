@@ -32,72 +32,88 @@ std::string as_parameter_string(const json::value& v) {
   return json::serialize(v);
 }
 
+// run_job's action, checked: which job, and what else goes to run-now.
+struct RunJobAction final : BoundAction {
+  std::optional<json::value> job_id;  // a positive integer, or a {{ template }} string
+  std::optional<json::value> job_name;  // instead of job_id: a name, or a {{ template }}
+  json::object parameters;            // values may hold templates
+  json::object extra;                 // other run-now fields, passed through
+};
+
 class RunJobStep final : public StepType {
  public:
   std::string_view action_key() const override { return "run_job"; }
   bool calls_databricks() const override { return true; }
 
-  std::optional<std::string> compile(StepDefinition& step) const override {
+  Result<BoundActionPtr> compile(StepDefinition& step) const override {
     step.plan.completion_event = true;  // the job may publish job_completed
     const json::object& action = step.action;
     const json::value* job_id = action.if_contains("job_id");
     const json::value* job_name = action.if_contains("job_name");
     if ((job_id == nullptr) == (job_name == nullptr)) {
-      return "run_job needs exactly one of job_id or job_name";
+      return compile_error("run_job needs exactly one of job_id or job_name");
     }
-    if (job_name != nullptr && (!job_name->is_string() || job_name->as_string().empty())) {
-      return "run_job.job_name must be a job's name (a non-empty string)";
-    }
-    if (job_id != nullptr && !holds_template(*job_id)) {
-      if (const auto id = int64_from_json(*job_id); !id || *id <= 0) {
-        return "run_job.job_id must be a positive 64-bit integer (or a {{ template }})";
+    auto bound = std::make_shared<RunJobAction>();
+    if (job_name != nullptr) {
+      if (!job_name->is_string() || job_name->as_string().empty()) {
+        return compile_error("run_job.job_name must be a job's name (a non-empty string)");
       }
+      bound->job_name = *job_name;
+    } else {
+      if (!holds_template(*job_id)) {
+        if (const auto id = int64_from_json(*job_id); !id || *id <= 0) {
+          return compile_error(
+              "run_job.job_id must be a positive 64-bit integer (or a {{ template }})");
+        }
+      }
+      bound->job_id = *job_id;
     }
-    if (const json::value* params = action.if_contains("parameters");
-        params != nullptr && !params->is_object()) {
-      return "run_job.parameters must be a mapping of name to value";
+    if (const json::value* params = action.if_contains("parameters"); params != nullptr) {
+      if (!params->is_object()) return compile_error("run_job.parameters must be a mapping of name to value");
+      bound->parameters = params->as_object();
     }
     for (const auto& [key, value] : action) {
       if (key == "job_parameters" || key == "idempotency_token") {
-        return "run_job." + std::string(key) + " is set by brickwork; use run_job.parameters";
+        return compile_error("run_job." + std::string(key) +
+                             " is set by brickwork; use run_job.parameters");
       }
+      if (key != "job_id" && key != "job_name" && key != "parameters") bound->extra[key] = value;
     }
-    return std::nullopt;
+    return BoundActionPtr(std::move(bound));
   }
 
   Result<StepOutcome> execute(const StepContext& context, StepServices& services) const override {
-    if (services.databricks == nullptr) return no_workspace("run_job");
-    auto rendered = rendered_action(context);
-    if (!rendered) return rendered.error();
-    const json::object& action = *rendered;
-
+    const auto& action = context.action<RunJobAction>();
     RunNowRequest request;
-    if (const json::value* name = action.if_contains("job_name")) {
+    if (action.job_name) {
+      auto name = render_value(*action.job_name, context);
+      if (!name) return name.error();
       if (!name->is_string()) return invalid_action("run_job.job_name must render to a string");
       auto id = resolve(context.workflow.id, std::string(name->as_string()), *services.databricks);
       if (!id) return id.error();
       request.job_id = *id;
     } else {
-      const json::value& job_id = action.at("job_id");
-      const std::optional<int64_t> parsed = int64_from_json(job_id);
+      auto job_id = render_value(*action.job_id, context);
+      if (!job_id) return job_id.error();
+      const std::optional<int64_t> parsed = int64_from_json(*job_id);
       if (!parsed || *parsed <= 0) {
-        return invalid_action("run_job.job_id is " + truncate_for_message(job_id) +
-                       ", not a positive 64-bit integer");
+        return invalid_action("run_job.job_id is " + truncate_for_message(*job_id) +
+                              ", not a positive 64-bit integer");
       }
       request.job_id = *parsed;
     }
-    if (const json::value* params = action.if_contains("parameters"); params != nullptr) {
-      for (const auto& [name, value] : params->as_object()) {
-        request.job_parameters[std::string(name)] = as_parameter_string(value);
-      }
+    auto params = render_object(action.parameters, context);
+    if (!params) return params.error();
+    for (const auto& [name, value] : *params) {
+      request.job_parameters[std::string(name)] = as_parameter_string(value);
     }
     for (const auto& [name, value] : brickwork_parameters(context).named()) {
       request.job_parameters[name] = value;
     }
     request.idempotency_token = context.idempotency_token;
-    for (const auto& [key, value] : action) {
-      if (key != "job_id" && key != "job_name" && key != "parameters") request.extra[key] = value;
-    }
+    auto extra = render_object(action.extra, context);
+    if (!extra) return extra.error();
+    request.extra = std::move(*extra);
 
     auto run_id = services.databricks->run_now(request);
     if (!run_id) return run_id.error();

@@ -15,46 +15,58 @@ Error invalid_time(std::string message) {
   return Error{ErrorKind::kPermanent, "invalid_time", std::move(message)};
 }
 
+// sleep's action, checked: one of the two.
+struct SleepAction final : BoundAction {
+  std::optional<Duration> for_duration;
+  json::value until;  // an RFC 3339 time, or a template of one
+};
+
 class SleepStep final : public StepType {
  public:
   std::string_view action_key() const override { return "sleep"; }
 
-  std::optional<std::string> compile(StepDefinition& step) const override {
+  Result<BoundActionPtr> compile(StepDefinition& step) const override {
     const json::object& action = step.action;
-    if (auto e = unknown_action_key(action, "sleep", {"for", "until"})) return e;
+    if (auto e = unknown_action_key(action, "sleep", {"for", "until"})) return compile_error(*e);
     const json::value* for_value = action.if_contains("for");
     const json::value* until = action.if_contains("until");
     if ((for_value == nullptr) == (until == nullptr)) {
-      return "sleep needs exactly one of for (a duration such as 10m) or until (an RFC 3339 time)";
+      return compile_error(
+          "sleep needs exactly one of for (a duration such as 10m) or until (an RFC 3339 time)");
     }
+    auto bound = std::make_shared<SleepAction>();
     if (for_value != nullptr) {
       const auto d = for_value->is_string() ? parse_duration(std::string_view(for_value->as_string()))
                                             : std::nullopt;
-      if (!d || d->count() < 0) return "sleep.for must be a duration such as \"30s\" or \"10m\"";
+      if (!d || d->count() < 0) return compile_error("sleep.for must be a duration such as \"30s\" or \"10m\"");
+      bound->for_duration = *d;
     } else if (!until->is_string()) {
-      return "sleep.until must be an RFC 3339 time (e.g. \"2026-12-01T08:00:00Z\") or a template";
+      return compile_error(
+          "sleep.until must be an RFC 3339 time (e.g. \"2026-12-01T08:00:00Z\") or a template");
     } else if (!holds_template(*until) && !parse_iso8601(std::string_view(until->as_string()))) {
-      return "sleep.until must be an RFC 3339 time such as \"2026-12-01T08:00:00Z\"";
+      return compile_error("sleep.until must be an RFC 3339 time such as \"2026-12-01T08:00:00Z\"");
+    } else {
+      bound->until = *until;
     }
-    return std::nullopt;
+    return BoundActionPtr(std::move(bound));
   }
 
   Result<StepOutcome> execute(const StepContext& context, StepServices&) const override {
-    auto action = rendered_action(context);
-    if (!action) return action.error();
+    const auto& action = context.action<SleepAction>();
     StepOutcome outcome;
     outcome.kind = StepOutcome::Kind::kWaitUntil;
-    if (const json::value* for_value = action->if_contains("for")) {
+    if (action.for_duration) {
       // From the start of the attempt, so performing this again after a
       // crash wakes at the same moment.
       const TimePoint started = context.step.started_at.value_or(now_ms());
-      outcome.wake_at = started + *parse_duration(std::string_view(for_value->as_string()));
+      outcome.wake_at = started + *action.for_duration;
     } else {
-      const json::value& until = action->at("until");
-      const auto at = until.is_string() ? parse_iso8601(std::string_view(until.as_string()))
-                                        : std::nullopt;
+      auto until = render_value(action.until, context);
+      if (!until) return until.error();
+      const auto at = until->is_string() ? parse_iso8601(std::string_view(until->as_string()))
+                                         : std::nullopt;
       if (!at) {
-        return invalid_time("sleep.until rendered to " + json::serialize(until).substr(0, 80) +
+        return invalid_time("sleep.until rendered to " + json::serialize(*until).substr(0, 80) +
                             ", not an RFC 3339 time");
       }
       outcome.wake_at = *at;
@@ -62,12 +74,6 @@ class SleepStep final : public StepType {
     outcome.handle = json::object{{"wake_at", format_iso8601(outcome.wake_at)}};
     return outcome;
   }
-
-  Result<StepOutcome> poll(const StepContext&, StepServices&) const override {
-    return not_performed("sleep");
-  }
-
-  Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
 };
 
 }  // namespace

@@ -42,13 +42,6 @@ std::string string_field(const json::value& v, std::string_view key) {
   return f != nullptr && f->is_string() ? std::string(f->as_string()) : std::string();
 }
 
-int64_t row_limit_of(const json::object& action) {
-  if (const json::value* v = action.if_contains("row_limit"); v != nullptr && v->is_int64()) {
-    return v->as_int64();
-  }
-  return kDefaultRowLimit;
-}
-
 }  // namespace
 
 json::array sql_parameters(const json::object& parameters) {
@@ -153,93 +146,111 @@ Result<StepOutcome> sql_outcome(const json::value& response, int64_t row_limit,
 
 namespace {
 
+// sql's action, checked.
+struct SqlAction final : BoundAction {
+  json::value warehouse_id;  // may hold a template
+  std::string statement;     // never templated
+  json::object parameters;   // values may hold templates
+  json::object place;        // catalog, schema (may hold templates)
+  int64_t row_limit = kDefaultRowLimit;
+  std::string wait_timeout = "10s";
+};
+
 class SqlStep final : public StepType {
  public:
   std::string_view action_key() const override { return "sql"; }
   bool calls_databricks() const override { return true; }
 
-  std::optional<std::string> compile(StepDefinition& step) const override {
+  Result<BoundActionPtr> compile(StepDefinition& step) const override {
     const json::object& action = step.action;
     // A statement is no job run: check on it every few seconds by default.
     step.poll_every = std::chrono::seconds(5);
     if (auto e = unknown_action_key(action, "sql",
                                     {"warehouse_id", "statement", "parameters", "catalog",
                                      "schema", "row_limit", "wait_timeout"})) {
-      return e;
+      return compile_error(*e);
     }
     for (const char* required : {"warehouse_id", "statement"}) {
       const json::value* v = action.if_contains(required);
       if (v == nullptr || !v->is_string() || v->as_string().empty()) {
-        return "sql." + std::string(required) + " is required (a string)";
+        return compile_error("sql." + std::string(required) + " is required (a string)");
       }
     }
     // An input rendered into the text could inject SQL: values go as
     // parameters, names through IDENTIFIER(:name).
     if (holds_template(action.at("statement"))) {
-      return "sql.statement may not hold templates: pass values as parameters (:name), "
-             "and table or column names as IDENTIFIER(:name)";
+      return compile_error(
+          "sql.statement may not hold templates: pass values as parameters (:name), "
+          "and table or column names as IDENTIFIER(:name)");
     }
-    if (const json::value* p = action.if_contains("parameters"); p != nullptr && !p->is_object()) {
-      return "sql.parameters must be a mapping of name to value (used as :name in the statement)";
+    auto bound = std::make_shared<SqlAction>();
+    bound->warehouse_id = action.at("warehouse_id");
+    bound->statement = std::string(action.at("statement").as_string());
+    if (const json::value* p = action.if_contains("parameters")) {
+      if (!p->is_object()) {
+        return compile_error(
+            "sql.parameters must be a mapping of name to value (used as :name in the statement)");
+      }
+      bound->parameters = p->as_object();
     }
-    if (const json::value* r = action.if_contains("row_limit");
-        r != nullptr && !(r->is_int64() && r->as_int64() >= 0 && r->as_int64() <= 100'000)) {
-      return "sql.row_limit must be an integer from 0 to 100000";
+    for (const char* key : {"catalog", "schema"}) {
+      if (const json::value* v = action.if_contains(key)) bound->place[key] = *v;
+    }
+    if (const json::value* r = action.if_contains("row_limit")) {
+      if (!(r->is_int64() && r->as_int64() >= 0 && r->as_int64() <= 100'000)) {
+        return compile_error("sql.row_limit must be an integer from 0 to 100000");
+      }
+      bound->row_limit = r->as_int64();
     }
     if (const json::value* w = action.if_contains("wait_timeout")) {
       const auto d = w->is_string() ? parse_duration(std::string_view(w->as_string())) : std::nullopt;
       if (!d || !(d->count() == 0 || (d->count() >= 5'000 && d->count() <= 50'000))) {
-        return "sql.wait_timeout must be 0s or from 5s to 50s";
+        return compile_error("sql.wait_timeout must be 0s or from 5s to 50s");
       }
+      bound->wait_timeout = std::to_string(d->count() / 1000) + "s";
     }
-    return std::nullopt;
+    return BoundActionPtr(std::move(bound));
   }
 
   Result<StepOutcome> execute(const StepContext& context, StepServices& services) const override {
-    if (services.databricks == nullptr) return no_workspace("sql");
-    auto action = rendered_action(context);
-    if (!action) return action.error();
-    json::object body{{"warehouse_id", action->at("warehouse_id")},
-                      {"statement", action->at("statement")},
+    const auto& action = context.action<SqlAction>();
+    auto warehouse = render_value(action.warehouse_id, context);
+    if (!warehouse) return warehouse.error();
+    if (!warehouse->is_string()) return invalid_action("sql.warehouse_id must render to a string");
+    json::object body{{"warehouse_id", *warehouse},
+                      {"statement", action.statement},
                       {"disposition", "INLINE"},
                       {"format", "JSON_ARRAY"},
                       {"on_wait_timeout", "CONTINUE"}};
-    if (!body.at("warehouse_id").is_string() || !body.at("statement").is_string()) {
-      return invalid_action("sql.warehouse_id and sql.statement must render to strings");
+    auto place = render_object(action.place, context);
+    if (!place) return place.error();
+    for (const auto& [key, value] : *place) body[key] = value;
+    if (!action.parameters.empty()) {
+      auto parameters = render_object(action.parameters, context);
+      if (!parameters) return parameters.error();
+      body["parameters"] = sql_parameters(*parameters);
     }
-    for (const char* key : {"catalog", "schema"}) {
-      if (const json::value* v = action->if_contains(key)) body[key] = *v;
-    }
-    if (const json::value* p = action->if_contains("parameters")) {
-      body["parameters"] = sql_parameters(p->as_object());
-    }
-    const int64_t row_limit = row_limit_of(*action);
-    body["row_limit"] = row_limit;  // the API then says whether it cut (manifest.truncated)
-    std::string wait = "10s";
-    if (const json::value* w = action->if_contains("wait_timeout")) {
-      wait = std::to_string(parse_duration(std::string_view(w->as_string()))->count() / 1000) + "s";
-    }
-    body["wait_timeout"] = wait;
+    body["row_limit"] = action.row_limit;  // the API then says whether it cut (manifest.truncated)
+    body["wait_timeout"] = action.wait_timeout;
     // Not repeated by the client: a statement must not run twice.
     const json::value request(std::move(body));
     auto response = services.databricks->call("POST", std::string(kStatements), &request, false);
     if (!response) return response.error();
-    return sql_outcome(*response, row_limit, services.databricks);
+    return sql_outcome(*response, action.row_limit, services.databricks);
   }
 
   Result<StepOutcome> poll(const StepContext& context, StepServices& services) const override {
-    if (services.databricks == nullptr) return no_workspace("sql");
     const std::string id = string_field(context.step.handle, "statement_id");
     if (id.empty()) return Error{ErrorKind::kInternal, "no_statement", "no statement to poll"};
     auto response = services.databricks->call("GET", std::string(kStatements) + "/" + id, nullptr,
                                               true);
     if (!response) return response.error();
-    return sql_outcome(*response, row_limit_of(context.definition.action), services.databricks);
+    return sql_outcome(*response, context.action<SqlAction>().row_limit, services.databricks);
   }
 
   Status cancel(const StepContext& context, StepServices& services) const override {
     const std::string id = string_field(context.step.handle, "statement_id");
-    if (services.databricks == nullptr || id.empty()) return ok_status();
+    if (id.empty()) return ok_status();
     const json::value empty = json::object{};
     auto r = services.databricks->call("POST", std::string(kStatements) + "/" + id + "/cancel",
                                        &empty, true);

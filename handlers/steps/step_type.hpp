@@ -1,10 +1,20 @@
 #pragma once
 // One interface for every step type (run_job, submit_run, sql, ...). Each type
-// lives in its own file and is registered in registry.cpp.
+// lives in its own file and is registered in registry.cpp (docs/STEPS.md
+// "Writing a step type").
+//
+// Bind, then execute: `compile` checks the action once, at configuration
+// time, and returns its typed form (a BoundAction of the type's own), kept
+// with the step's definition; execute, poll and cancel read that
+// (context.action<T>()) and never parse the action's JSON again. The shell
+// (the effect runner) calls them through execute_step / poll_step /
+// cancel_step, which bind a definition read back from the store and check
+// once that a type needing Databricks has it.
 #include <boost/json.hpp>
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +27,17 @@ namespace brickwork {
 
 class DatabricksApi;
 class NamedDatabases;
+namespace http {
+class Client;
+}
+
+// A step's action as its type checked it: each type derives its own, with
+// the fields it reads (values that hold {{ templates }} stay JSON, rendered
+// when the step runs).
+struct BoundAction {
+  virtual ~BoundAction() = default;
+};
+using BoundActionPtr = std::shared_ptr<const BoundAction>;
 
 // Everything a step's action may need, prepared by the shell.
 struct StepContext {
@@ -28,6 +49,16 @@ struct StepContext {
   const json::object& template_scope;
   std::string callback_token;     // brickwork_token for this attempt
   std::string idempotency_token;  // for run-now / submit (<= 64 chars)
+  // The action as compile bound it; set by execute_step / poll_step / cancel_step.
+  const BoundAction* bound = nullptr;
+
+  // The bound action as the type's own struct (a mismatch is a bug: throws).
+  template <class Action>
+  const Action& action() const {
+    const auto* typed = dynamic_cast<const Action*>(bound);
+    if (typed == nullptr) throw std::logic_error("step " + definition.name + ": action not bound");
+    return *typed;
+  }
 };
 
 // The outside world as step types see it. Pointers may be null when a service
@@ -36,6 +67,9 @@ struct StepServices {
   DatabricksApi* databricks = nullptr;
   NamedDatabases* databases = nullptr;  // the databases under `databases:`
   std::vector<std::string> allowed_file_dirs = {};  // files.allowed_dirs
+  // Plain HTTPS (or HTTP to loopback) for types that call other services:
+  // synchronous, thread-safe, keep-alive per host (daemon/databricks/http.hpp).
+  http::Client* http = nullptr;
 };
 
 class StepType {
@@ -44,13 +78,15 @@ class StepType {
   // The action key in YAML, e.g. "run_job".
   virtual std::string_view action_key() const = 0;
   // Whether its steps need Databricks credentials: without them, `check`
-  // fails and the daemon does not start.
+  // fails and the daemon does not start, and the shell never calls the type
+  // without a workspace.
   virtual bool calls_databricks() const { return false; }
   // Checks the action's fields (`step.action`) at configuration time and
-  // fills in what the engine needs: `step.plan` (default: performed by the
-  // runtime through execute/poll/cancel) and any defaults of the step's
-  // common fields. Returns a message on error.
-  virtual std::optional<std::string> compile(StepDefinition& step) const = 0;
+  // returns their typed form (bind_nothing() when the type reads none). It
+  // may fill in what the engine needs: `step.plan` (default: performed by
+  // the runtime through execute/poll/cancel) and defaults of the step's
+  // common fields. An Error's message says what is wrong.
+  virtual Result<BoundActionPtr> compile(StepDefinition& step) const = 0;
   // Checks what the action names elsewhere in the configuration (a database
   // under `databases:`), once all of it is loaded. Returns a message on error.
   virtual std::optional<std::string> check_references(const StepDefinition& step,
@@ -62,11 +98,28 @@ class StepType {
   // Performs the action for one attempt. A transient Error makes the shell try
   // again later (so this must be safe to repeat); any other Error fails the attempt.
   virtual Result<StepOutcome> execute(const StepContext& context, StepServices& services) const = 0;
-  // Checks on a waiting attempt. Same error rules as execute.
-  virtual Result<StepOutcome> poll(const StepContext& context, StepServices& services) const = 0;
-  // Stops what the attempt has in flight (best effort, safe to repeat).
-  virtual Status cancel(const StepContext& context, StepServices& services) const = 0;
+  // Checks on a waiting attempt (one execute answered kStarted). Same error
+  // rules as execute. A type that never waits leaves it.
+  virtual Result<StepOutcome> poll(const StepContext& context, StepServices& services) const;
+  // Stops what the attempt has in flight (best effort, safe to repeat). A
+  // type with nothing to stop leaves it.
+  virtual Status cancel(const StepContext& context, StepServices& services) const;
 };
+
+// compile's result for a type whose action has nothing to read.
+BoundActionPtr bind_nothing();
+// compile's error: `message` says what is wrong with the action.
+Error compile_error(std::string message);
+
+// The shell's side of the seam: each binds the step's action (the one kept
+// with its definition, or bound again for a definition read back from the
+// store, whose typed action is not stored), checks once that a type needing
+// Databricks has a workspace, and calls the type. A definition that no
+// longer binds fails the call (kPermanent, invalid_step).
+Result<StepOutcome> execute_step(const StepType& type, StepContext context, StepServices& services);
+Result<StepOutcome> poll_step(const StepType& type, StepContext context, StepServices& services);
+// Nothing to stop without a workspace (or a bindable action): ok.
+Status cancel_step(const StepType& type, StepContext context, StepServices& services);
 
 // The step types brickwork knows, by action key; the configuration loader
 // reads them through the StepCatalog interface.

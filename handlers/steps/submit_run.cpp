@@ -62,36 +62,44 @@ void add_brickwork_parameters(json::object& task, const BrickworkParameters& bw)
   }
 }
 
+// submit_run's action, checked: the runs/submit body (its strings may hold
+// templates), without the brickwork_* parameters and idempotency token each
+// attempt adds.
+struct SubmitRunAction final : BoundAction {
+  json::object body;
+};
+
 class SubmitRunStep final : public StepType {
  public:
   std::string_view action_key() const override { return "submit_run"; }
   bool calls_databricks() const override { return true; }
 
-  std::optional<std::string> compile(StepDefinition& step) const override {
+  Result<BoundActionPtr> compile(StepDefinition& step) const override {
     step.plan.completion_event = true;  // the run's task may publish job_completed
     const json::object& action = step.action;
     const json::value* tasks = action.if_contains("tasks");
     if (tasks == nullptr || !tasks->is_array() || tasks->as_array().empty()) {
-      return "submit_run.tasks must be a non-empty list of tasks (each with a task_key)";
+      return compile_error("submit_run.tasks must be a non-empty list of tasks (each with a task_key)");
     }
     for (const auto& task : tasks->as_array()) {
       if (!task.is_object() || !task.as_object().contains("task_key")) {
-        return "submit_run.tasks: every task needs a task_key";
+        return compile_error("submit_run.tasks: every task needs a task_key");
       }
     }
     if (const json::value* name = action.if_contains("run_name");
         name != nullptr && !name->is_string()) {
-      return "submit_run.run_name must be a string";
+      return compile_error("submit_run.run_name must be a string");
     }
     if (action.contains("idempotency_token")) {
-      return "submit_run.idempotency_token is set by brickwork (one per attempt)";
+      return compile_error("submit_run.idempotency_token is set by brickwork (one per attempt)");
     }
-    return std::nullopt;
+    auto bound = std::make_shared<SubmitRunAction>();
+    bound->body = action;
+    return BoundActionPtr(std::move(bound));
   }
 
   Result<StepOutcome> execute(const StepContext& context, StepServices& services) const override {
-    if (services.databricks == nullptr) return no_workspace("submit_run");
-    auto rendered = rendered_action(context);
+    auto rendered = render_object(context.action<SubmitRunAction>().body, context);
     if (!rendered) return rendered.error();
     json::object body = std::move(*rendered);
     const BrickworkParameters bw = brickwork_parameters(context);

@@ -67,31 +67,48 @@ Result<std::filesystem::path> allowed_file(const std::string& rendered, bool tem
                           ", outside files.allowed_dirs");
 }
 
+// upload's action, checked.
+struct UploadAction final : BoundAction {
+  json::value path;                      // a volume path, or a template of one
+  std::optional<json::value> content;    // text, an object (sent as JSON), or a template
+  std::optional<json::value> from_file;  // a local path, or a template of one
+  bool from_file_templated = false;      // then files.allowed_dirs decides
+  bool overwrite = false;
+};
+
 class UploadStep final : public StepType {
  public:
   std::string_view action_key() const override { return "upload"; }
   bool calls_databricks() const override { return true; }
 
-  std::optional<std::string> compile(StepDefinition& step) const override {
+  Result<BoundActionPtr> compile(StepDefinition& step) const override {
     const json::object& action = step.action;
     if (auto e = unknown_action_key(action, "upload", {"path", "content", "from_file", "overwrite"})) {
-      return e;
+      return compile_error(*e);
     }
     const json::value* path = action.if_contains("path");
-    if (path == nullptr || !path->is_string()) return "upload.path is required (/Volumes/...)";
+    if (path == nullptr || !path->is_string()) return compile_error("upload.path is required (/Volumes/...)");
     if (!holds_template(*path) && !is_volume_path(std::string_view(path->as_string()))) {
-      return "upload.path must be a file under /Volumes/<catalog>/<schema>/<volume>/";
+      return compile_error("upload.path must be a file under /Volumes/<catalog>/<schema>/<volume>/");
     }
-    const bool content = action.contains("content");
+    const json::value* content = action.if_contains("content");
     const json::value* from_file = action.if_contains("from_file");
-    if (content == (from_file != nullptr)) {
-      return "upload needs exactly one of content (text) or from_file (a local path)";
+    if ((content != nullptr) == (from_file != nullptr)) {
+      return compile_error("upload needs exactly one of content (text) or from_file (a local path)");
     }
-    if (from_file != nullptr && !from_file->is_string()) return "upload.from_file must be a path";
-    if (const json::value* o = action.if_contains("overwrite"); o != nullptr && !o->is_bool()) {
-      return "upload.overwrite must be true or false";
+    if (from_file != nullptr && !from_file->is_string()) return compile_error("upload.from_file must be a path");
+    auto bound = std::make_shared<UploadAction>();
+    if (const json::value* o = action.if_contains("overwrite")) {
+      if (!o->is_bool()) return compile_error("upload.overwrite must be true or false");
+      bound->overwrite = o->as_bool();
     }
-    return std::nullopt;
+    bound->path = *path;
+    if (content != nullptr) bound->content = *content;
+    if (from_file != nullptr) {
+      bound->from_file = *from_file;
+      bound->from_file_templated = holds_template(*from_file);
+    }
+    return BoundActionPtr(std::move(bound));
   }
 
   std::optional<std::string> check_references(const StepDefinition& step,
@@ -105,26 +122,27 @@ class UploadStep final : public StepType {
   }
 
   Result<StepOutcome> execute(const StepContext& context, StepServices& services) const override {
-    if (services.databricks == nullptr) return no_workspace("upload");
-    auto action = rendered_action(context);
-    if (!action) return action.error();
+    const auto& action = context.action<UploadAction>();
     FileUpload upload;
-    const json::value& path = action->at("path");
-    if (!path.is_string() || !is_volume_path(std::string_view(path.as_string()))) {
+    auto path = render_value(action.path, context);
+    if (!path) return path.error();
+    if (!path->is_string() || !is_volume_path(std::string_view(path->as_string()))) {
       return invalid_action("upload.path rendered to something that is not a file under /Volumes/");
     }
-    upload.volume_path = std::string(path.as_string());
-    if (const json::value* o = action->if_contains("overwrite")) upload.overwrite = o->as_bool();
+    upload.volume_path = std::string(path->as_string());
+    upload.overwrite = action.overwrite;
     int64_t bytes = 0;
-    if (const json::value* content = action->if_contains("content")) {
+    if (action.content) {
+      auto content = render_value(*action.content, context);
+      if (!content) return content.error();
       upload.content = content->is_string() ? std::string(content->as_string())
                                             : json::serialize(*content);
       bytes = static_cast<int64_t>(upload.content->size());
     } else {
-      const json::value& file = action->at("from_file");
-      if (!file.is_string()) return invalid_action("upload.from_file must render to a path");
-      auto allowed = allowed_file(std::string(file.as_string()),
-                                  holds_template(context.definition.action.at("from_file")),
+      auto file = render_value(*action.from_file, context);
+      if (!file) return file.error();
+      if (!file->is_string()) return invalid_action("upload.from_file must render to a path");
+      auto allowed = allowed_file(std::string(file->as_string()), action.from_file_templated,
                                   services.allowed_file_dirs);
       if (!allowed) return allowed.error();
       upload.local_file = allowed->string();
@@ -146,11 +164,6 @@ class UploadStep final : public StepType {
     outcome.output = json::object{{"path", upload.volume_path}, {"bytes", bytes}};
     return outcome;
   }
-
-  Result<StepOutcome> poll(const StepContext&, StepServices&) const override {
-    return not_performed("upload");
-  }
-  Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
 };
 
 }  // namespace

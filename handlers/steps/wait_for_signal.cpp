@@ -18,35 +18,36 @@ class WaitForSignalStep final : public StepType {
  public:
   std::string_view action_key() const override { return "wait_for_signal"; }
 
-  std::optional<std::string> compile(StepDefinition& step) const override {
+  Result<BoundActionPtr> compile(StepDefinition& step) const override {
     const json::object& action = step.action;
-    if (auto e = unknown_action_key(action, "wait_for_signal", {"name", "timeout"})) return e;
+    if (auto e = unknown_action_key(action, "wait_for_signal", {"name", "timeout"})) {
+      return compile_error(*e);
+    }
     step.plan.kind = StepPlan::Kind::kAwaitSignal;
     step.plan.signal = step.name;
     step.plan.timeout_code = "timeout";
     if (const json::value* name = action.if_contains("name")) {
       if (!name->is_string() || name->as_string().empty() || name->as_string().size() > 200 ||
           holds_template(*name)) {
-        return "wait_for_signal.name must be a plain, non-empty name of at most 200 bytes";
+        return compile_error(
+            "wait_for_signal.name must be a plain, non-empty name of at most 200 bytes");
       }
       step.plan.signal = std::string(name->as_string());
     }
     if (const json::value* timeout = action.if_contains("timeout")) {
       const auto d =
           timeout->is_string() ? parse_duration(std::string_view(timeout->as_string())) : std::nullopt;
-      if (!d || d->count() <= 0) return "wait_for_signal.timeout must be a duration such as \"24h\"";
+      if (!d || d->count() <= 0) {
+        return compile_error("wait_for_signal.timeout must be a duration such as \"24h\"");
+      }
       step.timeout = *d;
     }
-    return std::nullopt;
+    return bind_nothing();  // the engine resolves it from the plan
   }
 
   Result<StepOutcome> execute(const StepContext&, StepServices&) const override {
     return not_performed("wait_for_signal");
   }
-  Result<StepOutcome> poll(const StepContext&, StepServices&) const override {
-    return not_performed("wait_for_signal");
-  }
-  Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
 };
 
 }  // namespace

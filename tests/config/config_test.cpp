@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 namespace brickwork {
 namespace {
@@ -108,6 +109,28 @@ TEST(Config, MetricsListenIsHostPortOrAConfigurationError) {
   EXPECT_NE(e.find("daemon.metrics_listen"), std::string::npos) << e;
   EXPECT_NE(e.find("0 to 65535"), std::string::npos) << e;
   EXPECT_NE(error_of(std::string(kMinimal) + "daemon: {metrics_listen: \"9464\"}\n").find("no port"),
+            std::string::npos);
+}
+
+TEST(Config, DatabricksLimitsAreCallsPerSecondByKnownApi) {
+  auto c = load_config_from_string(
+      std::string(kMinimal) + "databricks:\n  limits: {\"jobs/run-now\": 12, \"other\": 0.5}\n",
+      "test.yaml", with_steps());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->databricks.limits,
+            (std::map<std::string, double>{{"jobs/run-now", 12}, {"other", 0.5}}));
+  const std::string unknown =
+      error_of(std::string(kMinimal) + "databricks:\n  limits: {\"jobs/runnow\": 12}\n");
+  EXPECT_NE(unknown.find("test.yaml:4:"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("databricks.limits.jobs/runnow"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("expected one of jobs/run-now,"), std::string::npos) << unknown;
+  for (const char* bad : {"0", "-3", "fast", "[1]", "20/s"}) {
+    const std::string e = error_of(std::string(kMinimal) +
+                                   "databricks:\n  limits: {\"jobs/runs/get\": " + bad + "}\n");
+    EXPECT_NE(e.find("databricks.limits.jobs/runs/get"), std::string::npos) << bad << ": " << e;
+    EXPECT_NE(e.find("a number above 0"), std::string::npos) << bad << ": " << e;
+  }
+  EXPECT_NE(error_of(std::string(kMinimal) + "databricks:\n  limits: 15\n").find("databricks.limits"),
             std::string::npos);
 }
 

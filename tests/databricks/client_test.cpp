@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "daemon/databricks/api.hpp"
 #include "daemon/databricks/client.hpp"
@@ -210,6 +211,71 @@ TEST_F(Fixture, RetryAfterIsHonoured) {
   EXPECT_GE(elapsed, 900ms);
   EXPECT_LT(elapsed, 10s);
   EXPECT_EQ(sim->stats().faults_by_status[429], 1);
+}
+
+// A 429's Retry-After holds every call of that API, not only the one that
+// got it: a run-now started during the pause reaches the workspace only
+// after it.
+TEST_F(Fixture, RetryAfterHoldsEveryCallOfThatApi) {
+  SimulatorOptions options = sim_options();
+  options.pace.limits = {{"jobs/run-now", 1}};  // one a second; Retry-After: 1
+  start(options);
+  DatabricksConfig cfg;
+  cfg.limits = {{"jobs/run-now", 50}};  // the client thinks it may send many more
+  auto api = client(cfg);
+  const auto run = [&](const std::string& token) {
+    RunNowRequest req;
+    req.job_id = 101;
+    req.idempotency_token = token;
+    return api->run_now(req);
+  };
+  ASSERT_TRUE(run("first").ok());
+  std::thread refused([&] { EXPECT_TRUE(run("second").ok()); });  // 429, then waits
+  ASSERT_TRUE([&] {
+    for (int i = 0; i < 500 && counters->throttled.load() == 0; ++i) std::this_thread::sleep_for(2ms);
+    return counters->throttled.load() == 1;
+  }());
+  const auto paused_at = SteadyClock::now();
+  std::thread later([&] { EXPECT_TRUE(run("third").ok()); });
+  std::this_thread::sleep_for(700ms);
+  // Nothing more reached the workspace during the pause.
+  EXPECT_EQ(sim->stats().apis.at("jobs/run-now").calls, 2);
+  refused.join();
+  later.join();
+  EXPECT_GE(SteadyClock::now() - paused_at, 900ms);
+  EXPECT_EQ(sim->stats().runs_created, 3);
+}
+
+// Polls do not queue behind a busy limit: they come back at once, transient
+// ("throttled"), for the caller to try later, while work keeps its turn.
+TEST_F(Fixture, APollFindingItsLimitBusyIsDeferred) {
+  start();
+  DatabricksConfig cfg;
+  cfg.limits = {{"jobs/runs/get", 2}};
+  auto api = client(cfg);
+  RunNowRequest req;
+  req.job_id = 101;
+  auto id = api->run_now(req);
+  ASSERT_TRUE(id.ok());
+  std::atomic<int> deferred{0};
+  const auto t0 = SteadyClock::now();
+  std::vector<std::thread> pollers;
+  for (int i = 0; i < 8; ++i) {
+    pollers.emplace_back([&] {
+      auto info = api->get_run(*id);
+      if (!info.ok()) {
+        EXPECT_EQ(info.error().code, "throttled");
+        EXPECT_TRUE(info.error().transient());
+        ++deferred;
+      }
+    });
+  }
+  for (auto& t : pollers) t.join();
+  // 2 at once, 2 more within the second a poll may wait, the rest refused.
+  EXPECT_EQ(deferred.load(), 4);
+  EXPECT_LT(SteadyClock::now() - t0, 2s);
+  EXPECT_EQ(counters->polls_deferred.load(), 4);
+  EXPECT_EQ(sim->stats().get_calls, 4);
 }
 
 TEST_F(Fixture, NonIdempotentCallIsNotRetried) {

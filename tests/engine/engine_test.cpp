@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -268,7 +271,9 @@ TEST(EngineFlow, TwoSequentialStepsToSuccessWithGapFreeSeq) {
   EXPECT_EQ(h.step("extract").run_id, 11);
   auto polls = effects_of<PollStep>(d);
   ASSERT_EQ(polls.size(), 1u);
-  EXPECT_EQ(polls[0].due, at(61s));
+  // poll_every (60s) later, plus up to a quarter of it (spread).
+  EXPECT_GE(polls[0].due, at(61s));
+  EXPECT_LE(polls[0].due, at(76s));
 
   d = h.apply(completion("extract", 1, RunResult::kSuccess, {{"rows", 42}}), at(30s));
   EXPECT_EQ(types(d.events), (Strings{"step_succeeded", "step_started"}));
@@ -602,7 +607,9 @@ TEST(EnginePoll, StillRunningReschedules) {
   const auto& poll = std::get<PollStep>(d.effects[0]);
   EXPECT_EQ(poll.step, "a");
   EXPECT_EQ(poll.attempt, 1);
-  EXPECT_EQ(poll.due, at(31s));
+  EXPECT_GE(poll.due, at(31s));
+  EXPECT_LE(poll.due, at(31s) + 15s / 4);
+  EXPECT_EQ(poll.due, next_poll_due(h.state->id, "a", 1, 15s, at(16s)));
   EXPECT_EQ(h.state->seq, seq);
 
   d = h.apply(StepPolled{"a", 1, succeeded({{"n", 1}})}, at(31s));
@@ -613,6 +620,33 @@ TEST(EnginePoll, StillRunningReschedules) {
   d = h.apply(StepPolled{"a", 1, still_running()}, at(46s));
   EXPECT_FALSE(d.changed);
   EXPECT_TRUE(d.effects.empty());
+}
+
+// Many steps waiting since the same moment do not poll at the same moment:
+// their due times spread over a quarter of poll_every, the same for the
+// same inputs (the engine is pure).
+TEST(EnginePoll, DueTimesSpreadDeterministically) {
+  std::set<int64_t> dues;
+  int64_t earliest = INT64_MAX;
+  int64_t latest = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string id = "wf-" + std::to_string(i);
+    const TimePoint due = next_poll_due(id, "wait", 1, 2s, at(10s));
+    EXPECT_EQ(due, next_poll_due(id, "wait", 1, 2s, at(10s)));
+    const int64_t offset = (due - at(12s)).count();
+    ASSERT_GE(offset, 0);
+    ASSERT_LE(offset, 500);
+    dues.insert(offset);
+    earliest = std::min(earliest, offset);
+    latest = std::max(latest, offset);
+  }
+  EXPECT_GT(dues.size(), 300u);  // 501 possible offsets, 1000 draws
+  EXPECT_LT(earliest, 25);
+  EXPECT_GT(latest, 475);
+  // The same step polls at a different offset next time.
+  EXPECT_NE(next_poll_due("wf-1", "wait", 1, 2s, at(10s)) - at(10s),
+            next_poll_due("wf-1", "wait", 1, 2s, at(20s)) - at(20s));
+  EXPECT_EQ(next_poll_due("wf-1", "wait", 1, 0s, at(10s)), at(10s));
 }
 
 // A run_job-like step: its run may publish a completion event.

@@ -145,7 +145,7 @@ std::atomic<int> g_blocked_calls{0};  // executions begun
 class BlockStep final : public StepType {
  public:
   std::string_view action_key() const override { return "block"; }
-  std::optional<std::string> compile(StepDefinition&) const override { return std::nullopt; }
+  Result<BoundActionPtr> compile(StepDefinition&) const override { return bind_nothing(); }
   Result<StepOutcome> execute(const StepContext&, StepServices&) const override {
     ++g_blocked_calls;
     const auto limit = std::chrono::steady_clock::now() + 120s;
@@ -154,10 +154,6 @@ class BlockStep final : public StepType {
     }
     return StepOutcome{};
   }
-  Result<StepOutcome> poll(const StepContext&, StepServices&) const override {
-    return Error{ErrorKind::kInternal, "not_polled", "block is never polled"};
-  }
-  Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
 };
 
 // The built-in step types and `block`, for the test about to start.

@@ -132,7 +132,7 @@ TEST_F(OutsideText, NulInDatabricksAnswersBecomesTheReplacementCharacter) {
 class UnstorableStep final : public StepType {
  public:
   std::string_view action_key() const override { return "unstorable"; }
-  std::optional<std::string> compile(StepDefinition&) const override { return std::nullopt; }
+  Result<BoundActionPtr> compile(StepDefinition&) const override { return bind_nothing(); }
   Result<StepOutcome> execute(const StepContext& context, StepServices&) const override {
     auto nul = render_templates(context.definition.action.at("nul"), context.template_scope);
     if (!nul) return Error{ErrorKind::kPermanent, "template", nul.error().message};
@@ -140,10 +140,6 @@ class UnstorableStep final : public StepType {
     outcome.output = json::object{{"text", nul->is_bool() && nul->as_bool() ? with_nul("a", "b") : "fine"}};
     return outcome;
   }
-  Result<StepOutcome> poll(const StepContext&, StepServices&) const override {
-    return Error{ErrorKind::kInternal, "not_polled", "never polled"};
-  }
-  Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
 };
 
 TEST_F(OutsideText, AResultPostgresRefusesFailsOnlyItsOwnStep) {

@@ -20,9 +20,9 @@ constexpr std::string_view kSecretMark = "TOPSECRET-activation-7f3a";
 class SecretStep final : public StepType {
  public:
   std::string_view action_key() const override { return "mint_secret"; }
-  std::optional<std::string> compile(StepDefinition& step) const override {
+  Result<BoundActionPtr> compile(StepDefinition& step) const override {
     step.plan.sensitive_output = true;
-    return std::nullopt;
+    return bind_nothing();
   }
   Result<StepOutcome> execute(const StepContext& context, StepServices&) const override {
     StepOutcome outcome;
@@ -32,10 +32,6 @@ class SecretStep final : public StepType {
                                std::string(kSecretMark) + "-" + context.workflow.id}};
     return outcome;
   }
-  Result<StepOutcome> poll(const StepContext&, StepServices&) const override {
-    return Error{ErrorKind::kInternal, "not_polled", "mint_secret is never polled"};
-  }
-  Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
 };
 
 class Sensitive : public EndToEndTest {

@@ -189,24 +189,26 @@ TEST_F(Steps, SigkillBetweenASignalAndTheEmitPublishesOnce) {
 // The seam: a step type is its own class plus one registration. This one
 // exists only here, and runs end to end through the loader, the engine, the
 // effect runner and the store without any of them knowing its name.
+struct EchoAction final : BoundAction {
+  json::value say;
+};
+
 class EchoStep final : public StepType {
  public:
   std::string_view action_key() const override { return "echo"; }
-  std::optional<std::string> compile(StepDefinition& step) const override {
-    if (!step.action.contains("say")) return "echo.say is required";
-    return std::nullopt;
+  Result<BoundActionPtr> compile(StepDefinition& step) const override {
+    if (!step.action.contains("say")) return compile_error("echo.say is required");
+    auto bound = std::make_shared<EchoAction>();
+    bound->say = step.action.at("say");
+    return BoundActionPtr(std::move(bound));
   }
   Result<StepOutcome> execute(const StepContext& context, StepServices&) const override {
-    auto rendered = render_templates(context.definition.action.at("say"), context.template_scope);
+    auto rendered = render_templates(context.action<EchoAction>().say, context.template_scope);
     if (!rendered) return Error{ErrorKind::kPermanent, "template", rendered.error().message};
     StepOutcome outcome;
     outcome.output = json::object{{"said", *rendered}};
     return outcome;
   }
-  Result<StepOutcome> poll(const StepContext&, StepServices&) const override {
-    return Error{ErrorKind::kInternal, "not_polled", "echo is never polled"};
-  }
-  Status cancel(const StepContext&, StepServices&) const override { return ok_status(); }
 };
 
 TEST_F(Steps, ANewStepTypeNeedsOnlyItsClassAndOneRegistration) {
