@@ -103,11 +103,33 @@ constexpr const char* kV4 = R"sql(
 ALTER TABLE outbox ADD COLUMN workflow_id text, ADD COLUMN step text;
 )sql";
 
-constexpr std::array<Migration, 4> kMigrations{{
+// The hot reads must not walk rows deleted since the last vacuum, whenever
+// the server's autovacuum gets to them (docs/PERFORMANCE.md).
+// - Claims: an effect handed over at once is written leased and deleted
+//   leased, so it never enters the index of unleased effects; expired leases
+//   are found by their own index. effects_due_idx held both, live and dead.
+// - The outbox drain reads from a cursor (PgStore::drain_outbox) that is
+//   only sound if a row's id is taken after its transaction has an id: the
+//   default takes the transaction id first.
+constexpr const char* kV5 = R"sql(
+CREATE INDEX effects_unleased_due_idx ON effects (due_at, id) WHERE lease_until IS NULL;
+CREATE INDEX effects_lease_idx ON effects (lease_until, id) WHERE lease_until IS NOT NULL;
+DROP INDEX effects_due_idx;
+CREATE FUNCTION outbox_next_id() RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  PERFORM pg_current_xact_id();
+  RETURN nextval('outbox_id_seq');
+END
+$$;
+ALTER TABLE outbox ALTER COLUMN id SET DEFAULT outbox_next_id();
+)sql";
+
+constexpr std::array<Migration, 5> kMigrations{{
     {1, "workflows, steps, effects, outbox, input offsets", kV1},
     {2, "definitions stored once, by hash", kV2},
     {3, "queue tables vacuumed by dead rows", kV3},
     {4, "outbox rows name the workflow and step that emitted them", kV4},
+    {5, "claims and drains that do not walk dead rows", kV5},
 }};
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "daemon/core/json_limits.hpp"
 #include "daemon/store/claim_query.hpp"
 #include "daemon/store/conninfo.hpp"
+#include "daemon/store/drain_cursor.hpp"
 #include "daemon/store/effect_codec.hpp"
 #include "daemon/store/migrations.hpp"
 #include "daemon/store/pg_errors.hpp"
@@ -183,6 +184,7 @@ const std::map<std::string, std::string>& prepared_statements() {
        " WHERE e.id = c.id AND e.lease_owner = c.owner"
        " AND e.lease_until >= to_timestamp($3::bigint / 1000.0) RETURNING e.id"},
       {"select_definition", "SELECT definition::text FROM definitions WHERE hash = $1"},
+      {"drain_outbox", store_detail::kDrainOutbox},
       {"insert_definition",
        "INSERT INTO definitions (hash, definition) VALUES ($1, $2::jsonb)"
        " ON CONFLICT (hash) DO NOTHING"},
@@ -1116,19 +1118,20 @@ class PgStore final : public Store {
         skip_topics.push_back(s.topic);
         skip_keys.push_back(s.key);
       }
-      const pqxx::result r = tx.exec_params(
-          "SELECT id, topic, key, payload, coalesce(workflow_id, ''), coalesce(step, '')"
-          " FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[])"
-          "   AS s(topic, key) WHERE s.topic = o.topic AND s.key = o.key)"
-          " ORDER BY id LIMIT $1",
-          std::max(limit, 0), text_array(skip_topics), text_array(skip_keys));
-      if (r.empty()) return 0;
+      const pqxx::result r = tx.exec_prepared("drain_outbox", std::max(limit, 0),
+                                              text_array(skip_topics), text_array(skip_keys),
+                                              drain_cursor_.after());
+      const store_detail::DrainCursor::Read read{r[0][0].as<int64_t>(), r[0][1].as<int64_t>(),
+                                   r[0][2].as<int64_t>()};
+      std::vector<int64_t> ids;
       std::vector<OutboxMessage> messages;
       messages.reserve(r.size());
       for (const pqxx::row row : r) {
-        OutboxMessage message{row[0].as<int64_t>(), row[1].as<std::string>(),
-                              row[2].as<std::string>(), row[3].as<std::string>(), false,
-                              row[4].as<std::string>(), row[5].as<std::string>()};
+        if (row[3].is_null()) continue;  // no rows: the snapshot's columns only
+        ids.push_back(row[3].as<int64_t>());
+        OutboxMessage message{row[3].as<int64_t>(), row[4].as<std::string>(),
+                              row[5].as<std::string>(), row[6].as<std::string>(), false,
+                              row[7].as<std::string>(), row[8].as<std::string>()};
         if (SecretBox::is_sealed(message.payload)) {
           auto plain = sealer_ ? sealer_->open(message.payload,
                                                outbox_context(message.topic, message.key))
@@ -1146,6 +1149,10 @@ class PgStore final : public Store {
         }
         messages.push_back(std::move(message));
       }
+      if (ids.empty()) {
+        drain_cursor_.advance(read, {}, false, !skip.empty());
+        return 0;
+      }
       PgOutboxTx outbox_tx(tx);
       auto round = publish(messages, outbox_tx);
       if (!round) {
@@ -1155,8 +1162,8 @@ class PgStore final : public Store {
       // By id, never by range: a row with a smaller id may commit after we read.
       const std::set<int64_t> kept(round->unpublished.begin(), round->unpublished.end());
       std::vector<int64_t> done;
-      for (const pqxx::row row : r) {
-        if (kept.count(row[0].as<int64_t>()) == 0) done.push_back(row[0].as<int64_t>());
+      for (int64_t id : ids) {
+        if (kept.count(id) == 0) done.push_back(id);
       }
       tx.exec_params("DELETE FROM outbox WHERE id = ANY($1::bigint[])", number_array(done));
       for (const OutboxMessage& m : round->replacements) {
@@ -1165,7 +1172,15 @@ class PgStore final : public Store {
             " VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''))",
             m.topic, m.key, m.payload, m.workflow_id, m.step);
       }
+      // Deletes alone need not wait for the disk: lost in a crash, they only
+      // republish records the broker has, which consumers drop by seq, and
+      // the server's next durable commit flushes them anyway. A round that
+      // took a workflow's seq for a replacement waits: its event may be
+      // published before a crash could take the seq back.
+      if (round->replacements.empty()) tx.exec("SET LOCAL synchronous_commit = off");
       tx.commit();
+      drain_cursor_.advance(read, ids, ids.size() >= static_cast<size_t>(std::max(limit, 0)),
+                            !skip.empty() || !kept.empty());
       return static_cast<int32_t>(done.size());
     });
     if (publish_error) return *publish_error;
@@ -1226,8 +1241,11 @@ class PgStore final : public Store {
       pqxx::nontransaction tx(c);
       const pqxx::row r = tx.exec_params1(
           "SELECT (SELECT count(*) FROM outbox),"
-          " (SELECT count(*) FROM effects WHERE due_at <= to_timestamp($1::bigint / 1000.0)"
-          "    AND (lease_until IS NULL OR lease_until < to_timestamp($1::bigint / 1000.0)))",
+          // As the claim reads them: unleased, then expired leases (two indexes).
+          " (SELECT count(*) FROM effects WHERE lease_until IS NULL"
+          "    AND due_at <= to_timestamp($1::bigint / 1000.0))"
+          " + (SELECT count(*) FROM effects WHERE lease_until < to_timestamp($1::bigint / 1000.0)"
+          "    AND due_at <= to_timestamp($1::bigint / 1000.0))",
           to_epoch_ms(now));
       return QueueDepths{r[0].as<int64_t>(), r[1].as<int64_t>()};
     });
@@ -1263,6 +1281,9 @@ class PgStore final : public Store {
         pqxx::nontransaction(*connection).exec(
             "SET enable_hashjoin = off; SET enable_mergejoin = off");
         connection_ = std::move(connection);
+        // A new connection may be to a server that lost or restored rows
+        // (crash recovery, a fail-over): read the outbox from its start.
+        drain_cursor_ = store_detail::DrainCursor();
       }
       return Result<T>(fn(*connection_));
     } catch (...) {
@@ -1289,6 +1310,7 @@ class PgStore final : public Store {
   std::shared_ptr<PasswordSource> password_;
   std::shared_ptr<const SecretBox> sealer_;
   DefinitionCache definitions_;
+  store_detail::DrainCursor drain_cursor_;
   std::unique_ptr<LoggedConnection> connection_;
 };
 
