@@ -108,12 +108,16 @@ ALTER TABLE outbox ADD COLUMN workflow_id text, ADD COLUMN step text;
 // - Claims: an effect handed over at once is written leased and deleted
 //   leased, so it never enters the index of unleased effects; expired leases
 //   are found by their own index. effects_due_idx held both, live and dead.
+//   The lease index is on an expression only the claim uses: on lease_until
+//   itself, the planner (its statistics a minute old) chose it for the
+//   recorder's `lease_until >= now` and walked every leased effect.
 // - The outbox drain reads from a cursor (PgStore::drain_outbox) that is
 //   only sound if a row's id is taken after its transaction has an id: the
 //   default takes the transaction id first.
 constexpr const char* kV5 = R"sql(
 CREATE INDEX effects_unleased_due_idx ON effects (due_at, id) WHERE lease_until IS NULL;
-CREATE INDEX effects_lease_idx ON effects (lease_until, id) WHERE lease_until IS NOT NULL;
+CREATE INDEX effects_lease_idx ON effects ((coalesce(lease_until, 'infinity')), id)
+  WHERE lease_until IS NOT NULL;
 DROP INDEX effects_due_idx;
 CREATE FUNCTION outbox_next_id() RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
 BEGIN

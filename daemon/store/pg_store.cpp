@@ -1244,7 +1244,8 @@ class PgStore final : public Store {
           // As the claim reads them: unleased, then expired leases (two indexes).
           " (SELECT count(*) FROM effects WHERE lease_until IS NULL"
           "    AND due_at <= to_timestamp($1::bigint / 1000.0))"
-          " + (SELECT count(*) FROM effects WHERE lease_until < to_timestamp($1::bigint / 1000.0)"
+          " + (SELECT count(*) FROM effects WHERE lease_until IS NOT NULL"
+          "    AND coalesce(lease_until, 'infinity') < to_timestamp($1::bigint / 1000.0)"
           "    AND due_at <= to_timestamp($1::bigint / 1000.0))",
           to_epoch_ms(now));
       return QueueDepths{r[0].as<int64_t>(), r[1].as<int64_t>()};
