@@ -691,13 +691,16 @@ const WriteBuffer::RowKind kNewStepRows{
     " AS v(workflow_id, name, position, status, attempt, attempts_before_retry, run_id,"
     " run_page_url, handle, output, error, started_ms, finished_ms)",
     "steps", false};
-// Only polls no one holds: a claimed one is its holder's to record.
+// Only polls no one holds: a claimed one is its holder's to record. The
+// lease test is one no index answers, so the rows are found by workflow:
+// as `lease_until IS NULL OR lease_until < now()` it was planned as a scan
+// of both partial indexes of effects (every unleased and leased effect).
 const WriteBuffer::RowKind kDroppedPollRows{
     "p",
     "DELETE FROM effects e USING unnest($1::text[], $2::text[], $3::int[])"
     " AS v(workflow_id, step, attempt)"
     " WHERE e.workflow_id = v.workflow_id AND e.step = v.step AND e.attempt = v.attempt"
-    " AND e.kind = 'poll' AND (e.lease_until IS NULL OR e.lease_until < now())",
+    " AND e.kind = 'poll' AND coalesce(e.lease_until, '-infinity') < now()",
     "effects", true};
 const WriteBuffer::RowKind kInputOffsetRows{
     "i",
@@ -1278,9 +1281,13 @@ class PgStore final : public Store {
         // Every join the store makes is of a few keys (an array, a LIMIT) to a
         // table by its index. A write of a few hundred rows was otherwise
         // planned as a hash join over a sequential scan of the whole table
-        // while the table was small, which costs more as it grows.
+        // while the table was small, which costs more as it grows. For the
+        // same reason no sequential scans: a prepared statement's plan made
+        // while a table was empty (a new daemon's first minute, before any
+        // ANALYZE) read the whole table, dead rows included, at every call
+        // until autovacuum's next ANALYZE replanned it.
         pqxx::nontransaction(*connection).exec(
-            "SET enable_hashjoin = off; SET enable_mergejoin = off");
+            "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off");
         connection_ = std::move(connection);
         // A new connection may be to a server that lost or restored rows
         // (crash recovery, a fail-over): read the outbox from its start.
