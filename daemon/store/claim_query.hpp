@@ -40,7 +40,7 @@ inline constexpr const char* kDrainOutbox =
     " coalesce(o.workflow_id, ''), coalesce(o.step, '')"
     " FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,"
     "   pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,"
-    "   (SELECT last_value FROM outbox_id_seq) AS last_id) s"
+    "   coalesce(pg_sequence_last_value('outbox_id_seq'), 0) AS last_id) s"
     " LEFT JOIN LATERAL (SELECT * FROM outbox o WHERE o.id > $4"
     "   AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS k(topic, key)"
     "     WHERE k.topic = o.topic AND k.key = o.key)"

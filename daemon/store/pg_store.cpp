@@ -1285,9 +1285,12 @@ class PgStore final : public Store {
         // same reason no sequential scans: a prepared statement's plan made
         // while a table was empty (a new daemon's first minute, before any
         // ANALYZE) read the whole table, dead rows included, at every call
-        // until autovacuum's next ANALYZE replanned it.
+        // until autovacuum's next ANALYZE replanned it. And no JIT: a plan
+        // that has to scan a table anyway costs more than jit_above_cost
+        // then, and compiling it took a second per statement.
         pqxx::nontransaction(*connection).exec(
-            "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off");
+            "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off;"
+            " SET jit = off");
         connection_ = std::move(connection);
         // A new connection may be to a server that lost or restored rows
         // (crash recovery, a fail-over): read the outbox from its start.

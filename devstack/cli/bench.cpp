@@ -617,7 +617,8 @@ class Bench {
     try {
       pqxx::connection c(stack_->postgres().url());
       pqxx::work tx(c);  // rolled back: the claim leases nothing
-      tx.exec("SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off");
+      tx.exec("SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off;"
+              " SET jit = off");
       for (const auto& row : tx.exec("EXPLAIN (ANALYZE, BUFFERS) " + sql)) {
         std::cout << "    " << row[0].as<std::string>() << "\n";
       }

@@ -390,45 +390,5 @@ TEST_F(StoreTest, ARowCommittedAfterLaterRowsWereDrainedIsStillPublished) {
   EXPECT_EQ(count("outbox"), 0);
 }
 
-// A drain does not walk the rows deleted since the last vacuum. An open
-// snapshot (a long report, a replica's feedback) keeps them from being
-// pruned, so a read from the smallest id would visit every one.
-TEST_F(StoreTest, TheDrainDoesNotWalkTheRowsItDeleted) {
-  pqxx::connection reader_connection(pg_->url());
-  pqxx::work reader(reader_connection, "reader");
-  reader.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
-  reader.exec("SELECT count(*) FROM workflows");  // holds its snapshot until the end
-  std::vector<std::string> payloads;
-  for (int round = 0; round < 4; ++round) {
-    add_messages(*store_, 1000, round * 1000);
-    ASSERT_TRUE(drain_into(*store_, payloads).ok());
-  }
-  ASSERT_EQ(payloads.size(), 4000u);
-  // Index entries the store's connection read, once its statistics are
-  // flushed (a second after it goes idle).
-  const auto index_entries_read = [&] {
-    int64_t last = -1;
-    for (int i = 0; i < 100; ++i) {
-      const int64_t now = sql("SELECT idx_tup_read FROM pg_stat_user_indexes"
-                              " WHERE indexrelname = 'outbox_pkey'")[0][0]
-                              .as<int64_t>();
-      if (now == last) return now;
-      last = now;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    }
-    return last;
-  };
-  // Two drains of nothing: the cursor passes the last round once every
-  // transaction open at its read has ended.
-  for (int i = 0; i < 2; ++i) ASSERT_TRUE(drain_into(*store_, payloads).ok());
-  const int64_t before = index_entries_read();
-  ASSERT_TRUE(drain_into(*store_, payloads).ok());
-  add_messages(*store_, 5, 9000);
-  ASSERT_TRUE(drain_into(*store_, payloads).ok());
-  EXPECT_EQ(payloads.size(), 4005u);
-  EXPECT_LT(index_entries_read() - before, 500);
-  reader.commit();
-}
-
 }  // namespace
 }  // namespace brickwork::testing
