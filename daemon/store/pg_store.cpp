@@ -1124,8 +1124,7 @@ class PgStore final : public Store {
       const pqxx::result r = tx.exec_prepared("drain_outbox", std::max(limit, 0),
                                               text_array(skip_topics), text_array(skip_keys),
                                               drain_cursor_.after());
-      const store_detail::DrainCursor::Read read{r[0][0].as<int64_t>(), r[0][1].as<int64_t>(),
-                                   r[0][2].as<int64_t>()};
+      store_detail::DrainCursor::Read read{r[0][0].as<int64_t>(), 0, r[0][2].as<int64_t>()};
       std::vector<int64_t> ids;
       std::vector<OutboxMessage> messages;
       messages.reserve(r.size());
@@ -1156,6 +1155,10 @@ class PgStore final : public Store {
         drain_cursor_.advance(read, {}, false, !skip.empty());
         return 0;
       }
+      // Taken after the read: above every transaction that could have taken
+      // an id before it (a snapshot's xmax is not: a transaction may hold an
+      // xid above it and be running already).
+      read.xid_after = tx.exec("SELECT pg_current_xact_id()::text::bigint")[0][0].as<int64_t>();
       PgOutboxTx outbox_tx(tx);
       auto round = publish(messages, outbox_tx);
       if (!round) {
@@ -1285,12 +1288,13 @@ class PgStore final : public Store {
         // same reason no sequential scans: a prepared statement's plan made
         // while a table was empty (a new daemon's first minute, before any
         // ANALYZE) read the whole table, dead rows included, at every call
-        // until autovacuum's next ANALYZE replanned it. And no JIT: a plan
-        // that has to scan a table anyway costs more than jit_above_cost
-        // then, and compiling it took a second per statement.
+        // until autovacuum's next ANALYZE replanned it; each call is planned
+        // for the table as it is (a cached plan walked the whole steps index
+        // instead). And no JIT: a plan that has to scan a table anyway costs
+        // more than jit_above_cost then, and compiling it took a second.
         pqxx::nontransaction(*connection).exec(
             "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off;"
-            " SET jit = off");
+            " SET plan_cache_mode = force_custom_plan; SET jit = off");
         connection_ = std::move(connection);
         // A new connection may be to a server that lost or restored rows
         // (crash recovery, a fail-over): read the outbox from its start.

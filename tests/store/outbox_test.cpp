@@ -390,5 +390,26 @@ TEST_F(StoreTest, ARowCommittedAfterLaterRowsWereDrainedIsStillPublished) {
   EXPECT_EQ(count("outbox"), 0);
 }
 
+// The same when the late row's transaction took its id after the one that
+// committed the later row took its own: no snapshot lists it as running
+// (its id is at or above the snapshots' xmax), yet it holds a smaller row id.
+TEST_F(StoreTest, ARowOfATransactionNoSnapshotListedIsStillPublished) {
+  pqxx::connection earlier_connection(pg_->url());
+  pqxx::connection later_connection(pg_->url());
+  pqxx::work earlier(earlier_connection);
+  earlier.exec("SELECT pg_current_xact_id()");  // the smaller transaction id
+  pqxx::work later(later_connection);
+  later.exec("INSERT INTO outbox (topic, key, payload) VALUES ('brickwork.status', 'w', 'late')");
+  earlier.exec("INSERT INTO outbox (topic, key, payload) VALUES ('brickwork.status', 'v', 'first')");
+  earlier.commit();
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(drain_into(*store_, payloads).ok());
+  ASSERT_EQ(payloads, std::vector<std::string>{"first"});
+  later.commit();
+  ASSERT_TRUE(drain_into(*store_, payloads).ok());
+  EXPECT_EQ(payloads, (std::vector<std::string>{"first", "late"}));
+  EXPECT_EQ(count("outbox"), 0);
+}
+
 }  // namespace
 }  // namespace brickwork::testing
