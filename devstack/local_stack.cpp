@@ -14,7 +14,7 @@ Result<std::unique_ptr<LocalStack>> LocalStack::start(LocalStackOptions options)
   auto stack = std::unique_ptr<LocalStack>(new LocalStack());
   stack->options_ = std::move(options);
 
-  auto postgres = TempPostgres::start();
+  auto postgres = TempPostgres::start(stack->options_.postgres_settings);
   if (!postgres) return postgres.error();
   stack->postgres_ = std::move(*postgres);
 

@@ -5,6 +5,7 @@
 // Used by `brickwork demo` and the end-to-end tests.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "daemon/kafka/kafka.hpp"
@@ -19,6 +20,8 @@ struct LocalStackOptions {
   int32_t partitions = 4;
   SimulatorOptions simulator;
   KafkaTopics topics;
+  // Postgres server settings over TempPostgres's defaults ("name=value").
+  std::vector<std::string> postgres_settings;
 };
 
 class LocalStack {

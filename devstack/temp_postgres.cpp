@@ -215,8 +215,11 @@ bool bind_failed(const std::string& log) {
 
 }  // namespace
 
-Result<std::unique_ptr<TempPostgres>> TempPostgres::start() {
+Result<std::unique_ptr<TempPostgres>> TempPostgres::start() { return start({}); }
+
+Result<std::unique_ptr<TempPostgres>> TempPostgres::start(std::vector<std::string> settings) {
   std::unique_ptr<TempPostgres> pg(new TempPostgres());
+  pg->settings_ = std::move(settings);
   Status s = pg->init_cluster();
   if (!s) return s.error();
   for (int attempt = 1;; ++attempt) {
@@ -308,6 +311,10 @@ Status TempPostgres::launch() {
                     // As recommended for brickwork's server (docs/PERFORMANCE.md):
                     // the queue tables need vacuuming within seconds, not a minute.
                     "autovacuum_naptime=5s"};
+  for (const std::string& setting : settings_) {  // a later -c wins
+    args.push_back("-c");
+    args.push_back(setting);
+  }
   // Extra server settings for profiling, e.g.
   // BRICKWORK_TEMP_PG_SETTINGS="shared_preload_libraries=pg_stat_statements".
   if (const char* extra = std::getenv("BRICKWORK_TEMP_PG_SETTINGS"); extra != nullptr) {

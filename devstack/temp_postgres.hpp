@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "daemon/core/result.hpp"
 
@@ -25,6 +26,9 @@ class TempPostgres {
   // `brickwork`, trust authentication). Takes about 1-2 s. The error names
   // the log file to read when the server does not come up.
   static Result<std::unique_ptr<TempPostgres>> start();
+  // The same with server settings ("name=value") over the defaults above,
+  // e.g. a durable server: {"fsync=on", "synchronous_commit=on", ...}.
+  static Result<std::unique_ptr<TempPostgres>> start(std::vector<std::string> settings);
 
   // Stops the server (if running) and removes the directory.
   ~TempPostgres();
@@ -67,6 +71,7 @@ class TempPostgres {
   Status launch();  // starts postgres and waits until it is ready
 
   std::string bindir_;
+  std::vector<std::string> settings_;  // over the defaults, before BRICKWORK_TEMP_PG_SETTINGS
   std::string dir_;  // the temporary directory (socket, logs, data/)
   std::string data_dir_;
   std::string log_path_;  // the server's log

@@ -21,6 +21,11 @@
 #   BENCH_BINARY=build/release/brickwork   the binary (bench driver and daemon)
 #   BENCH_KEEP=1                 keep the working directory (config, daemon logs)
 #   BENCH_WORKSPACE=0            skip the real-workspace profile after the others
+#   BENCH_POSTGRES=stock         the server's settings: stock (durable: fsync and
+#                                synchronous_commit on, autovacuum as shipped) or tuned
+#                                (fsync off, synchronous_commit off, autovacuum_naptime 5s)
+#   BENCH_PG_STATS=1             pg_stat_statements and the hot queries' plans, after the load
+#   BENCH_LONG_RUN_MINUTES=0     minutes at half the peak rate (10 for the long-run measure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 binary="${BENCH_BINARY:-build/release/brickwork}"
@@ -49,5 +54,8 @@ args=()
 [[ -n "${BENCH_WAITING_POLL_EVERY:-}" ]] && args+=(--waiting-poll-every "$BENCH_WAITING_POLL_EVERY")
 [[ -n "${BENCH_DAEMON_SETTINGS:-}" ]] && args+=(--daemon-settings "$BENCH_DAEMON_SETTINGS")
 [[ -n "${BENCH_KEEP:-}" ]] && args+=(--keep)
+[[ -n "${BENCH_POSTGRES:-}" ]] && args+=(--postgres "$BENCH_POSTGRES")
+[[ -n "${BENCH_PG_STATS:-}" ]] && args+=(--pg-stats)
+[[ -n "${BENCH_LONG_RUN_MINUTES:-}" ]] && args+=(--long-run-minutes "$BENCH_LONG_RUN_MINUTES")
 "$binary" bench "${args[@]}" "$@"
 [[ "${BENCH_WORKSPACE:-1}" == 0 ]] || "$binary" bench-workspace "${workspace_args[@]}" "$@"

@@ -177,6 +177,15 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--daemon-settings", bench_options.daemon_settings,
                     "extra keys of the daemon: section, e.g. 'batch_max_wait: 5ms'");
   bench->add_flag("--keep", bench_options.keep, "keep the working directory and logs");
+  bench->add_option("--postgres", bench_options.postgres_profile,
+                    "the server's settings: stock (durable, default autovacuum) or tuned")
+      ->check(CLI::IsMember({"stock", "tuned"}))
+      ->capture_default_str();
+  bench->add_flag("--pg-stats", bench_options.pg_stats,
+                  "pg_stat_statements and EXPLAIN (ANALYZE, BUFFERS) of the hot queries");
+  bench->add_option("--long-run-minutes", bench_options.long_run_minutes,
+                    "minutes at half the peak rate, per-minute throughput and dead rows (0: off)")
+      ->capture_default_str();
 
   WorkspaceBenchOptions workspace_bench_options;
   auto* bench_workspace = app.add_subcommand(

@@ -1,19 +1,50 @@
 #pragma once
-// The claim of due effects, shared with the test that checks its plan: it
-// must read only due effects (effects_due_idx), however many wait.
+// The hot reads of the queues, shared with the tests that check their plans
+// and `brickwork bench --pg-stats`, which shows them.
+//
+// The claim of due effects: it
+// must read only claimable effects, however many wait and however many were
+// deleted since the last vacuum. Unleased effects come from
+// effects_unleased_due_idx, which effects handed over leased (most of them)
+// never enter; expired leases from effects_lease_idx, after them.
 namespace brickwork::store_detail {
 
 // $1 owner, $2 now (epoch ms), $3 lease end (epoch ms), $4 limit.
 inline constexpr const char* kClaimDueEffects =
-    "WITH claimed AS ("
+    "WITH unleased AS ("
+    " SELECT id FROM effects"
+    " WHERE lease_until IS NULL AND due_at <= to_timestamp($2::bigint / 1000.0)"
+    " ORDER BY due_at, id LIMIT $4 FOR UPDATE SKIP LOCKED),"
+    " expired AS ("
+    " SELECT id FROM effects"
+    " WHERE lease_until IS NOT NULL"
+    "   AND coalesce(lease_until, 'infinity') < to_timestamp($2::bigint / 1000.0)"
+    "   AND due_at <= to_timestamp($2::bigint / 1000.0)"
+    " ORDER BY coalesce(lease_until, 'infinity'), id"
+    " LIMIT greatest($4 - (SELECT count(*) FROM unleased), 0)"
+    " FOR UPDATE SKIP LOCKED),"
+    " claimed AS ("
     " UPDATE effects SET lease_owner = $1, lease_until = to_timestamp($3::bigint / 1000.0),"
     "   tries = tries + 1"
-    " WHERE id IN (SELECT id FROM effects"
-    "   WHERE due_at <= to_timestamp($2::bigint / 1000.0)"
-    "     AND (lease_until IS NULL OR lease_until < to_timestamp($2::bigint / 1000.0))"
-    "   ORDER BY due_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)"
+    " WHERE id = ANY(ARRAY(SELECT id FROM unleased UNION ALL SELECT id FROM expired))"
     " RETURNING id, workflow_id, kind, step, attempt, payload, tries, due_at)"
     " SELECT id, workflow_id, kind, step, attempt, payload::text, tries FROM claimed"
     " ORDER BY due_at, id";
+
+// The outbox drain's read: the oldest rows after the cursor ($4, see
+// DrainCursor in pg_store.cpp) outside the skipped streams ($2 topics, $3
+// keys), at most $1, with the statement's own snapshot and the id sequence's
+// last value (one row of those alone when there are no rows).
+inline constexpr const char* kDrainOutbox =
+    "SELECT s.xmin, s.xmax, s.last_id, o.id, o.topic, o.key, o.payload,"
+    " coalesce(o.workflow_id, ''), coalesce(o.step, ''), coalesce(o.traceparent, '')"
+    " FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,"
+    "   pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,"
+    "   coalesce(pg_sequence_last_value('outbox_id_seq'), 0) AS last_id) s"
+    " LEFT JOIN LATERAL (SELECT * FROM outbox o WHERE o.id > $4"
+    "   AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS k(topic, key)"
+    "     WHERE k.topic = o.topic AND k.key = o.key)"
+    "   ORDER BY o.id LIMIT $1) o ON true"
+    " ORDER BY o.id";
 
 }  // namespace brickwork::store_detail

@@ -141,13 +141,40 @@ ALTER TABLE workflows ADD COLUMN traceparent text;
 ALTER TABLE outbox ADD COLUMN traceparent text;
 )sql";
 
-constexpr std::array<Migration, 6> kMigrations{{
+
+// The hot reads must not walk rows deleted since the last vacuum, whenever
+// the server's autovacuum gets to them (docs/PERFORMANCE.md).
+// - Claims: an effect handed over at once is written leased and deleted
+//   leased, so it never enters the index of unleased effects; expired leases
+//   are found by their own index. effects_due_idx held both, live and dead.
+//   The lease index is on an expression only the claim uses: on lease_until
+//   itself, the planner (its statistics a minute old) chose it for the
+//   recorder's `lease_until >= now` and walked every leased effect.
+// - The outbox drain reads from a cursor (PgStore::drain_outbox) that is
+//   only sound if a row's id is taken after its transaction has an id: the
+//   default takes the transaction id first.
+constexpr const char* kV7 = R"sql(
+CREATE INDEX effects_unleased_due_idx ON effects (due_at, id) WHERE lease_until IS NULL;
+CREATE INDEX effects_lease_idx ON effects ((coalesce(lease_until, 'infinity')), id)
+  WHERE lease_until IS NOT NULL;
+DROP INDEX effects_due_idx;
+CREATE FUNCTION outbox_next_id() RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  PERFORM pg_current_xact_id();
+  RETURN nextval('outbox_id_seq');
+END
+$$;
+ALTER TABLE outbox ALTER COLUMN id SET DEFAULT outbox_next_id();
+)sql";
+
+constexpr std::array<Migration, 7> kMigrations{{
     {1, "workflows, steps, effects, outbox, input offsets", kV1},
     {2, "definitions stored once, by hash", kV2},
     {3, "queue tables vacuumed by dead rows", kV3},
     {4, "outbox rows name the workflow and step that emitted them", kV4},
     {5, "kept signals, step attempts and workflow history", kV5},
     {6, "workflows and outbox rows keep a trace context", kV6},
+    {7, "claims and drains that do not walk dead rows", kV7},
 }};
 
 }  // namespace

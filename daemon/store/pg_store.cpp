@@ -21,6 +21,7 @@
 #include "daemon/core/json_limits.hpp"
 #include "daemon/store/claim_query.hpp"
 #include "daemon/store/conninfo.hpp"
+#include "daemon/store/drain_cursor.hpp"
 #include "daemon/store/effect_codec.hpp"
 #include "daemon/store/history_store.hpp"
 #include "daemon/store/migrations.hpp"
@@ -184,6 +185,7 @@ const std::map<std::string, std::string>& prepared_statements() {
        " WHERE e.id = c.id AND e.lease_owner = c.owner"
        " AND e.lease_until >= to_timestamp($3::bigint / 1000.0) RETURNING e.id"},
       {"select_definition", "SELECT definition::text FROM definitions WHERE hash = $1"},
+      {"drain_outbox", store_detail::kDrainOutbox},
       {"insert_definition",
        "INSERT INTO definitions (hash, definition) VALUES ($1, $2::jsonb)"
        " ON CONFLICT (hash) DO NOTHING"},
@@ -693,13 +695,16 @@ const WriteBuffer::RowKind kNewStepRows{
     " AS v(workflow_id, name, position, status, attempt, attempts_before_retry, run_id,"
     " run_page_url, handle, output, error, started_ms, finished_ms)",
     "steps", false};
-// Only polls no one holds: a claimed one is its holder's to record.
+// Only polls no one holds: a claimed one is its holder's to record. The
+// lease test is one no index answers, so the rows are found by workflow:
+// as `lease_until IS NULL OR lease_until < now()` it was planned as a scan
+// of both partial indexes of effects (every unleased and leased effect).
 const WriteBuffer::RowKind kDroppedPollRows{
     "p",
     "DELETE FROM effects e USING unnest($1::text[], $2::text[], $3::int[])"
     " AS v(workflow_id, step, attempt)"
     " WHERE e.workflow_id = v.workflow_id AND e.step = v.step AND e.attempt = v.attempt"
-    " AND e.kind = 'poll' AND (e.lease_until IS NULL OR e.lease_until < now())",
+    " AND e.kind = 'poll' AND coalesce(e.lease_until, '-infinity') < now()",
     "effects", true};
 const WriteBuffer::RowKind kInputOffsetRows{
     "i",
@@ -1161,21 +1166,20 @@ class PgStore final : public Store {
         skip_topics.push_back(s.topic);
         skip_keys.push_back(s.key);
       }
-      const pqxx::result r = tx.exec_params(
-          "SELECT id, topic, key, payload, coalesce(workflow_id, ''), coalesce(step, ''),"
-          " coalesce(traceparent, '')"
-          " FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[])"
-          "   AS s(topic, key) WHERE s.topic = o.topic AND s.key = o.key)"
-          " ORDER BY id LIMIT $1",
-          std::max(limit, 0), text_array(skip_topics), text_array(skip_keys));
-      if (r.empty()) return 0;
+      const pqxx::result r = tx.exec_prepared("drain_outbox", std::max(limit, 0),
+                                              text_array(skip_topics), text_array(skip_keys),
+                                              drain_cursor_.after());
+      store_detail::DrainCursor::Read read{r[0][0].as<int64_t>(), 0, r[0][2].as<int64_t>()};
+      std::vector<int64_t> ids;
       std::vector<OutboxMessage> messages;
       messages.reserve(r.size());
       for (const pqxx::row row : r) {
-        OutboxMessage message{row[0].as<int64_t>(), row[1].as<std::string>(),
-                              row[2].as<std::string>(), row[3].as<std::string>(), false,
-                              row[4].as<std::string>(), row[5].as<std::string>(),
-                              row[6].as<std::string>()};
+        if (row[3].is_null()) continue;  // no rows: the snapshot's columns only
+        ids.push_back(row[3].as<int64_t>());
+        OutboxMessage message{row[3].as<int64_t>(), row[4].as<std::string>(),
+                              row[5].as<std::string>(), row[6].as<std::string>(), false,
+                              row[7].as<std::string>(), row[8].as<std::string>(),
+                              row[9].as<std::string>()};
         if (SecretBox::is_sealed(message.payload)) {
           auto plain = sealer_ ? sealer_->open(message.payload,
                                                outbox_context(message.topic, message.key))
@@ -1193,6 +1197,14 @@ class PgStore final : public Store {
         }
         messages.push_back(std::move(message));
       }
+      if (ids.empty()) {
+        drain_cursor_.advance(read, {}, false, !skip.empty());
+        return 0;
+      }
+      // Taken after the read: above every transaction that could have taken
+      // an id before it (a snapshot's xmax is not: a transaction may hold an
+      // xid above it and be running already).
+      read.xid_after = tx.exec("SELECT pg_current_xact_id()::text::bigint")[0][0].as<int64_t>();
       PgOutboxTx outbox_tx(tx);
       auto round = publish(messages, outbox_tx);
       if (!round) {
@@ -1202,8 +1214,8 @@ class PgStore final : public Store {
       // By id, never by range: a row with a smaller id may commit after we read.
       const std::set<int64_t> kept(round->unpublished.begin(), round->unpublished.end());
       std::vector<int64_t> done;
-      for (const pqxx::row row : r) {
-        if (kept.count(row[0].as<int64_t>()) == 0) done.push_back(row[0].as<int64_t>());
+      for (int64_t id : ids) {
+        if (kept.count(id) == 0) done.push_back(id);
       }
       tx.exec_params("DELETE FROM outbox WHERE id = ANY($1::bigint[])", number_array(done));
       for (const OutboxMessage& m : round->replacements) {
@@ -1212,7 +1224,15 @@ class PgStore final : public Store {
             " VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), NULLIF($6, ''))",
             m.topic, m.key, m.payload, m.workflow_id, m.step, m.traceparent);
       }
+      // Deletes alone need not wait for the disk: lost in a crash, they only
+      // republish records the broker has, which consumers drop by seq, and
+      // the server's next durable commit flushes them anyway. A round that
+      // took a workflow's seq for a replacement waits: its event may be
+      // published before a crash could take the seq back.
+      if (round->replacements.empty()) tx.exec("SET LOCAL synchronous_commit = off");
       tx.commit();
+      drain_cursor_.advance(read, ids, ids.size() >= static_cast<size_t>(std::max(limit, 0)),
+                            !skip.empty() || !kept.empty());
       return static_cast<int32_t>(done.size());
     });
     if (publish_error) return *publish_error;
@@ -1264,8 +1284,12 @@ class PgStore final : public Store {
       pqxx::nontransaction tx(c);
       const pqxx::row r = tx.exec_params1(
           "SELECT (SELECT count(*) FROM outbox),"
-          " (SELECT count(*) FROM effects WHERE due_at <= to_timestamp($1::bigint / 1000.0)"
-          "    AND (lease_until IS NULL OR lease_until < to_timestamp($1::bigint / 1000.0)))",
+          // As the claim reads them: unleased, then expired leases (two indexes).
+          " (SELECT count(*) FROM effects WHERE lease_until IS NULL"
+          "    AND due_at <= to_timestamp($1::bigint / 1000.0))"
+          " + (SELECT count(*) FROM effects WHERE lease_until IS NOT NULL"
+          "    AND coalesce(lease_until, 'infinity') < to_timestamp($1::bigint / 1000.0)"
+          "    AND due_at <= to_timestamp($1::bigint / 1000.0))",
           to_epoch_ms(now));
       return QueueDepths{r[0].as<int64_t>(), r[1].as<int64_t>()};
     });
@@ -1297,10 +1321,21 @@ class PgStore final : public Store {
         // Every join the store makes is of a few keys (an array, a LIMIT) to a
         // table by its index. A write of a few hundred rows was otherwise
         // planned as a hash join over a sequential scan of the whole table
-        // while the table was small, which costs more as it grows.
+        // while the table was small, which costs more as it grows. For the
+        // same reason no sequential scans: a prepared statement's plan made
+        // while a table was empty (a new daemon's first minute, before any
+        // ANALYZE) read the whole table, dead rows included, at every call
+        // until autovacuum's next ANALYZE replanned it; each call is planned
+        // for the table as it is (a cached plan walked the whole steps index
+        // instead). And no JIT: a plan that has to scan a table anyway costs
+        // more than jit_above_cost then, and compiling it took a second.
         pqxx::nontransaction(*connection).exec(
-            "SET enable_hashjoin = off; SET enable_mergejoin = off");
+            "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off;"
+            " SET plan_cache_mode = force_custom_plan; SET jit = off");
         connection_ = std::move(connection);
+        // A new connection may be to a server that lost or restored rows
+        // (crash recovery, a fail-over): read the outbox from its start.
+        drain_cursor_ = store_detail::DrainCursor();
       }
       return Result<T>(fn(*connection_));
     } catch (...) {
@@ -1327,6 +1362,7 @@ class PgStore final : public Store {
   std::shared_ptr<PasswordSource> password_;
   std::shared_ptr<const SecretBox> sealer_;
   DefinitionCache definitions_;
+  store_detail::DrainCursor drain_cursor_;
   std::unique_ptr<LoggedConnection> connection_;
 };
 

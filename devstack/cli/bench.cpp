@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -27,6 +28,7 @@
 #include "daemon/core/logging.hpp"
 #include "daemon/core/time.hpp"
 #include "daemon/kafka/kafka.hpp"
+#include "daemon/store/claim_query.hpp"
 #include "devstack/local_stack.hpp"
 
 namespace brickwork {
@@ -342,14 +344,14 @@ class Bench {
   int run() {
     const auto t0 = SteadyClock::now();
     std::cout << "brickwork bench" << (options_.smoke ? " --smoke" : "") << "\nmachine: "
-              << machine_line() << "\n"
+              << machine_line() << "\nPostgres: " << postgres_profile_line() << "\n"
               << std::flush;
     if (!setup()) return 1;
     const bool all_ran = measure_all();
     if (daemon_) daemon_->terminate(std::chrono::seconds(30));
     std::cout << "\n";
     print_table(rows_);
-    std::cout << "\nmachine: " << machine_line() << "\nbench took " << fixed(seconds_since(t0), 0)
+    std::cout << "\nPostgres: " << postgres_profile_line() << "\nmachine: " << machine_line() << "\nbench took " << fixed(seconds_since(t0), 0)
               << " s; daemon logs in " << dir_.string()
               << (options_.keep || !all_ran ? " (kept)" : " (removed)") << "\n";
     teardown(all_ran);
@@ -371,6 +373,7 @@ class Bench {
     stack_options.simulator.jobs[kLongJob] = long_running;
     // Runs are in RUNNING at once: what the daemon sees of a started job.
     stack_options.simulator.pending_for = Duration(0);
+    stack_options.postgres_settings = postgres_settings();
     step("starting Postgres, the mock Kafka cluster and the simulator");
     auto stack = LocalStack::start(stack_options);
     if (!stack) return fail("cannot start the local stack: " + stack.error().message);
@@ -532,6 +535,216 @@ class Bench {
     return static_cast<double>(count) / std::max(s, 1e-3);
   }
 
+
+  // ------------------------------------------------------------ Postgres
+
+  // Stock: what a PostgreSQL 15 server does as shipped, as users run it (and
+  // as a managed service does, whose server settings they cannot change).
+  // Tuned: TempPostgres's own settings, as the tests run.
+  static constexpr const char* kStockSettings[] = {
+      "fsync=on", "synchronous_commit=on", "full_page_writes=on", "autovacuum_naptime=60s",
+      "shared_buffers=128MB"};
+
+  std::vector<std::string> postgres_settings() const {
+    std::vector<std::string> settings;
+    if (options_.postgres_profile == "stock") {
+      settings.assign(std::begin(kStockSettings), std::end(kStockSettings));
+    }
+    if (options_.pg_stats) {
+      settings.push_back("shared_preload_libraries=pg_stat_statements");
+      settings.push_back("track_io_timing=on");
+    }
+    return settings;
+  }
+
+  std::string postgres_profile_line() const {
+    if (options_.postgres_profile == "stock") {
+      return "stock (fsync=on, synchronous_commit=on, full_page_writes=on, "
+             "autovacuum_naptime=60s, shared_buffers=128MB)";
+    }
+    return "tuned (fsync=off, synchronous_commit=off, full_page_writes=off, "
+           "autovacuum_naptime=5s, shared_buffers=32MB): NOT a durable server";
+  }
+
+  pqxx::result query(const std::string& sql) {
+    pqxx::connection c(stack_->postgres().url());
+    pqxx::nontransaction tx(c);
+    return tx.exec(sql);
+  }
+
+  static std::string one_line(std::string text, size_t max) {
+    std::string out;
+    for (char ch : text) {
+      if (std::isspace(static_cast<unsigned char>(ch))) {
+        if (!out.empty() && out.back() != ' ') out += ' ';
+      } else {
+        out += ch;
+      }
+    }
+    return out.size() > max ? out.substr(0, max - 3) + "..." : out;
+  }
+
+  // Rows deleted or updated away and not yet vacuumed, per hot table.
+  std::string dead_rows() {
+    std::string out;
+    try {
+      for (const auto& row : query(
+               "SELECT relname, n_dead_tup, n_live_tup FROM pg_stat_user_tables"
+               " WHERE relname IN ('effects', 'outbox', 'workflows', 'steps', 'input_offsets')"
+               " ORDER BY relname")) {
+        if (!out.empty()) out += ", ";
+        out += row[0].as<std::string>() + " " + row[1].as<std::string>() + " dead/" +
+               row[2].as<std::string>() + " live";
+      }
+    } catch (const std::exception& e) {
+      return std::string("? (") + e.what() + ")";
+    }
+    return out;
+  }
+
+  void start_pg_stats() {
+    if (!options_.pg_stats) return;
+    try {
+      query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+      query("SELECT pg_stat_statements_reset()");
+    } catch (const std::exception& e) {
+      std::cout << "    pg_stat_statements unavailable: " << e.what() << "\n";
+    }
+  }
+
+  void explain(const std::string& title, const std::string& sql) {
+    std::cout << "\n" << title << "\n";
+    try {
+      pqxx::connection c(stack_->postgres().url());
+      pqxx::work tx(c);  // rolled back: the claim leases nothing
+      tx.exec("SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off;"
+              " SET jit = off");
+      for (const auto& row : tx.exec("EXPLAIN (ANALYZE, BUFFERS) " + sql)) {
+        std::cout << "    " << row[0].as<std::string>() << "\n";
+      }
+    } catch (const std::exception& e) {
+      std::cout << "    not available: " << e.what() << "\n";
+    }
+  }
+
+  static std::string with_params(std::string sql, const std::vector<std::string>& values) {
+    for (size_t i = values.size(); i >= 1; --i) {  // $10 before $1
+      const std::string param = "$" + std::to_string(i);
+      for (size_t at = sql.find(param); at != std::string::npos; at = sql.find(param, at)) {
+        sql.replace(at, param.size(), values[i - 1]);
+        at += values[i - 1].size();
+      }
+    }
+    return sql;
+  }
+
+  // Where Postgres spent its time over the measures, and how the hot reads
+  // run on the tables as the load left them (docs/PERFORMANCE.md).
+  void report_pg_stats() {
+    if (!options_.pg_stats) return;
+    std::cout << "\nPostgres, top statements by total time (pg_stat_statements, since the daemon"
+                 " started):\n";
+    try {
+      std::cout << "    calls | total ms | mean ms | rows/call | blocks/call | statement\n";
+      for (const auto& row : query(
+               "SELECT calls, round(total_exec_time), round(mean_exec_time::numeric, 3),"
+               " round(rows::numeric / greatest(calls, 1), 1),"
+               " round((shared_blks_hit + shared_blks_read)::numeric / greatest(calls, 1), 1),"
+               " query FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database"
+               " WHERE datname = current_database())"
+               " ORDER BY total_exec_time DESC LIMIT 15")) {
+        std::cout << "    " << row[0].c_str() << " | " << row[1].c_str() << " | "
+                  << row[2].c_str() << " | " << row[3].c_str() << " | " << row[4].c_str()
+                  << " | " << one_line(row[5].as<std::string>(), 160) << "\n";
+      }
+      for (const auto& row : query(
+               "SELECT sum(total_exec_time)::bigint, sum(calls) FROM pg_stat_statements")) {
+        std::cout << "    all statements: " << row[0].c_str() << " ms in " << row[1].c_str()
+                  << " calls\n";
+      }
+    } catch (const std::exception& e) {
+      std::cout << "    not available: " << e.what() << "\n";
+    }
+    std::cout << "dead rows now: " << dead_rows() << "\n";
+    const std::string now = std::to_string(to_epoch_ms(now_ms()));
+    const std::string lease = std::to_string(to_epoch_ms(now_ms()) + 30000);
+    explain("the claim of due effects (rolled back):",
+            with_params(store_detail::kClaimDueEffects, {"'bench-explain'", now, lease, "8"}));
+    explain("the outbox drain's read from a cursor at 0 (a drainer's first read):",
+            with_params(store_detail::kDrainOutbox, {"1000", "'{}'", "'{}'", "0"}));
+  }
+
+  // ------------------------------------------------------------ long run
+
+  // `minutes` of one-step workflows at half the peak rate: per minute, the
+  // workflows that finished and the dead rows of the hot tables, so that a
+  // slowdown as tables bloat shows.
+  bool measure_long_run(double peak) {
+    const int32_t minutes = options_.long_run_minutes;
+    if (minutes <= 0) return true;
+    settle();
+    const double rate = std::max(peak / 2, 1.0);
+    step("long run: " + std::to_string(minutes) + " min of one-step workflows at " +
+         fixed(rate, 0) + "/s (half the throughput measure's rate)");
+    std::atomic<bool> stop{false};
+    std::atomic<int64_t> produced{0};
+    Status produce_error = ok_status();
+    const auto t0 = SteadyClock::now();
+    std::thread producer([&] {
+      for (int64_t i = 1; !stop && !g_bench_interrupted; ++i) {
+        std::this_thread::sleep_until(
+            t0 + std::chrono::duration_cast<SteadyClock::duration>(
+                     std::chrono::duration<double>(static_cast<double>(i - 1) / rate)));
+        if (stop) break;
+        const std::string id = workflow_id("lr", i);
+        Status s = commands_->produce_async(
+            {stack_->topics().commands, id, start_command(id, "bench_one")});
+        if (!s) {
+          produce_error = s;
+          return;
+        }
+        produced = i;
+      }
+    });
+    std::vector<int64_t> per_minute;
+    std::vector<std::string> dead;
+    int64_t before = 0;
+    for (int32_t m = 1; m <= minutes && !g_bench_interrupted; ++m) {
+      const auto until = t0 + std::chrono::minutes(m);
+      while (SteadyClock::now() < until && !g_bench_interrupted && daemon_->alive()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      const int64_t succeeded = watch_->counts("lr").succeeded;
+      per_minute.push_back(succeeded - before);
+      before = succeeded;
+      dead.push_back(dead_rows());
+      std::cout << "    minute " << m << ": " << per_minute.back() << " workflows ("
+                << fixed(static_cast<double>(per_minute.back()) / 60, 0) << "/s); dead rows: "
+                << dead.back() << "\n"
+                << std::flush;
+    }
+    stop = true;
+    producer.join();
+    if (!produce_error) return fail("cannot produce a start command: " + produce_error.error().message);
+    if (!wait_succeeded("lr", produced)) {
+      daemon_alive();
+      return false;
+    }
+    if (per_minute.size() < static_cast<size_t>(minutes)) return fail("long run interrupted");
+    std::string counts;
+    for (int64_t n : per_minute) counts += (counts.empty() ? "" : ", ") + std::to_string(n);
+    const double ratio = per_minute.front() > 0 ? static_cast<double>(per_minute.back()) /
+                                                      static_cast<double>(per_minute.front())
+                                                : 0;
+    rows_.push_back({"long run: one-step workflows at " + fixed(rate, 0) + "/s for " +
+                         std::to_string(minutes) + " min, finished per minute",
+                     counts, "last minute >= 90% of the first",
+                     fixed(100 * ratio, 0) + "% " + (ratio >= 0.9 ? "PASS" : "FAIL")});
+    rows_.push_back({"long run: dead rows after minute 1 / minute " + std::to_string(minutes),
+                     dead.front() + " / " + dead.back(), "(flat: vacuum keeps up)", ""});
+    return true;
+  }
+
   // ------------------------------------------------------------ measures
 
   // How long joining an empty consumer group takes on this cluster, for any
@@ -561,8 +774,10 @@ class Bench {
     rows_.push_back({"pgbench: 10 x (UPDATE 1 row + INSERT 1 outbox row)/tx, 4 clients",
                      transitions > 0 ? fixed(transitions, 0) + " transitions/s" : "not run",
                      "(the yardstick)", ""});
+    start_pg_stats();
     bool ok = measure_throughput(transitions);
     ok = ok && measure_latency();
+    ok = ok && measure_long_run(throughput_rate_);
     std::optional<double> idle_rate;
     if (ok) idle_rate = measure_in_flight(0, std::nullopt);
     ok = ok && idle_rate.has_value();
@@ -570,6 +785,7 @@ class Bench {
       if (!ok) break;
       ok = measure_in_flight(w, idle_rate).has_value();
     }
+    report_pg_stats();
     return ok && transitions > 0;
   }
 
@@ -647,6 +863,7 @@ class Bench {
       return false;
     }
     const PhaseCounts c = watch_->counts("tp");
+    throughput_rate_ = *rate;
     const double inputs = *rate * 2;
     std::cout << "    " << fixed(*rate, 0) << " workflows/s; first workflow_started "
               << fixed(seconds_between(exec, *c.first_started), 2) << " s after exec\n";
@@ -654,9 +871,9 @@ class Bench {
     rows_.push_back(
         {"throughput: one-step run_job workflows, " + thousands(n) + " queued before start",
          fixed(*rate, 0) + " workflows/s = " + fixed(inputs, 0) + " inputs/s",
-         ">= 40% of pgbench transitions/s" +
-             (transitions > 0 ? " (" + fixed(0.4 * transitions, 0) + " inputs/s)" : ""),
-         transitions > 0 ? fixed(100 * share, 1) + "% " + (share >= 0.4 ? "PASS" : "FAIL") : "?"});
+         ">= 50% of pgbench transitions/s" +
+             (transitions > 0 ? " (" + fixed(0.5 * transitions, 0) + " inputs/s)" : ""),
+         transitions > 0 ? fixed(100 * share, 1) + "% " + (share >= 0.5 ? "PASS" : "FAIL") : "?"});
     return true;
   }
 
@@ -835,9 +1052,11 @@ class Bench {
                          "SIGTERM to exit " + (stopped ? fixed(*stopped, 2) + " s" : "timed out") +
                          (join_floor_ ? "; an empty group join alone " + fixed(*join_floor_, 2) + " s" : "") +
                          ")",
-                     "< 2 s with 100k waiting",
-                     waiting < 100000 ? std::string(restart < 2 ? "under" : "over") + " 2 s"
-                                      : std::string(restart < 2 ? "PASS" : "FAIL")});
+                     "brickwork's own < 0.2 s with 100k waiting",
+                     !coordinator ? std::string("?")
+                     : waiting < 100000
+                         ? std::string(restart - *coordinator < 0.2 ? "under" : "over") + " 0.2 s"
+                         : std::string(restart - *coordinator < 0.2 ? "PASS" : "FAIL")});
     return rate;
   }
 
@@ -854,6 +1073,7 @@ class Bench {
   int daemons_started_ = 0;
   int64_t waiting_now_ = 0;
   std::optional<double> join_floor_;
+  double throughput_rate_ = 0;  // workflows/s of the throughput measure
   std::vector<Row> rows_;
 };
 

@@ -32,6 +32,17 @@ struct BenchOptions {
   // ("batch_max_wait: 5ms, effect_workers: 16"); empty: the defaults.
   std::string daemon_settings;
   bool keep = false;  // keep the working directory (config, daemon logs)
+  // The throwaway server's settings: "stock" (fsync, synchronous commit,
+  // autovacuum as a default PostgreSQL 15 has them) or "tuned" (fsync off,
+  // synchronous_commit off, autovacuum_naptime 5 s: what the tests use).
+  std::string postgres_profile = "stock";
+  // pg_stat_statements in the server; prints where Postgres spent its time
+  // and the plans of the hot queries after the load.
+  bool pg_stats = false;
+  // Minutes of one-step workflows at half the throughput measure's rate,
+  // reporting per minute the workflows finished and the dead rows of the
+  // hot tables (0: not run).
+  int32_t long_run_minutes = 0;
 };
 
 int run_bench(const BenchOptions& options);

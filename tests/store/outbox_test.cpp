@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <thread>
@@ -350,6 +351,64 @@ TEST_F(StoreTest, DeadlockIsTransient) {
   const Error& e = ra.ok() ? rb.error() : ra.error();
   EXPECT_EQ(e.kind, ErrorKind::kTransient);
   EXPECT_EQ(e.code, "40P01");
+}
+
+}  // namespace
+}  // namespace brickwork::testing
+
+namespace brickwork::testing {
+namespace {
+
+// Publishes everything, collecting the payloads.
+Result<int32_t> drain_into(Store& store, std::vector<std::string>& payloads) {
+  return drain(store, 1000, [&](const std::vector<OutboxMessage>& rows) {
+    for (const auto& r : rows) payloads.push_back(r.payload);
+    return nothing_refused();
+  });
+}
+
+// The drain reads from a cursor past the rows it deleted. A row whose
+// transaction took its id before later rows committed, and commits after
+// they were drained, is still published: the cursor passes it only once
+// every transaction in progress at the read that saw the later rows ended.
+TEST_F(StoreTest, ARowCommittedAfterLaterRowsWereDrainedIsStillPublished) {
+  pqxx::connection slow_connection(pg_->url());
+  pqxx::work slow(slow_connection);
+  slow.exec("INSERT INTO outbox (topic, key, payload) VALUES ('brickwork.status', 'w', 'late')");
+  std::vector<std::string> payloads;
+  for (int round = 0; round < 5; ++round) {
+    add_messages(*store_, 3, round * 3);
+    ASSERT_TRUE(drain_into(*store_, payloads).ok());
+    ASSERT_TRUE(drain_into(*store_, payloads).ok());
+  }
+  EXPECT_EQ(payloads.size(), 15u);
+  slow.commit();
+  add_messages(*store_, 1, 100);
+  ASSERT_TRUE(drain_into(*store_, payloads).ok());
+  EXPECT_NE(std::find(payloads.begin(), payloads.end(), "late"), payloads.end());
+  EXPECT_EQ(payloads.back(), "m100");
+  EXPECT_EQ(count("outbox"), 0);
+}
+
+// The same when the late row's transaction took its id after the one that
+// committed the later row took its own: no snapshot lists it as running
+// (its id is at or above the snapshots' xmax), yet it holds a smaller row id.
+TEST_F(StoreTest, ARowOfATransactionNoSnapshotListedIsStillPublished) {
+  pqxx::connection earlier_connection(pg_->url());
+  pqxx::connection later_connection(pg_->url());
+  pqxx::work earlier(earlier_connection);
+  earlier.exec("SELECT pg_current_xact_id()");  // the smaller transaction id
+  pqxx::work later(later_connection);
+  later.exec("INSERT INTO outbox (topic, key, payload) VALUES ('brickwork.status', 'w', 'late')");
+  earlier.exec("INSERT INTO outbox (topic, key, payload) VALUES ('brickwork.status', 'v', 'first')");
+  earlier.commit();
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(drain_into(*store_, payloads).ok());
+  ASSERT_EQ(payloads, std::vector<std::string>{"first"});
+  later.commit();
+  ASSERT_TRUE(drain_into(*store_, payloads).ok());
+  EXPECT_EQ(payloads, (std::vector<std::string>{"first", "late"}));
+  EXPECT_EQ(count("outbox"), 0);
 }
 
 }  // namespace

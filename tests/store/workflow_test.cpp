@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "daemon/core/json_limits.hpp"
 #include "tests/store/store_fixture.hpp"
@@ -415,6 +416,53 @@ TEST_F(StoreTest, AStepThatStopsWaitingDropsItsQueuedPoll) {
   }).ok());
   EXPECT_EQ(sql("SELECT kind FROM effects WHERE workflow_id = 'p'")[0][0].as<std::string>(), "timer");
   EXPECT_EQ(count("effects"), 1);
+}
+
+// Dropping the poll reads the effects of its workflow alone, however the
+// table grew since the store's connection planned its statements (here
+// from empty, with no ANALYZE since): no sequential scan of effects, whose
+// dead rows a scan would walk too.
+TEST_F(StoreTest, DroppingAPollReadsOnlyItsWorkflowsEffects) {
+  const WorkflowState state = sample_state("p", from_epoch_ms(1'795'000'000'000));
+  const auto stop_waiting = [&](const std::string& id) {
+    ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+      auto loaded = tx.load_workflow_for_update(id);
+      ASSERT_TRUE(loaded.ok() && loaded->has_value());
+      WorkflowState next = **loaded;
+      const WorkflowRows rows = WorkflowRows::of(next);
+      next.steps[0].status = StepStatus::kSucceeded;
+      tx.save_workflow(next, &rows);
+    }).ok());
+  };
+  for (const char* id : {"first", "second"}) {
+    WorkflowState s = state;
+    s.id = id;
+    ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+      tx.save_workflow(s);
+      tx.add_effect(id, PollStep{"transform", s.steps[0].attempt, from_epoch_ms(0)},
+                    from_epoch_ms(1'795'000'060'000));
+    }).ok());
+  }
+  stop_waiting("first");  // planned with effects nearly empty
+  sql("INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at)"
+      " SELECT 'w' || g, 'poll', 's', 1, '{}', now() + interval '1 hour'"
+      " FROM generate_series(1, 20000) g");
+  const auto rows_scanned = [&] {  // once the store's backend flushed its statistics
+    int64_t last = -1;
+    for (int i = 0; i < 100; ++i) {
+      const int64_t now =
+          sql("SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relname = 'effects'")
+              [0][0].as<int64_t>();
+      if (now == last) return now;
+      last = now;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    }
+    return last;
+  };
+  const int64_t before = rows_scanned();
+  stop_waiting("second");
+  EXPECT_EQ(count("effects WHERE workflow_id IN ('first', 'second')"), 0);
+  EXPECT_LT(rows_scanned() - before, 1000);
 }
 
 // Several workflows in one go: each id answers for itself.
