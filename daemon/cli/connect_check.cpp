@@ -86,7 +86,7 @@ void probe_databricks(DatabricksApi* api, const Error* api_error, bool needed,
                                            listed.error().message));
     return;
   }
-  out.push_back(passed("databricks", api->host()));
+  out.push_back(passed("databricks", api->host() + " (auth_type " + api->auth_type() + ")"));
 }
 
 }  // namespace
