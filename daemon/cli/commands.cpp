@@ -16,7 +16,6 @@
 #include "daemon/core/escape.hpp"
 #include "daemon/core/json_limits.hpp"
 #include "daemon/core/logging.hpp"
-#include "daemon/databricks/client.hpp"
 #include "daemon/databricks/lakebase.hpp"
 #include "daemon/kafka/kafka.hpp"
 #include "daemon/kafka/kafka_admin.hpp"
@@ -259,11 +258,11 @@ int run_check(const std::string& config_path, bool connect, bool as_json) {
   }
   json::object report{{"config", config_path}, {"ok", true}, {"workflows", workflows}};
   // The identity the daemon would use, as resolved now: never a secret.
-  auto identity = resolve_databricks_config(config->databricks, process_environment());
-  if (identity) {
-    report["databricks"] = json::object{{"host", identity->host},
-                                        {"auth_type", identity->auth_type},
-                                        {"profile", identity->profile}};
+  const DatabricksIdentity identity = databricks_identity(*config);
+  if (identity.resolved) {
+    report["databricks"] = json::object{{"host", identity.host},
+                                        {"auth_type", identity.auth_type},
+                                        {"profile", identity.profile}};
   }
   if (!as_json) {
     std::cout << config_path << ": ok, " << config->workflows.size() << " workflow(s)";
@@ -273,10 +272,7 @@ int run_check(const std::string& config_path, bool connect, bool as_json) {
       sep = ", ";
     }
     std::cout << std::endl;
-    std::cout << "databricks: "
-              << (identity ? describe_auth(*identity)
-                           : "not configured (" + identity.error().message + ")")
-              << std::endl;
+    std::cout << "databricks: " << escape_control_characters(identity.summary) << std::endl;
   }
   int rc = kExitOk;
   if (connect) {

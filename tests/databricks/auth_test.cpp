@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "daemon/databricks/client.hpp"
 #include "daemon/databricks/credentials.hpp"
+#include "daemon/databricks/lakebase.hpp"
 #include "devstack/simulator.hpp"
 
 namespace brickwork {
@@ -197,6 +198,15 @@ struct AuthTypeTest : ::testing::Test {
     }
     EXPECT_EQ(sim->stats().identity_tokens[kind], 2);
     EXPECT_EQ(sim->stats().unauthorized, 0);
+    // A Lakebase credential request goes with the same cached token: past
+    // authentication (this simulator has no instance: 404), nothing fetched.
+    auto lakebase = make_lakebase_credentials(**api, LakebaseConfig{"instance-1", ""}, "test");
+    auto password = lakebase->password();
+    ASSERT_FALSE(password.ok());
+    EXPECT_NE(password.error().message.find("no database instance is simulated"), std::string::npos)
+        << password.error().message;
+    EXPECT_EQ(sim->stats().identity_tokens[kind], 2);
+    EXPECT_EQ(sim->stats().unauthorized, 0);
   }
 
   std::unique_ptr<DatabricksSimulator> sim;
@@ -302,6 +312,22 @@ TEST_F(AuthTypeTest, GoogleIdImpersonatesFromGceMetadata) {
   exercise("google-id", "iam-id-token");
   EXPECT_EQ(sim->stats().identity_tokens["iam-access-token"], 2);
   EXPECT_GE(sim->stats().identity_tokens["gce"], 1);
+}
+
+}  // namespace
+}  // namespace brickwork
+
+namespace brickwork {
+namespace {
+
+TEST(SimulatorIdentityFile, IdentityKeyTurnsTheProvidersOn) {
+  auto on = parse_simulator_jobs("jobs: []\nidentity: {token_ttl: 30s}\n");
+  ASSERT_TRUE(on.ok()) << on.error().message;
+  EXPECT_TRUE(on->identity.enabled);
+  EXPECT_EQ(on->identity.token_ttl, std::chrono::seconds(30));
+  auto off = parse_simulator_jobs("jobs: []\n");
+  ASSERT_TRUE(off.ok()) << off.error().message;
+  EXPECT_FALSE(off->identity.enabled);
 }
 
 }  // namespace
