@@ -58,12 +58,20 @@ struct DatabricksConfig {
   std::string token;          // PAT, or empty
   std::string client_id;      // OAuth M2M, with client_secret
   std::string client_secret;
+  // Unified authentication (docs/DATABRICKS.md): an auth type by name
+  // ("" = the SDKs' default chain) and a ~/.databrickscfg profile.
+  std::string auth_type;
+  std::string profile;
   Duration request_timeout{std::chrono::seconds(60)};
   Duration retry_budget{std::chrono::seconds(300)};  // total time spent retrying one call
   // databricks.limits: calls per second by API name ("jobs/run-now": 15),
   // on top of the defaults (daemon/databricks/rate_limits.hpp).
   std::map<std::string, double> limits;
 };
+
+// The auth types databricks.auth_type accepts: those of
+// daemon/databricks/auth/registry.cpp (a test keeps the two lists equal).
+const std::vector<std::string>& databricks_auth_types();
 
 struct CallbacksConfig {
   std::string secret;  // HMAC key for completion tokens and idempotency tokens

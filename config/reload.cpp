@@ -54,6 +54,8 @@ ReloadedConfig reloaded_config(const Config& running, const Config& fresh) {
   d.compare("databricks.client_id", running.databricks.client_id, fresh.databricks.client_id);
   d.compare("databricks.client_secret", running.databricks.client_secret,
             fresh.databricks.client_secret);
+  d.compare("databricks.auth_type", running.databricks.auth_type, fresh.databricks.auth_type);
+  d.compare("databricks.profile", running.databricks.profile, fresh.databricks.profile);
   d.compare("databricks.request_timeout", running.databricks.request_timeout,
             fresh.databricks.request_timeout);
   d.compare("databricks.retry_budget", running.databricks.retry_budget,

@@ -11,6 +11,17 @@
 #include "daemon/core/loopback.hpp"
 #include "daemon/core/time.hpp"
 
+namespace brickwork {
+
+const std::vector<std::string>& databricks_auth_types() {
+  static const std::vector<std::string> kTypes = {
+      "pat",        "oauth-m2m", "metadata-service",    "github-oidc",        "env-oidc",
+      "file-oidc", "azure-msi", "azure-client-secret", "google-credentials", "google-id"};
+  return kTypes;
+}
+
+}  // namespace brickwork
+
 namespace brickwork::config_detail {
 
 namespace {
@@ -55,6 +66,17 @@ std::optional<Error> check_topics_differ(const YamlReader& in, const YAML::Node&
     }
   }
   return std::nullopt;
+}
+
+bool is_known_auth_type(const std::string& name) {
+  const auto& types = databricks_auth_types();
+  return std::find(types.begin(), types.end(), name) != types.end();
+}
+
+std::string known_auth_types() {
+  std::string out;
+  for (const auto& t : databricks_auth_types()) out += (out.empty() ? "" : ", ") + t;
+  return out;
 }
 
 // The same rule the HTTP client applies, reported here with a position:
@@ -242,14 +264,16 @@ std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& nod
   if (auto e = in.map_node(node, "databricks")) return e;
   if (auto e = in.check_keys(
           node, "databricks",
-          {"host", "token", "client_id", "client_secret", "request_timeout", "retry_budget",
-           "limits"})) {
+          {"host", "token", "client_id", "client_secret", "auth_type", "profile", "request_timeout",
+           "retry_budget", "limits"})) {
     return e;
   }
   const std::pair<const char*, std::string*> fields[] = {{"host", &dbx.host},
                                                          {"token", &dbx.token},
                                                          {"client_id", &dbx.client_id},
-                                                         {"client_secret", &dbx.client_secret}};
+                                                         {"client_secret", &dbx.client_secret},
+                                                         {"auth_type", &dbx.auth_type},
+                                                         {"profile", &dbx.profile}};
   for (const auto& [key, target] : fields) {
     if (const YAML::Node v = node[key]) {
       auto s = in.string(v, std::string("databricks.") + key);
@@ -261,12 +285,19 @@ std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& nod
     while (!dbx.host.empty() && dbx.host.back() == '/') dbx.host.pop_back();
     if (auto what = host_problem(dbx.host)) return in.error(v, "databricks.host", *what);
   }
-  if (dbx.client_id.empty() != dbx.client_secret.empty()) {
+  if (const YAML::Node v = node["auth_type"]; v && !is_known_auth_type(dbx.auth_type)) {
+    return in.error(v, "databricks.auth_type",
+                    "unknown auth type '" + dbx.auth_type + "' (" + known_auth_types() + ")");
+  }
+  // Workload identity federation names a client_id without a secret.
+  const bool federated = dbx.auth_type.find("oidc") != std::string::npos;
+  if (dbx.client_id.empty() != dbx.client_secret.empty() && !federated) {
     return in.error(node, "databricks", "client_id and client_secret (OAuth M2M) go together");
   }
-  if (!dbx.token.empty() && !dbx.client_id.empty()) {
+  if (!dbx.token.empty() && !dbx.client_id.empty() && dbx.auth_type.empty()) {
     return in.error(node, "databricks",
-                    "expected either token or client_id + client_secret, not both");
+                    "expected either token or client_id + client_secret, not both (or "
+                    "auth_type naming the one to use)");
   }
   if (const YAML::Node v = node["request_timeout"]) {
     auto d = in.duration(v, "databricks.request_timeout");

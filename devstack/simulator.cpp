@@ -45,8 +45,12 @@ using simulator_detail::api_error;
 using simulator_detail::Event;
 using simulator_detail::json_response;
 using simulator_detail::Run;
+using simulator_detail::parse_query;
 
 
+}  // namespace
+
+namespace simulator_detail {
 std::map<std::string, std::string> parse_query(std::string_view q) {
   std::map<std::string, std::string> out;
   while (!q.empty()) {
@@ -60,10 +64,6 @@ std::map<std::string, std::string> parse_query(std::string_view q) {
   }
   return out;
 }
-
-}  // namespace
-
-namespace simulator_detail {
 
 std::optional<int64_t> request_int64(const json::value* v) {
   if (v == nullptr) return std::nullopt;
@@ -297,8 +297,10 @@ std::optional<http::ServerResponse> DatabricksSimulator::Impl::maybe_fault() {
 }
 
 bool DatabricksSimulator::Impl::authorized(const http::ServerRequest& req) {
-  const bool required = !options.bearer_token.empty() || !options.oauth_client_id.empty();
+  const bool required = !options.bearer_token.empty() || !options.oauth_client_id.empty() ||
+                        options.identity.enabled;
   if (!required) return true;
+  if (!identity_headers_ok(req)) return false;
   const std::string auth = req.header("Authorization");
   if (auth.rfind("Bearer ", 0) != 0) return false;
   const std::string token = auth.substr(7);
@@ -318,6 +320,7 @@ http::ServerResponse DatabricksSimulator::Impl::route(const http::ServerRequest&
       parse_query(qpos == std::string::npos ? std::string_view()
                                             : std::string_view(req.target).substr(qpos + 1));
 
+  if (auto identity = identity_route(req, path, query)) return *identity;
   if (path == "/oidc/v1/token") {
     if (req.method != "POST") {
       return api_error(404, "ENDPOINT_NOT_FOUND",
@@ -404,6 +407,9 @@ http::ServerResponse DatabricksSimulator::Impl::route(const http::ServerRequest&
 http::ServerResponse DatabricksSimulator::Impl::token(const http::ServerRequest& req) {
   const auto form = parse_query(req.body);
   auto gt = form.find("grant_type");
+  if (gt != form.end() && gt->second == "urn:ietf:params:oauth:grant-type:token-exchange") {
+    return token_exchange(form);
+  }
   if (gt == form.end() || gt->second != "client_credentials") {
     return json_response(
         400, json::object{{"error", "unsupported_grant_type"},

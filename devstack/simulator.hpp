@@ -120,6 +120,32 @@ Status parse_simulator_limit(const std::string& text, SimulatorPace& pace);
 Result<double> parse_simulator_rate(const std::string& text);  // "20/s" → 20
 Result<double> parse_simulator_transfer_rate(const std::string& text);  // bytes per second
 
+// The identity providers the simulator plays (simulator_identity.cpp,
+// docs/DATABRICKS.md "Authentication"), all on its own address, reached
+// through the variables the SDKs and cloud libraries read:
+//   POST /entra/{tenant}/oauth2/token    Entra ID client credentials (AZURE_AUTHORITY_HOST=<base>/entra)
+//   GET  /metadata/identity/oauth2/token Azure IMDS, "Metadata: true" (AZURE_POD_IDENTITY_AUTHORITY_HOST=<base>)
+//   GET  /metadata-service/token         Databricks metadata service (DATABRICKS_METADATA_SERVICE_URL)
+//   GET  /github/id-token?audience=      GitHub Actions ID token (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN)
+//   POST /oidc/v1/token                  RFC 8693 exchange of an ID token the simulator signed
+//   POST /google/token                   a service account's JWT grant (the key's token_uri)
+//   GET  /computeMetadata/v1/instance/service-accounts/default/token  GCE metadata (GCE_METADATA_HOST)
+//   POST /google/iam/v1/projects/-/serviceAccounts/{sa}:generateIdToken | :generateAccessToken
+//                                        IAM Credentials (BRICKWORK_GOOGLE_IAM_ENDPOINT=<base>/google/iam)
+struct SimulatorIdentity {
+  // When set, API calls need a token one of the providers issued (or
+  // bearer_token / an OAuth M2M token).
+  bool enabled = false;
+  Duration token_ttl{std::chrono::seconds(3600)};  // of every token issued (whole seconds, >= 1)
+  std::string azure_tenant_id = "sim-tenant";
+  std::string azure_client_id = "sim-azure-sp";
+  std::string azure_client_secret = "sim-azure-secret";
+  std::string github_request_token = "sim-github-request-token";
+  // The exchange accepts only this client_id ("" accepts none: account-wide federation).
+  std::string federation_client_id = "sim-federated-sp";
+  std::string google_service_account = "brickwork@sim-project.iam.gserviceaccount.com";
+};
+
 struct SimulatorOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 0;  // 0 = a free port
@@ -148,6 +174,7 @@ struct SimulatorOptions {
   Duration cancel_delay{std::chrono::milliseconds(100)};  // TERMINATING before CANCELED
   SimulatorFaults faults;
   SimulatorPace pace;
+  SimulatorIdentity identity;
 };
 
 // One task run of a run: its own run id (from the same sequence as run ids)
@@ -197,6 +224,12 @@ struct SimulatorStats {
   int64_t statement_polls = 0;
   int64_t statement_cancels = 0;
   int64_t token_calls = 0;       // tokens issued by /oidc/v1/token
+  // Tokens the identity providers issued, by kind: "entra", "entra-management",
+  // "imds", "imds-management", "metadata-service", "github-id-token",
+  // "token-exchange", "google-id-token", "google-access-token", "gce",
+  // "iam-id-token", "iam-access-token".
+  std::map<std::string, int64_t> identity_tokens;
+  int64_t management_headers = 0;  // API calls with a valid Azure management token
   int64_t unauthorized = 0;      // 401s
   int64_t runs_created = 0;      // job runs (task runs not counted)
   int64_t faults_injected = 0;
@@ -286,6 +319,21 @@ class DatabricksSimulator {
   // simulator).
   SimulatedSharing sharing() const;
   void edit_sharing(const std::function<void(SimulatedSharing&)>& edit);
+
+  // Identity (simulator_identity.cpp). An ID token (JWT, HS256) the simulator
+  // signs, as a workload's identity provider would (a Kubernetes projected
+  // service account token, a CI job's token): subject `subject`, audience
+  // <base>/oidc/v1/token, valid for `ttl`. The exchange accepts it.
+  std::string issue_id_token(const std::string& subject, Duration ttl) const;
+  // A service account key file's JSON (type service_account, an RSA key made
+  // for this simulator, token_uri <base>/google/token) for google-credentials
+  // or GOOGLE_APPLICATION_CREDENTIALS. Needs start().
+  std::string google_service_account_key() const;
+  // The environment variables that point the SDKs' identity lookups here
+  // (AZURE_AUTHORITY_HOST, AZURE_POD_IDENTITY_AUTHORITY_HOST,
+  // ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN, GCE_METADATA_HOST,
+  // BRICKWORK_GOOGLE_IAM_ENDPOINT, DATABRICKS_METADATA_SERVICE_URL).
+  std::map<std::string, std::string> identity_environment() const;
 
  private:
   struct Impl;

@@ -206,6 +206,14 @@ Result<SimulatorOptions> parse_simulator_jobs(const std::string& yaml_text, cons
         if (v["client_id"]) options.oauth_client_id = v["client_id"].as<std::string>();
         if (v["client_secret"]) options.oauth_client_secret = v["client_secret"].as<std::string>();
         if (v["token_ttl"]) options.oauth_token_ttl = duration_field(source, v["token_ttl"], "oauth.token_ttl");
+      } else if (key == "identity") {
+        // The identity providers (simulator.hpp SimulatorIdentity); their
+        // variables are printed at start.
+        if (!v.IsMap()) throw YamlError{where(source, v, "identity") + ": expected a mapping"};
+        options.identity.enabled = true;
+        if (v["token_ttl"]) {
+          options.identity.token_ttl = duration_field(source, v["token_ttl"], "identity.token_ttl");
+        }
       } else {
         throw YamlError{where(source, kv.first, key) + ": unknown field"};
       }

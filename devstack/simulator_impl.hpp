@@ -39,6 +39,8 @@ std::optional<int64_t> request_int64(const json::value* v);
 http::ServerResponse json_response(int status, const json::value& body);
 // %XX decoded; '+' as a space only in a query string.
 std::string percent_decode(std::string_view s, bool plus_is_space);
+// A query string or form body, decoded.
+std::map<std::string, std::string> parse_query(std::string_view q);
 // A Databricks error body {"error_code", "message"}.
 http::ServerResponse api_error(int status, const std::string& code, const std::string& message);
 
@@ -123,6 +125,24 @@ struct DatabricksSimulator::Impl {
   bool authorized(const http::ServerRequest& req);
   http::ServerResponse route(const http::ServerRequest& req, std::vector<Event>& events);
   http::ServerResponse token(const http::ServerRequest& req);
+
+  // Identity providers (simulator_identity.cpp): their routes, the token
+  // exchange at /oidc/v1/token, and the check of Azure's and Google's extra
+  // headers on API calls. Tokens they issue for the workspace go into
+  // issued_tokens; the others (management, Google access, GCE) into side_tokens.
+  std::optional<http::ServerResponse> identity_route(const http::ServerRequest& req,
+                                                     const std::string& path,
+                                                     const std::map<std::string, std::string>& query);
+  http::ServerResponse token_exchange(const std::map<std::string, std::string>& form);
+  bool identity_headers_ok(const http::ServerRequest& req);
+  // A new opaque token of `kind`, valid for identity.token_ttl.
+  std::pair<std::string, int64_t> issue(const std::string& kind, bool for_workspace);
+  std::string sign_jwt(const json::object& claims);
+  std::optional<json::object> verify_jwt(const std::string& jwt);
+  std::map<std::string, std::pair<std::string, SteadyClock::time_point>> side_tokens;
+  std::string jwt_key;          // HMAC key of the ID tokens the simulator issues
+  std::string google_key_pem;   // the simulated service account's RSA key
+  std::string google_public_pem;
 
   // Jobs API routes (simulator_routes.cpp).
   std::optional<http::ServerResponse> check_token(const json::object& o, std::string& token);

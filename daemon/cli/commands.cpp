@@ -327,7 +327,17 @@ int run_check(const std::string& config_path, bool connect, bool as_json) {
   }
   json::object report{
       {"config", config_path}, {"ok", true}, {"workflows", workflow_summaries(config->workflows)}};
-  if (!as_json) print_workflow_summary(config_path, config->workflows);
+  // The identity the daemon would use, as resolved now: never a secret.
+  const DatabricksIdentity identity = databricks_identity(*config);
+  if (identity.resolved) {
+    report["databricks"] = json::object{{"host", identity.host},
+                                        {"auth_type", identity.auth_type},
+                                        {"profile", identity.profile}};
+  }
+  if (!as_json) {
+    print_workflow_summary(config_path, config->workflows);
+    std::cout << "databricks: " << escape_control_characters(identity.summary) << std::endl;
+  }
   int rc = kExitOk;
   if (connect) {
     json::array probes;

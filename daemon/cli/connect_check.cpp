@@ -8,6 +8,7 @@
 
 #include "daemon/cli/cli_common.hpp"
 #include "daemon/core/escape.hpp"
+#include "daemon/databricks/client.hpp"
 #include "daemon/databricks/lakebase.hpp"
 #include "daemon/kafka/kafka_admin.hpp"
 #include "daemon/store/databases.hpp"
@@ -86,7 +87,7 @@ void probe_databricks(DatabricksApi* api, const Error* api_error, bool needed,
                                            listed.error().message));
     return;
   }
-  out.push_back(passed("databricks", api->host()));
+  out.push_back(passed("databricks", api->host() + " (auth_type " + api->auth_type() + ")"));
 }
 
 }  // namespace
@@ -154,6 +155,21 @@ std::vector<std::string> databricks_steps(const Config& config) {
       }
     }
   }
+  return out;
+}
+
+DatabricksIdentity databricks_identity(const Config& config) {
+  DatabricksIdentity out;
+  auto resolved = resolve_databricks_config(config.databricks, process_environment());
+  if (!resolved) {
+    out.summary = "not configured (" + resolved.error().message + ")";
+    return out;
+  }
+  out.resolved = true;
+  out.host = resolved->host;
+  out.auth_type = resolved->auth_type;
+  out.profile = resolved->profile;
+  out.summary = describe_auth(*resolved);
   return out;
 }
 

@@ -30,4 +30,15 @@ std::vector<std::string> databricks_steps(const Config& config);
 // steps and no Databricks credentials resolve. nullopt when it can.
 std::optional<std::string> missing_databricks_credentials(const Config& config);
 
+// The Databricks identity `check` reports, resolved as the daemon would
+// (process environment, ~/.databrickscfg): never a secret.
+struct DatabricksIdentity {
+  bool resolved = false;
+  std::string host;
+  std::string auth_type;
+  std::string profile;
+  std::string summary;  // "https://host (auth_type X, profile P)", or why none resolves
+};
+DatabricksIdentity databricks_identity(const Config& config);
+
 }  // namespace brickwork::cli

@@ -99,6 +99,8 @@ class DatabricksApi {
   virtual Status upload_file(const FileUpload& upload) = 0;
   // The workspace base URL, e.g. "https://adb-1.azuredatabricks.net".
   virtual std::string host() const = 0;
+  // The auth type in use ("pat", "azure-msi", ...; docs/DATABRICKS.md), never a secret.
+  virtual std::string auth_type() const { return ""; }
   // Counts every HTTP exchange from now on into `metrics` (null: stop).
   // `metrics` must outlive the calls made while it is set.
   virtual void set_metrics(Metrics* /*metrics*/) {}

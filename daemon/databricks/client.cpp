@@ -57,8 +57,6 @@ struct Call {
   std::string body_file;  // streamed instead of `body`
   std::string content_type = "application/json";
   bool retry = true;
-  bool with_auth = true;
-  std::string basic_auth;  // for the token endpoint
 };
 
 // Jittered exponential backoff, shared by the call retries and token refresh.
@@ -82,41 +80,6 @@ class Backoff {
   std::mt19937_64 rng_;
 };
 
-class DatabricksClient;
-
-// OAuth M2M access token, cached and renewed when its remaining life drops
-// below min(TTL/2, 20 min). A failed renewal keeps the still-valid token and
-// is retried after a growing pause; an expired token makes the call fail
-// (transiently, if the failure was) so the caller's retry loop backs off.
-class OAuthTokenSource {
- public:
-  OAuthTokenSource(DatabricksClient& client, std::string client_id, std::string client_secret,
-                   Backoff& backoff)
-      : client_(client),
-        basic_("Basic " + base64(client_id + ":" + client_secret)),
-        backoff_(backoff) {}
-
-  Result<std::string> authorization(const std::shared_ptr<DatabricksClientCounters>& counters);
-  void invalidate() {
-    std::lock_guard lock(mu_);
-    have_ = false;
-  }
-
- private:
-  Result<std::string> fetch();
-
-  DatabricksClient& client_;
-  const std::string basic_;  // never logged
-  Backoff& backoff_;
-  std::mutex mu_;
-  bool have_ = false;
-  std::string header_;
-  SteadyClock::time_point expires_{};
-  SteadyClock::time_point renew_at_{};
-  SteadyClock::time_point next_try_{};
-  int failures_ = 0;
-};
-
 class DatabricksClient final : public DatabricksApi {
  public:
   DatabricksClient(ResolvedDatabricksConfig config, const DatabricksClientOptions& options)
@@ -124,9 +87,21 @@ class DatabricksClient final : public DatabricksApi {
         counters_(options.counters ? options.counters : std::make_shared<DatabricksClientCounters>()),
         backoff_(options.backoff_initial, options.backoff_max),
         limiter_(config_.limits) {
-    if (config_.auth == DatabricksAuth::kOAuthM2M) {
-      oauth_ = std::make_unique<OAuthTokenSource>(*this, config_.client_id, config_.client_secret,
-                                                  backoff_);
+    if (const CredentialsStrategy* s = find_credentials_strategy(config_.auth_type)) {
+      AuthContext ctx;
+      ctx.host = config_.host;
+      ctx.auth_type = config_.auth_type;
+      ctx.attributes = config_.attributes;
+      ctx.env = config_.env;
+      ctx.http = &http_;
+      ctx.timeout = std::min<Duration>(config_.request_timeout, std::chrono::seconds(30));
+      ctx.counters = counters_;
+      ctx.observe = [this](const std::string& endpoint, const std::string& code, double seconds) {
+        if (Metrics* metrics = metrics_.load()) {
+          metrics->observe_databricks_request(endpoint, code, seconds);
+        }
+      };
+      credentials_ = s->make(ctx);
     }
   }
 
@@ -262,6 +237,7 @@ class DatabricksClient final : public DatabricksApi {
   }
 
   std::string host() const override { return config_.host; }
+  std::string auth_type() const override { return config_.auth_type; }
   void set_metrics(Metrics* metrics) override { metrics_ = metrics; }
 
   // One logical call: attempts with backoff until success, a non-transient
@@ -293,12 +269,13 @@ class DatabricksClient final : public DatabricksApi {
         }
         if (response.status >= 200 && response.status < 300) return std::move(*outcome);
         error = error_from_http(response.status, response.reason, response.body);
-        if (response.status == 401 && oauth_ && call.with_auth && !reauthorized) {
+        if (response.status == 401 && credentials_ && config_.auth_type != "pat" &&
+            !reauthorized) {
           // The cached token may have been revoked: fetch a new one once.
           reauthorized = true;
-          oauth_->invalidate();
-          spdlog::warn("databricks {} {}: 401, renewing the OAuth token", call.method,
-                       path_only(call.path_and_query));
+          credentials_->invalidate();
+          spdlog::warn("databricks {} {}: 401, renewing the {} token", call.method,
+                       path_only(call.path_and_query), config_.auth_type);
           continue;
         }
       } else {
@@ -391,16 +368,10 @@ class DatabricksClient final : public DatabricksApi {
       request.headers.emplace_back("Content-Type", call.content_type);
       request.body_file = call.body_file;
     }
-    if (!call.basic_auth.empty()) {
-      request.headers.emplace_back("Authorization", call.basic_auth);
-    } else if (call.with_auth) {
-      if (config_.auth == DatabricksAuth::kPat) {
-        request.headers.emplace_back("Authorization", "Bearer " + config_.token);
-      } else if (oauth_) {
-        auto header = oauth_->authorization(counters_);
-        if (!header) return header.error();
-        request.headers.emplace_back("Authorization", std::move(*header));
-      }
+    if (credentials_) {
+      auto headers = credentials_->headers();
+      if (!headers) return headers.error();
+      for (auto& h : *headers) request.headers.push_back(std::move(h));
     }
     // Each attempt gets the request timeout, cut to what is left of the budget.
     const auto left = std::chrono::duration_cast<Duration>(budget_end - SteadyClock::now());
@@ -442,93 +413,14 @@ class DatabricksClient final : public DatabricksApi {
     return *v;
   }
 
-  friend class OAuthTokenSource;
-
   const ResolvedDatabricksConfig config_;
   std::shared_ptr<DatabricksClientCounters> counters_;
   std::atomic<Metrics*> metrics_{nullptr};
   Backoff backoff_;
   ApiLimiter limiter_;
   http::Client http_;
-  std::unique_ptr<OAuthTokenSource> oauth_;
+  std::unique_ptr<CredentialsProvider> credentials_;  // none for auth_type "none"
 };
-
-Result<std::string> OAuthTokenSource::authorization(
-    const std::shared_ptr<DatabricksClientCounters>& counters) {
-  std::lock_guard lock(mu_);
-  const auto now = SteadyClock::now();
-  if (have_ && now < renew_at_) return header_;
-  if (have_ && now < expires_ && now < next_try_) return header_;
-  auto fetched = fetch();
-  if (fetched) {
-    counters->token_fetches.fetch_add(1);
-    failures_ = 0;
-    return header_;
-  }
-  counters->token_failures.fetch_add(1);
-  const Error& e = fetched.error();
-  if (have_ && now < expires_) {
-    const Duration pause = backoff_.delay(++failures_);
-    next_try_ = now + pause;
-    spdlog::warn("databricks OAuth token renewal failed ({}: {}); keeping the current token, "
-                 "next try in {} ms",
-                 e.code, e.message, pause.count());
-    return header_;
-  }
-  spdlog::warn("databricks OAuth token request failed: {}: {}", e.code, e.message);
-  return e;
-}
-
-Result<std::string> OAuthTokenSource::fetch() {
-  Call call;
-  call.method = "POST";
-  call.path_and_query = "/oidc/v1/token";
-  call.body = "grant_type=client_credentials&scope=all-apis";
-  call.content_type = "application/x-www-form-urlencoded";
-  call.retry = false;  // the caller's loop retries; a nested loop would double the budget
-  call.with_auth = false;
-  call.basic_auth = basic_;
-  auto response = client_.execute(call);
-  if (!response) {
-    Error e = response.error();
-    e.message = "OAuth token request: " + e.message;
-    return e;
-  }
-  auto body = parse_json_body(response->body, "oidc/v1/token");
-  if (!body) return body.error();
-  const json::object* o = body->if_object();
-  const json::value* token = o != nullptr ? o->if_contains("access_token") : nullptr;
-  if (token == nullptr || !token->is_string() || token->get_string().empty()) {
-    return Error{ErrorKind::kInvalidInput, "bad_token_response",
-                 "OAuth token response has no access_token"};
-  }
-  std::string type = "Bearer";
-  if (const json::value* t = o->if_contains("token_type"); t != nullptr && t->is_string() &&
-                                                           !t->get_string().empty()) {
-    type = std::string(t->get_string());
-    if (type == "bearer") type = "Bearer";
-  }
-  int64_t expires_in = 3600;
-  if (const json::value* ei = o->if_contains("expires_in")) {
-    if (auto v = as_int64(*ei)) {
-      expires_in = *v;
-    } else if (ei->is_string()) {
-      const std::string s(ei->get_string());
-      int64_t parsed = 0;
-      auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), parsed);
-      if (ec == std::errc() && p == s.data() + s.size()) expires_in = parsed;
-    }
-  }
-  const auto now = SteadyClock::now();
-  const auto ttl = std::chrono::seconds(std::max<int64_t>(expires_in, 1));
-  const auto margin = std::min<SteadyClock::duration>(ttl / 2, std::chrono::minutes(20));
-  header_ = type + " " + std::string(token->get_string());
-  have_ = true;
-  expires_ = now + ttl;
-  renew_at_ = expires_ - margin;
-  next_try_ = {};
-  return header_;
-}
 
 }  // namespace
 

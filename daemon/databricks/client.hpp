@@ -16,42 +16,50 @@
 #include "daemon/core/result.hpp"
 #include "daemon/core/time.hpp"
 #include "daemon/databricks/api.hpp"
+#include "daemon/databricks/credentials.hpp"
 
 namespace brickwork {
 
-// Reads one environment variable; nullopt when unset. Tests pass a map.
-using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
 // ::getenv.
 EnvLookup process_environment();
 
-enum class DatabricksAuth {
-  kNone,      // only allowed for an http:// loopback host (the simulator)
-  kPat,       // Authorization: Bearer <token>
-  kOAuthM2M,  // client credentials against {host}/oidc/v1/token
-};
-
 struct ResolvedDatabricksConfig {
   std::string host;  // "https://..." or "http://127.0.0.1:P", no trailing '/'
-  DatabricksAuth auth = DatabricksAuth::kNone;
-  std::string token;
-  std::string client_id;
-  std::string client_secret;
+  // The auth type chosen (a CredentialsStrategy's name), or "none": only for
+  // an http:// loopback host without any credential (the simulator).
+  std::string auth_type;
+  AuthAttributes attributes;  // every attribute found (auth_attributes()), host included
+  std::map<std::string, std::string> sources;  // attribute → "config", "env X", "file P [profile]"
   std::string profile;      // the ~/.databrickscfg profile used, "" if none
   std::string config_file;  // the file read, "" if none
+  EnvLookup env;            // where the environment was read (env-oidc reads it again)
   Duration request_timeout{std::chrono::seconds(60)};
   Duration retry_budget{std::chrono::seconds(300)};
   std::map<std::string, double> limits;  // calls per second by API: defaults + databricks.limits
+
+  std::string attr(const std::string& name) const {
+    auto it = attributes.find(name);
+    return it == attributes.end() ? std::string() : it->second;
+  }
 };
 
+// "https://host (auth_type azure-msi, profile prod)": never a secret.
+std::string describe_auth(const ResolvedDatabricksConfig& resolved);
+
 // Fills host and credentials as the Databricks SDKs do: explicit `config`
-// fields first, then DATABRICKS_HOST / _TOKEN / _CLIENT_ID / _CLIENT_SECRET /
-// _AUTH_TYPE, then a profile of DATABRICKS_CONFIG_FILE (default
-// $HOME/.databrickscfg): the one named by DATABRICKS_CONFIG_PROFILE, else
+// fields first (host, token, client_id, client_secret, auth_type, profile),
+// then the environment (auth_attributes(): DATABRICKS_*, ARM_*, ...), then a
+// profile of DATABRICKS_CONFIG_FILE (default $HOME/.databrickscfg): the one
+// named by databricks.profile or DATABRICKS_CONFIG_PROFILE, else
 // [__settings__] default_profile, else [DEFAULT]. The file only fills empty
 // attributes and is skipped when no profile is named and a host or any
-// credential is already set. A host without scheme gets "https://".
-// Errors (kInvalidInput): no host, no credentials for a remote host, half an
-// OAuth pair, a named profile that does not exist, http:// to a remote host.
+// credential attribute is already set. A host without scheme gets "https://".
+// The auth type is auth_type when set (then only its attributes are checked),
+// else the first of credentials_strategies() the attributes configure.
+// Errors (kInvalidInput) say what was found (secrets masked) and what is
+// missing: no host, no credentials for a remote host, attributes of two
+// methods without auth_type, half an OAuth pair, an unknown auth_type, a
+// named profile that does not exist, http:// to a remote host.
 Result<ResolvedDatabricksConfig> resolve_databricks_config(const DatabricksConfig& config,
                                                            const EnvLookup& env);
 

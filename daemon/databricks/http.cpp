@@ -58,7 +58,7 @@ struct Target {
   std::string key;          // pool key
 };
 
-Result<Target> parse_target(std::string_view url) {
+Result<Target> parse_target(std::string_view url, bool allow_link_local = false) {
   auto parsed = boost::urls::parse_uri(url);
   if (!parsed) {
     return Error{ErrorKind::kInvalidInput, "bad_url",
@@ -76,7 +76,8 @@ Result<Target> parse_target(std::string_view url) {
   if (t.host.empty()) {
     return Error{ErrorKind::kInvalidInput, "bad_url", "URL has no host: '" + std::string(url) + "'"};
   }
-  if (!t.tls && !is_loopback_host(t.host)) {
+  if (!t.tls && !is_loopback_host(t.host) &&
+      !(allow_link_local && t.host == "169.254.169.254")) {
     return Error{ErrorKind::kInvalidInput, "insecure_url",
                  "http:// is allowed only for a loopback host (the local simulator); host '" +
                      t.host + "' needs https://"};
@@ -271,7 +272,7 @@ struct Client::Impl {
   }
 
   asio::awaitable<Result<Response>> perform(const Request& request) {
-    auto target = parse_target(request.url);
+    auto target = parse_target(request.url, request.allow_link_local);
     if (!target) co_return target.error();
     const auto verb = bhttp::string_to_verb(request.method);
     if (verb == bhttp::verb::unknown) {

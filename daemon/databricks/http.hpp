@@ -29,6 +29,9 @@ struct Request {
   // never held whole in memory; Content-Length from its size) and `body`
   // must be empty.
   std::string body_file;
+  // Plain http:// also to the link-local metadata address 169.254.169.254
+  // (Azure IMDS, GCE metadata), which serves nothing else.
+  bool allow_link_local = false;
 };
 
 struct Response {

@@ -307,6 +307,13 @@ int run_simulator(uint16_t port, const std::string& jobs_file, const std::string
     return 1;
   }
   std::cout << "databricks simulator listening on " << simulator.base_url() << std::endl;
+  if (options.identity.enabled) {
+    // What points the SDKs' identity lookups (and brickwork's) here.
+    for (const auto& [name, value] : simulator.identity_environment()) {
+      std::cout << "  " << name << "=" << value << "\n";
+    }
+    std::cout << std::flush;
+  }
   std::signal(SIGINT, on_demo_signal);
   std::signal(SIGTERM, on_demo_signal);
   while (!g_demo_interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -209,6 +209,18 @@ TEST(LoaderRules, DatabricksHostAndCredentials) {
   EXPECT_FALSE(has(both, "dapi-secret-token")) << both;
   EXPECT_FALSE(has(both, "oauth-secret")) << both;
   EXPECT_TRUE(has(dbx("  request_timeout: 0s\n"), "databricks.request_timeout: must be longer than 0"));
+  // Unified authentication: the auth type by name and a profile.
+  EXPECT_EQ(dbx("  auth_type: azure-msi\n  profile: prod\n"), "ok");
+  const std::string unknown = dbx("  auth_type: azure-cli\n");
+  EXPECT_TRUE(has(unknown, "databricks.auth_type: unknown auth type 'azure-cli'")) << unknown;
+  EXPECT_TRUE(has(unknown, "google-id")) << unknown;
+  EXPECT_EQ(dbx("  auth_type: file-oidc\n  client_id: federated-sp\n"), "ok");
+  EXPECT_EQ(dbx("  auth_type: pat\n  token: t\n  client_id: a\n  client_secret: s\n"), "ok");
+  auto named = load_config_from_string(
+      std::string(kSecret) + "databricks: {auth_type: env-oidc, profile: ci}\n", "r.yaml", with_steps());
+  ASSERT_TRUE(named) << named.error().message;
+  EXPECT_EQ(named->databricks.auth_type, "env-oidc");
+  EXPECT_EQ(named->databricks.profile, "ci");
 }
 
 TEST(LoaderRules, KafkaTopicsMustDiffer) {

@@ -59,6 +59,8 @@ TEST(Reload, EveryOtherChangeIsKeptOutAndNamedByItsKey) {
   fresh.databricks.token = "dapi-token-2";
   fresh.databricks.client_id = "client-2";
   fresh.databricks.client_secret = "client-secret-2";
+  fresh.databricks.auth_type = "azure-msi";
+  fresh.databricks.profile = "prod";
   fresh.databricks.request_timeout = Duration(1000);
   fresh.databricks.retry_budget = Duration(2000);
   fresh.callbacks.secret = "callback-secret-number-2";
@@ -88,6 +90,8 @@ TEST(Reload, EveryOtherChangeIsKeptOutAndNamedByItsKey) {
                                              "databricks.token",
                                              "databricks.client_id",
                                              "databricks.client_secret",
+                                             "databricks.auth_type",
+                                             "databricks.profile",
                                              "databricks.request_timeout",
                                              "databricks.retry_budget",
                                              "callbacks.secret",

@@ -227,8 +227,8 @@ TEST_F(ResolveTest, ExplicitConfigWins) {
   auto r = resolve_databricks_config(c, env());
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->host, "https://adb-1.azuredatabricks.net");
-  EXPECT_EQ(r->auth, DatabricksAuth::kPat);
-  EXPECT_EQ(r->token, "explicit");
+  EXPECT_EQ(r->auth_type, "pat");
+  EXPECT_EQ(r->attr("token"), "explicit");
 }
 
 TEST_F(ResolveTest, EnvironmentFillsGaps) {
@@ -239,8 +239,8 @@ TEST_F(ResolveTest, EnvironmentFillsGaps) {
   auto r = resolve_databricks_config(DatabricksConfig{}, env());
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->host, "https://env.example.com");
-  EXPECT_EQ(r->auth, DatabricksAuth::kOAuthM2M);  // file skipped: host set, no profile named
-  EXPECT_EQ(r->client_id, "cid");
+  EXPECT_EQ(r->auth_type, "oauth-m2m");  // file skipped: host set, no profile named
+  EXPECT_EQ(r->attr("client_id"), "cid");
   EXPECT_EQ(r->config_file, "");
 }
 
@@ -250,7 +250,7 @@ TEST_F(ResolveTest, DefaultProfileFromHome) {
   auto r = resolve_databricks_config(DatabricksConfig{}, env());
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->host, "https://file.example.com");
-  EXPECT_EQ(r->token, "file-token");
+  EXPECT_EQ(r->attr("token"), "file-token");
   EXPECT_EQ(r->profile, "DEFAULT");
 }
 
@@ -264,8 +264,8 @@ TEST_F(ResolveTest, NamedProfileAndConfigFileVariable) {
   auto r = resolve_databricks_config(DatabricksConfig{}, env());
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->host, "https://env-host.example.com");
-  EXPECT_EQ(r->auth, DatabricksAuth::kOAuthM2M);
-  EXPECT_EQ(r->client_secret, "psecret");
+  EXPECT_EQ(r->auth_type, "oauth-m2m");
+  EXPECT_EQ(r->attr("client_secret"), "psecret");
   EXPECT_EQ(r->profile, "prod");
 
   env_["DATABRICKS_CONFIG_PROFILE"] = "missing";
@@ -280,7 +280,7 @@ TEST_F(ResolveTest, SettingsDefaultProfile) {
             "[dev]\nhost = dev.example.com\ntoken = devtok\n");
   auto r = resolve_databricks_config(DatabricksConfig{}, env());
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(r->token, "devtok");
+  EXPECT_EQ(r->attr("token"), "devtok");
   EXPECT_EQ(r->profile, "dev");
 }
 
@@ -312,7 +312,7 @@ TEST_F(ResolveTest, Failures) {
   local.host = "http://127.0.0.1:8080";
   auto ok = resolve_databricks_config(local, env());
   ASSERT_TRUE(ok.ok()) << ok.error().message;
-  EXPECT_EQ(ok->auth, DatabricksAuth::kNone);
+  EXPECT_EQ(ok->auth_type, "none");
   local.host = "http://localhost:1";
   EXPECT_TRUE(resolve_databricks_config(local, env()).ok());
   local.host = "http://[::1]:1";
