@@ -214,7 +214,8 @@ std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& nod
   if (auto e = in.map_node(node, "databricks")) return e;
   if (auto e = in.check_keys(
           node, "databricks",
-          {"host", "token", "client_id", "client_secret", "request_timeout", "retry_budget"})) {
+          {"host", "token", "client_id", "client_secret", "request_timeout", "retry_budget",
+           "max_in_flight", "max_transfers"})) {
     return e;
   }
   const std::pair<const char*, std::string*> fields[] = {{"host", &dbx.host},
@@ -249,6 +250,15 @@ std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& nod
     auto d = in.duration(v, "databricks.retry_budget");
     if (!d) return d.error();
     dbx.retry_budget = *d;
+  }
+  const std::pair<const char*, int32_t*> slots[] = {{"max_in_flight", &dbx.max_in_flight},
+                                                    {"max_transfers", &dbx.max_transfers}};
+  for (const auto& [key, target] : slots) {
+    if (const YAML::Node v = node[key]) {
+      auto i = in.integer(v, std::string("databricks.") + key, 1, 1024);
+      if (!i) return i.error();
+      *target = static_cast<int32_t>(*i);
+    }
   }
   return std::nullopt;
 }

@@ -46,6 +46,9 @@ class StepType {
   // Whether its steps need Databricks credentials: without them, `check`
   // fails and the daemon does not start.
   virtual bool calls_databricks() const { return false; }
+  // Whether executing it moves a large body (an upload): it then runs in the
+  // transfer lane (databricks.max_transfers), apart from short calls.
+  virtual bool is_transfer() const { return false; }
   // Checks the action's fields (`step.action`) at configuration time and
   // fills in what the engine needs: `step.plan` (default: performed by the
   // runtime through execute/poll/cancel) and any defaults of the step's
