@@ -43,6 +43,7 @@ class GateStep final : public StepType {
     g.cv.wait(lock, [&] { return g.released || g.canceled; });
     --running;
     ++g.executed;
+    g.cv.notify_all();
     if (g.canceled) return Error{ErrorKind::kTransient, "canceled", "canceled: stopping"};
     return StepOutcome{};
   }
