@@ -17,6 +17,7 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "daemon/core/loopback.hpp"
@@ -335,12 +336,15 @@ struct Client::Impl {
     }
     const SteadyTime deadline = std::chrono::steady_clock::now() + request.timeout;
     const Pace pace{deadline, request.idle_timeout};
-    Result<Response> response =
-        request.body_file.empty()
-            ? co_await perform_with<bhttp::string_body>(*target, verb, request, pace)
-            : co_await perform_with<bhttp::file_body>(*target, verb, request, pace);
-    if (!response && canceled) co_return canceled_error(*target);
-    co_return response;
+    // Not a conditional expression: GCC 12 miscompiles co_await inside one.
+    std::optional<Result<Response>> response;
+    if (request.body_file.empty()) {
+      response.emplace(co_await perform_with<bhttp::string_body>(*target, verb, request, pace));
+    } else {
+      response.emplace(co_await perform_with<bhttp::file_body>(*target, verb, request, pace));
+    }
+    if (!*response && canceled) co_return canceled_error(*target);
+    co_return std::move(*response);
   }
 
   // The request with its body: text as given, or a file opened anew for each
