@@ -67,6 +67,8 @@ struct DatabricksConfig {
   // databricks.limits: calls per second by API name ("jobs/run-now": 15),
   // on top of the defaults (daemon/databricks/rate_limits.hpp).
   std::map<std::string, double> limits;
+  int32_t max_in_flight = 64;  // effects performed at once (call threads)
+  int32_t max_transfers = 16;  // of which uploads, in a lane of their own
 };
 
 // The auth types databricks.auth_type accepts: those of
@@ -87,9 +89,9 @@ struct DaemonConfig {
   // Payload bytes per intake batch: a batch stops growing once it holds this
   // much (a message is never split), so memory follows a bound, not a burst.
   int64_t batch_max_bytes = 4 * 1024 * 1024;
-  int32_t effect_workers = 8;                       // concurrent Databricks calls
+  int32_t effect_workers = 8;  // no longer used: databricks.max_in_flight
   Duration lease{std::chrono::seconds(30)};         // an effect claimed but not finished is retried after this
-  Duration shutdown_grace{std::chrono::seconds(30)};
+  Duration shutdown_grace{std::chrono::seconds(20)};  // well under systemd's TimeoutStopSec
   // The longest one record keeps the outbox's records of other keys waiting
   // for the broker's answer; then it waits aside, with its key's later records.
   Duration outbox_stall{std::chrono::seconds(30)};

@@ -61,6 +61,10 @@ ReloadedConfig reloaded_config(const Config& running, const Config& fresh) {
   d.compare("databricks.retry_budget", running.databricks.retry_budget,
             fresh.databricks.retry_budget);
   d.compare("databricks.limits", running.databricks.limits, fresh.databricks.limits);
+  d.compare("databricks.max_in_flight", running.databricks.max_in_flight,
+            fresh.databricks.max_in_flight);
+  d.compare("databricks.max_transfers", running.databricks.max_transfers,
+            fresh.databricks.max_transfers);
   d.compare("callbacks.secret", running.callbacks.secret, fresh.callbacks.secret);
   d.compare("callbacks.previous_secrets", running.callbacks.previous_secrets,
             fresh.callbacks.previous_secrets);

@@ -265,7 +265,7 @@ std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& nod
   if (auto e = in.check_keys(
           node, "databricks",
           {"host", "token", "client_id", "client_secret", "auth_type", "profile", "request_timeout",
-           "retry_budget", "limits"})) {
+           "retry_budget", "limits", "max_in_flight", "max_transfers"})) {
     return e;
   }
   const std::pair<const char*, std::string*> fields[] = {{"host", &dbx.host},
@@ -312,6 +312,15 @@ std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& nod
   }
   if (const YAML::Node v = node["limits"]) {
     if (auto e = load_databricks_limits(in, v, dbx.limits)) return e;
+  }
+  const std::pair<const char*, int32_t*> slots[] = {{"max_in_flight", &dbx.max_in_flight},
+                                                    {"max_transfers", &dbx.max_transfers}};
+  for (const auto& [key, target] : slots) {
+    if (const YAML::Node v = node[key]) {
+      auto i = in.integer(v, std::string("databricks.") + key, 1, 1024);
+      if (!i) return i.error();
+      *target = static_cast<int32_t>(*i);
+    }
   }
   return std::nullopt;
 }

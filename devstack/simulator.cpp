@@ -490,6 +490,11 @@ void DatabricksSimulator::set_run_observer(RunObserver observer) {
   impl_->run_observer = std::move(observer);
 }
 
+void DatabricksSimulator::set_never_answer(std::set<std::string> apis) {
+  std::lock_guard lock(impl_->mu);
+  impl_->options.pace.never_answer = std::move(apis);
+}
+
 void DatabricksSimulator::set_faults(SimulatorFaults faults) {
   std::lock_guard lock(impl_->mu);
   impl_->fault_rng.seed(faults.seed);

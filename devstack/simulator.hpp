@@ -100,6 +100,9 @@ struct SimulatorPace {
   // more (0: no cap), on top of the latency.
   Duration transfer_time{0};
   double transfer_bytes_per_second = 0;
+  // A fault: calls of these APIs are received (and acted on) but never
+  // answered; the connection stays open until the caller gives up.
+  std::set<std::string> never_answer;
 };
 
 // The API a request belongs to, as rate limits and counters name it:
@@ -310,6 +313,8 @@ class DatabricksSimulator {
   void set_sink(CompletionSink sink);
   void set_run_observer(RunObserver observer);
   void set_faults(SimulatorFaults faults);
+  // Which APIs never answer from now on (SimulatorPace::never_answer).
+  void set_never_answer(std::set<std::string> apis);
   void set_job(int64_t job_id, SimulatedJob job);  // add or replace, at any time
 
   SimulatorStats stats() const;
@@ -346,6 +351,7 @@ class DatabricksSimulator {
 //        output: {rows: 42}, message: "", emit_event: true,
 //        tasks: 1, notebook_result: '{"rows": 42}'}
 //   default_job: {duration: 1s, outcome: SUCCESS}          # optional
+//   never_answer: [jobs/run-now]                            # optional: calls held unanswered
 //   faults: {error_rate: 0.0, statuses: [429, 503], retry_after: 1s, seed: 1}
 //   latency: 200ms            # or {min: 100ms, max: 500ms}      # optional
 //   limits: {"jobs/run-now": 20/s, "jobs/runs/get": 100/s}      # optional

@@ -195,6 +195,17 @@ Result<SimulatorOptions> parse_simulator_jobs(const std::string& yaml_text, cons
         auto rate = parse_simulator_transfer_rate(v.as<std::string>());
         check(source, v, "transfer_rate", rate);
         options.pace.transfer_bytes_per_second = *rate;
+      } else if (key == "never_answer") {
+        if (!v.IsSequence()) {
+          throw YamlError{where(source, v, "never_answer") + ": expected a list of API names"};
+        }
+        for (const auto& api : v) {
+          const std::string name = api.as<std::string>();
+          if (!is_simulator_api_name(name)) {
+            throw YamlError{where(source, api, "never_answer") + ": unknown API " + name};
+          }
+          options.pace.never_answer.insert(name);
+        }
       } else if (key == "transfer_time") {
         options.pace.transfer_time = duration_field(source, v, "transfer_time");
       } else if (key == "bearer_token") {

@@ -95,7 +95,9 @@ class DatabricksApi {
   // percent-encoded, Content-Type application/octet-stream. A local file is
   // read in small pieces as it is sent. An existing file with overwrite=false
   // comes back as a kConflict Error. Safe to repeat: the same bytes to the
-  // same path.
+  // same path. A transfer: request_timeout bounds each read or write without
+  // progress, not the whole body; after 3 failed tries, kInternal
+  // "transfer_failed" (no retry budget).
   virtual Status upload_file(const FileUpload& upload) = 0;
   // The workspace base URL, e.g. "https://adb-1.azuredatabricks.net".
   virtual std::string host() const = 0;
@@ -104,6 +106,9 @@ class DatabricksApi {
   // Counts every HTTP exchange from now on into `metrics` (null: stop).
   // `metrics` must outlive the calls made while it is set.
   virtual void set_metrics(Metrics* /*metrics*/) {}
+  // Shutdown: ends every call in flight and refuses new ones, each failing
+  // with a transient "canceled" error, at once, from any thread.
+  virtual void cancel_calls() {}
 };
 
 // Resolves host and credentials the way the Databricks SDKs do (explicit config,

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <condition_variable>
 #include <limits>
 #include <mutex>
 #include <random>
@@ -50,6 +51,9 @@ Error endless_paging(std::string_view what) {
                    "than " + std::to_string(kMaxPages) + " pages)"};
 }
 
+// A transfer that keeps failing ends after this many tries (transfer_failed).
+constexpr int kTransferTries = 3;
+
 struct Call {
   std::string method;
   std::string path_and_query;  // "/api/..."
@@ -57,6 +61,9 @@ struct Call {
   std::string body_file;  // streamed instead of `body`
   std::string content_type = "application/json";
   bool retry = true;
+  // A large body (an upload): each read or write gets request_timeout without
+  // progress, not the whole exchange; kTransferTries tries, not the budget.
+  bool transfer = false;
 };
 
 // Jittered exponential backoff, shared by the call retries and token refresh.
@@ -231,6 +238,7 @@ class DatabricksClient final : public DatabricksApi {
     } else {
       call.body_file = upload.local_file;
     }
+    call.transfer = true;
     auto response = execute(call);
     if (!response) return response.error();
     return ok_status();
@@ -239,6 +247,15 @@ class DatabricksClient final : public DatabricksApi {
   std::string host() const override { return config_.host; }
   std::string auth_type() const override { return config_.auth_type; }
   void set_metrics(Metrics* metrics) override { metrics_ = metrics; }
+
+  void cancel_calls() override {
+    {
+      std::lock_guard lock(cancel_mu_);
+      canceled_ = true;
+    }
+    cancel_cv_.notify_all();
+    http_.cancel_all();
+  }
 
   // One logical call: attempts with backoff until success, a non-transient
   // error, or the retry budget is spent. Returns only 2xx responses.
@@ -281,12 +298,19 @@ class DatabricksClient final : public DatabricksApi {
       } else {
         error = outcome.error();
       }
-      if (!error.transient()) return error;
+      if (!error.transient() || error.code == "canceled") return error;
       counters_->transient_errors.fetch_add(1);
       if (!call.retry) return error;
       const Duration wait =
           retry_after && retry_after->count() > 0 ? *retry_after : backoff_.delay(attempt);
-      if (SteadyClock::now() + wait >= budget_end) {
+      if (call.transfer && attempt >= kTransferTries) {
+        spdlog::warn("databricks {} {}: transfer failed {} times: {} {}", call.method,
+                     path_only(call.path_and_query), attempt, error.code, error.message);
+        return Error{ErrorKind::kInternal, "transfer_failed",
+                     "transfer failed " + std::to_string(attempt) + " times; the last: " +
+                         error.code + ": " + error.message};
+      }
+      if (!call.transfer && SteadyClock::now() + wait >= budget_end) {
         spdlog::warn("databricks {} {}: giving up after {} attempt(s): {} {}", call.method,
                      path_only(call.path_and_query), attempt, error.code, error.message);
         error.message += " (retry budget of " + format_duration(config_.retry_budget) +
@@ -298,7 +322,12 @@ class DatabricksClient final : public DatabricksApi {
                    wait.count());
       counters_->retries.fetch_add(1);
       // After a 429 the next turn waits for the API's pause instead.
-      if (!paused_by_limit) std::this_thread::sleep_for(wait);
+      if (!paused_by_limit) {
+        std::unique_lock lock(cancel_mu_);
+        if (cancel_cv_.wait_for(lock, wait, [&] { return canceled_; })) {
+          return Error{ErrorKind::kTransient, "canceled", error.message + " (canceled: stopping)"};
+        }
+      }
     }
   }
 
@@ -376,8 +405,12 @@ class DatabricksClient final : public DatabricksApi {
     // Each attempt gets the request timeout, cut to what is left of the budget.
     const auto left = std::chrono::duration_cast<Duration>(budget_end - SteadyClock::now());
     request.timeout = config_.request_timeout;
-    if (left.count() > 0 && left < request.timeout) request.timeout = left;
-    if (request.timeout.count() <= 0) request.timeout = Duration(1);
+    if (call.transfer) {
+      request.idle_timeout = config_.request_timeout;
+    } else {
+      if (left.count() > 0 && left < request.timeout) request.timeout = left;
+      if (request.timeout.count() <= 0) request.timeout = Duration(1);
+    }
     counters_->requests.fetch_add(1);
     const auto sent = SteadyClock::now();
     auto response = http_.send(request);
@@ -418,6 +451,9 @@ class DatabricksClient final : public DatabricksApi {
   std::atomic<Metrics*> metrics_{nullptr};
   Backoff backoff_;
   ApiLimiter limiter_;
+  std::mutex cancel_mu_;
+  std::condition_variable cancel_cv_;
+  bool canceled_ = false;  // a retry's pause ends at once once set
   http::Client http_;
   std::unique_ptr<CredentialsProvider> credentials_;  // none for auth_type "none"
 };

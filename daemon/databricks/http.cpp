@@ -13,8 +13,11 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 #include <cctype>
+#include <atomic>
+#include <functional>
 #include <future>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "daemon/core/loopback.hpp"
@@ -128,19 +131,42 @@ constexpr auto kIdleLimit = std::chrono::seconds(30);
 constexpr size_t kMaxIdlePerHost = 16;
 constexpr uint64_t kBodyLimit = 64ull << 20;
 
+// How long each stage of an exchange may take: one deadline for the whole
+// exchange, or (a transfer) a fresh `idle` span for every piece read or written.
+struct Pace {
+  SteadyTime deadline;
+  Duration idle{0};
+
+  void arm(beast::tcp_stream& lowest) const {
+    if (idle.count() > 0) {
+      lowest.expires_after(idle);
+    } else {
+      lowest.expires_at(deadline);
+    }
+  }
+};
+
 template <class Stream, class Body>
 asio::awaitable<error_code> exchange(Stream& stream, beast::tcp_stream& lowest,
                                      beast::flat_buffer& buffer, bhttp::request<Body>& request,
                                      bhttp::response_parser<bhttp::string_body>& parser,
-                                     SteadyTime deadline, std::string& stage) {
+                                     const Pace& pace, std::string& stage) {
   error_code ec;
   stage = "write";
-  lowest.expires_at(deadline);
-  co_await bhttp::async_write(stream, request, asio::redirect_error(asio::use_awaitable, ec));
+  // Piece by piece, so that a transfer's idle timer restarts with each one.
+  bhttp::request_serializer<Body> serializer{request};
+  while (!ec && !serializer.is_done()) {
+    pace.arm(lowest);
+    co_await bhttp::async_write_some(stream, serializer,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+  }
   if (ec) co_return ec;
   stage = "read";
-  lowest.expires_at(deadline);
-  co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  while (!ec && !parser.is_done()) {
+    pace.arm(lowest);
+    co_await bhttp::async_read_some(stream, buffer, parser,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+  }
   if (ec == ssl::error::stream_truncated && parser.is_header_done() && parser.need_eof()) {
     // A body delimited by end of stream whose peer skipped close_notify: the
     // short read is how it ends, not a failure.
@@ -186,7 +212,36 @@ struct Client::Impl {
   asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
   // Touched only on the I/O thread, so no lock.
   std::map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
+  // How to stop each stage in progress (a resolve, a connection's I/O), by a
+  // number unique to it; I/O thread only.
+  std::map<uint64_t, std::function<void()>> in_progress;
+  uint64_t next_stage = 0;
+  std::atomic<bool> canceled{false};
   std::thread thread;
+
+  // Keeps `stop` in in_progress while it lives (on the I/O thread).
+  class Cancelable {
+   public:
+    Cancelable(Impl& impl, std::function<void()> stop) : impl_(impl), id_(++impl.next_stage) {
+      impl_.in_progress.emplace(id_, std::move(stop));
+    }
+    ~Cancelable() { impl_.in_progress.erase(id_); }
+    Cancelable(const Cancelable&) = delete;
+    Cancelable& operator=(const Cancelable&) = delete;
+
+   private:
+    Impl& impl_;
+    uint64_t id_;
+  };
+
+  static Error canceled_error(const Target& t) {
+    return Error{ErrorKind::kTransient, "canceled", "request to " + t.key + " canceled: stopping"};
+  }
+  // On the I/O thread: every stage in progress ends now (its operation
+  // completes with an error that perform() reports as canceled).
+  void cancel_in_progress() {
+    for (auto& [id, stop] : in_progress) stop();
+  }
 
   Impl() {
     tls_context.set_default_verify_paths();
@@ -231,6 +286,7 @@ struct Client::Impl {
     // The resolver has no deadline of its own: a timer cancels it. The timer's
     // handler holds only a weak reference, so it is harmless if it runs late.
     auto resolver = std::make_shared<tcp::resolver>(ex);
+    const Cancelable cancel_resolve(*this, [resolver] { resolver->cancel(); });
     asio::steady_timer timer(ex);
     timer.expires_at(deadline);
     auto timed_out = std::make_shared<bool>(false);
@@ -252,6 +308,7 @@ struct Client::Impl {
       conn->plain = std::make_unique<beast::tcp_stream>(ex);
     }
     auto& lowest = conn->lowest();
+    const Cancelable cancel_connect(*this, [&lowest] { lowest.close(); });
     lowest.expires_at(deadline);
     co_await lowest.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return transport_error(ec, "connect", t);
@@ -279,10 +336,16 @@ struct Client::Impl {
       co_return Error{ErrorKind::kInvalidInput, "bad_method", "unknown HTTP method " + request.method};
     }
     const SteadyTime deadline = std::chrono::steady_clock::now() + request.timeout;
-    if (!request.body_file.empty()) {
-      co_return co_await perform_with<bhttp::file_body>(*target, verb, request, deadline);
+    const Pace pace{deadline, request.idle_timeout};
+    // Not a conditional expression: GCC 12 miscompiles co_await inside one.
+    std::optional<Result<Response>> response;
+    if (request.body_file.empty()) {
+      response.emplace(co_await perform_with<bhttp::string_body>(*target, verb, request, pace));
+    } else {
+      response.emplace(co_await perform_with<bhttp::file_body>(*target, verb, request, pace));
     }
-    co_return co_await perform_with<bhttp::string_body>(*target, verb, request, deadline);
+    if (!*response && canceled) co_return canceled_error(*target);
+    co_return std::move(*response);
   }
 
   // The request with its body: text as given, or a file opened anew for each
@@ -311,7 +374,7 @@ struct Client::Impl {
 
   template <class Body>
   asio::awaitable<Result<Response>> perform_with(const Target& t, bhttp::verb verb,
-                                                 const Request& request, SteadyTime deadline) {
+                                                 const Request& request, const Pace& pace) {
     // At most one retry, and only when a reused idle connection turns out to be
     // closed before any response byte arrived.
     for (int round = 0; round < 2; ++round) {
@@ -319,8 +382,9 @@ struct Client::Impl {
       if (!req) co_return req.error();
       auto conn = take_idle(t.key);
       const bool reused = conn != nullptr;
+      if (canceled) co_return canceled_error(t);
       if (!conn) {
-        auto fresh = co_await connect(t, deadline);
+        auto fresh = co_await connect(t, pace.deadline);
         if (!fresh) co_return fresh.error();
         conn = std::move(*fresh);
       }
@@ -330,10 +394,14 @@ struct Client::Impl {
       if (verb == bhttp::verb::head) parser.skip(true);
       std::string stage;
       error_code ec;
-      if (conn->tls) {
-        ec = co_await exchange(*conn->tls, conn->lowest(), conn->buffer, *req, parser, deadline, stage);
-      } else {
-        ec = co_await exchange(*conn->plain, conn->lowest(), conn->buffer, *req, parser, deadline, stage);
+      {
+        Connection* c = conn.get();
+        const Cancelable cancel_exchange(*this, [c] { c->lowest().close(); });
+        if (conn->tls) {
+          ec = co_await exchange(*conn->tls, conn->lowest(), conn->buffer, *req, parser, pace, stage);
+        } else {
+          ec = co_await exchange(*conn->plain, conn->lowest(), conn->buffer, *req, parser, pace, stage);
+        }
       }
       if (ec) {
         const bool retry_fresh = reused && !parser.is_header_done() && is_stale_connection(ec);
@@ -373,10 +441,20 @@ Client::Client() : impl_(std::make_unique<Impl>()) {}
 Client::~Client() = default;
 
 Result<Response> Client::send(const Request& request) {
+  if (impl_->canceled) {
+    return Error{ErrorKind::kTransient, "canceled", "request to " + request.url + " canceled: stopping"};
+  }
   auto promise = std::make_shared<std::promise<Result<Response>>>();
   auto future = promise->get_future();
   asio::co_spawn(impl_->ioc, Impl::run(impl_.get(), request, promise), asio::detached);
   return future.get();
+}
+
+void Client::cancel_all() {
+  impl_->canceled = true;
+  // A request that started before the flag was seen is in in_progress by the
+  // time this runs: both happen on the I/O thread, in order.
+  asio::post(impl_->ioc, [impl = impl_.get()] { impl->cancel_in_progress(); });
 }
 
 }  // namespace brickwork::http

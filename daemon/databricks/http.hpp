@@ -25,6 +25,10 @@ struct Request {
   Headers headers;             // Host, Content-Length and User-Agent are set by the client
   std::string body;
   Duration timeout{std::chrono::seconds(60)};  // deadline for the whole exchange, every stage
+  // When longer than 0, a transfer: `timeout` bounds only resolve, connect
+  // and handshake, and each read or write of the exchange gets this long
+  // without progress instead (a large body may take as long as it moves).
+  Duration idle_timeout{0};
   // When set, the body is streamed from this file (read in small pieces,
   // never held whole in memory; Content-Length from its size) and `body`
   // must be empty.
@@ -56,6 +60,10 @@ Status check_url(std::string_view url);
 // verification. Idle connections are kept per host for reuse (keep-alive);
 // a reused connection the server already closed is replaced transparently.
 //
+// cancel_all() (shutdown) ends every request in flight and refuses new ones,
+// each with kTransient "canceled"; it runs on the I/O thread, so it is safe
+// from any thread and returns at once.
+//
 // Errors (as values): kTransient "timeout" (a stage passed the deadline),
 // kTransient "connection_error" (resolve/connect/reset/eof), kPermanent
 // "tls_error" (handshake or verification failed), kInvalidInput for a bad URL.
@@ -68,6 +76,7 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   Result<Response> send(const Request& request);
+  void cancel_all();
 
  private:
   struct Impl;

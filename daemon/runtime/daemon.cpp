@@ -151,7 +151,8 @@ Status Daemon::run(const std::atomic<bool>& stop) {
       StepServices{databricks_.get(), databases.get(), config->files.allowed_dirs, &web}, id);
   InputProcessor inputs(*context_);
   publisher.start();
-  effects.start(config->daemon.effect_workers);
+  effects.start(EffectRunner::Slots{config->databricks.max_in_flight,
+                                    config->databricks.max_transfers});
   monitor.start(**consumer, options_.monitor_period);
   Liveness::Loop& intake = context_->liveness().add("intake", kLoopStallLimit);
 
@@ -257,13 +258,20 @@ Status Daemon::run(const std::atomic<bool>& stop) {
 
   if (options_.notify_systemd) sd_notify(0, "STOPPING=1");
   spdlog::info("stopping: intake closed, finishing work in hand");
+  // Everything below shares one shutdown_grace: the effects most of it, the
+  // outbox and the Kafka clients what is left (a few seconds at least).
+  const auto stop_by = std::chrono::steady_clock::now() + config->daemon.shutdown_grace;
+  const auto left = [&stop_by](Duration at_least) {
+    return std::max(at_least, std::chrono::duration_cast<Duration>(
+                                  stop_by - std::chrono::steady_clock::now()));
+  };
   intake.retire();
   monitor.stop();
   monitor.set_not_ready("stopping");
-  effects.stop();
-  publisher.stop(config->daemon.shutdown_grace);
+  effects.stop(config->daemon.shutdown_grace * 3 / 4);
+  publisher.stop(left(Duration(1000)));
   (*consumer)->close();
-  (void)(*producer)->flush(Duration(5000));
+  (void)(*producer)->flush(std::min(Duration(5000), left(Duration(500))));
   if (databricks_) databricks_->set_metrics(nullptr);
   spdlog::info("stopped");
   if (fatal) return *fatal;

@@ -59,13 +59,25 @@ class EffectHandoff {
     }
   }
   std::vector<HandedEffect> take(size_t limit) {
+    return take_if(limit, [](const StoredEffect&, const WorkflowState*) { return true; });
+  }
+  // The oldest effects `accept` takes (given each with its workflow's state
+  // or null), up to `limit`; the others keep waiting, in order, their state
+  // still refreshed. The effect runner takes only what a free slot of the
+  // effect's lane can start now.
+  template <class Accept>
+  std::vector<HandedEffect> take_if(size_t limit, Accept accept) {
     std::lock_guard lock(mutex_);
     std::vector<HandedEffect> taken;
-    while (!waiting_.empty() && taken.size() < limit) {
-      StoredEffect stored = std::move(waiting_.front());
-      waiting_.pop_front();
-      auto it = workflows_.find(stored.workflow_id);
+    for (auto next = waiting_.begin(); next != waiting_.end() && taken.size() < limit;) {
+      auto it = workflows_.find(next->workflow_id);
       std::shared_ptr<const WorkflowState> state = it->second.state;
+      if (!accept(*next, state.get())) {
+        ++next;
+        continue;
+      }
+      StoredEffect stored = std::move(*next);
+      next = waiting_.erase(next);
       if (--it->second.waiting == 0) {
         if (it->second.state != nullptr) --stateful_;
         workflows_.erase(it);

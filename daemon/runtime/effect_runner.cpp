@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
+#include <optional>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -188,12 +190,15 @@ class EffectExecution {
   json::object scope_;
 };
 
-// Gives effects that hit a transient error back, each to be tried again later.
-void reschedule_effect(Store& store, const StoredEffect& stored, const Error& error) {
-  const Duration delay = retry_delay(stored.tries);
+// Gives an effect that hit a transient error back, to be tried again later
+// (a timer in Postgres: its due time; no thread waits for it). Stopping:
+// due now, for the next daemon.
+void reschedule_effect(Store& store, const StoredEffect& stored, const Error& error,
+                       bool stopping) {
+  const Duration delay = stopping ? Duration(0) : retry_delay(stored.tries);
   spdlog::warn("effects: {} for workflow {} failed ({}: {}); again in {}",
                effect_name(stored.effect), stored.workflow_id, error.code, error.message,
-               format_duration(delay));
+               stopping ? std::string("the next daemon") : format_duration(delay));
   Status s = store.reschedule_effect(stored.id, stored.lease_owner, now_ms() + delay);
   if (!s) spdlog::warn("effects: cannot reschedule: {}", s.error().message);
 }
@@ -215,15 +220,17 @@ Status record_results(RuntimeContext& context, Store& store,
     metrics.clear();
     const TimePoint now = now_ms();
     WorkflowTransaction wt(tx, context, now, &metrics);
-    // The leases first: nothing is applied for a claim that lost its lease.
+    // Row locks in one global order, as every transaction takes them: the
+    // workflows (in id order), then their effects (in id order, by
+    // delete_effects). Locking effects first would let a transaction that
+    // holds a workflow wait for one of its effects (40P01 under load).
+    std::vector<std::string> ids;
+    for (const StoredEffect* stored : effects) ids.push_back(stored->workflow_id);
+    wt.preload(ids);
+    // Nothing is applied for a claim that lost its lease.
     std::vector<HeldLease> held;
     for (const StoredEffect* stored : effects) held.push_back({stored->id, stored->lease_owner});
     const std::set<int64_t> deleted = tx.delete_effects(held, now);
-    std::vector<std::string> ids;
-    for (const StoredEffect* stored : effects) {
-      if (deleted.count(stored->id) != 0) ids.push_back(stored->workflow_id);
-    }
-    wt.preload(ids);
     for (size_t i = 0; i < effects.size(); ++i) {
       const StoredEffect& stored = *effects[i];
       const EffectResult& result = *results[i];
@@ -289,7 +296,7 @@ Status record_alone(RuntimeContext& context, Store& store, const StoredEffect& s
     s = record_results(context, store, {&stored}, {&*refused});
     if (s || s.error().transient()) return s;
   }
-  reschedule_effect(store, stored, s.error());
+  reschedule_effect(store, stored, s.error(), false);
   return ok_status();
 }
 
@@ -334,51 +341,90 @@ Status record_all(RuntimeContext& context, Store& store, std::vector<StoredEffec
 
 using namespace effect_detail;
 
-// Records the results of every worker on a thread of its own, all those
-// queued in one transaction: a worker hands its results over and goes on to
-// its next effects instead of waiting for a commit, and under load each
-// transaction carries many results (a multi-row statement costs much less
-// per row than a small one). Effects stay held, their leases renewed, until
-// their results are committed.
+// Records results on threads of their own: a call thread hands its result
+// over the moment its effect ends and takes its next effect at once. Each
+// recorder takes everything queued when it is free (group commit: results
+// that ended together share one transaction, a multi-row statement costing
+// much less per row than a small one), so a result waits at most for the
+// commit in progress, never for another effect's call. Effects stay held,
+// their leases renewed, until their results are committed.
 class EffectRunner::ResultRecorder {
  public:
   ResultRecorder(RuntimeContext& context, std::function<void(int64_t)> release)
       : context_(context), release_(std::move(release)) {}
-  ~ResultRecorder() { stop(); }
+  ~ResultRecorder() { (void)stop(std::chrono::steady_clock::now()); }
 
   void start() {
     stopping_ = false;
     for (int i = 0; i < kRecorders; ++i) threads_.emplace_back([this] { loop(); });
   }
-  // Records what is queued, then stops.
-  void stop() {
+  // Records what is queued while Postgres answers and `deadline` has not
+  // passed, then stops. What it could not record stays held by the runner.
+  std::vector<StoredEffect> stop(std::chrono::steady_clock::time_point deadline) {
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
+      deadline_ = deadline;
     }
     queued_cv_.notify_all();
     for (auto& t : threads_) t.join();
     threads_.clear();
+    std::lock_guard lock(mutex_);
+    std::vector<StoredEffect> left;
+    for (auto& item : std::exchange(queue_, {})) left.push_back(std::move(item.stored));
+    return left;
   }
   bool running() const { return !threads_.empty(); }
 
-  // Queues results; waits only while many are queued already (Postgres
-  // slower than the calls).
-  void add(std::vector<StoredEffect> effects, std::vector<EffectResult> results) {
-    std::unique_lock lock(mutex_);
-    room_cv_.wait(lock, [&] { return effects_.size() < kMaxQueued || stopping_; });
-    for (auto& e : effects) effects_.push_back(std::move(e));
-    for (auto& r : results) results_.push_back(std::move(r));
-    queued_cv_.notify_all();
+  // Queues one effect's result; never waits.
+  void add(StoredEffect stored, EffectResult result) {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(Item{std::move(stored), std::move(result)});
+    }
+    queued_cv_.notify_one();
   }
+  size_t queued() const {
+    std::lock_guard lock(mutex_);
+    return queue_.size();
+  }
+  // Beyond this many results waiting (Postgres slower than the calls), the
+  // dispatcher starts no more effects.
+  static constexpr size_t kMaxQueued = 1024;
 
  private:
-  static constexpr size_t kMaxQueued = 1024;
+  struct Item {
+    StoredEffect stored;
+    EffectResult result;
+  };
   // Two, so that results arriving while one commits wait for no commit but
   // their own: a completion event for the same workflow waits on its row
-  // lock until its result is recorded. Their transactions lock workflows in
-  // id order, so they cannot deadlock.
+  // lock until its result is recorded. Every transaction locks its
+  // workflows, then its effects, each in id order, so they cannot deadlock.
   static constexpr int kRecorders = 2;
+
+  // Records `items`; false when Postgres is away (they are still to record).
+  bool record(Store& store, std::vector<Item>& items, bool stopping) {
+    std::vector<StoredEffect> effects;
+    std::vector<EffectResult> results;
+    for (auto& item : items) {
+      if (item.result.kind == EffectResult::Kind::kReschedule) {
+        // Stopping: given back due now, for the next daemon.
+        reschedule_effect(store, item.stored, item.result.error, stopping);
+        release_(item.stored.id);
+        continue;
+      }
+      effects.push_back(std::move(item.stored));
+      results.push_back(std::move(item.result));
+    }
+    items.clear();
+    const Status recorded = record_all(context_, store, effects, results, release_);
+    if (recorded || !recorded.error().transient()) return true;
+    for (size_t i = 0; i < effects.size(); ++i) {
+      items.push_back(Item{std::move(effects[i]), std::move(results[i])});
+    }
+    return false;
+  }
 
   void loop() {
     auto store = context_.open_store();
@@ -389,103 +435,167 @@ class EffectRunner::ResultRecorder {
     for (;;) {
       heartbeat.beat();
       queued_cv_.wait_for(lock, std::chrono::seconds(1),
-                          [&] { return !effects_.empty() || stopping_; });
-      if (effects_.empty()) {
-        if (stopping_) break;
-        continue;
-      }
-      std::vector<StoredEffect> effects = std::exchange(effects_, {});
-      std::vector<EffectResult> results = std::exchange(results_, {});
-      room_cv_.notify_all();
+                          [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty() && stopping_) break;
+      if (queue_.empty()) continue;
+      if (stopping_ && std::chrono::steady_clock::now() >= deadline_) break;
+      std::vector<Item> items = std::exchange(queue_, {});
+      const bool stopping = stopping_;
       lock.unlock();
-      const Status recorded = record_all(context_, *store, effects, results, release_);
+      const bool recorded = record(*store, items, stopping);
       lock.lock();
-      if (!recorded && recorded.error().transient() && !stopping_) {
-        // Postgres away, a connection refused: the results are kept (their
-        // leases are renewed meanwhile) and tried again after a pause,
-        // rather than performed again after their leases run out.
-        effects.insert(effects.end(), std::make_move_iterator(effects_.begin()),
-                       std::make_move_iterator(effects_.end()));
-        results.insert(results.end(), std::make_move_iterator(results_.begin()),
-                       std::make_move_iterator(results_.end()));
-        effects_ = std::move(effects);
-        results_ = std::move(results);
-        queued_cv_.wait_for(lock, backoff, [&] { return stopping_; });
-        backoff = std::min(backoff * 2, Duration(5000));
+      if (recorded) {
+        backoff = Duration(100);
         continue;
       }
-      backoff = Duration(100);
-      if (!recorded) {  // stopping with Postgres away: their leases will run out
-        lock.unlock();
-        for (const auto& effect : effects) release_(effect.id);
-        lock.lock();
-      }
+      // Postgres away, a connection refused: the results are kept (their
+      // leases are renewed meanwhile) and tried again after a pause, rather
+      // than performed again after their leases run out. Stopping: left to
+      // be given back.
+      queue_.insert(queue_.begin(), std::make_move_iterator(items.begin()),
+                    std::make_move_iterator(items.end()));
+      if (stopping_) break;
+      queued_cv_.wait_for(lock, backoff, [&] { return stopping_; });
+      backoff = std::min(backoff * 2, Duration(5000));
     }
     heartbeat.retire();
   }
 
   RuntimeContext& context_;
   std::function<void(int64_t)> release_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable queued_cv_;
-  std::condition_variable room_cv_;
   bool stopping_ = false;
-  std::vector<StoredEffect> effects_;
-  std::vector<EffectResult> results_;
+  std::chrono::steady_clock::time_point deadline_{};
+  std::vector<Item> queue_;
   std::vector<std::thread> threads_;
   std::atomic<int> started_{0};
+};
+
+// One effect in hand, with the workflow state to perform it against.
+struct EffectRunner::Job {
+  StoredEffect stored;
+  std::shared_ptr<const WorkflowState> state;  // null: see load_error
+  std::optional<Error> load_error;             // neither: the workflow is gone
+};
+
+// Call threads of one kind of effect, and the effects waiting for them.
+struct EffectRunner::Lane {
+  std::string name;
+  int32_t slots = 0;
+  Duration stall_limit{0};
+  std::deque<Job> queue;
+  int32_t running = 0;
+  std::condition_variable cv;  // an effect queued, or stopping
+  std::vector<std::thread> threads;
 };
 
 EffectRunner::EffectRunner(RuntimeContext& context, StepServices services, std::string owner)
     : context_(context),
       services_(services),
       owner_(std::move(owner)),
+      calls_(std::make_unique<Lane>()),
+      transfers_(std::make_unique<Lane>()),
       recorder_(std::make_unique<ResultRecorder>(context,
                                                  [this](int64_t id) { release(id); })) {}
 
 EffectRunner::~EffectRunner() { stop(); }
 
-void EffectRunner::start(int32_t workers) {
+void EffectRunner::start(Slots slots) {
   stopping_ = false;
-  // Room for many claims' worth per worker; beyond it, effects are claimed
-  // from Postgres as before. A state takes a few KiB, a bare effect little.
-  const auto claims = static_cast<size_t>(std::max(workers, 1)) * kEffectsPerClaim;
-  handoff_ = std::make_shared<EffectHandoff>(owner_, claims * 32, claims * 8);
+  keeper_stopping_ = false;
+  calls_->name = "calls";
+  calls_->slots = std::max(slots.calls, 1);
+  // One effect may retry Databricks calls for the whole retry budget, twice
+  // over (a step type making two calls), before its thread is stuck.
+  calls_->stall_limit = 2 * context_.config()->databricks.retry_budget + kLoopStallLimit;
+  transfers_->name = "transfers";
+  transfers_->slots = std::max(slots.transfers, 1);
+  // A transfer has no overall deadline, only one per read or write without
+  // progress: a large upload on a slow link may take hours.
+  transfers_->stall_limit = std::chrono::hours(6);
+  // Handed over: at most what the slots can start. Beyond it, effects are
+  // written unleased and claimed as slots free up, so a daemon never hoards
+  // (and renews the leases of) effects it cannot start.
+  const auto capacity = static_cast<size_t>(calls_->slots + transfers_->slots);
+  handoff_ = std::make_shared<EffectHandoff>(owner_, capacity, capacity);
   context_.set_handoff(handoff_);
   recorder_->start();
-  for (int32_t i = 0; i < workers; ++i) {
-    threads_.emplace_back([this, i] { worker_loop(i); });
+  for (Lane* lane : {calls_.get(), transfers_.get()}) {
+    for (int32_t i = 0; i < lane->slots; ++i) {
+      lane->threads.emplace_back([this, lane, i] { call_loop(*lane, i); });
+    }
   }
-  threads_.emplace_back([this] { lease_keeper_loop(); });
+  dispatcher_ = std::thread([this] { dispatch_loop(); });
+  lease_keeper_ = std::thread([this] { lease_keeper_loop(); });
 }
 
-void EffectRunner::stop() {
+void EffectRunner::stop(Duration grace) {
+  if (!dispatcher_.joinable()) return;
+  const auto begun = std::chrono::steady_clock::now();
+  const auto deadline = begun + grace;
   context_.set_handoff(nullptr);
-  stopping_ = true;
+  {
+    std::lock_guard lock(lanes_mutex_);
+    stopping_ = true;
+  }
+  calls_->cv.notify_all();
+  transfers_->cv.notify_all();
   context_.effects_wakeup().notify();
-  // The workers first (their last results queued), then the recorder
-  // commits those, and the lease keeper last: it renews to the end.
-  for (size_t i = 0; i + 1 < threads_.size(); ++i) threads_[i].join();
-  recorder_->stop();
-  if (!threads_.empty()) threads_.back().join();
-  threads_.clear();
-  if (handoff_ == nullptr) return;
-  // Effects handed over and not begun go back to Postgres unleased, so the
-  // next daemon claims them at once instead of after their lease.
+  dispatcher_.join();
+  // Effects not begun are given back below with everything else held.
+  {
+    std::unique_lock lock(lanes_mutex_);
+    calls_->queue.clear();
+    transfers_->queue.clear();
+    const auto idle = [&] { return calls_->running + transfers_->running == 0; };
+    // Calls in flight get half the grace to end, then are canceled: the
+    // other half is for recording and giving back.
+    if (!idle_cv_.wait_until(lock, begun + grace / 2, idle)) {
+      spdlog::warn("stopping: canceling {} effect(s) in flight",
+                   calls_->running + transfers_->running);
+      lock.unlock();
+      if (services_.databricks != nullptr) services_.databricks->cancel_calls();
+      lock.lock();
+      idle_cv_.wait(lock, idle);
+    }
+  }
+  for (Lane* lane : {calls_.get(), transfers_.get()}) {
+    for (auto& t : lane->threads) t.join();
+    lane->threads.clear();
+  }
+  const std::vector<StoredEffect> unrecorded = recorder_->stop(deadline);
+  if (!unrecorded.empty()) {
+    spdlog::warn("stopping: {} result(s) not recorded (postgres away or no time left); their "
+                 "effects are given back to be performed again",
+                 unrecorded.size());
+  }
+  keeper_stopping_ = true;
+  lease_keeper_.join();
+  // Handed over and not begun, the last commits of the recorders included.
   std::vector<HeldLease> waiting = handoff_->leases();
   handoff_->take(waiting.size());
-  handoff_.reset();
-  if (waiting.empty()) return;
-  Status s = context_.open_store()->release_leases(waiting);
+  std::atomic_store(&handoff_, std::shared_ptr<EffectHandoff>());
+  std::vector<HeldLease> held = take_held();
+  waiting.insert(waiting.end(), held.begin(), held.end());
+  give_back(std::move(waiting));
+}
+
+// Effects given back go to Postgres unleased, so the next daemon claims them
+// at once instead of after their lease. One try: with Postgres away, their
+// leases simply run out.
+void EffectRunner::give_back(std::vector<HeldLease> effects) {
+  if (effects.empty()) return;
+  Status s = context_.open_store()->release_leases(effects);
   if (!s) {
-    spdlog::warn("effects: cannot give back {} effect(s) not begun ({}): they run after their lease",
-                 waiting.size(), s.error().message);
+    spdlog::warn("effects: cannot give back {} effect(s) ({}): they run after their lease",
+                 effects.size(), s.error().message);
   }
 }
 
-void EffectRunner::hold(const std::vector<StoredEffect>& effects) {
+void EffectRunner::hold(const StoredEffect& effect) {
   std::lock_guard lock(held_mutex_);
-  for (const auto& e : effects) held_[e.id] = e.lease_owner;
+  held_[effect.id] = effect.lease_owner;
 }
 
 void EffectRunner::release(int64_t effect_id) {
@@ -493,9 +603,19 @@ void EffectRunner::release(int64_t effect_id) {
   held_.erase(effect_id);
 }
 
+std::vector<HeldLease> EffectRunner::take_held() {
+  std::lock_guard lock(held_mutex_);
+  std::vector<HeldLease> held;
+  for (const auto& [id, owner] : held_) held.push_back(HeldLease{id, owner});
+  held_.clear();
+  return held;
+}
+
 Status EffectRunner::renew_leases(Store& store) {
   std::vector<HeldLease> held;
-  if (handoff_ != nullptr) held = handoff_->leases();
+  if (const auto handoff = std::atomic_load(&handoff_); handoff != nullptr) {
+    held = handoff->leases();
+  }
   {
     std::lock_guard lock(held_mutex_);
     for (const auto& [id, owner] : held_) held.push_back(HeldLease{id, owner});
@@ -507,7 +627,7 @@ void EffectRunner::lease_keeper_loop() {
   auto store = context_.open_store();
   Liveness::Loop& heartbeat = context_.liveness().add("leases", kLoopStallLimit);
   auto next = std::chrono::steady_clock::now();
-  while (!stopping_) {
+  while (!keeper_stopping_) {
     heartbeat.beat();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (std::chrono::steady_clock::now() < next) continue;
@@ -519,51 +639,73 @@ void EffectRunner::lease_keeper_loop() {
   heartbeat.retire();
 }
 
-void EffectRunner::worker_loop(int32_t index) {
+int32_t EffectRunner::free_slots(const Lane& lane) {
+  return std::max(0, lane.slots - lane.running - static_cast<int32_t>(lane.queue.size()));
+}
+
+EffectRunner::Lane* EffectRunner::lane_for(const StoredEffect& effect,
+                                           const WorkflowState* state) const {
+  const auto* execute = std::get_if<ExecuteStep>(&effect.effect);
+  if (state == nullptr || execute == nullptr) return calls_.get();
+  const StepDefinition* step = state->definition.find_step(execute->step);
+  const StepType* type = step != nullptr ? context_.registry().find(step->type) : nullptr;
+  return type != nullptr && type->is_transfer() ? transfers_.get() : calls_.get();
+}
+
+void EffectRunner::dispatch_loop() {
   auto store = context_.open_store();
-  const std::string worker = owner_ + "/" + std::to_string(index);
-  // One effect may retry Databricks calls for the whole retry budget, twice
-  // over (a step type making two calls) before it is stuck.
-  Liveness::Loop& heartbeat = context_.liveness().add(
-      "effects/" + std::to_string(index),
-      2 * context_.config()->databricks.retry_budget + kLoopStallLimit);
+  Liveness::Loop& heartbeat = context_.liveness().add("effects/dispatch", kLoopStallLimit);
   Duration backoff{100};
   // Timers, polls, retries, effects written unleased and those of a daemon
-  // that died are claimed from Postgres at each tick; effects handed over
+  // that died are claimed from Postgres at each tick (and at once when a
+  // transaction or a full claim says more are due); effects handed over
   // come at once, without a claim.
   constexpr auto kClaimTick = std::chrono::milliseconds(200);
-  const auto run = [&](std::vector<HandedEffect> batch) {
-    std::vector<StoredEffect> held;
-    for (const auto& e : batch) held.push_back(e.stored);
-    hold(held);
-    // Each effect may take the whole stall limit: the worker is alive as long
-    // as it moves from one to the next. Released once recorded.
-    run_batch(*store, std::move(batch), [&] { heartbeat.beat(); });
-  };
+  auto next_claim = std::chrono::steady_clock::now();
+  bool claim_again = false;
   while (!stopping_) {
     heartbeat.beat();
-    std::vector<HandedEffect> handed = handoff_->take(kEffectsPerClaim);
+    int32_t free_calls = 0;
+    int32_t free_transfers = 0;
+    if (recorder_->queued() < ResultRecorder::kMaxQueued) {
+      std::lock_guard lock(lanes_mutex_);
+      free_calls = free_slots(*calls_);
+      free_transfers = free_slots(*transfers_);
+    }
+    // Every slot taken: a call thread's end wakes us.
+    if (free_calls + free_transfers == 0) {
+      context_.effects_wakeup().wait_for(kClaimTick);
+      continue;
+    }
+    // Only what can start now: an effect whose lane is full keeps waiting
+    // in the handoff, where later commits still refresh its state.
+    std::vector<HandedEffect> handed = handoff_->take_if(
+        static_cast<size_t>(free_calls + free_transfers),
+        [&](const StoredEffect& effect, const WorkflowState* state) {
+          int32_t& free = lane_for(effect, state) == transfers_.get() ? free_transfers : free_calls;
+          if (free == 0) return false;
+          --free;
+          return true;
+        });
     if (!handed.empty()) {
-      run(std::move(handed));
+      dispatch(*store, std::move(handed));
       continue;
     }
-    // One claim per tick for all the workers (whichever comes first), more
-    // when asked for: an idle daemon claims five times a second, not forty.
-    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::steady_clock::now().time_since_epoch())
-                            .count();
-    int64_t due = next_claim_ms_.load();
-    const bool tick = now >= due && next_claim_ms_.compare_exchange_strong(due, now + kClaimTick.count());
-    if (!tick && !handoff_->take_claim_request()) {
-      context_.effects_wakeup().wait_for(std::chrono::milliseconds(std::clamp<int64_t>(
-          next_claim_ms_.load() - now, 1, kClaimTick.count())));
+    // Claimed effects are read before their lane is known: one may wait
+    // for its lane behind the others, at most as many as the free slots.
+    const auto free = static_cast<size_t>(free_calls + free_transfers);
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_claim && !claim_again && !handoff_->take_claim_request()) {
+      context_.effects_wakeup().wait_for(next_claim - now);
       continue;
     }
-    const ConfigPtr config = context_.config();
+    claim_again = false;
+    next_claim = now + kClaimTick;
     // Each claim is its own lease owner: a later claim of the same effect by
-    // this very worker is a different holder.
-    const std::string owner = worker + "#" + std::to_string(++claims_);
-    auto claimed = store->claim_due_effects(owner, kEffectsPerClaim, now_ms(), config->daemon.lease);
+    // this very daemon is a different holder.
+    const std::string owner = owner_ + "/claim#" + std::to_string(++claims_);
+    auto claimed = store->claim_due_effects(owner, static_cast<int32_t>(free), now_ms(),
+                                            context_.config()->daemon.lease);
     if (!claimed) {
       spdlog::warn("effects: cannot claim: {}", claimed.error().message);
       context_.effects_wakeup().wait_for(backoff);
@@ -572,73 +714,106 @@ void EffectRunner::worker_loop(int32_t index) {
     }
     backoff = Duration(100);
     if (claimed->empty()) continue;
-    // A full claim: more may be due, so the next free worker claims too.
-    if (static_cast<int32_t>(claimed->size()) == kEffectsPerClaim) handoff_->request_claim();
+    claim_again = claimed->size() == free;  // a full claim: more may be due
     std::vector<HandedEffect> batch;
     for (auto& effect : *claimed) batch.push_back(HandedEffect{std::move(effect), nullptr});
-    run(std::move(batch));
+    dispatch(*store, std::move(batch));
   }
   heartbeat.retire();
 }
 
-void EffectRunner::run_one(Store& store, const StoredEffect& stored) {
-  run_batch(store, {stored});
-}
-
-void EffectRunner::run_batch(Store& store, const std::vector<StoredEffect>& batch,
-                             const std::function<void()>& progress) {
-  std::vector<HandedEffect> claimed;
-  for (const auto& effect : batch) claimed.push_back(HandedEffect{effect, nullptr});
-  run_batch(store, std::move(claimed), progress);
-}
-
-void EffectRunner::run_batch(Store& store, std::vector<HandedEffect> batch,
-                             const std::function<void()>& progress) {
-  const TimePoint started = now_ms();
+// Puts effects in hand in their lanes, each with its workflow's state (those
+// not handed over with one read in one transaction), and wakes one call
+// thread per effect.
+void EffectRunner::dispatch(Store& store, std::vector<HandedEffect> effects) {
   std::vector<std::string> ids;
-  for (const auto& effect : batch) {
+  for (const auto& effect : effects) {
+    hold(effect.stored);
     if (effect.state == nullptr) ids.push_back(effect.stored.workflow_id);
   }
-  // Every workflow not handed over with its effect, read in one transaction.
   Result<Store::LoadedWorkflows> loaded = Store::LoadedWorkflows{};
   if (!ids.empty()) loaded = store.get_workflows(ids);
-  std::vector<StoredEffect> to_record;
-  std::vector<EffectResult> results;
-  for (const auto& [stored, handed_state] : batch) {
-    // Log lines about this effect name its workflow and step.
-    LogScope scope(LogScope::workflow(
-        stored.workflow_id, std::visit([](const auto& e) { return e.step; }, stored.effect)));
-    const TimePoint effect_started = now_ms();
-    EffectExecution execution(context_, services_, stored);
-    EffectResult result;
-    if (handed_state != nullptr) {
-      result = execution.run(*handed_state);
-    } else if (loaded) {
-      // By reference: a workflow is not copied per effect.
-      result = execution.run(loaded->at(stored.workflow_id));
-    } else {
-      result = execution.run(Result<std::optional<WorkflowState>>(loaded.error()));
+  std::vector<std::pair<Lane*, Job>> jobs;
+  for (auto& [stored, state] : effects) {
+    Job job{std::move(stored), std::move(state), std::nullopt};
+    if (job.state == nullptr && !loaded) {
+      job.load_error = loaded.error();
+    } else if (job.state == nullptr) {
+      const auto& one = loaded->at(job.stored.workflow_id);
+      if (!one) {
+        job.load_error = one.error();
+      } else if (*one) {
+        job.state = std::make_shared<const WorkflowState>(**one);
+      }
     }
-    spdlog::debug("effects: {} effect {} performed in {} ms", effect_name(stored.effect), stored.id,
-                  (now_ms() - effect_started).count());
-    if (progress) progress();
-    if (result.kind == EffectResult::Kind::kReschedule) {
-      reschedule_effect(store, stored, result.error);
-      release(stored.id);
-      continue;
-    }
-    to_record.push_back(stored);
-    results.push_back(std::move(result));
+    Lane* lane = lane_for(job.stored, job.state.get());
+    jobs.emplace_back(lane, std::move(job));
   }
-  if (to_record.empty()) return;
-  if (recorder_->running()) {
-    recorder_->add(std::move(to_record), std::move(results));
+  std::lock_guard lock(lanes_mutex_);
+  for (auto& [lane, job] : jobs) {
+    lane->queue.push_back(std::move(job));
+    lane->cv.notify_one();
+  }
+}
+
+void EffectRunner::call_loop(Lane& lane, int32_t index) {
+  Liveness::Loop& heartbeat = context_.liveness().add(
+      "effects/" + lane.name + "/" + std::to_string(index), lane.stall_limit);
+  std::unique_lock lock(lanes_mutex_);
+  for (;;) {
+    heartbeat.beat();
+    lane.cv.wait_for(lock, std::chrono::seconds(1),
+                     [&] { return !lane.queue.empty() || stopping_; });
+    if (stopping_) break;  // effects still queued are given back by stop()
+    if (lane.queue.empty()) continue;
+    Job job = std::move(lane.queue.front());
+    lane.queue.pop_front();
+    ++lane.running;
+    const int32_t in_flight = calls_->running + transfers_->running;
+    if (in_flight > most_in_flight_.load()) most_in_flight_ = in_flight;
+    lock.unlock();
+    perform(job);
+    heartbeat.beat();
+    lock.lock();
+    --lane.running;
+    idle_cv_.notify_all();
+    // A slot is free: the dispatcher may start the next effect.
+    context_.effects_wakeup().notify();
+  }
+  heartbeat.retire();
+}
+
+void EffectRunner::perform(Job& job) {
+  const StoredEffect& stored = job.stored;
+  // Log lines about this effect name its workflow and step.
+  LogScope scope(LogScope::workflow(
+      stored.workflow_id, std::visit([](const auto& e) { return e.step; }, stored.effect)));
+  const TimePoint started = now_ms();
+  EffectExecution execution(context_, services_, stored);
+  EffectResult result;
+  if (job.state != nullptr) {
+    result = execution.run(*job.state);
+  } else if (job.load_error) {
+    result = execution.run(Result<std::optional<WorkflowState>>(*job.load_error));
+  }  // else the workflow is gone: nothing to apply, the effect is dropped
+  spdlog::debug("effects: {} effect {} performed in {} ms", effect_name(stored.effect), stored.id,
+                (now_ms() - started).count());
+  recorder_->add(std::move(job.stored), std::move(result));
+}
+
+void EffectRunner::run_one(Store& store, const StoredEffect& stored) {
+  Result<Store::LoadedWorkflows> loaded = store.get_workflows({stored.workflow_id});
+  EffectExecution execution(context_, services_, stored);
+  EffectResult result =
+      loaded ? execution.run(loaded->at(stored.workflow_id))
+             : execution.run(Result<std::optional<WorkflowState>>(loaded.error()));
+  if (result.kind == EffectResult::Kind::kReschedule) {
+    reschedule_effect(store, stored, result.error, false);
     return;
   }
-  // Not started (a test performing effects itself): recorded here, now.
-  (void)record_all(context_, store, to_record, results, [this](int64_t id) { release(id); });
-  for (const auto& effect : to_record) release(effect.id);
-  spdlog::debug("effects: {} recorded in {} ms", batch.size(), (now_ms() - started).count());
+  std::vector<StoredEffect> effects{stored};
+  std::vector<EffectResult> results{std::move(result)};
+  (void)record_all(context_, store, effects, results, [this](int64_t id) { release(id); });
 }
 
 }  // namespace brickwork

@@ -2,13 +2,20 @@
 // Performs the effects the engine asked for (start a run, poll it, cancel it,
 // fire a timer) and feeds each result back as an engine input. Effects live in
 // Postgres and are claimed with a lease (FOR UPDATE SKIP LOCKED), so several
-// daemons share them, and an effect whose worker died is retried after the
+// daemons share them, and an effect whose holder died is retried after the
 // lease: safe because every Databricks call it makes can be repeated (run-now
 // carries the attempt's idempotency token). A result is recorded only while
 // its claim still holds the lease, and leases of effects in hand are renewed
-// while their calls take long, so two workers never both record one effect.
+// while their calls take long, so two holders never both record one effect.
+//
+// Each effect runs on its own as soon as a call slot is free: a dispatcher
+// takes effects handed over (and claims due ones) only while slots are free,
+// and a pool of call threads (`Slots::calls`, plus `Slots::transfers` for
+// uploads in a lane of their own) performs them, one each. A result goes to
+// the recorders the moment its effect ends; docs/ARCHITECTURE.md has the
+// whole model and the rule for what a thread may hold.
 #include <atomic>
-#include <functional>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,51 +32,71 @@ namespace brickwork {
 
 class EffectRunner {
  public:
+  // How many effects run at once (databricks.max_in_flight), and how many of
+  // those may be transfers (databricks.max_transfers) in a lane of their own.
+  struct Slots {
+    int32_t calls = 64;
+    int32_t transfers = 16;
+  };
+
   // `services` is what step types may use (a null service makes the steps
   // that need it fail with a clear error); the pointers must outlive the runner.
   EffectRunner(RuntimeContext& context, StepServices services, std::string owner);
   ~EffectRunner();
 
-  // Starts `workers` threads, each with its own Postgres connection, and one
-  // that renews the leases of effects in hand.
-  void start(int32_t workers);
-  // Asks the workers to stop after the effect in hand and joins them.
-  void stop();
+  // Starts the dispatcher (with its own Postgres connection), the call
+  // threads, the recorders and the lease keeper.
+  void start(Slots slots);
+  // Returns within about `grace`: nothing new starts, calls in flight may
+  // end within half of it and are then canceled, results are recorded while
+  // Postgres answers and time is left, and every effect not recorded is
+  // given back (its lease cleared, one try) for the next daemon.
+  void stop(Duration grace = std::chrono::seconds(20));
 
-  // Performs one claimed effect with `store` (exposed for tests).
+  // Performs one claimed effect with `store` and records its result, all on
+  // the calling thread (tests).
   void run_one(Store& store, const StoredEffect& effect);
-  // Performs claimed effects, their calls one after another, and records
-  // all their results in one transaction.
-  // `progress` is called after each effect is performed.
-  void run_batch(Store& store, const std::vector<StoredEffect>& batch,
-                 const std::function<void()>& progress = {});
-  // The same for effects handed over, with the workflow state they were
-  // decided from (a null state is read from the store).
-  void run_batch(Store& store, std::vector<HandedEffect> batch,
-                 const std::function<void()>& progress = {});
-  // How many effects a worker claims at once: enough to share one commit,
-  // few enough that the last one's call does not wait long for the others.
-  static constexpr int32_t kEffectsPerClaim = 8;
   // Renews the leases of every effect in hand once (exposed for tests).
   Status renew_leases(Store& store);
+  // The most effects performed at once since start (tests).
+  int32_t most_in_flight() const { return most_in_flight_.load(); }
 
  private:
-  void worker_loop(int32_t index);
+  struct Job;
+  struct Lane;
+  class ResultRecorder;
+
+  void dispatch_loop();
+  void call_loop(Lane& lane, int32_t index);
   void lease_keeper_loop();
-  void hold(const std::vector<StoredEffect>& effects);
+  // Slots of a lane neither running nor promised to an effect queued.
+  static int32_t free_slots(const Lane& lane);  // with lanes_mutex_ held
+  // The lane an effect runs in: transfers for a step type that moves a large body.
+  Lane* lane_for(const StoredEffect& effect, const WorkflowState* state) const;
+  void dispatch(Store& store, std::vector<HandedEffect> effects);
+  void perform(Job& job);
+  void hold(const StoredEffect& effect);
   void release(int64_t effect_id);
+  std::vector<HeldLease> take_held();
+  void give_back(std::vector<HeldLease> effects);
 
   RuntimeContext& context_;
   StepServices services_;
   std::string owner_;
   std::atomic<bool> stopping_{false};
-  std::vector<std::thread> threads_;
+  std::atomic<bool> keeper_stopping_{false};
+  std::thread dispatcher_;
+  std::thread lease_keeper_;
+  // The lanes, their queues and counts; one mutex for both.
+  mutable std::mutex lanes_mutex_;
+  std::condition_variable idle_cv_;  // a call ended
+  std::unique_ptr<Lane> calls_;
+  std::unique_ptr<Lane> transfers_;
+  std::atomic<int32_t> most_in_flight_{0};
   std::mutex held_mutex_;
   std::map<int64_t, std::string> held_;  // effect id -> lease owner of its claim
   std::atomic<int64_t> claims_{0};
-  std::atomic<int64_t> next_claim_ms_{0};  // steady clock: the next periodic claim
   std::shared_ptr<EffectHandoff> handoff_;  // while started
-  class ResultRecorder;
   std::unique_ptr<ResultRecorder> recorder_;
 };
 

@@ -170,6 +170,15 @@ constexpr const char* kWorkflowsColumns =
     " (extract(epoch FROM updated_at) * 1000)::bigint, signals::text, coalesce(traceparent, '')"
     " FROM workflows WHERE id = ANY($1::text[])";
 
+// The effects of (id, lease owner) pairs $1, $2 that still hold their lease,
+// locked in id order: `held` in a WITH clause, closed by kInIdOrder (after
+// any further condition on e).
+constexpr const char* kHeldEffects =
+    "WITH held AS (SELECT e.id FROM effects e"
+    " JOIN unnest($1::bigint[], $2::text[]) AS c(id, owner)"
+    " ON e.id = c.id AND e.lease_owner = c.owner WHERE true";
+constexpr const char* kInIdOrder = " ORDER BY e.id FOR UPDATE OF e)";
+
 const std::map<std::string, std::string>& prepared_statements() {
   static const std::map<std::string, std::string> statements = {
       {"select_workflows", kWorkflowsColumns},
@@ -180,10 +189,11 @@ const std::map<std::string, std::string>& prepared_statements() {
        " (extract(epoch FROM started_at) * 1000)::bigint,"
        " (extract(epoch FROM finished_at) * 1000)::bigint"
        " FROM steps WHERE workflow_id = ANY($1::text[]) ORDER BY workflow_id, position"},
+      // Effect rows are locked in id order by every statement that writes
+      // several (kHeldEffects): two of them never wait for each other in a cycle.
       {"delete_effects",
-       "DELETE FROM effects e USING unnest($1::bigint[], $2::text[]) AS c(id, owner)"
-       " WHERE e.id = c.id AND e.lease_owner = c.owner"
-       " AND e.lease_until >= to_timestamp($3::bigint / 1000.0) RETURNING e.id"},
+       std::string(kHeldEffects) + " AND e.lease_until >= to_timestamp($3::bigint / 1000.0)" +
+           kInIdOrder + " DELETE FROM effects e USING held WHERE e.id = held.id RETURNING e.id"},
       {"select_definition", "SELECT definition::text FROM definitions WHERE hash = $1"},
       {"drain_outbox", store_detail::kDrainOutbox},
       {"insert_definition",
@@ -1112,10 +1122,10 @@ class PgStore final : public Store {
     return guarded<Done>("renew_leases", [&](pqxx::connection& c) {
       pqxx::work tx(c);
       tx.exec_params(
-          "UPDATE effects e SET lease_until = to_timestamp($3::bigint / 1000.0)"
-          " FROM unnest($1::bigint[], $2::text[]) AS c(id, owner)"
-          " WHERE e.id = c.id AND e.lease_owner = c.owner"
-          " AND e.lease_until >= to_timestamp($4::bigint / 1000.0)",
+          std::string(kHeldEffects) + " AND e.lease_until >= to_timestamp($4::bigint / 1000.0)" +
+              kInIdOrder +
+              " UPDATE effects e SET lease_until = to_timestamp($3::bigint / 1000.0)"
+              " FROM held WHERE e.id = held.id",
           ids, owners, to_epoch_ms(now + lease), to_epoch_ms(now));
       tx.commit();
       return Done{};
@@ -1127,11 +1137,10 @@ class PgStore final : public Store {
     const auto [ids, owners] = lease_arrays(held);
     return guarded<Done>("release_leases", [&](pqxx::connection& c) {
       pqxx::work tx(c);
-      tx.exec_params(
-          "UPDATE effects e SET lease_owner = NULL, lease_until = NULL"
-          " FROM unnest($1::bigint[], $2::text[]) AS c(id, owner)"
-          " WHERE e.id = c.id AND e.lease_owner = c.owner",
-          ids, owners);
+      tx.exec_params(std::string(kHeldEffects) + kInIdOrder +
+                         " UPDATE effects e SET lease_owner = NULL, lease_until = NULL"
+                         " FROM held WHERE e.id = held.id",
+                     ids, owners);
       tx.commit();
       return Done{};
     });

@@ -81,6 +81,9 @@ class StepType {
   // fails and the daemon does not start, and the shell never calls the type
   // without a workspace.
   virtual bool calls_databricks() const { return false; }
+  // Whether executing it moves a large body (an upload): it then runs in the
+  // transfer lane (databricks.max_transfers), apart from short calls.
+  virtual bool is_transfer() const { return false; }
   // Checks the action's fields (`step.action`) at configuration time and
   // returns their typed form (bind_nothing() when the type reads none). It
   // may fill in what the engine needs: `step.plan` (default: performed by

@@ -80,6 +80,7 @@ class UploadStep final : public StepType {
  public:
   std::string_view action_key() const override { return "upload"; }
   bool calls_databricks() const override { return true; }
+  bool is_transfer() const override { return true; }
 
   Result<BoundActionPtr> compile(StepDefinition& step) const override {
     const json::object& action = step.action;

@@ -280,6 +280,22 @@ TEST(LoaderRules, OutboxStallIsADurationWithinBounds) {
   EXPECT_TRUE(has(word, "daemon.outbox_stall: expected a duration like 250ms")) << word;
 }
 
+TEST(LoaderRules, CallSlotsAreCountsWithinBounds) {
+  auto c = load_config_from_string(
+      std::string(kSecret) + "databricks: {max_in_flight: 200, max_transfers: 4}\n", "r.yaml",
+      with_steps());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->databricks.max_in_flight, 200);
+  EXPECT_EQ(c->databricks.max_transfers, 4);
+  EXPECT_EQ(DatabricksConfig{}.max_in_flight, 64);
+  EXPECT_EQ(DatabricksConfig{}.max_transfers, 16);
+  EXPECT_EQ(DaemonConfig{}.shutdown_grace, Duration(20'000));  // under systemd's 45 s
+  const std::string zero = rules_error(std::string(kSecret) + "databricks: {max_in_flight: 0}\n");
+  EXPECT_TRUE(has(zero, "databricks.max_in_flight")) << zero;
+  const std::string word = rules_error(std::string(kSecret) + "databricks: {max_transfers: many}\n");
+  EXPECT_TRUE(has(word, "databricks.max_transfers")) << word;
+}
+
 TEST(LoaderRules, WorkflowDefinedInTwoFilesNamesBoth) {
   const auto dir =
       std::filesystem::temp_directory_path() / ("bw-rules-" + std::to_string(getpid()));

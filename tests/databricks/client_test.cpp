@@ -385,7 +385,7 @@ TEST_F(Fixture, PlainHttpToRemoteHostRejected) {
   EXPECT_EQ(r.error().kind, ErrorKind::kInvalidInput);
 
   http::Client raw;
-  auto direct = raw.send(http::Request{"GET", "http://example.com/", {}, "", 1s, ""});
+  auto direct = raw.send(http::Request{"GET", "http://example.com/", {}, "", 1s, {}, ""});
   ASSERT_FALSE(direct.ok());
   EXPECT_EQ(direct.error().code, "insecure_url");
 }

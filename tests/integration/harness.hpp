@@ -147,11 +147,13 @@ inline CommandResult run_command(const std::string& command) {
 
 class EndToEndTest : public ::testing::Test {
  protected:
-  // Starts the stack with `jobs` at the simulator.
-  void start_stack(std::map<int64_t, SimulatedJob> jobs, SimulatorFaults faults = {}) {
+  // Starts the stack with `jobs` at the simulator (answering at `pace`).
+  void start_stack(std::map<int64_t, SimulatedJob> jobs, SimulatorFaults faults = {},
+                   SimulatorPace pace = {}) {
     LocalStackOptions options;
     options.simulator.jobs = std::move(jobs);
     options.simulator.faults = faults;
+    options.simulator.pace = std::move(pace);
     auto stack = LocalStack::start(options);
     ASSERT_TRUE(stack) << stack.error().message;
     stack_ = std::move(*stack);

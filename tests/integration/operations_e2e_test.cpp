@@ -33,12 +33,12 @@ class Operations : public EndToEndTest {
  protected:
   void use_block_step() { steps_ = &registry_with_block_step(); }
   // A `held` workflow (one `block` step) and `workflows`, on a daemon with
-  // one effect worker: while `held` blocks it, other effects wait handed over.
+  // one call slot: while `held` blocks it, other effects wait handed over.
   void config_with_one_worker(const std::string& workflows,
                               std::chrono::seconds lease = std::chrono::seconds(30)) {
     config("  held:\n    steps:\n      - name: wait\n        block: {}\n" + workflows);
     auto one_worker = std::make_shared<Config>(*config_);
-    one_worker->daemon.effect_workers = 1;
+    one_worker->databricks.max_in_flight = 1;
     one_worker->daemon.lease = lease;
     config_ = one_worker;
   }
