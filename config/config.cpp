@@ -186,7 +186,7 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
   if (auto e = in.map_node(root, "(top level)")) return *e;
   if (auto e = in.check_keys(root, "",
                              {"kafka", "postgres", "databricks", "callbacks", "daemon", "files",
-                              "databases", "workflows", "workflows_dir"})) {
+                              "retention", "databases", "workflows", "workflows_dir"})) {
     return *e;
   }
   if (const YAML::Node v = root["kafka"]) {
@@ -215,6 +215,9 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
   }
   if (const YAML::Node v = root["files"]) {
     if (auto e = config_detail::load_files(in, v, config.files)) return *e;
+  }
+  if (const YAML::Node v = root["retention"]) {
+    if (auto e = config_detail::load_retention(in, v, config.retention)) return *e;
   }
   std::map<std::string, std::string> defined_at;
   if (const YAML::Node v = root["workflows"]) {

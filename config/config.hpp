@@ -95,6 +95,18 @@ struct FilesConfig {
   bool operator==(const FilesConfig&) const = default;
 };
 
+// How long finished workflows are kept (contract 7, `retention:`); zero
+// keeps them forever. The daemon purges what is older every `every`, in
+// batches of `batch_size` workflows.
+struct RetentionConfig {
+  Duration succeeded{std::chrono::hours(24 * 7)};
+  Duration failed{std::chrono::hours(24 * 30)};
+  Duration canceled{std::chrono::hours(24 * 30)};
+  Duration every{std::chrono::minutes(10)};
+  int32_t batch_size = 500;
+  bool operator==(const RetentionConfig&) const = default;
+};
+
 enum class CompletionMode { kEvent, kPoll };
 
 struct RetryPolicy {
@@ -167,6 +179,7 @@ struct Config {
   CallbacksConfig callbacks;
   DaemonConfig daemon;
   FilesConfig files;
+  RetentionConfig retention;
   std::map<std::string, DatabaseConfig> databases;
   std::map<std::string, WorkflowDefinition> workflows;
 };
