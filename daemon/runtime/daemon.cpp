@@ -14,6 +14,7 @@
 #include "daemon/runtime/ops_monitor.hpp"
 #include "daemon/runtime/ops_server.hpp"
 #include "daemon/runtime/outbox_publisher.hpp"
+#include "daemon/runtime/retention_task.hpp"
 #include "daemon/databricks/lakebase.hpp"
 #include "daemon/store/databases.hpp"
 #include "daemon/store/store.hpp"
@@ -147,7 +148,9 @@ Status Daemon::run(const std::atomic<bool>& stop) {
   EffectRunner effects(
       *context_, StepServices{databricks_.get(), databases.get(), config->files.allowed_dirs}, id);
   InputProcessor inputs(*context_);
+  RetentionTask retention(*context_, options_.retention_clock);
   publisher.start();
+  retention.start();
   effects.start(config->daemon.effect_workers);
   monitor.start(**consumer, options_.monitor_period);
   Liveness::Loop& intake = context_->liveness().add("intake", kLoopStallLimit);
@@ -257,6 +260,7 @@ Status Daemon::run(const std::atomic<bool>& stop) {
   intake.retire();
   monitor.stop();
   monitor.set_not_ready("stopping");
+  retention.stop();
   effects.stop();
   publisher.stop(config->daemon.shutdown_grace);
   (*consumer)->close();
