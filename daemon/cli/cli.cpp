@@ -97,6 +97,17 @@ int run_cli(int argc, char** argv) {
   list->add_option("--limit", limit, "how many")->capture_default_str();
   list->footer("Example:\n  brickwork list --state failed --json");
 
+  DurationOption older_than;
+  bool dry_run = false;
+  auto* purge = with_json(with_config(app.add_subcommand(
+      "purge", "delete finished workflows that ended before a given age, and unused definitions")));
+  purge->add_option("--older-than", older_than.text, "ended at least this long ago: 30d, 12h")
+      ->required();
+  purge->add_option("--state", state, "succeeded|failed|canceled (default: all three)");
+  purge->add_flag("--dry-run", dry_run, "only count what would be deleted");
+  purge->footer("Example:\n  brickwork purge --older-than 30d --state failed --dry-run\n"
+                "A purged id is free again: a later start with it begins a new workflow.");
+
   // cancel, retry and signal wait for the daemon's answer the same way.
   bool no_wait = false;
   std::string answer_timeout = "30s";
@@ -238,6 +249,15 @@ int run_cli(int argc, char** argv) {
     return cli::run_list(config_path,
                          state.empty() ? std::nullopt : std::optional<std::string>(state), limit,
                          as_json);
+  }
+  if (purge->parsed()) {
+    if (!older_than.parsed()) {
+      std::cerr << "error: --older-than expects a duration such as 30d, 12h or 0\n";
+      return 2;
+    }
+    return cli::run_purge(config_path, *older_than.parsed(),
+                          state.empty() ? std::nullopt : std::optional<std::string>(state),
+                          dry_run, as_json);
   }
   if (cancel->parsed()) return cli::run_cancel(config_path, id, reason, answer_wait, as_json);
   if (retry->parsed()) return cli::run_retry(config_path, id, answer_wait, as_json);
