@@ -157,6 +157,9 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str();
   bench->add_option("--intake", bench_options.intake, "workflows per intake measure")
       ->capture_default_str();
+  bench->add_option("--purge", bench_options.purge,
+                    "finished workflows purged beside an intake measure (0: none)")
+      ->capture_default_str();
   bench->add_option("--latency-rate", bench_options.latency_rate, "two-step workflows/s")
       ->capture_default_str();
   bench->add_option("--latency-seconds", bench_options.latency_seconds, "")->capture_default_str();
