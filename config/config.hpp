@@ -132,6 +132,10 @@ struct StepPlan {
   // Its runs may publish a completion event (run_job, submit_run): with
   // completion: event, a poll that sees the run end waits event_grace for it.
   bool completion_event = false;
+  // A new attempt may continue the run of the attempt before (run_job and
+  // submit_run with repair: true): it starts with that run's id and handle
+  // in its own handle, {"previous_run_id", "previous_handle"}.
+  bool repairs_runs = false;
   bool operator==(const StepPlan&) const = default;
 };
 
