@@ -5,6 +5,8 @@
 //     job_name: nightly_ingest          # resolved with jobs/list?name= (exactly one match)
 //     parameters: {url: "{{ input.url }}"}   # job parameters (values become strings)
 //     queue: {enabled: true}            # any other run-now field is passed through
+//     repair: true                      # a retry re-runs only the failed tasks of
+//                                       # the run before (jobs/runs/repair)
 //
 // The job also receives brickwork_workflow_id, brickwork_step and
 // brickwork_token (contract section 3) so its last task can publish the
@@ -61,7 +63,7 @@ class RunJobStep final : public StepType {
         return "run_job." + std::string(key) + " is set by brickwork; use run_job.parameters";
       }
     }
-    return std::nullopt;
+    return compile_repair(step);
   }
 
   Result<StepOutcome> execute(const StepContext& context, StepServices& services) const override {
@@ -96,7 +98,14 @@ class RunJobStep final : public StepType {
     request.job_parameters["brickwork_token"] = bw.token;
     request.idempotency_token = context.idempotency_token;
     for (const auto& [key, value] : action) {
-      if (key != "job_id" && key != "job_name" && key != "parameters") request.extra[key] = value;
+      if (key != "job_id" && key != "job_name" && key != "parameters" && !is_repair_key(key)) {
+        request.extra[key] = value;
+      }
+    }
+    if (context.definition.plan.repairs_runs) {
+      auto repaired = repair_previous_run(context, services, request.job_parameters, true);
+      if (!repaired) return repaired.error();
+      if (*repaired) return std::move(**repaired);
     }
 
     auto run_id = services.databricks->run_now(request);
