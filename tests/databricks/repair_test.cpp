@@ -31,7 +31,7 @@ TEST(RepairableRun, ReadsTaskResultsAndTheLatestRepairFromTheHistory) {
       "FAILED", {"SUCCESS", "FAILED", "UPSTREAM_FAILED"},
       json::array{json::object{{"type", "ORIGINAL"}, {"task_run_ids", json::array{1, 2}}},
                   json::object{{"type", "REPAIR"}, {"id", 734650698524001}},
-                  json::object{{"type", "REPAIR"}, {"id", "734650698524002"}}}));
+                  json::object{{"type", "REPAIR"}, {"id", 734650698524002}}}));
   ASSERT_TRUE(run.ok()) << run.error().message;
   EXPECT_EQ(run->latest_repair_id, 734650698524002);
   EXPECT_EQ(run->failed_tasks(), (std::vector<std::string>{"t2", "t3"}));
