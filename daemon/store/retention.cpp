@@ -49,6 +49,10 @@ constexpr const char* kPurgeDefinitions =
     " gone AS (DELETE FROM definitions WHERE hash IN (SELECT hash FROM unused) RETURNING 1)"
     " SELECT count(*) FROM gone";
 
+// How long one batch should hold its rows at most, and the size it starts at.
+constexpr Duration kTargetHold{40};
+constexpr int32_t kFirstBatch = 100;
+
 class PgWorkflowPurger final : public WorkflowPurger {
  public:
   PgWorkflowPurger(const std::string& url, std::shared_ptr<PasswordSource> password)
@@ -114,17 +118,25 @@ Result<PurgeTotals> purge_finished(
     const std::function<void(WorkflowStatus, const PurgeBatch&)>& on_batch) {
   const auto stopped = [&] { return stop != nullptr && stop->load(); };
   PurgeTotals totals;
+  // Up to batch_size, fewer while batches take long: a busy server makes
+  // each batch slower, and what counts is how long it holds its rows.
+  int32_t size = std::max(1, std::min(batch_size, kFirstBatch));
   for (const PurgeCutoff& cutoff : cutoffs) {
     for (;;) {
       if (stopped()) return totals;
-      auto batch = purger.purge_batch(cutoff, batch_size);
+      auto batch = purger.purge_batch(cutoff, size);
       if (!batch) return batch.error();
       ++totals.batches;
       totals.workflows[cutoff.state] += batch->workflows;
       totals.longest_hold = std::max(totals.longest_hold, batch->held);
       if (on_batch) on_batch(cutoff.state, *batch);
       // A short batch found all there was (or only rows others hold).
-      if (batch->workflows < batch_size) break;
+      if (batch->workflows < size) break;
+      if (batch->held > kTargetHold) {
+        size = std::max(1, size / 2);
+      } else if (batch->held < kTargetHold / 2) {
+        size = std::min(batch_size, size * 2);
+      }
     }
   }
   for (;;) {

@@ -59,8 +59,9 @@ class WorkflowPurger {
   virtual Result<int64_t> purge_unused_definitions(int32_t limit) = 0;
 };
 
-// Batches of `batch_size` for each cutoff until none is left, then the
-// unused definitions. `stop` is read between batches; `on_batch` hears of
+// Batches of at most `batch_size` for each cutoff until none is left (a
+// batch that held its rows longer than 40 ms halves the next one, a quick
+// one doubles it back), then the unused definitions. `stop` is read between batches; `on_batch` hears of
 // each committed batch (metrics), with its cutoff's state. On an Error, what
 // was deleted before it stays deleted.
 Result<PurgeTotals> purge_finished(
