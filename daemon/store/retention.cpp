@@ -12,9 +12,10 @@ namespace {
 
 // Every table that holds rows of one workflow, by its `workflow_id` column
 // (indexed first): a purge deletes them with the workflow. A table added
-// for workflows (attempts, kept signals, ...) belongs here. `effects` does
-// not: a workflow with effects queued is not purged yet.
-constexpr std::array<std::string_view, 1> kWorkflowChildTables{{"steps"}};
+// for workflows (attempts, kept signals, ...) belongs here. A finished
+// workflow's effects are stale timers and polls (dropped when they come
+// due) or a cancel of its run not yet sent: the workflow waits for that one.
+constexpr std::array<std::string_view, 2> kWorkflowChildTables{{"steps", "effects"}};
 
 // Finished before the cutoff: updated_at is its end. created_at, never later
 // than updated_at, lets the (status, created_at) index find them.
@@ -22,7 +23,7 @@ constexpr const char* kSelectPurgeable =
     "SELECT id FROM workflows w WHERE status = $1"
     " AND created_at < to_timestamp($2::bigint / 1000.0)"
     " AND updated_at < to_timestamp($2::bigint / 1000.0)"
-    " AND NOT EXISTS (SELECT 1 FROM effects e WHERE e.workflow_id = w.id)";
+    " AND NOT EXISTS (SELECT 1 FROM effects e WHERE e.workflow_id = w.id AND e.kind = 'cancel')";
 
 // One statement: the batch's rows locked (skipping those another
 // transaction holds), their child rows and then themselves deleted.

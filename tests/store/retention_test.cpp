@@ -131,16 +131,22 @@ TEST_F(RetentionTest, BatchesAreBoundedAndSkipRowsAnotherTransactionHolds) {
   EXPECT_EQ(count("workflows"), 0);
 }
 
-TEST_F(RetentionTest, AWorkflowWithAnEffectStillQueuedWaits) {
-  create({workflow("canceled", WorkflowStatus::kCanceled, days_ago(40), days_ago(40))});
-  Status queued = store_->transact(
-      [](StoreTx& tx) { tx.add_effect("canceled", ExecuteStep{"nap", 1}, days_ago(40)); });
-  ASSERT_TRUE(queued.ok());
-  const PurgeCutoff cutoff{WorkflowStatus::kCanceled, days_ago(30)};
-  EXPECT_EQ(purger_->purge_batch(cutoff, 10)->workflows, 0);
+// A stale timer goes with its workflow; a cancel of its run not yet sent
+// keeps it until the cancel is done.
+TEST_F(RetentionTest, AWorkflowWaitsForItsQueuedCancelButNotForAStaleTimer) {
+  create({workflow("canceled", WorkflowStatus::kCanceled, days_ago(40), days_ago(40)),
+          workflow("timed", WorkflowStatus::kSucceeded, days_ago(40), days_ago(40))});
+  Status queued = store_->transact([](StoreTx& tx) {
+    tx.add_effect("canceled", CancelStep{"nap", 1, 77, nullptr}, days_ago(40));
+    tx.add_effect("timed", StartTimer{"nap", 1, TimerKind::kTimeout, days_ago(1)}, days_ago(1));
+  });
+  ASSERT_TRUE(queued.ok()) << queued.error().message;
+  EXPECT_EQ(purger_->purge_batch(PurgeCutoff{WorkflowStatus::kCanceled, days_ago(30)}, 10)->workflows, 0);
   EXPECT_TRUE(exists("canceled"));
+  EXPECT_EQ(purger_->purge_batch(PurgeCutoff{WorkflowStatus::kSucceeded, days_ago(30)}, 10)->workflows, 1);
+  EXPECT_EQ(sql("SELECT count(*) FROM effects WHERE workflow_id = 'timed'")[0][0].as<int64_t>(), 0);
   sql("DELETE FROM effects");
-  EXPECT_EQ(purger_->purge_batch(cutoff, 10)->workflows, 1);
+  EXPECT_EQ(purger_->purge_batch(PurgeCutoff{WorkflowStatus::kCanceled, days_ago(30)}, 10)->workflows, 1);
 }
 
 TEST_F(RetentionTest, DeletesTheDefinitionsNoWorkflowUsesAnyMore) {
