@@ -42,10 +42,7 @@ class Repair : public EndToEndTest {
   }
 };
 
-// DISABLED: fails today (the workflow fails at attempt 1 without a retry,
-// while WithoutRepair below repairs): the retry-policy path is not yet
-// understood; the retry-command path (next test) works. See the report.
-TEST_F(Repair, DISABLED_TheRetryPolicyRepairsOnlyTheFailedTaskOfTheSameRun) {
+TEST_F(Repair, TheRetryPolicyRepairsOnlyTheFailedTaskOfTheSameRun) {
   start_stack({{301, three_tasks_one_failing()}});
   config(R"(  nightly:
     steps:
@@ -64,9 +61,7 @@ TEST_F(Repair, DISABLED_TheRetryPolicyRepairsOnlyTheFailedTaskOfTheSameRun) {
   expect_repaired_once(*done);
 }
 
-// DISABLED: passed once and failed once (attempt 2 started a new run
-// without repairing); the same unexplained cause as the test above.
-TEST_F(Repair, DISABLED_ARetryCommandRepairsTheRunTheFailedWorkflowEndedWith) {
+TEST_F(Repair, ARetryCommandRepairsTheRunTheFailedWorkflowEndedWith) {
   start_stack({{301, three_tasks_one_failing()}});
   config(R"(  nightly:
     steps:
@@ -90,8 +85,9 @@ TEST_F(Repair, DISABLED_ARetryCommandRepairsTheRunTheFailedWorkflowEndedWith) {
   expect_repaired_once(*done);
 }
 
-// DISABLED with the test above, whose failure it mirrors.
-TEST_F(Repair, DISABLED_WithoutRepairARetryStartsANewRun) {
+// Ordinary retries are unchanged: without repair: true each attempt starts
+// a run of its own.
+TEST_F(Repair, WithoutRepairARetryStartsANewRun) {
   start_stack({{301, three_tasks_one_failing()}});
   config(R"(  nightly:
     steps:
