@@ -234,7 +234,7 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
   ErrorList errors(options.max_errors);
   errors.add(in.check_keys(root, "",
                            {"kafka", "postgres", "databricks", "callbacks", "daemon", "files",
-                            "databases", "workflows", "workflows_dir"}));
+                            "retention", "databases", "workflows", "workflows_dir"}));
   if (const YAML::Node v = root["kafka"]) {
     errors.add(config_detail::load_kafka(in, v, config.kafka));
   }
@@ -256,6 +256,9 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
   }
   if (const YAML::Node v = root["files"]) {
     errors.add(config_detail::load_files(in, v, config.files));
+  }
+  if (const YAML::Node v = root["retention"]) {
+    if (auto e = config_detail::load_retention(in, v, config.retention)) return *e;
   }
   std::map<std::string, std::string> defined_at;
   if (const YAML::Node v = root["workflows"]) {

@@ -108,6 +108,18 @@ struct FilesConfig {
   bool operator==(const FilesConfig&) const = default;
 };
 
+// How long finished workflows are kept (contract 7, `retention:`); zero
+// keeps them forever. The daemon purges what is older every `every`, in
+// batches of `batch_size` workflows.
+struct RetentionConfig {
+  Duration succeeded{std::chrono::hours(24 * 7)};
+  Duration failed{std::chrono::hours(24 * 30)};
+  Duration canceled{std::chrono::hours(24 * 30)};
+  Duration every{std::chrono::minutes(10)};
+  int32_t batch_size = 500;
+  bool operator==(const RetentionConfig&) const = default;
+};
+
 enum class CompletionMode { kEvent, kPoll };
 
 struct RetryPolicy {
@@ -133,6 +145,10 @@ struct StepPlan {
   // Its runs may publish a completion event (run_job, submit_run): with
   // completion: event, a poll that sees the run end waits event_grace for it.
   bool completion_event = false;
+  // A new attempt may continue the run of the attempt before (run_job and
+  // submit_run with repair: true): it starts with that run's id and handle
+  // in its own handle, {"previous_run_id", "previous_handle"}.
+  bool repairs_runs = false;
   bool operator==(const StepPlan&) const = default;
 };
 
@@ -186,6 +202,7 @@ struct Config {
   CallbacksConfig callbacks;
   DaemonConfig daemon;
   FilesConfig files;
+  RetentionConfig retention;
   std::map<std::string, DatabaseConfig> databases;
   std::map<std::string, WorkflowDefinition> workflows;
 };

@@ -91,6 +91,7 @@ json::value step_to_json(const StepDefinition& step) {
   if (!step.plan.signal.empty()) plan["signal"] = step.plan.signal;
   if (step.plan.sensitive_output) plan["sensitive_output"] = true;
   if (step.plan.completion_event) plan["completion_event"] = true;
+  if (step.plan.repairs_runs) plan["repairs_runs"] = true;
   o["plan"] = std::move(plan);
   return o;
 }
@@ -169,7 +170,8 @@ Result<StepDefinition> step_from_json(const json::value& v, const std::string& w
       // never wait for an event).
       const std::pair<const char*, bool*> flags[] = {
           {"sensitive_output", &step.plan.sensitive_output},
-          {"completion_event", &step.plan.completion_event}};
+          {"completion_event", &step.plan.completion_event},
+          {"repairs_runs", &step.plan.repairs_runs}};
       for (const auto& [key, target] : flags) {
         if (const json::value* flag = plan->as_object().if_contains(key)) {
           if (!flag->is_bool()) return invalid(where + ".plan." + key + " must be a boolean");

@@ -69,6 +69,7 @@ ReloadedConfig reloaded_config(const Config& running, const Config& fresh) {
   d.compare("callbacks.previous_secrets", running.callbacks.previous_secrets,
             fresh.callbacks.previous_secrets);
   d.compare("files.allowed_dirs", running.files.allowed_dirs, fresh.files.allowed_dirs);
+  d.compare("retention", running.retention, fresh.retention);
   const DaemonConfig& rd = running.daemon;
   const DaemonConfig& fd = fresh.daemon;
   d.compare("daemon.batch_max_messages", rd.batch_max_messages, fd.batch_max_messages);

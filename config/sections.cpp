@@ -433,6 +433,45 @@ std::optional<Error> load_daemon(const YamlReader& in, const YAML::Node& node,
   return std::nullopt;
 }
 
+std::optional<Error> load_retention(const YamlReader& in, const YAML::Node& node,
+                                    RetentionConfig& retention) {
+  if (auto e = in.map_node(node, "retention")) return e;
+  if (auto e = in.check_keys(node, "retention",
+                             {"succeeded", "failed", "canceled", "every", "batch_size"})) {
+    return e;
+  }
+  // Shorter than a minute, a workflow could vanish before anyone read its end.
+  const std::pair<const char*, Duration*> kept[] = {{"succeeded", &retention.succeeded},
+                                                    {"failed", &retention.failed},
+                                                    {"canceled", &retention.canceled}};
+  for (const auto& [key, target] : kept) {
+    if (const YAML::Node v = node[key]) {
+      const std::string path = std::string("retention.") + key;
+      auto d = in.duration(v, path);
+      if (!d) return d.error();
+      if (d->count() != 0 && *d < std::chrono::minutes(1)) {
+        return in.error(v, path,
+                        "must be 0 (keep forever) or at least 1m, got " + format_duration(*d));
+      }
+      *target = *d;
+    }
+  }
+  if (const YAML::Node v = node["every"]) {
+    auto d = in.duration(v, "retention.every");
+    if (!d) return d.error();
+    if (*d < std::chrono::seconds(1) || *d > std::chrono::hours(24)) {
+      return in.error(v, "retention.every", "must be between 1s and 1d, got " + format_duration(*d));
+    }
+    retention.every = *d;
+  }
+  if (const YAML::Node v = node["batch_size"]) {
+    auto i = in.integer(v, "retention.batch_size", 1, 10000);
+    if (!i) return i.error();
+    retention.batch_size = static_cast<int32_t>(*i);
+  }
+  return std::nullopt;
+}
+
 std::optional<Error> load_files(const YamlReader& in, const YAML::Node& node, FilesConfig& files) {
   if (auto e = in.map_node(node, "files")) return e;
   if (auto e = in.check_keys(node, "files", {"allowed_dirs"})) return e;

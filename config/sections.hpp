@@ -35,6 +35,10 @@ std::optional<Error> load_callbacks(const YamlReader& in, const YAML::Node& root
 // files: {allowed_dirs: [absolute directories]}.
 std::optional<Error> load_files(const YamlReader& in, const YAML::Node& node, FilesConfig& files);
 
+// retention: {succeeded, failed, canceled: durations, 0 = forever; every; batch_size}.
+std::optional<Error> load_retention(const YamlReader& in, const YAML::Node& node,
+                                    RetentionConfig& retention);
+
 std::optional<Error> load_daemon(const YamlReader& in, const YAML::Node& node,
                                  DaemonConfig& daemon);
 

@@ -104,10 +104,28 @@ void DatabricksSimulator::Impl::set_state(Run& run, SteadyClock::time_point now,
   }
 }
 
+// With task_failures, each task that ran in this round gets its own result
+// (a run of a task fails while it has failed fewer times than asked), and
+// the run's is FAILED if any task's is; otherwise the job's outcome.
+static std::string settle_tasks(Run& run) {
+  if (run.job.task_failures.empty()) return run.job.outcome;
+  bool failed = false;
+  for (SimulatedTaskRun& task : run.view.tasks) {
+    if (task.result_state.empty()) {
+      const auto limit = run.job.task_failures.find(task.task_key);
+      const bool fails = limit != run.job.task_failures.end() &&
+                         run.task_runs[task.task_key] <= limit->second;
+      task.result_state = fails ? "FAILED" : "SUCCESS";
+    }
+    failed = failed || task.result_state != "SUCCESS";
+  }
+  return failed ? "FAILED" : "SUCCESS";
+}
+
 void DatabricksSimulator::Impl::finish(Run& run, std::vector<Event>& events) {
   run.done = true;
   run.end_ms = to_epoch_ms(now_ms());
-  const std::string outcome = run.view.cancel_requested ? "CANCELED" : run.job.outcome;
+  const std::string outcome = run.view.cancel_requested ? "CANCELED" : settle_tasks(run);
   run.view.life_cycle_state = "TERMINATED";
   run.view.result_state = outcome;
   if (run.view.cancel_requested) {
@@ -213,8 +231,10 @@ int64_t DatabricksSimulator::Impl::create_run(const SimulatedJob& job, int64_t j
     }
   }
   for (auto& key : task_keys) {
-    run.view.tasks.push_back(SimulatedTaskRun{next_run_id++, std::move(key)});
+    ++run.task_runs[key];
+    run.view.tasks.push_back(SimulatedTaskRun{next_run_id++, std::move(key), ""});
     run_of_task[run.view.tasks.back().run_id] = run.view.run_id;
+    run.view.original_task_run_ids.push_back(run.view.tasks.back().run_id);
   }
   run.view.job_id = job_id;
   run.view.life_cycle_state = "PENDING";
@@ -369,7 +389,7 @@ http::ServerResponse DatabricksSimulator::Impl::route(const http::ServerRequest&
       (op == "run-now" && req.method == "POST") || (op == "runs/submit" && req.method == "POST") ||
       (op == "runs/get" && req.method == "GET") ||
       (op == "runs/get-output" && req.method == "GET") || (op == "list" && req.method == "GET") ||
-      (op == "runs/cancel" && req.method == "POST");
+      (op == "runs/cancel" && req.method == "POST") || (op == "runs/repair" && req.method == "POST");
   if (!known) {
     return api_error(404, "ENDPOINT_NOT_FOUND",
                      "No API found for '" + req.method + " " + path + "'");
@@ -401,6 +421,7 @@ http::ServerResponse DatabricksSimulator::Impl::route(const http::ServerRequest&
   const json::object& o = body.get_object();
   if (op == "run-now") return run_now(o);
   if (op == "runs/submit") return submit(o);
+  if (op == "runs/repair") return repair(o);
   return cancel(o);
 }
 

@@ -19,6 +19,11 @@
 //                                  refused with 400 INVALID_PARAMETER_VALUE, whatever its
 //                                  number of tasks, as Jobs API 2.1+ does
 //   POST /api/2.x/jobs/runs/cancel run_id (the run ends CANCELED shortly after)
+//   POST /api/2.x/jobs/runs/repair run_id, rerun_tasks | rerun_all_failed_tasks,
+//                                  latest_repair_id (required from the second repair
+//                                  on), job_parameters, notebook_params; {"repair_id"}.
+//                                  runs/get?include_history=true adds repair_history
+//                                  (ORIGINAL, then each REPAIR with its id)
 //   /api/2.1/unity-catalog/shares and /recipients: Delta Sharing (SimulatedSharing,
 //                                  simulator_sharing.cpp, docs/DATABRICKS.md)
 // Errors use the Databricks body {"error_code", "message"}.
@@ -58,6 +63,11 @@ struct SimulatedJob {
   // runs/get-output's notebook_output.result of each task run (what
   // dbutils.notebook.exit() would return); empty: `output` as JSON text.
   std::string notebook_result;
+  // Tasks that fail on their own: task key → how many of its runs fail
+  // (result FAILED) before one succeeds, across runs/repair. When set, each
+  // task has its own result and the run's is FAILED if any task failed, else
+  // SUCCESS (`outcome` is not used).
+  std::map<std::string, int32_t> task_failures;
 };
 
 // Injected failures: each API request (token endpoint included) is answered,
@@ -107,7 +117,7 @@ struct SimulatorPace {
 
 // The API a request belongs to, as rate limits and counters name it:
 // "jobs/run-now", "jobs/runs/submit", "jobs/runs/get", "jobs/runs/get-output",
-// "jobs/runs/cancel", "jobs/list", "fs/files", "sql/statements",
+// "jobs/runs/cancel", "jobs/runs/repair", "jobs/list", "fs/files", "sql/statements",
 // "database/credentials", "postgres/credentials", "unity-catalog/shares",
 // "unity-catalog/recipients", "oidc/token"; "other" for anything else.
 std::string simulator_api_name(const std::string& path);
@@ -181,10 +191,20 @@ struct SimulatorOptions {
 };
 
 // One task run of a run: its own run id (from the same sequence as run ids)
-// and task_key; its state is the run's.
+// and task_key; its state is the run's until it has a result of its own
+// (SimulatedJob::task_failures). A repaired task gets a new task run.
 struct SimulatedTaskRun {
   int64_t run_id = 0;
   std::string task_key;
+  std::string result_state;  // its own result; "" while it runs or when it mirrors the run
+};
+
+// One runs/repair of a run (repair_history's REPAIR items, oldest first).
+struct SimulatedRepair {
+  int64_t repair_id = 0;
+  int64_t start_ms = 0;
+  std::vector<std::string> rerun_tasks;
+  std::vector<int64_t> task_run_ids;  // the new task runs
 };
 
 // One run as the simulator sees it.
@@ -198,6 +218,8 @@ struct SimulatedRun {
   bool cancel_requested = false;
   bool event_emitted = false;
   std::vector<SimulatedTaskRun> tasks;
+  std::vector<int64_t> original_task_run_ids;  // repair_history's ORIGINAL item
+  std::vector<SimulatedRepair> repairs;
 };
 
 // Calls of one API (simulator_api_name).
@@ -219,6 +241,8 @@ struct SimulatorStats {
   int64_t cancel_calls = 0;
   int64_t list_calls = 0;
   int64_t get_output_calls = 0;
+  int64_t repair_calls = 0;
+  std::vector<json::object> repairs_received;  // POST jobs/runs/repair bodies, accepted or not
   std::vector<json::object> statements_received;  // POST /api/2.0/sql/statements bodies
   // Files put with the Files API, by volume path: size, and the first 1 MiB.
   std::map<std::string, std::pair<int64_t, std::string>> files;
@@ -349,7 +373,8 @@ class DatabricksSimulator {
 //   jobs:
 //     - {job_id: 101, name: extract, duration: 2s, outcome: SUCCESS,
 //        output: {rows: 42}, message: "", emit_event: true,
-//        tasks: 1, notebook_result: '{"rows": 42}'}
+//        tasks: 1, notebook_result: '{"rows": 42}',
+//        task_failures: {task_2: 1}}                      # optional
 //   default_job: {duration: 1s, outcome: SUCCESS}          # optional
 //   never_answer: [jobs/run-now]                            # optional: calls held unanswered
 //   faults: {error_rate: 0.0, statuses: [429, 503], retry_after: 1s, seed: 1}

@@ -125,6 +125,11 @@ SimulatedJob parse_job(const std::string& source, const YAML::Node& node, const 
       }
     } else if (key == "notebook_result") {
       job.notebook_result = v.as<std::string>();
+    } else if (key == "task_failures") {
+      if (!v.IsMap()) throw YamlError{where(source, v, f) + ": expected {task_key: failures}"};
+      for (const auto& failure : v) {
+        job.task_failures[failure.first.as<std::string>()] = failure.second.as<int32_t>();
+      }
     } else {
       throw YamlError{where(source, kv.first, f) + ": unknown field"};
     }

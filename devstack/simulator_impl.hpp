@@ -160,6 +160,10 @@ struct DatabricksSimulator::Impl {
   http::ServerResponse get_output(const std::map<std::string, std::string>& query);
   http::ServerResponse list(const std::map<std::string, std::string>& query);
   http::ServerResponse cancel(const json::object& o);
+  // runs/repair (simulator_repair.cpp): the run's failed (or named) tasks
+  // run again under the same run id.
+  http::ServerResponse repair(const json::object& o);
+  int64_t next_repair_id = 734650698524001;
   // Statement Execution API routes (simulator_sql.cpp): path below
   // /api/2.0/sql/statements, authorized already.
   http::ServerResponse sql(const http::ServerRequest& req, const std::string& path);

@@ -16,7 +16,7 @@ namespace {
 
 constexpr const char* kApiNames[] = {
     "jobs/run-now",        "jobs/runs/submit",     "jobs/runs/get",        "jobs/runs/get-output",
-    "jobs/runs/cancel",    "jobs/list",            "fs/files",             "sql/statements",
+    "jobs/runs/cancel",    "jobs/runs/repair",     "jobs/list",            "fs/files",             "sql/statements",
     "database/credentials", "postgres/credentials", "unity-catalog/shares", "unity-catalog/recipients",
     "oidc/token"};
 

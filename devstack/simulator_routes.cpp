@@ -14,6 +14,7 @@ using simulator_detail::api_error;
 using simulator_detail::collect_params;
 using simulator_detail::collect_task_params;
 using simulator_detail::json_response;
+using simulator_detail::repair_history_json;
 using simulator_detail::request_int64;
 using simulator_detail::Run;
 using simulator_detail::same_name_ignoring_case;
@@ -164,6 +165,10 @@ http::ServerResponse DatabricksSimulator::Impl::get(const std::map<std::string, 
   const auto offset = page_offset(query, listing);
   if (!offset) return api_error(400, "INVALID_PARAMETER_VALUE", "Invalid page_token");
   json::object body = run_json(run->second, base_url, TaskWindow{*offset, kTasksPerPage});
+  if (const auto history = query.find("include_history");
+      history != query.end() && history->second == "true") {
+    body["repair_history"] = repair_history_json(run->second);
+  }
   const bool more = *offset + kTasksPerPage < total;
   body["has_more"] = more;
   if (more) body["next_page_token"] = page_token(listing, *offset + kTasksPerPage);

@@ -89,16 +89,43 @@ json::object run_json(const Run& run, const std::string& base_url, TaskWindow wi
   return out;
 }
 
+json::array repair_history_json(const Run& run) {
+  const auto ids = [](const std::vector<int64_t>& task_run_ids) {
+    json::array out;
+    for (int64_t id : task_run_ids) out.push_back(id);
+    return out;
+  };
+  json::array history{json::object{{"type", "ORIGINAL"},
+                                   {"start_time", run.start_ms},
+                                   {"task_run_ids", ids(run.view.original_task_run_ids)}}};
+  for (const SimulatedRepair& repair : run.view.repairs) {
+    history.push_back(json::object{{"type", "REPAIR"},
+                                   {"id", repair.repair_id},
+                                   {"start_time", repair.start_ms},
+                                   {"task_run_ids", ids(repair.task_run_ids)}});
+  }
+  return history;
+}
+
 json::object task_run_json(const Run& run, const SimulatedTaskRun& task,
                            const std::string& base_url) {
+  json::object state = state_json(run);
+  json::object status = status_json(run);
+  if (!task.result_state.empty()) {  // ended on its own, whatever the run does now
+    state = json::object{{"life_cycle_state", "TERMINATED"},
+                         {"result_state", task.result_state},
+                         {"state_message", ""},
+                         {"user_cancelled_or_timedout", false}};
+    status = json::object{{"state", "TERMINATED"}};
+  }
   json::object out{{"run_id", task.run_id},
                    {"task_key", task.task_key},
                    {"run_page_url", page_url(run, task.run_id, base_url)},
                    {"attempt_number", 0},
                    {"start_time", run.start_ms},
                    {"end_time", run.end_ms},
-                   {"state", state_json(run)},
-                   {"status", status_json(run)}};
+                   {"state", std::move(state)},
+                   {"status", std::move(status)}};
   if (!run.submit) out["job_id"] = run.view.job_id;
   return out;
 }

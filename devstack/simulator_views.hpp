@@ -26,6 +26,7 @@ struct Run {
   std::string term_code;
   std::string term_type;
   bool done = false;
+  std::map<std::string, int32_t> task_runs;  // task key → runs of it started (repairs too)
 };
 
 // A window of a run's tasks[] (API 2.2 pages them by 100; 2.1 lists all).
@@ -36,6 +37,10 @@ struct TaskWindow {
 
 // The runs/get body, with tasks[offset, offset + count).
 json::object run_json(const Run& run, const std::string& base_url, TaskWindow tasks);
+
+// runs/get's repair_history (include_history=true): the ORIGINAL run, then
+// each REPAIR with its id, oldest first.
+json::array repair_history_json(const Run& run);
 
 // tasks[i] as runs/get lists it; also the `metadata` of its get-output.
 json::object task_run_json(const Run& run, const SimulatedTaskRun& task,

@@ -12,6 +12,8 @@
 #   BENCH_WORKFLOWS=20000        throughput: start commands queued before the daemon starts
 #   BENCH_WAITING=20000          in-flight sizes, comma-separated (e.g. 20000,100000)
 #   BENCH_INTAKE=20000           workflows per intake measure
+#   BENCH_PURGE=100000           finished workflows purged beside an intake measure
+#                                (the 1M: BENCH_PURGE=1000000; 0 skips it)
 #   BENCH_LATENCY_RATE=333       two-step workflows/s (3 input events each)
 #   BENCH_LATENCY_SECONDS=10
 #   BENCH_PGBENCH_SECONDS=10
@@ -48,6 +50,7 @@ args=()
 [[ -n "${BENCH_WORKFLOWS:-}" ]] && args+=(--workflows "$BENCH_WORKFLOWS")
 [[ -n "${BENCH_WAITING:-}" ]] && args+=(--waiting "$BENCH_WAITING")
 [[ -n "${BENCH_INTAKE:-}" ]] && args+=(--intake "$BENCH_INTAKE")
+[[ -n "${BENCH_PURGE:-}" ]] && args+=(--purge "$BENCH_PURGE")
 [[ -n "${BENCH_LATENCY_RATE:-}" ]] && args+=(--latency-rate "$BENCH_LATENCY_RATE")
 [[ -n "${BENCH_LATENCY_SECONDS:-}" ]] && args+=(--latency-seconds "$BENCH_LATENCY_SECONDS")
 [[ -n "${BENCH_PGBENCH_SECONDS:-}" ]] && args+=(--pgbench-seconds "$BENCH_PGBENCH_SECONDS")

@@ -116,6 +116,18 @@ int run_cli(int argc, char** argv) {
   history->add_option("id", id, "workflow id")->required();
   history->footer("Example:\n  brickwork history order-4711 --json");
 
+  DurationOption older_than;
+  std::string purge_state;
+  bool dry_run = false;
+  auto* purge = with_json(with_config(app.add_subcommand(
+      "purge", "delete finished workflows that ended before a given age, and unused definitions")));
+  purge->add_option("--older-than", older_than.text, "ended at least this long ago: 30d, 12h")
+      ->required();
+  purge->add_option("--state", purge_state, "succeeded|failed|canceled (default: all three)");
+  purge->add_flag("--dry-run", dry_run, "only count what would be deleted");
+  purge->footer("Example:\n  brickwork purge --older-than 30d --state failed --dry-run\n"
+                "A purged id is free again: a later start with it begins a new workflow.");
+
   // cancel, retry and signal wait for the daemon's answer the same way.
   bool no_wait = false;
   std::string answer_timeout = "30s";
@@ -166,6 +178,9 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--waiting", bench_waiting, "workflows waiting on runs, comma-separated")
       ->capture_default_str();
   bench->add_option("--intake", bench_options.intake, "workflows per intake measure")
+      ->capture_default_str();
+  bench->add_option("--purge", bench_options.purge,
+                    "finished workflows purged beside an intake measure (0: none)")
       ->capture_default_str();
   bench->add_option("--latency-rate", bench_options.latency_rate, "two-step workflows/s")
       ->capture_default_str();
@@ -280,6 +295,16 @@ int run_cli(int argc, char** argv) {
   if (status->parsed()) return cli::run_status(config_path, id, as_json, follow_options);
   if (list->parsed()) return cli::run_list(config_path, list_options, as_json);
   if (history->parsed()) return cli::run_history(config_path, id, as_json);
+  if (purge->parsed()) {
+    if (!older_than.parsed()) {
+      std::cerr << "error: --older-than expects a duration such as 30d, 12h or 0\n";
+      return 2;
+    }
+    return cli::run_purge(config_path, *older_than.parsed(),
+                          purge_state.empty() ? std::nullopt
+                                              : std::optional<std::string>(purge_state),
+                          dry_run, as_json);
+  }
   if (cancel->parsed()) return cli::run_cancel(config_path, id, reason, answer_wait, as_json);
   if (retry->parsed()) return cli::run_retry(config_path, id, answer_wait, as_json);
   if (signal->parsed()) {

@@ -55,6 +55,11 @@ int run_list(const std::string& config_path, const ListOptions& options, bool as
 // A workflow's history from Postgres: every attempt of every step, signals
 // kept and delivered, cancel and retry commands.
 int run_history(const std::string& config_path, const std::string& id, bool as_json);
+// Deletes the finished workflows (of `state`, else every finished state)
+// that ended more than `older_than` ago, then the definitions no workflow
+// uses; with `dry_run`, only counts them.
+int run_purge(const std::string& config_path, Duration older_than,
+              std::optional<std::string> state, bool dry_run, bool as_json);
 // cancel, retry and signal send their command and, unless `wait` is empty,
 // wait that long for the status event that answers it: accepted (exit 0),
 // refused by command_rejected or without effect (exit 1), no answer (exit 5).

@@ -62,6 +62,10 @@ struct Metrics::Impl {
       .Name("brickwork_workflows_finished_total")
       .Help("Workflows that reached a terminal state, by definition and state")
       .Register(registry);
+  prom::Family<prom::Counter>& purged = prom::BuildCounter()
+      .Name("brickwork_workflows_purged_total")
+      .Help("Finished workflows deleted by retention, by state")
+      .Register(registry);
   prom::Family<prom::Histogram>& step_seconds = prom::BuildHistogram()
       .Name("brickwork_step_seconds")
       .Help("Duration of one step attempt, start to end, by workflow and step type")
@@ -164,6 +168,11 @@ void Metrics::set_databricks_limit_rate(std::string_view api, double rate) {
 
 void Metrics::count_workflow_finished(std::string_view workflow, std::string_view state) {
   impl_->finished.Add({{"workflow", text(workflow)}, {"state", text(state)}}).Increment();
+}
+
+void Metrics::count_workflows_purged(std::string_view state, int64_t n) {
+  if (n <= 0) return;
+  impl_->purged.Add({{"state", text(state)}}).Increment(static_cast<double>(n));
 }
 
 void Metrics::observe_step(std::string_view workflow, std::string_view type, double seconds) {

@@ -50,6 +50,8 @@ class Metrics {
   void count_databricks_poll_deferred(std::string_view api);
   void set_databricks_limit_rate(std::string_view api, double rate);
   void count_workflow_finished(std::string_view workflow, std::string_view state);
+  // brickwork_workflows_purged_total{state}: finished workflows retention deleted.
+  void count_workflows_purged(std::string_view state, int64_t n);
   // brickwork_step_seconds{workflow, type}: one step attempt, start to end.
   void observe_step(std::string_view workflow, std::string_view type, double seconds);
   void set_intake_paused(bool paused);

@@ -27,6 +27,7 @@ struct RunNowRequest {
 struct RunTask {
   int64_t run_id = 0;     // the task run's id (what runs/get-output takes)
   std::string task_key;
+  std::string result_state;  // its state.result_state: SUCCESS, FAILED, ... ("" until it ends)
 };
 
 // The parts of jobs/runs/get that decide a step's fate.

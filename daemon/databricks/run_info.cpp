@@ -58,7 +58,15 @@ Result<std::vector<RunTask>> parse_run_tasks(const json::value& body) {
     if (!rid) return invalid(where + ".run_id is not an integer");
     auto key = string_field(item.get_object(), "task_key", where);
     if (!key) return key.error();
-    tasks.push_back(RunTask{*rid, std::move(*key)});
+    auto state = object_field(item.get_object(), "state");
+    if (!state) return state.error();
+    std::string result_state;
+    if (*state != nullptr) {
+      auto rs = string_field(**state, "result_state", where + ".state");
+      if (!rs) return rs.error();
+      result_state = std::move(*rs);
+    }
+    tasks.push_back(RunTask{*rid, std::move(*key), std::move(result_state)});
   }
   return tasks;
 }

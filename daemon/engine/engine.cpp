@@ -104,6 +104,18 @@ bool is_active(StepStatus s) { return s == StepStatus::kRunning || s == StepStat
 
 bool has_run(const StepState& step) { return step.run_id.has_value() || !step.handle.is_null(); }
 
+// What a new attempt starts with in `handle`: for a step whose type repairs
+// its runs, the run and handle of the attempt before (taken from run_id, or
+// as the retry command left them); else nothing.
+json::value next_attempt_handle(const StepState& step, const StepDefinition& def) {
+  if (!def.plan.repairs_runs) return nullptr;
+  if (step.run_id) {
+    return json::object{{"previous_run_id", *step.run_id}, {"previous_handle", step.handle}};
+  }
+  const json::object* carried = step.handle.if_object();
+  return carried != nullptr && carried->contains("previous_run_id") ? step.handle : nullptr;
+}
+
 // The run's own completion event carries the job's output, in the shape its
 // later steps read; a poll only has runs/get-output. So a poll that sees the
 // run end first waits this long for the event before it ends the step.
@@ -281,9 +293,9 @@ class Transition {
     const StepDefinition& def = definition_of(step);
     step.status = StepStatus::kRunning;
     step.attempt += 1;
+    step.handle = next_attempt_handle(step, def);
     step.run_id.reset();
     step.run_page_url.clear();
-    step.handle = nullptr;
     step.output.reset();
     step.error.reset();
     step.started_at = now_;
@@ -564,9 +576,9 @@ class Decider {
           s.status == StepStatus::kSkipped || t.is_compensation(s)) {
         s.status = StepStatus::kPending;
         s.attempts_before_retry = s.attempt;
+        s.handle = next_attempt_handle(s, t.definition_of(s));
         s.run_id.reset();
         s.run_page_url.clear();
-        s.handle = nullptr;
         s.output.reset();
         s.error.reset();
         s.started_at.reset();

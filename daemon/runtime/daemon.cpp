@@ -15,6 +15,7 @@
 #include "daemon/runtime/ops_server.hpp"
 #include "daemon/runtime/outbox_publisher.hpp"
 #include "daemon/databricks/http.hpp"
+#include "daemon/runtime/retention_task.hpp"
 #include "daemon/databricks/lakebase.hpp"
 #include "daemon/store/databases.hpp"
 #include "daemon/store/store.hpp"
@@ -150,7 +151,9 @@ Status Daemon::run(const std::atomic<bool>& stop) {
       *context_,
       StepServices{databricks_.get(), databases.get(), config->files.allowed_dirs, &web}, id);
   InputProcessor inputs(*context_);
+  RetentionTask retention(*context_, options_.retention_clock);
   publisher.start();
+  retention.start();
   effects.start(EffectRunner::Slots{config->databricks.max_in_flight,
                                     config->databricks.max_transfers});
   monitor.start(**consumer, options_.monitor_period);
@@ -268,6 +271,7 @@ Status Daemon::run(const std::atomic<bool>& stop) {
   intake.retire();
   monitor.stop();
   monitor.set_not_ready("stopping");
+  retention.stop();
   effects.stop(config->daemon.shutdown_grace * 3 / 4);
   publisher.stop(left(Duration(1000)));
   (*consumer)->close();

@@ -30,6 +30,9 @@ struct DaemonOptions {
   // Tests: when set, how long any loop may spend in one iteration before it
   // counts as stuck (otherwise each loop's own limit).
   Duration stall_limit{0};
+  // Tests: the time retention measures a finished workflow's age against
+  // (default: the system clock).
+  std::function<TimePoint()> retention_clock;
 };
 
 class Daemon {

@@ -26,7 +26,7 @@
 #include "daemon/store/history_store.hpp"
 #include "daemon/store/migrations.hpp"
 #include "daemon/store/pg_errors.hpp"
-#include "daemon/store/pg_notices.hpp"
+#include "daemon/store/pg_session.hpp"
 #include "daemon/store/store.hpp"
 
 namespace brickwork {
@@ -141,6 +141,8 @@ class DefinitionCache {
     if (stored_.size() >= kMaxEntries) stored_.clear();
     stored_.insert(hash);
   }
+  // Retention deletes definitions no workflow uses: one known stored may be gone.
+  void forget_stored() { stored_.clear(); }
 
  private:
   static constexpr size_t kMaxEntries = 1024;
@@ -1043,10 +1045,8 @@ class PgStore final : public Store {
  public:
   PgStore(const std::string& url, std::shared_ptr<PasswordSource> password,
           std::shared_ptr<const SecretBox> sealer)
-      : conninfo_(store_conninfo(url)),
-        passwords_(url),
-        password_(std::move(password)),
-        sealer_(std::move(sealer)) {}
+      : sealer_(std::move(sealer)), session_(url, std::move(password),
+                 [this](pqxx::connection& c) { prepare(c); }) {}
 
   Status migrate() override {
     return guarded<Done>("migrate", [&](pqxx::connection& c) {
@@ -1078,8 +1078,17 @@ class PgStore final : public Store {
     return guarded<Done>("transact", [&](pqxx::connection& c) {
       pqxx::work tx(c);
       PgStoreTx store_tx(tx, sealer_.get(), definitions_);
-      body(store_tx);
-      store_tx.flush();
+      try {
+        body(store_tx);
+        store_tx.flush();
+      } catch (const pqxx::foreign_key_violation& e) {
+        if (std::string_view(e.what()).find("definition_hash") == std::string_view::npos) throw;
+        // A definition this connection knew stored was purged meanwhile
+        // (retention): the transaction is worth trying again, storing it anew.
+        definitions_.forget_stored();
+        throw pqxx::transaction_rollback(std::string("a definition was purged meanwhile: ") +
+                                         e.what());
+      }
       tx.commit();
       for (const std::string& hash : store_tx.new_definitions_) definitions_.mark_stored(hash);
       return Done{};
@@ -1313,66 +1322,41 @@ class PgStore final : public Store {
   }
 
  private:
-  // Connects on first use and after a lost connection; runs `fn` on the
-  // connection and turns whatever it throws into an Error. No retry here: the
-  // caller decides by the Error's kind.
+  // Runs `fn` on the connection (PgSession: connects when needed, turns
+  // whatever it throws into an Error).
   template <class T, class Fn>
   Result<T> guarded(const char* context, Fn&& fn) {
-    try {
-      if (!conninfo_) return conninfo_.error();  // a configuration error: never worth a retry
-      if (!connection_) {
-        auto conninfo = with_password(*conninfo_, password_.get());
-        if (!conninfo) return conninfo.error();
-        auto connection = std::make_unique<LoggedConnection>(*conninfo);
-        for (const auto& [name, statement] : prepared_statements()) {
-          connection->prepare(name, statement);
-        }
-        // Every join the store makes is of a few keys (an array, a LIMIT) to a
-        // table by its index. A write of a few hundred rows was otherwise
-        // planned as a hash join over a sequential scan of the whole table
-        // while the table was small, which costs more as it grows. For the
-        // same reason no sequential scans: a prepared statement's plan made
-        // while a table was empty (a new daemon's first minute, before any
-        // ANALYZE) read the whole table, dead rows included, at every call
-        // until autovacuum's next ANALYZE replanned it; each call is planned
-        // for the table as it is (a cached plan walked the whole steps index
-        // instead). And no JIT: a plan that has to scan a table anyway costs
-        // more than jit_above_cost then, and compiling it took a second.
-        pqxx::nontransaction(*connection).exec(
-            "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off;"
-            " SET plan_cache_mode = force_custom_plan; SET jit = off");
-        connection_ = std::move(connection);
-        // A new connection may be to a server that lost or restored rows
-        // (crash recovery, a fail-over): read the outbox from its start.
-        drain_cursor_ = store_detail::DrainCursor();
-      }
-      return Result<T>(fn(*connection_));
-    } catch (...) {
-      store_detail::PgFailure failure =
-          store_detail::classify_current_exception(context, passwords_);
-      if (password_ && is_password_refusal(failure.error.message)) {
-        // An expired or rotated credential: fetch a new one, try again later.
-        password_->refused();
-        failure.error.kind = ErrorKind::kTransient;
-        failure.error.code = "28P01";
-        failure.drop_connection = true;
-      }
-      if (failure.drop_connection || (connection_ && !connection_->is_open())) {
-        if (connection_)
-          spdlog::warn("store: dropping the Postgres connection: {}", failure.error.message);
-        connection_.reset();
-      }
-      return failure.error;
-    }
+    return session_.run<T>(context, std::forward<Fn>(fn));
   }
 
-  Result<std::string> conninfo_;  // postgres.url with the store's timeouts
-  PasswordRedactor passwords_;
-  std::shared_ptr<PasswordSource> password_;
+  // Every new connection: the hot statements prepared, and its settings.
+  // Every join the store makes is of a few keys (an array, a LIMIT) to a
+  // table by its index. A write of a few hundred rows was otherwise planned
+  // as a hash join over a sequential scan of the whole table while the table
+  // was small, which costs more as it grows. For the same reason no
+  // sequential scans: a prepared statement's plan made while a table was
+  // empty (a new daemon's first minute, before any ANALYZE) read the whole
+  // table, dead rows included, at every call until autovacuum's next ANALYZE
+  // replanned it; each call is planned for the table as it is (a cached plan
+  // walked the whole steps index instead). And no JIT: a plan that has to
+  // scan a table anyway costs more than jit_above_cost then, and compiling
+  // it took a second.
+  void prepare(pqxx::connection& connection) {
+    for (const auto& [name, statement] : prepared_statements()) {
+      connection.prepare(name, statement);
+    }
+    pqxx::nontransaction(connection).exec(
+        "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off;"
+        " SET plan_cache_mode = force_custom_plan; SET jit = off");
+    // A new connection may be to a server that lost or restored rows
+    // (crash recovery, a fail-over): read the outbox from its start.
+    drain_cursor_ = store_detail::DrainCursor();
+  }
+
   std::shared_ptr<const SecretBox> sealer_;
   DefinitionCache definitions_;
   store_detail::DrainCursor drain_cursor_;
-  std::unique_ptr<LoggedConnection> connection_;
+  store_detail::PgSession session_;
 };
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include "daemon/core/time.hpp"
 #include "daemon/kafka/kafka.hpp"
 #include "daemon/store/claim_query.hpp"
+#include "devstack/cli/bench_purge.hpp"
 #include "devstack/local_stack.hpp"
 
 namespace brickwork {
@@ -437,6 +438,8 @@ class Bench {
         << "callbacks:\n  secret: \"" << LocalStack::kCallbackSecret << "\"\n"
         << "daemon: {log_format: text"
         << (options_.daemon_settings.empty() ? "" : ", " + options_.daemon_settings) << "}\n"
+        // The purge measure purges by itself, at a moment of its choosing.
+        << "retention: {succeeded: 0, failed: 0, canceled: 0}\n"
         << "workflows:\n"
         << "  bench_one:\n    steps:\n"
         << "      - {name: run, run_job: {job_id: " << kInstantJob << "}}\n"
@@ -786,6 +789,7 @@ class Bench {
       ok = measure_in_flight(w, idle_rate).has_value();
     }
     report_pg_stats();
+    ok = ok && measure_purge();
     return ok && transitions > 0;
   }
 
@@ -944,6 +948,33 @@ class Bench {
     return true;
   }
 
+  // options_.intake one-step workflows of `phase`: their rate.
+  std::optional<double> intake(const std::string& phase) {
+    Status s = produce_starts(phase, "bench_one", 1, options_.intake);
+    if (!s) {
+      fail("cannot produce start commands: " + s.error().message);
+      return std::nullopt;
+    }
+    auto rate = wait_succeeded(phase, options_.intake);
+    if (!rate) daemon_alive();
+    return rate;
+  }
+
+  // Intake while retention purges many finished workflows (bench_purge.cpp).
+  bool measure_purge() {
+    if (options_.purge <= 0) return true;
+    std::string error;
+    auto m = measure_intake_while_purging(
+        stack_->postgres().url(), options_.purge, 500,
+        {[this](const std::string& phase) { return intake(phase); }, [this] { settle(); }},
+        error);
+    if (!m) return error.empty() ? false : fail(error);
+    for (auto& [measure, value, required, verdict] : purge_rows(*m)) {
+      rows_.push_back({measure, value, required, verdict});
+    }
+    return true;
+  }
+
   // With `waiting` workflows waiting on long runs: intake of new one-step
   // workflows, resident memory, and restart to a new workflow's run-now.
   // Returns the intake rate.
@@ -977,16 +1008,8 @@ class Bench {
     settle();
     step("intake: " + std::to_string(options_.intake) + " one-step workflows with " +
          std::to_string(waiting) + " waiting");
-    Status s = produce_starts(phase, "bench_one", 1, options_.intake);
-    if (!s) {
-      fail("cannot produce start commands: " + s.error().message);
-      return std::nullopt;
-    }
-    auto rate = wait_succeeded(phase, options_.intake);
-    if (!rate) {
-      daemon_alive();
-      return std::nullopt;
-    }
+    auto rate = intake(phase);
+    if (!rate) return std::nullopt;
     std::cout << "    " << fixed(*rate, 0) << " workflows/s\n";
     if (idle_rate) {
       const double ratio = *rate / *idle_rate;
@@ -1011,7 +1034,7 @@ class Bench {
     const auto stopped = daemon_->terminate(std::chrono::seconds(60));
     start_daemon();
     const std::string id = workflow_id("rs" + std::to_string(waiting), 1);
-    s = commands_->produce_and_wait(
+    Status s = commands_->produce_and_wait(
         {{stack_->topics().commands, id, start_command(id, "bench_one")}}, Duration(30000));
     if (!s) {
       fail("cannot produce a start command: " + s.error().message);
@@ -1089,6 +1112,7 @@ int run_bench(const BenchOptions& given) {
     options.latency_rate = 100;
     options.latency_seconds = 2;
     options.pgbench_seconds = 2;
+    options.purge = 2000;
   }
   if (options.daemon_binary.empty()) {
     std::error_code ec;

@@ -22,6 +22,10 @@ struct BenchOptions {
   int64_t workflows = 20000;             // throughput: start commands queued before the start
   std::vector<int64_t> waiting{20000};   // in-flight sizes for intake, memory and restart
   int64_t intake = 20000;                // one-step workflows per intake measure (~8 s each)
+  // Finished workflows seeded and purged beside an intake measure; 0: not
+  // measured. The figure is 1M (--purge 1000000); the default is
+  // smaller so the full run stays in minutes.
+  int64_t purge = 100000;
   double latency_rate = 333;             // two-step workflows/s (3 inputs each)
   int32_t latency_seconds = 10;
   int32_t pgbench_seconds = 10;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/core/json_limits.hpp"
+#include "daemon/databricks/repair.hpp"
 #include "handlers/steps/action_fields.hpp"
 
 namespace brickwork {
@@ -69,6 +71,55 @@ Result<StepOutcome> poll_run(const StepContext& context, StepServices& services)
   merged["result_state"] = run->result_state;
   outcome.output = std::move(merged);
   return outcome;
+}
+
+std::optional<std::string> compile_repair(StepDefinition& step) {
+  const json::value* repair = step.action.if_contains("repair");
+  if (repair == nullptr) return std::nullopt;
+  if (!repair->is_bool()) return step.type + ".repair must be true or false";
+  step.plan.repairs_runs = repair->as_bool();
+  return std::nullopt;
+}
+
+bool is_repair_key(std::string_view key) { return key == "repair"; }
+
+Result<std::optional<StepOutcome>> repair_previous_run(
+    const StepContext& context, StepServices& services,
+    const std::map<std::string, std::string>& parameters, bool as_job_parameters) {
+  using Nothing = std::optional<StepOutcome>;
+  const json::object* carried = context.step.handle.if_object();
+  const json::value* previous = carried != nullptr ? carried->if_contains("previous_run_id") : nullptr;
+  const std::optional<int64_t> run_id = previous != nullptr ? as_int64(*previous) : std::nullopt;
+  if (!run_id) return Nothing();
+  // The repair the attempt before ended with, if it was one.
+  std::optional<int64_t> known_repair;
+  if (const json::value* before = carried->if_contains("previous_handle");
+      before != nullptr && before->is_object()) {
+    if (const json::value* id = before->as_object().if_contains("repair_id")) {
+      known_repair = as_int64(*id);
+    }
+  }
+  auto run = get_repairable_run(*services.databricks, *run_id);
+  if (!run) return run.error();
+  json::object handle{{"repair_of", *run_id}};
+  if (run->run.job_id != 0) handle["job_id"] = run->run.job_id;
+  if (run->latest_repair_id && run->latest_repair_id != known_repair) {
+    // This attempt repaired it already (its outcome was lost): wait on that repair.
+    handle["repair_id"] = *run->latest_repair_id;
+    return Nothing(started_run(*run_id, run->run.run_page_url, std::move(handle)));
+  }
+  if (!run->worth_repairing()) return Nothing();
+  RepairRequest request;
+  request.run_id = *run_id;
+  request.latest_repair_id = known_repair;
+  if (run->all_tasks_listed) request.rerun_tasks = run->failed_tasks();
+  (as_job_parameters ? request.job_parameters : request.notebook_params) = parameters;
+  auto repair_id = repair_run(*services.databricks, request);
+  if (!repair_id) return repair_id.error();
+  spdlog::info("{}/{}: repairing run {} (repair {}), attempt {}", context.workflow.id,
+               context.step.name, *run_id, *repair_id, context.attempt);
+  handle["repair_id"] = *repair_id;
+  return Nothing(started_run(*run_id, run->run.run_page_url, std::move(handle)));
 }
 
 Status cancel_run(const StepContext& context, StepServices& services) {

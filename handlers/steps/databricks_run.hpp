@@ -2,9 +2,12 @@
 // What run_job and submit_run share once Databricks has started their run:
 // the brickwork_* parameters, polling (with the run's output from
 // runs/get-output when polling ends it) and canceling.
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+#include <string_view>
 
 #include "daemon/databricks/api.hpp"
 #include "handlers/steps/step_type.hpp"
@@ -44,6 +47,23 @@ Result<StepOutcome> poll_run(const StepContext& context, StepServices& services)
 
 // jobs/runs/cancel of the attempt's run, if it has one.
 Status cancel_run(const StepContext& context, StepServices& services);
+
+// `repair: true` (run_job, submit_run): checked when the configuration is
+// loaded; sets the plan's repairs_runs, so a new attempt knows the run of the
+// attempt before. Returns a message on error. The key never reaches the API.
+std::optional<std::string> compile_repair(StepDefinition& step);
+bool is_repair_key(std::string_view key);
+
+// For an attempt after one whose run failed with some tasks succeeded (the
+// engine left that run in the step's handle): the run repaired with
+// jobs/runs/repair, only its failed tasks again, and waited on under the same
+// run id. Nothing when there is no such run: the caller starts a new one.
+// The repaired tasks get `parameters` (the new attempt's brickwork_token),
+// as job parameters (`as_job_parameters`) or notebook parameters. Safe to
+// repeat: a repair already made for this attempt is waited on, not repeated.
+Result<std::optional<StepOutcome>> repair_previous_run(
+    const StepContext& context, StepServices& services,
+    const std::map<std::string, std::string>& parameters, bool as_job_parameters);
 
 // The error of a step whose type needs Databricks when none is configured.
 Error no_workspace(std::string_view type);

@@ -5,6 +5,8 @@
 //     job_name: nightly_ingest          # resolved with jobs/list?name= (exactly one match)
 //     parameters: {url: "{{ input.url }}"}   # job parameters (values become strings)
 //     queue: {enabled: true}            # any other run-now field is passed through
+//     repair: true                      # a retry re-runs only the failed tasks of
+//                                       # the run before (jobs/runs/repair)
 //
 // The job also receives brickwork_workflow_id, brickwork_step and
 // brickwork_token (contract section 3) so its last task can publish the
@@ -77,8 +79,11 @@ class RunJobStep final : public StepType {
         return compile_error("run_job." + std::string(key) +
                              " is set by brickwork; use run_job.parameters");
       }
-      if (key != "job_id" && key != "job_name" && key != "parameters") bound->extra[key] = value;
+      if (key != "job_id" && key != "job_name" && key != "parameters" && !is_repair_key(key)) {
+        bound->extra[key] = value;
+      }
     }
+    if (auto e = compile_repair(step)) return compile_error(*e);
     return BoundActionPtr(std::move(bound));
   }
 
@@ -114,6 +119,11 @@ class RunJobStep final : public StepType {
     auto extra = render_object(action.extra, context);
     if (!extra) return extra.error();
     request.extra = std::move(*extra);
+    if (context.definition.plan.repairs_runs) {
+      auto repaired = repair_previous_run(context, services, request.job_parameters, true);
+      if (!repaired) return repaired.error();
+      if (*repaired) return std::move(**repaired);
+    }
 
     auto run_id = services.databricks->run_now(request);
     if (!run_id) return run_id.error();

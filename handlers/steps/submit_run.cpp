@@ -9,6 +9,8 @@
 //           base_parameters: {day: "{{ input.day }}"}
 //         existing_cluster_id: 0123-456789-abcdefgh
 //     timeout_seconds: 3600                    # any other runs/submit field, templated
+//     repair: true                             # a retry re-runs only the run's failed
+//                                              # tasks (jobs/runs/repair)
 //
 // Every task receives the three brickwork_* parameters wherever its type takes
 // parameters: notebook base_parameters, sql_task parameters, run_job_task
@@ -93,6 +95,7 @@ class SubmitRunStep final : public StepType {
     if (action.contains("idempotency_token")) {
       return compile_error("submit_run.idempotency_token is set by brickwork (one per attempt)");
     }
+    if (auto e = compile_repair(step)) return compile_error(*e);
     auto bound = std::make_shared<SubmitRunAction>();
     bound->body = action;
     return BoundActionPtr(std::move(bound));
@@ -102,7 +105,18 @@ class SubmitRunStep final : public StepType {
     auto rendered = render_object(context.action<SubmitRunAction>().body, context);
     if (!rendered) return rendered.error();
     json::object body = std::move(*rendered);
+    body.erase("repair");
     const BrickworkParameters bw = brickwork_parameters(context);
+    if (context.definition.plan.repairs_runs) {
+      // The repaired notebook tasks get this attempt's token; other task
+      // types keep the first run's, whose event is then ignored: a poll ends
+      // the step.
+      const auto named = bw.named();
+      const std::map<std::string, std::string> parameters(named.begin(), named.end());
+      auto repaired = repair_previous_run(context, services, parameters, false);
+      if (!repaired) return repaired.error();
+      if (*repaired) return std::move(**repaired);
+    }
     for (auto& task : body["tasks"].as_array()) {
       if (!task.is_object()) return invalid_action("submit_run.tasks must render to objects");
       add_brickwork_parameters(task.as_object(), bw);

@@ -296,6 +296,41 @@ TEST(LoaderRules, CallSlotsAreCountsWithinBounds) {
   EXPECT_TRUE(has(word, "databricks.max_transfers")) << word;
 }
 
+TEST(LoaderRules, RetentionKeepsFinishedWorkflowsByStateAndZeroKeepsForever) {
+  const RetentionConfig defaults;
+  EXPECT_EQ(defaults.succeeded, std::chrono::hours(24 * 7));
+  EXPECT_EQ(defaults.failed, std::chrono::hours(24 * 30));
+  EXPECT_EQ(defaults.canceled, std::chrono::hours(24 * 30));
+  auto c = load_config_from_string(
+      std::string(kSecret) + "retention: {succeeded: 2d, failed: 0, every: 30s, batch_size: 200}\n",
+      "r.yaml", with_steps());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->retention.succeeded, std::chrono::hours(48));
+  EXPECT_EQ(c->retention.failed, Duration(0));
+  EXPECT_EQ(c->retention.canceled, defaults.canceled);
+  EXPECT_EQ(c->retention.every, Duration(30'000));
+  EXPECT_EQ(c->retention.batch_size, 200);
+}
+
+TEST(LoaderRules, RetentionRefusesWhatCannotBeMeant) {
+  const auto error_of = [](const std::string& retention) {
+    return rules_error(std::string(kSecret) + "retention: " + retention + "\n");
+  };
+  const std::string short_one = error_of("{succeeded: 10s}");
+  EXPECT_TRUE(has(short_one, "retention.succeeded: must be 0 (keep forever) or at least 1m, got 10s"))
+      << short_one;
+  const std::string word = error_of("{failed: forever}");
+  EXPECT_TRUE(has(word, "retention.failed: expected a duration like 250ms")) << word;
+  const std::string unknown = error_of("{running: 1d}");
+  EXPECT_TRUE(has(unknown, "running")) << unknown;
+  const std::string every = error_of("{every: 2d}");
+  EXPECT_TRUE(has(every, "retention.every: must be between 1s and 1d, got 48h")) << every;
+  const std::string batch = error_of("{batch_size: 0}");
+  EXPECT_TRUE(has(batch, "retention.batch_size")) << batch;
+  const std::string scalar = error_of("7d");
+  EXPECT_TRUE(has(scalar, "retention")) << scalar;
+}
+
 TEST(LoaderRules, WorkflowDefinedInTwoFilesNamesBoth) {
   const auto dir =
       std::filesystem::temp_directory_path() / ("bw-rules-" + std::to_string(getpid()));

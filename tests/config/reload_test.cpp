@@ -65,6 +65,7 @@ TEST(Reload, EveryOtherChangeIsKeptOutAndNamedByItsKey) {
   fresh.databricks.retry_budget = Duration(2000);
   fresh.callbacks.secret = "callback-secret-number-2";
   fresh.callbacks.previous_secrets = {"callback-secret-number-1"};
+  fresh.retention.succeeded = Duration(3'600'000);
   fresh.daemon.batch_max_messages = 7;
   fresh.daemon.batch_max_wait = Duration(7);
   fresh.daemon.effect_workers = 7;
@@ -96,6 +97,7 @@ TEST(Reload, EveryOtherChangeIsKeptOutAndNamedByItsKey) {
                                              "databricks.retry_budget",
                                              "callbacks.secret",
                                              "callbacks.previous_secrets",
+                                             "retention",
                                              "daemon.batch_max_messages",
                                              "daemon.batch_max_wait",
                                              "daemon.effect_workers",

@@ -99,6 +99,30 @@ TEST(StepTypes, RunJobPlanIsPerformedByTheRuntime) {
   EXPECT_EQ(c->workflows.at("w").steps[0].plan, plan);
 }
 
+// repair: true is the only way a step continues the run before it: without
+// it (or with false) every retry starts a new run, as before repair existed.
+// The flag survives the definition's trip through Postgres.
+TEST(StepTypes, OnlyRepairTrueMakesARunJobOrSubmitRunRepairItsRuns) {
+  auto c = load_workflow_body(
+      "    steps:\n"
+      "      - name: plain\n        run_job: {job_id: 1}\n"
+      "      - name: repaired\n        run_job: {job_id: 1, repair: true}\n"
+      "      - name: not_repaired\n        run_job: {job_id: 1, repair: false}\n"
+      "      - name: submitted\n        submit_run: {tasks: [{task_key: t}], repair: true}\n");
+  ASSERT_TRUE(c) << c.error().message;
+  const WorkflowDefinition& def = c->workflows.at("w");
+  auto stored = workflow_definition_from_json(to_json(def));
+  ASSERT_TRUE(stored) << stored.error().message;
+  for (const WorkflowDefinition* d : {&def, static_cast<const WorkflowDefinition*>(&*stored)}) {
+    EXPECT_FALSE(d->find_step("plain")->plan.repairs_runs);
+    EXPECT_TRUE(d->find_step("repaired")->plan.repairs_runs);
+    EXPECT_FALSE(d->find_step("not_repaired")->plan.repairs_runs);
+    EXPECT_TRUE(d->find_step("submitted")->plan.repairs_runs);
+  }
+  EXPECT_TRUE(text_has(error_of_step("        run_job: {job_id: 1, repair: yes please}\n"),
+                       "run_job.repair must be true or false"));
+}
+
 TEST(StepTypes, EventGraceIsAStepDurationForCompletionByEvent) {
   auto c = load_workflow_body(
       "    steps:\n      - name: a\n        run_job: {job_id: 1}\n"

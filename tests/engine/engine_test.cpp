@@ -426,6 +426,46 @@ TEST(EngineRetry, RetryPolicyBackoffAndStaleTimer) {
   expect_gap_free(h.all_events);
 }
 
+// run_job/submit_run with repair: true: each new attempt, whether the policy
+// or a retry command starts it, learns the run (and handle) of the one before.
+TEST(EngineRetry, AStepThatRepairsRunsStartsItsNextAttemptWithTheRunBefore) {
+  StepDefinition repaired = with_retry(job("a"), 2, 30s);
+  repaired.plan.repairs_runs = true;
+  Harness h;
+  const auto def = workflow({repaired, job("b", {"a"})});
+  h.apply(start_cmd(def), kT0);
+  EXPECT_TRUE(h.step("a").handle.is_null()) << "the first attempt has no run before it";
+  StepOutcome first = started(41);
+  first.handle = json::object{{"job_id", 123}};
+  h.apply(StepExecuted{"a", 1, first}, at(1s));
+  h.apply(completion("a", 1, RunResult::kFailed, {}, "task_2 failed"), at(10s));
+  h.apply(TimerFired{"a", 1, TimerKind::kRetryBackoff}, at(40s));
+  EXPECT_EQ(h.step("a").attempt, 2);
+  EXPECT_FALSE(h.step("a").run_id);
+  EXPECT_EQ(h.step("a").handle,
+            json::value(json::object{{"previous_run_id", 41},
+                                     {"previous_handle", json::object{{"job_id", 123}}}}));
+
+  StepOutcome second = started(41);  // the same run, repaired
+  second.handle = json::object{{"repair_id", 7}};
+  h.apply(StepExecuted{"a", 2, second}, at(41s));
+  h.apply(completion("a", 2, RunResult::kFailed, {}, "still failing"), at(50s));
+  ASSERT_EQ(h.state->status, WorkflowStatus::kFailed);
+  h.apply(RetryCommand{}, at(60s));
+  EXPECT_EQ(h.step("a").attempt, 3);
+  EXPECT_EQ(h.step("a").handle,
+            json::value(json::object{{"previous_run_id", 41},
+                                     {"previous_handle", json::object{{"repair_id", 7}}}}));
+
+  // A step that does not repair starts every attempt with nothing.
+  Harness plain;
+  plain.apply(start_cmd(workflow({with_retry(job("a"), 2, 30s)})), kT0);
+  plain.apply(StepExecuted{"a", 1, first}, at(1s));
+  plain.apply(completion("a", 1, RunResult::kFailed, {}, "x"), at(10s));
+  plain.apply(TimerFired{"a", 1, TimerKind::kRetryBackoff}, at(40s));
+  EXPECT_TRUE(plain.step("a").handle.is_null());
+}
+
 TEST(EngineRetry, TimeoutCancelsRunAndRetries) {
   Harness h;
   const auto def = workflow({with_timeout(with_retry(job("a"), 2, 10s), 1h)});

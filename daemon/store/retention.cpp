@@ -1,0 +1,153 @@
+#include "daemon/store/retention.hpp"
+
+#include <array>
+#include <chrono>
+#include <pqxx/pqxx>
+#include <string_view>
+
+#include "daemon/store/pg_session.hpp"
+
+namespace brickwork {
+namespace {
+
+// Every table that holds rows of one workflow, by its `workflow_id` column
+// (indexed first): a purge deletes them with the workflow. A table added
+// for workflows (attempts, kept signals, ...) belongs here. A finished
+// workflow's effects are stale timers and polls (dropped when they come
+// due) or a cancel of its run not yet sent: the workflow waits for that one.
+constexpr std::array<std::string_view, 2> kWorkflowChildTables{{"steps", "effects"}};
+
+// Finished before the cutoff: updated_at is its end. created_at, never later
+// than updated_at, lets the (status, created_at) index find them.
+constexpr const char* kSelectPurgeable =
+    "SELECT id FROM workflows w WHERE status = $1"
+    " AND created_at < to_timestamp($2::bigint / 1000.0)"
+    " AND updated_at < to_timestamp($2::bigint / 1000.0)"
+    " AND NOT EXISTS (SELECT 1 FROM effects e WHERE e.workflow_id = w.id AND e.kind = 'cancel')";
+
+// One statement: the batch's rows locked (skipping those another
+// transaction holds), their child rows and then themselves deleted.
+std::string purge_batch_statement() {
+  std::string sql = std::string("WITH doomed AS (") + kSelectPurgeable +
+                    " ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)";
+  for (size_t i = 0; i < kWorkflowChildTables.size(); ++i) {
+    sql += ", child" + std::to_string(i) + " AS (DELETE FROM " +
+           std::string(kWorkflowChildTables[i]) +
+           " WHERE workflow_id IN (SELECT id FROM doomed))";
+  }
+  return sql +
+         ", gone AS (DELETE FROM workflows WHERE id IN (SELECT id FROM doomed) RETURNING 1)"
+         " SELECT count(*) FROM gone";
+}
+
+// A definition a transaction is linking a new workflow to right now holds a
+// key-share lock: skipped. One linked after this statement's snapshot fails
+// the delete (foreign key): the next round tries again.
+constexpr const char* kPurgeDefinitions =
+    "WITH unused AS (SELECT hash FROM definitions d"
+    " WHERE NOT EXISTS (SELECT 1 FROM workflows w WHERE w.definition_hash = d.hash)"
+    " LIMIT $1 FOR UPDATE SKIP LOCKED),"
+    " gone AS (DELETE FROM definitions WHERE hash IN (SELECT hash FROM unused) RETURNING 1)"
+    " SELECT count(*) FROM gone";
+
+// How long one batch should hold its rows at most, and the size it starts at.
+constexpr Duration kTargetHold{40};
+constexpr int32_t kFirstBatch = 100;
+
+class PgWorkflowPurger final : public WorkflowPurger {
+ public:
+  PgWorkflowPurger(const std::string& url, std::shared_ptr<PasswordSource> password)
+      : session_(url, std::move(password)) {}
+
+  Result<int64_t> count(const PurgeCutoff& cutoff) override {
+    return session_.run<int64_t>("purge_count", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      const pqxx::row r =
+          tx.exec_params1(std::string("SELECT count(*) FROM (") + kSelectPurgeable + ") p",
+                          to_string(cutoff.state), to_epoch_ms(cutoff.before));
+      tx.commit();
+      return r[0].as<int64_t>();
+    });
+  }
+
+  Result<PurgeBatch> purge_batch(const PurgeCutoff& cutoff, int32_t limit) override {
+    static const std::string statement = purge_batch_statement();
+    return session_.run<PurgeBatch>("purge_batch", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      const auto locked = std::chrono::steady_clock::now();
+      const pqxx::row r = tx.exec_params1(statement, to_string(cutoff.state),
+                                          to_epoch_ms(cutoff.before), std::max(limit, 1));
+      tx.commit();
+      return PurgeBatch{r[0].as<int64_t>(), std::chrono::duration_cast<Duration>(
+                                                std::chrono::steady_clock::now() - locked)};
+    });
+  }
+
+  Result<int64_t> purge_unused_definitions(int32_t limit) override {
+    return session_.run<int64_t>("purge_definitions", [&](pqxx::connection& c) -> int64_t {
+      pqxx::work tx(c);
+      try {
+        const pqxx::row r = tx.exec_params1(kPurgeDefinitions, std::max(limit, 1));
+        tx.commit();
+        return r[0].as<int64_t>();
+      } catch (const pqxx::foreign_key_violation&) {
+        return 0;  // linked to a new workflow meanwhile: kept
+      }
+    });
+  }
+
+ private:
+  store_detail::PgSession session_;
+};
+
+}  // namespace
+
+int64_t PurgeTotals::total_workflows() const {
+  int64_t total = 0;
+  for (const auto& [state, n] : workflows) total += n;
+  return total;
+}
+
+std::unique_ptr<WorkflowPurger> WorkflowPurger::open(const std::string& url,
+                                                     std::shared_ptr<PasswordSource> password) {
+  return std::make_unique<PgWorkflowPurger>(url, std::move(password));
+}
+
+Result<PurgeTotals> purge_finished(
+    WorkflowPurger& purger, const std::vector<PurgeCutoff>& cutoffs, int32_t batch_size,
+    const std::atomic<bool>* stop,
+    const std::function<void(WorkflowStatus, const PurgeBatch&)>& on_batch) {
+  const auto stopped = [&] { return stop != nullptr && stop->load(); };
+  PurgeTotals totals;
+  // Up to batch_size, fewer while batches take long: a busy server makes
+  // each batch slower, and what counts is how long it holds its rows.
+  int32_t size = std::max(1, std::min(batch_size, kFirstBatch));
+  for (const PurgeCutoff& cutoff : cutoffs) {
+    for (;;) {
+      if (stopped()) return totals;
+      auto batch = purger.purge_batch(cutoff, size);
+      if (!batch) return batch.error();
+      ++totals.batches;
+      totals.workflows[cutoff.state] += batch->workflows;
+      totals.longest_hold = std::max(totals.longest_hold, batch->held);
+      if (on_batch) on_batch(cutoff.state, *batch);
+      // A short batch found all there was (or only rows others hold).
+      if (batch->workflows < size) break;
+      if (batch->held > kTargetHold) {
+        size = std::max(1, size / 2);
+      } else if (batch->held < kTargetHold / 2) {
+        size = std::min(batch_size, size * 2);
+      }
+    }
+  }
+  for (;;) {
+    if (stopped()) return totals;
+    auto definitions = purger.purge_unused_definitions(batch_size);
+    if (!definitions) return definitions.error();
+    totals.definitions += *definitions;
+    if (*definitions < batch_size) break;
+  }
+  return totals;
+}
+
+}  // namespace brickwork

@@ -1,0 +1,72 @@
+#pragma once
+// Retention (contract 7, `retention:`; `brickwork purge`): finished
+// workflows are deleted with every row that belongs to them, then the
+// definitions no workflow uses any more. In small batches, each one short
+// transaction, so no purge holds a lock that intake waits on for long; rows
+// another transaction holds are skipped (SKIP LOCKED), so several daemons
+// may purge at once. A purged id is free again: a later `start` with it
+// begins a new workflow.
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/core/password_source.hpp"
+#include "daemon/core/result.hpp"
+#include "daemon/core/time.hpp"
+#include "daemon/engine/workflow_state.hpp"
+
+namespace brickwork {
+
+// Finished workflows of `state` whose last change (their end) is older than
+// `before`.
+struct PurgeCutoff {
+  WorkflowStatus state = WorkflowStatus::kSucceeded;
+  TimePoint before{};
+};
+
+// One batch: how many workflows it deleted and how long it held their rows
+// locked (the transaction, first statement to commit).
+struct PurgeBatch {
+  int64_t workflows = 0;
+  Duration held{0};
+};
+
+struct PurgeTotals {
+  std::map<WorkflowStatus, int64_t> workflows;  // by state
+  int64_t definitions = 0;
+  int32_t batches = 0;
+  Duration longest_hold{0};
+  int64_t total_workflows() const;
+};
+
+class WorkflowPurger {
+ public:
+  virtual ~WorkflowPurger() = default;
+  // Its own connection (store_conninfo's timeouts), opened on first use.
+  static std::unique_ptr<WorkflowPurger> open(const std::string& url,
+                                              std::shared_ptr<PasswordSource> password = nullptr);
+
+  // How many workflows `cutoff` selects now (a dry run).
+  virtual Result<int64_t> count(const PurgeCutoff& cutoff) = 0;
+  // Deletes up to `limit` of them, oldest first, with their rows, in one
+  // transaction. A workflow with effects still queued (a cancel of its run
+  // not yet sent) waits for a later batch.
+  virtual Result<PurgeBatch> purge_batch(const PurgeCutoff& cutoff, int32_t limit) = 0;
+  // Deletes up to `limit` definitions no workflow refers to; how many.
+  virtual Result<int64_t> purge_unused_definitions(int32_t limit) = 0;
+};
+
+// Batches of at most `batch_size` for each cutoff until none is left (a
+// batch that held its rows longer than 40 ms halves the next one, a quick
+// one doubles it back), then the unused definitions. `stop` is read between batches; `on_batch` hears of
+// each committed batch (metrics), with its cutoff's state. On an Error, what
+// was deleted before it stays deleted.
+Result<PurgeTotals> purge_finished(
+    WorkflowPurger& purger, const std::vector<PurgeCutoff>& cutoffs, int32_t batch_size,
+    const std::atomic<bool>* stop = nullptr,
+    const std::function<void(WorkflowStatus, const PurgeBatch&)>& on_batch = nullptr);
+
+}  // namespace brickwork

@@ -1,0 +1,193 @@
+// Retention's purge (daemon/store/retention): what it deletes, what it
+// leaves, and in what batches.
+#include <gtest/gtest.h>
+
+#include <pqxx/pqxx>
+
+#include "daemon/store/retention.hpp"
+#include "tests/store/store_fixture.hpp"
+
+namespace brickwork::testing {
+namespace {
+
+constexpr int64_t kDayMs = 86'400'000;
+const TimePoint kNow = from_epoch_ms(1'800'000'000'000);
+
+TimePoint days_ago(int64_t days) { return kNow - Duration(days * kDayMs); }
+
+WorkflowDefinition definition_named(const std::string& name) {
+  WorkflowDefinition def;
+  def.name = name;
+  StepDefinition nap;
+  nap.name = "nap";
+  nap.type = "sleep";
+  nap.action = json::object{{"for", "1s"}};
+  def.steps = {nap};
+  return def;
+}
+
+// A workflow of definition `workflow` that started at `created` and last
+// changed (ended, when finished) at `updated`.
+WorkflowState workflow(const std::string& id, WorkflowStatus status, TimePoint created,
+                       TimePoint updated, const std::string& workflow = "nightly") {
+  WorkflowState s;
+  s.id = id;
+  s.workflow = workflow;
+  s.definition = definition_named(workflow);
+  s.status = status;
+  s.seq = 3;
+  s.created_at = created;
+  s.updated_at = updated;
+  StepState nap;
+  nap.name = "nap";
+  nap.status = status == WorkflowStatus::kRunning ? StepStatus::kRunning : StepStatus::kSucceeded;
+  nap.attempt = 1;
+  s.steps = {nap};
+  return s;
+}
+
+class RetentionTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    sql("DELETE FROM definitions");
+    purger_ = WorkflowPurger::open(pg_->url());
+  }
+
+  void create(const std::vector<WorkflowState>& states) {
+    Status s = store_->transact([&](StoreTx& tx) {
+      for (const WorkflowState& state : states) tx.create_workflow(state);
+    });
+    ASSERT_TRUE(s.ok()) << s.error().message;
+  }
+
+  bool exists(const std::string& id) {
+    return sql("SELECT count(*) FROM workflows WHERE id = '" + id + "'")[0][0].as<int64_t>() == 1;
+  }
+  int64_t steps_of(const std::string& id) {
+    return sql("SELECT count(*) FROM steps WHERE workflow_id = '" + id + "'")[0][0].as<int64_t>();
+  }
+
+  std::unique_ptr<WorkflowPurger> purger_;
+};
+
+TEST_F(RetentionTest, PurgesFinishedWorkflowsThatEndedBeforeTheCutoffWithTheirSteps) {
+  create({workflow("old-ok", WorkflowStatus::kSucceeded, days_ago(10), days_ago(10)),
+          workflow("new-ok", WorkflowStatus::kSucceeded, days_ago(1), days_ago(1)),
+          // Started long ago, ended an hour ago: not old enough.
+          workflow("long-ok", WorkflowStatus::kSucceeded, days_ago(10), kNow - Duration(3'600'000)),
+          workflow("old-failed", WorkflowStatus::kFailed, days_ago(10), days_ago(10)),
+          workflow("old-running", WorkflowStatus::kRunning, days_ago(10), days_ago(10))});
+  const PurgeCutoff cutoff{WorkflowStatus::kSucceeded, days_ago(7)};
+
+  auto counted = purger_->count(cutoff);
+  ASSERT_TRUE(counted.ok()) << counted.error().message;
+  EXPECT_EQ(*counted, 1);
+  EXPECT_TRUE(exists("old-ok")) << "a count deletes nothing";
+
+  auto batch = purger_->purge_batch(cutoff, 100);
+  ASSERT_TRUE(batch.ok()) << batch.error().message;
+  EXPECT_EQ(batch->workflows, 1);
+  EXPECT_FALSE(exists("old-ok"));
+  EXPECT_EQ(steps_of("old-ok"), 0);
+  for (const char* kept : {"new-ok", "long-ok", "old-failed", "old-running"}) {
+    EXPECT_TRUE(exists(kept)) << kept;
+    EXPECT_EQ(steps_of(kept), 1) << kept;
+  }
+}
+
+TEST_F(RetentionTest, BatchesAreBoundedAndSkipRowsAnotherTransactionHolds) {
+  std::vector<WorkflowState> states;
+  for (int i = 0; i < 7; ++i) {
+    states.push_back(workflow("c" + std::to_string(i), WorkflowStatus::kCanceled,
+                              days_ago(40) + Duration(i), days_ago(40) + Duration(i)));
+  }
+  create(states);
+  const PurgeCutoff cutoff{WorkflowStatus::kCanceled, days_ago(30)};
+
+  // Another transaction (a late command for it) holds one row.
+  pqxx::connection other(pg_->url());
+  pqxx::work holding(other);
+  holding.exec("SELECT 1 FROM workflows WHERE id = 'c0' FOR UPDATE");
+
+  auto first = purger_->purge_batch(cutoff, 2);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(first->workflows, 2);
+  EXPECT_EQ(count("workflows"), 5);
+
+  std::vector<int64_t> batches;
+  auto totals = purge_finished(*purger_, {cutoff}, 2, nullptr,
+                               [&](WorkflowStatus state, const PurgeBatch& batch) {
+                                 EXPECT_EQ(state, WorkflowStatus::kCanceled);
+                                 batches.push_back(batch.workflows);
+                               });
+  ASSERT_TRUE(totals.ok()) << totals.error().message;
+  EXPECT_EQ(totals->workflows.at(WorkflowStatus::kCanceled), 4);
+  EXPECT_EQ(batches, (std::vector<int64_t>{2, 2, 0}));
+  EXPECT_TRUE(exists("c0")) << "the held row is skipped, not waited for";
+  holding.abort();
+  auto later = purge_finished(*purger_, {cutoff}, 2);
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(count("workflows"), 0);
+}
+
+// A stale timer goes with its workflow; a cancel of its run not yet sent
+// keeps it until the cancel is done.
+TEST_F(RetentionTest, AWorkflowWaitsForItsQueuedCancelButNotForAStaleTimer) {
+  create({workflow("canceled", WorkflowStatus::kCanceled, days_ago(40), days_ago(40)),
+          workflow("timed", WorkflowStatus::kSucceeded, days_ago(40), days_ago(40))});
+  Status queued = store_->transact([](StoreTx& tx) {
+    tx.add_effect("canceled", CancelStep{"nap", 1, 77, nullptr}, days_ago(40));
+    tx.add_effect("timed", StartTimer{"nap", 1, TimerKind::kTimeout, days_ago(1)}, days_ago(1));
+  });
+  ASSERT_TRUE(queued.ok()) << queued.error().message;
+  EXPECT_EQ(purger_->purge_batch(PurgeCutoff{WorkflowStatus::kCanceled, days_ago(30)}, 10)->workflows, 0);
+  EXPECT_TRUE(exists("canceled"));
+  EXPECT_EQ(purger_->purge_batch(PurgeCutoff{WorkflowStatus::kSucceeded, days_ago(30)}, 10)->workflows, 1);
+  EXPECT_EQ(sql("SELECT count(*) FROM effects WHERE workflow_id = 'timed'")[0][0].as<int64_t>(), 0);
+  sql("DELETE FROM effects");
+  EXPECT_EQ(purger_->purge_batch(PurgeCutoff{WorkflowStatus::kCanceled, days_ago(30)}, 10)->workflows, 1);
+}
+
+TEST_F(RetentionTest, DeletesTheDefinitionsNoWorkflowUsesAnyMore) {
+  create({workflow("gone", WorkflowStatus::kSucceeded, days_ago(10), days_ago(10), "retired"),
+          workflow("kept", WorkflowStatus::kSucceeded, days_ago(1), days_ago(1), "current"),
+          workflow("also-gone", WorkflowStatus::kSucceeded, days_ago(10), days_ago(10), "current")});
+  ASSERT_EQ(count("definitions"), 2);
+  auto totals =
+      purge_finished(*purger_, {PurgeCutoff{WorkflowStatus::kSucceeded, days_ago(7)}}, 10);
+  ASSERT_TRUE(totals.ok()) << totals.error().message;
+  EXPECT_EQ(totals->total_workflows(), 2);
+  EXPECT_EQ(totals->definitions, 1);
+  const pqxx::result left = sql(
+      "SELECT count(*) FROM definitions d JOIN workflows w ON w.definition_hash = d.hash"
+      " WHERE w.id = 'kept'");
+  EXPECT_EQ(left[0][0].as<int64_t>(), 1);
+  EXPECT_EQ(count("definitions"), 1);
+}
+
+// A store that wrote a definition remembers it is stored; once retention
+// deleted it, the next workflow of that definition stores it again instead
+// of failing for good (which would dead-letter the start).
+TEST_F(RetentionTest, AStartAfterItsDefinitionWasPurgedStoresItAgain) {
+  create({workflow("first", WorkflowStatus::kSucceeded, days_ago(10), days_ago(10))});
+  ASSERT_TRUE(
+      purge_finished(*purger_, {PurgeCutoff{WorkflowStatus::kSucceeded, days_ago(7)}}, 10).ok());
+  ASSERT_EQ(count("definitions"), 0);
+
+  const WorkflowState again = workflow("first", WorkflowStatus::kRunning, kNow, kNow);
+  Status s = store_->transact([&](StoreTx& tx) { tx.create_workflow(again); });
+  if (!s) {
+    EXPECT_TRUE(s.error().transient()) << s.error().message;
+    s = store_->transact([&](StoreTx& tx) { tx.create_workflow(again); });
+  }
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  auto loaded = store_->get_workflow("first");
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_EQ((*loaded)->status, WorkflowStatus::kRunning) << "the purged id began a new workflow";
+  EXPECT_EQ(count("definitions"), 1);
+}
+
+}  // namespace
+}  // namespace brickwork::testing
