@@ -66,6 +66,12 @@ TEST_F(Execution, ManyMoreThanNineCallsAreInFlightWhenEachTakes200ms) {
   pace.latency_min = pace.latency_max = 200ms;
   start_stack({{101, sim_job("work", 100)}}, {}, pace);
   config(kOneRun);
+  // This workspace sets no limits: without raising the client's own
+  // (run-now 15/s), at most three 200 ms run-now calls could be in flight.
+  tune([](Config& c) {
+    c.databricks.limits["jobs/run-now"] = 1000;
+    c.databricks.limits["jobs/runs/get"] = 1000;
+  });
   start_daemon();
   for (int i = 0; i < 60; ++i) start_workflow("many-" + std::to_string(i), "one");
   for (int i = 0; i < 60; ++i) {
