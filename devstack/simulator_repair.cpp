@@ -17,7 +17,7 @@ using simulator_detail::json_response;
 using simulator_detail::request_int64;
 using simulator_detail::Run;
 
-http::ServerResponse invalid(const std::string& message) {
+http::ServerResponse invalid_repair(const std::string& message) {
   return api_error(400, "INVALID_PARAMETER_VALUE", message);
 }
 
@@ -32,9 +32,9 @@ http::ServerResponse DatabricksSimulator::Impl::repair(const json::object& o) {
   ++stats.repair_calls;
   stats.repairs_received.push_back(o);
   const auto run_id = request_int64(o.if_contains("run_id"));
-  if (!run_id) return invalid("Missing required field: run_id");
+  if (!run_id) return invalid_repair("Missing required field: run_id");
   auto it = runs.find(*run_id);
-  if (it == runs.end()) return invalid("Run " + std::to_string(*run_id) + " does not exist.");
+  if (it == runs.end()) return invalid_repair("Run " + std::to_string(*run_id) + " does not exist.");
   Run& run = it->second;
   if (!run.done) {
     return api_error(400, "INVALID_STATE",
@@ -46,17 +46,17 @@ http::ServerResponse DatabricksSimulator::Impl::repair(const json::object& o) {
                                : std::optional<int64_t>(run.view.repairs.back().repair_id);
   const auto given = request_int64(o.if_contains("latest_repair_id"));
   if (latest && !given) {
-    return invalid("The latest repair ID needs to be provided in order to create a new repair");
+    return invalid_repair("The latest repair ID needs to be provided in order to create a new repair");
   }
   if (given != latest) {
-    return invalid("latest_repair_id " + std::to_string(given.value_or(0)) +
+    return invalid_repair("latest_repair_id " + std::to_string(given.value_or(0)) +
                    " is not the latest repair of run " + std::to_string(*run_id));
   }
   const json::value* named = o.if_contains("rerun_tasks");
   const json::value* all_failed = o.if_contains("rerun_all_failed_tasks");
   const bool rerun_all_failed = all_failed != nullptr && all_failed->is_bool() && all_failed->as_bool();
   if ((named != nullptr) == rerun_all_failed) {
-    return invalid("Exactly one of rerun_tasks or rerun_all_failed_tasks must be given.");
+    return invalid_repair("Exactly one of rerun_tasks or rerun_all_failed_tasks must be given.");
   }
   std::vector<std::string> keys;
   if (rerun_all_failed) {
@@ -65,17 +65,17 @@ http::ServerResponse DatabricksSimulator::Impl::repair(const json::object& o) {
     }
   } else {
     if (!named->is_array() || named->as_array().empty()) {
-      return invalid("rerun_tasks must be a non-empty list of task keys");
+      return invalid_repair("rerun_tasks must be a non-empty list of task keys");
     }
     for (const json::value& key : named->as_array()) {
       const bool known = key.is_string() &&
                          std::any_of(run.view.tasks.begin(), run.view.tasks.end(),
                                      [&](const SimulatedTaskRun& t) { return t.task_key == key.as_string(); });
-      if (!known) return invalid("Task " + json::serialize(key) + " is not a task of this run.");
+      if (!known) return invalid_repair("Task " + json::serialize(key) + " is not a task of this run.");
       keys.emplace_back(key.as_string());
     }
   }
-  if (keys.empty()) return invalid("The run has no failed tasks to repair.");
+  if (keys.empty()) return invalid_repair("The run has no failed tasks to repair.");
 
   collect_params(o.if_contains("job_parameters"), run.view.parameters);
   collect_params(o.if_contains("notebook_params"), run.view.parameters);

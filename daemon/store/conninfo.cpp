@@ -223,7 +223,7 @@ bool only_local_hosts(const std::string& hosts) {
 }  // namespace
 
 Result<std::string> store_conninfo(const std::string& url, const StoreTimeouts& timeouts,
-                                   const EnvLookup& env) {
+                                   const StoreEnvLookup& env) {
   ParsedConninfo parsed = parse_conninfo(url);
   if (!parsed.options) {
     return Error{ErrorKind::kInvalidInput, "config",

@@ -50,7 +50,7 @@ struct StoreTimeouts {
 };
 
 // Reads the environment as std::getenv does; tests pass their own.
-using EnvLookup = std::function<const char*(const char*)>;
+using StoreEnvLookup = std::function<const char*(const char*)>;
 
 // The keyword/value connection string the store connects with: everything
 // `url` sets, plus connect_timeout and `options=-c statement_timeout=...`
@@ -58,7 +58,7 @@ using EnvLookup = std::function<const char*(const char*)>;
 // read is an kInvalidInput Error with code "config", naming postgres.url and
 // never the password.
 Result<std::string> store_conninfo(const std::string& url, const StoreTimeouts& timeouts = {},
-                                   const EnvLookup& env = nullptr);
+                                   const StoreEnvLookup& env = nullptr);
 
 class PasswordSource;
 // `conninfo` (a keyword/value string) with the password `source` gives now

@@ -120,7 +120,7 @@ std::map<std::string, std::string> keywords(const std::string& conninfo) {
   return out;
 }
 
-const EnvLookup kNoEnvironment = [](const char*) -> const char* { return nullptr; };
+const StoreEnvLookup kNoEnvironment = [](const char*) -> const char* { return nullptr; };
 
 TEST(Conninfo, AddsConnectAndStatementTimeoutsKeepingEverythingElse) {
   auto c =
