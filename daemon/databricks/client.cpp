@@ -341,29 +341,33 @@ class DatabricksClient final : public DatabricksApi {
   // while work waits, and is tried again later.
   Status wait_for_turn(const std::string& api, CallPriority priority,
                        SteadyClock::time_point budget_end) {
-    const ApiLimiter::Grant grant = limiter_.reserve(api, priority);
-    Metrics* metrics = metrics_.load();
-    if (!grant.granted) {
-      counters_->polls_deferred.fetch_add(1);
-      if (metrics != nullptr) metrics->count_databricks_poll_deferred(api);
-      return Error{ErrorKind::kTransient, "throttled",
-                   api + ": the client-side limit of " + format_rate(limiter_.rate(api)) +
-                       " is busy for " + std::to_string(grant.wait.count()) +
-                       " ms; this poll is tried again later"};
+    for (;;) {
+      const ApiLimiter::Grant grant = limiter_.reserve(api, priority);
+      Metrics* metrics = metrics_.load();
+      if (!grant.granted) {
+        counters_->polls_deferred.fetch_add(1);
+        if (metrics != nullptr) metrics->count_databricks_poll_deferred(api);
+        return Error{ErrorKind::kTransient, "throttled",
+                     api + ": the client-side limit of " + format_rate(limiter_.rate(api)) +
+                         " is busy for " + std::to_string(grant.wait.count()) +
+                         " ms; this poll is tried again later"};
+      }
+      if (grant.wait.count() <= 0) return ok_status();
+      if (SteadyClock::now() + grant.wait >= budget_end) {
+        return Error{ErrorKind::kTransient, "throttled",
+                     api + ": waiting for its turn under the client-side limit of " +
+                         format_rate(limiter_.rate(api)) + " would pass the retry budget of " +
+                         format_duration(config_.retry_budget)};
+      }
+      std::this_thread::sleep_for(grant.wait);
+      counters_->limit_wait_ms.fetch_add(grant.wait.count());
+      if (metrics != nullptr) {
+        metrics->observe_databricks_limit_wait(api,
+                                               std::chrono::duration<double>(grant.wait).count());
+      }
+      // A 429 meanwhile lowered the rate: this turn was counted at the old one.
+      if (!limiter_.paused_since(api, grant)) return ok_status();
     }
-    if (grant.wait.count() <= 0) return ok_status();
-    if (SteadyClock::now() + grant.wait >= budget_end) {
-      return Error{ErrorKind::kTransient, "throttled",
-                   api + ": waiting for its turn under the client-side limit of " +
-                       format_rate(limiter_.rate(api)) + " would pass the retry budget of " +
-                       format_duration(config_.retry_budget)};
-    }
-    std::this_thread::sleep_for(grant.wait);
-    counters_->limit_wait_ms.fetch_add(grant.wait.count());
-    if (metrics != nullptr) {
-      metrics->observe_databricks_limit_wait(api, std::chrono::duration<double>(grant.wait).count());
-    }
-    return ok_status();
   }
 
   // A 429: the API's limit is lowered and paused. False when the API has no

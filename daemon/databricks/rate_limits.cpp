@@ -59,7 +59,13 @@ ApiLimiter::Grant ApiLimiter::reserve(const std::string& api, CallPriority prior
   const Duration wait = to_duration(until_token);
   if (priority == CallPriority::kPoll && wait > kMaxPollWait) return Grant{false, wait};
   bucket->tokens -= 1.0;
-  return Grant{true, wait};
+  return Grant{true, wait, bucket->pauses};
+}
+
+bool ApiLimiter::paused_since(const std::string& api, const Grant& grant) const {
+  std::lock_guard lock(mutex_);
+  const Bucket* bucket = find(api);
+  return bucket != nullptr && bucket->pauses != grant.pauses;
 }
 
 void ApiLimiter::throttled(const std::string& api, Duration retry_after) {
@@ -73,8 +79,10 @@ void ApiLimiter::throttled(const std::string& api, Duration retry_after) {
     bucket->decreased = now;
     bucket->changed = now;
   }
-  // Nothing in hand, and nothing earned until the pause is over.
-  bucket->tokens = std::min(bucket->tokens, 0.0);
+  // Nothing in hand, and nothing earned until the pause is over. Calls
+  // reserved ahead at the old rate reserve again (paused_since), after it.
+  bucket->tokens = 0.0;
+  ++bucket->pauses;
   bucket->refilled = std::max(bucket->refilled, now + std::max(retry_after, kMinPause));
 }
 

@@ -37,10 +37,14 @@ class ApiLimiter {
   struct Grant {
     bool granted = true;  // false: a poll refused, nothing reserved
     Duration wait{0};     // granted: sleep this long, then send; refused: when to try again
+    uint64_t pauses = 0;  // the API's pauses so far: one more by the send means reserve again
   };
   // Reserves the next call of `api`. A poll is refused when it would wait
   // longer than kMaxPollWait.
   Grant reserve(const std::string& api, CallPriority priority);
+  // Whether a 429 paused `api` since `grant` was reserved: its turn was
+  // counted at the old rate, so the caller reserves again.
+  bool paused_since(const std::string& api, const Grant& grant) const;
   // A 429 for `api`: halves its rate (once per kDecreaseSpacing, however many
   // calls in flight come back 429) and holds every call of it for
   // `retry_after` (whatever Databricks said; at least kMinPause).
@@ -68,6 +72,7 @@ class ApiLimiter {
     TimePoint refilled{}; // may lie ahead: a pause (Retry-After)
     TimePoint changed{};  // the rate's last change
     TimePoint decreased{};
+    uint64_t pauses = 0;
   };
   Bucket* find(const std::string& api);
   const Bucket* find(const std::string& api) const;

@@ -34,7 +34,7 @@ class Limits : public EndToEndTest {
   }
 };
 
-constexpr const char* kOneStep = R"(  one:
+constexpr const char* kLimitedOneStep = R"(  one:
     steps:
       - name: run
         run_job: {job_id: 7}
@@ -49,7 +49,7 @@ TEST_F(Limits, RunNowUnderTheWorkspaceLimitIsRarelyThrottled) {
   pace.latency_min = pace.latency_max = std::chrono::milliseconds(50);
   pace.limits = {{"jobs/run-now", 20}, {"jobs/runs/get", 100}};
   start_paced_stack(pace, {{7, sim_job("quick", 300)}});
-  config(kOneStep);
+  config(kLimitedOneStep);
   start_daemon();
   constexpr int kWorkflows = 120;
   run_workflows(kWorkflows, "lim-");
@@ -69,7 +69,7 @@ TEST_F(Limits, AWorkspaceBelowTheConfiguredLimitLowersItThrough429s) {
   pace.latency_min = pace.latency_max = std::chrono::milliseconds(20);
   pace.limits = {{"jobs/run-now", 5}};
   start_paced_stack(pace, {{7, sim_job("quick", 300)}});
-  config(kOneStep);
+  config(kLimitedOneStep);
   // The configuration as a user writes it: limits under databricks:.
   const std::string databricks = "databricks:\n";
   const size_t at = yaml_.find(databricks);

@@ -12,7 +12,7 @@ constexpr int64_t kDayMs = 86'400'000;
 
 // "gate" waits for a signal, so a workflow stays running until told;
 // "broken" fails at once. Retention looks every second.
-constexpr const char* kWorkflows = R"(  gate:
+constexpr const char* kRetentionWorkflows = R"(  gate:
     steps:
       - name: approve
         wait_for_signal: {name: go, timeout: 10m}
@@ -23,7 +23,7 @@ constexpr const char* kWorkflows = R"(  gate:
 retention: {succeeded: 7d, failed: 30d, every: 1s}
 )";
 
-CommandResult run(const std::string& args) {
+CommandResult run_brickwork(const std::string& args) {
   return run_command(std::string(BRICKWORK_BINARY) + " " + args + " 2>&1");
 }
 
@@ -31,7 +31,7 @@ class Retention : public EndToEndTest {
  protected:
   void SetUp() override {
     start_stack({{201, sim_job("extract", 100, {}, "FAILED")}});
-    config(kWorkflows);
+    config(kRetentionWorkflows);
   }
 
   // Starts `id` of gate and lets it succeed.
@@ -114,25 +114,25 @@ TEST_F(Retention, PurgeByHandCountsWithDryRunThenDeletes) {
   }
   const std::string c = "-c " + config_path();
 
-  const CommandResult dry = run("purge --older-than 1d --dry-run " + c);
+  const CommandResult dry = run_brickwork("purge --older-than 1d --dry-run " + c);
   EXPECT_EQ(dry.exit_code, 0) << dry.out;
   EXPECT_NE(dry.out.find("would purge 3 workflows (succeeded 2, failed 1, canceled 0)"),
             std::string::npos)
       << dry.out;
   EXPECT_EQ(rows("SELECT count(*) FROM workflows"), 4) << "a dry run deletes nothing";
 
-  const CommandResult too_young = run("purge --older-than 3d --json " + c);
+  const CommandResult too_young = run_brickwork("purge --older-than 3d --json " + c);
   EXPECT_EQ(too_young.exit_code, 0) << too_young.out;
   EXPECT_NE(too_young.out.find("\"succeeded\":0"), std::string::npos) << too_young.out;
   EXPECT_EQ(rows("SELECT count(*) FROM workflows"), 4);
 
-  const CommandResult failed_only = run("purge --older-than 1d --state failed " + c);
+  const CommandResult failed_only = run_brickwork("purge --older-than 1d --state failed " + c);
   EXPECT_EQ(failed_only.exit_code, 0) << failed_only.out;
   EXPECT_NE(failed_only.out.find("purged 1 workflows (failed 1)"), std::string::npos)
       << failed_only.out;
   EXPECT_TRUE(gone("c"));
 
-  const CommandResult rest = run("purge --older-than 1d " + c);
+  const CommandResult rest = run_brickwork("purge --older-than 1d " + c);
   EXPECT_EQ(rest.exit_code, 0) << rest.out;
   EXPECT_NE(rest.out.find("purged 2 workflows"), std::string::npos) << rest.out;
   EXPECT_TRUE(gone("a"));
@@ -140,9 +140,9 @@ TEST_F(Retention, PurgeByHandCountsWithDryRunThenDeletes) {
   EXPECT_FALSE(gone("running")) << "a running workflow is never purged";
   EXPECT_EQ(rows("SELECT count(*) FROM steps"), 1);
 
-  const CommandResult bad_state = run("purge --older-than 1d --state running " + c);
+  const CommandResult bad_state = run_brickwork("purge --older-than 1d --state running " + c);
   EXPECT_EQ(bad_state.exit_code, 2) << bad_state.out;
-  const CommandResult no_age = run("purge " + c);
+  const CommandResult no_age = run_brickwork("purge " + c);
   EXPECT_EQ(no_age.exit_code, 2) << no_age.out;
 }
 
