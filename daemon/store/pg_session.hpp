@@ -12,6 +12,10 @@
 #include "daemon/core/result.hpp"
 #include "daemon/store/conninfo.hpp"
 
+namespace brickwork {
+class LoggedConnection;  // pg_notices.hpp
+}  // namespace brickwork
+
 namespace brickwork::store_detail {
 
 class PgSession {
@@ -48,7 +52,8 @@ class PgSession {
   PasswordRedactor passwords_;
   std::shared_ptr<PasswordSource> password_;
   Prepare prepare_;
-  std::unique_ptr<pqxx::connection> connection_;
+  // The derived type itself: pqxx::connection's destructor is not virtual.
+  std::unique_ptr<LoggedConnection> connection_;
 };
 
 }  // namespace brickwork::store_detail
