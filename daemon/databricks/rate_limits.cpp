@@ -8,6 +8,12 @@ namespace {
 
 using Seconds = std::chrono::duration<double>;
 
+// The calls a bucket lets go at once: a quarter second's. Whether a
+// workspace's limit passes bursts is not published (docs/DATABRICKS.md), and
+// other clients share it, so calls are spaced rather than sent together; the
+// cost is at most a quarter second more for the last of a burst.
+double burst_of(double rate) { return std::max(1.0, rate * ApiLimiter::kBurstSeconds); }
+
 Duration to_duration(Seconds s) {
   return std::chrono::ceil<Duration>(std::max(Seconds(0), s));
 }
@@ -22,7 +28,7 @@ ApiLimiter::ApiLimiter(std::map<std::string, double> limits, Clock clock)
     Bucket b;
     b.configured = rate;
     b.rate = rate;
-    b.tokens = std::max(1.0, rate);  // up to one second's calls at once
+    b.tokens = burst_of(rate);
     b.refilled = now;
     b.changed = now;
     b.decreased = now - kDecreaseSpacing;
@@ -43,7 +49,7 @@ const ApiLimiter::Bucket* ApiLimiter::find(const std::string& api) const {
 void ApiLimiter::refill(Bucket& bucket, TimePoint now) const {
   if (now <= bucket.refilled) return;  // paused, or nothing elapsed
   const double elapsed = Seconds(now - bucket.refilled).count();
-  bucket.tokens = std::min(std::max(1.0, bucket.rate), bucket.tokens + elapsed * bucket.rate);
+  bucket.tokens = std::min(burst_of(bucket.rate), bucket.tokens + elapsed * bucket.rate);
   bucket.refilled = now;
 }
 

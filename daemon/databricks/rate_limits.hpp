@@ -62,6 +62,7 @@ class ApiLimiter {
   static constexpr Duration kDecreaseSpacing{std::chrono::milliseconds(1000)};
   static constexpr double kIncreasePerSecond = 0.05;  // of the configured rate
   static constexpr double kFloorShare = 1.0 / 16;     // lowest rate, of the configured
+  static constexpr double kBurstSeconds = 0.25;       // a bucket holds this long's calls
 
  private:
   using TimePoint = std::chrono::steady_clock::time_point;

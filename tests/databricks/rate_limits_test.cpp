@@ -53,21 +53,26 @@ TEST(DatabricksApis, NamesCallsByApi) {
   EXPECT_EQ(databricks_limits_with({{"jobs/run-now", 3}}).at("jobs/run-now"), 3);
 }
 
-TEST(ApiLimiter, ABurstOfOneSecondThenTheRate) {
+TEST(ApiLimiter, ABurstOfAQuarterSecondThenTheRate) {
   FakeClock clock;
-  ApiLimiter limiter({{"jobs/run-now", 10}}, clock.clock());
+  ApiLimiter limiter({{"jobs/run-now", 40}}, clock.clock());
+  // A simultaneous burst of 40 is spread: 10 at once, then one per 25 ms,
+  // so a workspace whose own burst is smaller sees the calls spaced.
   EXPECT_EQ(immediate_grants(limiter, "jobs/run-now"), 10);
-  // The 11th was reserved 100 ms ahead; the next ones queue behind it.
-  EXPECT_EQ(limiter.reserve("jobs/run-now", CallPriority::kWork).wait, 200ms);
-  EXPECT_EQ(limiter.reserve("jobs/run-now", CallPriority::kWork).wait, 300ms);
-  // Over a long run, calls go at the rate: 50 calls in 5 s.
+  // The 11th was reserved 25 ms ahead; the next ones queue behind it.
+  EXPECT_EQ(limiter.reserve("jobs/run-now", CallPriority::kWork).wait, 50ms);
+  EXPECT_EQ(limiter.reserve("jobs/run-now", CallPriority::kWork).wait, 75ms);
+  // Over a long run, calls go at the rate: 200 calls in 5 s.
   clock.now += 5300ms;
   EXPECT_EQ(immediate_grants(limiter, "jobs/run-now"), 10);  // refilled to the cap, no more
+  // A slow API still sends one call at once.
+  ApiLimiter slow({{"jobs/list", 2}}, clock.clock());
+  EXPECT_EQ(immediate_grants(slow, "jobs/list"), 1);
   // An API without a limit of its own is under "other"; without one either, free.
   ApiLimiter no_other({{"jobs/run-now", 1}}, clock.clock());
   for (int i = 0; i < 100; ++i) EXPECT_EQ(no_other.reserve("fs/files", CallPriority::kWork).wait, 0ms);
   EXPECT_EQ(no_other.rate("fs/files"), 0);
-  ApiLimiter with_other({{"other", 2}}, clock.clock());
+  ApiLimiter with_other({{"other", 8}}, clock.clock());
   EXPECT_EQ(immediate_grants(with_other, "fs/files"), 2);
   // The token endpoint is never limited.
   for (int i = 0; i < 100; ++i) EXPECT_EQ(with_other.reserve("", CallPriority::kWork).wait, 0ms);
@@ -118,7 +123,7 @@ TEST(ApiLimiter, TheRateGrowsBackSlowlyWhileCallsSucceed) {
 TEST(ApiLimiter, WorkWaitsItsTurnWhileABusyPollIsRefused) {
   FakeClock clock;
   ApiLimiter limiter({{"jobs/runs/get", 4}, {"sql/statements", 4}}, clock.clock());
-  EXPECT_EQ(immediate_grants(limiter, "jobs/runs/get"), 4);
+  EXPECT_EQ(immediate_grants(limiter, "jobs/runs/get"), 1);  // a quarter second: one call
   // Reserved: 250 ms ahead. Polls may still queue up to kMaxPollWait...
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.reserve("jobs/runs/get", CallPriority::kPoll).granted);
   // ... then they are refused, nothing reserved, told when to come back.
