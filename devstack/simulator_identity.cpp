@@ -47,28 +47,6 @@ std::string hmac_sha256(const std::string& key, const std::string& data) {
   return std::string(reinterpret_cast<char*>(mac), len);
 }
 
-std::optional<std::string> base64url_decode(std::string_view in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '-') v = 62;
-    else if (c == '_') v = 63;
-    else return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
-
 // An OAuth error body, as Entra ID and Databricks' token endpoint send it.
 http::ServerResponse oauth_error(int status, const std::string& error, const std::string& what) {
   return json_response(status, json::object{{"error", error}, {"error_description", what}});
@@ -84,7 +62,7 @@ std::optional<std::array<std::string_view, 3>> jwt_parts(std::string_view jwt) {
 }
 
 std::optional<json::object> claims_of(std::string_view payload_b64) {
-  auto payload = base64url_decode(payload_b64);
+  auto payload = base64_decode(payload_b64);
   if (!payload) return std::nullopt;
   boost::system::error_code ec;
   json::value v = parse_json(*payload, ec);
@@ -275,7 +253,7 @@ std::optional<http::ServerResponse> DatabricksSimulator::Impl::identity_route(
     const auto form = parse_query(req.body);
     auto assertion = form.find("assertion");
     auto parts = assertion == form.end() ? std::nullopt : jwt_parts(assertion->second);
-    auto signature = parts ? base64url_decode((*parts)[2]) : std::nullopt;
+    auto signature = parts ? base64_decode((*parts)[2]) : std::nullopt;
     auto claims = parts ? claims_of((*parts)[1]) : std::nullopt;
     const std::string input =
         parts ? std::string((*parts)[0]) + "." + std::string((*parts)[1]) : std::string();

@@ -41,4 +41,28 @@ std::string base64url(std::string_view bytes) {
   return encode(bytes, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", false);
 }
 
+std::optional<std::string> base64_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() / 4 * 3 + 2);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (const char c : text) {
+    uint32_t v = 0;
+    if (c >= 'A' && c <= 'Z') v = static_cast<uint32_t>(c - 'A');
+    else if (c >= 'a' && c <= 'z') v = static_cast<uint32_t>(c - 'a' + 26);
+    else if (c >= '0' && c <= '9') v = static_cast<uint32_t>(c - '0' + 52);
+    else if (c == '-' || c == '+') v = 62;
+    else if (c == '_' || c == '/') v = 63;
+    else if (c == '=') break;
+    else return std::nullopt;
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  return out;
+}
+
 }  // namespace brickwork

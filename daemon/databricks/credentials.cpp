@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "daemon/core/base64.hpp"
 #include "daemon/databricks/client.hpp"
 #include "daemon/databricks/parsing.hpp"
 
@@ -28,29 +29,6 @@ std::optional<int64_t> int_field(const json::value* v) {
   return out;
 }
 
-std::optional<std::string> base64url_decode(std::string_view in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '-' || c == '+') v = 62;
-    else if (c == '_' || c == '/') v = 63;
-    else if (c == '=') break;
-    else return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
-
 // Seconds from now until an epoch time, on the steady clock.
 SteadyClock::time_point steady_at_epoch(int64_t epoch_seconds) {
   const auto now_epoch = std::chrono::duration_cast<std::chrono::seconds>(
@@ -65,7 +43,7 @@ std::optional<std::string> jwt_payload(std::string_view jwt) {
   if (first == std::string_view::npos) return std::nullopt;
   const auto second = jwt.find('.', first + 1);
   if (second == std::string_view::npos) return std::nullopt;
-  return base64url_decode(jwt.substr(first + 1, second - first - 1));
+  return base64_decode(jwt.substr(first + 1, second - first - 1));
 }
 
 CachedToken::CachedToken(std::string what, Fetch fetch,

@@ -2,42 +2,10 @@
 
 #include "daemon/core/json_limits.hpp"
 #include "daemon/store/pg_errors.hpp"
+#include "daemon/store/row_fields.hpp"
 
 namespace brickwork::store_detail {
 namespace {
-
-std::optional<TimePoint> optional_time(const pqxx::field& f) {
-  if (f.is_null()) return std::nullopt;
-  return from_epoch_ms(f.as<int64_t>());
-}
-
-json::value json_column(const pqxx::field& f) {
-  if (f.is_null()) return nullptr;
-  boost::system::error_code ec;
-  json::value v = parse_json(f.c_str(), ec);
-  if (ec) throw CorruptRow(std::string("column ") + f.name() + " holds invalid JSON");
-  return v;
-}
-
-std::optional<StepError> error_from_column(const pqxx::field& f) {
-  const json::value v = json_column(f);
-  const json::object* o = v.if_object();
-  if (o == nullptr) return std::nullopt;
-  StepError error;
-  if (const json::value* c = o->if_contains("code"); c != nullptr && c->is_string()) {
-    error.code = std::string(c->as_string());
-  }
-  if (const json::value* m = o->if_contains("message"); m != nullptr && m->is_string()) {
-    error.message = std::string(m->as_string());
-  }
-  return error;
-}
-
-WorkflowStatus status_from_column(const pqxx::field& f) {
-  auto status = workflow_status_from_string(f.c_str());
-  if (!status) throw CorruptRow(std::string("unknown workflow status ") + f.c_str());
-  return *status;
-}
 
 // The columns of a WorkflowSummary, as list and history read them.
 constexpr const char* kSummaryColumns =
@@ -46,7 +14,7 @@ constexpr const char* kSummaryColumns =
 
 WorkflowSummary summary_from_row(const pqxx::row& row) {
   return WorkflowSummary{row[0].as<std::string>(), row[1].as<std::string>(),
-                         status_from_column(row[2]), from_epoch_ms(row[3].as<int64_t>()),
+                         workflow_status_field(row[2]), from_epoch_ms(row[3].as<int64_t>()),
                          from_epoch_ms(row[4].as<int64_t>())};
 }
 
@@ -65,7 +33,7 @@ std::optional<std::string> kept_signals_column(const std::vector<KeptSignal>& si
 
 std::vector<KeptSignal> kept_signals_from_column(const pqxx::field& column) {
   std::vector<KeptSignal> signals;
-  const json::value v = json_column(column);
+  const json::value v = json_field(column);
   if (v.is_null()) return signals;
   if (!v.is_array()) throw CorruptRow("workflows.signals is not a JSON array");
   for (const json::value& item : v.as_array()) {
@@ -151,9 +119,9 @@ std::optional<WorkflowHistory> read_history(pqxx::work& tx, const std::string& i
     a.state = row[2].as<std::string>();
     if (!row[3].is_null()) a.run_id = row[3].as<int64_t>();
     a.run_page_url = row[4].is_null() ? "" : row[4].as<std::string>();
-    a.started_at = optional_time(row[5]);
-    a.ended_at = optional_time(row[6]);
-    a.error = error_from_column(row[7]);
+    a.started_at = time_field(row[5]);
+    a.ended_at = time_field(row[6]);
+    a.error = step_error_field(row[7]);
     if (!row[8].is_null()) a.output_bytes = row[8].as<int64_t>();
     history.attempts.push_back(std::move(a));
   }

@@ -27,6 +27,7 @@
 #include "daemon/store/migrations.hpp"
 #include "daemon/store/pg_errors.hpp"
 #include "daemon/store/pg_session.hpp"
+#include "daemon/store/row_fields.hpp"
 #include "daemon/store/store.hpp"
 
 namespace brickwork {
@@ -36,47 +37,11 @@ using store_detail::CorruptRow;
 
 // ------------------------------------------------------------------ decoding
 
-json::value parse_json_field(const pqxx::field& f) {
-  if (f.is_null()) return nullptr;
-  boost::system::error_code ec;
-  json::value v = parse_json(f.c_str(), ec);
-  if (ec)
-    throw CorruptRow(std::string("column ") + f.name() + " holds invalid JSON: " + ec.message());
-  return v;
-}
-
-json::object parse_object_field(const pqxx::field& f) {
-  json::value v = parse_json_field(f);
-  if (v.is_null()) return {};
-  if (!v.is_object()) throw CorruptRow(std::string("column ") + f.name() + " is not a JSON object");
-  return std::move(v.as_object());
-}
-
-std::optional<TimePoint> time_field(const pqxx::field& f) {
-  if (f.is_null()) return std::nullopt;
-  return from_epoch_ms(f.as<int64_t>());
-}
-
-WorkflowStatus workflow_status_field(const pqxx::field& f) {
-  auto s = workflow_status_from_string(f.c_str());
-  if (!s) throw CorruptRow(std::string("unknown workflow status ") + f.c_str());
-  return *s;
-}
-
-std::optional<StepError> step_error_field(const pqxx::field& f) {
-  json::value v = parse_json_field(f);
-  if (v.is_null()) return std::nullopt;
-  const json::object* o = v.if_object();
-  if (o == nullptr) throw CorruptRow("steps.error is not a JSON object");
-  StepError error;
-  if (const json::value* c = o->if_contains("code"); c != nullptr && c->is_string()) {
-    error.code = std::string(c->as_string());
-  }
-  if (const json::value* m = o->if_contains("message"); m != nullptr && m->is_string()) {
-    error.message = std::string(m->as_string());
-  }
-  return error;
-}
+using store_detail::json_field;
+using store_detail::object_field;
+using store_detail::step_error_field;
+using store_detail::time_field;
+using store_detail::workflow_status_field;
 
 // ------------------------------------------------------------------ sealed values
 
@@ -222,7 +187,7 @@ const WorkflowDefinition& definition_by_hash(pqxx::work& tx, const std::string& 
   if (const WorkflowDefinition* known = cache.find(hash)) return *known;
   const pqxx::result r = tx.exec_prepared("select_definition", hash);
   if (r.empty()) throw CorruptRow("workflow " + id + ": no definition " + hash);
-  auto definition = workflow_definition_from_json(parse_json_field(r[0][0]));
+  auto definition = workflow_definition_from_json(json_field(r[0][0]));
   if (!definition) throw CorruptRow("workflow " + id + ": " + definition.error().message);
   cache.add(hash, std::move(*definition));
   cache.mark_stored(hash);
@@ -268,11 +233,11 @@ WorkflowState workflow_from_row(pqxx::work& tx, const std::string& id, const pqx
   if (!row[first + 1].is_null()) {
     state.definition = definition_by_hash(tx, id, row[first + 1].as<std::string>(), cache);
   } else {
-    auto definition = workflow_definition_from_json(parse_json_field(row[first + 2]));
+    auto definition = workflow_definition_from_json(json_field(row[first + 2]));
     if (!definition) throw CorruptRow("workflow " + id + ": " + definition.error().message);
     state.definition = std::move(*definition);
   }
-  state.input = parse_object_field(row[first + 3]);
+  state.input = object_field(row[first + 3]);
   state.status = workflow_status_field(row[first + 4]);
   state.seq = row[first + 5].as<int64_t>();
   state.created_at = from_epoch_ms(row[first + 6].as<int64_t>());
@@ -296,9 +261,9 @@ StepState step_from_row(const WorkflowState& state, const pqxx::row& s, int firs
   step.attempts_before_retry = s[first + 3].as<int32_t>();
   if (!s[first + 4].is_null()) step.run_id = s[first + 4].as<int64_t>();
   step.run_page_url = s[first + 5].as<std::string>();
-  step.handle = parse_json_field(s[first + 6]);
+  step.handle = json_field(s[first + 6]);
   if (!s[first + 7].is_null()) {
-    json::value output = parse_json_field(s[first + 7]);
+    json::value output = json_field(s[first + 7]);
     if (output.is_object()) {
       step.output = output_is_sensitive(state, step.name)
                         ? opened_output(state, step.name, std::move(output.as_object()), sealer)
@@ -475,7 +440,7 @@ class PgOutboxTx final : public OutboxTx {
 // payload, tries (lease owner left to the caller).
 StoredEffect stored_effect_of(const pqxx::row& row) {
   store_detail::EffectRow effect_row{row[2].as<std::string>(), row[3].as<std::string>(),
-                                     row[4].as<int32_t>(), parse_object_field(row[5])};
+                                     row[4].as<int32_t>(), object_field(row[5])};
   auto effect = store_detail::decode_effect(effect_row);
   if (!effect) throw CorruptRow(effect.error().message);
   // `tries` counts claims including this one; StoredEffect wants the ones before.

@@ -25,5 +25,17 @@ TEST(Base64, UrlAlphabetWithoutPadding) {
   EXPECT_EQ(base64url(std::string("\xfb\xff", 2)), "-_8");
 }
 
+TEST(Base64, DecodesEitherAlphabetWithOrWithoutPadding) {
+  EXPECT_EQ(base64_decode("Zm9vYmFy"), "foobar");
+  EXPECT_EQ(base64_decode("Zm9vYg=="), "foob");
+  EXPECT_EQ(base64_decode("Zm9vYg"), "foob");
+  EXPECT_EQ(base64_decode("-_8"), std::string("\xfb\xff", 2));
+  EXPECT_EQ(base64_decode("+/8="), std::string("\xfb\xff", 2));
+  EXPECT_EQ(base64_decode(base64url("{\"sub\":\"me\"}")), "{\"sub\":\"me\"}");
+  EXPECT_EQ(base64_decode(""), "");
+  EXPECT_EQ(base64_decode("Zm9v YmFy"), std::nullopt);
+  EXPECT_EQ(base64_decode("Zm9v.YmFy"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace brickwork
