@@ -317,16 +317,20 @@ class DatabricksClient final : public DatabricksApi {
                          " spent after " + std::to_string(attempt) + " attempt(s))";
         return error;
       }
+      // A long wait holds no call thread: the effect is given back to
+      // Postgres with a later due time instead (after a 429, the API's pause
+      // decides, in wait_for_turn).
+      if (!paused_by_limit && wait > ApiLimiter::kMaxWorkWait) {
+        error.message += " (tried again later: the wait of " + format_duration(wait) +
+                         " is longer than a call waits)";
+        return error;
+      }
       spdlog::warn("databricks {} {}: {} ({}), retry {} in {} ms", call.method,
                    path_only(call.path_and_query), error.code, error.message, attempt,
                    wait.count());
       counters_->retries.fetch_add(1);
-      // After a 429 the next turn waits for the API's pause instead.
-      if (!paused_by_limit) {
-        std::unique_lock lock(cancel_mu_);
-        if (cancel_cv_.wait_for(lock, wait, [&] { return canceled_; })) {
-          return Error{ErrorKind::kTransient, "canceled", error.message + " (canceled: stopping)"};
-        }
+      if (!paused_by_limit && !sleep_unless_canceled(wait)) {
+        return Error{ErrorKind::kTransient, "canceled", error.message + " (canceled: stopping)"};
       }
     }
   }
@@ -336,21 +340,24 @@ class DatabricksClient final : public DatabricksApi {
     return path_and_query.substr(0, path_and_query.find('?'));
   }
 
-  // Waits until the API's client-side limit lets the call go. A poll that
-  // would wait long is refused (transient "throttled"): it holds no caller
-  // while work waits, and is tried again later.
+  // Waits until the API's client-side limit lets the call go. A call that
+  // would wait long (ApiLimiter::kMaxWorkWait, kMaxPollWait for a poll) is
+  // refused (transient "throttled"): it holds no call thread while it waits,
+  // its effect is given back to Postgres and tried again later.
   Status wait_for_turn(const std::string& api, CallPriority priority,
                        SteadyClock::time_point budget_end) {
     for (;;) {
       const ApiLimiter::Grant grant = limiter_.reserve(api, priority);
       Metrics* metrics = metrics_.load();
       if (!grant.granted) {
-        counters_->polls_deferred.fetch_add(1);
-        if (metrics != nullptr) metrics->count_databricks_poll_deferred(api);
+        if (priority == CallPriority::kPoll) {
+          counters_->polls_deferred.fetch_add(1);
+          if (metrics != nullptr) metrics->count_databricks_poll_deferred(api);
+        }
         return Error{ErrorKind::kTransient, "throttled",
                      api + ": the client-side limit of " + format_rate(limiter_.rate(api)) +
                          " is busy for " + std::to_string(grant.wait.count()) +
-                         " ms; this poll is tried again later"};
+                         " ms; the call is tried again later"};
       }
       if (grant.wait.count() <= 0) return ok_status();
       if (SteadyClock::now() + grant.wait >= budget_end) {
@@ -359,7 +366,10 @@ class DatabricksClient final : public DatabricksApi {
                          format_rate(limiter_.rate(api)) + " would pass the retry budget of " +
                          format_duration(config_.retry_budget)};
       }
-      std::this_thread::sleep_for(grant.wait);
+      if (!sleep_unless_canceled(grant.wait)) {
+        return Error{ErrorKind::kTransient, "canceled",
+                     api + ": waiting for its turn (canceled: stopping)"};
+      }
       counters_->limit_wait_ms.fetch_add(grant.wait.count());
       if (metrics != nullptr) {
         metrics->observe_databricks_limit_wait(api,
@@ -368,6 +378,12 @@ class DatabricksClient final : public DatabricksApi {
       // A 429 meanwhile lowered the rate: this turn was counted at the old one.
       if (!limiter_.paused_since(api, grant)) return ok_status();
     }
+  }
+
+  // False when the client was canceled (stopping) before `wait` passed.
+  bool sleep_unless_canceled(Duration wait) {
+    std::unique_lock lock(cancel_mu_);
+    return !cancel_cv_.wait_for(lock, wait, [&] { return canceled_; });
   }
 
   // A 429: the API's limit is lowered and paused. False when the API has no

@@ -63,7 +63,9 @@ ApiLimiter::Grant ApiLimiter::reserve(const std::string& api, CallPriority prior
   const Seconds until_token =
       Seconds(bucket->refilled - now) + Seconds(std::max(0.0, 1.0 - bucket->tokens) / bucket->rate);
   const Duration wait = to_duration(until_token);
-  if (priority == CallPriority::kPoll && wait > kMaxPollWait) return Grant{false, wait};
+  if (wait > (priority == CallPriority::kPoll ? kMaxPollWait : kMaxWorkWait)) {
+    return Grant{false, wait};
+  }
   bucket->tokens -= 1.0;
   return Grant{true, wait, bucket->pauses};
 }

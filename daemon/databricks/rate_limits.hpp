@@ -7,10 +7,11 @@
 // succeed (additive increase), never above the configured rate.
 //
 // Priority: what starts, ends or cancels work (run-now, submit, cancel,
-// uploads...) waits its turn in the bucket as long as it has to; a
-// safety-net poll (runs/get, a statement's status) never waits long: when
-// its bucket is busy it is refused, so it holds no caller while work waits,
-// and is tried again later. docs/DATABRICKS.md "Client-side limits".
+// uploads...) waits its turn in the bucket up to kMaxWorkWait; a safety-net
+// poll (runs/get, a statement's status) up to kMaxPollWait. Past that a call
+// is refused, nothing reserved, so it holds no caller (a call thread) while
+// it waits: its effect is given back to Postgres and tried again later.
+// docs/DATABRICKS.md "Client-side limits".
 #include <chrono>
 #include <functional>
 #include <map>
@@ -39,8 +40,8 @@ class ApiLimiter {
     Duration wait{0};     // granted: sleep this long, then send; refused: when to try again
     uint64_t pauses = 0;  // the API's pauses so far: one more by the send means reserve again
   };
-  // Reserves the next call of `api`. A poll is refused when it would wait
-  // longer than kMaxPollWait.
+  // Reserves the next call of `api`. Refused when it would wait longer than
+  // kMaxPollWait (a poll) or kMaxWorkWait (work).
   Grant reserve(const std::string& api, CallPriority priority);
   // Whether a 429 paused `api` since `grant` was reserved: its turn was
   // counted at the old rate, so the caller reserves again.
@@ -58,6 +59,7 @@ class ApiLimiter {
   double rate(const std::string& api) const;
 
   static constexpr Duration kMaxPollWait{std::chrono::milliseconds(1000)};
+  static constexpr Duration kMaxWorkWait{std::chrono::milliseconds(5000)};
   static constexpr Duration kMinPause{std::chrono::milliseconds(100)};
   static constexpr Duration kDecreaseSpacing{std::chrono::milliseconds(1000)};
   static constexpr double kIncreasePerSecond = 0.05;  // of the configured rate

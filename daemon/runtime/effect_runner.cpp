@@ -195,10 +195,14 @@ class EffectExecution {
 // due now, for the next daemon.
 void reschedule_effect(Store& store, const StoredEffect& stored, const Error& error,
                        bool stopping) {
-  const Duration delay = stopping ? Duration(0) : retry_delay(stored.tries);
-  spdlog::warn("effects: {} for workflow {} failed ({}: {}); again in {}",
-               effect_name(stored.effect), stored.workflow_id, error.code, error.message,
-               stopping ? std::string("the next daemon") : format_duration(delay));
+  // Throttled by the client-side limit: nothing was sent and nothing failed,
+  // so the effect comes back in about a second, however often it was.
+  const bool throttled = error.code == "throttled";
+  const Duration delay = stopping ? Duration(0) : retry_delay(throttled ? 0 : stored.tries);
+  spdlog::log(throttled ? spdlog::level::debug : spdlog::level::warn,
+              "effects: {} for workflow {} failed ({}: {}); again in {}",
+              effect_name(stored.effect), stored.workflow_id, error.code, error.message,
+              stopping ? std::string("the next daemon") : format_duration(delay));
   Status s = store.reschedule_effect(stored.id, stored.lease_owner, now_ms() + delay);
   if (!s) spdlog::warn("effects: cannot reschedule: {}", s.error().message);
 }

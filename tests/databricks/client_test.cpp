@@ -271,11 +271,44 @@ TEST_F(Fixture, APollFindingItsLimitBusyIsDeferred) {
     });
   }
   for (auto& t : pollers) t.join();
-  // 2 at once, 2 more within the second a poll may wait, the rest refused.
-  EXPECT_EQ(deferred.load(), 4);
+  // 1 at once (a quarter second's), 2 more within the second a poll may
+  // wait, the rest refused.
+  EXPECT_EQ(deferred.load(), 5);
   EXPECT_LT(SteadyClock::now() - t0, 2s);
-  EXPECT_EQ(counters->polls_deferred.load(), 4);
-  EXPECT_EQ(sim->stats().get_calls, 4);
+  EXPECT_EQ(counters->polls_deferred.load(), 5);
+  EXPECT_EQ(sim->stats().get_calls, 3);
+}
+
+// Work waits its turn, but not for long in a call thread: a run-now whose
+// turn is further than ApiLimiter::kMaxWorkWait away comes back at once,
+// transient ("throttled"), nothing sent, for its effect to be tried later;
+// so does a retry told to wait longer than that (Retry-After: 8 s).
+TEST_F(Fixture, WorkWhoseTurnIsFarAwayHoldsNoCallThread) {
+  start();
+  DatabricksConfig cfg;
+  cfg.limits = {{"jobs/run-now", 0.1}};  // one per 10 s
+  auto api = client(cfg);
+  RunNowRequest req;
+  req.job_id = 101;
+  ASSERT_TRUE(api->run_now(req).ok());
+  auto t0 = SteadyClock::now();
+  auto second = api->run_now(req);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, "throttled");
+  EXPECT_TRUE(second.error().transient());
+  EXPECT_LT(SteadyClock::now() - t0, 1s);
+  EXPECT_EQ(sim->stats().apis.at("jobs/run-now").calls, 1);
+
+  sim->set_faults(SimulatorFaults{1.0, {503}, 8s, 1});
+  t0 = SteadyClock::now();
+  auto polled = api->get_run(1);
+  ASSERT_FALSE(polled.ok());
+  EXPECT_TRUE(polled.error().transient());
+  EXPECT_EQ(polled.error().code, "TEMPORARILY_UNAVAILABLE");
+  EXPECT_NE(polled.error().message.find("tried again later"), std::string::npos)
+      << polled.error().message;
+  EXPECT_LT(SteadyClock::now() - t0, 3s);
+  EXPECT_EQ(sim->stats().faults_injected, 1);
 }
 
 TEST_F(Fixture, NonIdempotentCallIsNotRetried) {

@@ -140,5 +140,22 @@ TEST(ApiLimiter, WorkWaitsItsTurnWhileABusyPollIsRefused) {
   EXPECT_TRUE(limiter.reserve("jobs/runs/get", CallPriority::kPoll).granted);
 }
 
+TEST(ApiLimiter, WorkIsRefusedOnlyPastTheLongestWaitOfACall) {
+  FakeClock clock;
+  ApiLimiter limiter({{"jobs/run-now", 1}}, clock.clock());
+  // One now, then one a second: the 6th would wait 5 s, the 7th 6 s.
+  for (int i = 0; i < 6; ++i) {
+    const auto grant = limiter.reserve("jobs/run-now", CallPriority::kWork);
+    EXPECT_TRUE(grant.granted);
+    EXPECT_EQ(grant.wait, std::chrono::seconds(i));
+  }
+  const auto refused = limiter.reserve("jobs/run-now", CallPriority::kWork);
+  EXPECT_FALSE(refused.granted);
+  EXPECT_EQ(refused.wait, 6s);
+  // Nothing was reserved by the refusal: a second later it is the 7th's turn.
+  clock.now += 1s;
+  EXPECT_EQ(limiter.reserve("jobs/run-now", CallPriority::kWork).wait, 5s);
+}
+
 }  // namespace
 }  // namespace brickwork

@@ -83,6 +83,36 @@ TEST_F(Execution, ManyMoreThanNineCallsAreInFlightWhenEachTakes200ms) {
   EXPECT_GE(stack_->simulator().stats().max_in_flight, 20);
 }
 
+// A call whose turn under the client-side limit is far away holds no call
+// thread: with two slots and run-now allowed once per 10 s, three run_job
+// steps waiting for their turn would take both slots for 10-20 s; given back
+// to Postgres instead, they leave the slots to a SQL step, which ends at once.
+TEST_F(Execution, ACallFarFromItsTurnLeavesItsSlotToOtherWork) {
+  start_stack({{101, sim_job("work", 100)}});
+  config(std::string(kOneRun) + R"(  query:
+    steps:
+      - name: q
+        sql: {warehouse_id: wh-1, statement: "SELECT 1"}
+)");
+  tune([](Config& c) {
+    c.databricks.max_in_flight = 2;
+    c.databricks.limits["jobs/run-now"] = 0.1;
+  });
+  start_daemon();
+  for (int i = 0; i < 3; ++i) start_workflow("limited-" + std::to_string(i), "one");
+  ASSERT_TRUE(eventually([&] { return calls_of("jobs/run-now") >= 1; }, 20s));
+  const auto begun = std::chrono::steady_clock::now();
+  start_workflow("query", "query");
+  auto done = wait_terminal("query", 30s);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
+  EXPECT_LT(std::chrono::steady_clock::now() - begun, 5s);
+  // The other two run-now calls are still waiting for their turns, and none
+  // was sent before it.
+  EXPECT_EQ(calls_of("jobs/run-now"), 1);
+  EXPECT_FALSE(succeeded("limited-1") && succeeded("limited-2"));
+}
+
 TEST_F(Execution, QuickWorkflowsFinishWhileSlowUploadsAreInFlight) {
   SimulatorPace pace;
   pace.transfer_time = 10s;  // every Files API PUT
