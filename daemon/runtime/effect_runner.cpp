@@ -695,9 +695,17 @@ void EffectRunner::dispatch_loop() {
       dispatch(*store, std::move(handed));
       continue;
     }
-    // Claimed effects are read before their lane is known: one may wait
-    // for its lane behind the others, at most as many as the free slots.
-    const auto free = static_cast<size_t>(free_calls + free_transfers);
+    // Claimed effects are read before their lane is known, and nearly all
+    // are calls (polls, timers, retries): claim only for free call slots. A
+    // claim for free transfer slots would fill the call lane's queue with
+    // polls, ahead of effects handed over for it, which would then wait for
+    // as long as polls keep coming. A claimed upload may wait for its lane
+    // behind the others, at most as many as the free call slots.
+    const auto free = static_cast<size_t>(free_calls);
+    if (free == 0) {
+      context_.effects_wakeup().wait_for(kClaimTick);
+      continue;
+    }
     const auto now = std::chrono::steady_clock::now();
     if (now < next_claim && !claim_again && !handoff_->take_claim_request()) {
       context_.effects_wakeup().wait_for(next_claim - now);

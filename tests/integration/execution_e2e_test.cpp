@@ -149,6 +149,41 @@ TEST_F(Execution, QuickWorkflowsFinishWhileSlowUploadsAreInFlight) {
   }
 }
 
+// Polls that fill the call slots (their API's limit keeps each waiting for
+// its turn) while an upload holds one transfer slot of two: effects handed
+// over for the call lane still get the next free call slot. The free
+// transfer slot once let the dispatcher claim more polls into the call
+// lane's queue, ahead of them, for as long as polls kept coming.
+TEST_F(Execution, HandedWorkIsNotStarvedByPollsClaimedForFreeTransferSlots) {
+  SimulatorPace pace;
+  pace.transfer_time = 30s;
+  start_stack({{101, sim_job("work", 100)}, {102, sim_job("long", 3'600'000)}}, {}, pace);
+  config(std::string(kOneRun) + kUpload + R"(  waiting:
+    steps:
+      - name: wait
+        run_job: {job_id: 102}
+        poll_every: 1s
+)");
+  tune([](Config& c) {
+    c.databricks.max_in_flight = 4;
+    c.databricks.max_transfers = 2;
+    c.databricks.limits["jobs/runs/get"] = 4;  // 20 polls a second asked of 4
+  });
+  start_daemon();
+  for (int i = 0; i < 20; ++i) start_workflow("waiting-" + std::to_string(i), "waiting");
+  start_workflow("upload", "put", {{"name", "slow"}});
+  ASSERT_TRUE(eventually([&] { return calls_of("jobs/runs/get") >= 20 && calls_of("fs/files") >= 1; }, 30s));
+  const auto begun = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) start_workflow("quick-" + std::to_string(i), "one");
+  for (int i = 0; i < 5; ++i) {
+    auto done = wait_terminal("quick-" + std::to_string(i), 20s);
+    ASSERT_TRUE(done) << "quick-" << i << " still waits for a call slot";
+    EXPECT_EQ(done->status, WorkflowStatus::kSucceeded);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - begun, 15s);
+  EXPECT_NE(status_of("upload"), WorkflowStatus::kSucceeded) << "the upload was still in flight";
+}
+
 TEST_F(Execution, AnUploadThatKeepsFailingEndsTransferFailedAfterBoundedTries) {
   SimulatorFaults faults;
   faults.error_rate = 1.0;
