@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "config/config.hpp"
 #include "daemon/kafka/kafka.hpp"
 #include "devstack/http_server.hpp"
 #include "devstack/local_stack.hpp"
@@ -321,7 +322,8 @@ class WorkspaceBench {
     while (received.load() == 0 && since(hung_t0) < 60) std::this_thread::sleep_for(50ms);
     if (received.load() == 0) return fail("the daemon never called the unanswering workspace");
     std::this_thread::sleep_for(1s);
-    const auto limit = 60s;  // twice shutdown_grace
+    const auto grace = std::chrono::duration_cast<std::chrono::seconds>(DaemonConfig{}.shutdown_grace);
+    const auto limit = 3 * grace;
     const auto exit_took = daemon_->terminate(limit);
     daemon_.reset();
     (*black_hole)->stop();
@@ -329,7 +331,7 @@ class WorkspaceBench {
                      exit_took ? fixed(*exit_took, 1) + " s to exit"
                                : "still running after " + std::to_string(limit.count()) +
                                      " s (killed)",
-                     "exits within shutdown_grace (30 s)"});
+                     "exits within shutdown_grace (" + std::to_string(grace.count()) + " s)"});
     return true;
   }
 
