@@ -252,7 +252,7 @@ std::optional<Error> load_databricks_limits(const YamlReader& in, const YAML::No
     const bool number = kv.second.IsScalar() && YAML::convert<double>::decode(kv.second, rate);
     if (!number || !(rate > 0) || rate > 100000) {
       return in.error(kv.second, path,
-                      "expected calls per second, a number above 0 (e.g. 15 or 0.5)");
+                      "expected calls per second, a number above 0 and at most 100000 (e.g. 15 or 0.5)");
     }
     limits[api] = rate;
   }

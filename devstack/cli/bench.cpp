@@ -25,6 +25,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "daemon/core/databricks_apis.hpp"
 #include "daemon/core/logging.hpp"
 #include "daemon/core/time.hpp"
 #include "daemon/kafka/kafka.hpp"
@@ -423,6 +424,20 @@ class Bench {
     return true;
   }
 
+  // The simulator here answers at once and limits nothing: the client's own
+  // per-API limits (run-now 15/s by default, a real workspace's order of
+  // magnitude) are raised out of the way, so the measures are brickwork's and
+  // Postgres's. bench-workspace measures a limited workspace.
+  static std::string client_limits_yaml() {
+    std::string out = "  limits: {";
+    const char* separator = "";
+    for (const std::string& api : databricks_limit_api_names()) {
+      out += separator + ("\"" + api + "\": 100000");
+      separator = ", ";
+    }
+    return out + "}\n";
+  }
+
   std::string config_yaml() const {
     const KafkaTopics& t = stack_->topics();
     std::ostringstream out;
@@ -435,6 +450,7 @@ class Bench {
         << "postgres:\n  url: \"" << stack_->postgres().url() << "\"\n"
         << "databricks:\n  host: \"" << stack_->simulator().base_url() << "\"\n"
         << "  token: \"" << LocalStack::kDatabricksToken << "\"\n"
+        << client_limits_yaml()
         << "callbacks:\n  secret: \"" << LocalStack::kCallbackSecret << "\"\n"
         << "daemon: {log_format: text"
         << (options_.daemon_settings.empty() ? "" : ", " + options_.daemon_settings) << "}\n"
