@@ -31,6 +31,24 @@ inline constexpr const char* kClaimDueEffects =
     " SELECT id, workflow_id, kind, step, attempt, payload::text, tries FROM claimed"
     " ORDER BY due_at, id";
 
+// Deletes the safety-net polls of steps that ended ($1 workflow ids, $2
+// steps, $3 attempts): only polls no one holds (a claimed one is its
+// holder's to record). Each step's polls are looked up by its workflow
+// (effects_workflow_idx), one lookup per step: the subquery behind OFFSET 0
+// is not flattened into a join, which with statistics older than the rows
+// (20k polls written since the last ANALYZE) was planned as one walk of the
+// whole index, materialized and compared with every step (7M comparisons,
+// 4 s, for 500 steps). The lease test is one no index answers: as
+// `lease_until IS NULL OR lease_until < now()` it was planned as a scan of
+// both partial indexes of effects (every unleased and leased effect).
+inline constexpr const char* kDropUnheldPolls =
+    "DELETE FROM effects e USING ("
+    " SELECT p.id FROM unnest($1::text[], $2::text[], $3::int[]) AS v(workflow_id, step, attempt)"
+    " CROSS JOIN LATERAL (SELECT d.id FROM effects d"
+    "   WHERE d.workflow_id = v.workflow_id AND d.step = v.step AND d.attempt = v.attempt"
+    "   AND d.kind = 'poll' AND coalesce(d.lease_until, '-infinity') < now() OFFSET 0) p) dropped"
+    " WHERE e.id = dropped.id";
+
 // The outbox drain's read: the oldest rows after the cursor ($4, see
 // DrainCursor in pg_store.cpp) outside the skipped streams ($2 topics, $3
 // keys), at most $1, with the statement's own snapshot and the id sequence's

@@ -672,17 +672,8 @@ const WriteBuffer::RowKind kNewStepRows{
     " AS v(workflow_id, name, position, status, attempt, attempts_before_retry, run_id,"
     " run_page_url, handle, output, error, started_ms, finished_ms)",
     "steps", false};
-// Only polls no one holds: a claimed one is its holder's to record. The
-// lease test is one no index answers, so the rows are found by workflow:
-// as `lease_until IS NULL OR lease_until < now()` it was planned as a scan
-// of both partial indexes of effects (every unleased and leased effect).
-const WriteBuffer::RowKind kDroppedPollRows{
-    "p",
-    "DELETE FROM effects e USING unnest($1::text[], $2::text[], $3::int[])"
-    " AS v(workflow_id, step, attempt)"
-    " WHERE e.workflow_id = v.workflow_id AND e.step = v.step AND e.attempt = v.attempt"
-    " AND e.kind = 'poll' AND coalesce(e.lease_until, '-infinity') < now()",
-    "effects", true};
+// Only polls no one holds (claim_query.hpp).
+const WriteBuffer::RowKind kDroppedPollRows{"p", store_detail::kDropUnheldPolls, "effects", true};
 const WriteBuffer::RowKind kInputOffsetRows{
     "i",
     "INSERT INTO input_offsets (topic, partition, next_offset)"
