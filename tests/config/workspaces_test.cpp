@@ -9,7 +9,7 @@
 namespace brickwork {
 namespace {
 
-const char* kSecret = R"(callbacks:
+const char* kWorkspacesSecret = R"(callbacks:
   secret: "0123456789abcdef-0123456789abcdef-secret"
 )";
 
@@ -31,21 +31,21 @@ workspaces:
     profile: us-prod
 )";
 
-Result<Config> load(const std::string& yaml) {
-  return load_config_from_string(std::string(kSecret) + yaml, "test.yaml", with_steps());
+Result<Config> load_with_secret(const std::string& yaml) {
+  return load_config_from_string(std::string(kWorkspacesSecret) + yaml, "test.yaml", with_steps());
 }
 
-std::string error_of(const std::string& yaml) {
-  auto c = load(yaml);
+std::string workspaces_error(const std::string& yaml) {
+  auto c = load_with_secret(yaml);
   return c ? "ok" : c.error().message;
 }
 
-std::string workflow_with(const std::string& step_lines) {
+std::string one_step_workflow(const std::string& step_lines) {
   return "workflows:\n  w:\n    steps:\n      - name: a\n" + step_lines;
 }
 
 TEST(Workspaces, NamedWorkspacesBesideTheDefaultOne) {
-  auto c = load(std::string(kTwoWorkspaces) + workflow_with("        workspace: eu\n"
+  auto c = load_with_secret(std::string(kTwoWorkspaces) + one_step_workflow("        workspace: eu\n"
                                                             "        run_job: {job_id: 1}\n"
                                                             "      - name: b\n"
                                                             "        run_job: {job_id: 2}\n"));
@@ -72,7 +72,7 @@ TEST(Workspaces, NamedWorkspacesBesideTheDefaultOne) {
 }
 
 TEST(Workspaces, AStepKeepsItsWorkspaceWhenItsDefinitionIsStored) {
-  auto c = load(std::string(kTwoWorkspaces) + workflow_with("        workspace: eu\n"
+  auto c = load_with_secret(std::string(kTwoWorkspaces) + one_step_workflow("        workspace: eu\n"
                                                             "        run_job: {job_id: 1}\n"));
   ASSERT_TRUE(c) << c.error().message;
   auto back = workflow_definition_from_json(to_json(c->workflows.at("w")));
@@ -81,10 +81,10 @@ TEST(Workspaces, AStepKeepsItsWorkspaceWhenItsDefinitionIsStored) {
 }
 
 TEST(Workspaces, AnEntryNamedDefaultIsTheDefaultWorkspace) {
-  auto c = load(R"(workspaces:
+  auto c = load_with_secret(R"(workspaces:
   default: {host: https://adb-1.azuredatabricks.net, token: t}
   eu: {host: https://adb-2.azuredatabricks.net, token: u}
-)" + workflow_with("        run_job: {job_id: 1}\n"));
+)" + one_step_workflow("        run_job: {job_id: 1}\n"));
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->has_default_workspace);
   EXPECT_EQ(c->databricks.host, "https://adb-1.azuredatabricks.net");
@@ -93,7 +93,7 @@ TEST(Workspaces, AnEntryNamedDefaultIsTheDefaultWorkspace) {
 }
 
 TEST(Workspaces, DefaultGivenTwiceIsAnError) {
-  const std::string e = error_of(R"(databricks: {host: https://adb-1.azuredatabricks.net}
+  const std::string e = workspaces_error(R"(databricks: {host: https://adb-1.azuredatabricks.net}
 workspaces:
   default: {host: https://adb-2.azuredatabricks.net}
 )");
@@ -104,22 +104,22 @@ workspaces:
 
 TEST(Workspaces, WithoutADefaultEveryDatabricksStepNamesItsWorkspace) {
   const std::string only = "workspaces:\n  eu: {host: https://adb-2.azuredatabricks.net}\n";
-  auto named = load(only + workflow_with("        workspace: eu\n        run_job: {job_id: 1}\n"));
+  auto named = load_with_secret(only + one_step_workflow("        workspace: eu\n        run_job: {job_id: 1}\n"));
   ASSERT_TRUE(named) << named.error().message;
   EXPECT_FALSE(named->has_default_workspace);
   EXPECT_EQ(find_workspace(*named, ""), nullptr);
 
-  const std::string e = error_of(only + workflow_with("        run_job: {job_id: 1}\n"));
+  const std::string e = workspaces_error(only + one_step_workflow("        run_job: {job_id: 1}\n"));
   EXPECT_TRUE(text_has(e, "workflows.w, step 'a'")) << e;
   EXPECT_TRUE(text_has(e, "names no workspace, and there is no default workspace")) << e;
   EXPECT_TRUE(text_has(e, "one of eu")) << e;
   // A step that does not call Databricks needs none.
-  EXPECT_EQ(error_of(only + workflow_with("        sleep: {for: 1s}\n")), "ok");
+  EXPECT_EQ(workspaces_error(only + one_step_workflow("        sleep: {for: 1s}\n")), "ok");
 }
 
 TEST(Workspaces, AnUnknownWorkspaceOfAStepIsRefusedAtLoad) {
-  const std::string e = error_of(std::string(kTwoWorkspaces) +
-                                 workflow_with("        workspace: eu-west\n"
+  const std::string e = workspaces_error(std::string(kTwoWorkspaces) +
+                                 one_step_workflow("        workspace: eu-west\n"
                                                "        run_job: {job_name: nightly}\n"));
   EXPECT_TRUE(text_has(e, "test.yaml:22:")) << e;
   EXPECT_TRUE(text_has(e, "workflows.w, step 'a'")) << e;
@@ -128,59 +128,59 @@ TEST(Workspaces, AnUnknownWorkspaceOfAStepIsRefusedAtLoad) {
   for (const char* action : {"sql: {statement: \"SELECT 1\", warehouse_id: w}",
                              "submit_run: {tasks: [{task_key: t, notebook_task: {notebook_path: /n}}]}",
                              "upload: {path: /Volumes/c/s/v/f.txt, content: x}"}) {
-    const std::string each = error_of(std::string(kTwoWorkspaces) +
-                                      workflow_with(std::string("        workspace: nope\n        ") +
+    const std::string each = workspaces_error(std::string(kTwoWorkspaces) +
+                                      one_step_workflow(std::string("        workspace: nope\n        ") +
                                                     action + "\n"));
     EXPECT_TRUE(text_has(each, "unknown workspace 'nope'")) << action << ": " << each;
   }
 }
 
 TEST(Workspaces, WorkspaceOnAStepThatCallsNoDatabricksIsAnError) {
-  const std::string e = error_of(std::string(kTwoWorkspaces) +
-                                 workflow_with("        workspace: eu\n        sleep: {for: 1s}\n"));
+  const std::string e = workspaces_error(std::string(kTwoWorkspaces) +
+                                 one_step_workflow("        workspace: eu\n        sleep: {for: 1s}\n"));
   EXPECT_TRUE(text_has(e, "workspace applies only to steps that call Databricks; sleep does not"))
       << e;
 }
 
 TEST(Workspaces, MalformedWorkspaceNamesAreErrors) {
-  EXPECT_TRUE(text_has(error_of(std::string(kTwoWorkspaces) +
-                                workflow_with("        workspace: \"eu west\"\n"
+  EXPECT_TRUE(text_has(workspaces_error(std::string(kTwoWorkspaces) +
+                                one_step_workflow("        workspace: \"eu west\"\n"
                                               "        run_job: {job_id: 1}\n")),
                        "expected a workspace name"));
-  EXPECT_TRUE(text_has(error_of("workspaces:\n  \"eu west\": {host: https://a.b}\n"),
+  EXPECT_TRUE(text_has(workspaces_error("workspaces:\n  \"eu west\": {host: https://a.b}\n"),
                        "a workspace name is 1-100 characters"));
-  EXPECT_TRUE(text_has(error_of("workspaces: [eu]\n"), "workspaces"));
+  EXPECT_TRUE(text_has(workspaces_error("workspaces: [eu]\n"), "workspaces"));
 }
 
 TEST(Workspaces, EachWorkspaceIsCheckedAsDatabricksIs) {
-  const std::string no_host = error_of("workspaces:\n  eu: {token: t}\n");
+  const std::string no_host = workspaces_error("workspaces:\n  eu: {token: t}\n");
   EXPECT_TRUE(text_has(no_host, "workspaces.eu.host")) << no_host;
   EXPECT_TRUE(text_has(no_host, "required for a named workspace")) << no_host;
-  const std::string typo = error_of("workspaces:\n  eu: {host: https://a.b, hots: x}\n");
+  const std::string typo = workspaces_error("workspaces:\n  eu: {host: https://a.b, hots: x}\n");
   EXPECT_TRUE(text_has(typo, "workspaces.eu.hots")) << typo;
   const std::string auth =
-      error_of("workspaces:\n  eu: {host: https://a.b, auth_type: azure-cli}\n");
+      workspaces_error("workspaces:\n  eu: {host: https://a.b, auth_type: azure-cli}\n");
   EXPECT_TRUE(text_has(auth, "workspaces.eu.auth_type")) << auth;
   EXPECT_TRUE(text_has(auth, "unknown auth type 'azure-cli'")) << auth;
-  const std::string half = error_of("workspaces:\n  eu: {host: https://a.b, client_id: x}\n");
+  const std::string half = workspaces_error("workspaces:\n  eu: {host: https://a.b, client_id: x}\n");
   EXPECT_TRUE(text_has(half, "go together")) << half;
-  const std::string remote_http = error_of("workspaces:\n  eu: {host: http://example.com}\n");
+  const std::string remote_http = workspaces_error("workspaces:\n  eu: {host: http://example.com}\n");
   EXPECT_TRUE(text_has(remote_http, "workspaces.eu.host")) << remote_http;
   const std::string limits =
-      error_of("workspaces:\n  eu: {host: https://a.b, limits: {\"jobs/runnow\": 1}}\n");
+      workspaces_error("workspaces:\n  eu: {host: https://a.b, limits: {\"jobs/runnow\": 1}}\n");
   EXPECT_TRUE(text_has(limits, "workspaces.eu.limits.jobs/runnow")) << limits;
-  const std::string slots = error_of("workspaces:\n  eu: {host: https://a.b, max_in_flight: 0}\n");
+  const std::string slots = workspaces_error("workspaces:\n  eu: {host: https://a.b, max_in_flight: 0}\n");
   EXPECT_TRUE(text_has(slots, "workspaces.eu.max_in_flight")) << slots;
   // A secret is never repeated in a message.
   const std::string both =
-      error_of("workspaces:\n  eu: {host: https://a.b, token: tok-SECRET, client_id: i, "
+      workspaces_error("workspaces:\n  eu: {host: https://a.b, token: tok-SECRET, client_id: i, "
                "client_secret: cs-SECRET}\n");
   EXPECT_TRUE(text_has(both, "either token or client_id")) << both;
   EXPECT_FALSE(text_has(both, "SECRET")) << both;
 }
 
 TEST(Workspaces, LakebaseCredentialsNameTheirWorkspace) {
-  auto c = load(std::string(kTwoWorkspaces) +
+  auto c = load_with_secret(std::string(kTwoWorkspaces) +
                 "postgres:\n  url: postgresql://u@h/db\n  lakebase: {instance: i, workspace: eu}\n"
                 "databases:\n  sales:\n    url: postgresql://u@h/s\n"
                 "    lakebase: {instance: j, workspace: default}\n");
@@ -189,27 +189,27 @@ TEST(Workspaces, LakebaseCredentialsNameTheirWorkspace) {
   EXPECT_EQ(find_workspace(*c, c->databases.at("sales").lakebase->workspace), &c->databricks);
 
   const std::string unknown =
-      error_of(std::string(kTwoWorkspaces) +
+      workspaces_error(std::string(kTwoWorkspaces) +
                "postgres:\n  url: postgresql://u@h/db\n  lakebase: {instance: i, workspace: ap}\n");
   EXPECT_TRUE(text_has(unknown, "postgres.lakebase.workspace")) << unknown;
   EXPECT_TRUE(text_has(unknown, "unknown workspace 'ap'")) << unknown;
   const std::string database =
-      error_of(std::string(kTwoWorkspaces) +
+      workspaces_error(std::string(kTwoWorkspaces) +
                "databases:\n  sales:\n    url: postgresql://u@h/s\n"
                "    lakebase: {instance: j, workspace: ap}\n");
   EXPECT_TRUE(text_has(database, "databases.sales.lakebase.workspace")) << database;
   const std::string no_default =
-      error_of("workspaces:\n  eu: {host: https://a.b}\n"
+      workspaces_error("workspaces:\n  eu: {host: https://a.b}\n"
                "postgres:\n  url: postgresql://u@h/db\n  lakebase: {instance: i}\n");
   EXPECT_TRUE(text_has(no_default, "postgres.lakebase.workspace")) << no_default;
   EXPECT_TRUE(text_has(no_default, "no default workspace")) << no_default;
 }
 
 TEST(Workspaces, ChangedWorkspacesNeedARestart) {
-  auto running = load(kTwoWorkspaces);
+  auto running = load_with_secret(kTwoWorkspaces);
   std::string changed = kTwoWorkspaces;
   changed.replace(changed.find("max_in_flight: 8"), 16, "max_in_flight: 9");
-  auto fresh = load(changed);
+  auto fresh = load_with_secret(changed);
   ASSERT_TRUE(running && fresh);
   const auto reloaded = reloaded_config(*running, *fresh);
   EXPECT_EQ(reloaded.needs_restart, std::vector<std::string>{"workspaces"});
