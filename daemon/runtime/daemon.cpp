@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -52,6 +53,21 @@ class Backoff {
   Duration delay_{100};
 };
 
+// The first step of `fresh` that names a workspace `running` does not have.
+std::optional<std::string> unknown_workspace(const Config& running, const Config& fresh) {
+  for (const auto& [name, workflow] : fresh.workflows) {
+    for (const auto* list : {&workflow.steps, &workflow.on_failure}) {
+      for (const auto& step : *list) {
+        if (!step.workspace.empty() && find_workspace(running, step.workspace) == nullptr) {
+          return "workflows." + name + ", step '" + step.name + "' names workspace '" +
+                 step.workspace + "', which the running daemon does not have";
+        }
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Daemon::Daemon(ConfigPtr config, Workspaces workspaces, DaemonOptions options)
@@ -68,6 +84,14 @@ Daemon::Daemon(ConfigPtr config, std::unique_ptr<DatabricksApi> databricks, Daem
 Daemon::~Daemon() = default;
 
 void Daemon::reload(ConfigPtr config) {
+  // A step naming a workspace the running daemon has no client for would
+  // fail when it runs: refused now, as load refuses an unknown one.
+  if (auto problem = unknown_workspace(*context_->config(), *config)) {
+    spdlog::error("reload refused, keeping the running configuration: {} (workspaces take effect "
+                  "after a restart)",
+                  *problem);
+    return;
+  }
   // Only the workflow definitions change: the consumer, producer, store and
   // token minter were built from the running configuration and keep using it.
   ReloadedConfig reloaded = reloaded_config(*context_->config(), *config);

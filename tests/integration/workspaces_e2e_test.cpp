@@ -198,5 +198,24 @@ TEST_F(TwoWorkspaces, AnUnknownWorkspaceIsRefusedByCheckBeforeAnythingRuns) {
       << checked.out;
 }
 
+TEST_F(TwoWorkspaces, AReloadNamingAWorkspaceTheDaemonDoesNotHaveIsRefused) {
+  start_two_workspaces("  one:\n    steps:\n      - name: a\n        run_job: {job_id: 101}\n");
+  InProcessDaemon& d = start_daemon();
+  // The edited file adds workspace ap and a workflow using it: valid as a
+  // file, but the running daemon has no client for ap until a restart.
+  std::string yaml = yaml_;
+  yaml.insert(yaml.find("workflows:\n"), "  ap: {host: \"https://adb-3.azuredatabricks.net\", token: t}\n");
+  yaml += "  in_ap:\n    steps:\n      - name: there\n        workspace: ap\n"
+          "        run_job: {job_id: 1}\n";
+  LoadOptions load;
+  load.steps = &StepRegistry::builtin();
+  auto fresh = load_config_from_string(yaml, "reloaded.yaml", load);
+  ASSERT_TRUE(fresh) << fresh.error().message;
+  d.daemon().reload(std::make_shared<const Config>(std::move(*fresh)));
+  const ConfigPtr now = d.daemon().context().config();
+  EXPECT_EQ(now->workflows.count("in_ap"), 0u);
+  EXPECT_EQ(now->workflows.count("one"), 1u);
+}
+
 }  // namespace
 }  // namespace brickwork::testing
