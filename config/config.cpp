@@ -224,6 +224,27 @@ std::optional<Error> load_workflows_dir(const YamlReader& in, const LoadOptions&
   return std::nullopt;
 }
 
+// The workspace each Lakebase credential names (postgres.lakebase and each
+// database's) must be configured.
+void check_lakebase_workspaces(const YamlReader& in, const YAML::Node& root, const Config& config,
+                               ErrorList& errors) {
+  const auto check = [&](const std::optional<LakebaseConfig>& lakebase, const YAML::Node& node,
+                         const std::string& path) {
+    if (!lakebase) return;
+    if (auto problem = workspace_problem(config, lakebase->workspace)) {
+      const YAML::Node named = node["workspace"];
+      errors.add(in.error(named ? named : node, path + ".workspace", *problem));
+    }
+  };
+  if (root["postgres"]) {
+    check(config.postgres.lakebase, root["postgres"]["lakebase"], "postgres.lakebase");
+  }
+  for (const auto& [name, database] : config.databases) {
+    check(database.lakebase, root["databases"][name]["lakebase"],
+          "databases." + name + ".lakebase");
+  }
+}
+
 // The whole document, section by section, in the order the errors are reported.
 Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
                              const YAML::Node& root, const std::filesystem::path& base_dir) {
@@ -233,8 +254,8 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
   if (auto e = in.map_node(root, "(top level)")) return *e;
   ErrorList errors(options.max_errors);
   errors.add(in.check_keys(root, "",
-                           {"kafka", "postgres", "databricks", "callbacks", "daemon", "files",
-                            "retention", "databases", "workflows", "workflows_dir"}));
+                           {"kafka", "postgres", "databricks", "workspaces", "callbacks", "daemon",
+                            "files", "retention", "databases", "workflows", "workflows_dir"}));
   if (const YAML::Node v = root["kafka"]) {
     errors.add(config_detail::load_kafka(in, v, config.kafka));
   }
@@ -242,7 +263,10 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
     errors.add(config_detail::load_postgres(in, v, options.validate_postgres_url, config.postgres));
   }
   if (const YAML::Node v = root["databricks"]) {
-    errors.add(config_detail::load_databricks(in, v, config.databricks));
+    errors.add(config_detail::load_databricks(in, v, "databricks", config.databricks));
+  }
+  if (const YAML::Node v = root["workspaces"]) {
+    errors.add(config_detail::load_workspaces(in, v, static_cast<bool>(root["databricks"]), config));
   }
   if (const YAML::Node v = root["databases"]) {
     errors.add(config_detail::load_databases(in, v, options.validate_postgres_url,
@@ -270,6 +294,7 @@ Result<Config> load_document(const YamlReader& in, const LoadOptions& options,
   }
   // What steps name elsewhere in the file (databases, ...), now that all is
   // read; a section that had errors would only add errors that follow from them.
+  if (errors.empty()) check_lakebase_workspaces(in, root, config, errors);
   if (options.steps != nullptr && errors.empty()) {
     for (const auto& [name, def] : config.workflows) {
       for (const auto* list : {&def.steps, &def.on_failure}) {
@@ -304,6 +329,28 @@ Result<Config> load_from_text(const std::string& text, const std::string& source
 }
 
 }  // namespace
+
+const DatabricksConfig* find_workspace(const Config& config, std::string_view name) {
+  if (name.empty() || name == kDefaultWorkspace) {
+    return config.has_default_workspace ? &config.databricks : nullptr;
+  }
+  auto it = config.workspaces.find(std::string(name));
+  return it == config.workspaces.end() ? nullptr : &it->second;
+}
+
+std::optional<std::string> workspace_problem(const Config& config, std::string_view name) {
+  if (find_workspace(config, name) != nullptr) return std::nullopt;
+  std::string configured = config.has_default_workspace ? kDefaultWorkspace : "";
+  for (const auto& [named, workspace] : config.workspaces) {
+    configured += (configured.empty() ? "" : ", ") + named;
+  }
+  if (name.empty() || name == kDefaultWorkspace) {
+    return "names no workspace, and there is no default workspace (databricks: or "
+           "workspaces.default); add workspace: with one of " +
+           configured;
+  }
+  return "unknown workspace '" + std::string(name) + "' (configured: " + configured + ")";
+}
 
 Result<Config> load_config(const std::string& path, const LoadOptions& options) {
   std::ifstream in(path);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/core/result.hpp"
@@ -38,6 +39,7 @@ struct KafkaConfig {
 struct LakebaseConfig {
   std::string instance;  // Lakebase Provisioned: POST /api/2.0/database/credentials
   std::string endpoint;  // Autoscaling: projects/P/branches/B/endpoints/E, POST /api/2.0/postgres/credentials
+  std::string workspace;  // whose identity asks for the credential; ""/"default": the default one
   bool operator==(const LakebaseConfig&) const = default;
 };
 
@@ -69,7 +71,12 @@ struct DatabricksConfig {
   std::map<std::string, double> limits;
   int32_t max_in_flight = 64;  // effects performed at once (call threads)
   int32_t max_transfers = 16;  // of which uploads, in a lane of their own
+  bool operator==(const DatabricksConfig&) const = default;
 };
+
+// The name of the default workspace (`databricks:`) wherever a name is
+// shown: metric labels, `check`, `workspace: default` on a step.
+inline constexpr const char* kDefaultWorkspace = "default";
 
 // The auth types databricks.auth_type accepts: those of
 // daemon/databricks/auth/registry.cpp (a test keeps the two lists equal).
@@ -158,6 +165,10 @@ struct BoundAction;
 struct StepDefinition {
   std::string name;
   std::string type;               // the action key: run_job, submit_run, sql, ...
+  // The workspace (under `workspaces:`) its Databricks calls go to; "" (or
+  // "default") = the default workspace (`databricks:`). Kept with a stored definition, so a
+  // run is polled, canceled and repaired where it was started.
+  std::string workspace;
   json::object action;            // the action's own fields, as JSON (templates unexpanded)
   StepPlan plan;                  // compiled from the action by its type
   // The action's typed form, bound by its type when compiled; not stored
@@ -198,7 +209,14 @@ struct Config {
   std::string source_path;  // the file it was read from, for messages
   KafkaConfig kafka;
   PostgresConfig postgres;
-  DatabricksConfig databricks;
+  DatabricksConfig databricks;  // the default workspace
+  // Named workspaces (`workspaces:`), each with its own client; an entry
+  // named `default` is read into `databricks` instead.
+  std::map<std::string, DatabricksConfig> workspaces;
+  // False only when `workspaces:` is given without a default workspace
+  // (neither `databricks:` nor `workspaces.default`): then every Databricks
+  // step and Lakebase credential must name its workspace.
+  bool has_default_workspace = true;
   CallbacksConfig callbacks;
   DaemonConfig daemon;
   FilesConfig files;
@@ -208,6 +226,14 @@ struct Config {
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;
+
+// The configuration of workspace `name` ("" or "default": the default
+// workspace), or null when it is not configured.
+const DatabricksConfig* find_workspace(const Config& config, std::string_view name);
+// Why `name` cannot be used as a workspace of `config` (a step's or a
+// Lakebase credential's `workspace:`), naming the configured ones; nullopt
+// when it can.
+std::optional<std::string> workspace_problem(const Config& config, std::string_view name);
 
 struct Config;
 

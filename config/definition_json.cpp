@@ -74,6 +74,8 @@ json::value step_to_json(const StepDefinition& step) {
   json::object o;
   o["name"] = step.name;
   o["type"] = step.type;
+  // Only when named: definitions of the default workspace stay as before.
+  if (!step.workspace.empty()) o["workspace"] = step.workspace;
   o["action"] = step.action;
   json::array deps;
   for (const auto& d : step.depends_on) deps.emplace_back(d);
@@ -103,6 +105,7 @@ Result<StepDefinition> step_from_json(const json::value& v, const std::string& w
   StepDefinition step;
   r.string("name", step.name, true);
   r.string("type", step.type, true);
+  r.string("workspace", step.workspace);
   if (const json::value* action = r.find("action")) {
     if (action->is_object()) {
       step.action = action->as_object();

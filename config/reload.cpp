@@ -65,6 +65,7 @@ ReloadedConfig reloaded_config(const Config& running, const Config& fresh) {
             fresh.databricks.max_in_flight);
   d.compare("databricks.max_transfers", running.databricks.max_transfers,
             fresh.databricks.max_transfers);
+  d.compare("workspaces", running.workspaces, fresh.workspaces);
   d.compare("callbacks.secret", running.callbacks.secret, fresh.callbacks.secret);
   d.compare("callbacks.previous_secrets", running.callbacks.previous_secrets,
             fresh.callbacks.previous_secrets);

@@ -100,6 +100,14 @@ std::optional<std::string> host_problem(const std::string& host) {
          host + "\"";
 }
 
+// The name of a database or workspace: 1-100 characters of [A-Za-z0-9_.-].
+bool is_valid_section_name(const std::string& name) {
+  return !name.empty() && name.size() <= 100 &&
+         name.find_first_not_of(
+             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+             std::string::npos;
+}
+
 // A callbacks secret of at least kMinSecretChars characters; the message never
 // repeats it.
 Result<std::string> callback_secret(const YamlReader& in, const YAML::Node& node,
@@ -151,8 +159,14 @@ std::optional<Error> load_kafka(const YamlReader& in, const YAML::Node& node, Ka
 std::optional<Error> load_lakebase(const YamlReader& in, const YAML::Node& node,
                                    const std::string& path, std::optional<LakebaseConfig>& out) {
   if (auto e = in.map_node(node, path)) return *e;
-  if (auto e = in.check_keys(node, path, {"instance", "endpoint"})) return *e;
+  if (auto e = in.check_keys(node, path, {"instance", "endpoint", "workspace"})) return *e;
   LakebaseConfig lakebase;
+  if (const YAML::Node v = node["workspace"]) {
+    auto s = in.string(v, path + ".workspace");
+    if (!s) return s.error();
+    // Checked against the configured workspaces once all sections are read.
+    lakebase.workspace = *s;
+  }
   if (const YAML::Node v = node["instance"]) {
     auto s = in.string(v, path + ".instance");
     if (!s) return s.error();
@@ -218,9 +232,7 @@ std::optional<Error> load_databases(const YamlReader& in, const YAML::Node& node
   for (const auto& kv : node) {
     const std::string name = kv.first.Scalar();
     const std::string path = "databases." + name;
-    if (name.empty() || name.size() > 100 ||
-        name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-            std::string::npos) {
+    if (!is_valid_section_name(name)) {
       return in.error(kv.first, path, "a database name is 1-100 characters of [A-Za-z0-9_.-]");
     }
     DatabaseConfig database;
@@ -233,16 +245,17 @@ std::optional<Error> load_databases(const YamlReader& in, const YAML::Node& node
   return std::nullopt;
 }
 
-// databricks.limits: {API: calls per second}, each API one of
+// <path>.limits: {API: calls per second}, each API one of
 // databricks_limit_api_names().
 std::optional<Error> load_databricks_limits(const YamlReader& in, const YAML::Node& node,
+                                            const std::string& section,
                                             std::map<std::string, double>& limits) {
   if (node.IsNull()) return std::nullopt;
-  if (auto e = in.map_node(node, "databricks.limits")) return e;
+  if (auto e = in.map_node(node, section + ".limits")) return e;
   const auto& known = databricks_limit_api_names();
   for (const auto& kv : node) {
     const std::string api = kv.first.Scalar();
-    const std::string path = "databricks.limits." + api;
+    const std::string path = section + ".limits." + api;
     if (std::find(known.begin(), known.end(), api) == known.end()) {
       std::string list;
       for (const auto& name : known) list += (list.empty() ? "" : ", ") + name;
@@ -260,10 +273,10 @@ std::optional<Error> load_databricks_limits(const YamlReader& in, const YAML::No
 }
 
 std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& node,
-                                     DatabricksConfig& dbx) {
-  if (auto e = in.map_node(node, "databricks")) return e;
+                                     const std::string& section, DatabricksConfig& dbx) {
+  if (auto e = in.map_node(node, section)) return e;
   if (auto e = in.check_keys(
-          node, "databricks",
+          node, section,
           {"host", "token", "client_id", "client_secret", "auth_type", "profile", "request_timeout",
            "retry_budget", "limits", "max_in_flight", "max_transfers"})) {
     return e;
@@ -276,52 +289,88 @@ std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& nod
                                                          {"profile", &dbx.profile}};
   for (const auto& [key, target] : fields) {
     if (const YAML::Node v = node[key]) {
-      auto s = in.string(v, std::string("databricks.") + key);
+      auto s = in.string(v, section + "." + key);
       if (!s) return s.error();
       *target = *s;
     }
   }
   if (const YAML::Node v = node["host"]) {
     while (!dbx.host.empty() && dbx.host.back() == '/') dbx.host.pop_back();
-    if (auto what = host_problem(dbx.host)) return in.error(v, "databricks.host", *what);
+    if (auto what = host_problem(dbx.host)) return in.error(v, section + ".host", *what);
   }
   if (const YAML::Node v = node["auth_type"]; v && !is_known_auth_type(dbx.auth_type)) {
-    return in.error(v, "databricks.auth_type",
+    return in.error(v, section + ".auth_type",
                     "unknown auth type '" + dbx.auth_type + "' (" + known_auth_types() + ")");
   }
   // Workload identity federation names a client_id without a secret.
   const bool federated = dbx.auth_type.find("oidc") != std::string::npos;
   if (dbx.client_id.empty() != dbx.client_secret.empty() && !federated) {
-    return in.error(node, "databricks", "client_id and client_secret (OAuth M2M) go together");
+    return in.error(node, section, "client_id and client_secret (OAuth M2M) go together");
   }
   if (!dbx.token.empty() && !dbx.client_id.empty() && dbx.auth_type.empty()) {
-    return in.error(node, "databricks",
+    return in.error(node, section,
                     "expected either token or client_id + client_secret, not both (or "
                     "auth_type naming the one to use)");
   }
   if (const YAML::Node v = node["request_timeout"]) {
-    auto d = in.duration(v, "databricks.request_timeout");
+    auto d = in.duration(v, section + ".request_timeout");
     if (!d) return d.error();
-    if (d->count() <= 0) return in.error(v, "databricks.request_timeout", "must be longer than 0");
+    if (d->count() <= 0) return in.error(v, section + ".request_timeout", "must be longer than 0");
     dbx.request_timeout = *d;
   }
   if (const YAML::Node v = node["retry_budget"]) {
-    auto d = in.duration(v, "databricks.retry_budget");
+    auto d = in.duration(v, section + ".retry_budget");
     if (!d) return d.error();
     dbx.retry_budget = *d;
   }
   if (const YAML::Node v = node["limits"]) {
-    if (auto e = load_databricks_limits(in, v, dbx.limits)) return e;
+    if (auto e = load_databricks_limits(in, v, section, dbx.limits)) return e;
   }
   const std::pair<const char*, int32_t*> slots[] = {{"max_in_flight", &dbx.max_in_flight},
                                                     {"max_transfers", &dbx.max_transfers}};
   for (const auto& [key, target] : slots) {
     if (const YAML::Node v = node[key]) {
-      auto i = in.integer(v, std::string("databricks.") + key, 1, 1024);
+      auto i = in.integer(v, section + "." + key, 1, 1024);
       if (!i) return i.error();
       *target = static_cast<int32_t>(*i);
     }
   }
+  return std::nullopt;
+}
+
+std::optional<Error> load_workspaces(const YamlReader& in, const YAML::Node& node,
+                                     bool databricks_given, Config& config) {
+  if (node.IsNull()) return std::nullopt;
+  if (auto e = in.map_node(node, "workspaces")) return e;
+  bool default_given = databricks_given;
+  for (const auto& kv : node) {
+    const std::string name = kv.first.Scalar();
+    const std::string path = "workspaces." + name;
+    if (!is_valid_section_name(name)) {
+      return in.error(kv.first, path, "a workspace name is 1-100 characters of [A-Za-z0-9_.-]");
+    }
+    if (name == kDefaultWorkspace && databricks_given) {
+      return in.error(kv.first, path,
+                      "the default workspace is already given by databricks:; configure it in "
+                      "one of the two");
+    }
+    DatabricksConfig workspace;
+    if (auto e = load_databricks(in, kv.second, path, workspace)) return e;
+    // The environment's DATABRICKS_HOST is the default workspace's: a named
+    // one that took it would send its steps somewhere else.
+    if (name != kDefaultWorkspace && workspace.host.empty() && workspace.profile.empty()) {
+      return in.error(kv.second, path + ".host",
+                      "required for a named workspace (or a profile of ~/.databrickscfg that "
+                      "has it)");
+    }
+    if (name == kDefaultWorkspace) {
+      config.databricks = std::move(workspace);
+      default_given = true;
+    } else {
+      config.workspaces[name] = std::move(workspace);
+    }
+  }
+  config.has_default_workspace = default_given;
   return std::nullopt;
 }
 

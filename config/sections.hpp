@@ -25,8 +25,15 @@ std::optional<Error> load_databases(const YamlReader& in, const YAML::Node& node
                                     const ConnectionStringValidator& validate,
                                     std::map<std::string, DatabaseConfig>& databases);
 
+// One workspace's settings at `section` ("databricks", or "workspaces.NAME").
 std::optional<Error> load_databricks(const YamlReader& in, const YAML::Node& node,
-                                     DatabricksConfig& dbx);
+                                     const std::string& section, DatabricksConfig& dbx);
+
+// workspaces: {NAME: {the keys of databricks:}} into config.workspaces; an
+// entry named `default` is the default workspace (config.databricks), an
+// error when `databricks:` is given too. Sets config.has_default_workspace.
+std::optional<Error> load_workspaces(const YamlReader& in, const YAML::Node& node,
+                                     bool databricks_given, Config& config);
 
 // callbacks.secret is required, so this reads `root`, the whole document.
 std::optional<Error> load_callbacks(const YamlReader& in, const YAML::Node& root,

@@ -34,6 +34,8 @@ class StepReader {
                                    StepDefinition& step) const;
   std::optional<Error> load_retry(const YAML::Node& node, const std::string& path,
                                   StepDefinition& step) const;
+  std::optional<Error> load_workspace(const YAML::Node& node, const std::string& path,
+                                      StepDefinition& step) const;
 
  private:
   const YamlReader& in_;
@@ -45,8 +47,9 @@ class StepReader {
 Result<std::vector<std::string>> StepReader::step_actions(
     const YAML::Node& node, const std::string& path,
     const std::vector<std::string>& action_keys) const {
-  static const std::set<std::string> kFields = {"name",    "depends_on",  "completion", "poll_every",
-                                                "timeout", "event_grace", "retry"};
+  static const std::set<std::string> kFields = {"name",        "depends_on", "completion",
+                                                "poll_every",  "timeout",    "event_grace",
+                                                "retry",       "workspace"};
   std::vector<std::string> actions;
   for (const auto& kv : node) {
     const std::string key = kv.first.Scalar();
@@ -57,7 +60,7 @@ Result<std::vector<std::string>> StepReader::step_actions(
     } else if (kFields.count(key) == 0) {
       return in_.error(kv.first, path + "." + key,
                        "unknown key (a step has name, depends_on, completion, poll_every, "
-                       "event_grace, timeout, retry and exactly one action: " +
+                       "event_grace, timeout, retry, workspace and exactly one action: " +
                            comma_separated(action_keys) + ")");
     }
   }
@@ -192,6 +195,24 @@ std::optional<Error> StepReader::load_retry(const YAML::Node& node, const std::s
   return std::nullopt;
 }
 
+// `workspace: NAME`, before the action is compiled (its type decides whether
+// it may name one). Whether NAME is configured is checked once all sections
+// are read (check_references).
+std::optional<Error> StepReader::load_workspace(const YAML::Node& node, const std::string& path,
+                                                StepDefinition& step) const {
+  const YAML::Node v = node["workspace"];
+  if (!v) return std::nullopt;
+  auto name = in_.string(v, path + ".workspace");
+  if (!name) return name.error();
+  if (!is_valid_name(*name)) {
+    return in_.error(v, path + ".workspace",
+                     "expected a workspace name (1-100 characters of [A-Za-z0-9_.-]), got \"" +
+                         *name + "\"");
+  }
+  step.workspace = *name;
+  return std::nullopt;
+}
+
 }  // namespace
 
 // Without std::regex, which is recursive and slow on long input.
@@ -217,6 +238,7 @@ Result<StepDefinition> load_step(const YamlReader& in, const StepCatalog* steps,
   auto actions = reader.step_actions(node, path, action_keys);
   if (!actions) return actions.error();
   if (auto e = reader.load_name(node, path, step)) return *e;
+  if (auto e = reader.load_workspace(node, path, step)) return *e;
   if (auto e = reader.load_action(node, path, *actions, action_keys, step, source)) return *e;
   if (auto e = reader.load_depends_on(node, path, previous, step, source)) return *e;
   if (auto e = reader.load_timing(node, path, step)) return *e;

@@ -129,7 +129,11 @@ std::optional<int> exit_code_of(WorkflowStatus status) {
 Result<CliStore> open_cli_store(const Config& config) {
   CliStore out;
   if (config.postgres.lakebase) {
-    auto api = make_databricks_api(config.databricks);
+    const DatabricksConfig* workspace = find_workspace(config, config.postgres.lakebase->workspace);
+    if (workspace == nullptr) {
+      return Error{ErrorKind::kInvalidInput, "config", "postgres.lakebase: no such workspace"};
+    }
+    auto api = make_databricks_api(*workspace);
     if (!api) return api.error();
     out.databricks = std::move(*api);
     out.password = make_lakebase_credentials(*out.databricks, *config.postgres.lakebase, "postgres");
@@ -159,16 +163,13 @@ int run_daemon(const std::string& config_path) {
     print_error(*missing);
     return kExitError;
   }
-  std::unique_ptr<DatabricksApi> databricks;
-  auto api = make_databricks_api(config->databricks);
-  if (api) {
-    databricks = std::move(*api);
-  } else {
-    spdlog::info("databricks: {}; no workflow needs it", api.error().message);
+  BuiltWorkspaces built = make_workspaces(*config);
+  for (const auto& [label, error] : built.failed) {
+    spdlog::info("databricks (workspace {}): {}; no workflow needs it", label, error.message);
   }
   DaemonOptions options;
   options.notify_systemd = std::getenv("NOTIFY_SOCKET") != nullptr;
-  Daemon daemon(std::make_shared<const Config>(std::move(*config)), std::move(databricks),
+  Daemon daemon(std::make_shared<const Config>(std::move(*config)), std::move(built.workspaces),
                 options);
   std::atomic<bool> done{false};
   std::thread reloader([&] {
@@ -329,14 +330,28 @@ int run_check(const std::string& config_path, bool connect, bool as_json) {
       {"config", config_path}, {"ok", true}, {"workflows", workflow_summaries(config->workflows)}};
   // The identity the daemon would use, as resolved now: never a secret.
   const DatabricksIdentity identity = databricks_identity(*config);
-  if (identity.resolved) {
-    report["databricks"] = json::object{{"host", identity.host},
-                                        {"auth_type", identity.auth_type},
-                                        {"profile", identity.profile}};
+  const auto identity_json = [](const DatabricksIdentity& id) {
+    return json::object{{"host", id.host}, {"auth_type", id.auth_type}, {"profile", id.profile}};
+  };
+  if (identity.resolved) report["databricks"] = identity_json(identity);
+  const std::vector<DatabricksIdentity> named = workspace_identities(*config);
+  if (!named.empty()) {
+    json::object workspaces;
+    for (const auto& id : named) {
+      json::object entry = identity_json(id);
+      entry["resolved"] = id.resolved;
+      if (!id.resolved) entry["problem"] = id.summary;
+      workspaces[id.workspace] = std::move(entry);
+    }
+    report["workspaces"] = std::move(workspaces);
   }
   if (!as_json) {
     print_workflow_summary(config_path, config->workflows);
     std::cout << "databricks: " << escape_control_characters(identity.summary) << std::endl;
+    for (const auto& id : named) {
+      std::cout << "workspace " << id.workspace << ": " << escape_control_characters(id.summary)
+                << std::endl;
+    }
   }
   int rc = kExitOk;
   if (connect) {

@@ -10,6 +10,7 @@
 #include "daemon/core/escape.hpp"
 #include "daemon/databricks/client.hpp"
 #include "daemon/databricks/lakebase.hpp"
+#include "daemon/databricks/workspaces.hpp"
 #include "daemon/kafka/kafka_admin.hpp"
 #include "daemon/store/databases.hpp"
 #include "handlers/steps/step_type.hpp"
@@ -70,24 +71,46 @@ std::shared_ptr<PasswordSource> probe_lakebase(DatabricksApi* api, const Lakebas
   return source;
 }
 
-void probe_databricks(DatabricksApi* api, const Error* api_error, bool needed,
-                      std::vector<ConnectProbe>& out) {
+// "databricks" for the default workspace, "databricks (workspace NAME)" else.
+std::string databricks_target(const std::string& label) {
+  return label == kDefaultWorkspace ? "databricks" : "databricks (workspace " + label + ")";
+}
+
+void probe_databricks(const std::string& label, DatabricksApi* api, const Error* api_error,
+                      bool needed, std::vector<ConnectProbe>& out) {
+  const std::string target = databricks_target(label);
   if (api == nullptr) {
     if (needed) {
-      out.push_back(failed("databricks", api_error != nullptr ? api_error->message : ""));
+      out.push_back(failed(target, api_error != nullptr ? api_error->message : ""));
     } else {
-      out.push_back(passed("databricks", "not configured; no workflow needs it"));
+      out.push_back(passed(target, "not configured; no workflow needs it"));
     }
     return;
   }
   // The cheapest authenticated call every workspace serves.
   auto listed = api->call("GET", "/api/2.2/jobs/list?limit=1", nullptr, true);
   if (!listed) {
-    out.push_back(failed("databricks", api->host() + ": " + listed.error().code + ": " +
-                                           listed.error().message));
+    out.push_back(failed(target, api->host() + ": " + listed.error().code + ": " +
+                                     listed.error().message));
     return;
   }
-  out.push_back(passed("databricks", api->host() + " (auth_type " + api->auth_type() + ")"));
+  out.push_back(passed(target, api->host() + " (auth_type " + api->auth_type() + ")"));
+}
+
+DatabricksIdentity identity_of(const std::string& label, const DatabricksConfig& workspace) {
+  DatabricksIdentity out;
+  out.workspace = label;
+  auto resolved = resolve_databricks_config(workspace, process_environment());
+  if (!resolved) {
+    out.summary = "not configured (" + resolved.error().message + ")";
+    return out;
+  }
+  out.resolved = true;
+  out.host = resolved->host;
+  out.auth_type = resolved->auth_type;
+  out.profile = resolved->profile;
+  out.summary = describe_auth(*resolved);
+  return out;
 }
 
 }  // namespace
@@ -100,17 +123,26 @@ std::vector<ConnectProbe> probe_connections(const Config& config) {
   std::vector<ConnectProbe> out;
   probe_kafka(config, out);
 
-  DatabricksConfig databricks_config = config.databricks;
-  databricks_config.request_timeout = kProbeTimeout;
-  databricks_config.retry_budget = kProbeTimeout;
-  auto api = make_databricks_api(databricks_config);
-  DatabricksApi* databricks = api ? api->get() : nullptr;
-  const Error* api_error = api ? nullptr : &api.error();
+  // Every workspace with the probes' patience.
+  Config probing = config;
+  const auto impatient = [](DatabricksConfig& workspace) {
+    workspace.request_timeout = kProbeTimeout;
+    workspace.retry_budget = kProbeTimeout;
+  };
+  impatient(probing.databricks);
+  for (auto& [name, workspace] : probing.workspaces) impatient(workspace);
+  const BuiltWorkspaces built = make_workspaces(probing);
+  const auto error_of = [&built](const std::string& workspace) -> const Error* {
+    auto it = built.failed.find(workspace_label(workspace));
+    return it == built.failed.end() ? nullptr : &it->second;
+  };
 
   std::shared_ptr<PasswordSource> password;
   bool postgres_reachable = true;
   if (config.postgres.lakebase) {
-    password = probe_lakebase(databricks, *config.postgres.lakebase, "postgres", api_error, out);
+    const std::string& workspace = config.postgres.lakebase->workspace;
+    password = probe_lakebase(built.workspaces.find(workspace), *config.postgres.lakebase,
+                              "postgres", error_of(workspace), out);
     postgres_reachable = password != nullptr;
   }
   if (postgres_reachable) {
@@ -124,7 +156,9 @@ std::vector<ConnectProbe> probe_connections(const Config& config) {
   for (const auto& [name, database] : config.databases) {
     std::shared_ptr<PasswordSource> db_password;
     if (database.lakebase) {
-      db_password = probe_lakebase(databricks, *database.lakebase, name, api_error, out);
+      const std::string& workspace = database.lakebase->workspace;
+      db_password = probe_lakebase(built.workspaces.find(workspace), *database.lakebase, name,
+                                   error_of(workspace), out);
       if (!db_password) {
         out.push_back(failed("database " + name, "no credential (see the line above)"));
         continue;
@@ -139,18 +173,24 @@ std::vector<ConnectProbe> probe_connections(const Config& config) {
                            : failed("database " + name, answered.error().message));
   }
 
-  probe_databricks(databricks, api_error, !databricks_steps(config).empty(), out);
+  const auto steps = databricks_steps(config);
+  for (const auto& [label, workspace] : configured_workspaces(config)) {
+    const std::string name = label == kDefaultWorkspace ? "" : label;
+    probe_databricks(label, built.workspaces.find(name), error_of(name), steps.count(label) != 0,
+                     out);
+  }
   return out;
 }
 
-std::vector<std::string> databricks_steps(const Config& config) {
-  std::vector<std::string> out;
+std::map<std::string, std::vector<std::string>> databricks_steps(const Config& config) {
+  std::map<std::string, std::vector<std::string>> out;
   for (const auto& [name, workflow] : config.workflows) {
     for (const auto* list : {&workflow.steps, &workflow.on_failure}) {
       for (const auto& step : *list) {
         const StepType* type = StepRegistry::builtin().find(step.type);
         if (type != nullptr && type->calls_databricks()) {
-          out.push_back(name + "/" + step.name + " (" + step.type + ")");
+          out[workspace_label(step.workspace)].push_back(name + "/" + step.name + " (" +
+                                                          step.type + ")");
         }
       }
     }
@@ -159,29 +199,39 @@ std::vector<std::string> databricks_steps(const Config& config) {
 }
 
 DatabricksIdentity databricks_identity(const Config& config) {
-  DatabricksIdentity out;
-  auto resolved = resolve_databricks_config(config.databricks, process_environment());
-  if (!resolved) {
-    out.summary = "not configured (" + resolved.error().message + ")";
-    return out;
+  if (!config.has_default_workspace) {
+    DatabricksIdentity none;
+    none.workspace = kDefaultWorkspace;
+    none.summary = "no default workspace (only workspaces:); every step names its workspace";
+    return none;
   }
-  out.resolved = true;
-  out.host = resolved->host;
-  out.auth_type = resolved->auth_type;
-  out.profile = resolved->profile;
-  out.summary = describe_auth(*resolved);
+  return identity_of(kDefaultWorkspace, config.databricks);
+}
+
+std::vector<DatabricksIdentity> workspace_identities(const Config& config) {
+  std::vector<DatabricksIdentity> out;
+  for (const auto& [name, workspace] : config.workspaces) {
+    out.push_back(identity_of(name, workspace));
+  }
   return out;
 }
 
 std::optional<std::string> missing_databricks_credentials(const Config& config) {
-  const auto steps = databricks_steps(config);
-  if (steps.empty()) return std::nullopt;
-  auto api = make_databricks_api(config.databricks);
-  if (api) return std::nullopt;
-  const std::string others =
-      steps.size() > 1 ? " (and " + std::to_string(steps.size() - 1) + " more)" : "";
-  return "step " + steps.front() + others +
-         " needs Databricks, but no Databricks credentials resolve: " + api.error().message;
+  for (const auto& [label, steps] : databricks_steps(config)) {
+    const DatabricksConfig* workspace = find_workspace(config, label);
+    if (workspace == nullptr) continue;  // refused when the configuration was loaded
+    DatabricksClientOptions options;
+    options.workspace = label == kDefaultWorkspace ? "" : label;
+    auto api = make_databricks_api(*workspace, options);
+    if (api) continue;
+    const std::string others =
+        steps.size() > 1 ? " (and " + std::to_string(steps.size() - 1) + " more)" : "";
+    const std::string where =
+        label == kDefaultWorkspace ? "Databricks" : "Databricks workspace " + label;
+    return "step " + steps.front() + others + " needs " + where +
+           ", but no Databricks credentials resolve: " + api.error().message;
+  }
+  return std::nullopt;
 }
 
 }  // namespace brickwork::cli

@@ -144,26 +144,32 @@ void Metrics::set_effects_due(int64_t effects) {
   impl_->effects_due.Set(static_cast<double>(effects));
 }
 
-void Metrics::observe_databricks_request(std::string_view endpoint, std::string_view code,
-                                         double seconds) {
-  impl_->requests.Add({{"endpoint", text(endpoint)}, {"code", text(code)}}).Increment();
-  impl_->request_seconds.Add({{"endpoint", text(endpoint)}}, request_buckets()).Observe(seconds);
+void Metrics::observe_databricks_request(std::string_view workspace, std::string_view endpoint,
+                                         std::string_view code, double seconds) {
+  impl_->requests
+      .Add({{"workspace", text(workspace)}, {"endpoint", text(endpoint)}, {"code", text(code)}})
+      .Increment();
+  impl_->request_seconds
+      .Add({{"workspace", text(workspace)}, {"endpoint", text(endpoint)}}, request_buckets())
+      .Observe(seconds);
 }
 
-void Metrics::count_databricks_throttled(std::string_view api) {
-  impl_->throttled.Add({{"api", text(api)}}).Increment();
+void Metrics::count_databricks_throttled(std::string_view workspace, std::string_view api) {
+  impl_->throttled.Add({{"workspace", text(workspace)}, {"api", text(api)}}).Increment();
 }
 
-void Metrics::observe_databricks_limit_wait(std::string_view api, double seconds) {
-  impl_->limit_wait.Add({{"api", text(api)}}).Increment(seconds);
+void Metrics::observe_databricks_limit_wait(std::string_view workspace, std::string_view api,
+                                            double seconds) {
+  impl_->limit_wait.Add({{"workspace", text(workspace)}, {"api", text(api)}}).Increment(seconds);
 }
 
-void Metrics::count_databricks_poll_deferred(std::string_view api) {
-  impl_->polls_deferred.Add({{"api", text(api)}}).Increment();
+void Metrics::count_databricks_poll_deferred(std::string_view workspace, std::string_view api) {
+  impl_->polls_deferred.Add({{"workspace", text(workspace)}, {"api", text(api)}}).Increment();
 }
 
-void Metrics::set_databricks_limit_rate(std::string_view api, double rate) {
-  impl_->limit_rate.Add({{"api", text(api)}}).Set(rate);
+void Metrics::set_databricks_limit_rate(std::string_view workspace, std::string_view api,
+                                        double rate) {
+  impl_->limit_rate.Add({{"workspace", text(workspace)}, {"api", text(api)}}).Set(rate);
 }
 
 void Metrics::count_workflow_finished(std::string_view workflow, std::string_view state) {

@@ -33,22 +33,26 @@ class Metrics {
   void set_consumer_lag(const std::vector<PartitionLag>& lags);
   void set_outbox_backlog(int64_t rows);
   void set_effects_due(int64_t effects);
+  // Every Databricks series carries the `workspace` label ("default" for
+  // `databricks:`, else the name under `workspaces:`).
   // One HTTP exchange with Databricks: brickwork_databricks_requests_total
-  // {endpoint, code} and brickwork_databricks_request_seconds{endpoint}.
-  // `code` is the HTTP status, or the transport error's code when no
-  // response came (timeout, connection_error, ...).
-  void observe_databricks_request(std::string_view endpoint, std::string_view code,
-                                  double seconds);
+  // {workspace, endpoint, code} and brickwork_databricks_request_seconds
+  // {workspace, endpoint}. `code` is the HTTP status, or the transport
+  // error's code when no response came (timeout, connection_error, ...).
+  void observe_databricks_request(std::string_view workspace, std::string_view endpoint,
+                                  std::string_view code, double seconds);
   // Client-side limits, by API name (daemon/databricks/rate_limits.hpp):
-  // brickwork_databricks_throttled_total{api} (answers 429),
-  // brickwork_databricks_limit_wait_seconds_total{api} (time calls waited for
-  // their turn), brickwork_databricks_polls_deferred_total{api} (polls put off
-  // by a busy limit), brickwork_databricks_limit_rate{api} (calls per second
-  // allowed now, after 429s lowered it).
-  void count_databricks_throttled(std::string_view api);
-  void observe_databricks_limit_wait(std::string_view api, double seconds);
-  void count_databricks_poll_deferred(std::string_view api);
-  void set_databricks_limit_rate(std::string_view api, double rate);
+  // brickwork_databricks_throttled_total{workspace, api} (answers 429),
+  // brickwork_databricks_limit_wait_seconds_total{workspace, api} (time calls
+  // waited for their turn), brickwork_databricks_polls_deferred_total
+  // {workspace, api} (polls put off by a busy limit),
+  // brickwork_databricks_limit_rate{workspace, api} (calls per second allowed
+  // now, after 429s lowered it).
+  void count_databricks_throttled(std::string_view workspace, std::string_view api);
+  void observe_databricks_limit_wait(std::string_view workspace, std::string_view api,
+                                     double seconds);
+  void count_databricks_poll_deferred(std::string_view workspace, std::string_view api);
+  void set_databricks_limit_rate(std::string_view workspace, std::string_view api, double rate);
   void count_workflow_finished(std::string_view workflow, std::string_view state);
   // brickwork_workflows_purged_total{state}: finished workflows retention deleted.
   void count_workflows_purged(std::string_view state, int64_t n);

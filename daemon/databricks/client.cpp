@@ -91,6 +91,9 @@ class DatabricksClient final : public DatabricksApi {
  public:
   DatabricksClient(ResolvedDatabricksConfig config, const DatabricksClientOptions& options)
       : config_(std::move(config)),
+        workspace_(options.workspace.empty() ? kDefaultWorkspace : options.workspace),
+        log_name_(workspace_ == kDefaultWorkspace ? "databricks"
+                                                  : "databricks (workspace " + workspace_ + ")"),
         counters_(options.counters ? options.counters : std::make_shared<DatabricksClientCounters>()),
         backoff_(options.backoff_initial, options.backoff_max),
         limiter_(config_.limits) {
@@ -105,7 +108,7 @@ class DatabricksClient final : public DatabricksApi {
       ctx.counters = counters_;
       ctx.observe = [this](const std::string& endpoint, const std::string& code, double seconds) {
         if (Metrics* metrics = metrics_.load()) {
-          metrics->observe_databricks_request(endpoint, code, seconds);
+          metrics->observe_databricks_request(workspace_, endpoint, code, seconds);
         }
       };
       credentials_ = s->make(ctx);
@@ -281,7 +284,7 @@ class DatabricksClient final : public DatabricksApi {
           paused_by_limit = note_throttled(api, retry_after.value_or(backoff_.delay(attempt)));
         } else if (limiter_.succeeded(api)) {
           if (Metrics* metrics = metrics_.load()) {
-            metrics->set_databricks_limit_rate(api, limiter_.rate(api));
+            metrics->set_databricks_limit_rate(workspace_, api, limiter_.rate(api));
           }
         }
         if (response.status >= 200 && response.status < 300) return std::move(*outcome);
@@ -291,7 +294,7 @@ class DatabricksClient final : public DatabricksApi {
           // The cached token may have been revoked: fetch a new one once.
           reauthorized = true;
           credentials_->invalidate();
-          spdlog::warn("databricks {} {}: 401, renewing the {} token", call.method,
+          spdlog::warn("{} {} {}: 401, renewing the {} token", log_name_, call.method,
                        path_only(call.path_and_query), config_.auth_type);
           continue;
         }
@@ -304,14 +307,14 @@ class DatabricksClient final : public DatabricksApi {
       const Duration wait =
           retry_after && retry_after->count() > 0 ? *retry_after : backoff_.delay(attempt);
       if (call.transfer && attempt >= kTransferTries) {
-        spdlog::warn("databricks {} {}: transfer failed {} times: {} {}", call.method,
+        spdlog::warn("{} {} {}: transfer failed {} times: {} {}", log_name_, call.method,
                      path_only(call.path_and_query), attempt, error.code, error.message);
         return Error{ErrorKind::kInternal, "transfer_failed",
                      "transfer failed " + std::to_string(attempt) + " times; the last: " +
                          error.code + ": " + error.message};
       }
       if (!call.transfer && SteadyClock::now() + wait >= budget_end) {
-        spdlog::warn("databricks {} {}: giving up after {} attempt(s): {} {}", call.method,
+        spdlog::warn("{} {} {}: giving up after {} attempt(s): {} {}", log_name_, call.method,
                      path_only(call.path_and_query), attempt, error.code, error.message);
         error.message += " (retry budget of " + format_duration(config_.retry_budget) +
                          " spent after " + std::to_string(attempt) + " attempt(s))";
@@ -325,7 +328,7 @@ class DatabricksClient final : public DatabricksApi {
                          " is longer than a call waits)";
         return error;
       }
-      spdlog::warn("databricks {} {}: {} ({}), retry {} in {} ms", call.method,
+      spdlog::warn("{} {} {}: {} ({}), retry {} in {} ms", log_name_, call.method,
                    path_only(call.path_and_query), error.code, error.message, attempt,
                    wait.count());
       counters_->retries.fetch_add(1);
@@ -352,7 +355,7 @@ class DatabricksClient final : public DatabricksApi {
       if (!grant.granted) {
         if (priority == CallPriority::kPoll) {
           counters_->polls_deferred.fetch_add(1);
-          if (metrics != nullptr) metrics->count_databricks_poll_deferred(api);
+          if (metrics != nullptr) metrics->count_databricks_poll_deferred(workspace_, api);
         }
         return Error{ErrorKind::kTransient, "throttled",
                      api + ": the client-side limit of " + format_rate(limiter_.rate(api)) +
@@ -372,7 +375,7 @@ class DatabricksClient final : public DatabricksApi {
       }
       counters_->limit_wait_ms.fetch_add(grant.wait.count());
       if (metrics != nullptr) {
-        metrics->observe_databricks_limit_wait(api,
+        metrics->observe_databricks_limit_wait(workspace_, api,
                                                std::chrono::duration<double>(grant.wait).count());
       }
       // A 429 meanwhile lowered the rate: this turn was counted at the old one.
@@ -393,8 +396,8 @@ class DatabricksClient final : public DatabricksApi {
     const bool limited = limiter_.rate(api) > 0;
     limiter_.throttled(api, pause);
     if (Metrics* metrics = metrics_.load()) {
-      metrics->count_databricks_throttled(api);
-      if (limited) metrics->set_databricks_limit_rate(api, limiter_.rate(api));
+      metrics->count_databricks_throttled(workspace_, api);
+      if (limited) metrics->set_databricks_limit_rate(workspace_, api, limiter_.rate(api));
     }
     return limited;
   }
@@ -437,6 +440,7 @@ class DatabricksClient final : public DatabricksApi {
     if (Metrics* metrics = metrics_.load()) {
       const std::chrono::duration<double> took = SteadyClock::now() - sent;
       metrics->observe_databricks_request(
+          workspace_,
           databricks_endpoint_label(call.path_and_query),
           response ? std::to_string(response->status) : response.error().code, took.count());
     }
@@ -467,6 +471,8 @@ class DatabricksClient final : public DatabricksApi {
   }
 
   const ResolvedDatabricksConfig config_;
+  const std::string workspace_;  // the metrics' workspace label
+  const std::string log_name_;   // how log lines name the client: the workspace unless default
   std::shared_ptr<DatabricksClientCounters> counters_;
   std::atomic<Metrics*> metrics_{nullptr};
   Backoff backoff_;

@@ -80,6 +80,9 @@ struct DatabricksClientOptions {
   Duration backoff_max{std::chrono::seconds(10)};
   EnvLookup env;  // empty: the process environment
   std::shared_ptr<DatabricksClientCounters> counters;  // empty: a private one
+  // The workspace's name under `workspaces:` ("" = the default): the
+  // `workspace` label of its metrics, and named in its log lines.
+  std::string workspace;
 };
 
 // make_databricks_api() with tuned options (tests use short backoffs).

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -52,19 +53,45 @@ class Backoff {
   Duration delay_{100};
 };
 
+// The first step of `fresh` that names a workspace `running` does not have.
+std::optional<std::string> unknown_workspace(const Config& running, const Config& fresh) {
+  for (const auto& [name, workflow] : fresh.workflows) {
+    for (const auto* list : {&workflow.steps, &workflow.on_failure}) {
+      for (const auto& step : *list) {
+        if (!step.workspace.empty() && find_workspace(running, step.workspace) == nullptr) {
+          return "workflows." + name + ", step '" + step.name + "' names workspace '" +
+                 step.workspace + "', which the running daemon does not have";
+        }
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-Daemon::Daemon(ConfigPtr config, std::unique_ptr<DatabricksApi> databricks, DaemonOptions options)
+Daemon::Daemon(ConfigPtr config, Workspaces workspaces, DaemonOptions options)
     : context_(std::make_unique<RuntimeContext>(
           std::move(config), options.steps != nullptr ? *options.steps : StepRegistry::builtin())),
-      databricks_(std::move(databricks)),
+      workspaces_(std::move(workspaces)),
       options_(std::move(options)) {
   if (options_.instance_id.empty()) options_.instance_id = default_instance_id();
 }
 
+Daemon::Daemon(ConfigPtr config, std::unique_ptr<DatabricksApi> databricks, DaemonOptions options)
+    : Daemon(std::move(config), Workspaces(std::move(databricks)), std::move(options)) {}
+
 Daemon::~Daemon() = default;
 
 void Daemon::reload(ConfigPtr config) {
+  // A step naming a workspace the running daemon has no client for would
+  // fail when it runs: refused now, as load refuses an unknown one.
+  if (auto problem = unknown_workspace(*context_->config(), *config)) {
+    spdlog::error("reload refused, keeping the running configuration: {} (workspaces take effect "
+                  "after a restart)",
+                  *problem);
+    return;
+  }
   // Only the workflow definitions change: the consumer, producer, store and
   // token minter were built from the running configuration and keep using it.
   ReloadedConfig reloaded = reloaded_config(*context_->config(), *config);
@@ -99,15 +126,17 @@ Status Daemon::run(const std::atomic<bool>& stop) {
     spdlog::info("serving /metrics, /healthz and /readyz on {}:{}", address->host,
                  ops_server->port());
   }
-  if (databricks_) databricks_->set_metrics(&context_->metrics());
+  workspaces_.set_metrics(&context_->metrics());
   // Lakebase: every connection's password is a database credential.
   if (config->postgres.lakebase) {
-    if (!databricks_) {
+    DatabricksApi* asking = workspaces_.find(config->postgres.lakebase->workspace);
+    if (asking == nullptr) {
       return Error{ErrorKind::kInvalidInput, "config",
-                   "postgres.lakebase needs Databricks credentials (databricks:)"};
+                   "postgres.lakebase needs Databricks credentials (workspace " +
+                       workspace_label(config->postgres.lakebase->workspace) + ")"};
     }
     context_->set_store_password(
-        make_lakebase_credentials(*databricks_, *config->postgres.lakebase, "postgres"));
+        make_lakebase_credentials(*asking, *config->postgres.lakebase, "postgres"));
     monitor.add_credential("postgres", context_->store_password());
   }
   auto store = context_->open_store();
@@ -140,22 +169,29 @@ Status Daemon::run(const std::atomic<bool>& stop) {
       config->databases, 4,
       [this, &monitor](const std::string& name,
                        const DatabaseConfig& db) -> std::shared_ptr<PasswordSource> {
-        if (!db.lakebase || !databricks_) return nullptr;
-        auto credentials =
-            make_lakebase_credentials(*databricks_, *db.lakebase, "databases." + name);
+        DatabricksApi* asking = db.lakebase ? workspaces_.find(db.lakebase->workspace) : nullptr;
+        if (asking == nullptr) return nullptr;
+        auto credentials = make_lakebase_credentials(*asking, *db.lakebase, "databases." + name);
         monitor.add_credential(name, credentials);
         return credentials;
       });
   http::Client web;  // plain HTTPS for step types that call other services
   EffectRunner effects(
       *context_,
-      StepServices{databricks_.get(), databases.get(), config->files.allowed_dirs, &web}, id);
+      StepServices{workspaces_.find(""), databases.get(), config->files.allowed_dirs, &web,
+                   &workspaces_},
+      id);
   InputProcessor inputs(*context_);
   RetentionTask retention(*context_, options_.retention_clock);
   publisher.start();
   retention.start();
-  effects.start(EffectRunner::Slots{config->databricks.max_in_flight,
-                                    config->databricks.max_transfers});
+  // Each workspace's own slots (its max_in_flight and max_transfers).
+  EffectRunner::SlotsByWorkspace slots{
+      {"", EffectRunner::Slots{config->databricks.max_in_flight, config->databricks.max_transfers}}};
+  for (const auto& [name, workspace] : config->workspaces) {
+    slots[name] = EffectRunner::Slots{workspace.max_in_flight, workspace.max_transfers};
+  }
+  effects.start(std::move(slots));
   monitor.start(**consumer, options_.monitor_period);
   Liveness::Loop& intake = context_->liveness().add("intake", kLoopStallLimit);
 
@@ -276,7 +312,7 @@ Status Daemon::run(const std::atomic<bool>& stop) {
   publisher.stop(left(Duration(1000)));
   (*consumer)->close();
   (void)(*producer)->flush(std::min(Duration(5000), left(Duration(500))));
-  if (databricks_) databricks_->set_metrics(nullptr);
+  workspaces_.set_metrics(nullptr);
   spdlog::info("stopped");
   if (fatal) return *fatal;
   return ok_status();

@@ -8,6 +8,7 @@
 
 #include "config/config.hpp"
 #include "daemon/databricks/api.hpp"
+#include "daemon/databricks/workspaces.hpp"
 #include "daemon/runtime/runtime_context.hpp"
 
 namespace brickwork {
@@ -37,6 +38,9 @@ struct DaemonOptions {
 
 class Daemon {
  public:
+  // `workspaces`: a client for each workspace steps may name (make_workspaces).
+  Daemon(ConfigPtr config, Workspaces workspaces, DaemonOptions options);
+  // Only the default workspace (may be null: no Databricks).
   Daemon(ConfigPtr config, std::unique_ptr<DatabricksApi> databricks, DaemonOptions options);
   ~Daemon();
 
@@ -58,7 +62,7 @@ class Daemon {
 
  private:
   std::unique_ptr<RuntimeContext> context_;
-  std::unique_ptr<DatabricksApi> databricks_;
+  Workspaces workspaces_;
   DaemonOptions options_;
   std::atomic<uint16_t> ops_port_{0};
 };

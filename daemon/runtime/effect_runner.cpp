@@ -12,6 +12,7 @@
 
 #include "daemon/core/logging.hpp"
 #include "daemon/core/storable_text.hpp"
+#include "daemon/databricks/workspaces.hpp"
 #include "daemon/runtime/workflow_transaction.hpp"
 
 namespace brickwork {
@@ -147,6 +148,11 @@ class EffectExecution {
     const StepState* step = workflow_->find_step(step_name);
     if (definition_ == nullptr || step == nullptr) return false;
     type_ = context_.registry().find(definition_->type);
+    // The step's own workspace: a run is polled, canceled and repaired
+    // where its definition says it was started.
+    if (services_.workspaces != nullptr) {
+      services_.databricks = services_.workspaces->find(definition_->workspace);
+    }
     step_ = *step;
     scope_ = template_scope(*workflow_);
     return true;
@@ -498,36 +504,53 @@ EffectRunner::EffectRunner(RuntimeContext& context, StepServices services, std::
     : context_(context),
       services_(services),
       owner_(std::move(owner)),
-      calls_(std::make_unique<Lane>()),
-      transfers_(std::make_unique<Lane>()),
       recorder_(std::make_unique<ResultRecorder>(context,
                                                  [this](int64_t id) { release(id); })) {}
 
 EffectRunner::~EffectRunner() { stop(); }
 
-void EffectRunner::start(Slots slots) {
+void EffectRunner::start(Slots slots) { start(SlotsByWorkspace{{"", slots}}); }
+
+void EffectRunner::start(SlotsByWorkspace slots) {
   stopping_ = false;
   keeper_stopping_ = false;
-  calls_->name = "calls";
-  calls_->slots = std::max(slots.calls, 1);
-  // One effect may retry Databricks calls for the whole retry budget, twice
-  // over (a step type making two calls), before its thread is stuck.
-  calls_->stall_limit = 2 * context_.config()->databricks.retry_budget + kLoopStallLimit;
-  transfers_->name = "transfers";
-  transfers_->slots = std::max(slots.transfers, 1);
-  // A transfer has no overall deadline, only one per read or write without
-  // progress: a large upload on a slow link may take hours.
-  transfers_->stall_limit = std::chrono::hours(6);
+  slots.try_emplace("");  // the default workspace's lanes always exist
+  lanes_.clear();
+  lanes_by_workspace_.clear();
+  const ConfigPtr config = context_.config();
+  size_t capacity = 0;
+  for (const auto& [workspace, wanted] : slots) {
+    // Lane names (and the loops' names): "calls", "transfers"; "calls/eu" for workspace eu.
+    const std::string suffix = workspace.empty() ? "" : "/" + workspace;
+    const DatabricksConfig* settings = find_workspace(*config, workspace);
+    const Duration retry_budget =
+        settings != nullptr ? settings->retry_budget : config->databricks.retry_budget;
+    auto calls = std::make_unique<Lane>();
+    calls->name = "calls" + suffix;
+    calls->slots = std::max(wanted.calls, 1);
+    // One effect may retry Databricks calls for the whole retry budget, twice
+    // over (a step type making two calls), before its thread is stuck.
+    calls->stall_limit = 2 * retry_budget + kLoopStallLimit;
+    auto transfers = std::make_unique<Lane>();
+    transfers->name = "transfers" + suffix;
+    transfers->slots = std::max(wanted.transfers, 1);
+    // A transfer has no overall deadline, only one per read or write without
+    // progress: a large upload on a slow link may take hours.
+    transfers->stall_limit = std::chrono::hours(6);
+    capacity += static_cast<size_t>(calls->slots + transfers->slots);
+    lanes_by_workspace_[workspace] = WorkspaceLanes{calls.get(), transfers.get()};
+    lanes_.push_back(std::move(calls));
+    lanes_.push_back(std::move(transfers));
+  }
   // Handed over: at most what the slots can start. Beyond it, effects are
   // written unleased and claimed as slots free up, so a daemon never hoards
   // (and renews the leases of) effects it cannot start.
-  const auto capacity = static_cast<size_t>(calls_->slots + transfers_->slots);
   handoff_ = std::make_shared<EffectHandoff>(owner_, capacity, capacity);
   context_.set_handoff(handoff_);
   recorder_->start();
-  for (Lane* lane : {calls_.get(), transfers_.get()}) {
+  for (const auto& lane : lanes_) {
     for (int32_t i = 0; i < lane->slots; ++i) {
-      lane->threads.emplace_back([this, lane, i] { call_loop(*lane, i); });
+      lane->threads.emplace_back([this, lane = lane.get(), i] { call_loop(*lane, i); });
     }
   }
   dispatcher_ = std::thread([this] { dispatch_loop(); });
@@ -543,28 +566,29 @@ void EffectRunner::stop(Duration grace) {
     std::lock_guard lock(lanes_mutex_);
     stopping_ = true;
   }
-  calls_->cv.notify_all();
-  transfers_->cv.notify_all();
+  for (const auto& lane : lanes_) lane->cv.notify_all();
   context_.effects_wakeup().notify();
   dispatcher_.join();
   // Effects not begun are given back below with everything else held.
   {
     std::unique_lock lock(lanes_mutex_);
-    calls_->queue.clear();
-    transfers_->queue.clear();
-    const auto idle = [&] { return calls_->running + transfers_->running == 0; };
+    for (const auto& lane : lanes_) lane->queue.clear();
+    const auto idle = [&] { return running() == 0; };
     // Calls in flight get half the grace to end, then are canceled: the
     // other half is for recording and giving back.
     if (!idle_cv_.wait_until(lock, begun + grace / 2, idle)) {
-      spdlog::warn("stopping: canceling {} effect(s) in flight",
-                   calls_->running + transfers_->running);
+      spdlog::warn("stopping: canceling {} effect(s) in flight", running());
       lock.unlock();
-      if (services_.databricks != nullptr) services_.databricks->cancel_calls();
+      if (services_.workspaces != nullptr) {
+        services_.workspaces->cancel_calls();
+      } else if (services_.databricks != nullptr) {
+        services_.databricks->cancel_calls();
+      }
       lock.lock();
       idle_cv_.wait(lock, idle);
     }
   }
-  for (Lane* lane : {calls_.get(), transfers_.get()}) {
+  for (const auto& lane : lanes_) {
     for (auto& t : lane->threads) t.join();
     lane->threads.clear();
   }
@@ -649,11 +673,24 @@ int32_t EffectRunner::free_slots(const Lane& lane) {
 
 EffectRunner::Lane* EffectRunner::lane_for(const StoredEffect& effect,
                                            const WorkflowState* state) const {
-  const auto* execute = std::get_if<ExecuteStep>(&effect.effect);
-  if (state == nullptr || execute == nullptr) return calls_.get();
-  const StepDefinition* step = state->definition.find_step(execute->step);
-  const StepType* type = step != nullptr ? context_.registry().find(step->type) : nullptr;
-  return type != nullptr && type->is_transfer() ? transfers_.get() : calls_.get();
+  const std::string& step_name = std::visit([](const auto& e) -> const std::string& { return e.step; },
+                                            effect.effect);
+  const StepDefinition* step =
+      state != nullptr ? state->definition.find_step(step_name) : nullptr;
+  auto lanes = lanes_by_workspace_.find(step != nullptr ? step->workspace : std::string());
+  // "default" names the default workspace too; a workspace this daemon has
+  // no lanes for fails its step in the default's lanes.
+  if (lanes == lanes_by_workspace_.end()) lanes = lanes_by_workspace_.find("");
+  const bool execute = std::holds_alternative<ExecuteStep>(effect.effect);
+  const StepType* type =
+      execute && step != nullptr ? context_.registry().find(step->type) : nullptr;
+  return type != nullptr && type->is_transfer() ? lanes->second.transfers : lanes->second.calls;
+}
+
+int32_t EffectRunner::running() const {
+  int32_t in_flight = 0;
+  for (const auto& lane : lanes_) in_flight += lane->running;
+  return in_flight;
 }
 
 void EffectRunner::dispatch_loop() {
@@ -669,24 +706,25 @@ void EffectRunner::dispatch_loop() {
   bool claim_again = false;
   while (!stopping_) {
     heartbeat.beat();
-    int32_t free_calls = 0;
-    int32_t free_transfers = 0;
+    std::map<const Lane*, int32_t> free_by_lane;
+    int32_t free_total = 0;
     if (recorder_->queued() < ResultRecorder::kMaxQueued) {
       std::lock_guard lock(lanes_mutex_);
-      free_calls = free_slots(*calls_);
-      free_transfers = free_slots(*transfers_);
+      for (const auto& lane : lanes_) {
+        free_total += free_by_lane[lane.get()] = free_slots(*lane);
+      }
     }
     // Every slot taken: a call thread's end wakes us.
-    if (free_calls + free_transfers == 0) {
+    if (free_total == 0) {
       context_.effects_wakeup().wait_for(kClaimTick);
       continue;
     }
     // Only what can start now: an effect whose lane is full keeps waiting
     // in the handoff, where later commits still refresh its state.
     std::vector<HandedEffect> handed = handoff_->take_if(
-        static_cast<size_t>(free_calls + free_transfers),
+        static_cast<size_t>(free_total),
         [&](const StoredEffect& effect, const WorkflowState* state) {
-          int32_t& free = lane_for(effect, state) == transfers_.get() ? free_transfers : free_calls;
+          int32_t& free = free_by_lane[lane_for(effect, state)];
           if (free == 0) return false;
           --free;
           return true;
@@ -697,10 +735,14 @@ void EffectRunner::dispatch_loop() {
     }
     // Claimed effects are read before their lane is known, and nearly all
     // are calls (polls, timers, retries): claim only for free call slots. A
-    // claim for free transfer slots would fill the call lane's queue with
+    // claim for free transfer slots would fill a call lane's queue with
     // polls, ahead of effects handed over for it, which would then wait for
     // as long as polls keep coming. A claimed upload may wait for its lane
-    // behind the others, at most as many as the free call slots.
+    // behind the others, at most as many as the free call slots. (With
+    // several workspaces, one workspace's free call slots may still claim
+    // another's polls into its full lane: claims are not by workspace.)
+    int32_t free_calls = 0;
+    for (const auto& [workspace, lanes] : lanes_by_workspace_) free_calls += free_by_lane[lanes.calls];
     const auto free = static_cast<size_t>(free_calls);
     if (free == 0) {
       context_.effects_wakeup().wait_for(kClaimTick);
@@ -781,7 +823,7 @@ void EffectRunner::call_loop(Lane& lane, int32_t index) {
     Job job = std::move(lane.queue.front());
     lane.queue.pop_front();
     ++lane.running;
-    const int32_t in_flight = calls_->running + transfers_->running;
+    const int32_t in_flight = running();
     if (in_flight > most_in_flight_.load()) most_in_flight_ = in_flight;
     lock.unlock();
     perform(job);

@@ -11,7 +11,10 @@
 // Each effect runs on its own as soon as a call slot is free: a dispatcher
 // takes effects handed over (and claims due ones) only while slots are free,
 // and a pool of call threads (`Slots::calls`, plus `Slots::transfers` for
-// uploads in a lane of their own) performs them, one each. A result goes to
+// uploads in a lane of their own) performs them, one each. Each Databricks
+// workspace has lanes of its own (its max_in_flight and max_transfers), so
+// a busy or slow workspace never takes another's slots; steps that call no
+// Databricks run in the default workspace's lanes. A result goes to
 // the recorders the moment its effect ends; docs/ARCHITECTURE.md has the
 // whole model and the rule for what a thread may hold.
 #include <atomic>
@@ -38,6 +41,8 @@ class EffectRunner {
     int32_t calls = 64;
     int32_t transfers = 16;
   };
+  // Slots by workspace name ("" = the default workspace, always present).
+  using SlotsByWorkspace = std::map<std::string, Slots>;
 
   // `services` is what step types may use (a null service makes the steps
   // that need it fail with a clear error); the pointers must outlive the runner.
@@ -47,6 +52,9 @@ class EffectRunner {
   // Starts the dispatcher (with its own Postgres connection), the call
   // threads, the recorders and the lease keeper.
   void start(Slots slots);
+  // With lanes for each workspace (an effect of a workspace not listed uses
+  // the default workspace's).
+  void start(SlotsByWorkspace slots);
   // Returns within about `grace`: nothing new starts, calls in flight may
   // end within half of it and are then canceled, results are recorded while
   // Postgres answers and time is left, and every effect not recorded is
@@ -71,8 +79,10 @@ class EffectRunner {
   void lease_keeper_loop();
   // Slots of a lane neither running nor promised to an effect queued.
   static int32_t free_slots(const Lane& lane);  // with lanes_mutex_ held
-  // The lane an effect runs in: transfers for a step type that moves a large body.
+  // The lane an effect runs in: its step's workspace's, transfers for a step
+  // type that moves a large body.
   Lane* lane_for(const StoredEffect& effect, const WorkflowState* state) const;
+  int32_t running() const;  // with lanes_mutex_ held: effects performed now, every lane
   void dispatch(Store& store, std::vector<HandedEffect> effects);
   void perform(Job& job);
   void hold(const StoredEffect& effect);
@@ -90,8 +100,12 @@ class EffectRunner {
   // The lanes, their queues and counts; one mutex for both.
   mutable std::mutex lanes_mutex_;
   std::condition_variable idle_cv_;  // a call ended
-  std::unique_ptr<Lane> calls_;
-  std::unique_ptr<Lane> transfers_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
+  struct WorkspaceLanes {
+    Lane* calls = nullptr;
+    Lane* transfers = nullptr;
+  };
+  std::map<std::string, WorkspaceLanes, std::less<>> lanes_by_workspace_;  // "" = default
   std::atomic<int32_t> most_in_flight_{0};
   std::mutex held_mutex_;
   std::map<int64_t, std::string> held_;  // effect id -> lease owner of its claim

@@ -41,7 +41,11 @@ StepOutcome outcome_of_finished_run(const RunInfo& run) {
   return outcome;
 }
 
-Error no_workspace(std::string_view type) {
+Error no_workspace(std::string_view type, std::string_view workspace) {
+  if (!workspace.empty() && workspace != kDefaultWorkspace) {
+    return invalid_action(std::string(type) + " names workspace '" + std::string(workspace) +
+                          "', which this daemon does not have (workspaces:)");
+  }
   return invalid_action(std::string(type) + " needs a Databricks workspace (databricks.host)");
 }
 

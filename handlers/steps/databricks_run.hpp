@@ -66,6 +66,6 @@ Result<std::optional<StepOutcome>> repair_previous_run(
     const std::map<std::string, std::string>& parameters, bool as_job_parameters);
 
 // The error of a step whose type needs Databricks when none is configured.
-Error no_workspace(std::string_view type);
+Error no_workspace(std::string_view type, std::string_view workspace = {});
 
 }  // namespace brickwork

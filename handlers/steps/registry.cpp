@@ -48,6 +48,9 @@ std::optional<std::string> StepRegistry::compile(StepDefinition& step) const {
   if (type == nullptr) {
     return "step type '" + step.type + "' is not available in this version of brickwork";
   }
+  if (!step.workspace.empty() && !type->calls_databricks()) {
+    return "workspace applies only to steps that call Databricks; " + step.type + " does not";
+  }
   step.plan = StepPlan{};
   step.bound = nullptr;
   auto bound = type->compile(step);
@@ -96,7 +99,8 @@ Result<BoundActionPtr> bound_action(const StepType& type, const StepDefinition& 
 Status prepare_call(const StepType& type, StepContext& context, const StepServices& services,
                     BoundActionPtr& hold) {
   if (type.calls_databricks() && services.databricks == nullptr) {
-    return no_workspace(type.action_key());
+    // A stored definition may name a workspace this daemon no longer has.
+    return no_workspace(type.action_key(), context.definition.workspace);
   }
   auto bound = bound_action(type, context.definition);
   if (!bound) return bound.error();
@@ -128,7 +132,11 @@ Status cancel_step(const StepType& type, StepContext context, StepServices& serv
 std::optional<std::string> StepRegistry::check_references(const StepDefinition& step,
                                                           const Config& config) const {
   const StepType* type = find(step.type);
-  return type == nullptr ? std::nullopt : type->check_references(step, config);
+  if (type == nullptr) return std::nullopt;
+  if (type->calls_databricks()) {
+    if (auto problem = workspace_problem(config, step.workspace)) return "workspace: " + *problem;
+  }
+  return type->check_references(step, config);
 }
 
 }  // namespace brickwork

@@ -27,6 +27,7 @@ namespace brickwork {
 
 class DatabricksApi;
 class NamedDatabases;
+class Workspaces;
 namespace http {
 class Client;
 }
@@ -64,12 +65,16 @@ struct StepContext {
 // The outside world as step types see it. Pointers may be null when a service
 // is not configured; a step type that needs one fails the attempt clearly.
 struct StepServices {
+  // The workspace of the step being performed: the shell sets it from
+  // `workspaces` by the step's `workspace:` (null: not configured).
   DatabricksApi* databricks = nullptr;
   NamedDatabases* databases = nullptr;  // the databases under `databases:`
   std::vector<std::string> allowed_file_dirs = {};  // files.allowed_dirs
   // Plain HTTPS (or HTTP to loopback) for types that call other services:
   // synchronous, thread-safe, keep-alive per host (daemon/databricks/http.hpp).
   http::Client* http = nullptr;
+  // Every workspace by name; null: `databricks` serves every step (tests).
+  const Workspaces* workspaces = nullptr;
 };
 
 class StepType {

@@ -18,7 +18,8 @@ TEST(Metrics, EverySeriesOfTheContractIsExposed) {
   metrics.set_consumer_lag({{"brickwork.commands", 2, 17}});
   metrics.set_outbox_backlog(5);
   metrics.set_effects_due(2);
-  metrics.observe_databricks_request("jobs/run-now", "200", 0.02);
+  metrics.observe_databricks_request("default", "jobs/run-now", "200", 0.02);
+  metrics.observe_databricks_request("eu", "jobs/run-now", "200", 0.03);
   metrics.count_workflow_finished("daily", "succeeded");
   metrics.observe_step("daily", "run_job", 12.5);
   metrics.set_intake_paused(true);
@@ -31,10 +32,17 @@ TEST(Metrics, EverySeriesOfTheContractIsExposed) {
       << text;
   EXPECT_TRUE(has_line(text, "brickwork_outbox_backlog 5")) << text;
   EXPECT_TRUE(has_line(text, "brickwork_effects_due 2")) << text;
-  EXPECT_TRUE(has_line(text, R"(brickwork_databricks_requests_total{code="200",endpoint="jobs/run-now"} 1)"))
+  // One series per workspace.
+  EXPECT_TRUE(has_line(
+      text,
+      R"(brickwork_databricks_requests_total{code="200",endpoint="jobs/run-now",workspace="default"} 1)"))
+      << text;
+  EXPECT_TRUE(has_line(
+      text, R"(brickwork_databricks_requests_total{code="200",endpoint="jobs/run-now",workspace="eu"} 1)"))
       << text;
   EXPECT_TRUE(has_line(text, "# TYPE brickwork_databricks_request_seconds histogram")) << text;
-  EXPECT_TRUE(has_line(text, R"(brickwork_databricks_request_seconds_count{endpoint="jobs/run-now"} 1)"))
+  EXPECT_TRUE(has_line(
+      text, R"(brickwork_databricks_request_seconds_count{endpoint="jobs/run-now",workspace="default"} 1)"))
       << text;
   EXPECT_TRUE(has_line(text, R"(brickwork_workflows_finished_total{state="succeeded",workflow="daily"} 1)"))
       << text;

@@ -200,7 +200,7 @@ struct AuthTypeTest : ::testing::Test {
     EXPECT_EQ(sim->stats().unauthorized, 0);
     // A Lakebase credential request goes with the same cached token: past
     // authentication (this simulator has no instance: 404), nothing fetched.
-    auto lakebase = make_lakebase_credentials(**api, LakebaseConfig{"instance-1", ""}, "test");
+    auto lakebase = make_lakebase_credentials(**api, LakebaseConfig{"instance-1", "", ""}, "test");
     auto password = lakebase->password();
     ASSERT_FALSE(password.ok());
     EXPECT_NE(password.error().message.find("no database instance is simulated"), std::string::npos)

@@ -45,11 +45,13 @@ inline SimulatedJob sim_job(const std::string& name, int64_t ms, json::object ou
 class InProcessDaemon {
  public:
   InProcessDaemon(ConfigPtr config, std::string instance, DaemonOptions options = {}) {
-    auto api = make_databricks_api(config->databricks);
-    EXPECT_TRUE(api) << (api ? "" : api.error().message);
+    BuiltWorkspaces built = make_workspaces(*config);
+    for (const auto& [label, error] : built.failed) {
+      ADD_FAILURE() << "workspace " << label << ": " << error.message;
+    }
     options.instance_id = std::move(instance);
     options.on_ready = [this] { ready_ = true; };
-    daemon_ = std::make_unique<Daemon>(config, api ? std::move(*api) : nullptr, options);
+    daemon_ = std::make_unique<Daemon>(config, std::move(built.workspaces), options);
     thread_ = std::thread([this] {
       status_ = daemon_->run(stop_);
       exited_ = true;

@@ -29,9 +29,13 @@ Gates* g_gates = nullptr;
 
 class GateStep final : public StepType {
  public:
-  explicit GateStep(bool transfer) : transfer_(transfer) {}
-  std::string_view action_key() const override { return transfer_ ? "slow_gate" : "gate"; }
+  explicit GateStep(bool transfer, bool databricks = false)
+      : transfer_(transfer), databricks_(databricks) {}
+  std::string_view action_key() const override {
+    return databricks_ ? "workspace_gate" : transfer_ ? "slow_gate" : "gate";
+  }
   bool is_transfer() const override { return transfer_; }
+  bool calls_databricks() const override { return databricks_; }
   Result<BoundActionPtr> compile(StepDefinition&) const override { return bind_nothing(); }
   Result<StepOutcome> execute(const StepContext&, StepServices&) const override {
     Gates& g = *g_gates;
@@ -50,6 +54,7 @@ class GateStep final : public StepType {
 
  private:
   bool transfer_;
+  bool databricks_;
 };
 
 // Only cancel_calls() matters: it ends the gates as the HTTP client ends its requests.
@@ -85,6 +90,7 @@ class EffectRunnerTest : public ::testing::Test {
     g_gates = &gates_;
     registry_.add(std::make_unique<GateStep>(false));
     registry_.add(std::make_unique<GateStep>(true));
+    registry_.add(std::make_unique<GateStep>(false, /*databricks=*/true));
     LoadOptions load;
     load.steps = &registry_;
     // Port 1: every Postgres connection is refused at once.
@@ -92,8 +98,10 @@ class EffectRunnerTest : public ::testing::Test {
 postgres: {url: "postgresql://brickwork@127.0.0.1:1/brickwork?sslmode=disable"}
 callbacks: {secret: "a-callback-secret-of-at-least-32-characters"}
 daemon: {lease: 30s}
+workspaces: {eu: {host: "http://127.0.0.1:1", token: t}}
 workflows:
   quick: {steps: [{name: s, gate: {}}]}
+  in_eu: {steps: [{name: s, workspace: eu, workspace_gate: {}}]}
   upload: {steps: [{name: s, slow_gate: {}}]}
 )",
                                           "test.yaml", load);
@@ -176,6 +184,24 @@ TEST_F(EffectRunnerTest, TransfersRunInTheirOwnLaneAndHoldUpNoCall) {
   }
   release();
   ASSERT_TRUE(eventually([](const Gates& g) { return g.executed == 8; }));
+}
+
+TEST_F(EffectRunnerTest, EachWorkspaceHasItsOwnSlots) {
+  runner_->start(EffectRunner::SlotsByWorkspace{{"", EffectRunner::Slots{2, 1}},
+                                                {"eu", EffectRunner::Slots{1, 1}}});
+  for (int i = 0; i < 3; ++i) hand_over("in_eu");
+  ASSERT_TRUE(eventually([](const Gates& g) { return g.calls == 1; }));
+  std::this_thread::sleep_for(200ms);
+  {
+    std::lock_guard lock(gates_.mutex);
+    EXPECT_EQ(gates_.calls, 1) << "eu's effects took slots beyond its max_in_flight";
+  }
+  // The default workspace's slots are free while eu's is busy.
+  for (int i = 0; i < 2; ++i) hand_over("quick");
+  ASSERT_TRUE(eventually([](const Gates& g) { return g.calls == 3; }));
+  release();
+  ASSERT_TRUE(eventually([](const Gates& g) { return g.executed == 5; }));
+  EXPECT_EQ(runner_->most_in_flight(), 3);
 }
 
 TEST_F(EffectRunnerTest, StopCancelsCallsInFlightAndEndsWithinItsGrace) {

@@ -152,6 +152,12 @@ test('the config schema refuses what brickwork check refuses', () => {
   assertInvalid('config.schema.json', step({ upload: { path: '/Volumes/a/b/c/f', content: 'x', mode: 1 } }), 'an unknown upload key');
   assertValid('config.schema.json', step({ run_job: { job_id: 1, queue: { enabled: true } } }), 'run_job passing an API key through');
   assertInvalid('config.schema.json', step({ run_job: { job_id: 1, job_name: 'n' } }), 'run_job with job_id and job_name');
+  const workspaces = (w) => variant((c) => { c.workspaces = w; });
+  assertValid('config.schema.json', workspaces({ eu: { host: 'https://adb-2.azuredatabricks.net', auth_type: 'oauth-m2m', client_id: 'i', client_secret: 's', max_in_flight: 8 } }), 'a named workspace');
+  assertInvalid('config.schema.json', workspaces({ eu: { host: 'https://a.b', hots: 'x' } }), 'an unknown workspace key');
+  assertInvalid('config.schema.json', workspaces({ 'eu west': { host: 'https://a.b' } }), 'a workspace name with a space');
+  assertValid('config.schema.json', step({ workspace: 'eu', run_job: { job_id: 1 } }), 'a step naming its workspace');
+  assertInvalid('config.schema.json', step({ workspace: 'eu west', run_job: { job_id: 1 } }), 'a malformed workspace name on a step');
 });
 
 // What the integration tests saw (tests/integration/harness.hpp writes it).
