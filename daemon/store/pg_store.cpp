@@ -5,7 +5,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <openssl/sha.h>
 
 #include <cctype>
 
@@ -21,19 +20,31 @@
 #include "daemon/core/json_limits.hpp"
 #include "daemon/store/claim_query.hpp"
 #include "daemon/store/conninfo.hpp"
+#include "daemon/store/definition_cache.hpp"
 #include "daemon/store/drain_cursor.hpp"
 #include "daemon/store/effect_codec.hpp"
 #include "daemon/store/history_store.hpp"
 #include "daemon/store/migrations.hpp"
 #include "daemon/store/pg_errors.hpp"
+#include "daemon/store/pg_params.hpp"
 #include "daemon/store/pg_session.hpp"
 #include "daemon/store/row_fields.hpp"
+#include "daemon/store/sealing.hpp"
 #include "daemon/store/store.hpp"
+#include "daemon/store/write_buffer.hpp"
 
 namespace brickwork {
 namespace {
 
 using store_detail::CorruptRow;
+using store_detail::DefinitionCache;
+using store_detail::NullableText;
+using store_detail::WriteBuffer;
+using store_detail::json_param;
+using store_detail::ms_param;
+using store_detail::number_array;
+using store_detail::optional_text;
+using store_detail::text_array;
 
 // ------------------------------------------------------------------ decoding
 
@@ -43,90 +54,7 @@ using store_detail::step_error_field;
 using store_detail::time_field;
 using store_detail::workflow_status_field;
 
-// ------------------------------------------------------------------ sealed values
-
-constexpr std::string_view kSealedKey = "$sealed";
-
-bool output_is_sensitive(const WorkflowState& state, const std::string& step) {
-  const StepDefinition* def = state.definition.find_step(step);
-  return def != nullptr && def->plan.sensitive_output;
-}
-
-// The ciphertext is bound to its workflow and step.
-std::string output_context(const std::string& workflow_id, const std::string& step) {
-  return "output\n" + workflow_id + "\n" + step;
-}
-
-std::string outbox_context(const std::string& topic, const std::string& key) {
-  return "outbox\n" + topic + "\n" + key;
-}
-
-json::object sealed_output(const WorkflowState& state, const StepState& step,
-                           const json::object& output, const SecretBox* sealer) {
-  if (sealer == nullptr) {
-    throw std::logic_error("step " + step.name + " has a sensitive output and the store has no key");
-  }
-  return json::object{
-      {kSealedKey, sealer->seal(json::serialize(output), output_context(state.id, step.name))}};
-}
-
-json::object opened_output(const WorkflowState& state, const std::string& step,
-                           json::object stored, const SecretBox* sealer) {
-  const json::value* sealed = stored.if_contains(kSealedKey);
-  if (sealer == nullptr || sealed == nullptr || !sealed->is_string()) return stored;
-  auto plain = sealer->open(sealed->as_string(), output_context(state.id, step));
-  if (!plain) {
-    throw CorruptRow("the sealed output of step " + step +
-                     " does not open with any configured key (was callbacks.secret changed"
-                     " without its old value in callbacks.previous_secrets?)");
-  }
-  boost::system::error_code ec;
-  json::value v = parse_json(*plain, ec);
-  if (ec || !v.is_object()) throw CorruptRow("the sealed output of step " + step + " is not JSON");
-  return std::move(v.as_object());
-}
-
 // ------------------------------------------------------------------ workflows
-
-// Parsed definitions by hash: a workflow's definition is read and parsed
-// once per store, not once per transition.
-class DefinitionCache {
- public:
-  const WorkflowDefinition* find(const std::string& hash) const {
-    auto it = parsed_.find(hash);
-    return it == parsed_.end() ? nullptr : &it->second;
-  }
-  void add(const std::string& hash, WorkflowDefinition definition) {
-    if (parsed_.size() >= kMaxEntries) parsed_.clear();  // rare: many distinct definitions
-    parsed_.emplace(hash, std::move(definition));
-  }
-  // Hashes known to be in the definitions table (committed).
-  bool stored(const std::string& hash) const { return stored_.count(hash) != 0; }
-  void mark_stored(const std::string& hash) {
-    if (stored_.size() >= kMaxEntries) stored_.clear();
-    stored_.insert(hash);
-  }
-  // Retention deletes definitions no workflow uses: one known stored may be gone.
-  void forget_stored() { stored_.clear(); }
-
- private:
-  static constexpr size_t kMaxEntries = 1024;
-  std::map<std::string, WorkflowDefinition, std::less<>> parsed_;
-  std::set<std::string, std::less<>> stored_;
-};
-
-std::string sha256_hex(std::string_view text) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * SHA256_DIGEST_LENGTH);
-  for (unsigned char b : digest) {
-    out += kHex[b >> 4];
-    out += kHex[b & 0xf];
-  }
-  return out;
-}
 
 // Hot statements, prepared once per connection: these reads, and the writes
 // of WriteBuffer (a statement per set of row kinds sent together).
@@ -194,36 +122,6 @@ const WorkflowDefinition& definition_by_hash(pqxx::work& tx, const std::string& 
   return *cache.find(hash);
 }
 
-// Postgres array literals, the one way a list of values travels (one
-// parameter each, for `= ANY($1::text[])` and unnest()): each element quoted,
-// its quotes and backslashes escaped; NULL unquoted.
-void append_array_element(std::string& array, std::string_view value) {
-  if (array.size() > 1) array += ',';
-  array += '"';
-  for (char c : value) {
-    if (c == '"' || c == '\\') array += '\\';
-    array += c;
-  }
-  array += '"';
-}
-
-void append_array_null(std::string& array) {
-  if (array.size() > 1) array += ',';
-  array += "NULL";
-}
-
-std::string text_array(const std::vector<std::string>& values) {
-  std::string array = "{";
-  for (const std::string& value : values) append_array_element(array, value);
-  return array + '}';
-}
-
-std::string number_array(const std::vector<int64_t>& values) {
-  std::string array = "{";
-  for (int64_t value : values) append_array_element(array, std::to_string(value));
-  return array + '}';
-}
-
 // The workflow columns of kWorkflowsColumns after the id, from `first` on.
 WorkflowState workflow_from_row(pqxx::work& tx, const std::string& id, const pqxx::row& row,
                                 int first, DefinitionCache& cache) {
@@ -265,9 +163,8 @@ StepState step_from_row(const WorkflowState& state, const pqxx::row& s, int firs
   if (!s[first + 7].is_null()) {
     json::value output = json_field(s[first + 7]);
     if (output.is_object()) {
-      step.output = output_is_sensitive(state, step.name)
-                        ? opened_output(state, step.name, std::move(output.as_object()), sealer)
-                        : std::move(output.as_object());
+      step.output =
+          store_detail::output_from_column(state, step.name, std::move(output.as_object()), sealer);
     }
   }
   step.error = step_error_field(s[first + 8]);
@@ -322,33 +219,6 @@ std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id
   return std::move(*state);
 }
 
-// A nullable statement parameter: libpqxx sends a null pointer as NULL.
-class NullableText {
- public:
-  NullableText() = default;
-  // Implicit on purpose: statement parameters read like a list of values.
-  NullableText(std::string text) : text_(std::move(text)), null_(false) {}
-  NullableText(const char* text) : text_(text), null_(false) {}
-  NullableText(std::string_view text) : text_(text), null_(false) {}
-  NullableText(int64_t n) : text_(std::to_string(n)), null_(false) {}
-  NullableText(int32_t n) : text_(std::to_string(n)), null_(false) {}
-  const char* get() const { return null_ ? nullptr : text_.c_str(); }
-  bool null() const { return null_; }
-  const std::string& text() const { return text_; }
-
- private:
-  std::string text_;
-  bool null_ = true;
-};
-
-NullableText json_param(const json::value& v) {
-  return v.is_null() ? NullableText() : NullableText(json::serialize(v));
-}
-
-NullableText ms_param(const std::optional<TimePoint>& t) {
-  return t ? NullableText(std::to_string(to_epoch_ms(*t))) : NullableText();
-}
-
 // All steps as one JSON array, written with a single statement (jsonb_to_recordset).
 std::string steps_json(const WorkflowState& state, const SecretBox* sealer) {
   json::array steps;
@@ -365,8 +235,7 @@ std::string steps_json(const WorkflowState& state, const SecretBox* sealer) {
     o["run_page_url"] = s.run_page_url;
     if (!s.handle.is_null()) o["handle"] = s.handle;
     if (s.output) {
-      o["output"] = output_is_sensitive(state, s.name) ? sealed_output(state, s, *s.output, sealer)
-                                                       : *s.output;
+      o["output"] = store_detail::stored_output(state, s, *s.output, sealer);
     }
     if (s.error) o["error"] = json::object{{"code", s.error->code}, {"message", s.error->message}};
     if (s.started_at) o["started_at_ms"] = to_epoch_ms(*s.started_at);
@@ -449,180 +318,6 @@ StoredEffect stored_effect_of(const pqxx::row& row) {
 }
 
 // ------------------------------------------------------------------ the transaction
-
-// Writes of one transaction, sent together: just before the next read and at
-// commit. Nothing in a transaction reads what it has just written except
-// through those reads, so a flush needs only keep the order of writes that
-// touch the same rows. Values travel only as statement parameters, never in
-// the SQL text, so that no server log (log_min_error_statement logs the text
-// of a failed statement) holds a workflow's inputs or outputs.
-class WriteBuffer {
- public:
-  // A hot write: its rows sent as ONE statement, each column's values one
-  // array parameter ($1 the first column, ...) that the statement unnests.
-  struct RowKind {
-    const char* id;  // one letter, unique: names the prepared statements
-    const char* statement;
-    const char* table;  // the table it writes
-    // It reads rows of `table` (UPDATE, DELETE, ON CONFLICT), so it must see
-    // what kinds queued before it wrote there: it never shares a statement
-    // with them (parts of one statement see the same snapshot).
-    bool reads_table;
-    // Its statement ends in RETURNING: it goes last, and its rows are kept.
-    bool returns = false;
-  };
-
-  explicit WriteBuffer(pqxx::work& tx) : tx_(tx) {}
-
-  // A statement of its own, sent before the kinds' rows.
-  void add(const std::string& statement, std::initializer_list<NullableText> params) {
-    singles_.push_back(Single{statement, params});
-  }
-
-  // A row whose key is already queued sends what is queued first (one
-  // statement must not update or upsert a row twice).
-  void add_row(const RowKind& kind, const std::string& key,
-               std::initializer_list<NullableText> params) {
-    Rows* rows = find(kind);
-    if (rows != nullptr && !key.empty() && rows->keys.count(key) != 0) {
-      flush();
-      rows = nullptr;
-    }
-    if (rows == nullptr) {
-      rows = &rows_.emplace_back(Rows{&kind, std::vector<std::string>(params.size(), "{"), {}});
-    }
-    if (rows->columns.size() != params.size()) throw std::logic_error("row of the wrong width");
-    size_t column = 0;
-    for (const NullableText& p : params) {
-      std::string& array = rows->columns[column++];
-      if (p.null()) {
-        append_array_null(array);
-      } else {
-        append_array_element(array, p.text());
-      }
-    }
-    if (!key.empty()) rows->keys.insert(key);
-  }
-
-  void flush() {
-    for (const Single& single : singles_) {
-      std::vector<const char*> params;
-      params.reserve(single.params.size());
-      for (const NullableText& p : single.params) params.push_back(p.get());
-      tx_.exec_params(single.statement, pqxx::prepare::make_dynamic_params(params));
-    }
-    singles_.clear();
-    for (const Statement& statement : statements()) {
-      pqxx::result result = send(statement);
-      if (statement.back()->kind->returns) returned_.push_back(std::move(result));
-    }
-    rows_.clear();
-  }
-
-  // The rows returned by statements of a `returns` kind since the last call.
-  std::vector<pqxx::result> take_returned() {
-    flush();
-    return std::exchange(returned_, {});
-  }
-
- private:
-  struct Single {
-    std::string statement;
-    std::vector<NullableText> params;
-  };
-  struct Rows {
-    const RowKind* kind;
-    std::vector<std::string> columns;  // array literals, each still to be closed
-    std::set<std::string> keys;
-  };
-  using Statement = std::vector<Rows*>;
-
-  Rows* find(const RowKind& kind) {
-    for (Rows& r : rows_) {
-      if (r.kind == &kind) return &r;
-    }
-    return nullptr;
-  }
-
-  // The queued kinds in order of first use (a `returns` kind last), as few
-  // statements as keep that order where it matters: a kind that reads its
-  // table starts a new statement after one that writes it.
-  std::vector<Statement> statements() {
-    std::vector<Rows*> order;
-    for (Rows& r : rows_) {
-      if (!r.kind->returns) order.push_back(&r);
-    }
-    for (Rows& r : rows_) {
-      if (r.kind->returns) order.push_back(&r);
-    }
-    std::vector<Statement> out;
-    for (Rows* r : order) {
-      const bool must_see_earlier =
-          !out.empty() && r->kind->reads_table &&
-          std::any_of(out.back().begin(), out.back().end(), [&](const Rows* earlier) {
-            return std::string_view(earlier->kind->table) == r->kind->table;
-          });
-      if (out.empty() || must_see_earlier) out.emplace_back();
-      out.back().push_back(r);
-    }
-    return out;
-  }
-
-  // Several kinds go as one statement of data-modifying CTEs, the last kind
-  // its main statement; each kind's parameters numbered after the ones before.
-  pqxx::result send(const Statement& statement) {
-    std::string name = "write_";
-    std::string sql;
-    std::vector<const char*> params;
-    for (size_t i = 0; i < statement.size(); ++i) {
-      Rows& rows = *statement[i];
-      name += rows.kind->id;
-      const std::string part = renumbered(rows.kind->statement, params.size());
-      if (i + 1 < statement.size()) {
-        sql += (i == 0 ? "WITH " : ", ");
-        sql += std::string("w") + rows.kind->id + " AS (" + part + ")";
-      } else {
-        sql += (i == 0 ? "" : " ") + part;
-      }
-      for (std::string& column : rows.columns) {
-        column += '}';
-        params.push_back(column.c_str());
-      }
-    }
-    // Prepared once per connection (libpqxx ignores a repeated definition).
-    tx_.conn().prepare(name, sql);
-    return tx_.exec_prepared(name, pqxx::prepare::make_dynamic_params(params));
-  }
-
-  // `statement` with each $n as $(n + offset).
-  static std::string renumbered(std::string_view statement, size_t offset) {
-    std::string out;
-    out.reserve(statement.size() + 16);
-    size_t i = 0;
-    while (i < statement.size()) {
-      if (statement[i] == '$') {
-        size_t j = i + 1;
-        size_t n = 0;
-        while (j < statement.size() && std::isdigit(static_cast<unsigned char>(statement[j]))) {
-          n = n * 10 + static_cast<size_t>(statement[j] - '0');
-          ++j;
-        }
-        if (j > i + 1) {
-          out += '$' + std::to_string(n + offset);
-          i = j;
-          continue;
-        }
-      }
-      out += statement[i++];
-    }
-    return out;
-  }
-
-  pqxx::work& tx_;
-  std::vector<Single> singles_;
-  std::vector<Rows> rows_;  // in order of first use; one `returns` kind at most
-  std::vector<pqxx::result> returned_;
-};
 
 // Times travel as epoch milliseconds (bigint), JSON as jsonb array elements.
 const WriteBuffer::RowKind kOutboxRows{
@@ -717,10 +412,6 @@ const WriteBuffer::RowKind kWorkflowWithSignalsRows{
 const WriteBuffer::RowKind kAttemptRows{"a", store_detail::kUpsertAttempts, "step_attempts", true};
 const WriteBuffer::RowKind kHistoryNoteRows{
     "n", store_detail::kInsertHistoryNotes, "workflow_history", false};
-
-NullableText optional_text(const std::optional<std::string>& text) {
-  return text ? NullableText(*text) : NullableText();
-}
 
 const std::string& statement(const char* name) { return prepared_statements().at(name); }
 
@@ -837,14 +528,11 @@ class PgStoreTx final : public StoreTx {
   void add_outbox(const std::string& topic, const std::string& key, const std::string& payload,
                   bool sensitive, const std::string& workflow_id, const std::string& step,
                   const std::string& traceparent) override {
-    if (sensitive && sealer_ == nullptr) {
-      throw std::logic_error("a sensitive outbox record and the store has no key");
-    }
     const auto or_null = [](const std::string& s) {
       return s.empty() ? NullableText() : NullableText(s);
     };
     const std::string stored =
-        sensitive ? sealer_->seal(payload, outbox_context(topic, key)) : payload;
+        store_detail::stored_outbox_payload(topic, key, payload, sensitive, sealer_);
     writes_.add_row(kOutboxRows, "", {topic, key, stored, or_null(workflow_id), or_null(step),
                                       or_null(traceparent)});
   }
@@ -909,7 +597,7 @@ class PgStoreTx final : public StoreTx {
   // The definition's hash, its row queued unless this connection knows it stored.
   std::string definition_hash(const WorkflowState& state) {
     const std::string definition = json::serialize(to_json(state.definition));
-    std::string hash = sha256_hex(definition);
+    std::string hash = store_detail::sha256_hex(definition);
     if (!definitions_.stored(hash) &&
         std::find(new_definitions_.begin(), new_definitions_.end(), hash) ==
             new_definitions_.end()) {
@@ -952,9 +640,8 @@ class PgStoreTx final : public StoreTx {
   StepColumns step_columns(const WorkflowState& state, const StepState& s) const {
     StepColumns c;
     if (s.output) {
-      c.output = NullableText(json::serialize(output_is_sensitive(state, s.name)
-                                                  ? sealed_output(state, s, *s.output, sealer_)
-                                                  : *s.output));
+      c.output =
+          NullableText(json::serialize(store_detail::stored_output(state, s, *s.output, sealer_)));
     }
     if (s.run_id) c.run_id = NullableText(std::to_string(*s.run_id));
     if (s.error) {
@@ -1164,9 +851,8 @@ class PgStore final : public Store {
                               row[7].as<std::string>(), row[8].as<std::string>(),
                               row[9].as<std::string>()};
         if (SecretBox::is_sealed(message.payload)) {
-          auto plain = sealer_ ? sealer_->open(message.payload,
-                                               outbox_context(message.topic, message.key))
-                               : std::nullopt;
+          auto plain = store_detail::opened_outbox_payload(message.topic, message.key,
+                                                           message.payload, sealer_.get());
           if (!plain) {
             // Sealed under another key: nothing can ever publish it (deleted below).
             spdlog::error("outbox: record {} for {} is sealed under a key no longer configured "
