@@ -94,9 +94,6 @@ const std::map<std::string, std::string>& prepared_statements() {
       {"insert_definition",
        "INSERT INTO definitions (hash, definition) VALUES ($1, $2::jsonb)"
        " ON CONFLICT (hash) DO NOTHING"},
-      {"delete_effect",
-       "DELETE FROM effects WHERE id = $1 AND lease_owner = $2"
-       " AND lease_until >= to_timestamp($3::bigint / 1000.0)"},
       {"ensure_input_offsets",
        "INSERT INTO input_offsets (topic, partition, next_offset)"
        " SELECT t, p, -1 FROM unnest($1::text[], $2::int[]) AS x(t, p)"
@@ -517,14 +514,6 @@ class PgStoreTx final : public StoreTx {
     return effects;
   }
 
-  bool delete_effect(int64_t effect_id, const std::string& owner, TimePoint now) override {
-    // Owner and lease checked in the same statement: a worker whose lease ran
-    // out cannot record a result that the effect's new holder also records.
-    writes_.flush();
-    const pqxx::result r = tx_.exec_prepared("delete_effect", effect_id, owner, to_epoch_ms(now));
-    return r.affected_rows() == 1;
-  }
-
   void add_outbox(const std::string& topic, const std::string& key, const std::string& payload,
                   bool sensitive, const std::string& workflow_id, const std::string& step,
                   const std::string& traceparent) override {
@@ -804,20 +793,6 @@ class PgStore final : public Store {
                      ids, owners);
       tx.commit();
       return Done{};
-    });
-  }
-
-  Result<std::optional<TimePoint>> next_effect_due() override {
-    return guarded<std::optional<TimePoint>>("next_effect_due", [&](pqxx::connection& c) {
-      pqxx::work tx(c);
-      // A leased effect becomes claimable again only just after its lease ends.
-      const pqxx::result r = tx.exec(
-          "SELECT (extract(epoch FROM min(CASE WHEN lease_until IS NOT NULL AND lease_until >= "
-          "due_at"
-          "   THEN lease_until + interval '1 millisecond' ELSE due_at END)) * 1000)::bigint"
-          " FROM effects");
-      tx.commit();
-      return time_field(r[0][0]);
     });
   }
 

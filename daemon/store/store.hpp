@@ -151,12 +151,10 @@ class StoreTx {
   // last call, as a claim would return them. They exist once the
   // transaction commits.
   virtual std::vector<StoredEffect> take_leased_effects() = 0;
-  // Removes an effect that has been performed (its result is applied in the
-  // same transaction), but only while `owner` still holds its lease at `now`.
-  // False when the lease was lost: the caller must roll back, because another
-  // worker owns the effect now and will record it.
-  virtual bool delete_effect(int64_t effect_id, const std::string& owner, TimePoint now) = 0;
-  // delete_effect for many in one statement; returns the ids deleted.
+  // Removes effects that have been performed (their results are applied in
+  // the same transaction), but only those whose claim still holds its lease
+  // at `now`; returns the ids deleted. One not deleted lost its lease:
+  // another worker owns it now and will record it.
   virtual std::set<int64_t> delete_effects(const std::vector<HeldLease>& held, TimePoint now) = 0;
   // Queues a message for the outbox publisher (status events, dead letters,
   // emitted records). A sensitive payload is stored sealed. An emitted
@@ -250,8 +248,6 @@ class Store {
                               Duration lease) = 0;
   // Gives effects back unperformed: any claim may take them at once.
   virtual Status release_leases(const std::vector<HeldLease>& held) = 0;
-  // The earliest due time of any effect, for the scheduler's sleep.
-  virtual Result<std::optional<TimePoint>> next_effect_due() = 0;
 
   // Publishes the oldest outbox messages, in id order, skipping the streams
   // in `skip` (their rows stay, in order), all in one transaction: `publish`
@@ -274,10 +270,6 @@ class Store {
   // Newest first. An `after` id that names no workflow is an Error of code
   // "unknown_cursor".
   virtual Result<std::vector<WorkflowSummary>> list_workflows(const WorkflowQuery& query) = 0;
-  Result<std::vector<WorkflowSummary>> list_workflows(std::optional<WorkflowStatus> state,
-                                                      int32_t limit) {
-    return list_workflows(WorkflowQuery{state, {}, {}, {}, {}, limit});
-  }
   // The workflow's history; nothing when there is no such workflow.
   virtual Result<std::optional<WorkflowHistory>> get_history(const std::string& id) = 0;
   // Cheap liveness check (SELECT 1), reconnecting if needed.
