@@ -57,7 +57,7 @@ class EffectRunner {
   // the calling thread (tests).
   void run_one(Store& store, const StoredEffect& effect);
   // Renews the leases of every effect in hand once (exposed for tests).
-  Status renew_leases(Store& store);
+  Status renew_leases(EffectQueue& queue);
   // The most effects performed at once since start (tests).
   int32_t most_in_flight() const { return most_in_flight_.load(); }
 
@@ -73,7 +73,7 @@ class EffectRunner {
   static int32_t free_slots(const Lane& lane);  // with lanes_mutex_ held
   // The lane an effect runs in: transfers for a step type that moves a large body.
   Lane* lane_for(const StoredEffect& effect, const WorkflowState* state) const;
-  void dispatch(Store& store, std::vector<HandedEffect> effects);
+  void dispatch(WorkflowReader& reader, std::vector<HandedEffect> effects);
   void perform(Job& job);
   void hold(const StoredEffect& effect);
   void release(int64_t effect_id);
