@@ -17,35 +17,30 @@
 namespace brickwork::store_detail {
 
 class PgEffectQueue final : public EffectQueue {
-public:
-  explicit PgEffectQueue(PgSession &session) : session_(session) {}
+ public:
+  explicit PgEffectQueue(PgSession& session) : session_(session) {}
 
-  Result<std::vector<StoredEffect>> claim_due_effects(const std::string &owner,
-                                                      int32_t limit,
-                                                      TimePoint now,
-                                                      Duration lease) override;
-  Status reschedule_effect(int64_t effect_id, const std::string &owner,
-                           TimePoint due) override;
-  Status renew_leases(const std::vector<HeldLease> &held, TimePoint now,
-                      Duration lease) override;
-  Status release_leases(const std::vector<HeldLease> &held) override;
+  Result<std::vector<StoredEffect>> claim_due_effects(const std::string& owner, int32_t limit,
+                                                      TimePoint now, Duration lease) override;
+  Status reschedule_effect(int64_t effect_id, const std::string& owner, TimePoint due) override;
+  Status renew_leases(const std::vector<HeldLease>& held, TimePoint now, Duration lease) override;
+  Status release_leases(const std::vector<HeldLease>& held) override;
 
-private:
-  PgSession &session_;
+ private:
+  PgSession& session_;
 };
 
 // Deletes the effects whose claims still hold their lease at `now`; returns
 // the ids deleted. Inside the transaction that applies their results.
-std::set<int64_t> delete_held_effects(pqxx::work &tx,
-                                      const std::vector<HeldLease> &held,
+std::set<int64_t> delete_held_effects(pqxx::work& tx, const std::vector<HeldLease>& held,
                                       TimePoint now);
 
 // A claimed effect from the columns id, workflow_id, kind, step, attempt,
 // payload, tries (lease owner left to the caller). A row that does not
 // decode throws CorruptRow.
-StoredEffect stored_effect_of(const pqxx::row &row);
+StoredEffect stored_effect_of(const pqxx::row& row);
 
 // The statements above, prepared on every connection by name.
-const std::map<std::string, std::string> &effect_queue_statements();
+const std::map<std::string, std::string>& effect_queue_statements();
 
-} // namespace brickwork::store_detail
+}  // namespace brickwork::store_detail

@@ -15,27 +15,25 @@
 namespace brickwork::store_detail {
 
 class PgOutboxDrain final : public OutboxDrain {
-public:
+ public:
   // `sealer` opens sealed records; without it (or under a key no longer
   // configured) one is dropped.
-  PgOutboxDrain(PgSession &session, const SecretBox *sealer)
-      : session_(session), sealer_(sealer) {}
+  PgOutboxDrain(PgSession& session, const SecretBox* sealer) : session_(session), sealer_(sealer) {}
 
-  Result<int32_t> drain_outbox(int32_t limit,
-                               const std::vector<OutboxStream> &skip,
-                               const OutboxPublish &publish) override;
+  Result<int32_t> drain_outbox(int32_t limit, const std::vector<OutboxStream>& skip,
+                               const OutboxPublish& publish) override;
 
   // A new connection may be to a server that lost or restored rows (crash
   // recovery, a fail-over): the next round reads the outbox from its start.
   void restart() { cursor_ = DrainCursor(); }
 
-private:
-  PgSession &session_;
-  const SecretBox *sealer_;
+ private:
+  PgSession& session_;
+  const SecretBox* sealer_;
   DrainCursor cursor_;
 };
 
 // The statements above, prepared on every connection by name.
-const std::map<std::string, std::string> &outbox_drain_statements();
+const std::map<std::string, std::string>& outbox_drain_statements();
 
-} // namespace brickwork::store_detail
+}  // namespace brickwork::store_detail

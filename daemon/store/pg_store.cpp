@@ -144,9 +144,10 @@ class PgStore final : public Store {
           &store_detail::effect_queue_statements(), &store_detail::outbox_drain_statements()}) {
       for (const auto& [name, statement] : *statements) connection.prepare(name, statement);
     }
-    pqxx::nontransaction(connection).exec(
-        "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off;"
-        " SET plan_cache_mode = force_custom_plan; SET jit = off");
+    pqxx::nontransaction(connection)
+        .exec(
+            "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off;"
+            " SET plan_cache_mode = force_custom_plan; SET jit = off");
     // A new connection may be to a server that lost or restored rows
     // (crash recovery, a fail-over): read the outbox from its start.
     outbox_.restart();
@@ -162,7 +163,7 @@ class PgStore final : public Store {
 }  // namespace
 
 std::unique_ptr<Store> Store::open(const std::string& url, std::shared_ptr<PasswordSource> password,
-                                  std::shared_ptr<const SecretBox> sealer) {
+                                   std::shared_ptr<const SecretBox> sealer) {
   return std::make_unique<PgStore>(url, std::move(password), std::move(sealer));
 }
 

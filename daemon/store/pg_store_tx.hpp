@@ -16,12 +16,11 @@ namespace brickwork::store_detail {
 // Runs `body` on a StoreTx over `tx` and sends what it left buffered; the
 // caller commits. Returns the hashes of the definitions it inserted, known to
 // be stored once `tx` commits.
-std::vector<std::string>
-run_store_tx(pqxx::work &tx, const SecretBox *sealer,
-             DefinitionCache &definitions,
-             const std::function<void(StoreTx &)> &body);
+std::vector<std::string> run_store_tx(pqxx::work& tx, const SecretBox* sealer,
+                                      DefinitionCache& definitions,
+                                      const std::function<void(StoreTx&)>& body);
 
 // The statements above, prepared on every connection by name.
-const std::map<std::string, std::string> &store_tx_statements();
+const std::map<std::string, std::string>& store_tx_statements();
 
-} // namespace brickwork::store_detail
+}  // namespace brickwork::store_detail

@@ -15,27 +15,22 @@
 namespace brickwork::store_detail {
 
 class PgWorkflows final : public WorkflowWriter, public WorkflowReader {
-public:
+ public:
   // `sealer` seals sensitive outputs and outbox records as they are written
   // and opens them as they are read (sealing.hpp).
-  PgWorkflows(PgSession &session, const SecretBox *sealer)
-      : session_(session), sealer_(sealer) {}
+  PgWorkflows(PgSession& session, const SecretBox* sealer) : session_(session), sealer_(sealer) {}
 
-  Status transact(const std::function<void(StoreTx &)> &body) override;
+  Status transact(const std::function<void(StoreTx&)>& body) override;
 
-  Result<std::optional<WorkflowState>>
-  get_workflow(const std::string &id) override;
-  Result<LoadedWorkflows>
-  get_workflows(const std::vector<std::string> &ids) override;
-  Result<std::vector<WorkflowSummary>>
-  list_workflows(const WorkflowQuery &query) override;
-  Result<std::optional<WorkflowHistory>>
-  get_history(const std::string &id) override;
+  Result<std::optional<WorkflowState>> get_workflow(const std::string& id) override;
+  Result<LoadedWorkflows> get_workflows(const std::vector<std::string>& ids) override;
+  Result<std::vector<WorkflowSummary>> list_workflows(const WorkflowQuery& query) override;
+  Result<std::optional<WorkflowHistory>> get_history(const std::string& id) override;
 
-private:
-  PgSession &session_;
-  const SecretBox *sealer_;
+ private:
+  PgSession& session_;
+  const SecretBox* sealer_;
   DefinitionCache definitions_;
 };
 
-} // namespace brickwork::store_detail
+}  // namespace brickwork::store_detail

@@ -252,8 +252,9 @@ class EffectQueue {
   virtual ~EffectQueue() = default;
   // Claims up to `limit` effects due at `now` that no one holds, leasing them
   // to `owner` until now + lease (FOR UPDATE SKIP LOCKED).
-  virtual Result<std::vector<StoredEffect>> claim_due_effects(const std::string& owner, int32_t limit,
-                                                              TimePoint now, Duration lease) = 0;
+  virtual Result<std::vector<StoredEffect>> claim_due_effects(const std::string& owner,
+                                                              int32_t limit, TimePoint now,
+                                                              Duration lease) = 0;
   // Gives a claimed effect back to be tried again at `due` (after a transient
   // failure); a no-op when `owner` no longer holds it.
   virtual Status reschedule_effect(int64_t effect_id, const std::string& owner, TimePoint due) = 0;

@@ -20,16 +20,13 @@ using LoadedWorkflows = WorkflowReader::LoadedWorkflows;
 // order, so two transactions locking overlapping sets cannot deadlock. Every
 // id is in the result; a workflow whose rows do not decode is an Error of
 // its own ("unloadable").
-LoadedWorkflows load_workflows(pqxx::work &tx, std::vector<std::string> ids,
-                               bool lock, const SecretBox *sealer,
-                               DefinitionCache &cache);
+LoadedWorkflows load_workflows(pqxx::work& tx, std::vector<std::string> ids, bool lock,
+                               const SecretBox* sealer, DefinitionCache& cache);
 // One workflow, by the same queries; rows that do not decode throw CorruptRow.
-std::optional<WorkflowState> load_workflow(pqxx::work &tx,
-                                           const std::string &id, bool lock,
-                                           const SecretBox *sealer,
-                                           DefinitionCache &cache);
+std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id, bool lock,
+                                           const SecretBox* sealer, DefinitionCache& cache);
 
 // The statements above, prepared on every connection by name.
-const std::map<std::string, std::string> &workflow_read_statements();
+const std::map<std::string, std::string>& workflow_read_statements();
 
-} // namespace brickwork::store_detail
+}  // namespace brickwork::store_detail
