@@ -199,7 +199,7 @@ class EffectExecution {
 // Gives an effect that hit a transient error back, to be tried again later
 // (a timer in Postgres: its due time; no thread waits for it). Stopping:
 // due now, for the next daemon.
-void reschedule_effect(Store& store, const StoredEffect& stored, const Error& error,
+void reschedule_effect(EffectQueue& queue, const StoredEffect& stored, const Error& error,
                        bool stopping) {
   // Throttled by the client-side limit: nothing was sent and nothing failed,
   // so the effect comes back in about a second, however often it was.
@@ -209,7 +209,7 @@ void reschedule_effect(Store& store, const StoredEffect& stored, const Error& er
               "effects: {} for workflow {} failed ({}: {}); again in {}",
               effect_name(stored.effect), stored.workflow_id, error.code, error.message,
               stopping ? std::string("the next daemon") : format_duration(delay));
-  Status s = store.reschedule_effect(stored.id, stored.lease_owner, now_ms() + delay);
+  Status s = queue.reschedule_effect(stored.id, stored.lease_owner, now_ms() + delay);
   if (!s) spdlog::warn("effects: cannot reschedule: {}", s.error().message);
 }
 
@@ -218,14 +218,14 @@ void reschedule_effect(Store& store, const StoredEffect& stored, const Error& er
 // new holder. On failure nothing is recorded; the caller may try again while
 // the leases hold, or let them run out, and the effects are performed again
 // (every action is safe to repeat per attempt).
-Status record_results(RuntimeContext& context, Store& store,
+Status record_results(RuntimeContext& context, WorkflowWriter& writer,
                       const std::vector<const StoredEffect*>& effects,
                       const std::vector<const EffectResult*>& results) {
   std::vector<const StoredEffect*> lost;
   PendingMetrics metrics;
   WorkflowTransaction::Handoff handoff;
   std::vector<FailureNote> failures;
-  Status s = store.transact([&](StoreTx& tx) {
+  Status s = writer.transact([&](StoreTx& tx) {
     lost.clear();
     metrics.clear();
     const TimePoint now = now_ms();
@@ -296,17 +296,17 @@ std::optional<EffectResult> as_refused(const EffectResult& result, const Error& 
 // One result alone. One that Postgres refuses for good fails its step
 // instead; if even that cannot be stored, the effect is given back to be
 // performed again later. Only a transient error is returned.
-Status record_alone(RuntimeContext& context, Store& store, const StoredEffect& stored,
-                    const EffectResult& result) {
-  Status s = record_results(context, store, {&stored}, {&result});
+Status record_alone(RuntimeContext& context, WorkflowWriter& writer, EffectQueue& queue,
+                    const StoredEffect& stored, const EffectResult& result) {
+  Status s = record_results(context, writer, {&stored}, {&result});
   if (s || s.error().transient()) return s;
   spdlog::error("effects: Postgres refused the result of {} effect {} for workflow {}: {}",
                 effect_name(stored.effect), stored.id, stored.workflow_id, s.error().message);
   if (const std::optional<EffectResult> refused = as_refused(result, s.error())) {
-    s = record_results(context, store, {&stored}, {&*refused});
+    s = record_results(context, writer, {&stored}, {&*refused});
     if (s || s.error().transient()) return s;
   }
-  reschedule_effect(store, stored, s.error(), false);
+  reschedule_effect(queue, stored, s.error(), false);
   return ok_status();
 }
 
@@ -315,7 +315,8 @@ Status record_alone(RuntimeContext& context, Store& store, const StoredEffect& s
 // inputs), so a result it refuses fails only its own step. Each effect
 // recorded is released; on a transient error, `effects` and `results` keep
 // only what is still to be recorded.
-Status record_all(RuntimeContext& context, Store& store, std::vector<StoredEffect>& effects,
+Status record_all(RuntimeContext& context, WorkflowWriter& writer, EffectQueue& queue,
+                  std::vector<StoredEffect>& effects,
                   std::vector<EffectResult>& results,
                   const std::function<void(int64_t)>& release) {
   if (effects.size() > 1) {
@@ -325,7 +326,7 @@ Status record_all(RuntimeContext& context, Store& store, std::vector<StoredEffec
       effect_pointers.push_back(&effects[i]);
       result_pointers.push_back(&results[i]);
     }
-    const Status s = record_results(context, store, effect_pointers, result_pointers);
+    const Status s = record_results(context, writer, effect_pointers, result_pointers);
     if (s) {
       for (const auto& effect : effects) release(effect.id);
       return s;
@@ -335,7 +336,7 @@ Status record_all(RuntimeContext& context, Store& store, std::vector<StoredEffec
                   effects.size(), s.error().message);
   }
   for (size_t i = 0; i < effects.size(); ++i) {
-    const Status s = record_alone(context, store, effects[i], results[i]);
+    const Status s = record_alone(context, writer, queue, effects[i], results[i]);
     if (s) {
       release(effects[i].id);
     } else {
@@ -414,13 +415,14 @@ class EffectRunner::ResultRecorder {
   static constexpr int kRecorders = 2;
 
   // Records `items`; false when Postgres is away (they are still to record).
-  bool record(Store& store, std::vector<Item>& items, bool stopping) {
+  bool record(WorkflowWriter& writer, EffectQueue& queue, std::vector<Item>& items,
+              bool stopping) {
     std::vector<StoredEffect> effects;
     std::vector<EffectResult> results;
     for (auto& item : items) {
       if (item.result.kind == EffectResult::Kind::kReschedule) {
         // Stopping: given back due now, for the next daemon.
-        reschedule_effect(store, item.stored, item.result.error, stopping);
+        reschedule_effect(queue, item.stored, item.result.error, stopping);
         release_(item.stored.id);
         continue;
       }
@@ -428,7 +430,7 @@ class EffectRunner::ResultRecorder {
       results.push_back(std::move(item.result));
     }
     items.clear();
-    const Status recorded = record_all(context_, store, effects, results, release_);
+    const Status recorded = record_all(context_, writer, queue, effects, results, release_);
     if (recorded || !recorded.error().transient()) return true;
     for (size_t i = 0; i < effects.size(); ++i) {
       items.push_back(Item{std::move(effects[i]), std::move(results[i])});
@@ -452,7 +454,7 @@ class EffectRunner::ResultRecorder {
       std::vector<Item> items = std::exchange(queue_, {});
       const bool stopping = stopping_;
       lock.unlock();
-      const bool recorded = record(*store, items, stopping);
+      const bool recorded = record(*store, *store, items, stopping);
       lock.lock();
       if (recorded) {
         backoff = Duration(100);
@@ -639,7 +641,7 @@ std::vector<HeldLease> EffectRunner::take_held() {
   return held;
 }
 
-Status EffectRunner::renew_leases(Store& store) {
+Status EffectRunner::renew_leases(EffectQueue& queue) {
   std::vector<HeldLease> held;
   if (const auto handoff = std::atomic_load(&handoff_); handoff != nullptr) {
     held = handoff->leases();
@@ -648,7 +650,7 @@ Status EffectRunner::renew_leases(Store& store) {
     std::lock_guard lock(held_mutex_);
     for (const auto& [id, owner] : held_) held.push_back(HeldLease{id, owner});
   }
-  return store.renew_leases(held, now_ms(), context_.config()->daemon.lease);
+  return queue.renew_leases(held, now_ms(), context_.config()->daemon.lease);
 }
 
 void EffectRunner::lease_keeper_loop() {
@@ -779,14 +781,14 @@ void EffectRunner::dispatch_loop() {
 // Puts effects in hand in their lanes, each with its workflow's state (those
 // not handed over with one read in one transaction), and wakes one call
 // thread per effect.
-void EffectRunner::dispatch(Store& store, std::vector<HandedEffect> effects) {
+void EffectRunner::dispatch(WorkflowReader& reader, std::vector<HandedEffect> effects) {
   std::vector<std::string> ids;
   for (const auto& effect : effects) {
     hold(effect.stored);
     if (effect.state == nullptr) ids.push_back(effect.stored.workflow_id);
   }
-  Result<Store::LoadedWorkflows> loaded = Store::LoadedWorkflows{};
-  if (!ids.empty()) loaded = store.get_workflows(ids);
+  Result<WorkflowReader::LoadedWorkflows> loaded = WorkflowReader::LoadedWorkflows{};
+  if (!ids.empty()) loaded = reader.get_workflows(ids);
   std::vector<std::pair<Lane*, Job>> jobs;
   for (auto& [stored, state] : effects) {
     Job job{std::move(stored), std::move(state), std::nullopt};
@@ -856,7 +858,7 @@ void EffectRunner::perform(Job& job) {
 }
 
 void EffectRunner::run_one(Store& store, const StoredEffect& stored) {
-  Result<Store::LoadedWorkflows> loaded = store.get_workflows({stored.workflow_id});
+  Result<WorkflowReader::LoadedWorkflows> loaded = store.get_workflows({stored.workflow_id});
   EffectExecution execution(context_, services_, stored);
   EffectResult result =
       loaded ? execution.run(loaded->at(stored.workflow_id))
@@ -867,7 +869,8 @@ void EffectRunner::run_one(Store& store, const StoredEffect& stored) {
   }
   std::vector<StoredEffect> effects{stored};
   std::vector<EffectResult> results{std::move(result)};
-  (void)record_all(context_, store, effects, results, [this](int64_t id) { release(id); });
+  (void)record_all(context_, store, store, effects, results,
+                   [this](int64_t id) { release(id); });
 }
 
 }  // namespace brickwork

@@ -65,7 +65,7 @@ class EffectRunner {
   // the calling thread (tests).
   void run_one(Store& store, const StoredEffect& effect);
   // Renews the leases of every effect in hand once (exposed for tests).
-  Status renew_leases(Store& store);
+  Status renew_leases(EffectQueue& queue);
   // The most effects performed at once since start (tests).
   int32_t most_in_flight() const { return most_in_flight_.load(); }
 
@@ -83,7 +83,7 @@ class EffectRunner {
   // type that moves a large body.
   Lane* lane_for(const StoredEffect& effect, const WorkflowState* state) const;
   int32_t running() const;  // with lanes_mutex_ held: effects performed now, every lane
-  void dispatch(Store& store, std::vector<HandedEffect> effects);
+  void dispatch(WorkflowReader& reader, std::vector<HandedEffect> effects);
   void perform(Job& job);
   void hold(const StoredEffect& effect);
   void release(int64_t effect_id);

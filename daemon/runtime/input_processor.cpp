@@ -177,7 +177,7 @@ class BatchApplier {
 
 }  // namespace
 
-Result<BatchReport> InputProcessor::apply_batch(Store& store,
+Result<BatchReport> InputProcessor::apply_batch(WorkflowWriter& writer,
                                                 const std::vector<KafkaMessage>& batch,
                                                 TimePoint now) {
   BatchReport report;
@@ -185,7 +185,7 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
   std::map<std::pair<std::string, std::string>, int64_t> inputs;  // (topic, result) -> count
   WorkflowTransaction::Handoff handoff;
   std::vector<FailureNote> failures;
-  Status status = store.transact([&](StoreTx& tx) {
+  Status status = writer.transact([&](StoreTx& tx) {
     report = BatchReport{};
     pending.clear();
     inputs.clear();
@@ -239,10 +239,11 @@ Result<BatchReport> InputProcessor::apply_batch(Store& store,
   return report;
 }
 
-Status InputProcessor::dead_letter_unprocessable(Store& store, const KafkaMessage& message,
-                                                 const Error& error, TimePoint now) {
+Status InputProcessor::dead_letter_unprocessable(WorkflowWriter& writer,
+                                                 const KafkaMessage& message, const Error& error,
+                                                 TimePoint now) {
   const ConfigPtr config = context_.config();
-  Status status = store.transact([&](StoreTx& tx) {
+  Status status = writer.transact([&](StoreTx& tx) {
     const int64_t next = tx.input_offset_for_update(message.topic, message.partition);
     if (message.offset < next) return;
     tx.add_outbox(config->kafka.topics.dead_letter, dead_letter_key(message.key),

@@ -22,12 +22,12 @@ class InputProcessor {
 
   // Applies the batch in one transaction. A transient error (Postgres gone)
   // leaves everything as it was: the caller retries the same batch later.
-  Result<BatchReport> apply_batch(Store& store, const std::vector<KafkaMessage>& batch,
+  Result<BatchReport> apply_batch(WorkflowWriter& writer, const std::vector<KafkaMessage>& batch,
                                   TimePoint now);
   // Parks a message that cannot be applied at all (it failed alone with a
   // non-transient error) on the dead-letter topic and moves past it.
-  Status dead_letter_unprocessable(Store& store, const KafkaMessage& message, const Error& error,
-                                   TimePoint now);
+  Status dead_letter_unprocessable(WorkflowWriter& writer, const KafkaMessage& message,
+                                   const Error& error, TimePoint now);
 
  private:
   RuntimeContext& context_;

@@ -51,13 +51,13 @@ void OpsMonitor::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void OpsMonitor::check_once(Store& store) {
+void OpsMonitor::check_once(QueueGauges& queues) {
   Metrics& metrics = context_.metrics();
   // The reason is all /readyz tells (anyone who can reach the port reads
   // it); the details, which may quote Postgres, go to the log only.
   std::string reason;
   std::string details;
-  auto depths = store.queue_depths(now_ms());
+  auto depths = queues.queue_depths(now_ms());
   if (depths) {
     metrics.set_outbox_backlog(depths->outbox);
     metrics.set_effects_due(depths->effects_due);

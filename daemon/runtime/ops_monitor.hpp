@@ -36,7 +36,7 @@ class OpsMonitor {
   void start(const KafkaConsumer& consumer, Duration period);
   void stop();
   // One check now (the thread's body; exposed for tests).
-  void check_once(Store& store);
+  void check_once(QueueGauges& queues);
 
   // The endpoint's answer to one request.
   OpsResponse handle(std::string_view method, std::string_view path);

@@ -99,7 +99,7 @@ void OutboxPublisher::report_refusal(const OutboxMessage& row, const Error& erro
   out.push_back(std::move(status));
 }
 
-Result<int32_t> OutboxPublisher::drain_once(Store& store, int32_t limit,
+Result<int32_t> OutboxPublisher::drain_once(OutboxDrain& outbox, int32_t limit,
                                             std::optional<Duration> wait) {
   const Duration stall = wait.value_or(context_.config()->daemon.outbox_stall);
   const TimePoint now = now_ms();
@@ -109,7 +109,7 @@ Result<int32_t> OutboxPublisher::drain_once(Store& store, int32_t limit,
   }
   std::vector<OutboxStream> stalled;
   int64_t delivered = 0, refused = 0;
-  auto removed = store.drain_outbox(
+  auto removed = outbox.drain_outbox(
       limit, skip,
       [&](const std::vector<OutboxMessage>& rows, OutboxTx& tx) -> Result<OutboxRound> {
         stalled.clear();

@@ -33,7 +33,8 @@ class OutboxPublisher {
   // `wait` (default: daemon.outbox_stall). Returns how many rows it removed
   // (acknowledged or refused). Only the publisher's thread, or a test
   // without it.
-  Result<int32_t> drain_once(Store& store, int32_t limit, std::optional<Duration> wait = {});
+  Result<int32_t> drain_once(OutboxDrain& outbox, int32_t limit,
+                             std::optional<Duration> wait = {});
 
   int64_t published() const { return published_; }
   // Rows the broker refused for good (each replaced by a dead letter).

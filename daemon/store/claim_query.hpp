@@ -50,7 +50,7 @@ inline constexpr const char* kDropUnheldPolls =
     " WHERE e.id = dropped.id";
 
 // The outbox drain's read: the oldest rows after the cursor ($4, see
-// DrainCursor in pg_store.cpp) outside the skipped streams ($2 topics, $3
+// DrainCursor in drain_cursor.hpp) outside the skipped streams ($2 topics, $3
 // keys), at most $1, with the statement's own snapshot and the id sequence's
 // last value (one row of those alone when there are no rows).
 inline constexpr const char* kDrainOutbox =

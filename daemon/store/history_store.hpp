@@ -1,5 +1,5 @@
 #pragma once
-// The store's parts for signals and history, beside pg_store.cpp: the kept
+// The store's parts for signals and history, beside pg_store_tx.cpp: the kept
 // signals' column, the statements that write a workflow's history, and the
 // reads behind `brickwork history` and `brickwork list`.
 #include <pqxx/pqxx>

@@ -2,6 +2,8 @@
 // Durable state in Postgres (libpqxx): workflows, steps, pending effects
 // (including timers and polls), the status/dead-letter outbox, and the input
 // offsets already applied. One Store per thread: a connection is not shared.
+// Each consumer sees only its own interface of it (WorkflowWriter,
+// WorkflowReader, EffectQueue, OutboxDrain, QueueGauges, below).
 #include <compare>
 #include <cstdint>
 #include <functional>
@@ -110,8 +112,8 @@ struct WorkflowRows {
   }
 };
 
-// Operations valid inside Store::transact. They throw on database errors;
-// transact converts those to an Error and rolls back.
+// Operations valid inside WorkflowWriter::transact. They throw on database
+// errors; transact converts those to an Error and rolls back.
 class StoreTx {
  public:
   virtual ~StoreTx() = default;
@@ -151,12 +153,10 @@ class StoreTx {
   // last call, as a claim would return them. They exist once the
   // transaction commits.
   virtual std::vector<StoredEffect> take_leased_effects() = 0;
-  // Removes an effect that has been performed (its result is applied in the
-  // same transaction), but only while `owner` still holds its lease at `now`.
-  // False when the lease was lost: the caller must roll back, because another
-  // worker owns the effect now and will record it.
-  virtual bool delete_effect(int64_t effect_id, const std::string& owner, TimePoint now) = 0;
-  // delete_effect for many in one statement; returns the ids deleted.
+  // Removes effects that have been performed (their results are applied in
+  // the same transaction), but only those whose claim still holds its lease
+  // at `now`; returns the ids deleted. One not deleted lost its lease:
+  // another worker owns it now and will record it.
   virtual std::set<int64_t> delete_effects(const std::vector<HeldLease>& held, TimePoint now) = 0;
   // Queues a message for the outbox publisher (status events, dead letters,
   // emitted records). A sensitive payload is stored sealed. An emitted
@@ -212,10 +212,93 @@ struct WorkflowHistory {
   std::vector<HistoryNote> notes;       // in the order they happened
 };
 
-class Store {
- public:
-  virtual ~Store() = default;
+// One narrow interface per consumer; PgStore (pg_store.cpp) is all of them,
+// composed of a part for each (pg_workflows, pg_effect_queue, pg_outbox_drain).
+// Every call is one transaction of its own on the store's connection.
 
+// The workflow writer: the input processor's and the effect runner's
+// transitions, each a transaction of StoreTx operations.
+class WorkflowWriter {
+ public:
+  virtual ~WorkflowWriter() = default;
+  // Runs `body` in one transaction and commits. A lost connection or a
+  // serialization failure comes back as a transient Error (the caller may
+  // retry); an in-doubt commit as an internal Error.
+  virtual Status transact(const std::function<void(StoreTx&)>& body) = 0;
+};
+
+// The workflow reader: the CLI's status, list and history, the effect
+// runner's loads of the workflows its effects belong to.
+class WorkflowReader {
+ public:
+  virtual ~WorkflowReader() = default;
+  virtual Result<std::optional<WorkflowState>> get_workflow(const std::string& id) = 0;
+  // Several workflows read in one transaction; a row that cannot be decoded
+  // is an Error of its own id only.
+  using LoadedWorkflows = std::map<std::string, Result<std::optional<WorkflowState>>>;
+  virtual Result<LoadedWorkflows> get_workflows(const std::vector<std::string>& ids) = 0;
+  // Newest first. An `after` id that names no workflow is an Error of code
+  // "unknown_cursor".
+  virtual Result<std::vector<WorkflowSummary>> list_workflows(const WorkflowQuery& query) = 0;
+  // The workflow's history; nothing when there is no such workflow.
+  virtual Result<std::optional<WorkflowHistory>> get_history(const std::string& id) = 0;
+};
+
+// The effect queue as the effect runner takes from it (results are recorded
+// with WorkflowWriter: StoreTx::delete_effects in the transaction that
+// applies them).
+class EffectQueue {
+ public:
+  virtual ~EffectQueue() = default;
+  // Claims up to `limit` effects due at `now` that no one holds, leasing them
+  // to `owner` until now + lease (FOR UPDATE SKIP LOCKED).
+  virtual Result<std::vector<StoredEffect>> claim_due_effects(const std::string& owner,
+                                                              int32_t limit, TimePoint now,
+                                                              Duration lease) = 0;
+  // Gives a claimed effect back to be tried again at `due` (after a transient
+  // failure); a no-op when `owner` no longer holds it.
+  virtual Status reschedule_effect(int64_t effect_id, const std::string& owner, TimePoint due) = 0;
+  // Extends the leases still held (lease_until >= now) to now + lease.
+  virtual Status renew_leases(const std::vector<HeldLease>& held, TimePoint now,
+                              Duration lease) = 0;
+  // Gives effects back unperformed: any claim may take them at once.
+  virtual Status release_leases(const std::vector<HeldLease>& held) = 0;
+};
+
+// The outbox as the outbox publisher drains it.
+class OutboxDrain {
+ public:
+  virtual ~OutboxDrain() = default;
+  // Publishes the oldest outbox messages, in id order, skipping the streams
+  // in `skip` (their rows stay, in order), all in one transaction: `publish`
+  // says which rows it could not publish (they stay) and what to queue in
+  // place of rows the broker refused for good; every other row is deleted,
+  // so a row the broker acknowledged is never published again, whatever
+  // happened to the others. Only one publisher at a time across all daemons
+  // (a transaction-level advisory lock), so per-stream order holds. Returns
+  // how many rows were deleted (0 when another publisher holds the lock).
+  using OutboxPublish =
+      std::function<Result<OutboxRound>(const std::vector<OutboxMessage>&, OutboxTx&)>;
+  virtual Result<int32_t> drain_outbox(int32_t limit, const std::vector<OutboxStream>& skip,
+                                       const OutboxPublish& publish) = 0;
+};
+
+// What the ops monitor gauges.
+class QueueGauges {
+ public:
+  virtual ~QueueGauges() = default;
+  // Outbox rows and effects due at `now`, in one statement.
+  virtual Result<QueueDepths> queue_depths(TimePoint now) = 0;
+};
+
+// All of them on one connection, with the schema's upkeep: what the daemon
+// opens per thread, and the CLI.
+class Store : public WorkflowWriter,
+              public WorkflowReader,
+              public EffectQueue,
+              public OutboxDrain,
+              public QueueGauges {
+ public:
   // Connects lazily: construction never touches the network. Connections get
   // connect_timeout and statement_timeout unless `url` sets them
   // (store_conninfo); a `url` libpq cannot read makes every call fail with an
@@ -233,57 +316,8 @@ class Store {
   // Creates or upgrades the schema. Safe to run twice and concurrently
   // (an advisory lock serialises migrators).
   virtual Status migrate() = 0;
-  // Runs `body` in one transaction and commits. A lost connection or a
-  // serialization failure comes back as a transient Error (the caller may
-  // retry); an in-doubt commit as an internal Error.
-  virtual Status transact(const std::function<void(StoreTx&)>& body) = 0;
-
-  // Claims up to `limit` effects due at `now` that no one holds, leasing them
-  // to `owner` until now + lease (FOR UPDATE SKIP LOCKED).
-  virtual Result<std::vector<StoredEffect>> claim_due_effects(const std::string& owner, int32_t limit,
-                                                              TimePoint now, Duration lease) = 0;
-  // Gives a claimed effect back to be tried again at `due` (after a transient
-  // failure); a no-op when `owner` no longer holds it.
-  virtual Status reschedule_effect(int64_t effect_id, const std::string& owner, TimePoint due) = 0;
-  // Extends the leases still held (lease_until >= now) to now + lease.
-  virtual Status renew_leases(const std::vector<HeldLease>& held, TimePoint now,
-                              Duration lease) = 0;
-  // Gives effects back unperformed: any claim may take them at once.
-  virtual Status release_leases(const std::vector<HeldLease>& held) = 0;
-  // The earliest due time of any effect, for the scheduler's sleep.
-  virtual Result<std::optional<TimePoint>> next_effect_due() = 0;
-
-  // Publishes the oldest outbox messages, in id order, skipping the streams
-  // in `skip` (their rows stay, in order), all in one transaction: `publish`
-  // says which rows it could not publish (they stay) and what to queue in
-  // place of rows the broker refused for good; every other row is deleted,
-  // so a row the broker acknowledged is never published again, whatever
-  // happened to the others. Only one publisher at a time across all daemons
-  // (a transaction-level advisory lock), so per-stream order holds. Returns
-  // how many rows were deleted (0 when another publisher holds the lock).
-  using OutboxPublish =
-      std::function<Result<OutboxRound>(const std::vector<OutboxMessage>&, OutboxTx&)>;
-  virtual Result<int32_t> drain_outbox(int32_t limit, const std::vector<OutboxStream>& skip,
-                                       const OutboxPublish& publish) = 0;
-
-  virtual Result<std::optional<WorkflowState>> get_workflow(const std::string& id) = 0;
-  // Several workflows read in one transaction; a row that cannot be decoded
-  // is an Error of its own id only.
-  using LoadedWorkflows = std::map<std::string, Result<std::optional<WorkflowState>>>;
-  virtual Result<LoadedWorkflows> get_workflows(const std::vector<std::string>& ids) = 0;
-  // Newest first. An `after` id that names no workflow is an Error of code
-  // "unknown_cursor".
-  virtual Result<std::vector<WorkflowSummary>> list_workflows(const WorkflowQuery& query) = 0;
-  Result<std::vector<WorkflowSummary>> list_workflows(std::optional<WorkflowStatus> state,
-                                                      int32_t limit) {
-    return list_workflows(WorkflowQuery{state, {}, {}, {}, {}, limit});
-  }
-  // The workflow's history; nothing when there is no such workflow.
-  virtual Result<std::optional<WorkflowHistory>> get_history(const std::string& id) = 0;
   // Cheap liveness check (SELECT 1), reconnecting if needed.
   virtual Status ping() = 0;
-  // Outbox rows and effects due at `now`, in one statement.
-  virtual Result<QueueDepths> queue_depths(TimePoint now) = 0;
 };
 
 }  // namespace brickwork

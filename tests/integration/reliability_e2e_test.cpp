@@ -134,7 +134,9 @@ TEST_F(Reliability, RepeatedSigkillDuringTwoHundredWorkflows) {
     child.kill_hard();
     ++kills;
   }
-  auto finished = store().list_workflows(WorkflowStatus::kSucceeded, 0);
+  WorkflowQuery succeeded;
+  succeeded.state = WorkflowStatus::kSucceeded;
+  auto finished = store().list_workflows(succeeded);
   std::cerr << "killed the daemon " << kills << " times; "
             << (finished ? finished->size() : 0)
             << " workflows had succeeded before the last kill\n";

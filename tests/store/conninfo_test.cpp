@@ -27,7 +27,7 @@ std::vector<Error> errors_of(Store& store) {
   if (Status s = store.migrate(); !s) errors.push_back(s.error());
   if (Status s = store.ping(); !s) errors.push_back(s.error());
   if (auto w = store.get_workflow("x"); !w) errors.push_back(w.error());
-  if (auto l = store.list_workflows(std::nullopt, 10); !l) errors.push_back(l.error());
+  if (auto l = store.list_workflows(WorkflowQuery{}); !l) errors.push_back(l.error());
   if (Status s = store.transact([](StoreTx&) {}); !s) errors.push_back(s.error());
   return errors;
 }

@@ -294,7 +294,14 @@ TEST_F(StoreTest, ListsNewestFirstWithStateFilterAndLimit) {
                   })
                   .ok());
 
-  auto all = store_->list_workflows(std::nullopt, 100);
+  // A query of the state alone (nullopt: any) and a limit (0: none).
+  const auto listed = [&](std::optional<WorkflowStatus> state, int32_t limit) {
+    WorkflowQuery query;
+    query.state = state;
+    query.limit = limit;
+    return store_->list_workflows(query);
+  };
+  auto all = listed(std::nullopt, 100);
   ASSERT_TRUE(all.ok()) << all.error().message;
   ASSERT_EQ(all->size(), 5u);
   EXPECT_EQ((*all)[0].id, "w4");
@@ -303,19 +310,19 @@ TEST_F(StoreTest, ListsNewestFirstWithStateFilterAndLimit) {
   EXPECT_EQ((*all)[0].updated_at, t0 + Duration(4123));
   EXPECT_EQ((*all)[0].workflow, "daily_ingest");
 
-  auto limited = store_->list_workflows(std::nullopt, 2);
+  auto limited = listed(std::nullopt, 2);
   ASSERT_TRUE(limited.ok());
   ASSERT_EQ(limited->size(), 2u);
   EXPECT_EQ((*limited)[1].id, "w3");
 
-  auto succeeded = store_->list_workflows(WorkflowStatus::kSucceeded, 10);
+  auto succeeded = listed(WorkflowStatus::kSucceeded, 10);
   ASSERT_TRUE(succeeded.ok());
   ASSERT_EQ(succeeded->size(), 2u);
   EXPECT_EQ((*succeeded)[0].id, "w3");
   EXPECT_EQ((*succeeded)[0].status, WorkflowStatus::kSucceeded);
   EXPECT_EQ((*succeeded)[1].id, "w1");
 
-  auto unlimited = store_->list_workflows(WorkflowStatus::kRunning, 0);
+  auto unlimited = listed(WorkflowStatus::kRunning, 0);
   ASSERT_TRUE(unlimited.ok());
   EXPECT_EQ(unlimited->size(), 3u);
 }

@@ -1,0 +1,136 @@
+#include "daemon/store/pg_effect_queue.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "daemon/store/claim_query.hpp"
+#include "daemon/store/effect_codec.hpp"
+#include "daemon/store/pg_errors.hpp"
+#include "daemon/store/pg_params.hpp"
+#include "daemon/store/row_fields.hpp"
+
+namespace brickwork::store_detail {
+namespace {
+
+// The effects of (id, lease owner) pairs $1, $2 that still hold their lease,
+// locked in id order: `held` in a WITH clause, closed by kInIdOrder (after
+// any further condition on e).
+constexpr const char* kHeldEffects =
+    "WITH held AS (SELECT e.id FROM effects e"
+    " JOIN unnest($1::bigint[], $2::text[]) AS c(id, owner)"
+    " ON e.id = c.id AND e.lease_owner = c.owner WHERE true";
+constexpr const char* kInIdOrder = " ORDER BY e.id FOR UPDATE OF e)";
+
+// Leases as two Postgres array literals (ids, owners), for unnest().
+std::pair<std::string, std::string> lease_arrays(const std::vector<HeldLease>& held) {
+  std::vector<int64_t> ids;
+  std::vector<std::string> owners;
+  for (const HeldLease& h : held) {
+    ids.push_back(h.effect_id);
+    owners.push_back(h.owner);
+  }
+  return {number_array(ids), text_array(owners)};
+}
+
+}  // namespace
+
+const std::map<std::string, std::string>& effect_queue_statements() {
+  static const std::map<std::string, std::string> statements = {
+      {"delete_effects", std::string(kHeldEffects) +
+                             " AND e.lease_until >= to_timestamp($3::bigint / 1000.0)" +
+                             kInIdOrder +
+                             " DELETE FROM effects e USING held WHERE e.id = held.id RETURNING "
+                             "e.id"},
+  };
+  return statements;
+}
+
+StoredEffect stored_effect_of(const pqxx::row& row) {
+  EffectRow effect_row{row[2].as<std::string>(), row[3].as<std::string>(), row[4].as<int32_t>(),
+                       object_field(row[5])};
+  auto effect = decode_effect(effect_row);
+  if (!effect) throw CorruptRow(effect.error().message);
+  // `tries` counts claims including this one; StoredEffect wants the ones
+  // before.
+  return StoredEffect{row[0].as<int64_t>(),
+                      row[1].as<std::string>(),
+                      std::move(*effect),
+                      row[6].as<int32_t>() - 1,
+                      {}};
+}
+
+Result<std::vector<StoredEffect>> PgEffectQueue::claim_due_effects(const std::string& owner,
+                                                                   int32_t limit, TimePoint now,
+                                                                   Duration lease) {
+  return session_.run<std::vector<StoredEffect>>("claim_due_effects", [&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    const pqxx::result r = tx.exec_params(kClaimDueEffects, owner, to_epoch_ms(now),
+                                          to_epoch_ms(now + lease), std::max(limit, 0));
+    std::vector<StoredEffect> effects;
+    effects.reserve(r.size());
+    for (const pqxx::row row : r) {
+      effects.push_back(stored_effect_of(row));
+      effects.back().lease_owner = owner;
+    }
+    tx.commit();
+    return effects;
+  });
+}
+
+Status PgEffectQueue::reschedule_effect(int64_t effect_id, const std::string& owner,
+                                        TimePoint due) {
+  return session_.run<Done>("reschedule_effect", [&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    tx.exec_params(
+        "UPDATE effects SET due_at = to_timestamp($2::bigint / 1000.0),"
+        " lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner "
+        "= $3",
+        effect_id, to_epoch_ms(due), owner);
+    tx.commit();
+    return Done{};
+  });
+}
+
+Status PgEffectQueue::renew_leases(const std::vector<HeldLease>& held, TimePoint now,
+                                   Duration lease) {
+  if (held.empty()) return ok_status();
+  const auto [ids, owners] = lease_arrays(held);
+  return session_.run<Done>("renew_leases", [&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    tx.exec_params(std::string(kHeldEffects) +
+                       " AND e.lease_until >= to_timestamp($4::bigint / 1000.0)" + kInIdOrder +
+                       " UPDATE effects e SET lease_until = to_timestamp($3::bigint / "
+                       "1000.0)"
+                       " FROM held WHERE e.id = held.id",
+                   ids, owners, to_epoch_ms(now + lease), to_epoch_ms(now));
+    tx.commit();
+    return Done{};
+  });
+}
+
+Status PgEffectQueue::release_leases(const std::vector<HeldLease>& held) {
+  if (held.empty()) return ok_status();
+  const auto [ids, owners] = lease_arrays(held);
+  return session_.run<Done>("release_leases", [&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    tx.exec_params(std::string(kHeldEffects) + kInIdOrder +
+                       " UPDATE effects e SET lease_owner = NULL, lease_until = NULL"
+                       " FROM held WHERE e.id = held.id",
+                   ids, owners);
+    tx.commit();
+    return Done{};
+  });
+}
+
+std::set<int64_t> delete_held_effects(pqxx::work& tx, const std::vector<HeldLease>& held,
+                                      TimePoint now) {
+  std::set<int64_t> deleted;
+  if (held.empty()) return deleted;
+  const auto [ids, owners] = lease_arrays(held);
+  for (const pqxx::row row : tx.exec_prepared("delete_effects", ids, owners, to_epoch_ms(now))) {
+    deleted.insert(row[0].as<int64_t>());
+  }
+  return deleted;
+}
+
+}  // namespace brickwork::store_detail

@@ -1,0 +1,26 @@
+#pragma once
+// The workflow writer's transaction: StoreTx over one pqxx::work, its writes
+// buffered (WriteBuffer) and sent before each read and at the end.
+#include <functional>
+#include <map>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+#include "daemon/core/secret_box.hpp"
+#include "daemon/store/definition_cache.hpp"
+#include "daemon/store/store.hpp"
+
+namespace brickwork::store_detail {
+
+// Runs `body` on a StoreTx over `tx` and sends what it left buffered; the
+// caller commits. Returns the hashes of the definitions it inserted, known to
+// be stored once `tx` commits.
+std::vector<std::string> run_store_tx(pqxx::work& tx, const SecretBox* sealer,
+                                      DefinitionCache& definitions,
+                                      const std::function<void(StoreTx&)>& body);
+
+// The statements above, prepared on every connection by name.
+const std::map<std::string, std::string>& store_tx_statements();
+
+}  // namespace brickwork::store_detail

@@ -1,0 +1,32 @@
+#pragma once
+// Reading workflows back: their rows and steps decoded into WorkflowState (a
+// sensitive output opened, the definition from the DefinitionCache or its
+// row), for the reads of the workflow reader and the loads of a transaction.
+#include <map>
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+#include "daemon/core/secret_box.hpp"
+#include "daemon/store/definition_cache.hpp"
+#include "daemon/store/store.hpp"
+
+namespace brickwork::store_detail {
+
+using LoadedWorkflows = WorkflowReader::LoadedWorkflows;
+
+// Several workflows in two queries, their rows locked (with `lock`) in id
+// order, so two transactions locking overlapping sets cannot deadlock. Every
+// id is in the result; a workflow whose rows do not decode is an Error of
+// its own ("unloadable").
+LoadedWorkflows load_workflows(pqxx::work& tx, std::vector<std::string> ids, bool lock,
+                               const SecretBox* sealer, DefinitionCache& cache);
+// One workflow, by the same queries; rows that do not decode throw CorruptRow.
+std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id, bool lock,
+                                           const SecretBox* sealer, DefinitionCache& cache);
+
+// The statements above, prepared on every connection by name.
+const std::map<std::string, std::string>& workflow_read_statements();
+
+}  // namespace brickwork::store_detail

@@ -1,0 +1,74 @@
+#pragma once
+// Writes of one transaction, sent together: just before the next read and at
+// commit. Nothing in a transaction reads what it has just written except
+// through those reads, so a flush needs only keep the order of writes that
+// touch the same rows. Values travel only as statement parameters
+// (pg_params.hpp).
+#include <initializer_list>
+#include <pqxx/pqxx>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/store/pg_params.hpp"
+
+namespace brickwork::store_detail {
+
+class WriteBuffer {
+ public:
+  // A hot write: its rows sent as ONE statement, each column's values one
+  // array parameter ($1 the first column, ...) that the statement unnests.
+  struct RowKind {
+    const char* id;  // one letter, unique: names the prepared statements
+    const char* statement;
+    const char* table;  // the table it writes
+    // It reads rows of `table` (UPDATE, DELETE, ON CONFLICT), so it must see
+    // what kinds queued before it wrote there: it never shares a statement
+    // with them (parts of one statement see the same snapshot).
+    bool reads_table;
+    // Its statement ends in RETURNING: it goes last, and its rows are kept.
+    bool returns = false;
+  };
+
+  explicit WriteBuffer(pqxx::work& tx) : tx_(tx) {}
+
+  // A statement of its own, sent before the kinds' rows.
+  void add(const std::string& statement, std::initializer_list<NullableText> params);
+
+  // A row whose key is already queued sends what is queued first (one
+  // statement must not update or upsert a row twice).
+  void add_row(const RowKind& kind, const std::string& key,
+               std::initializer_list<NullableText> params);
+
+  void flush();
+
+  // The rows returned by statements of a `returns` kind since the last call.
+  std::vector<pqxx::result> take_returned();
+
+  // `statement` with each $n as $(n + offset).
+  static std::string renumbered(std::string_view statement, size_t offset);
+
+ private:
+  struct Single {
+    std::string statement;
+    std::vector<NullableText> params;
+  };
+  struct Rows {
+    const RowKind* kind;
+    std::vector<std::string> columns;  // array literals, each still to be closed
+    std::set<std::string> keys;
+  };
+  using Statement = std::vector<Rows*>;
+
+  Rows* find(const RowKind& kind);
+  std::vector<Statement> statements();
+  pqxx::result send(const Statement& statement);
+
+  pqxx::work& tx_;
+  std::vector<Single> singles_;
+  std::vector<Rows> rows_;  // in order of first use; one `returns` kind at most
+  std::vector<pqxx::result> returned_;
+};
+
+}  // namespace brickwork::store_detail
