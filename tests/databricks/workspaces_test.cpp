@@ -10,6 +10,7 @@
 
 #include "daemon/core/metrics.hpp"
 #include "devstack/simulator.hpp"
+#include "tests/databricks/cancel_only_api.hpp"
 
 namespace brickwork {
 namespace {
@@ -17,32 +18,14 @@ namespace {
 using namespace std::chrono_literals;
 
 // Counts cancel_calls; nothing else is called.
-class CountingApi final : public DatabricksApi {
- public:
-  explicit CountingApi(int* canceled) : canceled_(canceled) {}
-  Result<int64_t> run_now(const RunNowRequest&) override { return unused(); }
-  Result<int64_t> submit_run(const json::object&) override { return unused(); }
-  Result<RunInfo> get_run(int64_t) override { return unused(); }
-  Status cancel_run(int64_t) override { return unused(); }
-  Result<std::vector<int64_t>> find_jobs_by_name(const std::string&) override { return unused(); }
-  Result<json::object> get_run_output(int64_t) override { return unused(); }
-  Result<json::value> call(const std::string&, const std::string&, const json::value*,
-                           bool) override {
-    return unused();
-  }
-  Status upload_file(const FileUpload&) override { return unused(); }
-  std::string host() const override { return "http://127.0.0.1:1"; }
-  void cancel_calls() override { ++*canceled_; }
-
- private:
-  static Error unused() { return Error{ErrorKind::kPermanent, "unused", "not in this test"}; }
-  int* canceled_;
-};
+std::unique_ptr<DatabricksApi> counting_api(int* canceled) {
+  return std::make_unique<testing::CancelOnlyApi>([canceled] { ++*canceled; });
+}
 
 TEST(Workspaces, FindsEachByNameAndCancelsEvery) {
   int canceled = 0;
-  Workspaces workspaces(std::make_unique<CountingApi>(&canceled));
-  auto eu = std::make_unique<CountingApi>(&canceled);
+  Workspaces workspaces(counting_api(&canceled));
+  auto eu = counting_api(&canceled);
   DatabricksApi* eu_api = eu.get();
   workspaces.add("eu", std::move(eu));
   EXPECT_EQ(workspaces.find("eu"), eu_api);
@@ -50,7 +33,7 @@ TEST(Workspaces, FindsEachByNameAndCancelsEvery) {
   EXPECT_EQ(workspaces.find("default"), workspaces.find(""));
   EXPECT_EQ(workspaces.find("us"), nullptr);
   EXPECT_EQ(workspaces.names(), (std::vector<std::string>{"default", "eu"}));
-  EXPECT_THROW(workspaces.add("default", std::make_unique<CountingApi>(&canceled)),
+  EXPECT_THROW(workspaces.add("default", counting_api(&canceled)),
                std::logic_error);
   workspaces.cancel_calls();
   EXPECT_EQ(canceled, 2);  // shutdown reaches every workspace's calls

@@ -8,6 +8,8 @@
 
 #include <condition_variable>
 
+#include "tests/databricks/cancel_only_api.hpp"
+
 namespace brickwork::testing {
 namespace {
 
@@ -58,31 +60,13 @@ class GateStep final : public StepType {
 };
 
 // Only cancel_calls() matters: it ends the gates as the HTTP client ends its requests.
-class CancelingApi final : public DatabricksApi {
- public:
-  Result<int64_t> run_now(const RunNowRequest&) override { return unused(); }
-  Result<int64_t> submit_run(const json::object&) override { return unused(); }
-  Result<RunInfo> get_run(int64_t) override { return unused(); }
-  Status cancel_run(int64_t) override { return unused(); }
-  Result<std::vector<int64_t>> find_jobs_by_name(const std::string&) override { return unused(); }
-  Result<json::object> get_run_output(int64_t) override { return unused(); }
-  Result<json::value> call(const std::string&, const std::string&, const json::value*,
-                           bool) override {
-    return unused();
+void open_the_gates() {
+  {
+    std::lock_guard lock(g_gates->mutex);
+    g_gates->canceled = true;
   }
-  Status upload_file(const FileUpload&) override { return unused(); }
-  std::string host() const override { return "http://127.0.0.1:1"; }
-  void cancel_calls() override {
-    {
-      std::lock_guard lock(g_gates->mutex);
-      g_gates->canceled = true;
-    }
-    g_gates->cv.notify_all();
-  }
-
- private:
-  static Error unused() { return Error{ErrorKind::kPermanent, "unused", "not in this test"}; }
-};
+  g_gates->cv.notify_all();
+}
 
 class EffectRunnerTest : public ::testing::Test {
  protected:
@@ -149,7 +133,7 @@ workflows:
 
   Gates gates_;
   StepRegistry registry_ = StepRegistry::with_builtin_types();
-  CancelingApi api_;
+  CancelOnlyApi api_{open_the_gates};
   ConfigPtr config_;
   std::unique_ptr<RuntimeContext> context_;
   std::unique_ptr<EffectRunner> runner_;
