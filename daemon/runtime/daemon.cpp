@@ -71,9 +71,9 @@ std::optional<std::string> unknown_workspace(const Config& running, const Config
 }  // namespace
 
 Daemon::Daemon(ConfigPtr config, Workspaces workspaces, DaemonOptions options)
-    : context_(std::make_unique<RuntimeContext>(
+    : workspaces_(std::move(workspaces)),
+      context_(std::make_unique<RuntimeContext>(
           std::move(config), options.steps != nullptr ? *options.steps : StepRegistry::builtin())),
-      workspaces_(std::move(workspaces)),
       options_(std::move(options)) {
   if (options_.instance_id.empty()) options_.instance_id = default_instance_id();
 }

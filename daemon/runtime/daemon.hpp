@@ -61,8 +61,11 @@ class Daemon {
   uint16_t ops_port() const { return ops_port_; }
 
  private:
-  std::unique_ptr<RuntimeContext> context_;
+  // Before the context: the context's Lakebase password source renews its
+  // credentials through a workspace's client on a thread of its own, so the
+  // clients must outlive it (members are destroyed in reverse order).
   Workspaces workspaces_;
+  std::unique_ptr<RuntimeContext> context_;
   DaemonOptions options_;
   std::atomic<uint16_t> ops_port_{0};
 };
