@@ -32,14 +32,6 @@ class Execution : public EndToEndTest {
     return it == stats.apis.end() ? 0 : it->second.calls;
   }
 
-  pqxx::result sql(const std::string& statement) {
-    pqxx::connection c(config_->postgres.url);
-    pqxx::work tx(c);
-    pqxx::result r = tx.exec(statement);
-    tx.commit();
-    return r;
-  }
-
   // Stops daemon `index` and returns how long that took.
   Duration stop_timed(size_t index) {
     const auto begun = std::chrono::steady_clock::now();

@@ -49,14 +49,6 @@ class Hardening : public EndToEndTest {
     }
     return out;
   }
-
-  pqxx::result sql(const std::string& statement) {
-    pqxx::connection c(config_->postgres.url);
-    pqxx::work tx(c);
-    pqxx::result r = tx.exec(statement);
-    tx.commit();
-    return r;
-  }
 };
 
 TEST_F(Hardening, OversizedFieldsAndDeepInputAreFollowedByNormalWorkflows) {

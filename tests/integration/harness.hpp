@@ -3,6 +3,7 @@
 // the Databricks simulator) plus brickwork daemons, in-process or as child
 // processes that can be killed with SIGKILL.
 #include <gtest/gtest.h>
+#include <pqxx/pqxx>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -149,6 +150,15 @@ inline CommandResult run_command(const std::string& command) {
 
 class EndToEndTest : public ::testing::Test {
  protected:
+  // One statement on the configured Postgres, in a transaction of its own.
+  pqxx::result sql(const std::string& statement) {
+    pqxx::connection c(config_->postgres.url);
+    pqxx::work tx(c);
+    pqxx::result r = tx.exec(statement);
+    tx.commit();
+    return r;
+  }
+
   // Starts the stack with `jobs` at the simulator (answering at `pace`).
   void start_stack(std::map<int64_t, SimulatedJob> jobs, SimulatorFaults faults = {},
                    SimulatorPace pace = {}) {
