@@ -14,7 +14,12 @@ namespace {
 
 // The effects of (id, lease owner) pairs $1, $2 that still hold their lease,
 // locked in id order: `held` in a WITH clause, closed by kInIdOrder (after
-// any further condition on e).
+// any further condition on e). A lease check there is written through
+// coalesce(lease_until, ...): `lease_until >= x` implies the predicate of
+// effects_lease_idx, whose second column is the id, and with statistics that
+// say few effects are leased the planner looked each pair up in that index,
+// walking all of it every time (0.2 s for 87 effects in the bench), instead
+// of by the primary key.
 constexpr const char* kHeldEffects =
     "WITH held AS (SELECT e.id FROM effects e"
     " JOIN unnest($1::bigint[], $2::text[]) AS c(id, owner)"
@@ -36,11 +41,12 @@ std::pair<std::string, std::string> lease_arrays(const std::vector<HeldLease>& h
 
 const std::map<std::string, std::string>& effect_queue_statements() {
   static const std::map<std::string, std::string> statements = {
-      {"delete_effects", std::string(kHeldEffects) +
-                             " AND e.lease_until >= to_timestamp($3::bigint / 1000.0)" +
-                             kInIdOrder +
-                             " DELETE FROM effects e USING held WHERE e.id = held.id RETURNING "
-                             "e.id"},
+      {"delete_effects",
+       std::string(kHeldEffects) +
+           " AND coalesce(e.lease_until, '-infinity') >= to_timestamp($3::bigint / 1000.0)" +
+           kInIdOrder +
+           " DELETE FROM effects e USING held WHERE e.id = held.id RETURNING "
+           "e.id"},
   };
   return statements;
 }
@@ -97,12 +103,14 @@ Status PgEffectQueue::renew_leases(const std::vector<HeldLease>& held, TimePoint
   const auto [ids, owners] = lease_arrays(held);
   return session_.run<Done>("renew_leases", [&](pqxx::connection& c) {
     pqxx::work tx(c);
-    tx.exec_params(std::string(kHeldEffects) +
-                       " AND e.lease_until >= to_timestamp($4::bigint / 1000.0)" + kInIdOrder +
-                       " UPDATE effects e SET lease_until = to_timestamp($3::bigint / "
-                       "1000.0)"
-                       " FROM held WHERE e.id = held.id",
-                   ids, owners, to_epoch_ms(now + lease), to_epoch_ms(now));
+    tx.exec_params(
+        std::string(kHeldEffects) +
+            " AND coalesce(e.lease_until, '-infinity') >= to_timestamp($4::bigint / 1000.0)" +
+            kInIdOrder +
+            " UPDATE effects e SET lease_until = to_timestamp($3::bigint / "
+            "1000.0)"
+            " FROM held WHERE e.id = held.id",
+        ids, owners, to_epoch_ms(now + lease), to_epoch_ms(now));
     tx.commit();
     return Done{};
   });
