@@ -206,9 +206,28 @@ Status check_url(std::string_view url) {
 
 // ---------------------------------------------------------------- client
 
+// One TLS context for every client of the process, built on first use:
+// loading the system's trust store costs tens of milliseconds per context,
+// and each client loading its own made up most of a restart (0.1 s for the
+// three a daemon builds). Once configured, a context is only read, by any
+// number of connections on any thread.
+namespace {
+ssl::context& shared_tls_context() {
+  static ssl::context context = [] {
+    ssl::context c{ssl::context::tls_client};
+    c.set_default_verify_paths();
+    c.set_verify_mode(ssl::verify_peer);
+    SSL_CTX_set_min_proto_version(c.native_handle(), TLS1_2_VERSION);
+    return c;
+  }();
+  return context;
+}
+}  // namespace
+
+void load_tls_trust_store() { shared_tls_context(); }
+
 struct Client::Impl {
   asio::io_context ioc{1};
-  ssl::context tls_context{ssl::context::tls_client};
   asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
   // Touched only on the I/O thread, so no lock.
   std::map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
@@ -244,9 +263,6 @@ struct Client::Impl {
   }
 
   Impl() {
-    tls_context.set_default_verify_paths();
-    tls_context.set_verify_mode(ssl::verify_peer);
-    SSL_CTX_set_min_proto_version(tls_context.native_handle(), TLS1_2_VERSION);
     thread = std::thread([this] { ioc.run(); });
   }
 
@@ -303,7 +319,7 @@ struct Client::Impl {
 
     auto conn = std::make_unique<Connection>();
     if (t.tls) {
-      conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, tls_context);
+      conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, shared_tls_context());
     } else {
       conn->plain = std::make_unique<beast::tcp_stream>(ex);
     }

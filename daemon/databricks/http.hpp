@@ -51,13 +51,18 @@ struct Response {
 // error (kInvalidInput, code "insecure_url" / "bad_url") says what is wrong.
 Status check_url(std::string_view url);
 
+// Loads the TLS context every client shares (the system's trust store) now
+// rather than at the first HTTPS connection: a daemon does it while it waits
+// for its partitions.
+void load_tls_trust_store();
+
 // A synchronous HTTP/1.1 client. Requests run as coroutines on one internal
 // I/O thread; send() blocks the calling thread until the response or error.
 // Thread-safe: any number of threads may call send() at once. Never call
 // send() from a handler running on the client's own I/O thread.
 //
-// TLS: peer verification against the default trust store, SNI and host-name
-// verification. Idle connections are kept per host for reuse (keep-alive);
+// TLS: peer verification against the default trust store (loaded once per
+// process, shared by every client), SNI and host-name verification. Idle connections are kept per host for reuse (keep-alive);
 // a reused connection the server already closed is replaced transparently.
 //
 // cancel_all() (shutdown) ends every request in flight and refuses new ones,

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <future>
 #include <optional>
 #include <random>
 #include <thread>
@@ -155,6 +156,8 @@ Status Daemon::run(const std::atomic<bool>& stop) {
   backoff.reset();
   monitor.set_not_ready("starting: joining the consumer group");
 
+  // Beside the group join, which takes far longer.
+  std::future<void> tls_loaded = std::async(std::launch::async, http::load_tls_trust_store);
   auto producer = KafkaProducer::create(config->kafka, true, "brickwork-" + id);
   if (!producer) return producer.error();
   auto consumer = KafkaConsumer::create(
