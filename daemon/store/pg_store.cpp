@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "daemon/store/migrations.hpp"
+#include "daemon/store/claim_query.hpp"
 #include "daemon/store/pg_effect_queue.hpp"
 #include "daemon/store/pg_outbox_drain.hpp"
 #include "daemon/store/pg_session.hpp"
@@ -137,17 +138,18 @@ class PgStore final : public Store {
   // replanned it; each call is planned for the table as it is (a cached plan
   // walked the whole steps index instead). And no JIT: a plan that has to
   // scan a table anyway costs more than jit_above_cost then, and compiling
-  // it took a second.
+  // it took a second. And no parallel workers: with statistics that guess
+  // thousands of rows for a few hundred keys, the intake's read of its
+  // workflows' steps was planned as a parallel scan, whose workers cost more
+  // to start than the read (12.5 of 27 s that slow statements took in the
+  // bench) and took a core from the daemon.
   void prepare(pqxx::connection& connection) {
     for (const auto* statements :
          {&store_detail::workflow_read_statements(), &store_detail::store_tx_statements(),
           &store_detail::effect_queue_statements(), &store_detail::outbox_drain_statements()}) {
       for (const auto& [name, statement] : *statements) connection.prepare(name, statement);
     }
-    pqxx::nontransaction(connection)
-        .exec(
-            "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off;"
-            " SET plan_cache_mode = force_custom_plan; SET jit = off");
+    pqxx::nontransaction(connection).exec(store_detail::kStoreSessionSettings);
     // A new connection may be to a server that lost or restored rows
     // (crash recovery, a fail-over): read the outbox from its start.
     outbox_.restart();

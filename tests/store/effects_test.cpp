@@ -408,8 +408,7 @@ TEST_F(StoreTest, DroppingPollsOfEndedStepsLooksUpEachStepWithStaleStatistics) {
   pqxx::connection c(pg_->url());
   pqxx::work tx(c);
   // The store's own session settings (pg_store.cpp).
-  tx.exec("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;"
-          " SET LOCAL enable_seqscan = off; SET LOCAL jit = off");
+  tx.exec(store_detail::kStoreSessionSettings);
   std::string plan;
   for (const auto& row : tx.exec("EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) " + drop)) {
     plan += row[0].as<std::string>() + "\n";
@@ -444,12 +443,7 @@ TEST_F(StoreTest, DeletingHeldEffectsLooksUpEachByItsKeyWithStaleStatistics) {
   pqxx::connection c(pg_->url());
   pqxx::work tx(c);
   // The store's own session settings (pg_store.cpp).
-  tx.exec(
-      "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;"
-      " SET LOCAL enable_seqscan = off; SET LOCAL jit = off");
-  // The plan of a prepared statement from its sixth execution on: one for
-  // any arrays, planned without their sizes.
-  tx.exec("SET LOCAL plan_cache_mode = force_generic_plan");
+  tx.exec(store_detail::kStoreSessionSettings);
   tx.exec("PREPARE delete_held(bigint[], text[], bigint) AS " +
           store_detail::effect_queue_statements().at("delete_effects"));
   std::string plan;

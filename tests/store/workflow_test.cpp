@@ -6,6 +6,8 @@
 #include <thread>
 
 #include "daemon/core/json_limits.hpp"
+#include "daemon/store/claim_query.hpp"
+#include "daemon/store/workflow_rows.hpp"
 #include "tests/store/store_fixture.hpp"
 
 namespace brickwork::testing {
@@ -356,6 +358,43 @@ TEST_F(StoreTest, SqlErrorCarriesItsSqlState) {
   EXPECT_EQ(s.error().code, "21000");  // ON CONFLICT cannot affect a row twice
   EXPECT_EQ(count("outbox"), 0);
   EXPECT_TRUE(store_->ping().ok());
+}
+
+// The intake reads the steps of a few hundred workflows at once. With
+// statistics that guess thousands of rows, Postgres planned that read as a
+// parallel scan, whose workers cost more to start than the read; the store's
+// connections never start any. (Parallel plans are made cheap here so that
+// the same read without the store's settings is one: the test's control.)
+TEST_F(StoreTest, TheStepsOfManyWorkflowsAreReadWithoutParallelWorkers) {
+  sql("INSERT INTO workflows (id, workflow, status, seq, created_at, updated_at)"
+      " SELECT 'w' || g, 'wf', 'running', 1, now(), now() FROM generate_series(1, 20000) g");
+  sql("INSERT INTO steps (workflow_id, name, position, status)"
+      " SELECT 'w' || g, 's' || k, k, 'pending'"
+      " FROM generate_series(1, 20000) g, generate_series(1, 3) k");
+  sql("ANALYZE steps");
+  std::string ids = "ARRAY[";
+  for (int i = 1; i <= 300; ++i) ids += (i > 1 ? ",'w" : "'w") + std::to_string(i * 60) + "'";
+  ids += "]::text[]";
+  pqxx::connection c(pg_->url());
+  pqxx::nontransaction session(c);
+  session.exec(
+      "SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;"
+      " SET min_parallel_table_scan_size = 0; SET min_parallel_index_scan_size = 0");
+  session.exec("PREPARE steps_of(text[]) AS " +
+               store_detail::workflow_read_statements().at("select_steps_of"));
+  const auto plan = [&] {
+    std::string text;
+    for (const auto& row : session.exec("EXPLAIN (ANALYZE) EXECUTE steps_of(" + ids + ")")) {
+      text += row[0].as<std::string>() + "\n";
+    }
+    return text;
+  };
+  const std::string without = plan();
+  ASSERT_NE(without.find("Gather"), std::string::npos) << "the control: " << without;
+  session.exec(store_detail::kStoreSessionSettings);
+  const std::string with = plan();
+  EXPECT_EQ(with.find("Gather"), std::string::npos) << with;
+  EXPECT_NE(with.find("rows=900 "), std::string::npos) << with;
 }
 
 }  // namespace
