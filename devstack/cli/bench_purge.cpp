@@ -1,5 +1,6 @@
 #include "devstack/cli/bench_purge.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -86,8 +87,12 @@ std::optional<PurgeMeasure> measure_intake_while_purging(const std::string& post
   const PurgeCutoff cutoff{WorkflowStatus::kSucceeded, now_ms() - std::chrono::hours(24 * 30)};
   Result<PurgeTotals> totals = Error{ErrorKind::kInternal, "not_run", "the purge did not run"};
   const auto purge_started = SteadyClock::now();
+  std::vector<int64_t> holds;  // ms, in batch order
   std::thread purge([&] {
-    totals = purge_finished(*purger, {cutoff}, batch_size);
+    totals = purge_finished(*purger, {cutoff}, batch_size, nullptr,
+                            [&](WorkflowStatus, const PurgeBatch& batch) {
+                              holds.push_back(batch.held.count());
+                            });
     m.purge_seconds = seconds_since(purge_started);
   });
   const auto intake_started = SteadyClock::now();
@@ -107,6 +112,22 @@ std::optional<PurgeMeasure> measure_intake_while_purging(const std::string& post
             << " in " << fixed(m.purge_seconds, 1) << " s (" << m.batches
             << " batches, longest " << m.longest_hold.count() << " ms) beside "
             << fixed(m.intake_seconds, 1) << " s of intake\n";
+  if (!holds.empty()) {
+    // Spikes or growth: where in the purge the long batches were.
+    std::vector<int64_t> sorted = holds;
+    std::sort(sorted.begin(), sorted.end());
+    const auto at = [&](double p) {
+      return sorted[std::min(sorted.size() - 1, static_cast<size_t>(p * static_cast<double>(sorted.size())))];
+    };
+    std::cout << "    batch holds: p50 " << at(0.5) << " ms, p99 " << at(0.99) << " ms; over 100 ms:";
+    int shown = 0;
+    for (size_t i = 0; i < holds.size() && shown < 12; ++i) {
+      if (holds[i] < 100) continue;
+      std::cout << " #" << i + 1 << " (" << holds[i] << " ms)";
+      ++shown;
+    }
+    std::cout << (shown == 0 ? " none\n" : "\n");
+  }
   if (m.purged < finished) {
     error = "the purge deleted " + std::to_string(m.purged) + " of " + std::to_string(finished);
     return std::nullopt;
