@@ -69,4 +69,10 @@ Result<PurgeTotals> purge_finished(
     const std::atomic<bool>* stop = nullptr,
     const std::function<void(WorkflowStatus, const PurgeBatch&)>& on_batch = nullptr);
 
+namespace store_detail {
+// The statement of one batch ($1 state, $2 cutoff in epoch ms, $3 limit),
+// for the tests of its plan.
+const std::string& purge_batch_statement();
+}  // namespace store_detail
+
 }  // namespace brickwork
