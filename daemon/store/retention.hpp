@@ -60,9 +60,10 @@ class WorkflowPurger {
 };
 
 // Batches of at most `batch_size` for each cutoff until none is left (a
-// batch that held its rows longer than 40 ms halves the next one, a quick
-// one doubles it back), then the unused definitions. `stop` is read between batches; `on_batch` hears of
-// each committed batch (metrics), with its cutoff's state. On an Error, what
+// batch that held its rows longer than 20 ms halves the next one, a quick
+// one doubles it back; after each, a pause as long as it took), then the
+// unused definitions. `stop` is read between batches and ends a pause;
+// `on_batch` hears of each committed batch (metrics), with its cutoff's state. On an Error, what
 // was deleted before it stays deleted.
 Result<PurgeTotals> purge_finished(
     WorkflowPurger& purger, const std::vector<PurgeCutoff>& cutoffs, int32_t batch_size,

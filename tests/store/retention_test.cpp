@@ -2,7 +2,10 @@
 // leaves, and in what batches.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "daemon/store/claim_query.hpp"
 #include "daemon/store/retention.hpp"
@@ -300,6 +303,49 @@ TEST_F(RetentionTest, AStartAfterItsDefinitionWasPurgedStoresItAgain) {
   ASSERT_TRUE(loaded->has_value());
   EXPECT_EQ((*loaded)->status, WorkflowStatus::kRunning) << "the purged id began a new workflow";
   EXPECT_EQ(count("definitions"), 1);
+}
+
+// Batches that each took `held`, `full` of them full, then a short one.
+class ScriptedPurger final : public WorkflowPurger {
+ public:
+  ScriptedPurger(int full, Duration held) : full_(full), held_(held) {}
+  Result<int64_t> count(const PurgeCutoff&) override { return int64_t{0}; }
+  Result<PurgeBatch> purge_batch(const PurgeCutoff&, int32_t limit) override {
+    ++batches;
+    return PurgeBatch{batches <= full_ ? limit : 0, held_};
+  }
+  Result<int64_t> purge_unused_definitions(int32_t) override { return int64_t{0}; }
+  int batches = 0;
+
+ private:
+  int full_;
+  Duration held_;
+};
+
+// A purge is background work: after each full batch it pauses as long as
+// the batch held its rows, and a stop ends the pause at once.
+TEST(RetentionPace, EachBatchIsFollowedByAPauseAsLongAsItAndAStopEndsIt) {
+  ScriptedPurger purger(4, Duration(60));
+  const auto started = std::chrono::steady_clock::now();
+  auto totals = purge_finished(purger, {PurgeCutoff{WorkflowStatus::kSucceeded, kNow}}, 10);
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(totals.ok());
+  EXPECT_EQ(purger.batches, 5);
+  EXPECT_GE(took, std::chrono::milliseconds(4 * 60)) << "a pause after each of the 4 full batches";
+
+  ScriptedPurger slow(1000, Duration(800));
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    stop = true;
+  });
+  const auto stopped_at = std::chrono::steady_clock::now();
+  auto stopped = purge_finished(slow, {PurgeCutoff{WorkflowStatus::kSucceeded, kNow}}, 10, &stop);
+  stopper.join();
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_EQ(slow.batches, 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, std::chrono::milliseconds(500))
+      << "the stop ended the 800 ms pause";
 }
 
 }  // namespace
