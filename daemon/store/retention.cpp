@@ -64,8 +64,8 @@ constexpr const char* kPurgeDefinitions =
     " SELECT count(*) FROM gone";
 
 // How long one batch should hold its rows at most, and the size it starts at.
-constexpr Duration kTargetHold{20};
-constexpr int32_t kFirstBatch = 100;
+constexpr Duration kTargetHold{8};
+constexpr int32_t kFirstBatch = 50;
 
 class PgWorkflowPurger final : public WorkflowPurger {
  public:
