@@ -268,6 +268,7 @@ class DatabricksClient final : public DatabricksApi {
     const std::string api = databricks_api_name(call.path_and_query);
     const CallPriority priority = priority_of(call.method, api, call.path_and_query);
     bool reauthorized = false;
+    std::optional<Error> previous;  // the last attempt's error, once retried
     for (int attempt = 1;; ++attempt) {
       if (Status turn = wait_for_turn(api, priority, budget_end); !turn) return turn.error();
       std::optional<Duration> retry_after;
@@ -314,6 +315,12 @@ class DatabricksClient final : public DatabricksApi {
                          error.code + ": " + error.message};
       }
       if (!call.transfer && SteadyClock::now() + wait >= budget_end) {
+        // An attempt the budget's end cut short says less than what failed
+        // the attempts before it (a refused connection, a 503).
+        if (error.code == "timeout" && previous && previous->code != "timeout" &&
+            SteadyClock::now() >= budget_end) {
+          error = *previous;
+        }
         spdlog::warn("{} {} {}: giving up after {} attempt(s): {} {}", log_name_, call.method,
                      path_only(call.path_and_query), attempt, error.code, error.message);
         error.message += " (retry budget of " + format_duration(config_.retry_budget) +
@@ -332,6 +339,7 @@ class DatabricksClient final : public DatabricksApi {
                    path_only(call.path_and_query), error.code, error.message, attempt,
                    wait.count());
       counters_->retries.fetch_add(1);
+      previous = error;
       if (!paused_by_limit && !sleep_unless_canceled(wait)) {
         return Error{ErrorKind::kTransient, "canceled", error.message + " (canceled: stopping)"};
       }
