@@ -127,7 +127,16 @@ TEST_F(RetentionTest, BatchesAreBoundedAndSkipRowsAnotherTransactionHolds) {
                                });
   ASSERT_TRUE(totals.ok()) << totals.error().message;
   EXPECT_EQ(totals->workflows.at(WorkflowStatus::kCanceled), 4);
-  EXPECT_EQ(batches, (std::vector<int64_t>{2, 2, 0}));
+  // Sizes follow how long each batch took (a slow one halves the next):
+  // none over the bound, and they add up.
+  int64_t deleted = 0;
+  for (int64_t n : batches) {
+    EXPECT_LE(n, 2);
+    deleted += n;
+  }
+  EXPECT_EQ(deleted, 4);
+  ASSERT_FALSE(batches.empty());
+  EXPECT_EQ(batches.front(), 2);
   EXPECT_TRUE(exists("c0")) << "the held row is skipped, not waited for";
   holding.abort();
   auto later = purge_finished(*purger_, {cutoff}, 2);
