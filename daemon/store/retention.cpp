@@ -37,8 +37,9 @@ constexpr const char* kSelectPurgeable =
     " OFFSET 0)";
 
 // One statement: the batch's rows locked (skipping those another
-// transaction holds), their child rows and effects and then themselves deleted.
-std::string build_purge_batch_statement() {
+// transaction holds), their child rows and effects and then themselves
+// deleted. It ends in `last` (a SELECT over `gone`, the deleted workflows).
+std::string build_purge_batch_statement(const std::string& last) {
   std::string sql = std::string("WITH doomed AS (") + kSelectPurgeable +
                     " ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)";
   for (size_t i = 0; i < kWorkflowChildTables.size(); ++i) {
@@ -49,8 +50,32 @@ std::string build_purge_batch_statement() {
   return sql +
          ", stale AS (DELETE FROM effects WHERE id IN (SELECT e.id FROM doomed d CROSS JOIN"
          " LATERAL (SELECT id FROM effects x WHERE x.workflow_id = d.id OFFSET 0) e))"
-         ", gone AS (DELETE FROM workflows WHERE id IN (SELECT id FROM doomed) RETURNING 1)"
-         " SELECT count(*) FROM gone";
+         ", gone AS (DELETE FROM workflows WHERE id IN (SELECT id FROM doomed) RETURNING 1) " +
+         last;
+}
+
+// A batch is one message to the server, from BEGIN to COMMIT: its rows stay
+// locked only while the server works, never while the answer travels back and
+// the purger's thread waits for a core to send COMMIT (on a busy machine,
+// tens of ms each way). So its values are in the text, not parameters (a
+// message with parameters holds one statement): `state` quoted, the others
+// numbers. The last statement, after COMMIT, reads how many were deleted and
+// how long the server took from receiving the message to the commit's end.
+std::string one_message_batch(const std::string& quoted_state, int64_t before_ms, int32_t limit) {
+  std::string sql = build_purge_batch_statement(
+      "SELECT set_config('brickwork.purged', count(*)::text, false)"
+      " FROM gone");
+  const std::pair<const char*, std::string> values[] = {
+      {"$1", quoted_state}, {"$2", std::to_string(before_ms)}, {"$3", std::to_string(limit)}};
+  for (const auto& [param, value] : values) {
+    for (size_t at = sql.find(param); at != std::string::npos; at = sql.find(param, at)) {
+      sql.replace(at, 2, value);
+      at += value.size();
+    }
+  }
+  return "BEGIN; SET LOCAL synchronous_commit = off; " + sql +
+         "; COMMIT; SELECT current_setting('brickwork.purged')::bigint,"
+         " (1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()))::float8";
 }
 
 // A definition a transaction is linking a new workflow to right now holds a
@@ -86,19 +111,26 @@ class PgWorkflowPurger final : public WorkflowPurger {
   }
 
   Result<PurgeBatch> purge_batch(const PurgeCutoff& cutoff, int32_t limit) override {
-    const std::string& statement = store_detail::purge_batch_statement();
     return session_.run<PurgeBatch>("purge_batch", [&](pqxx::connection& c) {
-      pqxx::work tx(c);
-      // A purge lost in a crash is purged again by the next round, so its
-      // commit need not wait for the disk: the rows' locks are held for the
-      // statement, not for a flush (on a busy server, most of a second).
-      tx.exec("SET LOCAL synchronous_commit = off");
-      const auto locked = std::chrono::steady_clock::now();
-      const pqxx::row r = tx.exec_params1(statement, to_string(cutoff.state),
-                                          to_epoch_ms(cutoff.before), std::max(limit, 1));
-      tx.commit();
-      return PurgeBatch{r[0].as<int64_t>(), std::chrono::duration_cast<Duration>(
-                                                std::chrono::steady_clock::now() - locked)};
+      const std::string batch = one_message_batch(c.quote(to_string(cutoff.state)),
+                                                  to_epoch_ms(cutoff.before), std::max(limit, 1));
+      pqxx::nontransaction tx(c);
+      try {
+        // A purge lost in a crash is purged again by the next round, so its
+        // commit need not wait for the disk (synchronous_commit off).
+        const pqxx::row r = tx.exec1(batch);
+        const auto held = std::chrono::duration<double, std::milli>(r[1].as<double>());
+        return PurgeBatch{r[0].as<int64_t>(), std::chrono::ceil<Duration>(held)};
+      } catch (const pqxx::broken_connection&) {
+        throw;
+      } catch (...) {
+        // A statement that failed left the transaction open and aborted.
+        try {
+          tx.exec("ROLLBACK");
+        } catch (...) {
+        }
+        throw;
+      }
     });
   }
 
@@ -139,7 +171,7 @@ void pause_after(const PurgeBatch& batch, const std::atomic<bool>* stop) {
 }  // namespace
 
 const std::string& store_detail::purge_batch_statement() {
-  static const std::string statement = build_purge_batch_statement();
+  static const std::string statement = build_purge_batch_statement("SELECT count(*) FROM gone");
   return statement;
 }
 

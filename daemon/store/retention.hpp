@@ -28,7 +28,8 @@ struct PurgeCutoff {
 };
 
 // One batch: how many workflows it deleted and how long it held their rows
-// locked (the transaction, first statement to commit).
+// locked (as the server measured it: from receiving the batch to the end of
+// its commit).
 struct PurgeBatch {
   int64_t workflows = 0;
   Duration held{0};

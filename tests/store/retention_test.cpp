@@ -144,6 +144,39 @@ TEST_F(RetentionTest, BatchesAreBoundedAndSkipRowsAnotherTransactionHolds) {
   EXPECT_EQ(count("workflows"), 0);
 }
 
+// A batch is one message, BEGIN to COMMIT, so its hold is the server's time
+// alone. Here a delete that takes 60 ms on the server is what it reports; a
+// batch that failed halfway rolled back, and the purger's next batch works on
+// the same connection.
+TEST_F(RetentionTest, ABatchReportsTheServersHoldAndAFailedOneLeavesNoOpenTransaction) {
+  create({workflow("slow", WorkflowStatus::kSucceeded, days_ago(40), days_ago(40)),
+          workflow("refused", WorkflowStatus::kFailed, days_ago(40), days_ago(40))});
+  sql("CREATE FUNCTION test_purge_trigger() RETURNS trigger LANGUAGE plpgsql AS $$"
+      " BEGIN IF OLD.id = 'refused' THEN RAISE EXCEPTION 'refused by a test';"
+      " END IF; PERFORM pg_sleep(0.06); RETURN OLD; END $$");
+  sql("CREATE TRIGGER test_purge BEFORE DELETE ON workflows FOR EACH ROW"
+      " EXECUTE FUNCTION test_purge_trigger()");
+
+  auto slow = purger_->purge_batch(PurgeCutoff{WorkflowStatus::kSucceeded, days_ago(30)}, 10);
+  ASSERT_TRUE(slow.ok()) << slow.error().message;
+  EXPECT_EQ(slow->workflows, 1);
+  EXPECT_GE(slow->held, Duration(60));
+  EXPECT_LT(slow->held, Duration(5'000));
+
+  auto refused = purger_->purge_batch(PurgeCutoff{WorkflowStatus::kFailed, days_ago(30)}, 10);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("refused by a test"), std::string::npos)
+      << refused.error().message;
+  EXPECT_TRUE(exists("refused"));
+  EXPECT_EQ(steps_of("refused"), 1) << "its steps' delete was rolled back with it";
+
+  sql("DROP TRIGGER test_purge ON workflows");
+  auto again = purger_->purge_batch(PurgeCutoff{WorkflowStatus::kFailed, days_ago(30)}, 10);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->workflows, 1);
+  EXPECT_FALSE(exists("refused"));
+}
+
 // A stale timer goes with its workflow; a cancel of its run not yet sent
 // keeps it until the cancel is done.
 TEST_F(RetentionTest, AWorkflowWaitsForItsQueuedCancelButNotForAStaleTimer) {
