@@ -237,6 +237,49 @@ Result<std::unique_ptr<TempPostgres>> TempPostgres::start(std::vector<std::strin
   return pg;
 }
 
+namespace {
+
+// initdb takes about a second, a copy of what it wrote a third of that, and
+// the tests start a server hundreds of times. The first server of a user
+// keeps a copy of initdb's output beside the servers' directories, named by
+// the tools and arguments that made it; later ones copy it. It appears under
+// its name whole or not at all (a rename), and is used only when the user
+// the server runs as owns it and no one else may read it.
+Status create_data_dir(const std::string& bindir, const std::string& dir,
+                       const std::string& data_dir, const std::string& base, uid_t owner,
+                       const SpawnOptions& options) {
+  const std::vector<std::string> initdb{
+      bindir + "/initdb", "-D",         data_dir,   "-U", TempPostgres::kUser, "--auth=trust",
+      "--encoding=UTF8",  "--locale=C", "--no-sync"};
+  std::string recipe;
+  for (size_t i = 0; i < initdb.size(); ++i)
+    recipe += (i == 2 ? std::string("-") : initdb[i]) + " ";
+  std::ostringstream name;
+  name << base << "/brickwork-pg-initdb-" << owner << "-" << std::hex
+       << std::hash<std::string>{}(recipe);
+  const std::string kept = name.str();
+  struct stat st {};
+  if (::lstat(kept.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == owner &&
+      (st.st_mode & 077) == 0 && fs::exists(kept + "/PG_VERSION")) {
+    if (run_tool({"/bin/cp", "-a", kept, data_dir}, dir + "/initdb.log", options))
+      return ok_status();
+    std::error_code ignored;
+    fs::remove_all(data_dir, ignored);  // a partial copy: initdb instead
+  }
+  Status initialised = run_tool(initdb, dir + "/initdb.log", options);
+  if (!initialised) return initialised;
+  // Keep a copy for the next server; a failure here costs only time.
+  const std::string copy = dir + "/initdb-copy";
+  if (run_tool({"/bin/cp", "-a", data_dir, copy}, dir + "/initdb.log", options) &&
+      ::rename(copy.c_str(), kept.c_str()) != 0) {
+    std::error_code ignored;  // another server kept one first
+    fs::remove_all(copy, ignored);
+  }
+  return ok_status();
+}
+
+}  // namespace
+
 Status TempPostgres::init_cluster() {
   auto bindir = find_bindir();
   if (!bindir) return bindir.error();
@@ -270,9 +313,8 @@ Status TempPostgres::init_cluster() {
   options.uid = run_uid_;
   options.gid = run_gid_;
   options.cwd = dir_;
-  Status initialised = run_tool({bindir_ + "/initdb", "-D", data_dir_, "-U", kUser, "--auth=trust",
-                                 "--encoding=UTF8", "--locale=C", "--no-sync"},
-                                dir_ + "/initdb.log", options);
+  Status initialised = create_data_dir(bindir_, dir_, data_dir_, base,
+                                       drop_privileges_ ? run_uid_ : ::geteuid(), options);
   if (!initialised) return initialised;
   return require_passwords_for_group();
 }
