@@ -170,8 +170,9 @@ ALTER TABLE outbox ALTER COLUMN id SET DEFAULT outbox_next_id();
 // A foreign key is a trigger per row: every step, attempt and history entry
 // written ran a query that locked its workflow's row (500 workflows with two
 // steps and a history entry: 29 ms with the keys, 12 ms without, measured),
-// and every workflow purged ran one delete per child table. A workflow's rows are written in its own transactions, with
-// its row locked, and the purge deletes them by the list in retention.cpp.
+// and every workflow purged ran one delete per child table. A workflow's rows
+// are written in its own transactions, with its row locked, and the purge
+// deletes them by the list in retention.cpp.
 constexpr const char* kV8 = R"sql(
 ALTER TABLE steps DROP CONSTRAINT IF EXISTS steps_workflow_id_fkey;
 ALTER TABLE step_attempts DROP CONSTRAINT IF EXISTS step_attempts_workflow_id_fkey;
