@@ -62,7 +62,7 @@ class WorkflowPurger {
 
 // Batches of at most `batch_size` for each cutoff until none is left (a
 // batch that held its rows longer than 8 ms halves the next one, a quick
-// one doubles it back; after each, a pause as long as it took), then the
+// one doubles it back; after each, a pause three times as long as it took), then the
 // unused definitions. `stop` is read between batches and ends a pause;
 // `on_batch` hears of each committed batch (metrics), with its cutoff's state. On an Error, what
 // was deleted before it stays deleted.
