@@ -169,12 +169,124 @@ TEST_F(RetentionTest, ABatchReportsTheServersHoldAndAFailedOneLeavesNoOpenTransa
       << refused.error().message;
   EXPECT_TRUE(exists("refused"));
   EXPECT_EQ(steps_of("refused"), 1) << "its steps' delete was rolled back with it";
+  EXPECT_EQ(sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0].as<int64_t>(), 0)
+      << "the failed batch gave the purgers' turn back";
 
   sql("DROP TRIGGER test_purge ON workflows");
   auto again = purger_->purge_batch(PurgeCutoff{WorkflowStatus::kFailed, days_ago(30)}, 10);
   ASSERT_TRUE(again.ok()) << again.error().message;
   EXPECT_EQ(again->workflows, 1);
   EXPECT_FALSE(exists("refused"));
+}
+
+// A batch locks its workflows only to choose them and at its end, not while
+// their child rows are deleted. A workflow that changed in between (here a
+// trigger changes it as its steps are deleted, as a `retry` committing then
+// would) rolls the batch back whole, child rows too; a round ends after three
+// such batches in a row, without an error.
+TEST_F(RetentionTest, AWorkflowThatChangesDuringItsBatchRollsTheBatchBackWhole) {
+  create({workflow("old", WorkflowStatus::kFailed, days_ago(40), days_ago(40)),
+          workflow("older", WorkflowStatus::kFailed, days_ago(41), days_ago(41))});
+  sql("CREATE FUNCTION test_touch_workflow() RETURNS trigger LANGUAGE plpgsql AS $$"
+      " BEGIN IF OLD.workflow_id = 'old' THEN"
+      " UPDATE workflows SET updated_at = updated_at + interval '10 years'"
+      " WHERE id = OLD.workflow_id; END IF;"
+      " RETURN OLD; END $$");
+  sql("CREATE TRIGGER test_touch BEFORE DELETE ON steps FOR EACH ROW"
+      " EXECUTE FUNCTION test_touch_workflow()");
+  const PurgeCutoff cutoff{WorkflowStatus::kFailed, days_ago(30)};
+
+  auto raced = purger_->purge_batch(cutoff, 10);
+  ASSERT_TRUE(raced.ok()) << raced.error().message;
+  EXPECT_TRUE(raced->raced);
+  EXPECT_EQ(raced->workflows, 0);
+  for (const char* id : {"old", "older"}) {
+    EXPECT_TRUE(exists(id)) << id;
+    EXPECT_EQ(steps_of(id), 1) << id << ": its steps' delete was rolled back with the batch";
+  }
+  EXPECT_EQ(sql("SELECT count(*) FROM workflows WHERE updated_at > now() + interval '1 year'")[0][0]
+                .as<int64_t>(),
+            0)
+      << "the change made inside the batch was rolled back too";
+
+  std::vector<bool> races;
+  auto round =
+      purge_finished(*purger_, {cutoff}, 10, nullptr,
+                     [&](WorkflowStatus, const PurgeBatch& b) { races.push_back(b.raced); });
+  ASSERT_TRUE(round.ok()) << round.error().message;
+  EXPECT_EQ(races, (std::vector<bool>{true, true, true}));
+  EXPECT_EQ(round->total_workflows(), 0);
+
+  sql("DROP TRIGGER test_touch ON steps");
+  auto clean = purger_->purge_batch(cutoff, 10);
+  ASSERT_TRUE(clean.ok()) << clean.error().message;
+  EXPECT_FALSE(clean->raced);
+  EXPECT_EQ(clean->workflows, 2);
+  EXPECT_EQ(count("workflows"), 0);
+  EXPECT_EQ(count("steps"), 0);
+}
+
+// What a purge holds locked is its choice and its final delete: while it
+// deletes the child rows (here slowed to 500 ms by a trigger), a command can
+// lock the workflow at once, and the batch reports as held only its locked
+// stretches, and as taken the whole.
+TEST_F(RetentionTest, WhileABatchDeletesChildRowsItsWorkflowsAreNotLocked) {
+  create({workflow("slow", WorkflowStatus::kSucceeded, days_ago(40), days_ago(40))});
+  sql("CREATE FUNCTION test_slow_steps() RETURNS trigger LANGUAGE plpgsql AS $$"
+      " BEGIN PERFORM pg_sleep(0.5); RETURN OLD; END $$");
+  sql("CREATE TRIGGER test_slow BEFORE DELETE ON steps FOR EACH ROW"
+      " EXECUTE FUNCTION test_slow_steps()");
+
+  std::atomic<bool> locked{false};
+  std::string refused;
+  std::thread command([&] {
+    pqxx::connection c(pg_->url());
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    try {
+      pqxx::work tx(c);
+      tx.exec("SELECT 1 FROM workflows WHERE id = 'slow' FOR UPDATE NOWAIT");
+      tx.commit();
+      locked = true;
+    } catch (const std::exception& e) {
+      refused = e.what();
+    }
+  });
+  auto batch = purger_->purge_batch(PurgeCutoff{WorkflowStatus::kSucceeded, days_ago(30)}, 10);
+  command.join();
+  sql("DROP TRIGGER test_slow ON steps");  // the fixture's tables outlive the test
+  ASSERT_TRUE(batch.ok()) << batch.error().message;
+  EXPECT_TRUE(locked) << "the command waited for, or was refused, the lock: " << refused;
+  EXPECT_EQ(batch->workflows, 1) << "the command was done before the final delete";
+  EXPECT_GE(batch->took, Duration(500));
+  EXPECT_LT(batch->held, Duration(400));
+  EXPECT_FALSE(exists("slow"));
+}
+
+// Purgers of several daemons take turns, batch by batch (a session lock), so
+// they never choose the same workflows: here a batch waits while another
+// session holds the turn, then runs.
+TEST_F(RetentionTest, PurgersTakeTurnsBatchByBatch) {
+  create({workflow("old", WorkflowStatus::kSucceeded, days_ago(40), days_ago(40))});
+  pqxx::connection other(pg_->url());
+  pqxx::nontransaction holder(other);
+  holder.exec("SELECT pg_advisory_lock(7093848273231114855)");  // "brikpurg"
+  std::atomic<bool> done{false};
+  Result<PurgeBatch> batch = Error{ErrorKind::kInternal, "test", "not run"};
+  std::thread purge([&] {
+    batch = purger_->purge_batch(PurgeCutoff{WorkflowStatus::kSucceeded, days_ago(30)}, 10);
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(done) << "the batch ran while another purger had the turn";
+  EXPECT_TRUE(exists("old"));
+  holder.exec("SELECT pg_advisory_unlock(7093848273231114855)");
+  purge.join();
+  ASSERT_TRUE(batch.ok()) << batch.error().message;
+  EXPECT_EQ(batch->workflows, 1);
+  EXPECT_LT(batch->held, Duration(300)) << "waiting for the turn is not holding rows";
+  EXPECT_LT(batch->took, Duration(300)) << "nor taking time of its own";
+  EXPECT_EQ(sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0].as<int64_t>(), 0)
+      << "the batch gave its turn back";
 }
 
 // A stale timer goes with its workflow; a cancel of its run not yet sent
@@ -255,6 +367,8 @@ TEST_F(RetentionTest, ABatchLooksUpEffectsByWorkflowAndFiresNoTriggerPerRow) {
     pqxx::connection c(pg_->url());
     pqxx::work tx(c);
     tx.exec(store_detail::kStoreSessionSettings);
+    // As the batch's choice leaves them: the 300 old workflows.
+    tx.exec("SELECT set_config('brickwork.purge_ids', array_agg(id)::text, true) FROM workflows");
     tx.exec("PREPARE purge_batch(text, bigint, int) AS " + statement);
     std::string plan;
     for (const auto& row : tx.exec(
@@ -285,7 +399,11 @@ TEST_F(RetentionTest, ABatchLooksUpEffectsByWorkflowAndFiresNoTriggerPerRow) {
     }
     return false;
   };
-  const std::string plan = plan_of(store_detail::purge_batch_statement());
+  const std::string children = plan_of(store_detail::purge_children_statement());
+  EXPECT_FALSE(walks_effects(children)) << children;
+  EXPECT_EQ(children.find("Trigger"), std::string::npos) << children;
+  EXPECT_NE(children.find("Delete on steps"), std::string::npos) << children;
+  const std::string plan = plan_of(store_detail::purge_final_statement());
   EXPECT_FALSE(walks_effects(plan)) << plan;
   EXPECT_EQ(plan.find("Trigger"), std::string::npos) << plan;
   const size_t deleted = plan.find("Delete on workflows");
@@ -347,25 +465,31 @@ TEST_F(RetentionTest, AStartAfterItsDefinitionWasPurgedStoresItAgain) {
   EXPECT_EQ(count("definitions"), 1);
 }
 
-// Batches that each took `held`, `full` of them full, then a short one.
+// Batches that each took `took` (holding rows a quarter of it), `full` of
+// them full, then a short one.
 class ScriptedPurger final : public WorkflowPurger {
  public:
-  ScriptedPurger(int full, Duration held) : full_(full), held_(held) {}
+  ScriptedPurger(int full, Duration took) : full_(full), took_(took) {}
   Result<int64_t> count(const PurgeCutoff&) override { return int64_t{0}; }
   Result<PurgeBatch> purge_batch(const PurgeCutoff&, int32_t limit) override {
     ++batches;
-    return PurgeBatch{batches <= full_ ? limit : 0, held_};
+    PurgeBatch batch;
+    batch.workflows = batches <= full_ ? limit : 0;
+    batch.held = took_ / 4;
+    batch.took = took_;
+    return batch;
   }
   Result<int64_t> purge_unused_definitions(int32_t) override { return int64_t{0}; }
   int batches = 0;
 
  private:
   int full_;
-  Duration held_;
+  Duration took_;
 };
 
 // A purge is background work: after each full batch it pauses three times
-// as long as the batch held its rows, and a stop ends the pause at once.
+// as long as the batch took (not only its locked part), and a stop ends the
+// pause at once.
 TEST(RetentionPace, EachBatchIsFollowedByAPauseThreeTimesAsLongAndAStopEndsIt) {
   ScriptedPurger purger(4, Duration(60));
   const auto started = std::chrono::steady_clock::now();
