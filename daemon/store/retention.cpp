@@ -41,8 +41,9 @@ constexpr const char* kSelectPurgeable =
 constexpr const char* kChosenIds = "current_setting('brickwork.purge_ids')::text[]";
 
 // Deletes the child rows and stale effects of the workflows in `doomed` (a
-// CTE named so, defined before). A cancel not yet sent is left: the
-// workflow waits for it, and the final statement's check sees it.
+// CTE named so, defined before). With `keep_cancels`, a cancel not yet sent
+// is left: its workflow waits for it, and the final statement's check (which
+// chooses no workflow with one) then rolls the batch back.
 std::string child_deletes(bool keep_cancels) {
   std::string sql;
   for (size_t i = 0; i < kWorkflowChildTables.size(); ++i) {
