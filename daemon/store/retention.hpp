@@ -30,8 +30,8 @@ struct PurgeCutoff {
 
 // One batch: how many workflows it deleted and how long it held their rows
 // locked (as the server measured it: the longer of its two locked stretches,
-// from the batch's arrival to the end of its choice's commit and from its
-// final statement's start to the end of its commit).
+// from its turn among the purgers to the end of its choice's commit and from
+// its final statement's start to the end of its commit).
 struct PurgeBatch {
   int64_t workflows = 0;
   Duration held{0};
