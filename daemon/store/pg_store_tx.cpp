@@ -483,6 +483,17 @@ const std::map<std::string, std::string>& store_tx_statements() {
   return statements;
 }
 
+const std::vector<const WriteBuffer::RowKind*>& write_row_kinds() {
+  static const std::vector<const WriteBuffer::RowKind*> kinds = {
+      &kOutboxRows,       &kEffectRows,
+      &kLeasedEffectRows, &kNewWorkflowRows,
+      &kNewStepRows,      &kDroppedPollRows,
+      &kInputOffsetRows,  &kWorkflowUpdateRows,
+      &kStepUpdateRows,   &kWorkflowWithSignalsRows,
+      &kAttemptRows,      &kHistoryNoteRows};
+  return kinds;
+}
+
 std::vector<std::string> run_store_tx(pqxx::work& tx, const SecretBox* sealer,
                                       DefinitionCache& definitions,
                                       const std::function<void(StoreTx&)>& body) {

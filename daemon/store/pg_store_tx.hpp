@@ -10,6 +10,7 @@
 #include "daemon/core/secret_box.hpp"
 #include "daemon/store/definition_cache.hpp"
 #include "daemon/store/store.hpp"
+#include "daemon/store/write_buffer.hpp"
 
 namespace brickwork::store_detail {
 
@@ -22,5 +23,9 @@ std::vector<std::string> run_store_tx(pqxx::work& tx, const SecretBox* sealer,
 
 // The statements above, prepared on every connection by name.
 const std::map<std::string, std::string>& store_tx_statements();
+
+// Every kind of row a transaction buffers: each is also a statement alone
+// (a test checks their plans).
+const std::vector<const WriteBuffer::RowKind*>& write_row_kinds();
 
 }  // namespace brickwork::store_detail

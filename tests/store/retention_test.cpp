@@ -367,6 +367,9 @@ TEST_F(RetentionTest, ABatchLooksUpEffectsByWorkflowAndFiresNoTriggerPerRow) {
     pqxx::connection c(pg_->url());
     pqxx::work tx(c);
     tx.exec(store_detail::kStoreSessionSettings);
+    // Retention sends its statements with their values, each planned for
+    // them, as EXECUTE with a custom plan is.
+    tx.exec("SET LOCAL plan_cache_mode = force_custom_plan");
     // As the batch's choice leaves them: the 300 old workflows.
     tx.exec("SELECT set_config('brickwork.purge_ids', array_agg(id)::text, true) FROM workflows");
     tx.exec("PREPARE purge_batch(text, bigint, int) AS " + statement);
