@@ -220,12 +220,14 @@ Result<BatchReport> InputProcessor::apply_batch(WorkflowWriter& writer,
                 report.dead_lettered > dead_lettered_before ? "dead_letter" : "applied"}];
       it->second = message.offset + 1;
     }
-    wt.finish();
-    handoff = wt.take_handoff();
-    failures = wt.take_failures();
+    // The offsets before finish(), which sends the batch's writes: they go
+    // in the same statement instead of one more round trip.
     for (const auto& [key, next] : next_offsets) {
       if (next >= 0) tx.set_input_offset(key.first, key.second, next);
     }
+    wt.finish();
+    handoff = wt.take_handoff();
+    failures = wt.take_failures();
   });
   if (!status) return status.error();
   log_failures(failures);
