@@ -147,9 +147,7 @@ class PgStore final : public Store {
   // to start than the read (12.5 of 27 s that slow statements took in the
   // bench) and took a core from the daemon.
   void prepare(pqxx::connection& connection) {
-    for (const auto* statements :
-         {&store_detail::workflow_read_statements(), &store_detail::store_tx_statements(),
-          &store_detail::effect_queue_statements(), &store_detail::outbox_drain_statements()}) {
+    for (const auto* statements : store_detail::prepared_statement_sets()) {
       for (const auto& [name, statement] : *statements) connection.prepare(name, statement);
     }
     pqxx::nontransaction(connection).exec(store_detail::kStoreSessionSettings);

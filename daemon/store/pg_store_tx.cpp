@@ -13,6 +13,7 @@
 #include "daemon/store/history_store.hpp"
 #include "daemon/store/pg_effect_queue.hpp"
 #include "daemon/store/pg_errors.hpp"
+#include "daemon/store/pg_outbox_drain.hpp"
 #include "daemon/store/pg_params.hpp"
 #include "daemon/store/sealing.hpp"
 #include "daemon/store/workflow_rows.hpp"
@@ -481,6 +482,13 @@ const std::map<std::string, std::string>& store_tx_statements() {
        " ORDER BY topic, partition FOR UPDATE"},
   };
   return statements;
+}
+
+const std::vector<const std::map<std::string, std::string>*>& prepared_statement_sets() {
+  static const std::vector<const std::map<std::string, std::string>*> sets = {
+      &workflow_read_statements(), &store_tx_statements(), &effect_queue_statements(),
+      &outbox_drain_statements()};
+  return sets;
 }
 
 const std::vector<const WriteBuffer::RowKind*>& write_row_kinds() {

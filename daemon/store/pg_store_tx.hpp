@@ -24,6 +24,10 @@ std::vector<std::string> run_store_tx(pqxx::work& tx, const SecretBox* sealer,
 // The statements above, prepared on every connection by name.
 const std::map<std::string, std::string>& store_tx_statements();
 
+// Every statement a store connection prepares by name, set by set
+// (pg_store.cpp prepares them; a test checks their plans).
+const std::vector<const std::map<std::string, std::string>*>& prepared_statement_sets();
+
 // Every kind of row a transaction buffers: each is also a statement alone
 // (a test checks their plans).
 const std::vector<const WriteBuffer::RowKind*>& write_row_kinds();

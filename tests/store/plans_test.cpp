@@ -11,10 +11,7 @@
 #include <vector>
 
 #include "daemon/store/claim_query.hpp"
-#include "daemon/store/pg_effect_queue.hpp"
-#include "daemon/store/pg_outbox_drain.hpp"
 #include "daemon/store/pg_store_tx.hpp"
-#include "daemon/store/workflow_rows.hpp"
 #include "tests/store/store_fixture.hpp"
 
 namespace brickwork {
@@ -29,9 +26,7 @@ struct Statement {
 
 std::vector<Statement> hot_statements() {
   std::vector<Statement> out;
-  for (const auto* statements :
-       {&store_detail::workflow_read_statements(), &store_detail::store_tx_statements(),
-        &store_detail::effect_queue_statements(), &store_detail::outbox_drain_statements()}) {
+  for (const auto* statements : store_detail::prepared_statement_sets()) {
     for (const auto& [name, sql] : *statements) out.push_back({name, sql});
   }
   for (const auto* kind : store_detail::write_row_kinds()) {
