@@ -84,8 +84,10 @@ TEST_F(SignalsAndHistory, AnEarlySignalIsKeptThenDeliveredWhenTheStepWaits) {
   const CommandResult sent =
       brickwork_cli("signal early-1 approved --value '{\"by\":\"ana\"}'" + with_config());
   EXPECT_EQ(sent.exit_code, 0) << sent.out;
+  // "kept" is the proof that the gate did not wait yet. The gate's status is
+  // not checked here: on a loaded machine the 2 s nap may end before this
+  // line, and the status events below check the order durably.
   EXPECT_NE(sent.out.find("kept: early-1 keeps approved"), std::string::npos) << sent.out;
-  EXPECT_TRUE(step_is("early-1", "approve", StepStatus::kPending));
 
   auto done = wait_terminal("early-1");
   ASSERT_TRUE(done);
