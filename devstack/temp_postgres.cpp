@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -412,7 +413,16 @@ Status TempPostgres::stop() {
 Status TempPostgres::start_again() {
   if (pid_ > 0) return ok_status();
   if (port_ == 0) return fail("start_again() before start()");
-  return launch();
+  // The port was free while the server was down, and on a loaded machine a
+  // server killed a moment ago may still be letting go of its lock file or
+  // shared memory: a start that fails at once is tried twice more.
+  Status started = launch();
+  for (int attempt = 2; !started && attempt <= 3; ++attempt) {
+    spdlog::warn("temp postgres: start {} of 3 failed: {}", attempt - 1, started.error().message);
+    std::this_thread::sleep_for(1s);
+    started = launch();
+  }
+  return started;
 }
 
 Status TempPostgres::kill_hard() {

@@ -237,7 +237,10 @@ TEST_F(Execution, ShutdownWithPostgresStoppedEndsWithinTheGrace) {
   ASSERT_TRUE(stack_->postgres().stop().ok());
   const Duration took = stop_timed(0);
   EXPECT_LT(took, 6s) << "shutdown_grace is 4s";
-  ASSERT_TRUE(stack_->postgres().start_again().ok());
+  {
+    const Status restarted = stack_->postgres().start_again();
+    ASSERT_TRUE(restarted.ok()) << restarted.error().message;
+  }
   // What it could not record is done again once its lease has run out.
   start_daemon("after");
   for (int i = 0; i < 5; ++i) {

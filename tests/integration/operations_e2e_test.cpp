@@ -132,7 +132,10 @@ TEST_F(Operations, EndpointsServeTheSeriesAndReadinessFollowsPostgres) {
   // The reason alone: Postgres's error text (host, port, role) goes only to the log.
   EXPECT_EQ(not_ready.body, "postgres unreachable\n");
   EXPECT_TRUE(answers(port, "/healthz", 200));  // waiting for Postgres is not being stuck
-  ASSERT_TRUE(stack_->postgres().start_again());
+  {
+    const Status restarted = stack_->postgres().start_again();
+    ASSERT_TRUE(restarted.ok()) << restarted.error().message;
+  }
   store_.reset();
   EXPECT_TRUE(eventually([&] { return answers(port, "/readyz", 200, "ready"); }, 60s));
 }

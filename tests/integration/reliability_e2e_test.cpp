@@ -87,7 +87,10 @@ TEST_F(Reliability, PostgresStoppedMidLoadLosesAndDoublesNothing) {
   // Inputs keep arriving while Postgres is away: completions and new starts.
   for (int i = 30; i < 40; ++i) start_workflow("pg-" + std::to_string(i), "two_step");
   std::this_thread::sleep_for(4s);
-  ASSERT_TRUE(stack_->postgres().start_again());
+  {
+    const Status restarted = stack_->postgres().start_again();
+    ASSERT_TRUE(restarted.ok()) << restarted.error().message;
+  }
   store_.reset();
   expect_all_succeeded_once("pg-", 40, 2);
 }

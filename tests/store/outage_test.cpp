@@ -33,7 +33,10 @@ TEST_F(StoreTest, LostConnectionIsTransientAndTheNextCallReconnects) {
   ASSERT_FALSE(claim.ok());
   EXPECT_TRUE(claim.error().transient());
 
-  ASSERT_TRUE(pg_->start_again().ok());
+  {
+    const Status restarted = pg_->start_again();
+    ASSERT_TRUE(restarted.ok()) << restarted.error().message;
+  }
   Status up = write_one(*store_, 3);
   ASSERT_TRUE(up.ok()) << up.error().message;
   EXPECT_EQ(sql("SELECT next_offset FROM input_offsets")[0][0].as<int64_t>(), 3);
@@ -49,7 +52,10 @@ TEST_F(StoreTest, ServerCrashIsTransientAndRecoveryKeepsCommittedData) {
   ASSERT_FALSE(got.ok());
   EXPECT_TRUE(got.error().transient()) << got.error().code << ": " << got.error().message;
 
-  ASSERT_TRUE(pg_->start_again().ok());
+  {
+    const Status restarted = pg_->start_again();
+    ASSERT_TRUE(restarted.ok()) << restarted.error().message;
+  }
   ASSERT_TRUE(store_->ping().ok());
   int64_t offset = 0;
   ASSERT_TRUE(
