@@ -98,10 +98,6 @@ Result<int32_t> PgOutboxDrain::drain_outbox(int32_t limit, const std::vector<Out
       cursor_.advance(read, {}, false, !skip.empty());
       return 0;
     }
-    // Taken after the read: above every transaction that could have taken
-    // an id before it (a snapshot's xmax is not: a transaction may hold an
-    // xid above it and be running already).
-    read.xid_after = tx.exec("SELECT pg_current_xact_id()::text::bigint")[0][0].as<int64_t>();
     PgOutboxTx outbox_tx(tx);
     auto round = publish(messages, outbox_tx);
     if (!round) {
@@ -115,7 +111,6 @@ Result<int32_t> PgOutboxDrain::drain_outbox(int32_t limit, const std::vector<Out
     for (int64_t id : ids) {
       if (kept.count(id) == 0) done.push_back(id);
     }
-    tx.exec_params("DELETE FROM outbox WHERE id = ANY($1::bigint[])", number_array(done));
     for (const OutboxMessage& m : round->replacements) {
       tx.exec_params(
           "INSERT INTO outbox (topic, key, payload, "
@@ -124,12 +119,21 @@ Result<int32_t> PgOutboxDrain::drain_outbox(int32_t limit, const std::vector<Out
           "NULLIF($6, ''))",
           m.topic, m.key, m.payload, m.workflow_id, m.step, m.traceparent);
     }
-    // Deletes alone need not wait for the disk: lost in a crash, they only
-    // republish records the broker has, which consumers drop by seq, and
-    // the server's next durable commit flushes them anyway. A round that
-    // took a workflow's seq for a replacement waits: its event may be
-    // published before a crash could take the seq back.
-    if (round->replacements.empty()) tx.exec("SET LOCAL synchronous_commit = off");
+    // One statement, one round trip, for three things. The deletes. The
+    // transaction's id, taken after the read: above every transaction that
+    // could have taken an outbox id before it (a snapshot's xmax is not: a
+    // transaction may hold an xid above it and be running already). And for
+    // deletes alone, a commit that need not wait for the disk: lost in a
+    // crash, they only republish records the broker has, which consumers
+    // drop by seq, and the server's next durable commit flushes them anyway.
+    // A round that took a workflow's seq for a replacement waits: its event
+    // may be published before a crash could take the seq back.
+    read.xid_after =
+        tx.exec_params("WITH deleted AS (DELETE FROM outbox WHERE id = ANY($1::bigint[]))"
+                       " SELECT pg_current_xact_id()::text::bigint,"
+                       " CASE WHEN $2 THEN set_config('synchronous_commit', 'off', true) END",
+                       number_array(done), round->replacements.empty())[0][0]
+            .as<int64_t>();
     tx.commit();
     cursor_.advance(read, ids, ids.size() >= static_cast<size_t>(std::max(limit, 0)),
                     !skip.empty() || !kept.empty());
