@@ -332,10 +332,15 @@ class RdKafkaConsumer final : public KafkaConsumer {
     for (const auto& [tp, offset] : next) {
       rd_kafka_topic_partition_list_add(list, tp.first.c_str(), tp.second)->offset = offset;
     }
-    // Async: Postgres holds the authoritative offsets; this one only saves re-reads.
-    const rd_kafka_resp_err_t err = rd_kafka_commit(rk_, list, 1);
+    // Stored, and committed by librdkafka within auto.commit.interval.ms, on
+    // a rebalance and on close: Postgres holds the authoritative offsets and
+    // these only save re-reads, so one commit request per batch (hundreds a
+    // second under load) would buy nothing. A partition no longer assigned
+    // is refused here and skipped: its new owner reads from what was
+    // committed and skips what Postgres has.
+    const rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk_, list);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      spdlog::debug("kafka: commit: {}", rd_kafka_err2str(err));
+      spdlog::debug("kafka: offsets store: {}", rd_kafka_err2str(err));
     }
     rd_kafka_topic_partition_list_destroy(list);
   }
@@ -650,7 +655,10 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::create(const KafkaConfig& 
                                                              const std::string& client_id) {
   auto conf = make_conf(config, client_id,
                         {{"group.id", config.group},
-                         {"enable.auto.commit", "false"},
+                         // Offsets of applied batches only (commit() stores
+                         // them), committed every second and on rebalance and close.
+                         {"enable.auto.commit", "true"},
+                         {"auto.commit.interval.ms", "1000"},
                          {"enable.auto.offset.store", "false"},
                          {"auto.offset.reset", "earliest"},
                          // The broker's minimum: a dead member's partitions move within ~6 s.

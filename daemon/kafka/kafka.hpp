@@ -48,8 +48,8 @@ class KafkaConsumer {
  public:
   virtual ~KafkaConsumer() = default;
 
-  // Joins `config.group` and subscribes to `topics`. Auto-commit is off; the
-  // caller commits after its own durable write.
+  // Joins `config.group` and subscribes to `topics`. Only what the caller
+  // commits after its own durable write is committed.
   static Result<std::unique_ptr<KafkaConsumer>> create(const KafkaConfig& config,
                                                        const std::vector<std::string>& topics,
                                                        const std::string& client_id);
@@ -61,7 +61,9 @@ class KafkaConsumer {
   // fatal are logged and skipped.
   virtual std::vector<KafkaMessage> poll_batch(int32_t max_messages, Duration wait,
                                                size_t max_bytes = SIZE_MAX) = 0;
-  // Commits offset+1 of the highest message per partition in `messages` (async).
+  // Commits offset+1 of the highest message per partition in `messages`:
+  // within a second, and at the latest when the partition is revoked or the
+  // consumer closes.
   virtual void commit(const std::vector<KafkaMessage>& messages) = 0;
   // Stops (or restarts) fetching on every assigned partition, staying in the group.
   virtual void pause() = 0;
