@@ -234,13 +234,14 @@ Status record_results(RuntimeContext& context, WorkflowWriter& writer,
     // workflows (in id order), then their effects (in id order, by
     // delete_effects). Locking effects first would let a transaction that
     // holds a workflow wait for one of its effects (40P01 under load).
-    std::vector<std::string> ids;
-    for (const StoredEffect* stored : effects) ids.push_back(stored->workflow_id);
-    wt.preload(ids);
     // Nothing is applied for a claim that lost its lease.
+    std::vector<std::string> ids;
     std::vector<HeldLease> held;
-    for (const StoredEffect* stored : effects) held.push_back({stored->id, stored->lease_owner});
-    const std::set<int64_t> deleted = tx.delete_effects(held, now);
+    for (const StoredEffect* stored : effects) {
+      ids.push_back(stored->workflow_id);
+      held.push_back({stored->id, stored->lease_owner});
+    }
+    const std::set<int64_t> deleted = wt.preload_deleting_effects(ids, held);
     for (size_t i = 0; i < effects.size(); ++i) {
       const StoredEffect& stored = *effects[i];
       const EffectResult& result = *results[i];

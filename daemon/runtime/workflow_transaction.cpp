@@ -54,6 +54,19 @@ void WorkflowTransaction::preload(const std::vector<std::string>& ids) {
   for (auto& [id, loaded] : tx_.load_workflows_for_update(missing)) remember(id, std::move(loaded));
 }
 
+std::set<int64_t> WorkflowTransaction::preload_deleting_effects(
+    const std::vector<std::string>& ids, const std::vector<HeldLease>& held) {
+  std::vector<std::string> missing;
+  for (const auto& id : ids) {
+    if (cache_.count(id) == 0) missing.push_back(id);
+  }
+  std::set<int64_t> deleted;
+  for (auto& [id, loaded] : tx_.load_workflows_deleting_effects(missing, held, now_, deleted)) {
+    remember(id, std::move(loaded));
+  }
+  return deleted;
+}
+
 const std::optional<WorkflowState>& WorkflowTransaction::workflow(const std::string& id) {
   auto it = cache_.find(id);
   if (it != cache_.end()) return it->second;

@@ -45,6 +45,10 @@ class WorkflowTransaction {
   // Loads and locks the workflows not loaded yet, all at once: what workflow()
   // then finds without a round trip each.
   void preload(const std::vector<std::string>& ids);
+  // The same, and deletes the held effects whose leases hold (the store's
+  // delete_effects, in the statement that reads the steps): the ids deleted.
+  std::set<int64_t> preload_deleting_effects(const std::vector<std::string>& ids,
+                                             const std::vector<HeldLease>& held);
   // Empty when there is none, or when it cannot be loaded (see load_error).
   const std::optional<WorkflowState>& workflow(const std::string& id);
   // Why an existing workflow could not be loaded, or null.

@@ -1,6 +1,8 @@
 #include "daemon/store/pg_effect_queue.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <string_view>
 #include <utility>
 
 #include "daemon/store/claim_query.hpp"
@@ -26,7 +28,8 @@ constexpr const char* kHeldEffects =
     " ON e.id = c.id AND e.lease_owner = c.owner WHERE true";
 constexpr const char* kInIdOrder = " ORDER BY e.id FOR UPDATE OF e)";
 
-// Leases as two Postgres array literals (ids, owners), for unnest().
+}  // namespace
+
 std::pair<std::string, std::string> lease_arrays(const std::vector<HeldLease>& held) {
   std::vector<int64_t> ids;
   std::vector<std::string> owners;
@@ -37,16 +40,31 @@ std::pair<std::string, std::string> lease_arrays(const std::vector<HeldLease>& h
   return {number_array(ids), text_array(owners)};
 }
 
-}  // namespace
+std::set<int64_t> deleted_effect_ids(const pqxx::field& ids) {
+  std::set<int64_t> deleted;
+  if (ids.is_null()) return deleted;  // string_agg of no rows
+  std::string_view rest(ids.c_str(), ids.size());
+  while (!rest.empty()) {
+    int64_t id = 0;
+    const auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), id);
+    if (error != std::errc()) throw CorruptRow("deleted effect ids: " + std::string(rest));
+    deleted.insert(id);
+    rest.remove_prefix(static_cast<size_t>(end - rest.data()));
+    if (!rest.empty() && rest.front() == ',') rest.remove_prefix(1);
+  }
+  return deleted;
+}
+
+std::string with_held_effects_deleted() {
+  return std::string(kHeldEffects) +
+         " AND coalesce(e.lease_until, '-infinity') >= to_timestamp($3::bigint / 1000.0)" +
+         kInIdOrder +
+         ", deleted AS (DELETE FROM effects e USING held WHERE e.id = held.id RETURNING e.id)";
+}
 
 const std::map<std::string, std::string>& effect_queue_statements() {
   static const std::map<std::string, std::string> statements = {
-      {"delete_effects",
-       std::string(kHeldEffects) +
-           " AND coalesce(e.lease_until, '-infinity') >= to_timestamp($3::bigint / 1000.0)" +
-           kInIdOrder +
-           " DELETE FROM effects e USING held WHERE e.id = held.id RETURNING "
-           "e.id"},
+      {"delete_effects", with_held_effects_deleted() + " SELECT id FROM deleted"},
   };
   return statements;
 }

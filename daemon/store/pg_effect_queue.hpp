@@ -35,6 +35,16 @@ class PgEffectQueue final : public EffectQueue {
 std::set<int64_t> delete_held_effects(pqxx::work& tx, const std::vector<HeldLease>& held,
                                       TimePoint now);
 
+// "WITH held AS (...), deleted AS (DELETE ... RETURNING e.id)", for a
+// statement to go on with a SELECT: the effects $1 (ids) held by $2
+// (owners) whose leases hold at $3 (epoch ms), locked in id order and
+// deleted. delete_held_effects, alone or with a read (workflow_rows.cpp).
+std::string with_held_effects_deleted();
+// The ids of that deletion, from its SELECT's column `string_agg(id::text, ',')`.
+std::set<int64_t> deleted_effect_ids(const pqxx::field& ids);
+// Leases as two Postgres array literals (ids, owners), for unnest().
+std::pair<std::string, std::string> lease_arrays(const std::vector<HeldLease>& held);
+
 // A claimed effect from the columns id, workflow_id, kind, step, attempt,
 // payload, tries (lease owner left to the caller). A row that does not
 // decode throws CorruptRow.

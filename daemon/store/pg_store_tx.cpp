@@ -234,6 +234,16 @@ class PgStoreTx final : public StoreTx {
     return delete_held_effects(tx_, held, now);
   }
 
+  LoadedWorkflows load_workflows_deleting_effects(const std::vector<std::string>& ids,
+                                                  const std::vector<HeldLease>& held, TimePoint now,
+                                                  std::set<int64_t>& deleted) override {
+    writes_.flush();
+    EffectDeletion deletion{held, now, {}};
+    LoadedWorkflows loaded = load_workflows(tx_, ids, true, sealer_, definitions_, &deletion);
+    deleted = std::move(deletion.deleted);
+    return loaded;
+  }
+
   std::optional<ForcedFailure> fail_unloadable_workflow(const std::string& id,
                                                         TimePoint now) override {
     writes_.flush();

@@ -158,6 +158,12 @@ class StoreTx {
   // at `now`; returns the ids deleted. One not deleted lost its lease:
   // another worker owns it now and will record it.
   virtual std::set<int64_t> delete_effects(const std::vector<HeldLease>& held, TimePoint now) = 0;
+  // load_workflows_for_update(ids), then delete_effects(held, now) into
+  // `deleted`, in one round trip fewer; the locks are taken in the same order.
+  virtual std::map<std::string, Result<std::optional<WorkflowState>>>
+  load_workflows_deleting_effects(const std::vector<std::string>& ids,
+                                  const std::vector<HeldLease>& held, TimePoint now,
+                                  std::set<int64_t>& deleted) = 0;
   // Queues a message for the outbox publisher (status events, dead letters,
   // emitted records). A sensitive payload is stored sealed. An emitted
   // record names its workflow and step (OutboxMessage).

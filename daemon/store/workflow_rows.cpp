@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "daemon/store/history_store.hpp"
+#include "daemon/store/pg_effect_queue.hpp"
 #include "daemon/store/pg_errors.hpp"
 #include "daemon/store/pg_params.hpp"
 #include "daemon/store/row_fields.hpp"
@@ -11,6 +12,14 @@
 
 namespace brickwork::store_detail {
 namespace {
+
+// The step columns step_from_row decodes, after the workflow id.
+constexpr const char* kStepColumns =
+    "SELECT workflow_id, name, status, attempt, "
+    "attempts_before_retry, run_id, run_page_url,"
+    " handle::text, output::text, error::text,"
+    " (extract(epoch FROM started_at) * 1000)::bigint,"
+    " (extract(epoch FROM finished_at) * 1000)::bigint";
 
 // Prepared once per connection: a transition reads its workflows with them.
 constexpr const char* kWorkflowsColumns =
@@ -91,23 +100,28 @@ const std::map<std::string, std::string>& workflow_read_statements() {
       {"select_workflows", kWorkflowsColumns},
       {"select_workflows_locked", std::string(kWorkflowsColumns) + " ORDER BY id FOR UPDATE"},
       {"select_steps_of",
-       "SELECT workflow_id, name, status, attempt, "
-       "attempts_before_retry, run_id, run_page_url,"
-       " handle::text, output::text, error::text,"
-       " (extract(epoch FROM started_at) * 1000)::bigint,"
-       " (extract(epoch FROM finished_at) * 1000)::bigint"
-       " FROM steps WHERE workflow_id = ANY($1::text[]) "
-       "ORDER BY workflow_id, position"},
+       std::string(kStepColumns) +
+           " FROM steps WHERE workflow_id = ANY($1::text[]) ORDER BY workflow_id, position"},
+      // One row at least: with no step, the deleted ids and nulls.
+      {"select_steps_of_deleting_effects",
+       with_held_effects_deleted() + " " + kStepColumns +
+           ", d.ids FROM (SELECT string_agg(id::text, ',') AS ids FROM deleted) d"
+           " LEFT JOIN steps ON workflow_id = ANY($4::text[]) ORDER BY workflow_id, position"},
       {"select_definition", "SELECT definition::text FROM definitions WHERE hash = $1"},
   };
   return statements;
 }
 
 LoadedWorkflows load_workflows(pqxx::work& tx, std::vector<std::string> ids, bool lock,
-                               const SecretBox* sealer, DefinitionCache& cache) {
+                               const SecretBox* sealer, DefinitionCache& cache,
+                               EffectDeletion* deletion) {
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   LoadedWorkflows out;
+  if (deletion != nullptr && (ids.empty() || deletion->held.empty())) {
+    deletion->deleted = delete_held_effects(tx, deletion->held, deletion->now);
+    deletion = nullptr;
+  }
   if (ids.empty()) return out;
   const std::string array = text_array(ids);
   std::map<std::string, WorkflowState> states;
@@ -120,7 +134,17 @@ LoadedWorkflows load_workflows(pqxx::work& tx, std::vector<std::string> ids, boo
       out.emplace(id, Error{ErrorKind::kInternal, "unloadable", e.what()});
     }
   }
-  for (const pqxx::row row : tx.exec_prepared("select_steps_of", array)) {
+  pqxx::result steps;
+  if (deletion == nullptr) {
+    steps = tx.exec_prepared("select_steps_of", array);
+  } else {
+    const auto [effect_ids, owners] = lease_arrays(deletion->held);
+    steps = tx.exec_prepared("select_steps_of_deleting_effects", effect_ids, owners,
+                             to_epoch_ms(deletion->now), array);
+    deletion->deleted = deleted_effect_ids(steps[0][12]);
+  }
+  for (const pqxx::row row : steps) {
+    if (row[0].is_null()) continue;  // no step: only the deleted ids
     auto it = states.find(row[0].as<std::string>());
     if (it == states.end()) continue;
     try {

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <pqxx/pqxx>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,20 @@ using LoadedWorkflows = WorkflowReader::LoadedWorkflows;
 // order, so two transactions locking overlapping sets cannot deadlock. Every
 // id is in the result; a workflow whose rows do not decode is an Error of
 // its own ("unloadable").
+//
+// With `deletion`, its effects are deleted (as delete_held_effects does) by
+// the statement that reads the steps, one round trip fewer: after the
+// workflows' locks, in the order every transaction takes them. Its snapshot
+// is taken before any wait for an effect's lock, which is safe for the
+// steps: only a holder of their workflow's lock changes them.
+struct EffectDeletion {
+  std::vector<HeldLease> held;
+  TimePoint now;
+  std::set<int64_t> deleted;  // out: the ids deleted
+};
 LoadedWorkflows load_workflows(pqxx::work& tx, std::vector<std::string> ids, bool lock,
-                               const SecretBox* sealer, DefinitionCache& cache);
+                               const SecretBox* sealer, DefinitionCache& cache,
+                               EffectDeletion* deletion = nullptr);
 // One workflow, by the same queries; rows that do not decode throw CorruptRow.
 std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id, bool lock,
                                            const SecretBox* sealer, DefinitionCache& cache);

@@ -533,6 +533,65 @@ TEST_F(StoreTest, LoadsSeveralWorkflowsAtOnceEachIdForItself) {
   }).ok());
 }
 
+// The recorder's load: the workflows and their steps as load_workflows_for_update
+// gives them, and in the same statement as the steps, the held effects whose
+// leases hold are deleted; one whose lease ran out, or that another owner
+// holds, is not. A workflow without steps still gets its deletions.
+TEST_F(StoreTest, LoadingWhileDeletingHeldEffectsDeletesOnlyThoseWhoseLeasesHold) {
+  const TimePoint t0 = from_epoch_ms(1'795'000'000'000);
+  const Duration lease{30'000};
+  for (const char* id : {"x1", "x2"}) {
+    ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.save_workflow(sample_state(id, t0)); }).ok());
+  }
+  WorkflowState bare = sample_state("bare", t0);
+  bare.steps.clear();
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.save_workflow(bare); }).ok());
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    for (const char* id : {"x1", "x2", "x2", "bare"}) tx.add_effect(id, ExecuteStep{"a", 1}, t0);
+  }).ok());
+  auto mine = store_->claim_due_effects("me", 3, t0, lease);
+  ASSERT_TRUE(mine.ok() && mine->size() == 3u);
+  auto theirs = store_->claim_due_effects("them", 1, t0, lease);
+  ASSERT_TRUE(theirs.ok() && theirs->size() == 1u);
+  std::vector<HeldLease> held;
+  for (const auto& e : *mine) held.push_back({e.id, "me"});
+  held.push_back({(*theirs)[0].id, "me"});  // not mine
+  held.push_back({999'999, "me"});          // gone
+
+  std::set<int64_t> deleted;
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    auto loaded = tx.load_workflows_deleting_effects({"x2", "x1", "missing"}, held,
+                                                     t0 + Duration(1), deleted);
+    ASSERT_EQ(loaded.size(), 3u);
+    ASSERT_TRUE(loaded.at("x1").ok() && loaded.at("x1")->has_value());
+    expect_same_state(**loaded.at("x1"), sample_state("x1", t0));
+    ASSERT_TRUE(loaded.at("x2").ok() && loaded.at("x2")->has_value());
+    expect_same_state(**loaded.at("x2"), sample_state("x2", t0));
+    EXPECT_FALSE(loaded.at("missing")->has_value());
+  }).ok());
+  EXPECT_EQ(deleted, (std::set<int64_t>{(*mine)[0].id, (*mine)[1].id, (*mine)[2].id}));
+  EXPECT_EQ(count("effects"), 1);
+
+  // A workflow without a step, and a lease that ran out: nothing deleted.
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.add_effect("bare", ExecuteStep{"b", 1}, t0); }).ok());
+  auto late = store_->claim_due_effects("me", 10, t0, lease);
+  ASSERT_TRUE(late.ok() && late->size() == 1u);
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    auto loaded = tx.load_workflows_deleting_effects({"bare"}, {{(*late)[0].id, "me"}},
+                                                     t0 + 2 * lease, deleted);
+    ASSERT_TRUE(loaded.at("bare").ok() && loaded.at("bare")->has_value());
+    EXPECT_TRUE((*loaded.at("bare"))->steps.empty());
+  }).ok());
+  EXPECT_TRUE(deleted.empty());
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    auto loaded = tx.load_workflows_deleting_effects({"bare"}, {{(*late)[0].id, "me"}},
+                                                     t0 + Duration(2), deleted);
+    EXPECT_TRUE((*loaded.at("bare"))->steps.empty());
+  }).ok());
+  EXPECT_EQ(deleted, std::set<int64_t>{(*late)[0].id});
+  EXPECT_EQ(count("effects"), 1);  // theirs
+}
+
 // What the throwaway server has logged since `offset` bytes into its log.
 std::string server_log_since(const TempPostgres& pg, std::streamoff offset) {
   std::ifstream log(pg.log_path(), std::ios::binary);
