@@ -6,11 +6,13 @@
 namespace brickwork::testing {
 namespace {
 
-// A sleep before the gate: a signal sent during it comes "too early".
+// A sleep before the gate: a signal sent during it comes "too early". Long
+// enough for `brickwork signal` to start, send and hear back under
+// ThreadSanitizer on a loaded machine (2 s was not).
 constexpr const char* kNapThenGate = R"(  nap_then_gate:
     steps:
       - name: nap
-        sleep: {for: 2s}
+        sleep: {for: 6s}
       - name: approve
         wait_for_signal: {name: approved, timeout: 120s}
   slow_nap_then_gate:
@@ -85,8 +87,8 @@ TEST_F(SignalsAndHistory, AnEarlySignalIsKeptThenDeliveredWhenTheStepWaits) {
       brickwork_cli("signal early-1 approved --value '{\"by\":\"ana\"}'" + with_config());
   EXPECT_EQ(sent.exit_code, 0) << sent.out;
   // "kept" is the proof that the gate did not wait yet. The gate's status is
-  // not checked here: on a loaded machine the 2 s nap may end before this
-  // line, and the status events below check the order durably.
+  // not checked here: on a loaded machine the nap may end before this line,
+  // and the status events below check the order durably.
   EXPECT_NE(sent.out.find("kept: early-1 keeps approved"), std::string::npos) << sent.out;
 
   auto done = wait_terminal("early-1");
