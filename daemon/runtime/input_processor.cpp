@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <set>
 
 #include "daemon/core/logging.hpp"
 #include "daemon/core/trace_context.hpp"
@@ -12,6 +13,12 @@
 
 namespace brickwork {
 namespace {
+
+std::set<StoreTx::TopicPartition> partitions_of(const std::vector<KafkaMessage>& batch) {
+  std::set<StoreTx::TopicPartition> out;
+  for (const auto& message : batch) out.emplace(message.topic, message.partition);
+  return out;
+}
 
 class BatchApplier {
  public:
@@ -180,11 +187,24 @@ class BatchApplier {
 Result<BatchReport> InputProcessor::apply_batch(WorkflowWriter& writer,
                                                 const std::vector<KafkaMessage>& batch,
                                                 TimePoint now) {
+  Result<BatchReport> report = apply_batch(writer, batch, now, true);
+  if (!report && report.error().code == "40001") {
+    // An offset moved by another member, or any other serialization
+    // failure: once more, reading the offsets under their locks.
+    report = apply_batch(writer, batch, now, false);
+  }
+  return report;
+}
+
+Result<BatchReport> InputProcessor::apply_batch(WorkflowWriter& writer,
+                                                const std::vector<KafkaMessage>& batch,
+                                                TimePoint now, bool trust_written_offsets) {
   BatchReport report;
   PendingMetrics pending;
   std::map<std::pair<std::string, std::string>, int64_t> inputs;  // (topic, result) -> count
   WorkflowTransaction::Handoff handoff;
   std::vector<FailureNote> failures;
+  std::map<StoreTx::TopicPartition, int64_t> written;
   Status status = writer.transact([&](StoreTx& tx) {
     report = BatchReport{};
     pending.clear();
@@ -193,7 +213,18 @@ Result<BatchReport> InputProcessor::apply_batch(WorkflowWriter& writer,
     BatchApplier applier(wt, context_, report, now);
     std::vector<StoreTx::TopicPartition> partitions;
     for (const auto& message : batch) partitions.emplace_back(message.topic, message.partition);
-    std::map<StoreTx::TopicPartition, int64_t> next_offsets = tx.input_offsets_for_update(partitions);
+    std::map<StoreTx::TopicPartition, int64_t> next_offsets;
+    bool read_offsets = !trust_written_offsets;
+    for (const auto& partition : partitions) {
+      auto known = written_offsets_.find(partition);
+      if (known == written_offsets_.end()) {
+        read_offsets = true;
+        break;
+      }
+      next_offsets.emplace(partition, known->second);
+    }
+    if (read_offsets) next_offsets = tx.input_offsets_for_update(partitions);
+    const std::map<StoreTx::TopicPartition, int64_t> offsets_before = next_offsets;
     // Every workflow the new inputs name, loaded and locked at once.
     std::vector<BatchApplier::ParsedInput> parsed(batch.size());
     std::vector<std::string> ids;
@@ -223,13 +254,26 @@ Result<BatchReport> InputProcessor::apply_batch(WorkflowWriter& writer,
     // The offsets before finish(), which sends the batch's writes: they go
     // in the same statement instead of one more round trip.
     for (const auto& [key, next] : next_offsets) {
-      if (next >= 0) tx.set_input_offset(key.first, key.second, next);
+      if (next < 0) continue;
+      if (read_offsets) {
+        tx.set_input_offset(key.first, key.second, next);
+      } else {
+        tx.advance_input_offset(key.first, key.second, offsets_before.at(key), next);
+      }
     }
     wt.finish();
+    written = next_offsets;
     handoff = wt.take_handoff();
     failures = wt.take_failures();
   });
-  if (!status) return status.error();
+  if (!status) {
+    // Committed or not, unknown: read the offsets again next time.
+    for (const auto& partition : partitions_of(batch)) written_offsets_.erase(partition);
+    return status.error();
+  }
+  for (const auto& [partition, next] : written) {
+    if (next >= 0) written_offsets_[partition] = next;
+  }
   log_failures(failures);
   Metrics& metrics = context_.metrics();
   pending.commit(&metrics);
@@ -245,6 +289,7 @@ Status InputProcessor::dead_letter_unprocessable(WorkflowWriter& writer,
                                                  const KafkaMessage& message, const Error& error,
                                                  TimePoint now) {
   const ConfigPtr config = context_.config();
+  written_offsets_.erase({message.topic, message.partition});  // read under its lock next time
   Status status = writer.transact([&](StoreTx& tx) {
     const int64_t next = tx.input_offset_for_update(message.topic, message.partition);
     if (message.offset < next) return;

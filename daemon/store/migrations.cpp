@@ -190,7 +190,23 @@ ALTER TABLE outbox ALTER COLUMN id SET DEFAULT
 DROP FUNCTION IF EXISTS outbox_next_id();
 )sql";
 
-constexpr std::array<Migration, 9> kMigrations{{
+// The intake advances a partition's offset without reading it first when it
+// knows the value from its own last commit (one round trip fewer per batch).
+// If another member moved it meanwhile (a rebalance), the update calls this
+// function, which fails the transaction as a serialization failure; the
+// intake then applies the batch again, reading the offset under its lock.
+constexpr const char* kV10 = R"sql(
+CREATE OR REPLACE FUNCTION brickwork_input_offset_moved(
+  topic text, part int, expected bigint, found bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'the input offset of %[%] is %, not % as this member last wrote it',
+    topic, part, found, expected USING ERRCODE = 'serialization_failure';
+END
+$$;
+)sql";
+
+constexpr std::array<Migration, 10> kMigrations{{
     {1, "workflows, steps, effects, outbox, input offsets", kV1},
     {2, "definitions stored once, by hash", kV2},
     {3, "queue tables vacuumed by dead rows", kV3},
@@ -200,6 +216,7 @@ constexpr std::array<Migration, 9> kMigrations{{
     {7, "claims and drains that do not walk dead rows", kV7},
     {8, "a workflow's rows without per-row foreign-key triggers", kV8},
     {9, "outbox ids without a function call per row", kV9},
+    {10, "input offsets advanced without a read", kV10},
 }};
 
 }  // namespace

@@ -172,6 +172,15 @@ const WriteBuffer::RowKind kInputOffsetRows{
     " ON CONFLICT (topic, partition) DO UPDATE"
     " SET next_offset = EXCLUDED.next_offset, updated_at = now()",
     "input_offsets", true};
+const WriteBuffer::RowKind kInputOffsetAdvanceRows{
+    "f",
+    "UPDATE input_offsets o SET updated_at = now(), next_offset ="
+    " CASE WHEN o.next_offset = v.expected THEN v.next"
+    " ELSE brickwork_input_offset_moved(o.topic, o.partition, v.expected, o.next_offset) END"
+    " FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[])"
+    " AS v(topic, partition, expected, next)"
+    " WHERE o.topic = v.topic AND o.partition = v.partition",
+    "input_offsets", true};
 const WriteBuffer::RowKind kWorkflowUpdateRows{
     "u",
     "UPDATE workflows w SET status = v.status, seq = v.seq,"
@@ -367,6 +376,12 @@ class PgStoreTx final : public StoreTx {
                     {topic, partition, next_offset});
   }
 
+  void advance_input_offset(const std::string& topic, int32_t partition, int64_t expected,
+                            int64_t next_offset) override {
+    writes_.add_row(kInputOffsetAdvanceRows, topic + '\n' + std::to_string(partition),
+                    {topic, partition, expected, next_offset});
+  }
+
   void record_history(const std::string& workflow_id, const HistoryChanges& changes) override {
     for (const AttemptRecord& a : changes.attempts) {
       writes_.add_row(kAttemptRows, workflow_id + '\n' + a.step + '\n' + std::to_string(a.attempt),
@@ -506,7 +521,8 @@ const std::vector<const WriteBuffer::RowKind*>& write_row_kinds() {
       &kOutboxRows,       &kEffectRows,
       &kLeasedEffectRows, &kNewWorkflowRows,
       &kNewStepRows,      &kDroppedPollRows,
-      &kInputOffsetRows,  &kWorkflowUpdateRows,
+      &kInputOffsetRows,  &kInputOffsetAdvanceRows,
+      &kWorkflowUpdateRows,
       &kStepUpdateRows,   &kWorkflowWithSignalsRows,
       &kAttemptRows,      &kHistoryNoteRows};
   return kinds;

@@ -180,6 +180,12 @@ class StoreTx {
   virtual std::map<TopicPartition, int64_t> input_offsets_for_update(
       const std::vector<TopicPartition>& partitions) = 0;
   virtual void set_input_offset(const std::string& topic, int32_t partition, int64_t next_offset) = 0;
+  // Sets the next offset of a partition whose row exists and holds
+  // `expected` (this member wrote it last), without reading or locking it
+  // first. If another member has moved it since, the transaction fails with
+  // code 40001 (serialization_failure) once its writes are sent.
+  virtual void advance_input_offset(const std::string& topic, int32_t partition, int64_t expected,
+                                    int64_t next_offset) = 0;
   // Adds to a workflow's history (written with the transition that made it):
   // attempts that ended and the timeline's other entries.
   virtual void record_history(const std::string& workflow_id, const HistoryChanges& changes) = 0;
