@@ -27,8 +27,8 @@ void OpsMonitor::start(const KafkaConsumer& consumer, Duration period) {
   thread_ = std::thread([this, period] {
     auto store = context_.open_store();
     auto next_trim = std::chrono::steady_clock::now();
-    while (!stopping_) {
-      check_once(*store);
+    for (int check = 0; !stopping_; ++check) {
+      check_once(*store, check % kGaugeChecks == 0);
 #ifdef __GLIBC__
       // glibc keeps the pages of memory freed after a burst (a backlog of
       // inputs, thousands of effects handed over) in its arenas: give them
@@ -51,19 +51,24 @@ void OpsMonitor::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void OpsMonitor::check_once(QueueGauges& queues) {
+void OpsMonitor::check_once(QueueGauges& queues, bool depths) {
   Metrics& metrics = context_.metrics();
   // The reason is all /readyz tells (anyone who can reach the port reads
   // it); the details, which may quote Postgres, go to the log only.
   std::string reason;
   std::string details;
-  auto depths = queues.queue_depths(now_ms());
   if (depths) {
-    metrics.set_outbox_backlog(depths->outbox);
-    metrics.set_effects_due(depths->effects_due);
-  } else {
+    auto read = queues.queue_depths(now_ms());
+    if (read) {
+      metrics.set_outbox_backlog(read->outbox);
+      metrics.set_effects_due(read->effects_due);
+    } else {
+      reason = "postgres unreachable";
+      details = read.error().message;
+    }
+  } else if (Status answers = queues.ping(); !answers) {
     reason = "postgres unreachable";
-    details = depths.error().message;
+    details = answers.error().message;
   }
   if (consumer_ != nullptr) {
     if (reason.empty() && !consumer_->joined()) {

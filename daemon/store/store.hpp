@@ -299,7 +299,11 @@ class OutboxDrain {
 class QueueGauges {
  public:
   virtual ~QueueGauges() = default;
-  // Outbox rows and effects due at `now`, in one statement.
+  // Cheap liveness check (SELECT 1), reconnecting if needed.
+  virtual Status ping() = 0;
+  // Outbox rows and effects due at `now`, in one statement. It counts, so it
+  // walks the rows deleted since the tables' last vacuum: 40-50 ms with 100k
+  // of them on a 2-core machine.
   virtual Result<QueueDepths> queue_depths(TimePoint now) = 0;
 };
 
@@ -328,8 +332,6 @@ class Store : public WorkflowWriter,
   // Creates or upgrades the schema. Safe to run twice and concurrently
   // (an advisory lock serialises migrators).
   virtual Status migrate() = 0;
-  // Cheap liveness check (SELECT 1), reconnecting if needed.
-  virtual Status ping() = 0;
 };
 
 }  // namespace brickwork
