@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
-#include <set>
 
 #include "daemon/core/logging.hpp"
 #include "daemon/core/trace_context.hpp"
@@ -13,12 +12,6 @@
 
 namespace brickwork {
 namespace {
-
-std::set<StoreTx::TopicPartition> partitions_of(const std::vector<KafkaMessage>& batch) {
-  std::set<StoreTx::TopicPartition> out;
-  for (const auto& message : batch) out.emplace(message.topic, message.partition);
-  return out;
-}
 
 class BatchApplier {
  public:
@@ -205,14 +198,14 @@ Result<BatchReport> InputProcessor::apply_batch(WorkflowWriter& writer,
   WorkflowTransaction::Handoff handoff;
   std::vector<FailureNote> failures;
   std::map<StoreTx::TopicPartition, int64_t> written;
+  std::vector<StoreTx::TopicPartition> partitions;
+  for (const auto& message : batch) partitions.emplace_back(message.topic, message.partition);
   Status status = writer.transact([&](StoreTx& tx) {
     report = BatchReport{};
     pending.clear();
     inputs.clear();
     WorkflowTransaction wt(tx, context_, now, &pending);
     BatchApplier applier(wt, context_, report, now);
-    std::vector<StoreTx::TopicPartition> partitions;
-    for (const auto& message : batch) partitions.emplace_back(message.topic, message.partition);
     std::map<StoreTx::TopicPartition, int64_t> next_offsets;
     bool read_offsets = !trust_written_offsets;
     for (const auto& partition : partitions) {
@@ -268,7 +261,7 @@ Result<BatchReport> InputProcessor::apply_batch(WorkflowWriter& writer,
   });
   if (!status) {
     // Committed or not, unknown: read the offsets again next time.
-    for (const auto& partition : partitions_of(batch)) written_offsets_.erase(partition);
+    for (const auto& partition : partitions) written_offsets_.erase(partition);
     return status.error();
   }
   for (const auto& [partition, next] : written) {

@@ -45,21 +45,23 @@ json::object template_scope(const WorkflowState& state) {
                       {"steps", std::move(steps)}};
 }
 
-void WorkflowTransaction::preload(const std::vector<std::string>& ids) {
+std::vector<std::string> WorkflowTransaction::not_loaded(const std::vector<std::string>& ids) const {
   std::vector<std::string> missing;
   for (const auto& id : ids) {
     if (cache_.count(id) == 0) missing.push_back(id);
   }
+  return missing;
+}
+
+void WorkflowTransaction::preload(const std::vector<std::string>& ids) {
+  const std::vector<std::string> missing = not_loaded(ids);
   if (missing.empty()) return;
   for (auto& [id, loaded] : tx_.load_workflows_for_update(missing)) remember(id, std::move(loaded));
 }
 
 std::set<int64_t> WorkflowTransaction::preload_deleting_effects(
     const std::vector<std::string>& ids, const std::vector<HeldLease>& held) {
-  std::vector<std::string> missing;
-  for (const auto& id : ids) {
-    if (cache_.count(id) == 0) missing.push_back(id);
-  }
+  const std::vector<std::string> missing = not_loaded(ids);
   std::set<int64_t> deleted;
   for (auto& [id, loaded] : tx_.load_workflows_deleting_effects(missing, held, now_, deleted)) {
     remember(id, std::move(loaded));
