@@ -125,7 +125,7 @@ TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/ts
   "${tsan_prefix[@]}" ctest --test-dir build/tsan --output-on-failure -j 4 --timeout 600 \
   --repeat until-pass:2 -L 'store|kafka|databricks|integration' -E "$tsan_not_threads"
 
-step "fuzzing every parser of outside bytes (${FUZZ_SECONDS:-10}s each)"
+step "finishing the fuzz targets and the release build (build/more.log)"
 if ! wait "$more_builds"; then
   tail -n 60 build/more.log
   echo "fuzz or release build failed; full log in build/more.log" >&2
@@ -138,7 +138,10 @@ fi
   scripts/test-package.sh) </dev/null >build/package.log 2>&1 &
 package_test=$!
 background+=("$package_test")
-FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh --no-build
+# One fuzzer at a time on one core, beside the demo and the benchmark.
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh --no-build </dev/null >build/fuzz.log 2>&1 &
+fuzz_run=$!
+background+=("$fuzz_run")
 
 step "brickwork demo from the optimised build (the README's other command)"
 if ! BRICKWORK_CONTRACT_CAPTURE="$capture" build/release/brickwork demo >build/demo.log 2>&1; then
@@ -164,6 +167,14 @@ if ! BENCH_BINARY=build/release/brickwork scripts/bench.sh --smoke >build/bench-
   exit 1
 fi
 tail -n 12 build/bench-smoke.log
+
+step "fuzzing every parser of outside bytes, ${FUZZ_SECONDS:-10}s each (ran alongside the demo and the benchmark: build/fuzz.log)"
+if ! wait "$fuzz_run"; then
+  tail -n 60 build/fuzz.log
+  echo "a fuzzer found a crash; full log in build/fuzz.log" >&2
+  exit 1
+fi
+grep -E '^(fuzz:|stat::number_of_executed_units)' build/fuzz.log || true
 
 step "the Debian package: lintian, install layout, installed in a clean Debian 12 root (build/package.log)"
 if ! wait "$package_test"; then
