@@ -164,6 +164,10 @@ Status Daemon::run(const std::atomic<bool>& stop) {
       config->kafka, {config->kafka.topics.commands, config->kafka.topics.events},
       "brickwork-" + id);
   if (!consumer) return consumer.error();
+  // The group join (seconds: the coordinator's rebalance delay) runs from
+  // here, beside the start of everything below.
+  spdlog::info("kafka: joining group {} for {} and {}", config->kafka.group,
+               config->kafka.topics.commands, config->kafka.topics.events);
 
   if (options_.on_kafka_clients) options_.on_kafka_clients(**consumer, **producer);
   OutboxPublisher publisher(*context_, **producer);

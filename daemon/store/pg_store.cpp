@@ -37,6 +37,9 @@ class PgStore final : public Store {
 
   Status migrate() override {
     return guarded<Done>("migrate", [&](pqxx::connection& c) {
+      // Nearly every start finds them all applied: two reads, no lock and
+      // no transaction per migration (30 ms of a restart's 0.2 s before).
+      if (all_migrations_applied(c)) return Done{};
       for (const store_detail::Migration& m : store_detail::migrations()) {
         pqxx::work tx(c);
         // A migration (and waiting for another migrator) may outlast the
@@ -59,6 +62,19 @@ class PgStore final : public Store {
       }
       return Done{};
     });
+  }
+
+  // Migrations are applied in order, each inserting its version as it
+  // commits, so the highest version applied says whether any is missing.
+  // One being applied by another daemon is not visible yet: then the
+  // caller waits for its lock as before.
+  static bool all_migrations_applied(pqxx::connection& c) {
+    pqxx::nontransaction read(c);
+    if (!read.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>()) {
+      return false;
+    }
+    const auto latest = read.exec("SELECT coalesce(max(version), 0) FROM schema_migrations");
+    return latest[0][0].as<int64_t>() >= store_detail::migrations().back().version;
   }
 
   // The parts, each what one consumer uses.

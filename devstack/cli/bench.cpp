@@ -1077,9 +1077,11 @@ class Bench {
     const double restart = seconds_between(daemon_->started(), *run);
     // The part spent waiting for the group coordinator to hand out the
     // partitions (from subscribing to the assignment, in the daemon's log):
-    // the cluster's, not brickwork's.
+    // the cluster's, not brickwork's. What the daemon starts meanwhile (its
+    // call threads, recorders, outbox) is not on the way to the run-now.
     const std::string log = daemon_log(daemons_started_);
-    const auto subscribed = logged_at(log, "started as");
+    auto subscribed = logged_at(log, "kafka: joining group");
+    if (!subscribed) subscribed = logged_at(log, "started as");  // an older daemon
     const auto assigned = logged_at(log, "kafka: assigned");
     std::optional<double> coordinator;
     if (subscribed && assigned) coordinator = (*assigned - *subscribed).count() / 1000.0;

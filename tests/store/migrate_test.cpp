@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <future>
 #include <thread>
 
 #include "daemon/store/migrations.hpp"
@@ -52,6 +54,36 @@ TEST(Migrate, ConcurrentMigratorsAreSerialised) {
   }
   for (auto& t : threads) t.join();
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(scalar(url, "SELECT count(*) FROM schema_migrations"),
+            static_cast<int64_t>(store_detail::migrations().size()));
+}
+
+// A restart finds every migration applied and goes on without waiting for
+// the migration lock; a database missing one still waits for it, as a
+// daemon must while another migrates.
+TEST(Migrate, OnlyADatabaseMissingAMigrationWaitsForTheMigrationLock) {
+  const std::string url = fresh_database(shared_postgres(), "migrate_lock_held");
+  ASSERT_TRUE(Store::open(url)->migrate().ok());
+  pqxx::connection holder(url);
+  pqxx::nontransaction hold(holder);
+  hold.exec_params("SELECT pg_advisory_lock($1)", store_detail::kMigrateLockKey);
+
+  auto migrated = std::async(std::launch::async, [&] { return Store::open(url)->migrate(); });
+  const bool done_at_once = migrated.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  if (!done_at_once) hold.exec_params("SELECT pg_advisory_unlock($1)", store_detail::kMigrateLockKey);
+  ASSERT_TRUE(done_at_once) << "a migrated database waited for the migration lock";
+  Status first = migrated.get();
+  EXPECT_TRUE(first.ok()) << first.error().message;
+
+  hold.exec_params("DELETE FROM schema_migrations WHERE version = $1", kLatest);
+  auto missing = std::async(std::launch::async, [&] { return Store::open(url)->migrate(); });
+  EXPECT_EQ(missing.wait_for(std::chrono::milliseconds(500)), std::future_status::timeout)
+      << "a database missing a migration did not wait for the migration lock";
+  // What another migrator would have done while holding the lock.
+  hold.exec_params("INSERT INTO schema_migrations (version) VALUES ($1)", kLatest);
+  hold.exec_params("SELECT pg_advisory_unlock($1)", store_detail::kMigrateLockKey);
+  Status second = missing.get();
+  EXPECT_TRUE(second.ok()) << second.error().message;
   EXPECT_EQ(scalar(url, "SELECT count(*) FROM schema_migrations"),
             static_cast<int64_t>(store_detail::migrations().size()));
 }
