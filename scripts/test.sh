@@ -48,6 +48,15 @@ docker_test() {
     echo "docker test skipped: no Docker engine reachable (BRICKWORK_DOCKER_TEST=1 requires it)"
   fi
 }
+# Waits for a job started in the background; if it failed, shows the end of
+# its log and stops.
+wait_or_stop() {
+  if ! wait "$1"; then
+    tail -n 60 "$2"
+    echo "$3; full log in $2" >&2
+    exit 1
+  fi
+}
 # End-to-end tests mostly wait on timers and the network (a third of the CPU),
 # so four run at a time, and the next build runs alongside at low priority.
 run_tests() { ctest --test-dir "$1" --output-on-failure -j 4 --timeout 600 "${@:2}"; }
@@ -92,11 +101,7 @@ BRICKWORK_CONTRACT_CAPTURE="$capture" \
 check_messages build/asan
 
 step "finishing the ThreadSanitizer build"
-if ! wait "$tsan_build"; then
-  tail -n 60 build/tsan.log
-  echo "ThreadSanitizer build failed; full log in build/tsan.log" >&2
-  exit 1
-fi
+wait_or_stop "$tsan_build" build/tsan.log "ThreadSanitizer build failed"
 
 step "concurrent parts under ThreadSanitizer (fuzz targets and release build alongside: build/more.log)"
 (nice -n 19 scripts/fuzz.sh --build-only &&
@@ -126,11 +131,7 @@ TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/ts
   --repeat until-pass:2 -L 'store|kafka|databricks|integration' -E "$tsan_not_threads"
 
 step "finishing the fuzz targets and the release build (build/more.log)"
-if ! wait "$more_builds"; then
-  tail -n 60 build/more.log
-  echo "fuzz or release build failed; full log in build/more.log" >&2
-  exit 1
-fi
+wait_or_stop "$more_builds" build/more.log "fuzz or release build failed"
 # The Debian package from the optimised build: built, checked by lintian and
 # installed in the clean root while the fuzzers, demo and benchmark run
 # (mostly disk and network; result below, log in build/package.log).
@@ -169,19 +170,11 @@ fi
 tail -n 12 build/bench-smoke.log
 
 step "fuzzing every parser of outside bytes, ${FUZZ_SECONDS:-10}s each (ran alongside the demo and the benchmark: build/fuzz.log)"
-if ! wait "$fuzz_run"; then
-  tail -n 60 build/fuzz.log
-  echo "a fuzzer found a crash; full log in build/fuzz.log" >&2
-  exit 1
-fi
+wait_or_stop "$fuzz_run" build/fuzz.log "a fuzzer found a crash"
 grep -E '^(fuzz:|stat::number_of_executed_units)' build/fuzz.log || true
 
 step "the Debian package: lintian, install layout, installed in a clean Debian 12 root (build/package.log)"
-if ! wait "$package_test"; then
-  tail -n 60 build/package.log
-  echo "the Debian package or its install test failed; full log in build/package.log" >&2
-  exit 1
-fi
+wait_or_stop "$package_test" build/package.log "the Debian package or its install test failed"
 grep -E '^(package|install_layout_test|test-package|debian-root):' build/package.log || true
 docker_test
 step "all tests passed"
