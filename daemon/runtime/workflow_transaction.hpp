@@ -94,9 +94,9 @@ class WorkflowTransaction {
   void note_failure(const std::string& workflow_id, const std::string& workflow,
                     const StatusEvent& event, const WorkflowState* state);
   void add_effect(const std::string& workflow_id, Effect effect);
-  // Caches a load's outcome (a workflow, none, or why it is unloadable).
   // The ids of `ids` this transaction has not loaded yet.
   std::vector<std::string> not_loaded(const std::vector<std::string>& ids) const;
+  // Caches a load's outcome (a workflow, none, or why it is unloadable).
   const std::optional<WorkflowState>& remember(const std::string& id,
                                                Result<std::optional<WorkflowState>> loaded);
 
