@@ -148,8 +148,8 @@ Status PgEffectQueue::release_leases(const std::vector<HeldLease>& held) {
   });
 }
 
-std::set<int64_t> delete_held_effects(pqxx::work& tx, const std::vector<HeldLease>& held,
-                                      TimePoint now) {
+std::set<int64_t> delete_held_effects(pqxx::transaction_base& tx,
+                                      const std::vector<HeldLease>& held, TimePoint now) {
   std::set<int64_t> deleted;
   if (held.empty()) return deleted;
   const auto [ids, owners] = lease_arrays(held);

@@ -32,8 +32,8 @@ class PgEffectQueue final : public EffectQueue {
 
 // Deletes the effects whose claims still hold their lease at `now`; returns
 // the ids deleted. Inside the transaction that applies their results.
-std::set<int64_t> delete_held_effects(pqxx::work& tx, const std::vector<HeldLease>& held,
-                                      TimePoint now);
+std::set<int64_t> delete_held_effects(pqxx::transaction_base& tx,
+                                      const std::vector<HeldLease>& held, TimePoint now);
 
 // "WITH held AS (...), deleted AS (DELETE ... RETURNING e.id)", for a
 // statement to go on with a SELECT: the effects $1 (ids) held by $2

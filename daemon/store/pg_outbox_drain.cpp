@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "daemon/store/claim_query.hpp"
+#include "daemon/store/deferred_begin.hpp"
 #include "daemon/store/migrations.hpp"
 #include "daemon/store/pg_params.hpp"
 #include "daemon/store/sealing.hpp"
@@ -19,7 +20,7 @@ namespace {
 // The drain's transaction as the publisher sees it.
 class PgOutboxTx final : public OutboxTx {
  public:
-  explicit PgOutboxTx(pqxx::work& tx) : tx_(tx) {}
+  explicit PgOutboxTx(pqxx::transaction_base& tx) : tx_(tx) {}
   std::optional<WorkflowSequence> take_next_seq(const std::string& workflow_id) override {
     // The row lock is taken as any transition takes it, so seq stays gap-free.
     const pqxx::result r = tx_.exec_params(
@@ -33,7 +34,7 @@ class PgOutboxTx final : public OutboxTx {
   }
 
  private:
-  pqxx::work& tx_;
+  pqxx::transaction_base& tx_;
 };
 
 }  // namespace
@@ -49,18 +50,22 @@ Result<int32_t> PgOutboxDrain::drain_outbox(int32_t limit, const std::vector<Out
                                             const OutboxPublish& publish) {
   std::optional<Error> publish_error;
   auto drained = session_.run<int32_t>("drain_outbox", [&](pqxx::connection& c) -> int32_t {
-    pqxx::work tx(c);
-    if (!tx.exec_params("SELECT pg_try_advisory_xact_lock($1)", kOutboxLockKey)[0][0].as<bool>()) {
-      return 0;  // another publisher is draining
-    }
     std::vector<std::string> skip_topics, skip_keys;
     for (const OutboxStream& s : skip) {
       skip_topics.push_back(s.topic);
       skip_keys.push_back(s.key);
     }
-    const pqxx::result r =
-        tx.exec_prepared("drain_outbox", std::max(limit, 0), text_array(skip_topics),
-                         text_array(skip_keys), cursor_.after());
+    // BEGIN, the drainers' lock and the read in one round trip. Without the
+    // lock the read is only discarded: it changes nothing.
+    DeferredBeginWork work(c);
+    const std::vector<pqxx::result> first = work.exec_together(
+        {"SELECT pg_try_advisory_xact_lock(" + std::to_string(kOutboxLockKey) + ")",
+         work.execute("drain_outbox",
+                      {std::to_string(std::max(limit, 0)), work.quote(text_array(skip_topics)),
+                       work.quote(text_array(skip_keys)), std::to_string(cursor_.after())})});
+    if (!first[0][0][0].as<bool>()) return 0;  // another publisher is draining
+    const pqxx::result& r = first[1];
+    pqxx::transaction_base& tx = work.begun();
     DrainCursor::Read read{r[0][0].as<int64_t>(), 0, r[0][2].as<int64_t>()};
     std::vector<int64_t> ids;
     std::vector<OutboxMessage> messages;
@@ -128,13 +133,13 @@ Result<int32_t> PgOutboxDrain::drain_outbox(int32_t limit, const std::vector<Out
     // drop by seq, and the server's next durable commit flushes them anyway.
     // A round that took a workflow's seq for a replacement waits: its event
     // may be published before a crash could take the seq back.
-    read.xid_after =
-        tx.exec_params("WITH deleted AS (DELETE FROM outbox WHERE id = ANY($1::bigint[]))"
-                       " SELECT pg_current_xact_id()::text::bigint,"
-                       " CASE WHEN $2 THEN set_config('synchronous_commit', 'off', true) END",
-                       number_array(done), round->replacements.empty())[0][0]
-            .as<int64_t>();
-    tx.commit();
+    read.xid_after = tx.exec_params(
+                           "WITH deleted AS (DELETE FROM outbox WHERE id = ANY($1::bigint[]))"
+                           " SELECT pg_current_xact_id()::text::bigint,"
+                           " CASE WHEN $2 THEN set_config('synchronous_commit', 'off', true) END",
+                           number_array(done), round->replacements.empty())[0][0]
+                         .as<int64_t>();
+    work.commit();
     cursor_.advance(read, ids, ids.size() >= static_cast<size_t>(std::max(limit, 0)),
                     !skip.empty() || !kept.empty());
     return static_cast<int32_t>(done.size());

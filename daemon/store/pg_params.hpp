@@ -1,9 +1,14 @@
 #pragma once
-// How values travel to Postgres: only as statement parameters, never in the
-// SQL text, so that no server log (log_min_error_statement logs the text of
-// a failed statement) holds a workflow's inputs or outputs. A list of values
-// is one parameter, a Postgres array literal (for `= ANY($1::text[])` and
-// unnest()); times are epoch milliseconds, JSON is text cast to jsonb.
+// How values travel to Postgres: as statement parameters, never in the SQL
+// text, so that no server log (log_min_error_statement logs the text of a
+// failed statement) holds a workflow's inputs or outputs. One exception,
+// identifiers only: the first reads of a transition (its workflows) and of
+// an outbox drain go with their BEGIN in one round trip, which only the
+// simple protocol allows, so the ids they read by (workflow ids, held
+// effects' ids and lease owners, skipped streams' topics and keys) travel
+// as quoted literals there (DeferredBeginWork). A list of values is one parameter, a
+// Postgres array literal (for `= ANY($1::text[])` and unnest()); times are
+// epoch milliseconds, JSON is text cast to jsonb.
 #include <boost/json.hpp>
 #include <cstdint>
 #include <optional>

@@ -214,8 +214,8 @@ const WriteBuffer::RowKind kHistoryNoteRows{"n", kInsertHistoryNotes, "workflow_
 
 class PgStoreTx final : public StoreTx {
  public:
-  PgStoreTx(pqxx::work& tx, const SecretBox* sealer, DefinitionCache& definitions)
-      : tx_(tx), sealer_(sealer), definitions_(definitions) {}
+  PgStoreTx(DeferredBeginWork& work, const SecretBox* sealer, DefinitionCache& definitions)
+      : work_(work), sealer_(sealer), definitions_(definitions) {}
 
   // Sends the writes still buffered; before commit.
   void flush() { writes_.flush(); }
@@ -225,22 +225,18 @@ class PgStoreTx final : public StoreTx {
 
   Result<std::optional<WorkflowState>> load_workflow_for_update(const std::string& id) override {
     writes_.flush();
-    try {
-      return load_workflow(tx_, id, true, sealer_, definitions_);
-    } catch (const CorruptRow& e) {
-      // Only the decoding failed; the database transaction is intact.
-      return Error{ErrorKind::kInternal, "unloadable", e.what()};
-    }
+    // A row that does not decode is an Error; the database transaction is intact.
+    return std::move(load_workflows(work_, {id}, sealer_, definitions_).at(id));
   }
 
   LoadedWorkflows load_workflows_for_update(const std::vector<std::string>& ids) override {
     writes_.flush();
-    return load_workflows(tx_, ids, true, sealer_, definitions_);
+    return load_workflows(work_, ids, sealer_, definitions_);
   }
 
   std::set<int64_t> delete_effects(const std::vector<HeldLease>& held, TimePoint now) override {
     writes_.flush();
-    return delete_held_effects(tx_, held, now);
+    return delete_held_effects(work_.begun(), held, now);
   }
 
   LoadedWorkflows load_workflows_deleting_effects(const std::vector<std::string>& ids,
@@ -248,7 +244,7 @@ class PgStoreTx final : public StoreTx {
                                                   std::set<int64_t>& deleted) override {
     writes_.flush();
     EffectDeletion deletion{held, now, {}};
-    LoadedWorkflows loaded = load_workflows(tx_, ids, true, sealer_, definitions_, &deletion);
+    LoadedWorkflows loaded = load_workflows(work_, ids, sealer_, definitions_, &deletion);
     deleted = std::move(deletion.deleted);
     return loaded;
   }
@@ -256,12 +252,12 @@ class PgStoreTx final : public StoreTx {
   std::optional<ForcedFailure> fail_unloadable_workflow(const std::string& id,
                                                         TimePoint now) override {
     writes_.flush();
-    const pqxx::result r = tx_.exec_params(
+    const pqxx::result r = work_.begun().exec_params(
         "UPDATE workflows SET status = 'failed', seq = seq + 1,"
         " updated_at = to_timestamp($2::bigint / 1000.0)"
         " WHERE id = $1 AND status = 'running' RETURNING workflow, seq",
         id, to_epoch_ms(now));
-    tx_.exec_params("DELETE FROM effects WHERE workflow_id = $1", id);
+    work_.begun().exec_params("DELETE FROM effects WHERE workflow_id = $1", id);
     if (r.empty()) return std::nullopt;
     return ForcedFailure{r[0][0].as<std::string>(), r[0][1].as<int64_t>()};
   }
@@ -353,7 +349,8 @@ class PgStoreTx final : public StoreTx {
     const std::string topics = text_array(topic_names);
     const std::string numbers = number_array(partition_numbers);
     const auto select = [&] {
-      for (const pqxx::row row : tx_.exec_prepared("select_input_offsets", topics, numbers)) {
+      for (const pqxx::row row :
+           work_.begun().exec_prepared("select_input_offsets", topics, numbers)) {
         offsets[{row[0].as<std::string>(), row[1].as<int32_t>()}] = row[2].as<int64_t>();
       }
     };
@@ -361,7 +358,7 @@ class PgStoreTx final : public StoreTx {
     if (offsets.size() < std::set<TopicPartition>(partitions.begin(), partitions.end()).size()) {
       // A partition seen for the first time: its row is created, then locked
       // like any other, so two consumers of a new partition queue on it.
-      tx_.exec_prepared("ensure_input_offsets", topics, numbers);
+      work_.begun().exec_prepared("ensure_input_offsets", topics, numbers);
       offsets.clear();
       select();
     }
@@ -483,10 +480,10 @@ class PgStoreTx final : public StoreTx {
   }
 
  private:
-  pqxx::work& tx_;
+  DeferredBeginWork& work_;
   const SecretBox* sealer_;
   DefinitionCache& definitions_;
-  WriteBuffer writes_{tx_};
+  WriteBuffer writes_{[this]() -> pqxx::transaction_base& { return work_.begun(); }};
   std::vector<std::string> new_definitions_;
 };
 
@@ -528,7 +525,7 @@ const std::vector<const WriteBuffer::RowKind*>& write_row_kinds() {
   return kinds;
 }
 
-std::vector<std::string> run_store_tx(pqxx::work& tx, const SecretBox* sealer,
+std::vector<std::string> run_store_tx(DeferredBeginWork& tx, const SecretBox* sealer,
                                       DefinitionCache& definitions,
                                       const std::function<void(StoreTx&)>& body) {
   PgStoreTx store_tx(tx, sealer, definitions);

@@ -1,5 +1,5 @@
 #pragma once
-// The workflow writer's transaction: StoreTx over one pqxx::work, its writes
+// The workflow writer's transaction: StoreTx over one DeferredBeginWork, its writes
 // buffered (WriteBuffer) and sent before each read and at the end.
 #include <functional>
 #include <map>
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "daemon/core/secret_box.hpp"
+#include "daemon/store/deferred_begin.hpp"
 #include "daemon/store/definition_cache.hpp"
 #include "daemon/store/store.hpp"
 #include "daemon/store/write_buffer.hpp"
@@ -17,7 +18,7 @@ namespace brickwork::store_detail {
 // Runs `body` on a StoreTx over `tx` and sends what it left buffered; the
 // caller commits. Returns the hashes of the definitions it inserted, known to
 // be stored once `tx` commits.
-std::vector<std::string> run_store_tx(pqxx::work& tx, const SecretBox* sealer,
+std::vector<std::string> run_store_tx(DeferredBeginWork& tx, const SecretBox* sealer,
                                       DefinitionCache& definitions,
                                       const std::function<void(StoreTx&)>& body);
 

@@ -12,7 +12,7 @@ namespace brickwork::store_detail {
 
 Status PgWorkflows::transact(const std::function<void(StoreTx&)>& body) {
   return session_.run<Done>("transact", [&](pqxx::connection& c) {
-    pqxx::work tx(c);
+    DeferredBeginWork tx(c);
     std::vector<std::string> new_definitions;
     try {
       new_definitions = run_store_tx(tx, sealer_, definitions_, body);

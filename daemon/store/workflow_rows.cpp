@@ -31,7 +31,7 @@ constexpr const char* kWorkflowsColumns =
     "coalesce(traceparent, '')"
     " FROM workflows WHERE id = ANY($1::text[])";
 
-const WorkflowDefinition& definition_by_hash(pqxx::work& tx, const std::string& id,
+const WorkflowDefinition& definition_by_hash(pqxx::transaction_base& tx, const std::string& id,
                                              const std::string& hash, DefinitionCache& cache) {
   if (const WorkflowDefinition* known = cache.find(hash)) return *known;
   const pqxx::result r = tx.exec_prepared("select_definition", hash);
@@ -44,8 +44,8 @@ const WorkflowDefinition& definition_by_hash(pqxx::work& tx, const std::string& 
 }
 
 // The workflow columns of kWorkflowsColumns after the id, from `first` on.
-WorkflowState workflow_from_row(pqxx::work& tx, const std::string& id, const pqxx::row& row,
-                                int first, DefinitionCache& cache) {
+WorkflowState workflow_from_row(pqxx::transaction_base& tx, const std::string& id,
+                                const pqxx::row& row, int first, DefinitionCache& cache) {
   WorkflowState state;
   state.id = id;
   state.workflow = row[first].as<std::string>();
@@ -112,36 +112,21 @@ const std::map<std::string, std::string>& workflow_read_statements() {
   return statements;
 }
 
-LoadedWorkflows load_workflows(pqxx::work& tx, std::vector<std::string> ids, bool lock,
-                               const SecretBox* sealer, DefinitionCache& cache,
-                               EffectDeletion* deletion) {
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+namespace {
+
+// The workflows and steps read, decoded; `tx` reads definitions not cached.
+LoadedWorkflows decode_loaded(pqxx::transaction_base& tx, const std::vector<std::string>& ids,
+                              const pqxx::result& workflows, const pqxx::result& steps,
+                              const SecretBox* sealer, DefinitionCache& cache) {
   LoadedWorkflows out;
-  if (deletion != nullptr && (ids.empty() || deletion->held.empty())) {
-    deletion->deleted = delete_held_effects(tx, deletion->held, deletion->now);
-    deletion = nullptr;
-  }
-  if (ids.empty()) return out;
-  const std::string array = text_array(ids);
   std::map<std::string, WorkflowState> states;
-  for (const pqxx::row row :
-       tx.exec_prepared(lock ? "select_workflows_locked" : "select_workflows", array)) {
+  for (const pqxx::row row : workflows) {
     const std::string id = row[0].as<std::string>();
     try {
       states.emplace(id, workflow_from_row(tx, id, row, 1, cache));
     } catch (const CorruptRow& e) {
       out.emplace(id, Error{ErrorKind::kInternal, "unloadable", e.what()});
     }
-  }
-  pqxx::result steps;
-  if (deletion == nullptr) {
-    steps = tx.exec_prepared("select_steps_of", array);
-  } else {
-    const auto [effect_ids, owners] = lease_arrays(deletion->held);
-    steps = tx.exec_prepared("select_steps_of_deleting_effects", effect_ids, owners,
-                             to_epoch_ms(deletion->now), array);
-    deletion->deleted = deleted_effect_ids(steps[0][12]);
   }
   for (const pqxx::row row : steps) {
     if (row[0].is_null()) continue;  // no step: only the deleted ids
@@ -159,8 +144,65 @@ LoadedWorkflows load_workflows(pqxx::work& tx, std::vector<std::string> ids, boo
   return out;
 }
 
-std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id, bool lock,
-                                           const SecretBox* sealer, DefinitionCache& cache) {
+std::vector<std::string> sorted_unique(std::vector<std::string> ids) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+}  // namespace
+
+LoadedWorkflows load_workflows(pqxx::transaction_base& tx, std::vector<std::string> ids, bool lock,
+                               const SecretBox* sealer, DefinitionCache& cache,
+                               EffectDeletion* deletion) {
+  ids = sorted_unique(std::move(ids));
+  if (deletion != nullptr && (ids.empty() || deletion->held.empty())) {
+    deletion->deleted = delete_held_effects(tx, deletion->held, deletion->now);
+    deletion = nullptr;
+  }
+  if (ids.empty()) return {};
+  const std::string array = text_array(ids);
+  const pqxx::result workflows =
+      tx.exec_prepared(lock ? "select_workflows_locked" : "select_workflows", array);
+  pqxx::result steps;
+  if (deletion == nullptr) {
+    steps = tx.exec_prepared("select_steps_of", array);
+  } else {
+    const auto [effect_ids, owners] = lease_arrays(deletion->held);
+    steps = tx.exec_prepared("select_steps_of_deleting_effects", effect_ids, owners,
+                             to_epoch_ms(deletion->now), array);
+    deletion->deleted = deleted_effect_ids(steps[0][12]);
+  }
+  return decode_loaded(tx, ids, workflows, steps, sealer, cache);
+}
+
+LoadedWorkflows load_workflows(DeferredBeginWork& work, std::vector<std::string> ids,
+                               const SecretBox* sealer, DefinitionCache& cache,
+                               EffectDeletion* deletion) {
+  ids = sorted_unique(std::move(ids));
+  if (deletion != nullptr && (ids.empty() || deletion->held.empty())) {
+    deletion->deleted = delete_held_effects(work.begun(), deletion->held, deletion->now);
+    deletion = nullptr;
+  }
+  if (ids.empty()) return {};
+  const std::string array = work.quote(text_array(ids));
+  std::vector<std::string> queries{work.execute("select_workflows_locked", {array})};
+  if (deletion == nullptr) {
+    queries.push_back(work.execute("select_steps_of", {array}));
+  } else {
+    const auto [effect_ids, owners] = lease_arrays(deletion->held);
+    queries.push_back(work.execute("select_steps_of_deleting_effects",
+                                   {work.quote(effect_ids), work.quote(owners),
+                                    std::to_string(to_epoch_ms(deletion->now)), array}));
+  }
+  const std::vector<pqxx::result> results = work.exec_together(queries);
+  if (deletion != nullptr) deletion->deleted = deleted_effect_ids(results[1][0][12]);
+  return decode_loaded(work.begun(), ids, results[0], results[1], sealer, cache);
+}
+
+std::optional<WorkflowState> load_workflow(pqxx::transaction_base& tx, const std::string& id,
+                                           bool lock, const SecretBox* sealer,
+                                           DefinitionCache& cache) {
   LoadedWorkflows loaded = load_workflows(tx, {id}, lock, sealer, cache);
   auto& state = loaded.at(id);
   if (!state) throw CorruptRow(state.error().message);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "daemon/core/secret_box.hpp"
+#include "daemon/store/deferred_begin.hpp"
 #include "daemon/store/definition_cache.hpp"
 #include "daemon/store/store.hpp"
 
@@ -32,12 +33,18 @@ struct EffectDeletion {
   TimePoint now;
   std::set<int64_t> deleted;  // out: the ids deleted
 };
-LoadedWorkflows load_workflows(pqxx::work& tx, std::vector<std::string> ids, bool lock,
+LoadedWorkflows load_workflows(pqxx::transaction_base& tx, std::vector<std::string> ids, bool lock,
+                               const SecretBox* sealer, DefinitionCache& cache,
+                               EffectDeletion* deletion = nullptr);
+// The same, locked, in one round trip with the transaction's BEGIN if it is
+// its first (DeferredBeginWork): the ids travel as quoted literals.
+LoadedWorkflows load_workflows(DeferredBeginWork& work, std::vector<std::string> ids,
                                const SecretBox* sealer, DefinitionCache& cache,
                                EffectDeletion* deletion = nullptr);
 // One workflow, by the same queries; rows that do not decode throw CorruptRow.
-std::optional<WorkflowState> load_workflow(pqxx::work& tx, const std::string& id, bool lock,
-                                           const SecretBox* sealer, DefinitionCache& cache);
+std::optional<WorkflowState> load_workflow(pqxx::transaction_base& tx, const std::string& id,
+                                           bool lock, const SecretBox* sealer,
+                                           DefinitionCache& cache);
 
 // The statements above, prepared on every connection by name.
 const std::map<std::string, std::string>& workflow_read_statements();

@@ -39,7 +39,7 @@ void WriteBuffer::flush() {
     std::vector<const char*> params;
     params.reserve(single.params.size());
     for (const NullableText& p : single.params) params.push_back(p.get());
-    tx_.exec_params(single.statement, pqxx::prepare::make_dynamic_params(params));
+    tx_().exec_params(single.statement, pqxx::prepare::make_dynamic_params(params));
   }
   singles_.clear();
   for (const Statement& statement : statements()) {
@@ -107,8 +107,9 @@ pqxx::result WriteBuffer::send(const Statement& statement) {
     }
   }
   // Prepared once per connection (libpqxx ignores a repeated definition).
-  tx_.conn().prepare(name, sql);
-  return tx_.exec_prepared(name, pqxx::prepare::make_dynamic_params(params));
+  pqxx::transaction_base& tx = tx_();
+  tx.conn().prepare(name, sql);
+  return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(params));
 }
 
 std::string WriteBuffer::renumbered(std::string_view statement, size_t offset) {

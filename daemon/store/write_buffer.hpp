@@ -4,6 +4,7 @@
 // through those reads, so a flush needs only keep the order of writes that
 // touch the same rows. Values travel only as statement parameters
 // (pg_params.hpp).
+#include <functional>
 #include <initializer_list>
 #include <pqxx/pqxx>
 #include <set>
@@ -31,7 +32,11 @@ class WriteBuffer {
     bool returns = false;
   };
 
-  explicit WriteBuffer(pqxx::work& tx) : tx_(tx) {}
+  explicit WriteBuffer(pqxx::transaction_base& tx)
+      : tx_([&tx]() -> pqxx::transaction_base& { return tx; }) {}
+  // The transaction as `tx` gives it when there is something to send (a
+  // DeferredBeginWork begun only then).
+  explicit WriteBuffer(std::function<pqxx::transaction_base&()> tx) : tx_(std::move(tx)) {}
 
   // A statement of its own, sent before the kinds' rows.
   void add(const std::string& statement, std::initializer_list<NullableText> params);
@@ -65,7 +70,7 @@ class WriteBuffer {
   std::vector<Statement> statements();
   pqxx::result send(const Statement& statement);
 
-  pqxx::work& tx_;
+  std::function<pqxx::transaction_base&()> tx_;
   std::vector<Single> singles_;
   std::vector<Rows> rows_;  // in order of first use; one `returns` kind at most
   std::vector<pqxx::result> returned_;

@@ -533,6 +533,73 @@ TEST_F(StoreTest, LoadsSeveralWorkflowsAtOnceEachIdForItself) {
   }).ok());
 }
 
+// A transaction's first load goes in one round trip with its BEGIN, the ids
+// as quoted literals: an id that quoting must escape loads like any other.
+TEST_F(StoreTest, AWorkflowIdThatMustBeEscapedLoadsLikeAnyOther) {
+  const std::string id = "o'brien\\\"{x,y}\" ; --";
+  const WorkflowState state = sample_state(id, from_epoch_ms(1'795'000'000'000));
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.save_workflow(state); }).ok());
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    auto loaded = tx.load_workflows_for_update({id, "plain"});
+    ASSERT_TRUE(loaded.at(id).ok() && loaded.at(id)->has_value());
+    expect_same_state(**loaded.at(id), state);
+    ASSERT_TRUE(loaded.at("plain").ok());
+    EXPECT_FALSE(loaded.at("plain")->has_value());
+  }).ok());
+  EXPECT_EQ(count("workflows"), 1);
+}
+
+// The workflows' locks and the read of their steps travel together, yet the
+// steps are read after the locks are held: a transaction that changed the
+// steps under the lock and committed while the load waited for it is seen.
+// (One statement for both would read the steps as they were before it.)
+TEST_F(StoreTest, ALoadThatWaitedForAWorkflowsLockSeesItsStepsAsCommitted) {
+  const WorkflowState state = sample_state("x1", from_epoch_ms(1'795'000'000'000));
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.save_workflow(state); }).ok());
+  pqxx::connection holder_connection(pg_->url());
+  pqxx::work holder(holder_connection);
+  holder.exec("SELECT 1 FROM workflows WHERE id = 'x1' FOR UPDATE");
+  holder.exec("UPDATE steps SET run_id = 77 WHERE workflow_id = 'x1' AND name = 'transform'");
+  std::optional<int64_t> run_id_seen;
+  std::thread loader([&] {
+    ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+      auto loaded = tx.load_workflows_for_update({"x1"});
+      ASSERT_TRUE(loaded.at("x1").ok() && loaded.at("x1")->has_value());
+      run_id_seen = (*loaded.at("x1"))->steps.at(0).run_id;
+    }).ok());
+  });
+  // The load waits on the lock until the holder commits.
+  const auto waiting = [&] {
+    return sql("SELECT count(*) FROM pg_locks WHERE NOT granted")[0][0].as<int64_t>() > 0;
+  };
+  for (int i = 0; i < 200 && !waiting(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(waiting());
+  holder.commit();
+  loader.join();
+  EXPECT_EQ(run_id_seen, std::optional<int64_t>(77));
+}
+
+// A transaction rolled back by an error in its body leaves nothing, whether
+// its BEGIN went alone (before writes) or with its first read.
+TEST_F(StoreTest, AFailedTransactionLeavesNothingWhetherItsBeginWentAloneOrWithARead) {
+  const WorkflowState state = sample_state("x1", from_epoch_ms(1'795'000'000'000));
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.save_workflow(state); }).ok());
+  for (const bool read_first : {false, true}) {
+    const Status status = store_->transact([&](StoreTx& tx) {
+      if (read_first) (void)tx.load_workflows_for_update({"x1"});
+      tx.save_workflow(sample_state(read_first ? "y1" : "y2", from_epoch_ms(1'795'000'000'000)));
+      tx.add_outbox("status", "k", "v");
+      (void)tx.load_workflows_for_update({"x1"});  // sends the writes before it
+      throw std::runtime_error("the body failed");
+    });
+    EXPECT_FALSE(status.ok());
+  }
+  EXPECT_EQ(count("workflows"), 1);
+  EXPECT_EQ(count("outbox"), 0);
+}
+
 // The recorder's load: the workflows and their steps as load_workflows_for_update
 // gives them, and in the same statement as the steps, the held effects whose
 // leases hold are deleted; one whose lease ran out, or that another owner

@@ -1,0 +1,50 @@
+#pragma once
+// A transaction whose BEGIN travels with its first statements. libpqxx's
+// transactions send BEGIN alone when they are made, a round trip of its own;
+// a round trip is a wake-up on each side, and on a busy host or a database
+// across a network (Lakebase) it costs more than the hot statements do
+// (docs/PERFORMANCE.md, "BEGIN with the first read").
+//
+// The transaction is reached only through begun(), which sends BEGIN first
+// if nothing has been sent yet, or exec_together(), which sends it with its
+// statements: no statement can run outside the transaction.
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace brickwork::store_detail {
+
+class DeferredBeginWork {
+ public:
+  explicit DeferredBeginWork(pqxx::connection_base& connection);
+  ~DeferredBeginWork();  // rolls back what was not committed
+  DeferredBeginWork(const DeferredBeginWork&) = delete;
+  DeferredBeginWork& operator=(const DeferredBeginWork&) = delete;
+
+  // The transaction, begun on the server.
+  pqxx::transaction_base& begun();
+  // `queries` in one round trip, BEGIN first if nothing was sent yet. Each
+  // is a statement of its own, with its own snapshot (READ COMMITTED), as if
+  // sent one after the other: a read after a locking read sees what was
+  // committed while the lock was awaited. Their values are quoted literals
+  // (quote()): only identifiers go this way, never inputs or outputs.
+  std::vector<pqxx::result> exec_together(const std::vector<std::string>& queries);
+  // `value` as a quoted SQL literal.
+  std::string quote(std::string_view value);
+  // "EXECUTE name(arguments)", for exec_together: the statement prepared on
+  // the connection by `name`, its plan kept as for exec_prepared (prepared
+  // on the server now if it was not yet); `arguments` are literals.
+  std::string execute(const std::string& name, const std::vector<std::string>& arguments);
+  // Commits; with nothing sent, there is nothing to commit. A connection lost
+  // during the commit throws pqxx::in_doubt_error, as pqxx::work does.
+  void commit();
+
+ private:
+  class Transaction;
+  bool begun_ = false;
+  std::unique_ptr<Transaction> tx_;
+};
+
+}  // namespace brickwork::store_detail
