@@ -676,7 +676,7 @@ class Bench {
                "SELECT calls, round(total_exec_time), round(mean_exec_time::numeric, 3),"
                " round(rows::numeric / greatest(calls, 1), 1),"
                " round((shared_blks_hit + shared_blks_read)::numeric / greatest(calls, 1), 1),"
-               " query FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database"
+               " coalesce((SELECT string_agg(m[1], '') FROM regexp_matches(query, 'w([a-z]) AS \\(', 'g') m), '') || ' ' || query FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database"
                " WHERE datname = current_database())"
                " ORDER BY total_exec_time DESC LIMIT 15")) {
         std::cout << "    " << row[0].c_str() << " | " << row[1].c_str() << " | "
