@@ -226,12 +226,12 @@ class PgStoreTx final : public StoreTx {
   Result<std::optional<WorkflowState>> load_workflow_for_update(const std::string& id) override {
     writes_.flush();
     // A row that does not decode is an Error; the database transaction is intact.
-    return std::move(load_workflows(work_, {id}, sealer_, definitions_).at(id));
+    return std::move(load_workflows_locked(work_, {id}, sealer_, definitions_).at(id));
   }
 
   LoadedWorkflows load_workflows_for_update(const std::vector<std::string>& ids) override {
     writes_.flush();
-    return load_workflows(work_, ids, sealer_, definitions_);
+    return load_workflows_locked(work_, ids, sealer_, definitions_);
   }
 
   std::set<int64_t> delete_effects(const std::vector<HeldLease>& held, TimePoint now) override {
@@ -244,7 +244,7 @@ class PgStoreTx final : public StoreTx {
                                                   std::set<int64_t>& deleted) override {
     writes_.flush();
     EffectDeletion deletion{held, now, {}};
-    LoadedWorkflows loaded = load_workflows(work_, ids, sealer_, definitions_, &deletion);
+    LoadedWorkflows loaded = load_workflows_locked(work_, ids, sealer_, definitions_, &deletion);
     deleted = std::move(deletion.deleted);
     return loaded;
   }

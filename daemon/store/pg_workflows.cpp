@@ -33,7 +33,7 @@ Status PgWorkflows::transact(const std::function<void(StoreTx&)>& body) {
 Result<std::optional<WorkflowState>> PgWorkflows::get_workflow(const std::string& id) {
   return session_.run<std::optional<WorkflowState>>("get_workflow", [&](pqxx::connection& c) {
     pqxx::work tx(c);
-    auto state = load_workflow(tx, id, false, sealer_, definitions_);
+    auto state = load_workflow(tx, id, sealer_, definitions_);
     tx.commit();
     return state;
   });
@@ -42,7 +42,7 @@ Result<std::optional<WorkflowState>> PgWorkflows::get_workflow(const std::string
 Result<LoadedWorkflows> PgWorkflows::get_workflows(const std::vector<std::string>& ids) {
   return session_.run<LoadedWorkflows>("get_workflows", [&](pqxx::connection& c) {
     pqxx::work tx(c);
-    LoadedWorkflows loaded = load_workflows(tx, ids, false, sealer_, definitions_);
+    LoadedWorkflows loaded = load_workflows(tx, ids, sealer_, definitions_);
     tx.commit();
     return loaded;
   });

@@ -152,33 +152,19 @@ std::vector<std::string> sorted_unique(std::vector<std::string> ids) {
 
 }  // namespace
 
-LoadedWorkflows load_workflows(pqxx::transaction_base& tx, std::vector<std::string> ids, bool lock,
-                               const SecretBox* sealer, DefinitionCache& cache,
-                               EffectDeletion* deletion) {
+LoadedWorkflows load_workflows(pqxx::transaction_base& tx, std::vector<std::string> ids,
+                               const SecretBox* sealer, DefinitionCache& cache) {
   ids = sorted_unique(std::move(ids));
-  if (deletion != nullptr && (ids.empty() || deletion->held.empty())) {
-    deletion->deleted = delete_held_effects(tx, deletion->held, deletion->now);
-    deletion = nullptr;
-  }
   if (ids.empty()) return {};
   const std::string array = text_array(ids);
-  const pqxx::result workflows =
-      tx.exec_prepared(lock ? "select_workflows_locked" : "select_workflows", array);
-  pqxx::result steps;
-  if (deletion == nullptr) {
-    steps = tx.exec_prepared("select_steps_of", array);
-  } else {
-    const auto [effect_ids, owners] = lease_arrays(deletion->held);
-    steps = tx.exec_prepared("select_steps_of_deleting_effects", effect_ids, owners,
-                             to_epoch_ms(deletion->now), array);
-    deletion->deleted = deleted_effect_ids(steps[0][12]);
-  }
+  const pqxx::result workflows = tx.exec_prepared("select_workflows", array);
+  const pqxx::result steps = tx.exec_prepared("select_steps_of", array);
   return decode_loaded(tx, ids, workflows, steps, sealer, cache);
 }
 
-LoadedWorkflows load_workflows(DeferredBeginWork& work, std::vector<std::string> ids,
-                               const SecretBox* sealer, DefinitionCache& cache,
-                               EffectDeletion* deletion) {
+LoadedWorkflows load_workflows_locked(DeferredBeginWork& work, std::vector<std::string> ids,
+                                      const SecretBox* sealer, DefinitionCache& cache,
+                                      EffectDeletion* deletion) {
   ids = sorted_unique(std::move(ids));
   if (deletion != nullptr && (ids.empty() || deletion->held.empty())) {
     deletion->deleted = delete_held_effects(work.begun(), deletion->held, deletion->now);
@@ -201,9 +187,8 @@ LoadedWorkflows load_workflows(DeferredBeginWork& work, std::vector<std::string>
 }
 
 std::optional<WorkflowState> load_workflow(pqxx::transaction_base& tx, const std::string& id,
-                                           bool lock, const SecretBox* sealer,
-                                           DefinitionCache& cache) {
-  LoadedWorkflows loaded = load_workflows(tx, {id}, lock, sealer, cache);
+                                           const SecretBox* sealer, DefinitionCache& cache) {
+  LoadedWorkflows loaded = load_workflows(tx, {id}, sealer, cache);
   auto& state = loaded.at(id);
   if (!state) throw CorruptRow(state.error().message);
   return std::move(*state);

@@ -18,33 +18,34 @@ namespace brickwork::store_detail {
 
 using LoadedWorkflows = WorkflowReader::LoadedWorkflows;
 
-// Several workflows in two queries, their rows locked (with `lock`) in id
-// order, so two transactions locking overlapping sets cannot deadlock. Every
-// id is in the result; a workflow whose rows do not decode is an Error of
-// its own ("unloadable").
+// Several workflows as they are, for the workflow reader: every id is in
+// the result; a workflow whose rows do not decode is an Error of its own
+// ("unloadable").
+LoadedWorkflows load_workflows(pqxx::transaction_base& tx, std::vector<std::string> ids,
+                               const SecretBox* sealer, DefinitionCache& cache);
+// One workflow, by the same queries; rows that do not decode throw CorruptRow.
+std::optional<WorkflowState> load_workflow(pqxx::transaction_base& tx, const std::string& id,
+                                           const SecretBox* sealer, DefinitionCache& cache);
+
+// For a transition: the same, their rows locked in id order (so two
+// transactions locking overlapping sets cannot deadlock), and their steps
+// read after the locks are held, in one round trip with the transaction's
+// BEGIN if it is its first (DeferredBeginWork; the ids travel as quoted
+// literals).
 //
 // With `deletion`, its effects are deleted (as delete_held_effects does) by
-// the statement that reads the steps, one round trip fewer: after the
-// workflows' locks, in the order every transaction takes them. Its snapshot
-// is taken before any wait for an effect's lock, which is safe for the
-// steps: only a holder of their workflow's lock changes them.
+// the statement that reads the steps: after the workflows' locks, in the
+// order every transaction takes them. Its snapshot is taken before any wait
+// for an effect's lock, which is safe for the steps: only a holder of their
+// workflow's lock changes them.
 struct EffectDeletion {
   std::vector<HeldLease> held;
   TimePoint now;
   std::set<int64_t> deleted;  // out: the ids deleted
 };
-LoadedWorkflows load_workflows(pqxx::transaction_base& tx, std::vector<std::string> ids, bool lock,
-                               const SecretBox* sealer, DefinitionCache& cache,
-                               EffectDeletion* deletion = nullptr);
-// The same, locked, in one round trip with the transaction's BEGIN if it is
-// its first (DeferredBeginWork): the ids travel as quoted literals.
-LoadedWorkflows load_workflows(DeferredBeginWork& work, std::vector<std::string> ids,
-                               const SecretBox* sealer, DefinitionCache& cache,
-                               EffectDeletion* deletion = nullptr);
-// One workflow, by the same queries; rows that do not decode throw CorruptRow.
-std::optional<WorkflowState> load_workflow(pqxx::transaction_base& tx, const std::string& id,
-                                           bool lock, const SecretBox* sealer,
-                                           DefinitionCache& cache);
+LoadedWorkflows load_workflows_locked(DeferredBeginWork& work, std::vector<std::string> ids,
+                                      const SecretBox* sealer, DefinitionCache& cache,
+                                      EffectDeletion* deletion = nullptr);
 
 // The statements above, prepared on every connection by name.
 const std::map<std::string, std::string>& workflow_read_statements();
