@@ -770,33 +770,38 @@ void EffectRunner::dispatch_loop() {
       continue;
     }
     backoff = Duration(100);
-    if (claimed->empty()) continue;
-    claim_again = claimed->size() == free;  // a full claim: more may be due
+    if (claimed->effects.empty()) continue;
+    claim_again = claimed->effects.size() == free;  // a full claim: more may be due
     std::vector<HandedEffect> batch;
-    for (auto& effect : *claimed) batch.push_back(HandedEffect{std::move(effect), nullptr});
-    dispatch(*store, std::move(batch));
+    for (auto& effect : claimed->effects) batch.push_back(HandedEffect{std::move(effect), nullptr});
+    dispatch(*store, std::move(batch), &claimed->workflows);
   }
   heartbeat.retire();
 }
 
 // Puts effects in hand in their lanes, each with its workflow's state (those
-// not handed over with one read in one transaction), and wakes one call
-// thread per effect.
-void EffectRunner::dispatch(WorkflowReader& reader, std::vector<HandedEffect> effects) {
+// handed over without one, with one read in one transaction), and wakes one
+// call thread per effect.
+void EffectRunner::dispatch(WorkflowReader& reader, std::vector<HandedEffect> effects,
+                            const WorkflowReader::LoadedWorkflows* read_with_claim) {
   std::vector<std::string> ids;
   for (const auto& effect : effects) {
     hold(effect.stored);
-    if (effect.state == nullptr) ids.push_back(effect.stored.workflow_id);
+    if (effect.state == nullptr && read_with_claim == nullptr) {
+      ids.push_back(effect.stored.workflow_id);
+    }
   }
   Result<WorkflowReader::LoadedWorkflows> loaded = WorkflowReader::LoadedWorkflows{};
   if (!ids.empty()) loaded = reader.get_workflows(ids);
+  const WorkflowReader::LoadedWorkflows* workflows =
+      read_with_claim != nullptr ? read_with_claim : loaded ? &*loaded : nullptr;
   std::vector<std::pair<Lane*, Job>> jobs;
   for (auto& [stored, state] : effects) {
     Job job{std::move(stored), std::move(state), std::nullopt};
-    if (job.state == nullptr && !loaded) {
+    if (job.state == nullptr && workflows == nullptr) {
       job.load_error = loaded.error();
     } else if (job.state == nullptr) {
-      const auto& one = loaded->at(job.stored.workflow_id);
+      const auto& one = workflows->at(job.stored.workflow_id);
       if (!one) {
         job.load_error = one.error();
       } else if (*one) {

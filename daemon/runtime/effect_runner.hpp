@@ -83,7 +83,11 @@ class EffectRunner {
   // type that moves a large body.
   Lane* lane_for(const StoredEffect& effect, const WorkflowState* state) const;
   int32_t running() const;  // with lanes_mutex_ held: effects performed now, every lane
-  void dispatch(WorkflowReader& reader, std::vector<HandedEffect> effects);
+  // Effects without a state are performed against their workflows as read:
+  // in `read_with_claim` (the claim that took them read them), else by
+  // `reader` now.
+  void dispatch(WorkflowReader& reader, std::vector<HandedEffect> effects,
+                const WorkflowReader::LoadedWorkflows* read_with_claim = nullptr);
   void perform(Job& job);
   void hold(const StoredEffect& effect);
   void release(int64_t effect_id);

@@ -6,10 +6,12 @@
 #include <utility>
 
 #include "daemon/store/claim_query.hpp"
+#include "daemon/store/deferred_begin.hpp"
 #include "daemon/store/effect_codec.hpp"
 #include "daemon/store/pg_errors.hpp"
 #include "daemon/store/pg_params.hpp"
 #include "daemon/store/row_fields.hpp"
+#include "daemon/store/workflow_rows.hpp"
 
 namespace brickwork::store_detail {
 namespace {
@@ -65,6 +67,7 @@ std::string with_held_effects_deleted() {
 const std::map<std::string, std::string>& effect_queue_statements() {
   static const std::map<std::string, std::string> statements = {
       {"delete_effects", with_held_effects_deleted() + " SELECT id FROM deleted"},
+      {"claim_due_effects", kClaimDueEffects},
   };
   return statements;
 }
@@ -83,21 +86,33 @@ StoredEffect stored_effect_of(const pqxx::row& row) {
                       {}};
 }
 
-Result<std::vector<StoredEffect>> PgEffectQueue::claim_due_effects(const std::string& owner,
-                                                                   int32_t limit, TimePoint now,
-                                                                   Duration lease) {
-  return session_.run<std::vector<StoredEffect>>("claim_due_effects", [&](pqxx::connection& c) {
-    pqxx::work tx(c);
-    const pqxx::result r = tx.exec_params(kClaimDueEffects, owner, to_epoch_ms(now),
-                                          to_epoch_ms(now + lease), std::max(limit, 0));
-    std::vector<StoredEffect> effects;
-    effects.reserve(r.size());
-    for (const pqxx::row row : r) {
-      effects.push_back(stored_effect_of(row));
-      effects.back().lease_owner = owner;
+// BEGIN, the claim and the reads of its workflows and their steps go in one
+// round trip, and the commit in a second: a claim used to take three, and
+// the read of its workflows after it four more, while the call slots the
+// claim was for stood empty.
+Result<ClaimedEffects> PgEffectQueue::claim_due_effects(const std::string& owner, int32_t limit,
+                                                        TimePoint now, Duration lease) {
+  return session_.run<ClaimedEffects>("claim_due_effects", [&](pqxx::connection& c) {
+    DeferredBeginWork work(c);
+    const std::string quoted_owner = work.quote(owner);
+    const std::string lease_end = std::to_string(to_epoch_ms(now + lease));
+    const std::vector<pqxx::result> results = work.exec_together(
+        {work.execute("claim_due_effects", {quoted_owner, std::to_string(to_epoch_ms(now)),
+                                            lease_end, std::to_string(std::max(limit, 0))}),
+         work.execute("select_workflows_claimed", {quoted_owner, lease_end}),
+         work.execute("select_steps_claimed", {quoted_owner, lease_end})});
+    ClaimedEffects claimed;
+    claimed.effects.reserve(results[0].size());
+    std::vector<std::string> workflow_ids;
+    for (const pqxx::row row : results[0]) {
+      claimed.effects.push_back(stored_effect_of(row));
+      claimed.effects.back().lease_owner = owner;
+      workflow_ids.push_back(claimed.effects.back().workflow_id);
     }
-    tx.commit();
-    return effects;
+    claimed.workflows = decode_loaded(work.begun(), workflow_ids, results[1], results[2], sealer_,
+                                      definitions_);
+    work.commit();
+    return claimed;
   });
 }
 

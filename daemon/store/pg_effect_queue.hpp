@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "daemon/core/secret_box.hpp"
+#include "daemon/store/definition_cache.hpp"
 #include "daemon/store/pg_session.hpp"
 #include "daemon/store/store.hpp"
 
@@ -18,16 +20,20 @@ namespace brickwork::store_detail {
 
 class PgEffectQueue final : public EffectQueue {
  public:
-  explicit PgEffectQueue(PgSession& session) : session_(session) {}
+  // `sealer` and `definitions` decode the workflows a claim reads.
+  PgEffectQueue(PgSession& session, const SecretBox* sealer, DefinitionCache& definitions)
+      : session_(session), sealer_(sealer), definitions_(definitions) {}
 
-  Result<std::vector<StoredEffect>> claim_due_effects(const std::string& owner, int32_t limit,
-                                                      TimePoint now, Duration lease) override;
+  Result<ClaimedEffects> claim_due_effects(const std::string& owner, int32_t limit, TimePoint now,
+                                           Duration lease) override;
   Status reschedule_effect(int64_t effect_id, const std::string& owner, TimePoint due) override;
   Status renew_leases(const std::vector<HeldLease>& held, TimePoint now, Duration lease) override;
   Status release_leases(const std::vector<HeldLease>& held) override;
 
  private:
   PgSession& session_;
+  const SecretBox* sealer_;
+  DefinitionCache& definitions_;
 };
 
 // Deletes the effects whose claims still hold their lease at `now`; returns

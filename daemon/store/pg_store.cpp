@@ -32,7 +32,7 @@ class PgStore final : public Store {
       : sealer_(std::move(sealer)),
         session_(url, std::move(password), [this](pqxx::connection& c) { prepare(c); }),
         workflows_(session_, sealer_.get()),
-        effects_(session_),
+        effects_(session_, sealer_.get(), workflows_.definitions()),
         outbox_(session_, sealer_.get()) {}
 
   Status migrate() override {
@@ -93,8 +93,8 @@ class PgStore final : public Store {
   Result<std::optional<WorkflowHistory>> get_history(const std::string& id) override {
     return workflows_.get_history(id);
   }
-  Result<std::vector<StoredEffect>> claim_due_effects(const std::string& owner, int32_t limit,
-                                                      TimePoint now, Duration lease) override {
+  Result<ClaimedEffects> claim_due_effects(const std::string& owner, int32_t limit, TimePoint now,
+                                           Duration lease) override {
     return effects_.claim_due_effects(owner, limit, now, lease);
   }
   Status reschedule_effect(int64_t effect_id, const std::string& owner, TimePoint due) override {

@@ -26,6 +26,8 @@ class PgWorkflows final : public WorkflowWriter, public WorkflowReader {
   Result<LoadedWorkflows> get_workflows(const std::vector<std::string>& ids) override;
   Result<std::vector<WorkflowSummary>> list_workflows(const WorkflowQuery& query) override;
   Result<std::optional<WorkflowHistory>> get_history(const std::string& id) override;
+  // The definitions this connection knows, for other reads of workflows on it.
+  DefinitionCache& definitions() { return definitions_; }
 
  private:
   PgSession& session_;

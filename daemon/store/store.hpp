@@ -256,6 +256,14 @@ class WorkflowReader {
   virtual Result<std::optional<WorkflowHistory>> get_history(const std::string& id) = 0;
 };
 
+// Effects claimed, with the workflows they belong to as the claim's
+// transaction read them: every workflow id of `effects` is a key of
+// `workflows`.
+struct ClaimedEffects {
+  std::vector<StoredEffect> effects;
+  WorkflowReader::LoadedWorkflows workflows;
+};
+
 // The effect queue as the effect runner takes from it (results are recorded
 // with WorkflowWriter: StoreTx::delete_effects in the transaction that
 // applies them).
@@ -263,10 +271,10 @@ class EffectQueue {
  public:
   virtual ~EffectQueue() = default;
   // Claims up to `limit` effects due at `now` that no one holds, leasing them
-  // to `owner` until now + lease (FOR UPDATE SKIP LOCKED).
-  virtual Result<std::vector<StoredEffect>> claim_due_effects(const std::string& owner,
-                                                              int32_t limit, TimePoint now,
-                                                              Duration lease) = 0;
+  // to `owner` until now + lease (FOR UPDATE SKIP LOCKED), and reads their
+  // workflows in the same round trip.
+  virtual Result<ClaimedEffects> claim_due_effects(const std::string& owner, int32_t limit,
+                                                   TimePoint now, Duration lease) = 0;
   // Gives a claimed effect back to be tried again at `due` (after a transient
   // failure); a no-op when `owner` no longer holds it.
   virtual Status reschedule_effect(int64_t effect_id, const std::string& owner, TimePoint due) = 0;

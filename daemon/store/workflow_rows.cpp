@@ -29,7 +29,15 @@ constexpr const char* kWorkflowsColumns =
     " (extract(epoch FROM created_at) * 1000)::bigint,"
     " (extract(epoch FROM updated_at) * 1000)::bigint, signals::text, "
     "coalesce(traceparent, '')"
-    " FROM workflows WHERE id = ANY($1::text[])";
+    " FROM workflows";
+
+// The workflow ids of the effects a claim just leased ($1 owner, $2 lease end
+// in epoch ms, as kClaimDueEffects wrote them), in the claim's transaction:
+// found by effects_lease_idx, where every one of them has that lease end.
+constexpr const char* kClaimedWorkflowIds =
+    "ARRAY(SELECT workflow_id FROM effects WHERE lease_until IS NOT NULL"
+    " AND coalesce(lease_until, 'infinity') = to_timestamp($2::bigint / 1000.0)"
+    " AND lease_owner = $1)";
 
 const WorkflowDefinition& definition_by_hash(pqxx::transaction_base& tx, const std::string& id,
                                              const std::string& hash, DefinitionCache& cache) {
@@ -97,8 +105,13 @@ StepState step_from_row(const WorkflowState& state, const pqxx::row& s, int firs
 
 const std::map<std::string, std::string>& workflow_read_statements() {
   static const std::map<std::string, std::string> statements = {
-      {"select_workflows", kWorkflowsColumns},
-      {"select_workflows_locked", std::string(kWorkflowsColumns) + " ORDER BY id FOR UPDATE"},
+      {"select_workflows", std::string(kWorkflowsColumns) + " WHERE id = ANY($1::text[])"},
+      {"select_workflows_locked",
+       std::string(kWorkflowsColumns) + " WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"},
+      {"select_workflows_claimed",
+       std::string(kWorkflowsColumns) + " WHERE id = ANY(" + kClaimedWorkflowIds + ")"},
+      {"select_steps_claimed", std::string(kStepColumns) + " FROM steps WHERE workflow_id = ANY(" +
+                                   kClaimedWorkflowIds + ") ORDER BY workflow_id, position"},
       {"select_steps_of",
        std::string(kStepColumns) +
            " FROM steps WHERE workflow_id = ANY($1::text[]) ORDER BY workflow_id, position"},
@@ -114,7 +127,8 @@ const std::map<std::string, std::string>& workflow_read_statements() {
 
 namespace {
 
-// The workflows and steps read, decoded; `tx` reads definitions not cached.
+}  // namespace
+
 LoadedWorkflows decode_loaded(pqxx::transaction_base& tx, const std::vector<std::string>& ids,
                               const pqxx::result& workflows, const pqxx::result& steps,
                               const SecretBox* sealer, DefinitionCache& cache) {
@@ -143,6 +157,8 @@ LoadedWorkflows decode_loaded(pqxx::transaction_base& tx, const std::vector<std:
   for (const std::string& id : ids) out.emplace(id, std::optional<WorkflowState>());  // absent
   return out;
 }
+
+namespace {
 
 std::vector<std::string> sorted_unique(std::vector<std::string> ids) {
   std::sort(ids.begin(), ids.end());

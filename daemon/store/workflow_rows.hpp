@@ -47,7 +47,17 @@ LoadedWorkflows load_workflows_locked(DeferredBeginWork& work, std::vector<std::
                                       const SecretBox* sealer, DefinitionCache& cache,
                                       EffectDeletion* deletion = nullptr);
 
-// The statements above, prepared on every connection by name.
+// The workflows `ids` as read by a statement of the workflows' columns
+// (select_workflows) and one of their steps' (select_steps_of), decoded;
+// `tx` reads the definitions not cached. Every id is in the result.
+LoadedWorkflows decode_loaded(pqxx::transaction_base& tx, const std::vector<std::string>& ids,
+                              const pqxx::result& workflows, const pqxx::result& steps,
+                              const SecretBox* sealer, DefinitionCache& cache);
+
+// The statements above, and select_workflows_claimed and
+// select_steps_claimed ($1 a claim's owner, $2 its lease end in epoch ms:
+// the workflows of the effects it leased, in its transaction), prepared on
+// every connection by name.
 const std::map<std::string, std::string>& workflow_read_statements();
 
 }  // namespace brickwork::store_detail

@@ -196,19 +196,19 @@ TEST_F(Hardening, AWorkerWhoseLeaseRanOutDoesNotRecordItsResult) {
     wt.finish();
   }).ok());
   auto first = store().claim_due_effects("slow#1", 10, now_ms(), Duration(50));
-  ASSERT_TRUE(first.ok() && first->size() == 1);
+  ASSERT_TRUE(first.ok() && first->effects.size() == 1);
   std::this_thread::sleep_for(100ms);
   auto second = store().claim_due_effects("fast#1", 10, now_ms(), Duration(30'000));
-  ASSERT_TRUE(second.ok() && second->size() == 1);
+  ASSERT_TRUE(second.ok() && second->effects.size() == 1);
 
   auto api = make_databricks_api(config_->databricks);
   ASSERT_TRUE(api);
   EffectRunner runner(context, StepServices{api->get(), nullptr}, "test");
-  runner.run_one(store(), (*first)[0]);
+  runner.run_one(store(), first->effects[0]);
   auto after_slow = workflow("leased");
   EXPECT_EQ(after_slow->steps[0].status, StepStatus::kRunning);  // nothing recorded
   EXPECT_EQ(after_slow->seq, 2);
-  runner.run_one(store(), (*second)[0]);
+  runner.run_one(store(), second->effects[0]);
   auto after_fast = workflow("leased");
   EXPECT_EQ(after_fast->steps[0].status, StepStatus::kWaiting);
   EXPECT_EQ(after_fast->seq, 3);  // one step_waiting, not two

@@ -43,28 +43,28 @@ TEST_F(StoreTest, EveryEffectKindRoundTrips) {
 
   auto claimed = store_->claim_due_effects("me", 10, kT0 + Duration(10), kLease);
   ASSERT_TRUE(claimed.ok()) << claimed.error().message;
-  ASSERT_EQ(claimed->size(), 5u);
-  for (const auto& e : *claimed) {
+  ASSERT_EQ(claimed->effects.size(), 5u);
+  for (const auto& e : claimed->effects) {
     EXPECT_EQ(e.workflow_id, "w1");
     EXPECT_EQ(e.tries, 0);
   }
   // Oldest due first.
-  const auto& execute = std::get<ExecuteStep>((*claimed)[0].effect);
+  const auto& execute = std::get<ExecuteStep>(claimed->effects[0].effect);
   EXPECT_EQ(execute.step, "a");
   EXPECT_EQ(execute.attempt, 1);
   EXPECT_EQ(execute.key_id, "0a1b2c3d");  // the secret its idempotency token keeps
-  const auto& poll = std::get<PollStep>((*claimed)[1].effect);
+  const auto& poll = std::get<PollStep>(claimed->effects[1].effect);
   EXPECT_EQ(poll.step, "b");
   EXPECT_EQ(poll.attempt, 2);
   EXPECT_EQ(poll.due, poll_due);
-  const auto& cancel = std::get<CancelStep>((*claimed)[2].effect);
+  const auto& cancel = std::get<CancelStep>(claimed->effects[2].effect);
   EXPECT_EQ(cancel.step, "c");
   EXPECT_EQ(cancel.run_id, 1234);
   EXPECT_EQ(cancel.handle, json::parse(R"({"sid": "x"})"));
-  const auto& cancel2 = std::get<CancelStep>((*claimed)[3].effect);
+  const auto& cancel2 = std::get<CancelStep>(claimed->effects[3].effect);
   EXPECT_FALSE(cancel2.run_id.has_value());
   EXPECT_TRUE(cancel2.handle.is_null());
-  const auto& timer = std::get<StartTimer>((*claimed)[4].effect);
+  const auto& timer = std::get<StartTimer>(claimed->effects[4].effect);
   EXPECT_EQ(timer.step, "e");
   EXPECT_EQ(timer.attempt, 5);
   EXPECT_EQ(timer.kind, TimerKind::kRetryBackoff);
@@ -77,28 +77,28 @@ TEST_F(StoreTest, ClaimsOnlyDueEffectsAndHonoursTheLease) {
 
   auto first = store_->claim_due_effects("one", 10, kT0, kLease);
   ASSERT_TRUE(first.ok());
-  ASSERT_EQ(first->size(), 1u);  // "b" is not due yet
-  EXPECT_EQ(std::get<ExecuteStep>((*first)[0].effect).step, "a");
+  ASSERT_EQ(first->effects.size(), 1u);  // "b" is not due yet
+  EXPECT_EQ(std::get<ExecuteStep>(first->effects[0].effect).step, "a");
   EXPECT_EQ(sql("SELECT lease_owner FROM effects WHERE step = 'a'")[0][0].as<std::string>(), "one");
 
   // Leased: not claimed again while the lease holds, even at its last millisecond.
   auto during = store_->claim_due_effects("two", 10, kT0 + kLease, kLease);
   ASSERT_TRUE(during.ok());
-  ASSERT_EQ(during->size(), 1u);
-  EXPECT_EQ(std::get<ExecuteStep>((*during)[0].effect).step, "b");
+  ASSERT_EQ(during->effects.size(), 1u);
+  EXPECT_EQ(std::get<ExecuteStep>(during->effects[0].effect).step, "b");
 
   auto after = store_->claim_due_effects("two", 10, kT0 + kLease + Duration(1), kLease);
   ASSERT_TRUE(after.ok());
-  ASSERT_EQ(after->size(), 1u);
-  EXPECT_EQ((*after)[0].id, (*first)[0].id);
-  EXPECT_EQ((*after)[0].tries, 1);  // claimed once before
+  ASSERT_EQ(after->effects.size(), 1u);
+  EXPECT_EQ(after->effects[0].id, first->effects[0].id);
+  EXPECT_EQ(after->effects[0].tries, 1);  // claimed once before
 }
 
 TEST_F(StoreTest, RescheduleClearsTheLease) {
   ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
   auto claimed = store_->claim_due_effects("one", 10, kT0, kLease);
-  ASSERT_TRUE(claimed.ok() && claimed->size() == 1);
-  const int64_t id = (*claimed)[0].id;
+  ASSERT_TRUE(claimed.ok() && claimed->effects.size() == 1);
+  const int64_t id = claimed->effects[0].id;
 
   ASSERT_TRUE(store_->reschedule_effect(id, "one", kT0 + Duration(5000)).ok());
   EXPECT_TRUE(sql("SELECT lease_owner FROM effects")[0][0].is_null());
@@ -108,25 +108,25 @@ TEST_F(StoreTest, RescheduleClearsTheLease) {
 
   auto early = store_->claim_due_effects("two", 10, kT0 + Duration(4999), kLease);
   ASSERT_TRUE(early.ok());
-  EXPECT_TRUE(early->empty());
+  EXPECT_TRUE(early->effects.empty());
   auto due = store_->claim_due_effects("two", 10, kT0 + Duration(5000), kLease);
   ASSERT_TRUE(due.ok());
-  ASSERT_EQ(due->size(), 1u);
-  EXPECT_EQ((*due)[0].tries, 1);
+  ASSERT_EQ(due->effects.size(), 1u);
+  EXPECT_EQ(due->effects[0].tries, 1);
 }
 
 TEST_F(StoreTest, DeletedEffectIsGone) {
   ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
   auto claimed = store_->claim_due_effects("one", 10, kT0, kLease);
-  ASSERT_TRUE(claimed.ok() && claimed->size() == 1);
+  ASSERT_TRUE(claimed.ok() && claimed->effects.size() == 1);
   bool deleted = false;
   ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
-    deleted = tx.delete_effects({{(*claimed)[0].id, "one"}}, kT0).size() == 1;
+    deleted = tx.delete_effects({{claimed->effects[0].id, "one"}}, kT0).size() == 1;
   }).ok());
   EXPECT_TRUE(deleted);
   EXPECT_EQ(count("effects"), 0);
   // Rescheduling an effect that is gone is harmless.
-  EXPECT_TRUE(store_->reschedule_effect((*claimed)[0].id, "one", kT0).ok());
+  EXPECT_TRUE(store_->reschedule_effect(claimed->effects[0].id, "one", kT0).ok());
 }
 
 // A worker whose lease ran out (its call took longer than the lease) must not
@@ -134,11 +134,11 @@ TEST_F(StoreTest, DeletedEffectIsGone) {
 TEST_F(StoreTest, OnlyTheClaimHoldingTheLeaseMayDeleteOrReschedule) {
   ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
   auto first = store_->claim_due_effects("one", 10, kT0, kLease);
-  ASSERT_TRUE(first.ok() && first->size() == 1);
-  EXPECT_EQ((*first)[0].lease_owner, "one");
-  const int64_t id = (*first)[0].id;
+  ASSERT_TRUE(first.ok() && first->effects.size() == 1);
+  EXPECT_EQ(first->effects[0].lease_owner, "one");
+  const int64_t id = first->effects[0].id;
   auto second = store_->claim_due_effects("two", 10, kT0 + kLease + Duration(1), kLease);
-  ASSERT_TRUE(second.ok() && second->size() == 1);
+  ASSERT_TRUE(second.ok() && second->effects.size() == 1);
 
   bool deleted = true;
   ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
@@ -163,19 +163,19 @@ TEST_F(StoreTest, OnlyTheClaimHoldingTheLeaseMayDeleteOrReschedule) {
 TEST_F(StoreTest, RenewingALeaseKeepsOthersFromClaimingIt) {
   ASSERT_TRUE(add(*store_, ExecuteStep{"a", 1}, kT0).ok());
   auto first = store_->claim_due_effects("one", 10, kT0, kLease);
-  ASSERT_TRUE(first.ok() && first->size() == 1);
-  const int64_t id = (*first)[0].id;
+  ASSERT_TRUE(first.ok() && first->effects.size() == 1);
+  const int64_t id = first->effects[0].id;
   // Renewed just before it ran out: a claim after the original lease finds nothing.
   ASSERT_TRUE(store_->renew_leases({{id, "one"}}, kT0 + kLease - Duration(1), kLease).ok());
   auto later = store_->claim_due_effects("two", 10, kT0 + kLease + Duration(1), kLease);
   ASSERT_TRUE(later.ok());
-  EXPECT_TRUE(later->empty());
+  EXPECT_TRUE(later->effects.empty());
   // Another owner's renewal, or one after the lease ran out, changes nothing.
   ASSERT_TRUE(store_->renew_leases({{id, "two"}}, kT0 + 2 * kLease - Duration(2), 10 * kLease).ok());
   ASSERT_TRUE(store_->renew_leases({{id, "one"}}, kT0 + 3 * kLease, 10 * kLease).ok());
   auto after = store_->claim_due_effects("two", 10, kT0 + 2 * kLease, kLease);
   ASSERT_TRUE(after.ok());
-  EXPECT_EQ(after->size(), 1u);
+  EXPECT_EQ(after->effects.size(), 1u);
 }
 
 TEST_F(StoreTest, ClaimSkipsRowsLockedByAnotherTransaction) {
@@ -187,9 +187,9 @@ TEST_F(StoreTest, ClaimSkipsRowsLockedByAnotherTransaction) {
 
   auto claimed = store_->claim_due_effects("one", 10, kT0 + Duration(10), kLease);
   ASSERT_TRUE(claimed.ok()) << claimed.error().message;
-  ASSERT_EQ(claimed->size(), 2u);  // did not wait for the locked rows
-  EXPECT_EQ(std::get<ExecuteStep>((*claimed)[0].effect).step, "s2");
-  EXPECT_EQ(std::get<ExecuteStep>((*claimed)[1].effect).step, "s3");
+  ASSERT_EQ(claimed->effects.size(), 2u);  // did not wait for the locked rows
+  EXPECT_EQ(std::get<ExecuteStep>(claimed->effects[0].effect).step, "s2");
+  EXPECT_EQ(std::get<ExecuteStep>(claimed->effects[1].effect).step, "s3");
 }
 
 TEST_F(StoreTest, ConcurrentClaimersGetDisjointSets) {
@@ -209,8 +209,8 @@ TEST_F(StoreTest, ConcurrentClaimersGetDisjointSets) {
       for (;;) {
         auto claimed = store->claim_due_effects("owner" + std::to_string(t), 7, kT0, kLease);
         ASSERT_TRUE(claimed.ok()) << claimed.error().message;
-        if (claimed->empty()) break;
-        got[t].insert(got[t].end(), claimed->begin(), claimed->end());
+        if (claimed->effects.empty()) break;
+        got[t].insert(got[t].end(), claimed->effects.begin(), claimed->effects.end());
       }
     });
   }
@@ -235,18 +235,18 @@ TEST_F(StoreTest, DeleteEffectsRemovesOnlyThoseStillLeasedToTheirClaim) {
   ASSERT_TRUE(add(*store_, ExecuteStep{"c", 1}, kT0).ok());
   auto claimed = store_->claim_due_effects("mine", 10, kT0, kLease);
   ASSERT_TRUE(claimed.ok());
-  ASSERT_EQ(claimed->size(), 3u);
-  std::vector<HeldLease> held = {{(*claimed)[0].id, "mine"},
-                                 {(*claimed)[1].id, "someone \"else\""},
-                                 {(*claimed)[2].id, "mine"}};
+  ASSERT_EQ(claimed->effects.size(), 3u);
+  std::vector<HeldLease> held = {{claimed->effects[0].id, "mine"},
+                                 {claimed->effects[1].id, "someone \"else\""},
+                                 {claimed->effects[2].id, "mine"}};
   std::set<int64_t> deleted;
   ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
     deleted = tx.delete_effects(held, kT0 + Duration(1));
   }).ok());
-  EXPECT_EQ(deleted, (std::set<int64_t>{(*claimed)[0].id, (*claimed)[2].id}));
+  EXPECT_EQ(deleted, (std::set<int64_t>{claimed->effects[0].id, claimed->effects[2].id}));
   // After the lease, nothing.
   ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
-    deleted = tx.delete_effects({{(*claimed)[1].id, "mine"}}, kT0 + kLease + Duration(1));
+    deleted = tx.delete_effects({{claimed->effects[1].id, "mine"}}, kT0 + kLease + Duration(1));
   }).ok());
   EXPECT_TRUE(deleted.empty());
 }
@@ -275,8 +275,8 @@ TEST_F(StoreTest, ALeasedEffectIsWrittenForItsOwnerAndClaimedOnlyWhenReleased) {
   // A claim finds only the unleased one.
   auto claimed = store_->claim_due_effects("other", 10, kT0 + Duration(1), kLease);
   ASSERT_TRUE(claimed.ok());
-  ASSERT_EQ(claimed->size(), 1u);
-  EXPECT_EQ(std::get<ExecuteStep>((*claimed)[0].effect).step, "plain");
+  ASSERT_EQ(claimed->effects.size(), 1u);
+  EXPECT_EQ(std::get<ExecuteStep>(claimed->effects[0].effect).step, "plain");
   // Only the lease holder records it.
   std::set<int64_t> deleted;
   ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
@@ -287,13 +287,13 @@ TEST_F(StoreTest, ALeasedEffectIsWrittenForItsOwnerAndClaimedOnlyWhenReleased) {
   ASSERT_TRUE(store_->release_leases({{leased[1].id, "someone else"}}).ok());
   auto still = store_->claim_due_effects("other", 10, kT0 + Duration(3), kLease);
   ASSERT_TRUE(still.ok());
-  EXPECT_TRUE(still->empty());
+  EXPECT_TRUE(still->effects.empty());
   ASSERT_TRUE(store_->release_leases({{leased[1].id, "me#1"}}).ok());
   auto released = store_->claim_due_effects("other", 10, kT0 + Duration(4), kLease);
   ASSERT_TRUE(released.ok());
-  ASSERT_EQ(released->size(), 1u);
-  EXPECT_EQ(released->front().id, leased[1].id);
-  EXPECT_EQ(released->front().tries, 1);  // it was held once before
+  ASSERT_EQ(released->effects.size(), 1u);
+  EXPECT_EQ(released->effects.front().id, leased[1].id);
+  EXPECT_EQ(released->effects.front().tries, 1);  // it was held once before
 }
 
 // Leased effects written by a flush before a read are still returned.
@@ -473,9 +473,9 @@ TEST_F(StoreTest, WritersOfManyHeldEffectsLockThemInOneOrderAndNeverDeadlock) {
   }).ok());
   auto claimed = store_->claim_due_effects("me", kEffects, kT0, kLease);
   ASSERT_TRUE(claimed.ok()) << claimed.error().message;
-  ASSERT_EQ(claimed->size(), static_cast<size_t>(kEffects));
+  ASSERT_EQ(claimed->effects.size(), static_cast<size_t>(kEffects));
   std::vector<HeldLease> held;
-  for (const auto& e : *claimed) held.push_back({e.id, "me"});
+  for (const auto& e : claimed->effects) held.push_back({e.id, "me"});
 
   std::mutex mutex;
   std::vector<std::string> failures;

@@ -7,6 +7,7 @@
 #include "daemon/store/pg_outbox_drain.hpp"
 #include "daemon/store/pg_session.hpp"
 #include "daemon/store/sealing.hpp"
+#include "daemon/store/workflow_rows.hpp"
 #include "tests/store/store_fixture.hpp"
 
 namespace brickwork::testing {
@@ -34,30 +35,36 @@ class StorePartsTest : public StoreTest {
 };
 
 TEST_F(StorePartsTest, TheEffectQueueLeasesAndGivesBackAlone) {
-  PgSession session(pg_->url(), nullptr);
-  store_detail::PgEffectQueue queue(session);
+  PgSession session(pg_->url(), nullptr, [](pqxx::connection& c) {
+    for (const auto* statements : {&store_detail::effect_queue_statements(),
+                                   &store_detail::workflow_read_statements()}) {
+      for (const auto& [name, statement] : *statements) c.prepare(name, statement);
+    }
+  });
+  store_detail::DefinitionCache definitions;
+  store_detail::PgEffectQueue queue(session, nullptr, definitions);
   EffectQueue& effects = queue;
   add_effect("w1", "a");
   add_effect("w2", "b");
 
   auto mine = effects.claim_due_effects("one", 1, kPartsT0, kPartsLease);
   ASSERT_TRUE(mine.ok()) << mine.error().message;
-  ASSERT_EQ(mine->size(), 1u);
-  EXPECT_EQ((*mine)[0].workflow_id, "w1");
-  EXPECT_EQ(std::get<ExecuteStep>((*mine)[0].effect).step, "a");
-  EXPECT_EQ((*mine)[0].lease_owner, "one");
+  ASSERT_EQ(mine->effects.size(), 1u);
+  EXPECT_EQ(mine->effects[0].workflow_id, "w1");
+  EXPECT_EQ(std::get<ExecuteStep>(mine->effects[0].effect).step, "a");
+  EXPECT_EQ(mine->effects[0].lease_owner, "one");
 
   // Held: another claim takes only the other one, until it is given back.
   auto theirs = effects.claim_due_effects("two", 10, kPartsT0, kPartsLease);
   ASSERT_TRUE(theirs.ok());
-  ASSERT_EQ(theirs->size(), 1u);
-  EXPECT_EQ((*theirs)[0].workflow_id, "w2");
-  ASSERT_TRUE(effects.release_leases({{(*mine)[0].id, "one"}}).ok());
+  ASSERT_EQ(theirs->effects.size(), 1u);
+  EXPECT_EQ(theirs->effects[0].workflow_id, "w2");
+  ASSERT_TRUE(effects.release_leases({{mine->effects[0].id, "one"}}).ok());
   auto again = effects.claim_due_effects("two", 10, kPartsT0, kPartsLease);
   ASSERT_TRUE(again.ok());
-  ASSERT_EQ(again->size(), 1u);
-  EXPECT_EQ((*again)[0].id, (*mine)[0].id);
-  EXPECT_EQ((*again)[0].tries, 1);
+  ASSERT_EQ(again->effects.size(), 1u);
+  EXPECT_EQ(again->effects[0].id, mine->effects[0].id);
+  EXPECT_EQ(again->effects[0].tries, 1);
 }
 
 // A sensitive record is stored sealed to its topic and key; the drain opens

@@ -617,12 +617,12 @@ TEST_F(StoreTest, LoadingWhileDeletingHeldEffectsDeletesOnlyThoseWhoseLeasesHold
     for (const char* id : {"x1", "x2", "x2", "bare"}) tx.add_effect(id, ExecuteStep{"a", 1}, t0);
   }).ok());
   auto mine = store_->claim_due_effects("me", 3, t0, lease);
-  ASSERT_TRUE(mine.ok() && mine->size() == 3u);
+  ASSERT_TRUE(mine.ok() && mine->effects.size() == 3u);
   auto theirs = store_->claim_due_effects("them", 1, t0, lease);
-  ASSERT_TRUE(theirs.ok() && theirs->size() == 1u);
+  ASSERT_TRUE(theirs.ok() && theirs->effects.size() == 1u);
   std::vector<HeldLease> held;
-  for (const auto& e : *mine) held.push_back({e.id, "me"});
-  held.push_back({(*theirs)[0].id, "me"});  // not mine
+  for (const auto& e : mine->effects) held.push_back({e.id, "me"});
+  held.push_back({theirs->effects[0].id, "me"});  // not mine
   held.push_back({999'999, "me"});          // gone
 
   std::set<int64_t> deleted;
@@ -636,27 +636,70 @@ TEST_F(StoreTest, LoadingWhileDeletingHeldEffectsDeletesOnlyThoseWhoseLeasesHold
     expect_same_state(**loaded.at("x2"), sample_state("x2", t0));
     EXPECT_FALSE(loaded.at("missing")->has_value());
   }).ok());
-  EXPECT_EQ(deleted, (std::set<int64_t>{(*mine)[0].id, (*mine)[1].id, (*mine)[2].id}));
+  EXPECT_EQ(deleted, (std::set<int64_t>{mine->effects[0].id, mine->effects[1].id, mine->effects[2].id}));
   EXPECT_EQ(count("effects"), 1);
 
   // A workflow without a step, and a lease that ran out: nothing deleted.
   ASSERT_TRUE(store_->transact([&](StoreTx& tx) { tx.add_effect("bare", ExecuteStep{"b", 1}, t0); }).ok());
   auto late = store_->claim_due_effects("me", 10, t0, lease);
-  ASSERT_TRUE(late.ok() && late->size() == 1u);
+  ASSERT_TRUE(late.ok() && late->effects.size() == 1u);
   ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
-    auto loaded = tx.load_workflows_deleting_effects({"bare"}, {{(*late)[0].id, "me"}},
+    auto loaded = tx.load_workflows_deleting_effects({"bare"}, {{late->effects[0].id, "me"}},
                                                      t0 + 2 * lease, deleted);
     ASSERT_TRUE(loaded.at("bare").ok() && loaded.at("bare")->has_value());
     EXPECT_TRUE((*loaded.at("bare"))->steps.empty());
   }).ok());
   EXPECT_TRUE(deleted.empty());
   ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
-    auto loaded = tx.load_workflows_deleting_effects({"bare"}, {{(*late)[0].id, "me"}},
+    auto loaded = tx.load_workflows_deleting_effects({"bare"}, {{late->effects[0].id, "me"}},
                                                      t0 + Duration(2), deleted);
     EXPECT_TRUE((*loaded.at("bare"))->steps.empty());
   }).ok());
-  EXPECT_EQ(deleted, std::set<int64_t>{(*late)[0].id});
+  EXPECT_EQ(deleted, std::set<int64_t>{late->effects[0].id});
   EXPECT_EQ(count("effects"), 1);  // theirs
+}
+
+// A claim reads the workflows of the effects it took, in its own round trip:
+// each once, with its steps, however many of its effects it took; a workflow
+// no longer stored is there as absent. Not the workflows of effects it left:
+// one not due, one another claim holds with the very same lease end.
+TEST_F(StoreTest, AClaimReadsTheWorkflowsOfTheEffectsItTookAndNoOthers) {
+  const TimePoint t0 = from_epoch_ms(1'795'000'000'000);
+  const Duration lease{30'000};
+  WorkflowState bare = sample_state("bare", t0);
+  bare.steps.clear();
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    tx.save_workflow(sample_state("x1", t0));
+    tx.save_workflow(sample_state("x2", t0));
+    tx.save_workflow(sample_state("later", t0));
+    tx.save_workflow(bare);
+    tx.add_effect("x2", ExecuteStep{"a", 1}, t0 - Duration(1));  // the first claim's
+    tx.add_effect("x1", ExecuteStep{"a", 1}, t0);
+    tx.add_effect("x1", PollStep{"b", 1, t0}, t0);
+    tx.add_effect("bare", ExecuteStep{"a", 1}, t0);
+    tx.add_effect("gone", ExecuteStep{"a", 1}, t0);
+    tx.add_effect("later", ExecuteStep{"a", 1}, t0 + Duration(1));
+  }).ok());
+
+  auto theirs = store_->claim_due_effects("them", 1, t0, lease);
+  ASSERT_TRUE(theirs.ok()) << theirs.error().message;
+  ASSERT_EQ(theirs->effects.size(), 1u);
+  ASSERT_EQ(theirs->workflows.size(), 1u);
+  ASSERT_TRUE(theirs->workflows.at("x2").ok() && theirs->workflows.at("x2")->has_value());
+  expect_same_state(**theirs->workflows.at("x2"), sample_state("x2", t0));
+
+  auto mine = store_->claim_due_effects("me", 10, t0, lease);
+  ASSERT_TRUE(mine.ok()) << mine.error().message;
+  ASSERT_EQ(mine->effects.size(), 4u);
+  std::set<std::string> read;
+  for (const auto& [id, workflow] : mine->workflows) read.insert(id);
+  EXPECT_EQ(read, (std::set<std::string>{"x1", "bare", "gone"}));
+  ASSERT_TRUE(mine->workflows.at("x1").ok() && mine->workflows.at("x1")->has_value());
+  expect_same_state(**mine->workflows.at("x1"), sample_state("x1", t0));
+  ASSERT_TRUE(mine->workflows.at("bare").ok() && mine->workflows.at("bare")->has_value());
+  EXPECT_TRUE((*mine->workflows.at("bare"))->steps.empty());
+  ASSERT_TRUE(mine->workflows.at("gone").ok());
+  EXPECT_FALSE(mine->workflows.at("gone")->has_value());
 }
 
 // What the throwaway server has logged since `offset` bytes into its log.
