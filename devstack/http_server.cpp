@@ -23,6 +23,7 @@ struct Server::Impl {
   Handler handler;
   std::thread thread;
   std::atomic<bool> stopped{false};
+  std::atomic<int64_t> accepted{0};
   uint16_t port = 0;
 
   ~Impl() { stop(); }
@@ -93,6 +94,7 @@ struct Server::Impl {
           asio::redirect_error(asio::use_awaitable, ec));
       if (ec == asio::error::operation_aborted || !impl->acceptor.is_open()) co_return;
       if (ec) continue;
+      ++impl->accepted;
       asio::co_spawn(impl->ioc, serve(impl, std::move(socket)), asio::detached);
     }
   }
@@ -125,6 +127,9 @@ Result<std::unique_ptr<Server>> Server::start(const std::string& address, uint16
 }
 
 uint16_t Server::port() const { return impl_->port; }
+
+int64_t Server::connections_accepted() const { return impl_->accepted.load(); }
+
 void Server::stop() { impl_->stop(); }
 
 }  // namespace brickwork::http

@@ -57,6 +57,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   uint16_t port() const;
+  // Connections accepted so far: with keep-alive, far fewer than requests.
+  int64_t connections_accepted() const;
   // Closes the listener and every connection; idempotent.
   void stop();
 

@@ -530,6 +530,7 @@ void DatabricksSimulator::set_job(int64_t job_id, SimulatedJob job) {
 SimulatorStats DatabricksSimulator::stats() const {
   std::lock_guard lock(impl_->mu);
   SimulatorStats s = impl_->stats;
+  if (impl_->server) s.connections = impl_->server->connections_accepted();
   for (const auto& [id, run] : impl_->runs) s.runs.emplace(id, run.view);
   return s;
 }

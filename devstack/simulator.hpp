@@ -235,6 +235,7 @@ struct SimulatorStats {
   int64_t in_flight = 0;      // calls received and not yet answered
   int64_t max_in_flight = 0;  // the most there ever were at once
   int64_t requests = 0;          // every HTTP request received
+  int64_t connections = 0;       // TCP connections accepted (keep-alive: far fewer)
   int64_t run_now_calls = 0;     // accepted past faults and auth
   int64_t submit_calls = 0;
   int64_t get_calls = 0;

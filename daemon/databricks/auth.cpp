@@ -1,6 +1,7 @@
 // Host and credential resolution in the order of the Databricks SDKs
 // (Go config/config.go, config_file.go, config_attributes.go, auth_default.go;
 // Python config.py, credentials_provider.py). docs/DATABRICKS.md has the facts.
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
@@ -162,6 +163,8 @@ Result<ResolvedDatabricksConfig> resolve_databricks_config(const DatabricksConfi
   out.request_timeout = config.request_timeout;
   out.retry_budget = config.retry_budget;
   out.limits = databricks_limits_with(config.limits);
+  out.max_concurrent_requests =
+      static_cast<size_t>(std::max(0, config.max_in_flight) + std::max(0, config.max_transfers));
   out.env = env;
 
   Gathered g;

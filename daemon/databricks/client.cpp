@@ -96,7 +96,8 @@ class DatabricksClient final : public DatabricksApi {
                                                   : "databricks (workspace " + workspace_ + ")"),
         counters_(options.counters ? options.counters : std::make_shared<DatabricksClientCounters>()),
         backoff_(options.backoff_initial, options.backoff_max),
-        limiter_(config_.limits) {
+        limiter_(config_.limits),
+        http_(config_.max_concurrent_requests) {
     if (const CredentialsStrategy* s = find_credentials_strategy(config_.auth_type)) {
       AuthContext ctx;
       ctx.host = config_.host;

@@ -36,6 +36,9 @@ struct ResolvedDatabricksConfig {
   Duration request_timeout{std::chrono::seconds(60)};
   Duration retry_budget{std::chrono::seconds(300)};
   std::map<std::string, double> limits;  // calls per second by API: defaults + databricks.limits
+  // Requests that may be in flight at once: max_in_flight + max_transfers
+  // (a call thread sends one at a time).
+  size_t max_concurrent_requests = 80;
 
   std::string attr(const std::string& name) const {
     auto it = attributes.find(name);

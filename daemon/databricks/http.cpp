@@ -128,7 +128,6 @@ struct Connection {
 };
 
 constexpr auto kIdleLimit = std::chrono::seconds(30);
-constexpr size_t kMaxIdlePerHost = 16;
 constexpr uint64_t kBodyLimit = 64ull << 20;
 
 // How long each stage of an exchange may take: one deadline for the whole
@@ -227,6 +226,11 @@ ssl::context& shared_tls_context() {
 void load_tls_trust_store() { shared_tls_context(); }
 
 struct Client::Impl {
+  explicit Impl(size_t max_idle_per_host) : max_idle_per_host(max_idle_per_host) {
+    thread = std::thread([this] { ioc.run(); });
+  }
+
+  const size_t max_idle_per_host;
   asio::io_context ioc{1};
   asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
   // Touched only on the I/O thread, so no lock.
@@ -262,10 +266,6 @@ struct Client::Impl {
     for (auto& [id, stop] : in_progress) stop();
   }
 
-  Impl() {
-    thread = std::thread([this] { ioc.run(); });
-  }
-
   ~Impl() {
     work.reset();
     ioc.stop();
@@ -289,7 +289,7 @@ struct Client::Impl {
     auto& list = idle[key];
     conn->idle_since = std::chrono::steady_clock::now();
     conn->lowest().expires_never();
-    if (list.size() < kMaxIdlePerHost) {
+    if (list.size() < max_idle_per_host) {
       list.push_back(std::move(conn));
     } else {
       asio::co_spawn(ioc, close_connection(std::move(conn)), asio::detached);
@@ -453,7 +453,7 @@ struct Client::Impl {
   }
 };
 
-Client::Client() : impl_(std::make_unique<Impl>()) {}
+Client::Client(size_t max_idle_per_host) : impl_(std::make_unique<Impl>(max_idle_per_host)) {}
 Client::~Client() = default;
 
 Result<Response> Client::send(const Request& request) {

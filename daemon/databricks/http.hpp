@@ -75,7 +75,10 @@ void load_tls_trust_store();
 // Any HTTP status, including 4xx/5xx, is a Response, not an Error.
 class Client {
  public:
-  Client();
+  // Up to `max_idle_per_host` idle connections are kept per host: as many as
+  // the requests one may send at once, so that none is opened anew (for
+  // HTTPS, a handshake) only because another was closed a moment before.
+  explicit Client(size_t max_idle_per_host = 16);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <barrier>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -611,6 +612,49 @@ TEST(HttpClient, ConcurrentCallers) {
   EXPECT_EQ(ok.load(), 80);
   EXPECT_EQ(sim.stats().runs_created, 80);
 }
+
+// As many callers at once as the workspace has call slots reuse their
+// connections: every one kept when its call ends, none opened anew (for
+// HTTPS, a handshake each) because an idle one was closed a moment before.
+// The callers go in rounds, all of them idle between two, as a burst of
+// effects claimed together ends together; with 16 kept, 8 connections were
+// opened in every round.
+TEST(HttpClient, EveryCallSlotKeepsItsConnection) {
+  SimulatorOptions o = sim_options();
+  o.pace.latency_min = o.pace.latency_max = 100ms;  // a round's calls overlap
+  DatabricksSimulator sim(o);
+  ASSERT_TRUE(sim.start().ok());
+  DatabricksConfig cfg;
+  cfg.host = sim.base_url();
+  cfg.max_in_flight = 20;
+  cfg.max_transfers = 4;
+  cfg.limits = {{"jobs/run-now", 10'000}};  // not the client's pace: its connections
+  DatabricksClientOptions opts;
+  opts.env = no_env();
+  auto api = make_databricks_api(cfg, opts);
+  ASSERT_TRUE(api.ok());
+  constexpr int kCallers = 24;
+  constexpr int kRounds = 4;
+  std::atomic<int> ok{0};
+  std::barrier round_ended(kCallers);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kCallers; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        RunNowRequest req;
+        req.job_id = 101;
+        req.idempotency_token = "k-" + std::to_string(t) + "-" + std::to_string(i);
+        if ((*api)->run_now(req).ok()) ++ok;
+        round_ended.arrive_and_wait();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kCallers * kRounds);
+  EXPECT_GT(sim.stats().max_in_flight, 16);  // more at once than 16 kept connections
+  EXPECT_LE(sim.stats().connections, kCallers);
+}
+
 
 }  // namespace
 }  // namespace brickwork
