@@ -291,6 +291,10 @@ class WorkspaceBench {
                      ""});
     rows_.push_back({"most calls in flight at once", std::to_string(after.max_in_flight),
                      "as many as the limits allow"});
+    rows_.push_back({"connections the simulator accepted, for " +
+                         std::to_string(after.requests) + " requests",
+                     std::to_string(after.connections),
+                     "about one per call slot (keep-alive)"});
 
     // SIGTERM while a call never answers: the daemon moved to a workspace
     // that takes every call and answers none.
