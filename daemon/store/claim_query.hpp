@@ -13,7 +13,6 @@ namespace brickwork::store_detail {
 // as SET statements; the tests that check plans make them too.
 inline constexpr const char* kStoreSessionSettings =
     "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_seqscan = off;"
-    " SET enable_bitmapscan = off;"
     " SET plan_cache_mode = force_generic_plan; SET jit = off;"
     " SET max_parallel_workers_per_gather = 0";
 

@@ -155,11 +155,7 @@ class PgStore final : public Store {
   // (plans_test.cpp checks on fresh and on full tables), so it is planned
   // once per connection (a generic plan): planning every call cost as much
   // as running it (the intake's write: 0.38 ms planning, 0.63 ms running,
-  // on stock Postgres at 1,000 inputs/s). And no bitmap scans: a key's rows
-  // are as well found by an index scan, and a bitmap scan inside a nested
-  // loop builds a bitmap per outer row (the intake's deletion of safety-net
-  // polls: 0.12 ms a step, the intake's write 2.6 ms a call at 1,000
-  // inputs/s against 1.3 without). And no JIT: a plan that has to
+  // on stock Postgres at 1,000 inputs/s). And no JIT: a plan that has to
   // scan a table anyway costs more than jit_above_cost then, and compiling
   // it took a second. And no parallel workers: with statistics that guess
   // thousands of rows for a few hundred keys, the intake's read of its
