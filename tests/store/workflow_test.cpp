@@ -636,7 +636,8 @@ TEST_F(StoreTest, LoadingWhileDeletingHeldEffectsDeletesOnlyThoseWhoseLeasesHold
     expect_same_state(**loaded.at("x2"), sample_state("x2", t0));
     EXPECT_FALSE(loaded.at("missing")->has_value());
   }).ok());
-  EXPECT_EQ(deleted, (std::set<int64_t>{mine->effects[0].id, mine->effects[1].id, mine->effects[2].id}));
+  EXPECT_EQ(deleted, (std::set<int64_t>{mine->effects[0].id, mine->effects[1].id,
+                                         mine->effects[2].id}));
   EXPECT_EQ(count("effects"), 1);
 
   // A workflow without a step, and a lease that ran out: nothing deleted.
