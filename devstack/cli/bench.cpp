@@ -17,6 +17,7 @@
 #include <functional>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <pqxx/pqxx>
@@ -960,11 +961,14 @@ class Bench {
       return false;
     }
     std::vector<double> ms;
+    std::vector<std::pair<double, double>> slowest;  // (ms, event's second of the measure)
     for (int64_t i = 1; i <= count; ++i) {
       const std::string id = workflow_id("lat", i);
       auto event = runs_.event_time(id + "/first");
       auto run = runs_.run_time(id + "/second");
-      if (event && run) ms.push_back(1000.0 * seconds_between(*event, *run));
+      if (!event || !run) continue;
+      ms.push_back(1000.0 * seconds_between(*event, *run));
+      slowest.emplace_back(ms.back(), seconds_between(t0, *event));
     }
     if (ms.empty()) return fail("latency: no workflow had both times");
     std::sort(ms.begin(), ms.end());
@@ -974,6 +978,19 @@ class Bench {
     const double achieved = static_cast<double>(count) / sent_in;
     std::cout << "    p50 " << fixed(pct(0.5), 1) << " ms, p99 " << fixed(pct(0.99), 1)
               << " ms, max " << fixed(ms.back(), 1) << " ms over " << ms.size() << " workflows\n";
+    // Whether the slowest 1% came together (a stall: one thing held many
+    // workflows at once) or spread over the measure (queueing on busy cores).
+    const size_t tail = std::max<size_t>(1, slowest.size() / 100);
+    std::partial_sort(slowest.begin(), slowest.begin() + static_cast<std::ptrdiff_t>(tail),
+                      slowest.end(), std::greater<>());
+    std::map<int64_t, int> per_window;  // 100 ms windows by their start
+    for (size_t i = 0; i < tail; ++i) ++per_window[static_cast<int64_t>(slowest[i].second * 10)];
+    const auto fullest = std::max_element(
+        per_window.begin(), per_window.end(),
+        [](const auto& a, const auto& b) { return a.second < b.second; });
+    std::cout << "    the slowest 1% (" << tail << ") in " << per_window.size()
+              << " windows of 100 ms, at most " << fullest->second << " in one (at "
+              << fixed(static_cast<double>(fullest->first) / 10, 1) << " s)\n";
     rows_.push_back({"completion event -> next step's run-now, " + fixed(achieved, 0) +
                          " two-step workflows/s (" + fixed(3 * achieved, 0) + " input events/s)",
                      "p50 " + fixed(pct(0.5), 1) + " ms, p99 " + fixed(pct(0.99), 1) +
