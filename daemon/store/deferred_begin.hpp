@@ -6,15 +6,26 @@
 // (docs/PERFORMANCE.md, "BEGIN with the first read").
 //
 // The transaction is reached only through begun(), which sends BEGIN first
-// if nothing has been sent yet, or exec_together(), which sends it with its
-// statements: no statement can run outside the transaction.
+// if nothing has been sent yet, or exec_together() and commit_with(), which
+// send it with their statements: no statement can run outside the
+// transaction.
 #include <memory>
 #include <pqxx/pqxx>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "daemon/store/pg_params.hpp"
+
 namespace brickwork::store_detail {
+
+// A write sent by commit_with(): a statement prepared on the connection
+// under `name` (unnamed when empty) and its parameters.
+struct PendingWrite {
+  std::string name;
+  std::string sql;
+  std::vector<NullableText> params;
+};
 
 class DeferredBeginWork {
  public:
@@ -40,10 +51,18 @@ class DeferredBeginWork {
   // Commits; with nothing sent, there is nothing to commit. A connection lost
   // during the commit throws pqxx::in_doubt_error, as pqxx::work does.
   void commit();
+  // `writes`, then COMMIT, in one round trip (libpq's pipeline mode; BEGIN
+  // first if nothing was sent yet): a commit used to be a round trip of its
+  // own after the last write. Their rows are not read, and nothing can be
+  // sent after. A statement's error is thrown as libpqxx throws it, the
+  // transaction then rolled back like any other; a connection lost before
+  // COMMIT answered throws pqxx::in_doubt_error, as commit() does.
+  void commit_with(const std::vector<PendingWrite>& writes);
 
  private:
   class Transaction;
   bool begun_ = false;
+  bool committed_ = false;  // by commit_with: commit() sends nothing more
   std::unique_ptr<Transaction> tx_;
 };
 

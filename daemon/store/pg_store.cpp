@@ -168,8 +168,10 @@ class PgStore final : public Store {
     }
     pqxx::nontransaction(connection).exec(store_detail::kStoreSessionSettings);
     // A new connection may be to a server that lost or restored rows
-    // (crash recovery, a fail-over): read the outbox from its start.
+    // (crash recovery, a fail-over): read the outbox from its start, and
+    // draw effect ids anew from its sequence.
     outbox_.restart();
+    workflows_.forget_effect_ids();
   }
 
   std::shared_ptr<const SecretBox> sealer_;

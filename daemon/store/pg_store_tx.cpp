@@ -10,6 +10,7 @@
 
 #include "daemon/store/claim_query.hpp"
 #include "daemon/store/effect_codec.hpp"
+#include "daemon/store/effect_ids.hpp"
 #include "daemon/store/history_store.hpp"
 #include "daemon/store/pg_effect_queue.hpp"
 #include "daemon/store/pg_errors.hpp"
@@ -115,22 +116,17 @@ const WriteBuffer::RowKind kEffectRows{
     "$6::bigint[])"
     " AS v(workflow_id, kind, step, attempt, payload, due_ms)",
     "effects", false};
+// Leased to this daemon, their ids drawn ahead (EffectIdPool): nothing to return.
 const WriteBuffer::RowKind kLeasedEffectRows{
     "l",
-    "INSERT INTO effects (workflow_id, kind, step, attempt, payload, due_at, "
-    "lease_owner,"
+    "INSERT INTO effects (id, workflow_id, kind, step, attempt, payload, due_at, lease_owner,"
     " lease_until, tries)"
-    " SELECT workflow_id, kind, step, attempt, payload, to_timestamp(due_ms / "
-    "1000.0),"
+    " SELECT id, workflow_id, kind, step, attempt, payload, to_timestamp(due_ms / 1000.0),"
     " lease_owner, to_timestamp(lease_until_ms / 1000.0), 1"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[], "
-    "$6::bigint[],"
-    " $7::text[], $8::bigint[])"
-    " AS v(workflow_id, kind, step, attempt, payload, due_ms, lease_owner, "
-    "lease_until_ms)"
-    " RETURNING id, workflow_id, kind, step, attempt, payload::text, tries, "
-    "lease_owner",
-    "effects", false, true};
+    " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[], $6::jsonb[],"
+    " $7::bigint[], $8::text[], $9::bigint[])"
+    " AS v(id, workflow_id, kind, step, attempt, payload, due_ms, lease_owner, lease_until_ms)",
+    "effects", false};
 const WriteBuffer::RowKind kNewWorkflowRows{
     "w",
     "INSERT INTO workflows (id, workflow, definition_hash, input, status, seq, "
@@ -214,11 +210,19 @@ const WriteBuffer::RowKind kHistoryNoteRows{"n", kInsertHistoryNotes, "workflow_
 
 class PgStoreTx final : public StoreTx {
  public:
-  PgStoreTx(DeferredBeginWork& work, const SecretBox* sealer, DefinitionCache& definitions)
-      : work_(work), sealer_(sealer), definitions_(definitions) {}
+  PgStoreTx(DeferredBeginWork& work, const SecretBox* sealer, DefinitionCache& definitions,
+            EffectIdPool& effect_ids)
+      : work_(work), sealer_(sealer), definitions_(definitions), effect_ids_(effect_ids) {}
 
-  // Sends the writes still buffered; before commit.
-  void flush() { writes_.flush(); }
+  // Sends the writes still buffered and commits, in one round trip.
+  void commit() {
+    const std::vector<PendingWrite> writes = writes_.take_for_commit();
+    if (writes.empty()) {
+      work_.commit();
+    } else {
+      work_.commit_with(writes);
+    }
+  }
 
   // Definitions this transaction inserted: known to be stored once it commits.
   const std::vector<std::string>& new_definitions() const { return new_definitions_; }
@@ -303,21 +307,15 @@ class PgStoreTx final : public StoreTx {
   void add_leased_effect(const std::string& workflow_id, const Effect& effect, TimePoint due,
                          const EffectLease& lease) override {
     const EffectRow row = encode_effect(effect);
+    const int64_t id = effect_ids_.take(work_.begun());
     writes_.add_row(kLeasedEffectRows, "",
-                    {workflow_id, row.kind, row.step, row.attempt, json::serialize(row.payload),
+                    {id, workflow_id, row.kind, row.step, row.attempt, json::serialize(row.payload),
                      to_epoch_ms(due), lease.owner, to_epoch_ms(lease.until)});
+    // As a claim returns it: claimed once (tries 1), none before.
+    leased_.push_back(StoredEffect{id, workflow_id, effect, 0, lease.owner});
   }
 
-  std::vector<StoredEffect> take_leased_effects() override {
-    std::vector<StoredEffect> effects;
-    for (const pqxx::result& r : writes_.take_returned()) {
-      for (const pqxx::row row : r) {
-        effects.push_back(stored_effect_of(row));
-        effects.back().lease_owner = row[7].as<std::string>();
-      }
-    }
-    return effects;
-  }
+  std::vector<StoredEffect> take_leased_effects() override { return std::exchange(leased_, {}); }
 
   void add_outbox(const std::string& topic, const std::string& key, const std::string& payload,
                   bool sensitive, const std::string& workflow_id, const std::string& step,
@@ -483,8 +481,10 @@ class PgStoreTx final : public StoreTx {
   DeferredBeginWork& work_;
   const SecretBox* sealer_;
   DefinitionCache& definitions_;
+  EffectIdPool& effect_ids_;
   WriteBuffer writes_{[this]() -> pqxx::transaction_base& { return work_.begun(); }};
   std::vector<std::string> new_definitions_;
+  std::vector<StoredEffect> leased_;  // written since the last take_leased_effects()
 };
 
 }  // namespace
@@ -526,11 +526,11 @@ const std::vector<const WriteBuffer::RowKind*>& write_row_kinds() {
 }
 
 std::vector<std::string> run_store_tx(DeferredBeginWork& tx, const SecretBox* sealer,
-                                      DefinitionCache& definitions,
+                                      DefinitionCache& definitions, EffectIdPool& effect_ids,
                                       const std::function<void(StoreTx&)>& body) {
-  PgStoreTx store_tx(tx, sealer, definitions);
+  PgStoreTx store_tx(tx, sealer, definitions, effect_ids);
   body(store_tx);
-  store_tx.flush();
+  store_tx.commit();
   return store_tx.new_definitions();
 }
 

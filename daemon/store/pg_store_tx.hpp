@@ -10,16 +10,17 @@
 #include "daemon/core/secret_box.hpp"
 #include "daemon/store/deferred_begin.hpp"
 #include "daemon/store/definition_cache.hpp"
+#include "daemon/store/effect_ids.hpp"
 #include "daemon/store/store.hpp"
 #include "daemon/store/write_buffer.hpp"
 
 namespace brickwork::store_detail {
 
-// Runs `body` on a StoreTx over `tx` and sends what it left buffered; the
-// caller commits. Returns the hashes of the definitions it inserted, known to
-// be stored once `tx` commits.
+// Runs `body` on a StoreTx over `tx`, then commits with what it left
+// buffered. Returns the hashes of the definitions it inserted, stored now.
+// Leased effects take their ids from `effect_ids`.
 std::vector<std::string> run_store_tx(DeferredBeginWork& tx, const SecretBox* sealer,
-                                      DefinitionCache& definitions,
+                                      DefinitionCache& definitions, EffectIdPool& effect_ids,
                                       const std::function<void(StoreTx&)>& body);
 
 // The statements above, prepared on every connection by name.

@@ -15,7 +15,12 @@ Status PgWorkflows::transact(const std::function<void(StoreTx&)>& body) {
     DeferredBeginWork tx(c);
     std::vector<std::string> new_definitions;
     try {
-      new_definitions = run_store_tx(tx, sealer_, definitions_, body);
+      new_definitions = run_store_tx(tx, sealer_, definitions_, effect_ids_, body);
+    } catch (const pqxx::in_doubt_error& e) {
+      // The last writes travel with COMMIT, so a connection lost anywhere
+      // near the end leaves the outcome unknown; repeating the transaction
+      // is safe (WorkflowWriter), so it is a lost connection like any other.
+      throw pqxx::broken_connection(e.what());
     } catch (const pqxx::foreign_key_violation& e) {
       if (std::string_view(e.what()).find("definition_hash") == std::string_view::npos) throw;
       // A definition this connection knew stored was purged meanwhile
@@ -24,7 +29,6 @@ Status PgWorkflows::transact(const std::function<void(StoreTx&)>& body) {
       throw pqxx::transaction_rollback(std::string("a definition was purged meanwhile: ") +
                                        e.what());
     }
-    tx.commit();
     for (const std::string& hash : new_definitions) definitions_.mark_stored(hash);
     return Done{};
   });

@@ -9,6 +9,7 @@
 
 #include "daemon/core/secret_box.hpp"
 #include "daemon/store/definition_cache.hpp"
+#include "daemon/store/effect_ids.hpp"
 #include "daemon/store/pg_session.hpp"
 #include "daemon/store/store.hpp"
 
@@ -28,11 +29,14 @@ class PgWorkflows final : public WorkflowWriter, public WorkflowReader {
   Result<std::optional<WorkflowHistory>> get_history(const std::string& id) override;
   // The definitions this connection knows, for other reads of workflows on it.
   DefinitionCache& definitions() { return definitions_; }
+  // A new connection: the effect ids drawn on the one before are not used.
+  void forget_effect_ids() { effect_ids_.forget(); }
 
  private:
   PgSession& session_;
   const SecretBox* sealer_;
   DefinitionCache definitions_;
+  EffectIdPool effect_ids_;
 };
 
 }  // namespace brickwork::store_detail

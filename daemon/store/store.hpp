@@ -149,9 +149,8 @@ class StoreTx {
   // before the lease ends. take_leased_effects() gives it back with its id.
   virtual void add_leased_effect(const std::string& workflow_id, const Effect& effect,
                                  TimePoint due, const EffectLease& lease) = 0;
-  // Writes what is queued and returns the leased effects written since the
-  // last call, as a claim would return them. They exist once the
-  // transaction commits.
+  // The leased effects added since the last call, with their ids, as a
+  // claim would return them. They exist once the transaction commits.
   virtual std::vector<StoredEffect> take_leased_effects() = 0;
   // Removes effects that have been performed (their results are applied in
   // the same transaction), but only those whose claim still holds its lease
@@ -235,7 +234,9 @@ class WorkflowWriter {
   virtual ~WorkflowWriter() = default;
   // Runs `body` in one transaction and commits. A lost connection or a
   // serialization failure comes back as a transient Error (the caller may
-  // retry); an in-doubt commit as an internal Error.
+  // retry), a connection lost during the commit too: whether it committed
+  // is unknown, and every writer transaction is safe to repeat (inputs are
+  // skipped by their offsets, results by their effects' leases).
   virtual Status transact(const std::function<void(StoreTx&)>& body) = 0;
 };
 

@@ -42,16 +42,8 @@ void WriteBuffer::flush() {
     tx_().exec_params(single.statement, pqxx::prepare::make_dynamic_params(params));
   }
   singles_.clear();
-  for (const Statement& statement : statements()) {
-    pqxx::result result = send(statement);
-    if (statement.back()->kind->returns) returned_.push_back(std::move(result));
-  }
+  for (const Statement& statement : statements()) send(statement);
   rows_.clear();
-}
-
-std::vector<pqxx::result> WriteBuffer::take_returned() {
-  flush();
-  return std::exchange(returned_, {});
 }
 
 WriteBuffer::Rows* WriteBuffer::find(const RowKind& kind) {
@@ -61,19 +53,13 @@ WriteBuffer::Rows* WriteBuffer::find(const RowKind& kind) {
   return nullptr;
 }
 
-// The queued kinds in order of first use (a `returns` kind last), as few
-// statements as keep that order where it matters: a kind that reads its
-// table starts a new statement after one that writes it.
+// The queued kinds in order of first use, as few statements as keep that
+// order where it matters: a kind that reads its table starts a new statement
+// after one that writes it.
 std::vector<WriteBuffer::Statement> WriteBuffer::statements() {
-  std::vector<Rows*> order;
-  for (Rows& r : rows_) {
-    if (!r.kind->returns) order.push_back(&r);
-  }
-  for (Rows& r : rows_) {
-    if (r.kind->returns) order.push_back(&r);
-  }
   std::vector<Statement> out;
-  for (Rows* r : order) {
+  for (Rows& row_kind : rows_) {
+    Rows* r = &row_kind;
     const bool must_see_earlier =
         !out.empty() && r->kind->reads_table &&
         std::any_of(out.back().begin(), out.back().end(), [&](const Rows* earlier) {
@@ -87,29 +73,46 @@ std::vector<WriteBuffer::Statement> WriteBuffer::statements() {
 
 // Several kinds go as one statement of data-modifying CTEs, the last kind
 // its main statement; each kind's parameters numbered after the ones before.
-pqxx::result WriteBuffer::send(const Statement& statement) {
-  std::string name = "write_";
-  std::string sql;
-  std::vector<const char*> params;
+PendingWrite WriteBuffer::compose(const Statement& statement) {
+  PendingWrite write{"write_", "", {}};
   for (size_t i = 0; i < statement.size(); ++i) {
     Rows& rows = *statement[i];
-    name += rows.kind->id;
-    const std::string part = renumbered(rows.kind->statement, params.size());
+    write.name += rows.kind->id;
+    const std::string part = renumbered(rows.kind->statement, write.params.size());
     if (i + 1 < statement.size()) {
-      sql += (i == 0 ? "WITH " : ", ");
-      sql += std::string("w") + rows.kind->id + " AS (" + part + ")";
+      write.sql += (i == 0 ? "WITH " : ", ");
+      write.sql += std::string("w") + rows.kind->id + " AS (" + part + ")";
     } else {
-      sql += (i == 0 ? "" : " ") + part;
+      write.sql += (i == 0 ? "" : " ") + part;
     }
     for (std::string& column : rows.columns) {
       column += '}';
-      params.push_back(column.c_str());
+      write.params.emplace_back(std::move(column));
     }
   }
+  return write;
+}
+
+void WriteBuffer::send(const Statement& statement) {
+  const PendingWrite write = compose(statement);
+  std::vector<const char*> params;
+  params.reserve(write.params.size());
+  for (const NullableText& p : write.params) params.push_back(p.get());
   // Prepared once per connection (libpqxx ignores a repeated definition).
   pqxx::transaction_base& tx = tx_();
-  tx.conn().prepare(name, sql);
-  return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(params));
+  tx.conn().prepare(write.name, write.sql);
+  tx.exec_prepared(write.name, pqxx::prepare::make_dynamic_params(params));
+}
+
+std::vector<PendingWrite> WriteBuffer::take_for_commit() {
+  std::vector<PendingWrite> writes;
+  for (Single& single : singles_) {
+    writes.push_back(PendingWrite{"", std::move(single.statement), std::move(single.params)});
+  }
+  singles_.clear();
+  for (const Statement& statement : statements()) writes.push_back(compose(statement));
+  rows_.clear();
+  return writes;
 }
 
 std::string WriteBuffer::renumbered(std::string_view statement, size_t offset) {

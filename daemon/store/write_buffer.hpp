@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/store/deferred_begin.hpp"
 #include "daemon/store/pg_params.hpp"
 
 namespace brickwork::store_detail {
@@ -28,8 +29,6 @@ class WriteBuffer {
     // what kinds queued before it wrote there: it never shares a statement
     // with them (parts of one statement see the same snapshot).
     bool reads_table;
-    // Its statement ends in RETURNING: it goes last, and its rows are kept.
-    bool returns = false;
   };
 
   explicit WriteBuffer(pqxx::transaction_base& tx)
@@ -47,9 +46,9 @@ class WriteBuffer {
                std::initializer_list<NullableText> params);
 
   void flush();
-
-  // The rows returned by statements of a `returns` kind since the last call.
-  std::vector<pqxx::result> take_returned();
+  // What is queued, as the statements flush() would send, to go with the
+  // commit (DeferredBeginWork::commit_with); the buffer is emptied.
+  std::vector<PendingWrite> take_for_commit();
 
   // `statement` with each $n as $(n + offset).
   static std::string renumbered(std::string_view statement, size_t offset);
@@ -68,12 +67,13 @@ class WriteBuffer {
 
   Rows* find(const RowKind& kind);
   std::vector<Statement> statements();
-  pqxx::result send(const Statement& statement);
+  // One statement's name, text and parameters (its rows' columns moved out).
+  static PendingWrite compose(const Statement& statement);
+  void send(const Statement& statement);
 
   std::function<pqxx::transaction_base&()> tx_;
   std::vector<Single> singles_;
-  std::vector<Rows> rows_;  // in order of first use; one `returns` kind at most
-  std::vector<pqxx::result> returned_;
+  std::vector<Rows> rows_;  // in order of first use
 };
 
 }  // namespace brickwork::store_detail

@@ -102,5 +102,90 @@ TEST_F(DeferredBeginTest, AStatementPreparedByNameRunsWithLiteralArguments) {
   work.commit();
 }
 
+// The last writes travel with COMMIT: their values as parameters, a named
+// statement prepared on first use, BEGIN with them if nothing was sent.
+TEST_F(DeferredBeginTest, WritesSentWithTheCommitAreCommitted) {
+  sql("CREATE TABLE IF NOT EXISTS deferred_w (k text PRIMARY KEY, v text)");
+  sql("TRUNCATE deferred_w");
+  pqxx::connection c(pg_->url());
+  using store_detail::PendingWrite;
+  const std::string insert = "INSERT INTO deferred_w VALUES ($1, $2)";
+  {
+    DeferredBeginWork work(c);
+    work.exec_together({"SELECT 1"});
+    work.commit_with({PendingWrite{"deferred_insert", insert, {"a", "it's \\ \"quoted\""}},
+                      PendingWrite{"", insert, {"b", {}}}});
+  }
+  EXPECT_FALSE(in_transaction(c));
+  {
+    DeferredBeginWork work(c);  // nothing sent before: BEGIN goes with them
+    work.commit_with({PendingWrite{"deferred_insert", insert, {"c", "3"}}});
+  }
+  EXPECT_EQ(count("deferred_w"), 3);
+  EXPECT_EQ(sql("SELECT v FROM deferred_w WHERE k = 'a'")[0][0].as<std::string>(),
+            "it's \\ \"quoted\"");
+  EXPECT_TRUE(sql("SELECT v FROM deferred_w WHERE k = 'b'")[0][0].is_null());
+  DeferredBeginWork next(c);  // the connection left pipeline mode
+  EXPECT_EQ(next.exec_together({"SELECT count(*) FROM deferred_w"}).at(0)[0][0].as<int>(), 3);
+  next.commit();
+  sql("DROP TABLE deferred_w");
+}
+
+// A write that fails throws what exec would have thrown, by SQLSTATE (the
+// callers retry a 40001 and recognise a foreign key violation); nothing of
+// the transaction is committed and the connection serves the next one.
+TEST_F(DeferredBeginTest, AWriteSentWithTheCommitThatFailsCommitsNothing) {
+  sql("CREATE TABLE IF NOT EXISTS deferred_w (k text PRIMARY KEY, v text)");
+  sql("TRUNCATE deferred_w");
+  sql("INSERT INTO deferred_w VALUES ('taken', 'x')");
+  sql("CREATE OR REPLACE FUNCTION deferred_conflict() RETURNS int LANGUAGE plpgsql AS"
+      " $$BEGIN RAISE EXCEPTION 'moved' USING ERRCODE = '40001'; END$$");
+  pqxx::connection c(pg_->url());
+  using store_detail::PendingWrite;
+  const std::string insert = "INSERT INTO deferred_w VALUES ($1, $2)";
+  {
+    DeferredBeginWork work(c);
+    work.exec_together({"INSERT INTO deferred_w VALUES ('first', 'y')"});
+    try {
+      work.commit_with({PendingWrite{"", insert, {"second", "z"}},
+                        PendingWrite{"deferred_insert2", insert, {"taken", "again"}},
+                        PendingWrite{"", insert, {"third", "w"}}});
+      ADD_FAILURE() << "a duplicate key went unnoticed";
+    } catch (const pqxx::unique_violation& e) {
+      EXPECT_EQ(e.sqlstate(), "23505");
+      EXPECT_EQ(e.query(), insert);
+    }
+  }
+  EXPECT_FALSE(in_transaction(c));
+  EXPECT_EQ(count("deferred_w"), 1);
+  {
+    DeferredBeginWork work(c);
+    work.exec_together({"SELECT 1"});
+    EXPECT_THROW(work.commit_with({PendingWrite{"", "SELECT deferred_conflict()", {}}}),
+                 pqxx::serialization_failure);
+  }
+  {
+    DeferredBeginWork work(c);
+    work.commit_with({PendingWrite{"", insert, {"after", "v"}}});
+  }
+  EXPECT_EQ(count("deferred_w"), 2);
+  sql("DROP FUNCTION deferred_conflict()");
+  sql("DROP TABLE deferred_w");
+}
+
+// A connection lost before COMMIT answered: the outcome is unknown, as for
+// a commit sent alone.
+TEST_F(DeferredBeginTest, AConnectionLostWithTheCommitIsInDoubt) {
+  sql("CREATE TABLE IF NOT EXISTS deferred_w (k text PRIMARY KEY, v text)");
+  pqxx::connection c(pg_->url());
+  DeferredBeginWork work(c);
+  const int pid = work.exec_together({"SELECT pg_backend_pid()"}).at(0)[0][0].as<int>();
+  sql("SELECT pg_terminate_backend(" + std::to_string(pid) + ")");
+  EXPECT_THROW(work.commit_with({store_detail::PendingWrite{
+                   "", "INSERT INTO deferred_w VALUES ($1, $2)", {"lost", "v"}}}),
+               pqxx::in_doubt_error);
+  sql("DROP TABLE deferred_w");
+}
+
 }  // namespace
 }  // namespace brickwork::testing

@@ -314,6 +314,34 @@ TEST_F(StoreTest, LeasedEffectsWrittenBeforeAReadAreStillReturned) {
   EXPECT_EQ(in_table, ids(leased));
 }
 
+// Ids of leased effects come from blocks drawn ahead; a new connection may
+// reach a server whose sequence never saw a block drawn on the one before
+// (restored, failed over to), so it draws anew.
+TEST_F(StoreTest, AStoreThatReconnectsDrawsEffectIdsAnew) {
+  const auto lease = [&](const std::string& step) -> int64_t {
+    std::vector<StoredEffect> leased;
+    const Status s = store_->transact([&](StoreTx& tx) {
+      tx.add_leased_effect("w1", ExecuteStep{step, 1}, kT0, EffectLease{"me#3", kT0 + kLease});
+      leased = tx.take_leased_effects();
+    });
+    return s.ok() && leased.size() == 1 ? leased[0].id : -1;
+  };
+  const int64_t first = lease("a");
+  ASSERT_GT(first, 0);
+  sql("SELECT setval(pg_get_serial_sequence('effects', 'id'), 1000000)");
+  EXPECT_EQ(lease("b"), first + 1);  // the same connection: from the block drawn
+  sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+      " AND datname = current_database() AND backend_type = 'client backend'");
+  int64_t after = -1;
+  for (int i = 0; i < 3 && after < 0; ++i) after = lease("c");  // the first may find it lost
+  EXPECT_EQ(after, 1000001);
+  std::set<int64_t> in_table;
+  for (const auto& row : sql("SELECT id FROM effects WHERE lease_owner = 'me#3'")) {
+    in_table.insert(row[0].as<int64_t>());
+  }
+  EXPECT_EQ(in_table, (std::set<int64_t>{first, first + 1, 1000001}));
+}
+
 // The claim as EXPLAIN (ANALYZE, BUFFERS) shows it, run at kT0 (it leases
 // what it claims).
 std::string claim_plan(const std::function<pqxx::result(const std::string&)>& sql) {

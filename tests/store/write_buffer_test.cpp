@@ -21,9 +21,6 @@ const WriteBuffer::RowKind kUpsert{
 const WriteBuffer::RowKind kUpdate{
     "P", "UPDATE wb SET v = x.v FROM unnest($1::text[], $2::text[]) AS x(k, v) WHERE wb.k = x.k",
     "wb", true};
-const WriteBuffer::RowKind kReturning{
-    "R", "INSERT INTO wb (k, v) SELECT * FROM unnest($1::text[], $2::text[]) RETURNING k", "wb",
-    false, true};
 
 class WriteBufferTest : public StoreTest {
  protected:
@@ -83,17 +80,38 @@ TEST_F(WriteBufferTest, AKindThatReadsItsTableSeesWhatWasQueuedBeforeIt) {
   EXPECT_EQ(table().at("a"), "updated");
 }
 
-TEST_F(WriteBufferTest, RowsOfAReturningKindComeBackAfterEveryOtherWrite) {
-  WriteBuffer writes(*tx_);
-  writes.add_row(kReturning, "", {"r1", "x"});
-  writes.add_row(kInsert, "", {"i1", "y"});
-  writes.add("INSERT INTO wb (k, v) VALUES ($1, $2)", {"single", "z"});
-  const std::vector<pqxx::result> returned = writes.take_returned();
-  ASSERT_EQ(returned.size(), 1u);
-  ASSERT_EQ(returned[0].size(), 1u);
-  EXPECT_EQ(returned[0][0][0].as<std::string>(), "r1");
-  EXPECT_EQ(table().size(), 3u);
-  EXPECT_TRUE(writes.take_returned().empty());  // taken once
+// What is queued at the end goes with the commit: the same statements in
+// the same order as flush() sends them.
+TEST_F(WriteBufferTest, WhatIsQueuedAtTheEndGoesWithTheCommitAsFlushSendsIt) {
+  sql("CREATE TABLE IF NOT EXISTS wb_commit (k text PRIMARY KEY, v text)");
+  sql("TRUNCATE wb_commit");
+  const WriteBuffer::RowKind insert{
+      "I", "INSERT INTO wb_commit (k, v) SELECT * FROM unnest($1::text[], $2::text[])", "wb_commit",
+      false};
+  const WriteBuffer::RowKind update{
+      "P",
+      "UPDATE wb_commit SET v = x.v FROM unnest($1::text[], $2::text[]) AS x(k, v)"
+      " WHERE wb_commit.k = x.k",
+      "wb_commit", true};
+  pqxx::connection c(pg_->url());
+  {
+    store_detail::DeferredBeginWork work(c);
+    WriteBuffer writes([&work]() -> pqxx::transaction_base& { return work.begun(); });
+    writes.add("INSERT INTO wb_commit (k, v) VALUES ($1, $2)", {"single", "s"});
+    writes.add_row(insert, "a", {"a", "inserted"});
+    writes.add_row(update, "a", {"a", "updated"});
+    const std::vector<store_detail::PendingWrite> pending = writes.take_for_commit();
+    ASSERT_EQ(pending.size(), 3u);
+    EXPECT_EQ(pending[0].name, "");  // a single statement goes unnamed, as exec_params sends it
+    EXPECT_EQ(pending[1].name, "write_I");
+    EXPECT_EQ(pending[2].name, "write_P");
+    EXPECT_TRUE(writes.take_for_commit().empty());  // taken once
+    EXPECT_EQ(count("wb_commit"), 0);               // nothing sent yet
+    work.commit_with(pending);
+  }
+  EXPECT_EQ(count("wb_commit"), 2);
+  EXPECT_EQ(sql("SELECT v FROM wb_commit WHERE k = 'a'")[0][0].as<std::string>(), "updated");
+  sql("DROP TABLE wb_commit");
 }
 
 TEST(WriteBufferStatements, ParametersAreRenumberedAfterThoseOfTheKindsBefore) {
