@@ -133,7 +133,8 @@ std::string DeferredBeginWork::execute(const std::string& name,
 
 void DeferredBeginWork::commit() { tx_->commit(); }
 
-void DeferredBeginWork::commit_with(const std::vector<PendingWrite>& writes) {
+std::vector<DeferredBeginWork::TextRows> DeferredBeginWork::commit_with(
+    const std::vector<PendingWrite>& writes) {
   pqxx::connection_base& connection = tx_->conn();
   for (const PendingWrite& write : writes) {
     if (write.name.empty()) continue;
@@ -158,6 +159,7 @@ void DeferredBeginWork::commit_with(const std::vector<PendingWrite>& writes) {
     begun_ = true;  // before sending: a failed BEGIN is rolled back too
     send_plain(kBegin);
   }
+  const size_t first_write = sent.size();
   for (const PendingWrite& write : writes) {
     std::vector<const char*> params;
     params.reserve(write.params.size());
@@ -180,6 +182,7 @@ void DeferredBeginWork::commit_with(const std::vector<PendingWrite>& writes) {
     const std::string* query;
   };
   std::optional<Failure> failure;
+  std::vector<TextRows> rows(writes.size());
   bool committed = false;
   bool synced = false;
   for (size_t next = 0; sending && !synced && PQstatus(conn) == CONNECTION_OK;) {
@@ -196,6 +199,16 @@ void DeferredBeginWork::commit_with(const std::vector<PendingWrite>& writes) {
       failure = Failure{PQresultErrorMessage(r), state != nullptr ? state : "", sent[next]};
     } else if (next + 1 == sent.size() && status == PGRES_COMMAND_OK) {
       committed = std::string_view(PQcmdStatus(r)) == "COMMIT";
+    } else if (status == PGRES_TUPLES_OK && next >= first_write && next + 1 < sent.size()) {
+      TextRows& into = rows[next - first_write];
+      for (int row = 0; row < PQntuples(r); ++row) {
+        auto& values = into.emplace_back();
+        for (int column = 0; column < PQnfields(r); ++column) {
+          values.push_back(PQgetisnull(r, row, column) != 0
+                               ? std::nullopt
+                               : std::optional<std::string>(PQgetvalue(r, row, column)));
+        }
+      }
     }
     PQclear(r);
   }
@@ -214,6 +227,7 @@ void DeferredBeginWork::commit_with(const std::vector<PendingWrite>& writes) {
   if (!committed) throw pqxx::failure("COMMIT did not commit the transaction");
   committed_ = true;
   tx_->commit();  // libpqxx's bookkeeping; sends nothing more
+  return rows;
 }
 
 }  // namespace brickwork::store_detail

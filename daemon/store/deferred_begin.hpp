@@ -10,6 +10,7 @@
 // send it with their statements: no statement can run outside the
 // transaction.
 #include <memory>
+#include <optional>
 #include <pqxx/pqxx>
 #include <string>
 #include <string_view>
@@ -51,13 +52,16 @@ class DeferredBeginWork {
   // Commits; with nothing sent, there is nothing to commit. A connection lost
   // during the commit throws pqxx::in_doubt_error, as pqxx::work does.
   void commit();
+  // Rows as text, a null as nullopt.
+  using TextRows = std::vector<std::vector<std::optional<std::string>>>;
   // `writes`, then COMMIT, in one round trip (libpq's pipeline mode; BEGIN
   // first if nothing was sent yet): a commit used to be a round trip of its
-  // own after the last write. Their rows are not read, and nothing can be
-  // sent after. A statement's error is thrown as libpqxx throws it, the
-  // transaction then rolled back like any other; a connection lost before
-  // COMMIT answered throws pqxx::in_doubt_error, as commit() does.
-  void commit_with(const std::vector<PendingWrite>& writes);
+  // own after the last write. Returns each write's rows (for small results:
+  // they are copied); nothing can be sent after. A statement's error is
+  // thrown as libpqxx throws it, the transaction then rolled back like any
+  // other; a connection lost before COMMIT answered throws
+  // pqxx::in_doubt_error, as commit() does.
+  std::vector<TextRows> commit_with(const std::vector<PendingWrite>& writes);
 
  private:
   class Transaction;

@@ -133,13 +133,14 @@ Result<int32_t> PgOutboxDrain::drain_outbox(int32_t limit, const std::vector<Out
     // drop by seq, and the server's next durable commit flushes them anyway.
     // A round that took a workflow's seq for a replacement waits: its event
     // may be published before a crash could take the seq back.
-    read.xid_after = tx.exec_params(
-                           "WITH deleted AS (DELETE FROM outbox WHERE id = ANY($1::bigint[]))"
-                           " SELECT pg_current_xact_id()::text::bigint,"
-                           " CASE WHEN $2 THEN set_config('synchronous_commit', 'off', true) END",
-                           number_array(done), round->replacements.empty())[0][0]
-                         .as<int64_t>();
-    work.commit();
+    // With the COMMIT, in one round trip.
+    const std::vector<DeferredBeginWork::TextRows> deleted = work.commit_with(
+        {PendingWrite{"",
+                      "WITH deleted AS (DELETE FROM outbox WHERE id = ANY($1::bigint[]))"
+                      " SELECT pg_current_xact_id()::text::bigint,"
+                      " CASE WHEN $2 THEN set_config('synchronous_commit', 'off', true) END",
+                      {number_array(done), round->replacements.empty() ? "true" : "false"}}});
+    read.xid_after = std::stoll(deleted.at(0).at(0).at(0).value());
     cursor_.advance(read, ids, ids.size() >= static_cast<size_t>(std::max(limit, 0)),
                     !skip.empty() || !kept.empty());
     return static_cast<int32_t>(done.size());

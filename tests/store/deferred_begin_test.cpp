@@ -103,7 +103,8 @@ TEST_F(DeferredBeginTest, AStatementPreparedByNameRunsWithLiteralArguments) {
 }
 
 // The last writes travel with COMMIT: their values as parameters, a named
-// statement prepared on first use, BEGIN with them if nothing was sent.
+// statement prepared on first use, BEGIN with them if nothing was sent; the
+// rows they return come back.
 TEST_F(DeferredBeginTest, WritesSentWithTheCommitAreCommitted) {
   sql("CREATE TABLE IF NOT EXISTS deferred_w (k text PRIMARY KEY, v text)");
   sql("TRUNCATE deferred_w");
@@ -119,7 +120,13 @@ TEST_F(DeferredBeginTest, WritesSentWithTheCommitAreCommitted) {
   EXPECT_FALSE(in_transaction(c));
   {
     DeferredBeginWork work(c);  // nothing sent before: BEGIN goes with them
-    work.commit_with({PendingWrite{"deferred_insert", insert, {"c", "3"}}});
+    const auto rows = work.commit_with(
+        {PendingWrite{"deferred_insert", insert, {"c", "3"}},
+         PendingWrite{"", "SELECT k, NULL::text FROM deferred_w WHERE k = $1", {"c"}}});
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_TRUE(rows[0].empty());  // an INSERT returns no rows
+    ASSERT_EQ(rows[1].size(), 1u);
+    EXPECT_EQ(rows[1][0], (std::vector<std::optional<std::string>>{"c", std::nullopt}));
   }
   EXPECT_EQ(count("deferred_w"), 3);
   EXPECT_EQ(sql("SELECT v FROM deferred_w WHERE k = 'a'")[0][0].as<std::string>(),
