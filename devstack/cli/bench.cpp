@@ -1023,8 +1023,23 @@ class Bench {
     return true;
   }
 
+  // The server's checkpoints so far (timed and requested): a checkpoint
+  // inside a measure writes and syncs what the measures before it left
+  // dirty, which on this machine's disk slows every commit meanwhile.
+  std::optional<int64_t> checkpoints() {
+    try {
+      pqxx::connection c(stack_->postgres().url());
+      pqxx::nontransaction q(c);
+      return q.exec("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")[0][0]
+          .as<int64_t>();
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  }
+
   // options_.intake one-step workflows of `phase`: their rate.
   std::optional<double> intake(const std::string& phase) {
+    const auto checkpoints_before = checkpoints();
     Status s = produce_starts(phase, "bench_one", 1, options_.intake);
     if (!s) {
       fail("cannot produce start commands: " + s.error().message);
@@ -1032,6 +1047,11 @@ class Bench {
     }
     auto rate = wait_succeeded(phase, options_.intake);
     if (!rate) daemon_alive();
+    const auto checkpoints_after = checkpoints();
+    if (checkpoints_before && checkpoints_after && *checkpoints_after > *checkpoints_before) {
+      std::cout << "    (" << *checkpoints_after - *checkpoints_before
+                << " checkpoint(s) of the server ran during it)\n";
+    }
     return rate;
   }
 
