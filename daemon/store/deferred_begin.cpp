@@ -161,9 +161,7 @@ std::vector<DeferredBeginWork::TextRows> DeferredBeginWork::commit_with(
   }
   const size_t first_write = sent.size();
   for (const PendingWrite& write : writes) {
-    std::vector<const char*> params;
-    params.reserve(write.params.size());
-    for (const NullableText& p : write.params) params.push_back(p.get());
+    const std::vector<const char*> params = param_pointers(write.params);
     const int count = static_cast<int>(params.size());
     sending = sending &&
               (write.name.empty() ? PQsendQueryParams(conn, write.sql.c_str(), count, nullptr,

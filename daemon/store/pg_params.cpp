@@ -41,4 +41,11 @@ NullableText optional_text(const std::optional<std::string>& text) {
   return text ? NullableText(*text) : NullableText();
 }
 
+std::vector<const char*> param_pointers(const std::vector<NullableText>& params) {
+  std::vector<const char*> pointers;
+  pointers.reserve(params.size());
+  for (const NullableText& p : params) pointers.push_back(p.get());
+  return pointers;
+}
+
 }  // namespace brickwork::store_detail

@@ -50,5 +50,8 @@ class NullableText {
 NullableText json_param(const boost::json::value& v);
 NullableText ms_param(const std::optional<TimePoint>& t);
 NullableText optional_text(const std::optional<std::string>& text);
+// The values as libpq takes them (a null pointer for NULL); valid while
+// `params` is.
+std::vector<const char*> param_pointers(const std::vector<NullableText>& params);
 
 }  // namespace brickwork::store_detail

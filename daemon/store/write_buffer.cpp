@@ -36,9 +36,7 @@ void WriteBuffer::add_row(const RowKind& kind, const std::string& key,
 
 void WriteBuffer::flush() {
   for (const Single& single : singles_) {
-    std::vector<const char*> params;
-    params.reserve(single.params.size());
-    for (const NullableText& p : single.params) params.push_back(p.get());
+    const std::vector<const char*> params = param_pointers(single.params);
     tx_().exec_params(single.statement, pqxx::prepare::make_dynamic_params(params));
   }
   singles_.clear();
@@ -95,9 +93,7 @@ PendingWrite WriteBuffer::compose(const Statement& statement) {
 
 void WriteBuffer::send(const Statement& statement) {
   const PendingWrite write = compose(statement);
-  std::vector<const char*> params;
-  params.reserve(write.params.size());
-  for (const NullableText& p : write.params) params.push_back(p.get());
+  const std::vector<const char*> params = param_pointers(write.params);
   // Prepared once per connection (libpqxx ignores a repeated definition).
   pqxx::transaction_base& tx = tx_();
   tx.conn().prepare(write.name, write.sql);
