@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,8 +71,18 @@ class DaemonProcess {
     const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     started_ = SteadyClock::now();
     started_wall_ = now_ms();
+    const pid_t bench = ::getpid();
     pid_ = ::fork();
     if (pid_ == 0) {
+      // A session of its own, as a service has a cgroup of its own under
+      // systemd or Docker: with the kernel's autogroup scheduling, a child
+      // in the bench's session would share one CPU share with the bench's
+      // load generator, mock brokers and simulator, which no deployment does.
+      ::setsid();
+      // Outside the terminal's process group a Ctrl-C no longer reaches it:
+      // it goes when the bench goes, however the bench ends.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != bench) ::_exit(127);
       if (log >= 0) {
         ::dup2(log, 1);
         ::dup2(log, 2);
