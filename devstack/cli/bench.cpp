@@ -104,6 +104,7 @@ class DaemonProcess {
 
   SteadyClock::time_point started() const { return started_; }
   TimePoint started_wall() const { return started_wall_; }
+  pid_t pid() const { return pid_; }
   bool alive() {
     if (pid_ <= 0) return false;
     int status = 0;
@@ -326,6 +327,66 @@ std::string load_average() {
   std::string a, b, c;
   in >> a >> b >> c;
   return a + " " + b + " " + c;
+}
+
+// CPU seconds used so far: by the whole machine (busy, and busy + idle over
+// all cores), by this process, by its mock brokers' thread and by the daemon.
+struct CpuSample {
+  double machine_busy = 0;
+  double machine_total = 0;
+  double bench = 0;
+  double mock = 0;
+  double daemon = 0;
+};
+
+// utime + stime of a /proc/.../stat file, in seconds.
+double cpu_seconds_of(const std::string& stat_path) {
+  std::ifstream in(stat_path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');  // the name may hold spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 1; i <= 13 && fields >> field; ++i) {
+    if (i == 12 || i == 13) ticks += std::strtod(field.c_str(), nullptr);  // utime, stime
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+CpuSample cpu_sample(pid_t daemon) {
+  CpuSample sample;
+  const auto tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  {
+    std::ifstream in("/proc/stat");
+    std::string cpu;
+    double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+    in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+    sample.machine_busy = (user + nice + system + irq + softirq + steal) / tick;
+    sample.machine_total = sample.machine_busy + (idle + iowait) / tick;
+  }
+  sample.bench = cpu_seconds_of("/proc/self/stat");
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name) && name == "rdk:mock") {
+      sample.mock += cpu_seconds_of((task.path() / "stat").string());
+    }
+  }
+  if (daemon > 0) sample.daemon = cpu_seconds_of("/proc/" + std::to_string(daemon) + "/stat");
+  return sample;
+}
+
+// Where the machine's CPU went between two samples, in shares of one core.
+std::string cpu_shares(const CpuSample& a, const CpuSample& b, double seconds) {
+  const double total = b.machine_total - a.machine_total;
+  const double busy = b.machine_busy - a.machine_busy;
+  auto core = [&](double used) { return fixed(100 * used / seconds, 0) + "%"; };
+  const double rest = busy - (b.bench - a.bench) - (b.daemon - a.daemon);
+  return fixed(total > 0 ? 100 * busy / total : 0, 0) + "% busy; of one core: daemon " +
+         core(b.daemon - a.daemon) + ", bench " + core(b.bench - a.bench) + " (its mock brokers " +
+         core(b.mock - a.mock) + "), Postgres and the rest " + core(rest);
 }
 
 std::string machine_line() {
@@ -976,8 +1037,16 @@ class Bench {
     const double rate = options_.latency_rate;
     const auto count = static_cast<int64_t>(rate * options_.latency_seconds);
     step("latency: " + std::to_string(count) + " two-step workflows at " + fixed(rate, 0) + "/s");
+    const pid_t daemon = daemon_ ? daemon_->pid() : -1;
+    const CpuSample cpu_start = cpu_sample(daemon);
+    CpuSample cpu_middle = cpu_start;
+    double middle_at = 0;
     const auto t0 = SteadyClock::now();
     for (int64_t i = 1; i <= count && !g_bench_interrupted; ++i) {
+      if (i == count / 2) {
+        cpu_middle = cpu_sample(daemon);
+        middle_at = seconds_since(t0);
+      }
       // Paced against the start, so a slow produce call does not lower the rate.
       std::this_thread::sleep_until(
           t0 + std::chrono::duration_cast<SteadyClock::duration>(
@@ -988,6 +1057,7 @@ class Bench {
       if (!s) return fail("cannot produce a start command: " + s.error().message);
     }
     const double sent_in = seconds_since(t0);
+    const CpuSample cpu_end = cpu_sample(daemon);
     if (!wait_succeeded("lat", count)) {
       daemon_alive();
       return false;
@@ -1025,6 +1095,12 @@ class Bench {
     std::cout << "    the slowest 1% (" << tail << ") in " << per_window.size()
               << " windows of 100 ms, at most " << fullest->second << " in one (at "
               << fixed(static_cast<double>(fullest->first) / 10, 1) << " s)\n";
+    // The machine is shared by the daemon, Postgres and the harness: the
+    // mock brokers find a fetch's offset by walking the partition's produce
+    // batches, so their share grows as the measure adds batches.
+    std::cout << "    CPU, first half: " << cpu_shares(cpu_start, cpu_middle, middle_at)
+              << "\n    CPU, second half: "
+              << cpu_shares(cpu_middle, cpu_end, sent_in - middle_at) << "\n";
     rows_.push_back({"completion event -> next step's run-now, " + fixed(achieved, 0) +
                          " two-step workflows/s (" + fixed(3 * achieved, 0) + " input events/s)",
                      "p50 " + fixed(pct(0.5), 1) + " ms, p99 " + fixed(pct(0.99), 1) +
