@@ -380,6 +380,7 @@ CpuSample cpu_sample(pid_t daemon) {
 
 // Where the machine's CPU went between two samples, in shares of one core.
 std::string cpu_shares(const CpuSample& a, const CpuSample& b, double seconds) {
+  if (seconds <= 0) return "(too short to tell)";
   const double total = b.machine_total - a.machine_total;
   const double busy = b.machine_busy - a.machine_busy;
   auto core = [&](double used) { return fixed(100 * used / seconds, 0) + "%"; };
