@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "daemon/core/loopback.hpp"
+#include "daemon/core/thread_name.hpp"
 
 #ifndef BRICKWORK_VERSION
 #define BRICKWORK_VERSION "dev"
@@ -227,7 +228,10 @@ void load_tls_trust_store() { shared_tls_context(); }
 
 struct Client::Impl {
   explicit Impl(size_t max_idle_per_host) : max_idle_per_host(max_idle_per_host) {
-    thread = std::thread([this] { ioc.run(); });
+    thread = std::thread([this] {
+      name_this_thread("bw-http-io");
+      ioc.run();
+    });
   }
 
   const size_t max_idle_per_host;

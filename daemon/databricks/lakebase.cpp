@@ -8,6 +8,8 @@
 #include <random>
 #include <thread>
 
+#include "daemon/core/thread_name.hpp"
+
 namespace brickwork {
 namespace {
 
@@ -29,7 +31,10 @@ class LakebaseCredentials final : public PasswordSource {
  public:
   LakebaseCredentials(DatabricksApi& api, LakebaseConfig config, std::string name)
       : api_(api), config_(std::move(config)), name_(std::move(name)) {
-    renewer_ = std::thread([this] { renew_loop(); });
+    renewer_ = std::thread([this] {
+      name_this_thread("bw-lakebase");
+      renew_loop();
+    });
   }
 
   ~LakebaseCredentials() override {

@@ -12,6 +12,7 @@
 
 #include "daemon/core/logging.hpp"
 #include "daemon/core/storable_text.hpp"
+#include "daemon/core/thread_name.hpp"
 #include "daemon/databricks/workspaces.hpp"
 #include "daemon/runtime/workflow_transaction.hpp"
 
@@ -368,7 +369,12 @@ class EffectRunner::ResultRecorder {
 
   void start() {
     stopping_ = false;
-    for (int i = 0; i < kRecorders; ++i) threads_.emplace_back([this] { loop(); });
+    for (int i = 0; i < kRecorders; ++i) {
+      threads_.emplace_back([this, i] {
+        name_this_thread("bw-record-" + std::to_string(i));
+        loop();
+      });
+    }
   }
   // Records what is queued while Postgres answers and `deadline` has not
   // passed, then stops. What it could not record stays held by the runner.
@@ -553,11 +559,21 @@ void EffectRunner::start(SlotsByWorkspace slots) {
   recorder_->start();
   for (const auto& lane : lanes_) {
     for (int32_t i = 0; i < lane->slots; ++i) {
-      lane->threads.emplace_back([this, lane = lane.get(), i] { call_loop(*lane, i); });
+      lane->threads.emplace_back([this, lane = lane.get(), i] {
+        // "bw-calls-3", "bw-transfers-0", "bw-calls/eu-1" (cut at 15 characters).
+        name_this_thread("bw-" + lane->name + "-" + std::to_string(i));
+        call_loop(*lane, i);
+      });
     }
   }
-  dispatcher_ = std::thread([this] { dispatch_loop(); });
-  lease_keeper_ = std::thread([this] { lease_keeper_loop(); });
+  dispatcher_ = std::thread([this] {
+    name_this_thread("bw-dispatch");
+    dispatch_loop();
+  });
+  lease_keeper_ = std::thread([this] {
+    name_this_thread("bw-leases");
+    lease_keeper_loop();
+  });
 }
 
 void EffectRunner::stop(Duration grace) {

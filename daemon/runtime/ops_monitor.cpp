@@ -6,6 +6,7 @@
 #include <malloc.h>
 #endif
 
+#include "daemon/core/thread_name.hpp"
 #include "daemon/kafka/kafka.hpp"
 
 namespace brickwork {
@@ -25,6 +26,7 @@ void OpsMonitor::start(const KafkaConsumer& consumer, Duration period) {
   consumer_ = &consumer;
   stopping_ = false;
   thread_ = std::thread([this, period] {
+    name_this_thread("bw-gauges");
     auto store = context_.open_store();
     auto next_trim = std::chrono::steady_clock::now();
     for (int check = 0; !stopping_; ++check) {

@@ -12,6 +12,8 @@
 #include <list>
 #include <thread>
 
+#include "daemon/core/thread_name.hpp"
+
 namespace brickwork {
 
 namespace asio = boost::asio;
@@ -211,7 +213,10 @@ Result<std::unique_ptr<OpsServer>> OpsServer::start(const ListenAddress& address
   impl->port = impl->acceptor.local_endpoint().port();
   asio::co_spawn(impl->ioc, Impl::listen(impl.get()), asio::detached);
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->ioc.run(); });
+  impl->thread = std::thread([raw] {
+    name_this_thread("bw-ops-http");
+    raw->ioc.run();
+  });
   return std::unique_ptr<OpsServer>(new OpsServer(std::move(impl)));
 }
 

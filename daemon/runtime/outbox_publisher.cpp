@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "daemon/core/thread_name.hpp"
 #include "daemon/core/trace_context.hpp"
 #include "handlers/inbound/messages.hpp"
 
@@ -58,7 +59,10 @@ ProducerRecord record_of(const OutboxMessage& row) {
 
 void OutboxPublisher::start() {
   stopping_ = false;
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    name_this_thread("bw-outbox");
+    loop();
+  });
 }
 
 void OutboxPublisher::stop(Duration grace) {

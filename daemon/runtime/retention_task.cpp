@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/core/thread_name.hpp"
+
 namespace brickwork {
 
 std::vector<PurgeCutoff> retention_cutoffs(const RetentionConfig& retention, TimePoint now) {
@@ -22,7 +24,10 @@ RetentionTask::RetentionTask(RuntimeContext& context, std::function<TimePoint()>
 void RetentionTask::start() {
   stopping_ = false;
   liveness_ = &context_.liveness().add("retention", kLoopStallLimit);
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    name_this_thread("bw-retention");
+    loop();
+  });
 }
 
 void RetentionTask::stop() {
