@@ -17,6 +17,8 @@
 #   BENCH_LATENCY_RATE=333       two-step workflows/s (3 input events each)
 #   BENCH_LATENCY_SECONDS=10
 #   BENCH_PGBENCH_SECONDS=10
+#   BENCH_PARTITIONS=32          partitions of each topic (the mock's fetch cost grows
+#                                with a partition's log: docs/PERFORMANCE.md)
 #   BENCH_WAITING_POLL_EVERY=1h  poll_every of the waiting workflows' step
 #   BENCH_DAEMON_SETTINGS=       extra keys of the daemon's `daemon:` section,
 #                                e.g. "batch_max_wait: 5ms, effect_workers: 16"
@@ -54,6 +56,7 @@ args=()
 [[ -n "${BENCH_LATENCY_RATE:-}" ]] && args+=(--latency-rate "$BENCH_LATENCY_RATE")
 [[ -n "${BENCH_LATENCY_SECONDS:-}" ]] && args+=(--latency-seconds "$BENCH_LATENCY_SECONDS")
 [[ -n "${BENCH_PGBENCH_SECONDS:-}" ]] && args+=(--pgbench-seconds "$BENCH_PGBENCH_SECONDS")
+[[ -n "${BENCH_PARTITIONS:-}" ]] && args+=(--partitions "$BENCH_PARTITIONS")
 [[ -n "${BENCH_WAITING_POLL_EVERY:-}" ]] && args+=(--waiting-poll-every "$BENCH_WAITING_POLL_EVERY")
 [[ -n "${BENCH_DAEMON_SETTINGS:-}" ]] && args+=(--daemon-settings "$BENCH_DAEMON_SETTINGS")
 [[ -n "${BENCH_KEEP:-}" ]] && args+=(--keep)

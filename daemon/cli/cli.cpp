@@ -186,6 +186,9 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str();
   bench->add_option("--latency-seconds", bench_options.latency_seconds, "")->capture_default_str();
   bench->add_option("--pgbench-seconds", bench_options.pgbench_seconds, "")->capture_default_str();
+  bench->add_option("--partitions", bench_options.partitions, "partitions of each topic")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   bench->add_option("--waiting-poll-every", bench_options.waiting_poll_every,
                     "poll_every of the waiting workflows' step")
       ->capture_default_str();

@@ -437,7 +437,9 @@ class Bench {
     if (daemon_) daemon_->terminate(std::chrono::seconds(30));
     std::cout << "\n";
     print_table(rows_);
-    std::cout << "\nPostgres: " << postgres_profile_line() << "\nmachine: " << machine_line() << "\nbench took " << fixed(seconds_since(t0), 0)
+    std::cout << "\nPostgres: " << postgres_profile_line() << "\nKafka: librdkafka's mock cluster, "
+              << options_.partitions << " partitions per topic\nmachine: " << machine_line()
+              << "\nbench took " << fixed(seconds_since(t0), 0)
               << " s; daemon logs in " << dir_.string()
               << (options_.keep || !all_ran ? " (kept)" : " (removed)") << "\n";
     teardown(all_ran);
@@ -460,6 +462,7 @@ class Bench {
     // Runs are in RUNNING at once: what the daemon sees of a started job.
     stack_options.simulator.pending_for = Duration(0);
     stack_options.postgres_settings = postgres_settings();
+    stack_options.partitions = options_.partitions;
     step("starting Postgres, the mock Kafka cluster and the simulator");
     auto stack = LocalStack::start(stack_options);
     if (!stack) return fail("cannot start the local stack: " + stack.error().message);
