@@ -22,8 +22,12 @@ Result<std::unique_ptr<LocalStack>> LocalStack::start(LocalStackOptions options)
   if (!kafka) return kafka.error();
   stack->kafka_ = std::move(*kafka);
   const KafkaTopics& topics = stack->options_.topics;
-  for (const auto& topic : {topics.commands, topics.events, topics.status, topics.dead_letter}) {
-    Status created = stack->kafka_->create_topic(topic, stack->options_.partitions);
+  const int32_t outputs = stack->options_.partitions;
+  const int32_t inputs = stack->options_.input_partitions > 0 ? stack->options_.input_partitions : outputs;
+  for (const auto& [topic, partitions] :
+       {std::pair{topics.commands, inputs}, std::pair{topics.events, inputs},
+        std::pair{topics.status, outputs}, std::pair{topics.dead_letter, outputs}}) {
+    Status created = stack->kafka_->create_topic(topic, partitions);
     if (!created) return created.error();
   }
 

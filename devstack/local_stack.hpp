@@ -18,6 +18,9 @@ namespace brickwork {
 struct LocalStackOptions {
   int32_t kafka_brokers = 3;
   int32_t partitions = 4;
+  // Partitions of the commands and events topics (the daemon's inputs);
+  // 0: `partitions`.
+  int32_t input_partitions = 0;
   SimulatorOptions simulator;
   KafkaTopics topics;
   // Postgres server settings over TempPostgres's defaults ("name=value").

@@ -17,8 +17,9 @@
 #   BENCH_LATENCY_RATE=333       two-step workflows/s (3 input events each)
 #   BENCH_LATENCY_SECONDS=10
 #   BENCH_PGBENCH_SECONDS=10
-#   BENCH_PARTITIONS=32          partitions of each topic (the mock's fetch cost grows
-#                                with a partition's log: docs/PERFORMANCE.md)
+#   BENCH_PARTITIONS=4           partitions of the commands and events topics (the
+#                                mock's fetch cost grows with a partition's log:
+#                                docs/PERFORMANCE.md); status and dead letters have 4
 #   BENCH_WAITING_POLL_EVERY=1h  poll_every of the waiting workflows' step
 #   BENCH_DAEMON_SETTINGS=       extra keys of the daemon's `daemon:` section,
 #                                e.g. "batch_max_wait: 5ms, effect_workers: 16"

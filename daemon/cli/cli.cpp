@@ -186,7 +186,7 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str();
   bench->add_option("--latency-seconds", bench_options.latency_seconds, "")->capture_default_str();
   bench->add_option("--pgbench-seconds", bench_options.pgbench_seconds, "")->capture_default_str();
-  bench->add_option("--partitions", bench_options.partitions, "partitions of each topic")
+  bench->add_option("--partitions", bench_options.partitions, "partitions of the commands and events topics")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   bench->add_option("--waiting-poll-every", bench_options.waiting_poll_every,

@@ -438,7 +438,8 @@ class Bench {
     std::cout << "\n";
     print_table(rows_);
     std::cout << "\nPostgres: " << postgres_profile_line() << "\nKafka: librdkafka's mock cluster, "
-              << options_.partitions << " partitions per topic\nmachine: " << machine_line()
+              << options_.partitions
+              << " partitions per input topic, 4 for status and dead letters\nmachine: " << machine_line()
               << "\nbench took " << fixed(seconds_since(t0), 0)
               << " s; daemon logs in " << dir_.string()
               << (options_.keep || !all_ran ? " (kept)" : " (removed)") << "\n";
@@ -462,7 +463,7 @@ class Bench {
     // Runs are in RUNNING at once: what the daemon sees of a started job.
     stack_options.simulator.pending_for = Duration(0);
     stack_options.postgres_settings = postgres_settings();
-    stack_options.partitions = options_.partitions;
+    stack_options.input_partitions = options_.partitions;
     step("starting Postgres, the mock Kafka cluster and the simulator");
     auto stack = LocalStack::start(stack_options);
     if (!stack) return fail("cannot start the local stack: " + stack.error().message);
@@ -482,7 +483,8 @@ class Bench {
     events_ = std::move(*events);
     // The events of every measure but the latency measure, in produce
     // batches of up to 5 ms: the mock cluster walks a partition's produce
-    // batches from the oldest on every fetch (docs/PERFORMANCE.md), so the
+    // batches from the oldest on every fetch that returns data
+    // (docs/PERFORMANCE.md), so the
     // throughput measure's 20,000 events, one batch each, cost every fetch
     // of the measures after it a walk that a real broker, which finds an
     // offset by its index, does not make. The daemon reads the same events
@@ -522,7 +524,8 @@ class Bench {
     stack_->simulator().set_run_observer([log](const SimulatedRun& run) { log->run_created(run); });
 
     // The status reader fetches with a long wait: the mock cluster walks a
-    // partition's whole log (a list of produce batches) on every fetch, so a
+    // partition's whole log (a list of produce batches) on every fetch that
+    // returns data, so a
     // reader fetching every 5 ms took about 40% of a core once the topic held
     // the throughput measure's events, out of the measures' own CPU. Its
     // receipt times serve only the rates, where 100 ms is about 1% of a measure.

@@ -28,10 +28,12 @@ struct BenchOptions {
   int64_t purge = 100000;
   double latency_rate = 333;             // two-step workflows/s (3 inputs each)
   int32_t latency_seconds = 10;
-  // Partitions of each topic. The mock cluster finds a fetch's offset by
-  // walking the partition's produce batches from the oldest, so its cost per
-  // fetch grows with a partition's log; 32 keep each log an eighth of 4's.
-  int32_t partitions = 32;
+  // Partitions of the commands and events topics; the status and
+  // dead-letter topics have 4. The mock cluster finds a fetch's offset by
+  // walking the partition's produce batches from the oldest, so more
+  // partitions (shorter logs) cost it less per fetch, but a restarted daemon
+  // more to take over (docs/PERFORMANCE.md).
+  int32_t partitions = 4;
   int32_t pgbench_seconds = 10;
   // poll_every of the waiting workflows' step: their polling safety net costs
   // W / poll_every runs/get per second, a separate cost from holding W.
