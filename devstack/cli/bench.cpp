@@ -438,8 +438,8 @@ class Bench {
     std::cout << "\n";
     print_table(rows_);
     std::cout << "\nPostgres: " << postgres_profile_line() << "\nKafka: librdkafka's mock cluster, "
-              << options_.partitions
-              << " partitions per input topic, 4 for status and dead letters\nmachine: " << machine_line()
+              << options_.partitions << " partitions per input topic, " << output_partitions_
+              << " for status and dead letters\nmachine: " << machine_line()
               << "\nbench took " << fixed(seconds_since(t0), 0)
               << " s; daemon logs in " << dir_.string()
               << (options_.keep || !all_ran ? " (kept)" : " (removed)") << "\n";
@@ -464,6 +464,7 @@ class Bench {
     stack_options.simulator.pending_for = Duration(0);
     stack_options.postgres_settings = postgres_settings();
     stack_options.input_partitions = options_.partitions;
+    output_partitions_ = stack_options.partitions;
     step("starting Postgres, the mock Kafka cluster and the simulator");
     auto stack = LocalStack::start(stack_options);
     if (!stack) return fail("cannot start the local stack: " + stack.error().message);
@@ -1275,6 +1276,7 @@ class Bench {
   }
 
   BenchOptions options_;
+  int32_t output_partitions_ = 0;  // of the status and dead-letter topics
   fs::path dir_;
   std::string config_path_;
   std::unique_ptr<LocalStack> stack_;
