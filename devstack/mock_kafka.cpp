@@ -8,6 +8,7 @@
 #include <map>
 
 #include "daemon/kafka/rdkafka_detail.hpp"
+#include "devstack/mock_kafka_no_delay.hpp"
 
 namespace brickwork {
 namespace {
@@ -15,10 +16,14 @@ namespace {
 class RdKafkaMockCluster final : public MockKafkaCluster {
  public:
   RdKafkaMockCluster(rd_kafka_t* rk, rd_kafka_mock_cluster_t* cluster, int32_t brokers)
-      : rk_(rk), cluster_(cluster), brokers_(brokers) {}
+      : rk_(rk), cluster_(cluster), brokers_(brokers), ports_(ports_of(bootstrap_servers())) {
+    // As a real broker answers: each response at once (mock_kafka_no_delay.cpp).
+    for (uint16_t port : ports_) devstack_detail::answer_at_once_on(port);
+  }
   ~RdKafkaMockCluster() override {
     rd_kafka_mock_cluster_destroy(cluster_);
     rd_kafka_destroy(rk_);
+    for (uint16_t port : ports_) devstack_detail::forget_listener(port);
   }
   std::string bootstrap_servers() const override {
     return rd_kafka_mock_cluster_bootstraps(cluster_);
@@ -66,9 +71,26 @@ class RdKafkaMockCluster final : public MockKafkaCluster {
   }
 
  private:
+  // The ports of "host:port,host:port".
+  static std::vector<uint16_t> ports_of(const std::string& bootstraps) {
+    std::vector<uint16_t> ports;
+    size_t start = 0;
+    while (start < bootstraps.size()) {
+      size_t end = bootstraps.find(',', start);
+      if (end == std::string::npos) end = bootstraps.size();
+      const std::string address = bootstraps.substr(start, end - start);
+      if (const size_t colon = address.rfind(':'); colon != std::string::npos) {
+        ports.push_back(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+      }
+      start = end + 1;
+    }
+    return ports;
+  }
+
   rd_kafka_t* rk_;
   rd_kafka_mock_cluster_t* cluster_;
   int32_t brokers_;
+  std::vector<uint16_t> ports_;
 };
 
 }  // namespace
