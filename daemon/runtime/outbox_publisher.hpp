@@ -29,7 +29,8 @@ class OutboxPublisher {
   // Publishes what is left (bounded by `grace`), then stops.
   void stop(Duration grace = Duration(5000));
 
-  // One round: publishes up to `limit` rows, waiting for the broker at most
+  // One round: publishes up to `limit` rows (fewer when their payloads
+  // reach the store's bound on a round's bytes), waiting for the broker at most
   // `wait` (default: daemon.outbox_stall). Returns how many rows it removed
   // (acknowledged or refused). Only the publisher's thread, or a test
   // without it.

@@ -58,18 +58,28 @@ inline constexpr const char* kDropUnheldPolls =
 
 // The outbox drain's read: the oldest rows after the cursor ($4, see
 // DrainCursor in drain_cursor.hpp) outside the skipped streams ($2 topics, $3
-// keys), at most $1, with the statement's own snapshot and the id sequence's
-// last value (one row of those alone when there are no rows).
+// keys), at most $1, and of those the first whose payloads before them are
+// under $5 bytes (so at least one), with the statement's own snapshot and the
+// id sequence's last value (one row of those alone when there are no rows).
+// read_rows counts the rows read before the byte bound: a round that
+// returns fewer stopped early. octet_length of a stored payload reads its
+// size from the TOAST pointer, not the value.
 inline constexpr const char* kDrainOutbox =
     "SELECT s.xmin, s.xmax, s.last_id, o.id, o.topic, o.key, o.payload,"
-    " coalesce(o.workflow_id, ''), coalesce(o.step, ''), coalesce(o.traceparent, '')"
+    " coalesce(o.workflow_id, ''), coalesce(o.step, ''), coalesce(o.traceparent, ''),"
+    " o.read_rows"
     " FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,"
     "   pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,"
     "   coalesce(pg_sequence_last_value('outbox_id_seq'), 0) AS last_id) s"
-    " LEFT JOIN LATERAL (SELECT * FROM outbox o WHERE o.id > $4"
-    "   AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS k(topic, key)"
-    "     WHERE k.topic = o.topic AND k.key = o.key)"
-    "   ORDER BY o.id LIMIT $1) o ON true"
+    " LEFT JOIN LATERAL (SELECT * FROM (SELECT r.*,"
+    "     sum(octet_length(r.payload)) OVER (ORDER BY r.id) - octet_length(r.payload)"
+    "       AS bytes_before,"
+    "     count(*) OVER () AS read_rows"
+    "   FROM (SELECT * FROM outbox o WHERE o.id > $4"
+    "     AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS k(topic, key)"
+    "       WHERE k.topic = o.topic AND k.key = o.key)"
+    "     ORDER BY o.id LIMIT $1) r) w"
+    "   WHERE w.bytes_before < $5) o ON true"
     " ORDER BY o.id";
 
 }  // namespace brickwork::store_detail

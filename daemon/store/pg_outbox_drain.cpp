@@ -62,7 +62,8 @@ Result<int32_t> PgOutboxDrain::drain_outbox(int32_t limit, const std::vector<Out
         {"SELECT pg_try_advisory_xact_lock(" + std::to_string(kOutboxLockKey) + ")",
          work.execute("drain_outbox",
                       {std::to_string(std::max(limit, 0)), work.quote(text_array(skip_topics)),
-                       work.quote(text_array(skip_keys)), std::to_string(cursor_.after())})});
+                       work.quote(text_array(skip_keys)), std::to_string(cursor_.after()),
+                       std::to_string(kOutboxRoundBytes)})});
     if (!first[0][0][0].as<bool>()) return 0;  // another publisher is draining
     const pqxx::result& r = first[1];
     pqxx::transaction_base& tx = work.begun();
@@ -70,8 +71,10 @@ Result<int32_t> PgOutboxDrain::drain_outbox(int32_t limit, const std::vector<Out
     std::vector<int64_t> ids;
     std::vector<OutboxMessage> messages;
     messages.reserve(r.size());
+    int64_t read_rows = 0;  // before the byte bound
     for (const pqxx::row row : r) {
       if (row[3].is_null()) continue;  // no rows: the snapshot's columns only
+      read_rows = row[10].as<int64_t>();
       ids.push_back(row[3].as<int64_t>());
       OutboxMessage message{row[3].as<int64_t>(),
                             row[4].as<std::string>(),
@@ -141,8 +144,10 @@ Result<int32_t> PgOutboxDrain::drain_outbox(int32_t limit, const std::vector<Out
                       " CASE WHEN $2 THEN set_config('synchronous_commit', 'off', true) END",
                       {number_array(done), round->replacements.empty() ? "true" : "false"}}});
     read.xid_after = std::stoll(deleted.at(0).at(0).at(0).value());
-    cursor_.advance(read, ids, ids.size() >= static_cast<size_t>(std::max(limit, 0)),
-                    !skip.empty() || !kept.empty());
+    // Stopped early: at the row limit, or at the byte bound before it.
+    const bool stopped_early = read_rows >= std::max(limit, 0) ||
+                               static_cast<int64_t>(ids.size()) < read_rows;
+    cursor_.advance(read, ids, stopped_early, !skip.empty() || !kept.empty());
     return static_cast<int32_t>(done.size());
   });
   if (publish_error) return *publish_error;

@@ -14,6 +14,12 @@
 
 namespace brickwork::store_detail {
 
+// A round reads rows until their payloads reach this many bytes (and at
+// least one): rows carry emitted records of up to 1 MiB, and a round's
+// payloads are held about four times over (the read, the messages, the
+// producer's records and librdkafka's copies) until the broker answers.
+inline constexpr int64_t kOutboxRoundBytes = 4 * 1024 * 1024;
+
 class PgOutboxDrain final : public OutboxDrain {
  public:
   // `sealer` opens sealed records; without it (or under a key no longer

@@ -290,7 +290,8 @@ class EffectQueue {
 class OutboxDrain {
  public:
   virtual ~OutboxDrain() = default;
-  // Publishes the oldest outbox messages, in id order, skipping the streams
+  // Publishes the oldest outbox messages (at most `limit`, and fewer when
+  // their payloads are large: PgStore stops a round at 4 MiB), in id order, skipping the streams
   // in `skip` (their rows stay, in order), all in one transaction: `publish`
   // says which rows it could not publish (they stay) and what to queue in
   // place of rows the broker refused for good; every other row is deleted,

@@ -32,6 +32,7 @@
 #include "daemon/core/time.hpp"
 #include "daemon/kafka/kafka.hpp"
 #include "daemon/store/claim_query.hpp"
+#include "daemon/store/pg_outbox_drain.hpp"
 #include "devstack/cli/bench_purge.hpp"
 #include "devstack/local_stack.hpp"
 
@@ -832,7 +833,9 @@ class Bench {
     explain("the claim of due effects (rolled back):",
             with_params(store_detail::kClaimDueEffects, {"'bench-explain'", now, lease, "8"}));
     explain("the outbox drain's read from a cursor at 0 (a drainer's first read):",
-            with_params(store_detail::kDrainOutbox, {"1000", "'{}'", "'{}'", "0"}));
+            with_params(store_detail::kDrainOutbox,
+                        {"1000", "'{}'", "'{}'", "0",
+                         std::to_string(store_detail::kOutboxRoundBytes)}));
   }
 
   // ------------------------------------------------------------ long run

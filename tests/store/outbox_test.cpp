@@ -70,6 +70,49 @@ TEST_F(StoreTest, DrainsInIdOrderAndDeletes) {
   EXPECT_FALSE(called);  // nothing to publish
 }
 
+// Rows carry emitted records of up to 1 MiB: a round stops once the
+// payloads before a row reach 4 MiB, so a burst of large records is not read
+// (and held four times over) a thousand at a time, and the next round goes
+// on from there without skipping any.
+TEST_F(StoreTest, ARoundOfLargeRecordsStopsAtItsBytesAndTheNextGoesOn) {
+  const std::string mib(1 << 20, 'x');
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    for (int i = 0; i < 10; ++i) tx.add_outbox("clients.events", "k", std::to_string(i) + mib);
+  }).ok());
+  add_messages(*store_, 3, 10);  // small ones after them
+  std::vector<size_t> rounds;
+  std::vector<std::string> order;
+  for (int i = 0; i < 10 && count("outbox") > 0; ++i) {
+    auto drained = drain(*store_, 1000, [&](const std::vector<OutboxMessage>& rows) {
+      rounds.push_back(rows.size());
+      for (const auto& row : rows) order.push_back(row.payload.substr(0, 2));
+      return nothing_refused();
+    });
+    ASSERT_TRUE(drained.ok()) << drained.error().message;
+  }
+  // 4 x 1 MiB and a bit, then a fifth's bytes before it are over 4 MiB.
+  EXPECT_EQ(rounds, (std::vector<size_t>{4, 4, 5}));
+  EXPECT_EQ(order, (std::vector<std::string>{"0x", "1x", "2x", "3x", "4x", "5x", "6x", "7x",
+                                             "8x", "9x", "m1", "m1", "m1"}));
+  EXPECT_EQ(count("outbox"), 0);
+
+  // One row over the bound goes alone.
+  const std::string five_mib(5 << 20, 'y');
+  ASSERT_TRUE(store_->transact([&](StoreTx& tx) {
+    tx.add_outbox("clients.events", "k", five_mib);
+    tx.add_outbox("clients.events", "k", "after");
+  }).ok());
+  rounds.clear();
+  for (int i = 0; i < 3 && count("outbox") > 0; ++i) {
+    auto drained = drain(*store_, 1000, [&](const std::vector<OutboxMessage>& rows) {
+      rounds.push_back(rows.size());
+      return nothing_refused();
+    });
+    ASSERT_TRUE(drained.ok()) << drained.error().message;
+  }
+  EXPECT_EQ(rounds, (std::vector<size_t>{1, 1}));
+}
+
 TEST_F(StoreTest, FailedPublishKeepsTheMessages) {
   add_messages(*store_, 3);
   auto drained = drain(*store_, 10, [&](const std::vector<OutboxMessage>&) -> Result<OutboxRound> {
