@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <mutex>
 #include <vector>
 
@@ -28,6 +29,11 @@ std::vector<uint16_t> g_ports;  // of the mock brokers' listeners
 }  // namespace
 
 bool is_mock_listener(int listener) {
+  {
+    // The daemon's process never starts a mock broker: nothing more to ask.
+    std::lock_guard lock(g_ports_mutex);
+    if (g_ports.empty()) return false;
+  }
   sockaddr_storage address{};
   socklen_t size = sizeof address;
   if (getsockname(listener, reinterpret_cast<sockaddr*>(&address), &size) != 0) return false;
@@ -61,6 +67,10 @@ extern "C" int accept(int listener, sockaddr* address, socklen_t* size) {
   using Accept = int (*)(int, sockaddr*, socklen_t*);
   // The next definition: libc's, or a sanitizer's interceptor in front of it.
   static const auto next = reinterpret_cast<Accept>(dlsym(RTLD_NEXT, "accept"));
+  if (next == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
   const int connection = next(listener, address, size);
   if (connection >= 0 && brickwork::devstack_detail::is_mock_listener(listener)) {
     const int on = 1;
