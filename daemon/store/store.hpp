@@ -290,15 +290,16 @@ class EffectQueue {
 class OutboxDrain {
  public:
   virtual ~OutboxDrain() = default;
-  // Publishes the oldest outbox messages (at most `limit`, and fewer when
-  // their payloads are large: PgStore stops a round at 4 MiB), in id order, skipping the streams
-  // in `skip` (their rows stay, in order), all in one transaction: `publish`
-  // says which rows it could not publish (they stay) and what to queue in
-  // place of rows the broker refused for good; every other row is deleted,
-  // so a row the broker acknowledged is never published again, whatever
-  // happened to the others. Only one publisher at a time across all daemons
-  // (a transaction-level advisory lock), so per-stream order holds. Returns
-  // how many rows were deleted (0 when another publisher holds the lock).
+  // Publishes the oldest outbox messages (at most `limit`, fewer when their
+  // payloads are large: PgStore stops a round at 4 MiB), in id order,
+  // skipping the streams in `skip` (their rows stay, in order), all in one
+  // transaction: `publish` says which rows it could not publish (they stay)
+  // and what to queue in place of rows the broker refused for good; every
+  // other row is deleted, so a row the broker acknowledged is never
+  // published again, whatever happened to the others. Only one publisher at
+  // a time across all daemons (a transaction-level advisory lock), so
+  // per-stream order holds. Returns how many rows were deleted (0 when
+  // another publisher holds the lock).
   using OutboxPublish =
       std::function<Result<OutboxRound>(const std::vector<OutboxMessage>&, OutboxTx&)>;
   virtual Result<int32_t> drain_outbox(int32_t limit, const std::vector<OutboxStream>& skip,
