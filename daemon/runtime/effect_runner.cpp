@@ -461,6 +461,8 @@ class EffectRunner::ResultRecorder {
       std::vector<Item> items = std::exchange(queue_, {});
       const bool stopping = stopping_;
       lock.unlock();
+      // The dispatcher stops starting effects while this many wait.
+      if (items.size() >= kMaxQueued) context_.effects_wakeup().notify();
       const bool recorded = record(*store, *store, items, stopping);
       lock.lock();
       if (recorded) {
@@ -855,8 +857,10 @@ void EffectRunner::call_loop(Lane& lane, int32_t index) {
     lock.lock();
     --lane.running;
     idle_cv_.notify_all();
-    // A slot is free: the dispatcher may start the next effect.
-    context_.effects_wakeup().notify();
+    // The lane had no free slot, so the dispatcher may be waiting for this
+    // one; a lane with slots to spare wakes no one (a wake-up costs both
+    // threads a context switch, one per call otherwise).
+    if (free_slots(lane) == 1) context_.effects_wakeup().notify();
   }
   heartbeat.retire();
 }

@@ -302,12 +302,15 @@ WorkflowTransaction::Handoff WorkflowTransaction::take_handoff() {
 }
 
 void deliver_effects(RuntimeContext& context, WorkflowTransaction::Handoff handoff) {
+  // The dispatcher is woken only for work: most transactions that record a
+  // result hand nothing over (the next effect is a poll due later).
+  const bool work = handoff.claim_needed || !handoff.effects.empty();
   if (handoff.to != nullptr) {
     for (auto& [id, state] : handoff.refreshed) handoff.to->refresh(id, std::move(state));
     if (handoff.claim_needed) handoff.to->request_claim();
     if (!handoff.effects.empty()) handoff.to->push(std::move(handoff.effects));
   }
-  context.effects_wakeup().notify();
+  if (work) context.effects_wakeup().notify();
 }
 
 }  // namespace brickwork
