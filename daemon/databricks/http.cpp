@@ -12,11 +12,13 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
-#include <cctype>
 #include <atomic>
+#include <cctype>
+#include <charconv>
 #include <functional>
 #include <future>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -120,6 +122,12 @@ bool is_stale_connection(const error_code& ec) {
 }
 
 struct Connection {
+  // The connection's own I/O context, run by the thread that sends a
+  // request on it for as long as the exchange takes: the request needs no
+  // other thread, where handing it to one I/O thread and its response back
+  // cost two wake-ups per call (docs/PERFORMANCE.md). Declared first, so it
+  // outlives the streams bound to it.
+  asio::io_context ioc{1};
   std::unique_ptr<beast::tcp_stream> plain;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
   beast::flat_buffer buffer;
@@ -176,17 +184,13 @@ asio::awaitable<error_code> exchange(Stream& stream, beast::tcp_stream& lowest,
   co_return ec;
 }
 
-// Ends a connection; the peer's missing close_notify or an early EOF is
-// expected here and ignored.
-asio::awaitable<void> close_connection(std::unique_ptr<Connection> conn) {
-  if (conn->tls) {
-    error_code ec;
-    conn->lowest().expires_after(std::chrono::seconds(2));
-    co_await conn->tls->async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
-  }
-  error_code ignored;
-  conn->lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
-  conn->lowest().close();
+// Runs `work` to its end on `ioc`, on the calling thread.
+void run_here(asio::io_context& ioc, asio::awaitable<void> work) {
+  std::exception_ptr failure;
+  asio::co_spawn(ioc, std::move(work), [&failure](std::exception_ptr e) { failure = e; });
+  ioc.restart();
+  ioc.run();
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace
@@ -227,57 +231,81 @@ ssl::context& shared_tls_context() {
 void load_tls_trust_store() { shared_tls_context(); }
 
 struct Client::Impl {
-  explicit Impl(size_t max_idle_per_host) : max_idle_per_host(max_idle_per_host) {
-    thread = std::thread([this] {
-      name_this_thread("bw-http-io");
-      ioc.run();
-    });
+  explicit Impl(size_t max_idle_per_host) : max_idle_per_host(max_idle_per_host) {}
+
+  ~Impl() {
+    if (resolver_thread.joinable()) {
+      resolver_work.reset();
+      resolver_ioc.stop();
+      resolver_thread.join();
+    }
   }
 
   const size_t max_idle_per_host;
-  asio::io_context ioc{1};
-  asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
-  // Touched only on the I/O thread, so no lock.
+  std::atomic<bool> canceled{false};
+
+  // Idle connections by host, the most recently used last: a connection is
+  // taken by one sending thread at a time and given back after its exchange.
+  std::mutex idle_mutex;
   std::map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
-  // How to stop each stage in progress (a resolve, a connection's I/O), by a
-  // number unique to it; I/O thread only.
+
+  // How to stop each stage in progress (a connection's I/O), by a number
+  // unique to it. Checked and filled under one mutex with cancel_all(), so
+  // a stage that begins after it is stopped at once.
+  std::mutex stages_mutex;
   std::map<uint64_t, std::function<void()>> in_progress;
   uint64_t next_stage = 0;
-  std::atomic<bool> canceled{false};
-  std::thread thread;
 
-  // Keeps `stop` in in_progress while it lives (on the I/O thread).
+  // Host names are looked up on a thread of their own (getaddrinfo blocks,
+  // and a lookup must end at its deadline or at cancel_all()), started at the
+  // first one: an address, as the simulator's, needs none.
+  std::once_flag resolver_started;
+  asio::io_context resolver_ioc{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> resolver_work;
+  std::thread resolver_thread;
+
+  // Keeps a way to close `c` in in_progress while it lives; with the client
+  // canceled already, closes it at once. Closing is posted to the
+  // connection's own context, where its I/O runs.
   class Cancelable {
    public:
-    Cancelable(Impl& impl, std::function<void()> stop) : impl_(impl), id_(++impl.next_stage) {
+    Cancelable(Impl& impl, Connection& c) : impl_(impl) {
+      std::function<void()> stop = [&c] {
+        asio::post(c.ioc, [&c] { c.lowest().close(); });
+      };
+      std::lock_guard lock(impl_.stages_mutex);
+      if (impl_.canceled) {
+        stop();
+        return;
+      }
+      id_ = ++impl_.next_stage;
       impl_.in_progress.emplace(id_, std::move(stop));
     }
-    ~Cancelable() { impl_.in_progress.erase(id_); }
+    ~Cancelable() {
+      std::lock_guard lock(impl_.stages_mutex);
+      impl_.in_progress.erase(id_);
+    }
     Cancelable(const Cancelable&) = delete;
     Cancelable& operator=(const Cancelable&) = delete;
 
    private:
     Impl& impl_;
-    uint64_t id_;
+    uint64_t id_ = 0;
   };
 
   static Error canceled_error(const Target& t) {
     return Error{ErrorKind::kTransient, "canceled", "request to " + t.key + " canceled: stopping"};
   }
-  // On the I/O thread: every stage in progress ends now (its operation
-  // completes with an error that perform() reports as canceled).
-  void cancel_in_progress() {
+
+  void cancel_all() {
+    std::lock_guard lock(stages_mutex);
+    canceled = true;
     for (auto& [id, stop] : in_progress) stop();
   }
 
-  ~Impl() {
-    work.reset();
-    ioc.stop();
-    if (thread.joinable()) thread.join();
-    idle.clear();
-  }
-
   std::unique_ptr<Connection> take_idle(const std::string& key) {
+    std::vector<std::unique_ptr<Connection>> stale;  // closed outside the lock
+    std::lock_guard lock(idle_mutex);
     auto it = idle.find(key);
     if (it == idle.end()) return nullptr;
     const auto now = std::chrono::steady_clock::now();
@@ -285,87 +313,130 @@ struct Client::Impl {
       auto conn = std::move(it->second.back());
       it->second.pop_back();
       if (now - conn->idle_since < kIdleLimit && conn->lowest().socket().is_open()) return conn;
+      stale.push_back(std::move(conn));
     }
     return nullptr;
   }
 
+  // Kept for the next request to `key`, or closed when enough are kept. A
+  // connection is closed without TLS's close_notify, as one idle too long
+  // is: waiting for the server's answer would hold the sending thread.
   void give_back(const std::string& key, std::unique_ptr<Connection> conn) {
-    auto& list = idle[key];
     conn->idle_since = std::chrono::steady_clock::now();
     conn->lowest().expires_never();
-    if (list.size() < max_idle_per_host) {
-      list.push_back(std::move(conn));
-    } else {
-      asio::co_spawn(ioc, close_connection(std::move(conn)), asio::detached);
-    }
+    std::lock_guard lock(idle_mutex);
+    auto& list = idle[key];
+    if (list.size() < max_idle_per_host) list.push_back(std::move(conn));
   }
 
-  asio::awaitable<Result<std::unique_ptr<Connection>>> connect(const Target& t, SteadyTime deadline) {
-    auto ex = co_await asio::this_coro::executor;
-    error_code ec;
-    // The resolver has no deadline of its own: a timer cancels it. The timer's
-    // handler holds only a weak reference, so it is harmless if it runs late.
-    auto resolver = std::make_shared<tcp::resolver>(ex);
-    const Cancelable cancel_resolve(*this, [resolver] { resolver->cancel(); });
-    asio::steady_timer timer(ex);
-    timer.expires_at(deadline);
-    auto timed_out = std::make_shared<bool>(false);
-    timer.async_wait([weak = std::weak_ptr<tcp::resolver>(resolver), timed_out](error_code e) {
-      if (e) return;
-      *timed_out = true;
-      if (auto r = weak.lock()) r->cancel();
-    });
-    auto endpoints = co_await resolver->async_resolve(
-        t.host, t.port, asio::redirect_error(asio::use_awaitable, ec));
-    timer.cancel();
-    if (*timed_out) ec = beast::error::timeout;
-    if (ec) co_return transport_error(ec, "resolve", t);
-
-    auto conn = std::make_unique<Connection>();
-    if (t.tls) {
-      conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, shared_tls_context());
-    } else {
-      conn->plain = std::make_unique<beast::tcp_stream>(ex);
+  // The addresses of `t`: its host if it is one, else looked up by the
+  // resolver thread within the deadline.
+  Result<std::vector<tcp::endpoint>> resolve(const Target& t, SteadyTime deadline) {
+    uint16_t port = 0;
+    const auto [end, parse_error] =
+        std::from_chars(t.port.data(), t.port.data() + t.port.size(), port);
+    if (parse_error != std::errc{} || end != t.port.data() + t.port.size()) {
+      return Error{ErrorKind::kInvalidInput, "bad_url", "bad port '" + t.port + "'"};
     }
-    auto& lowest = conn->lowest();
-    const Cancelable cancel_connect(*this, [&lowest] { lowest.close(); });
+    error_code not_ip;
+    const asio::ip::address address = asio::ip::make_address(t.host, not_ip);
+    if (!not_ip) return std::vector<tcp::endpoint>{tcp::endpoint(address, port)};
+
+    std::call_once(resolver_started, [this] {
+      resolver_work.emplace(resolver_ioc.get_executor());
+      resolver_thread = std::thread([this] {
+        name_this_thread("bw-http-io");
+        resolver_ioc.run();
+      });
+    });
+    using Answer = std::pair<error_code, std::vector<tcp::endpoint>>;
+    auto answer = std::make_shared<std::promise<Answer>>();
+    std::future<Answer> answered = answer->get_future();
+    auto resolver = std::make_shared<tcp::resolver>(resolver_ioc);
+    asio::post(resolver_ioc, [resolver, answer, host = t.host, service = t.port] {
+      resolver->async_resolve(
+          host, service, [resolver, answer](error_code ec, tcp::resolver::results_type found) {
+            std::vector<tcp::endpoint> endpoints;
+            for (const auto& entry : found) endpoints.push_back(entry.endpoint());
+            answer->set_value({ec, std::move(endpoints)});
+          });
+    });
+    // In short waits, so that cancel_all() ends a slow lookup too.
+    for (;;) {
+      const auto slice = std::min(deadline, std::chrono::steady_clock::now() +
+                                                std::chrono::milliseconds(50));
+      if (answered.wait_until(slice) == std::future_status::ready) break;
+      if (canceled || std::chrono::steady_clock::now() >= deadline) {
+        asio::post(resolver_ioc, [resolver] { resolver->cancel(); });
+        if (canceled) return canceled_error(t);
+        return transport_error(beast::error::timeout, "resolve", t);
+      }
+    }
+    auto [ec, endpoints] = answered.get();
+    if (ec) return transport_error(ec, "resolve", t);
+    return std::move(endpoints);
+  }
+
+  // Connects and, for HTTPS, shakes hands, on the connection's own context.
+  static asio::awaitable<void> open(Connection& c, const Target& t,
+                                    const std::vector<tcp::endpoint>& endpoints,
+                                    SteadyTime deadline, std::optional<Error>& failed) {
+    error_code ec;
+    auto& lowest = c.lowest();
     lowest.expires_at(deadline);
     co_await lowest.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return transport_error(ec, "connect", t);
-    if (t.tls) {
-      error_code not_ip;
-      asio::ip::make_address(t.host, not_ip);
-      if (not_ip && !SSL_set_tlsext_host_name(conn->tls->native_handle(), t.host.c_str())) {
-        co_return Error{ErrorKind::kPermanent, "tls_error", "cannot set SNI for " + t.host};
-      }
-      conn->tls->set_verify_mode(ssl::verify_peer);
-      conn->tls->set_verify_callback(ssl::host_name_verification(t.host));
-      lowest.expires_at(deadline);
-      co_await conn->tls->async_handshake(ssl::stream_base::client,
-                                          asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) co_return transport_error(ec, "handshake", t);
+    if (ec) {
+      failed = transport_error(ec, "connect", t);
+      co_return;
     }
-    co_return std::move(conn);
+    if (!t.tls) co_return;
+    error_code not_ip;
+    asio::ip::make_address(t.host, not_ip);
+    if (not_ip && !SSL_set_tlsext_host_name(c.tls->native_handle(), t.host.c_str())) {
+      failed = Error{ErrorKind::kPermanent, "tls_error", "cannot set SNI for " + t.host};
+      co_return;
+    }
+    c.tls->set_verify_mode(ssl::verify_peer);
+    c.tls->set_verify_callback(ssl::host_name_verification(t.host));
+    lowest.expires_at(deadline);
+    co_await c.tls->async_handshake(ssl::stream_base::client,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) failed = transport_error(ec, "handshake", t);
   }
 
-  asio::awaitable<Result<Response>> perform(const Request& request) {
+  Result<std::unique_ptr<Connection>> connect(const Target& t, SteadyTime deadline) {
+    auto endpoints = resolve(t, deadline);
+    if (!endpoints) return endpoints.error();
+    auto conn = std::make_unique<Connection>();
+    if (t.tls) {
+      conn->tls =
+          std::make_unique<beast::ssl_stream<beast::tcp_stream>>(conn->ioc, shared_tls_context());
+    } else {
+      conn->plain = std::make_unique<beast::tcp_stream>(conn->ioc);
+    }
+    std::optional<Error> failed;
+    {
+      const Cancelable cancel_connect(*this, *conn);
+      run_here(conn->ioc, open(*conn, t, *endpoints, deadline, failed));
+    }
+    if (failed) return *failed;
+    return conn;
+  }
+
+  Result<Response> perform(const Request& request) {
     auto target = parse_target(request.url, request.allow_link_local);
-    if (!target) co_return target.error();
+    if (!target) return target.error();
     const auto verb = bhttp::string_to_verb(request.method);
     if (verb == bhttp::verb::unknown) {
-      co_return Error{ErrorKind::kInvalidInput, "bad_method", "unknown HTTP method " + request.method};
+      return Error{ErrorKind::kInvalidInput, "bad_method", "unknown HTTP method " + request.method};
     }
     const SteadyTime deadline = std::chrono::steady_clock::now() + request.timeout;
     const Pace pace{deadline, request.idle_timeout};
-    // Not a conditional expression: GCC 12 miscompiles co_await inside one.
-    std::optional<Result<Response>> response;
-    if (request.body_file.empty()) {
-      response.emplace(co_await perform_with<bhttp::string_body>(*target, verb, request, pace));
-    } else {
-      response.emplace(co_await perform_with<bhttp::file_body>(*target, verb, request, pace));
-    }
-    if (!*response && canceled) co_return canceled_error(*target);
-    co_return std::move(*response);
+    Result<Response> response =
+        request.body_file.empty() ? perform_with<bhttp::string_body>(*target, verb, request, pace)
+                                  : perform_with<bhttp::file_body>(*target, verb, request, pace);
+    if (!response && canceled) return canceled_error(*target);
+    return response;
   }
 
   // The request with its body: text as given, or a file opened anew for each
@@ -393,19 +464,31 @@ struct Client::Impl {
   }
 
   template <class Body>
-  asio::awaitable<Result<Response>> perform_with(const Target& t, bhttp::verb verb,
-                                                 const Request& request, const Pace& pace) {
+  static asio::awaitable<void> exchange_on(Connection& c, bhttp::request<Body>& req,
+                                           bhttp::response_parser<bhttp::string_body>& parser,
+                                           const Pace& pace, std::string& stage,
+                                           error_code& ec) {
+    if (c.tls) {
+      ec = co_await exchange(*c.tls, c.lowest(), c.buffer, req, parser, pace, stage);
+    } else {
+      ec = co_await exchange(*c.plain, c.lowest(), c.buffer, req, parser, pace, stage);
+    }
+  }
+
+  template <class Body>
+  Result<Response> perform_with(const Target& t, bhttp::verb verb, const Request& request,
+                                const Pace& pace) {
     // At most one retry, and only when a reused idle connection turns out to be
     // closed before any response byte arrived.
     for (int round = 0; round < 2; ++round) {
       auto req = build<Body>(t, verb, request);
-      if (!req) co_return req.error();
+      if (!req) return req.error();
+      if (canceled) return canceled_error(t);
       auto conn = take_idle(t.key);
       const bool reused = conn != nullptr;
-      if (canceled) co_return canceled_error(t);
       if (!conn) {
-        auto fresh = co_await connect(t, pace.deadline);
-        if (!fresh) co_return fresh.error();
+        auto fresh = connect(t, pace.deadline);
+        if (!fresh) return fresh.error();
         conn = std::move(*fresh);
       }
       bhttp::response_parser<bhttp::string_body> parser;
@@ -415,19 +498,14 @@ struct Client::Impl {
       std::string stage;
       error_code ec;
       {
-        Connection* c = conn.get();
-        const Cancelable cancel_exchange(*this, [c] { c->lowest().close(); });
-        if (conn->tls) {
-          ec = co_await exchange(*conn->tls, conn->lowest(), conn->buffer, *req, parser, pace, stage);
-        } else {
-          ec = co_await exchange(*conn->plain, conn->lowest(), conn->buffer, *req, parser, pace, stage);
-        }
+        const Cancelable cancel_exchange(*this, *conn);
+        run_here(conn->ioc, exchange_on(*conn, *req, parser, pace, stage, ec));
       }
       if (ec) {
         const bool retry_fresh = reused && !parser.is_header_done() && is_stale_connection(ec);
         conn.reset();
         if (retry_fresh) continue;
-        co_return transport_error(ec, stage, t);
+        return transport_error(ec, stage, t);
       }
       auto msg = parser.release();
       Response response;
@@ -437,23 +515,10 @@ struct Client::Impl {
         response.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
       }
       response.body = std::move(msg.body());
-      if (msg.keep_alive()) {
-        give_back(t.key, std::move(conn));
-      } else {
-        asio::co_spawn(ioc, close_connection(std::move(conn)), asio::detached);
-      }
-      co_return response;
+      if (msg.keep_alive()) give_back(t.key, std::move(conn));
+      return response;
     }
-    co_return Error{ErrorKind::kTransient, "connection_error", "connection to " + t.key + " lost"};
-  }
-
-  static asio::awaitable<void> run(Impl* impl, Request request,
-                                   std::shared_ptr<std::promise<Result<Response>>> promise) {
-    try {
-      promise->set_value(co_await impl->perform(request));
-    } catch (const std::exception& e) {
-      promise->set_value(Error{ErrorKind::kInternal, "http_exception", e.what()});
-    }
+    return Error{ErrorKind::kTransient, "connection_error", "connection to " + t.key + " lost"};
   }
 };
 
@@ -464,17 +529,13 @@ Result<Response> Client::send(const Request& request) {
   if (impl_->canceled) {
     return Error{ErrorKind::kTransient, "canceled", "request to " + request.url + " canceled: stopping"};
   }
-  auto promise = std::make_shared<std::promise<Result<Response>>>();
-  auto future = promise->get_future();
-  asio::co_spawn(impl_->ioc, Impl::run(impl_.get(), request, promise), asio::detached);
-  return future.get();
+  try {
+    return impl_->perform(request);
+  } catch (const std::exception& e) {
+    return Error{ErrorKind::kInternal, "http_exception", e.what()};
+  }
 }
 
-void Client::cancel_all() {
-  impl_->canceled = true;
-  // A request that started before the flag was seen is in in_progress by the
-  // time this runs: both happen on the I/O thread, in order.
-  asio::post(impl_->ioc, [impl = impl_.get()] { impl->cancel_in_progress(); });
-}
+void Client::cancel_all() { impl_->cancel_all(); }
 
 }  // namespace brickwork::http

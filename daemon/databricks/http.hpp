@@ -56,18 +56,21 @@ Status check_url(std::string_view url);
 // for its partitions.
 void load_tls_trust_store();
 
-// A synchronous HTTP/1.1 client. Requests run as coroutines on one internal
-// I/O thread; send() blocks the calling thread until the response or error.
-// Thread-safe: any number of threads may call send() at once. Never call
-// send() from a handler running on the client's own I/O thread.
+// A synchronous HTTP/1.1 client. send() runs the request on the calling
+// thread, on the I/O context of the connection it uses, until the response
+// or error: no other thread takes part (but one that looks host names up,
+// started at the first name). Thread-safe: any number of threads may call
+// send() at once.
 //
 // TLS: peer verification against the default trust store (loaded once per
-// process, shared by every client), SNI and host-name verification. Idle connections are kept per host for reuse (keep-alive);
-// a reused connection the server already closed is replaced transparently.
+// process, shared by every client), SNI and host-name verification. Idle
+// connections are kept per host for reuse (keep-alive), the most recently
+// used first; a reused connection the server already closed is replaced
+// transparently.
 //
 // cancel_all() (shutdown) ends every request in flight and refuses new ones,
-// each with kTransient "canceled"; it runs on the I/O thread, so it is safe
-// from any thread and returns at once.
+// each with kTransient "canceled"; it is safe from any thread and returns at
+// once.
 //
 // Errors (as values): kTransient "timeout" (a stage passed the deadline),
 // kTransient "connection_error" (resolve/connect/reset/eof), kPermanent

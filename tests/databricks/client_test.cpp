@@ -4,7 +4,11 @@
 #include <atomic>
 #include <barrier>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -676,6 +680,94 @@ TEST(HttpClient, TlsHandshakeFailureIsAnError) {
   auto r = client.send(req);
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.error().code == "tls_error" || r.error().code == "connection_error") << r.error().code;
+}
+
+
+// Threads of this process named `name`.
+int threads_named(const std::string& name) {
+  int count = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string line;
+    if (std::getline(comm, line) && line == name) ++count;
+  }
+  return count;
+}
+
+// A request to an address runs on the thread that sends it: no other
+// thread wakes to do its I/O and to hand its response back (two wake-ups
+// per call, which on a busy host cost more than the call).
+TEST(HttpClient, ARequestToAnAddressNeedsNoOtherThread) {
+  auto server = http::Server::start("127.0.0.1", 0, [](const http::ServerRequest&) {
+    return http::ServerResponse{200, {}, "{}"};
+  });
+  ASSERT_TRUE(server.ok());
+  const int before = threads_named("bw-http-io");
+  http::Client client;
+  http::Request req;
+  req.url = "http://127.0.0.1:" + std::to_string((*server)->port()) + "/";
+  for (int i = 0; i < 3; ++i) {
+    auto r = client.send(req);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->status, 200);
+  }
+  EXPECT_EQ(threads_named("bw-http-io"), before);
+  EXPECT_EQ((*server)->connections_accepted(), 1) << "the connection was not kept";
+}
+
+// A host name is looked up (on the client's one lookup thread), and each of
+// its addresses tried in turn.
+TEST(HttpClient, AHostNameIsLookedUp) {
+  auto server = http::Server::start("127.0.0.1", 0, [](const http::ServerRequest&) {
+    return http::ServerResponse{200, {}, "{}"};
+  });
+  ASSERT_TRUE(server.ok());
+  http::Client client;
+  http::Request req;
+  req.url = "http://localhost:" + std::to_string((*server)->port()) + "/";
+  auto r = client.send(req);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+}
+
+// cancel_all() (a daemon stopping) ends a request waiting for its answer at
+// once, and refuses the next.
+TEST(HttpClient, CancelAllEndsARequestInFlight) {
+  std::mutex mutex;
+  std::condition_variable answered_cv;
+  bool answer = false;
+  auto server = http::Server::start("127.0.0.1", 0, [&](const http::ServerRequest&) {
+    std::unique_lock lock(mutex);
+    answered_cv.wait_for(lock, 5s, [&] { return answer; });
+    return http::ServerResponse{200, {}, "{}"};
+  });
+  ASSERT_TRUE(server.ok());
+  http::Client client;
+  http::Request req;
+  req.url = "http://127.0.0.1:" + std::to_string((*server)->port()) + "/";
+  req.timeout = 10s;
+  std::optional<Result<http::Response>> result;
+  std::chrono::steady_clock::duration took{};
+  std::thread sender([&] {
+    const auto begun = std::chrono::steady_clock::now();
+    result.emplace(client.send(req));
+    took = std::chrono::steady_clock::now() - begun;
+  });
+  std::this_thread::sleep_for(200ms);
+  client.cancel_all();
+  sender.join();
+  {
+    std::lock_guard lock(mutex);
+    answer = true;
+  }
+  answered_cv.notify_all();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_FALSE(result->ok());
+  EXPECT_EQ(result->error().code, "canceled");
+  EXPECT_LT(took, 2s);
+  auto next = client.send(req);
+  ASSERT_FALSE(next.ok());
+  EXPECT_EQ(next.error().code, "canceled");
 }
 
 }  // namespace
