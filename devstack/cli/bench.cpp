@@ -56,8 +56,9 @@ extern "C" void on_bench_signal(int) { g_bench_interrupted = true; }
 
 constexpr int64_t kInstantJob = 901;  // ends at once and publishes its completion event
 constexpr int64_t kLongJob = 902;     // runs for a day: its workflow waits
-// The long run's starts and job events go in produce batches of up to this.
-constexpr int kLongRunLingerMs = 50;
+// Job events of every measure but the latency measure, and the long run's
+// starts, go in produce batches of up to this.
+constexpr int kBatchLingerMs = 50;
 
 // --------------------------------------------------------------- the daemon
 
@@ -486,42 +487,39 @@ class Bench {
     if (!events) return fail(events.error().message);
     events_ = std::move(*events);
     // The events of every measure but the latency measure, in produce
-    // batches of up to 5 ms: the mock cluster walks a partition's produce
-    // batches from the oldest on every fetch that returns data
-    // (docs/PERFORMANCE.md), so the
-    // throughput measure's 20,000 events, one batch each, cost every fetch
-    // of the measures after it a walk that a real broker, which finds an
-    // offset by its index, does not make. The daemon reads the same events
-    // either way; the latency measure's own are sent at once, as a job's.
-    events_kafka.properties["linger.ms"] = "5";
+    // batches (kBatchLingerMs): the mock cluster walks a partition's produce
+    // batches from the oldest on every fetch that returns data, and returns
+    // one batch per partition a fetch (docs/PERFORMANCE.md). Events one
+    // batch each would cost every fetch of the measures after them a walk
+    // that a real broker, which finds an offset by its index, does not make
+    // (5 ms batches of the throughput measure's events still cost the
+    // latency measure's mock a few points of a core), and would reach the
+    // daemon a few a fetch, where a real broker hands it all that waits.
+    // The latency measure's own are sent at once, as a job's.
+    events_kafka.properties["linger.ms"] = std::to_string(kBatchLingerMs);
     auto batched = KafkaProducer::create(events_kafka, true, "bench-job-events-batched");
     if (!batched) return fail(batched.error().message);
     batched_events_ = std::move(*batched);
-    events_for_others_ = batched_events_.get();
     KafkaConfig commands_kafka = producer_kafka;
     commands_kafka.properties["linger.ms"] = "1";
     auto commands = KafkaProducer::create(commands_kafka, true, "bench-commands");
     if (!commands) return fail(commands.error().message);
     commands_ = std::move(*commands);
-    // The long run's starts and job events, in produce batches of up to
-    // 50 ms. Ten minutes at ~1,500 starts a second in batches of a
+    // The long run's starts, in produce batches (kBatchLingerMs), as its
+    // job events. Ten minutes at ~1,500 starts a second in batches of a
     // millisecond or two fill every partition's log to the mock's 5 MB cap
     // with ~20,000 batches, and the mock walks them from the oldest on each
     // fetch that returns data: its thread then takes a whole core and the
     // run measures that walk, which grows with the log, instead of
     // brickwork (docs/PERFORMANCE.md). A service starting that many
     // workflows batches its records as well.
-    events_kafka.properties["linger.ms"] = std::to_string(kLongRunLingerMs);
-    auto long_run_events = KafkaProducer::create(events_kafka, true, "bench-long-run-events");
-    if (!long_run_events) return fail(long_run_events.error().message);
-    long_run_events_ = std::move(*long_run_events);
-    commands_kafka.properties["linger.ms"] = std::to_string(kLongRunLingerMs);
+    commands_kafka.properties["linger.ms"] = std::to_string(kBatchLingerMs);
     auto long_run_commands = KafkaProducer::create(commands_kafka, true, "bench-long-run-commands");
     if (!long_run_commands) return fail(long_run_commands.error().message);
     long_run_commands_ = std::move(*long_run_commands);
 
     KafkaProducer* at_once = events_.get();
-    std::atomic<KafkaProducer*>* others = &events_for_others_;
+    KafkaProducer* others = batched_events_.get();
     std::atomic<bool>* at_once_used = &at_once_used_;
     RunLog* log = &runs_;
     const std::string events_topic = stack_->topics().events;
@@ -539,7 +537,7 @@ class Bench {
       // the latency measure must not.
       const bool first = !at_once_used->exchange(true);
       KafkaProducer* producer =
-          first || key.rfind("lat-", 0) == 0 ? at_once : others->load();
+          first || key.rfind("lat-", 0) == 0 ? at_once : others;
       (void)producer->produce_async({events_topic, key, payload});
     });
     stack_->simulator().set_run_observer([log](const SimulatedRun& run) { log->run_created(run); });
@@ -613,13 +611,11 @@ class Bench {
     if (events_) (void)events_->flush(Duration(2000));
     if (batched_events_) (void)batched_events_->flush(Duration(2000));
     if (long_run_commands_) (void)long_run_commands_->flush(Duration(2000));
-    if (long_run_events_) (void)long_run_events_->flush(Duration(2000));
     stack_->simulator().stop();
     commands_.reset();
     events_.reset();
     batched_events_.reset();
     long_run_commands_.reset();
-    long_run_events_.reset();
     stack_.reset();
     if (all_ran && !options_.keep) {
       std::error_code ec;
@@ -850,13 +846,7 @@ class Bench {
     const double rate = std::max(peak / 2, 1.0);
     step("long run: " + std::to_string(minutes) + " min of one-step workflows at " +
          fixed(rate, 0) + "/s (half the throughput measure's rate), starts and job events in " +
-         std::to_string(kLongRunLingerMs) + " ms produce batches");
-    events_for_others_ = long_run_events_.get();
-    struct Restore {  // the measures after it send their events as before
-      std::atomic<KafkaProducer*>& producer;
-      KafkaProducer* before;
-      ~Restore() { producer = before; }
-    } restore{events_for_others_, batched_events_.get()};
+         std::to_string(kBatchLingerMs) + " ms produce batches");
     std::atomic<bool> stop{false};
     std::atomic<int64_t> produced{0};
     Status produce_error = ok_status();
@@ -1319,9 +1309,6 @@ class Bench {
   std::atomic<bool> at_once_used_{false};
   std::unique_ptr<KafkaProducer> commands_;
   std::unique_ptr<KafkaProducer> long_run_commands_;
-  std::unique_ptr<KafkaProducer> long_run_events_;
-  // Where the simulator's job events go, but the latency measure's.
-  std::atomic<KafkaProducer*> events_for_others_{nullptr};
   RunLog runs_;
   std::unique_ptr<StatusWatch> watch_;
   std::unique_ptr<DaemonProcess> daemon_;
