@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -666,16 +667,22 @@ TEST(HttpClient, EveryCallSlotKeepsItsConnection) {
 namespace brickwork {
 namespace {
 
-// TLS against a plain-HTTP listener: the handshake fails and comes back as a
-// value (never an exception or a hang).
-TEST(HttpClient, TlsHandshakeFailureIsAnError) {
+// A server that answers every request 200 with "{}".
+std::unique_ptr<http::Server> answering_server() {
   auto server = http::Server::start("127.0.0.1", 0, [](const http::ServerRequest&) {
     return http::ServerResponse{200, {}, "{}"};
   });
-  ASSERT_TRUE(server.ok());
+  return server.ok() ? std::move(*server) : nullptr;
+}
+
+// TLS against a plain-HTTP listener: the handshake fails and comes back as a
+// value (never an exception or a hang).
+TEST(HttpClient, TlsHandshakeFailureIsAnError) {
+  auto server = answering_server();
+  ASSERT_NE(server, nullptr);
   http::Client client;
   http::Request req;
-  req.url = "https://127.0.0.1:" + std::to_string((*server)->port()) + "/";
+  req.url = "https://127.0.0.1:" + std::to_string(server->port()) + "/";
   req.timeout = std::chrono::seconds(5);
   auto r = client.send(req);
   ASSERT_FALSE(r.ok());
@@ -698,33 +705,29 @@ int threads_named(const std::string& name) {
 // thread wakes to do its I/O and to hand its response back (two wake-ups
 // per call, which on a busy host cost more than the call).
 TEST(HttpClient, ARequestToAnAddressNeedsNoOtherThread) {
-  auto server = http::Server::start("127.0.0.1", 0, [](const http::ServerRequest&) {
-    return http::ServerResponse{200, {}, "{}"};
-  });
-  ASSERT_TRUE(server.ok());
+  auto server = answering_server();
+  ASSERT_NE(server, nullptr);
   const int before = threads_named("bw-http-io");
   http::Client client;
   http::Request req;
-  req.url = "http://127.0.0.1:" + std::to_string((*server)->port()) + "/";
+  req.url = "http://127.0.0.1:" + std::to_string(server->port()) + "/";
   for (int i = 0; i < 3; ++i) {
     auto r = client.send(req);
     ASSERT_TRUE(r.ok()) << r.error().message;
     EXPECT_EQ(r->status, 200);
   }
   EXPECT_EQ(threads_named("bw-http-io"), before);
-  EXPECT_EQ((*server)->connections_accepted(), 1) << "the connection was not kept";
+  EXPECT_EQ(server->connections_accepted(), 1) << "the connection was not kept";
 }
 
 // A host name is looked up (on the client's one lookup thread), and each of
 // its addresses tried in turn.
 TEST(HttpClient, AHostNameIsLookedUp) {
-  auto server = http::Server::start("127.0.0.1", 0, [](const http::ServerRequest&) {
-    return http::ServerResponse{200, {}, "{}"};
-  });
-  ASSERT_TRUE(server.ok());
+  auto server = answering_server();
+  ASSERT_NE(server, nullptr);
   http::Client client;
   http::Request req;
-  req.url = "http://localhost:" + std::to_string((*server)->port()) + "/";
+  req.url = "http://localhost:" + std::to_string(server->port()) + "/";
   auto r = client.send(req);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->status, 200);
