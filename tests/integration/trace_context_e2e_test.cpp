@@ -30,15 +30,25 @@ class TraceContext : public EndToEndTest {
                  {{"traceparent", traceparent}});
   }
 
-  // The traceparent header of every status event of `id` ("" for none).
+  // The traceparent header of every status event of `id` ("" for none),
+  // once its workflow_succeeded is published: the outbox publishes after
+  // the commit that wait_terminal() sees, so the topic may not hold the
+  // workflow's events yet when it returns.
   std::vector<std::string> status_traceparents(const std::string& id) {
     std::vector<std::string> out;
-    auto messages = read_topic(config_->kafka.brokers, config_->kafka.topics.status, 20s);
-    EXPECT_TRUE(messages);
-    if (!messages) return out;
-    for (const auto& m : *messages) {
-      if (m.key == id) out.push_back(m.header("traceparent").value_or(""));
-    }
+    const bool ended = eventually([&] {
+      out.clear();
+      auto messages = read_topic(config_->kafka.brokers, config_->kafka.topics.status, 20s);
+      if (!messages) return false;
+      bool succeeded = false;
+      for (const auto& m : *messages) {
+        if (m.key != id) continue;
+        out.push_back(m.header("traceparent").value_or(""));
+        succeeded = succeeded || m.payload.find("\"workflow_succeeded\"") != std::string::npos;
+      }
+      return succeeded;
+    });
+    EXPECT_TRUE(ended) << id << ": no workflow_succeeded on the status topic";
     return out;
   }
 
